@@ -1,0 +1,282 @@
+//! Echo's configuration: defaults < `echo.toml` (or `--config FILE`) < `ECHO_*` variables <
+//! command-line flags. Unknown keys are errors, so a typo never silently keeps a default.
+//! Secrets (passwords inside URLs, keys) are redacted whenever the config is printed.
+
+mod cli;
+mod target;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+pub use cli::{Cli, Command};
+pub use target::{Target, Targets};
+
+/// The whole runtime configuration of one `echo` process.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Which targets this process runs (`all`, or a comma-separated list).
+    pub target: Targets,
+    /// The public port: gRPC, grpc-web and CORS.
+    pub listen: SocketAddr,
+    /// The admin port: `/metrics`, `/healthz`, `/readyz`.
+    pub admin_listen: SocketAddr,
+    /// Where embedded state lives (SQLite files, generated development keys).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` (embedded, the default under `data_dir`) or `postgres://…`.
+    pub database_url: Option<String>,
+    /// Prefix of each service's Postgres schema (`echo_` gives `echo_auth`, `echo_message`, …).
+    pub database_schema_prefix: String,
+    /// `memory://` (in-process, the outbox table is the bus) or `nats://…` (JetStream).
+    pub bus_url: String,
+    /// Prefix of every subject and stream name on the bus (isolates tenants and tests).
+    pub bus_subject_prefix: String,
+    /// How long JetStream keeps events (and the embedded outbox keeps published rows).
+    #[serde(with = "humantime_secs")]
+    pub bus_max_age: Duration,
+    /// JetStream de-duplication window for `Nats-Msg-Id` (the outbox relay's retry horizon).
+    #[serde(with = "humantime_secs")]
+    pub bus_duplicate_window: Duration,
+    /// `memory://` or `redis://…`.
+    pub cache_url: String,
+    /// Prefix of every cache key and channel.
+    pub cache_key_prefix: String,
+    /// `development` or `production`; production refuses development defaults.
+    pub env: Environment,
+    /// `json` (structured, the default) or `text` (for humans at a terminal).
+    pub log_format: LogFormat,
+    /// `tracing` filter directives, e.g. `info,echo_bus=debug`.
+    pub log_filter: String,
+    /// OTLP/gRPC endpoint for traces (e.g. `http://127.0.0.1:4317`); none disables export.
+    pub otlp_endpoint: Option<String>,
+    /// How long shutdown waits for streams and in-flight calls before closing connections.
+    #[serde(with = "humantime_secs")]
+    pub shutdown_grace: Duration,
+    /// Largest accepted request message, in bytes (larger is RESOURCE_EXHAUSTED).
+    pub max_request_bytes: usize,
+    /// HTTP/2 keepalive ping interval; a peer that does not answer is disconnected.
+    #[serde(with = "humantime_secs")]
+    pub keepalive_interval: Duration,
+    /// Origins allowed to call from browsers (grpc-web); `*` allows any.
+    pub cors_allowed_origins: Vec<String>,
+    /// In split mode, where the edge forwards each target's RPCs (`http://host:port`).
+    pub upstreams: Upstreams,
+}
+
+/// Upstream addresses the edge forwards to when a service runs in another process.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Upstreams {
+    /// AuthService upstream.
+    pub auth: Option<String>,
+    /// UserService upstream.
+    pub user: Option<String>,
+    /// MessageService upstream.
+    pub message: Option<String>,
+    /// PresenceService upstream.
+    pub presence: Option<String>,
+    /// NotificationService upstream.
+    pub notification: Option<String>,
+}
+
+impl Upstreams {
+    /// The upstream configured for `target`, if any.
+    pub fn get(&self, target: Target) -> Option<&str> {
+        match target {
+            Target::Auth => self.auth.as_deref(),
+            Target::User => self.user.as_deref(),
+            Target::Message => self.message.as_deref(),
+            Target::Presence => self.presence.as_deref(),
+            Target::Notification => self.notification.as_deref(),
+            Target::Edge => None,
+        }
+    }
+}
+
+/// The deployment mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Local development: embedded defaults and generated keys are fine.
+    #[default]
+    Development,
+    /// Production: weak secrets and development defaults refuse to start.
+    Production,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            target: Targets::all(),
+            listen: ([127, 0, 0, 1], 8080).into(),
+            admin_listen: ([127, 0, 0, 1], 9090).into(),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_schema_prefix: "echo_".into(),
+            bus_url: "memory://".into(),
+            bus_subject_prefix: String::new(),
+            bus_max_age: Duration::from_secs(7 * 24 * 3600),
+            bus_duplicate_window: Duration::from_secs(120),
+            cache_url: "memory://".into(),
+            cache_key_prefix: "echo:".into(),
+            env: Environment::Development,
+            log_format: LogFormat::Json,
+            log_filter: "info".into(),
+            otlp_endpoint: None,
+            shutdown_grace: Duration::from_secs(10),
+            max_request_bytes: 4 * 1024 * 1024,
+            keepalive_interval: Duration::from_secs(30),
+            cors_allowed_origins: vec!["*".into()],
+            upstreams: Upstreams::default(),
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The layered sources could not be read or did not fit the schema.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// The values are well-formed but cannot work together.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+impl Config {
+    /// Layer defaults < config file < `ECHO_*` env < flags, then check the result.
+    pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
+        let file = cli.config.clone().unwrap_or_else(|| PathBuf::from("echo.toml"));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if cli.config.is_some() || file.exists() {
+            figment = figment.merge(Toml::file_exact(&file));
+        }
+        let config: Config = figment
+            // `ECHO_UPSTREAMS__AUTH` reaches `upstreams.auth`; the single underscore stays.
+            .merge(Env::prefixed("ECHO_").split("__").ignore(&["require_services"]))
+            .merge(Serialized::defaults(cli.overrides()))
+            .extract()
+            .map_err(Box::new)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The effective database URL: configured, or the embedded SQLite under `data_dir`.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| embedded_database_url(&self.data_dir))
+    }
+
+    /// Production mode: `env = production`, or any non-embedded backend.
+    pub fn is_production(&self) -> bool {
+        self.env == Environment::Production
+            || self.database_url().starts_with("postgres")
+            || !self.bus_url.starts_with("memory:")
+            || !self.cache_url.starts_with("memory:")
+    }
+
+    /// Refuse combinations that cannot work, saying why and what to set instead.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !self.target.is_whole_mesh() {
+            let alone = self.target.to_string();
+            if self.bus_url.starts_with("memory:") {
+                return Err(ConfigError::Inconsistent(format!(
+                    "target `{alone}` runs without the rest of the mesh, but bus_url is {}: an \
+                     in-process bus cannot carry events between processes; set ECHO_BUS_URL to \
+                     a NATS JetStream server (e.g. nats://127.0.0.1:4222) or run --target all",
+                    self.bus_url
+                )));
+            }
+            if self.cache_url.starts_with("memory:") {
+                return Err(ConfigError::Inconsistent(format!(
+                    "target `{alone}` runs without the rest of the mesh, but cache_url is {}: \
+                     revocations and rate limits must be shared between processes; set \
+                     ECHO_CACHE_URL to a Redis server (e.g. redis://127.0.0.1:6379) or run \
+                     --target all",
+                    self.cache_url
+                )));
+            }
+            if self.database_url().starts_with("sqlite:") && self.target.has_any_service() {
+                return Err(ConfigError::Inconsistent(format!(
+                    "target `{alone}` runs without the rest of the mesh, but the database is \
+                     embedded SQLite, which one process owns; set ECHO_DATABASE_URL to \
+                     PostgreSQL or run --target all"
+                )));
+            }
+        }
+        if self.max_request_bytes < 1024 {
+            return Err(ConfigError::Inconsistent(
+                "max_request_bytes below 1024 would refuse ordinary requests".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with secrets redacted, for logs and `--print-config`.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut copy = self.clone();
+        copy.database_url = Some(redact_url(&self.database_url()));
+        copy.bus_url = redact_url(&self.bus_url);
+        copy.cache_url = redact_url(&self.cache_url);
+        serde_json::to_value(copy).unwrap_or_default()
+    }
+}
+
+/// `sqlite://<data_dir>/echo.db`: each service keeps its own file beside it (`echo-auth.db`).
+pub fn embedded_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("echo.db").display())
+}
+
+/// Replace the password in `scheme://user:password@host/…` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            let masked = if credentials.contains(':') { format!("{user}:***") } else { user.into() };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Durations are written in whole seconds in files and variables (`shutdown_grace = 10`).
+mod humantime_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(value.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(deserializer)?;
+        if !(0.0..=1e9).contains(&seconds) {
+            return Err(serde::de::Error::custom("a duration in seconds between 0 and 1e9"));
+        }
+        Ok(Duration::from_secs_f64(seconds))
+    }
+}
+
+#[cfg(test)]
+mod tests;

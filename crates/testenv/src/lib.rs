@@ -1,0 +1,118 @@
+//! Where tests find the shared Postgres, NATS and Redis servers, and how each test isolates
+//! itself on them (DESIGN §12).
+//!
+//! A server is looked up at `ECHO_TEST_<NAME>_URL` or at its standard localhost port. When it
+//! cannot be reached the test says so loudly on stderr and skips (the caller gets `None`),
+//! unless `ECHO_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns absence into a panic.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// A shared server that integration tests may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// PostgreSQL, default `postgres://postgres@127.0.0.1:5432/postgres`.
+    Postgres,
+    /// NATS with JetStream, default `nats://127.0.0.1:4222`.
+    Nats,
+    /// Redis, default `redis://127.0.0.1:6379`.
+    Redis,
+}
+
+impl Server {
+    fn env_var(self) -> &'static str {
+        match self {
+            Server::Postgres => "ECHO_TEST_POSTGRES_URL",
+            Server::Nats => "ECHO_TEST_NATS_URL",
+            Server::Redis => "ECHO_TEST_REDIS_URL",
+        }
+    }
+
+    fn default_url(self) -> &'static str {
+        match self {
+            Server::Postgres => "postgres://postgres@127.0.0.1:5432/postgres",
+            Server::Nats => "nats://127.0.0.1:4222",
+            Server::Redis => "redis://127.0.0.1:6379",
+        }
+    }
+}
+
+/// True when `ECHO_REQUIRE_SERVICES=1`: a missing server is a failure, not a skip.
+pub fn services_required() -> bool {
+    std::env::var("ECHO_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// The URL of `server` if it answers on TCP; `None` (after a loud skip notice) if it does not.
+///
+/// Panics when the server is absent and [`services_required`] is set.
+pub fn url(server: Server) -> Option<String> {
+    let url = std::env::var(server.env_var()).unwrap_or_else(|_| server.default_url().to_owned());
+    if reachable(&url) {
+        return Some(url);
+    }
+    let message = format!(
+        "{server:?} is not reachable at {url} (set {} to point elsewhere)",
+        server.env_var()
+    );
+    if services_required() {
+        panic!("{message}; ECHO_REQUIRE_SERVICES=1 makes this a failure");
+    }
+    eprintln!("\n!!! SKIPPING: {message}\n");
+    None
+}
+
+/// A name unique to this call, safe as a Postgres schema, a NATS subject token or a Redis key
+/// prefix: lowercase letters, digits and underscores, starting with `prefix`.
+pub fn unique_name(prefix: &str) -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    // The tail of a v7 id is random; the head is the timestamp, which sorts runs together.
+    format!("{prefix}_{}_{}", &id[..12], &id[20..])
+}
+
+/// A free TCP port on 127.0.0.1 (for private servers started by outage tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("bind an ephemeral port on 127.0.0.1")
+}
+
+fn reachable(url: &str) -> bool {
+    let Some(host_port) = host_port(url) else {
+        return false;
+    };
+    let Ok(mut addrs) = host_port.to_socket_addrs() else {
+        return false;
+    };
+    addrs.any(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok())
+}
+
+/// `scheme://[user[:pass]@]host:port[/path][?query]` → `host:port`.
+fn host_port(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    Some(host_port.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_strips_credentials_path_and_query() {
+        assert_eq!(
+            host_port("postgres://postgres:pw@127.0.0.1:5432/db?sslmode=disable").as_deref(),
+            Some("127.0.0.1:5432")
+        );
+        assert_eq!(host_port("nats://127.0.0.1:4222").as_deref(), Some("127.0.0.1:4222"));
+    }
+
+    #[test]
+    fn unique_names_differ_and_are_identifier_safe() {
+        let a = unique_name("t");
+        let b = unique_name("t");
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+    }
+}
