@@ -1,0 +1,171 @@
+//! The database handle every service uses: PostgreSQL in production, an embedded SQLite file by
+//! default (DESIGN §3).
+//!
+//! Each service owns its data. On PostgreSQL it gets its own schema (`<prefix><service>`, via
+//! `search_path`, so the same SQL runs unqualified); on SQLite its own file beside the
+//! configured one (`data/echo.db` → `data/echo-auth.db`), which also gives each service its own
+//! single writer. Each service's migrator keeps its own bookkeeping table
+//! (`_echo_migrations_<name>`), so migration sets never collide.
+
+mod migrate;
+mod postgres;
+mod sqlite;
+
+use std::time::Duration;
+
+pub use migrate::Migrations;
+pub use sqlx;
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+
+/// A service's database.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// PostgreSQL with `search_path` set to the service's schema.
+    Postgres(PostgresDatabase),
+    /// An embedded SQLite file (WAL, `synchronous=FULL`, foreign keys on, one writer).
+    Sqlite(SqliteDatabase),
+}
+
+/// A PostgreSQL pool bound to one schema.
+#[derive(Clone, Debug)]
+pub struct PostgresDatabase {
+    /// Connections whose `search_path` is `schema`.
+    pub pool: PgPool,
+    /// The schema this service owns.
+    pub schema: String,
+}
+
+/// SQLite pools: exactly one writer connection (so concurrent writers queue in-process instead
+/// of meeting SQLITE_BUSY) and several readers (WAL lets them read during a write).
+#[derive(Clone, Debug)]
+pub struct SqliteDatabase {
+    /// The single connection every write transaction goes through.
+    pub writer: SqlitePool,
+    /// Read-only connections.
+    pub reader: SqlitePool,
+}
+
+/// An open write transaction on either backend.
+pub enum Tx {
+    /// A PostgreSQL transaction.
+    Postgres(sqlx::Transaction<'static, Postgres>),
+    /// A SQLite transaction begun with `BEGIN IMMEDIATE` on the writer.
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+}
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no backend we support.
+    #[error("unsupported database url `{0}`: expected postgres://… or sqlite://…")]
+    UnsupportedUrl(String),
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration of `{service}` failed: {source}")]
+    Migrate {
+        /// The service whose migrations failed.
+        service: String,
+        /// The cause.
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+impl StoreError {
+    /// True when the failure is the database being unreachable (callers answer UNAVAILABLE).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlx(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            )
+        )
+    }
+}
+
+/// How long a caller waits for a pooled connection before the call fails as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Database {
+    /// Open `service`'s database at `url`, creating its schema or file if needed.
+    ///
+    /// `schema_prefix` applies to PostgreSQL only (`echo_` → schema `echo_auth`); tests pass a
+    /// unique prefix per test.
+    pub async fn connect(url: &str, service: &str, schema_prefix: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let schema = format!("{schema_prefix}{service}");
+            postgres::connect(url, &schema).await.map(Database::Postgres)
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            sqlite::connect(&sqlite::service_file(path, service)).await.map(Database::Sqlite)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    /// Begin a write transaction (`BEGIN IMMEDIATE` on SQLite, so the write lock is taken up
+    /// front and the transaction cannot fail half-way with SQLITE_BUSY).
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Database::Postgres(db) => Tx::Postgres(db.pool.begin().await?),
+            Database::Sqlite(db) => Tx::Sqlite(db.writer.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    /// Apply `migrations` (the backend's half of them) and record them in the service's own
+    /// bookkeeping table.
+    pub async fn migrate(&self, migrations: &Migrations) -> Result<(), StoreError> {
+        migrations.run(self).await
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Database::Postgres(db) => drop(sqlx::query("SELECT 1").execute(&db.pool).await?),
+            Database::Sqlite(db) => drop(sqlx::query("SELECT 1").execute(&db.reader).await?),
+        }
+        Ok(())
+    }
+
+    /// Which backend this is, for logs and metrics labels.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Postgres(_) => "postgres",
+            Database::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Close every pooled connection (tests and shutdown).
+    pub async fn close(&self) {
+        match self {
+            Database::Postgres(db) => db.pool.close().await,
+            Database::Sqlite(db) => {
+                db.writer.close().await;
+                db.reader.close().await;
+            }
+        }
+    }
+}
+
+impl Tx {
+    /// Commit the transaction.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await?,
+            Tx::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Roll the transaction back (dropping it does the same, later).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Postgres(tx) => tx.rollback().await?,
+            Tx::Sqlite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,39 @@
+//! PostgreSQL: one schema per service, selected through `search_path`.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::{ACQUIRE_TIMEOUT, PostgresDatabase, StoreError};
+
+pub(crate) async fn connect(url: &str, schema: &str) -> Result<PostgresDatabase, StoreError> {
+    let base = PgConnectOptions::from_str(url)?;
+    create_schema(&base, schema).await?;
+    let options = base.options([("search_path", schema)]);
+    let pool = PgPoolOptions::new()
+        .max_connections(32)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await?;
+    Ok(PostgresDatabase { pool, schema: schema.to_owned() })
+}
+
+async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), StoreError> {
+    let mut conn = options.connect().await?;
+    let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
+    let created = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+    conn.close().await?;
+    match created {
+        Ok(_) => Ok(()),
+        // Two processes creating the same schema at once: the loser sees a unique violation
+        // on pg_namespace even with IF NOT EXISTS. The schema exists either way.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Quote an identifier for PostgreSQL (schemas come from configuration, not from users).
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
