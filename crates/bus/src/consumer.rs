@@ -96,7 +96,8 @@ pub async fn run(
                     break;
                 }
             };
-            if let Err(error) = settle(&db, &spec, handler.as_ref(), &mut *subscription, delivery).await
+            if let Err(error) =
+                settle(&db, &spec, handler.as_ref(), &mut *subscription, delivery).await
             {
                 tracing::warn!(consumer = %spec.name, %error, "settling a delivery failed");
                 pause(&shutdown, Duration::from_millis(200)).await;
@@ -155,11 +156,19 @@ async fn record_processed(tx: &mut Tx, consumer: &str, event_id: Uuid) -> Result
                ON CONFLICT DO NOTHING";
     let inserted = match tx {
         Tx::Postgres(tx) => {
-            sqlx::query(sql).bind(consumer).bind(event_id).execute(&mut **tx).await?
+            sqlx::query(sql)
+                .bind(consumer)
+                .bind(event_id)
+                .execute(&mut **tx)
+                .await?
         }
         .rows_affected(),
         Tx::Sqlite(tx) => {
-            sqlx::query(sql).bind(consumer).bind(event_id.to_string()).execute(&mut **tx).await?
+            sqlx::query(sql)
+                .bind(consumer)
+                .bind(event_id.to_string())
+                .execute(&mut **tx)
+                .await?
         }
         .rows_affected(),
     };
@@ -176,11 +185,17 @@ pub(crate) async fn save_position(
                SET position_tx = excluded.position_tx, position_id = excluded.position_id";
     match tx {
         Tx::Postgres(tx) => {
-            let query = sqlx::query(sql).bind(consumer).bind(position.tx).bind(position.id);
+            let query = sqlx::query(sql)
+                .bind(consumer)
+                .bind(position.tx)
+                .bind(position.id);
             query.execute(&mut **tx).await?;
         }
         Tx::Sqlite(tx) => {
-            let query = sqlx::query(sql).bind(consumer).bind(position.tx).bind(position.id);
+            let query = sqlx::query(sql)
+                .bind(consumer)
+                .bind(position.tx)
+                .bind(position.id);
             query.execute(&mut **tx).await?;
         }
     }
@@ -191,10 +206,16 @@ pub(crate) async fn load_position(db: &Database, consumer: &str) -> Result<Posit
     let sql = "SELECT position_tx, position_id FROM bus_consumer_offsets WHERE consumer = $1";
     let row: Option<(i64, i64)> = match db {
         Database::Postgres(db) => {
-            sqlx::query_as(sql).bind(consumer).fetch_optional(&db.pool).await?
+            sqlx::query_as(sql)
+                .bind(consumer)
+                .fetch_optional(&db.pool)
+                .await?
         }
         Database::Sqlite(db) => {
-            sqlx::query_as(sql).bind(consumer).fetch_optional(&db.writer).await?
+            sqlx::query_as(sql)
+                .bind(consumer)
+                .fetch_optional(&db.writer)
+                .await?
         }
     };
     Ok(row.map(|(tx, id)| Position { tx, id }).unwrap_or_default())

@@ -67,7 +67,10 @@ impl EmbeddedBus {
 impl EventBus for EmbeddedBus {
     async fn attach_outbox(&self, outbox: Outbox) -> Result<(), BusError> {
         let service = outbox.service().to_owned();
-        self.outboxes.lock().expect("outbox map").insert(service, outbox);
+        self.outboxes
+            .lock()
+            .expect("outbox map")
+            .insert(service, outbox);
         self.attached.send_modify(|n| *n += 1);
         Ok(())
     }
@@ -113,7 +116,9 @@ impl EventBus for EmbeddedBus {
                 }
             }
         });
-        Ok(stream.filter(move |(subject, _)| futures::future::ready(matches(&filter, subject))).boxed())
+        Ok(stream
+            .filter(move |(subject, _)| futures::future::ready(matches(&filter, subject)))
+            .boxed())
     }
 
     fn is_connected(&self) -> bool {
@@ -153,7 +158,10 @@ impl crate::Subscription for EmbeddedSubscription {
                 Outbox::wait_for_commit(&mut self.signal, POLL).await;
             }
             let filter = &self.spec.filter;
-            self.buffer.extend(rows.into_iter().filter(|(_, e)| matches(filter, &e.subject)));
+            self.buffer.extend(
+                rows.into_iter()
+                    .filter(|(_, e)| matches(filter, &e.subject)),
+            );
         }
     }
 
@@ -164,7 +172,12 @@ impl crate::Subscription for EmbeddedSubscription {
 
     async fn retry(&mut self, delivery: Delivery, delay: Duration) -> Result<(), BusError> {
         let position = delivery.position.unwrap_or_default();
-        self.retry = Some((position, delivery.event, delivery.attempt, Instant::now() + delay));
+        self.retry = Some((
+            position,
+            delivery.event,
+            delivery.attempt,
+            Instant::now() + delay,
+        ));
         Ok(())
     }
 
@@ -174,6 +187,10 @@ impl crate::Subscription for EmbeddedSubscription {
 }
 
 fn delivery(position: Position, event: Event, attempt: u32) -> Delivery {
-    Delivery { event, attempt, position: Some(position), handle: DeliveryHandle::Embedded }
+    Delivery {
+        event,
+        attempt,
+        position: Some(position),
+        handle: DeliveryHandle::Embedded,
+    }
 }
-

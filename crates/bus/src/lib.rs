@@ -26,8 +26,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-pub use embedded::EmbeddedBus;
 use echo_store::Database;
+pub use embedded::EmbeddedBus;
 pub use event::{Event, Position};
 pub use migrations::migrations;
 pub use nats::{NatsBus, NatsSettings};
@@ -79,7 +79,11 @@ impl ConsumerSpec {
             name: name.into(),
             filter: filter.into(),
             max_deliver: 5,
-            backoff: vec![Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(30)],
+            backoff: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
             ack_wait: Duration::from_secs(30),
         }
     }
@@ -87,7 +91,10 @@ impl ConsumerSpec {
     /// The delay before delivery number `attempt + 1`.
     pub fn backoff_after(&self, attempt: u32) -> Duration {
         let index = (attempt.max(1) as usize - 1).min(self.backoff.len().saturating_sub(1));
-        self.backoff.get(index).copied().unwrap_or(Duration::from_secs(1))
+        self.backoff
+            .get(index)
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
     }
 }
 
@@ -158,6 +165,8 @@ pub async fn connect(url: &str, settings: NatsSettings) -> Result<Arc<dyn EventB
     } else if url.starts_with("nats://") || url.starts_with("tls://") {
         Ok(Arc::new(NatsBus::connect(url, settings).await?))
     } else {
-        Err(BusError::Config(format!("unsupported bus url `{url}`: expected memory:// or nats://…")))
+        Err(BusError::Config(format!(
+            "unsupported bus url `{url}`: expected memory:// or nats://…"
+        )))
     }
 }

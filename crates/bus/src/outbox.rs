@@ -26,7 +26,11 @@ const COLUMNS: &str = "id, event_id, subject, event_type, payload, trace_parent,
 impl Outbox {
     /// The outbox of `service` in `db` (whose bus migrations must have run).
     pub fn new(service: &'static str, db: Database) -> Self {
-        Self { service, db, commits: Arc::new(watch::channel(0).0) }
+        Self {
+            service,
+            db,
+            commits: Arc::new(watch::channel(0).0),
+        }
     }
 
     /// The owning service (`auth`, `message`, …).
@@ -101,20 +105,32 @@ impl Outbox {
 
     /// Up to `limit` rows not yet published, oldest first (for the relay).
     pub(crate) async fn unpublished(&self, limit: i64) -> Result<Vec<(i64, Event)>, BusError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
-        );
+        let sql =
+            format!("SELECT {COLUMNS} FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1");
         let rows = match &self.db {
             Database::Postgres(db) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&db.pool);
-                rows.await?.iter().map(decode_pg).collect::<Result<Vec<_>, _>>()?
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(&db.pool);
+                rows.await?
+                    .iter()
+                    .map(decode_pg)
+                    .collect::<Result<Vec<_>, _>>()?
             }
             Database::Sqlite(db) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&db.reader);
-                rows.await?.iter().map(decode_sqlite).collect::<Result<Vec<_>, _>>()?
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(&db.reader);
+                rows.await?
+                    .iter()
+                    .map(decode_sqlite)
+                    .collect::<Result<Vec<_>, _>>()?
             }
         };
-        Ok(rows.into_iter().map(|(position, event)| (position.id, event)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(position, event)| (position.id, event))
+            .collect())
     }
 
     /// Mark rows published (only after the broker acknowledged them).
@@ -178,7 +194,8 @@ impl Outbox {
                 rows.iter().map(decode_pg).collect::<Result<_, _>>()?
             }
             Database::Sqlite(db) => {
-                let sql = format!("SELECT {COLUMNS} FROM outbox WHERE id > $1 ORDER BY id LIMIT $2");
+                let sql =
+                    format!("SELECT {COLUMNS} FROM outbox WHERE id > $1 ORDER BY id LIMIT $2");
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(after.id)
                     .bind(limit)
@@ -193,13 +210,18 @@ impl Outbox {
     /// or on the embedded bus every row older than `keep` (its retention, like `max_age`).
     pub async fn prune(&self, keep: Duration, published_only: bool) -> Result<u64, BusError> {
         let cutoff = Utc::now() - chrono::Duration::from_std(keep).unwrap_or_default();
-        let published = if published_only { "published_at IS NOT NULL AND " } else { "" };
+        let published = if published_only {
+            "published_at IS NOT NULL AND "
+        } else {
+            ""
+        };
         let sql = format!("DELETE FROM outbox WHERE {published}occurred_at < $1");
         let done = match &self.db {
-            Database::Postgres(db) => {
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(cutoff).execute(&db.pool).await?
-                    .rows_affected()
-            }
+            Database::Postgres(db) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(cutoff)
+                .execute(&db.pool)
+                .await?
+                .rows_affected(),
             Database::Sqlite(db) => sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(cutoff.timestamp_micros())
                 .execute(&db.writer)
@@ -225,7 +247,13 @@ fn decode_pg(row: &sqlx::postgres::PgRow) -> Result<(Position, Event), BusError>
         occurred_at: row.try_get::<DateTime<Utc>, _>("occurred_at")?,
         trace_parent: row.try_get("trace_parent")?,
     };
-    Ok((Position { tx, id: row.try_get("id")? }, event))
+    Ok((
+        Position {
+            tx,
+            id: row.try_get("id")?,
+        },
+        event,
+    ))
 }
 
 fn decode_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<(Position, Event), BusError> {
@@ -239,5 +267,11 @@ fn decode_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<(Position, Event), Bus
         occurred_at: DateTime::from_timestamp_micros(micros).unwrap_or_default(),
         trace_parent: row.try_get("trace_parent")?,
     };
-    Ok((Position { tx: 0, id: row.try_get("id")? }, event))
+    Ok((
+        Position {
+            tx: 0,
+            id: row.try_get("id")?,
+        },
+        event,
+    ))
 }

@@ -3,14 +3,23 @@
 /// `echo.auth.user_registered.x` → `auth`.
 pub fn domain(subject: &str) -> Option<&str> {
     let mut tokens = subject.split('.');
-    (tokens.next() == Some("echo")).then(|| tokens.next()).flatten().filter(|d| !d.is_empty())
+    (tokens.next() == Some("echo"))
+        .then(|| tokens.next())
+        .flatten()
+        .filter(|d| !d.is_empty())
 }
 
 /// The JetStream stream holding a domain's events: `ECHO_AUTH`, with the prefix in front.
 pub fn stream_name(prefix: &str, domain: &str) -> String {
     let prefix: String = prefix
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{prefix}ECHO_{}", domain.to_ascii_uppercase())
 }
@@ -25,7 +34,15 @@ pub fn dead_letter_subject(consumer: &str) -> String {
 
 /// Make `name` a single subject token / consumer name (no dots, spaces or wildcards).
 pub fn sanitize_token(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// NATS subject matching: `*` matches one token, `>` one or more trailing tokens.

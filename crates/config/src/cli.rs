@@ -54,7 +54,10 @@ impl Cli {
         put("target", self.target.clone());
         put("listen", self.listen.map(|a| a.to_string()));
         put("admin_listen", self.admin_listen.map(|a| a.to_string()));
-        put("data_dir", self.data_dir.as_ref().map(|d| d.display().to_string()));
+        put(
+            "data_dir",
+            self.data_dir.as_ref().map(|d| d.display().to_string()),
+        );
         Value::Object(layer)
     }
 }

@@ -162,14 +162,21 @@ pub enum ConfigError {
 impl Config {
     /// Layer defaults < config file < `ECHO_*` env < flags, then check the result.
     pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
-        let file = cli.config.clone().unwrap_or_else(|| PathBuf::from("echo.toml"));
+        let file = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("echo.toml"));
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if cli.config.is_some() || file.exists() {
             figment = figment.merge(Toml::file_exact(&file));
         }
         let config: Config = figment
             // `ECHO_UPSTREAMS__AUTH` reaches `upstreams.auth`; the single underscore stays.
-            .merge(Env::prefixed("ECHO_").split("__").ignore(&["require_services"]))
+            .merge(
+                Env::prefixed("ECHO_")
+                    .split("__")
+                    .ignore(&["require_services"]),
+            )
             .merge(Serialized::defaults(cli.overrides()))
             .extract()
             .map_err(Box::new)?;
@@ -179,7 +186,9 @@ impl Config {
 
     /// The effective database URL: configured, or the embedded SQLite under `data_dir`.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| embedded_database_url(&self.data_dir))
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| embedded_database_url(&self.data_dir))
     }
 
     /// Production mode: `env = production`, or any non-embedded backend.
@@ -252,7 +261,11 @@ pub fn redact_url(url: &str) -> String {
     match authority.rsplit_once('@') {
         Some((credentials, host)) => {
             let user = credentials.split(':').next().unwrap_or_default();
-            let masked = if credentials.contains(':') { format!("{user}:***") } else { user.into() };
+            let masked = if credentials.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.into()
+            };
             format!("{scheme}://{masked}@{host}{tail}")
         }
         None => url.to_owned(),
@@ -272,7 +285,9 @@ mod humantime_secs {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let seconds = f64::deserialize(deserializer)?;
         if !(0.0..=1e9).contains(&seconds) {
-            return Err(serde::de::Error::custom("a duration in seconds between 0 and 1e9"));
+            return Err(serde::de::Error::custom(
+                "a duration in seconds between 0 and 1e9",
+            ));
         }
         Ok(Duration::from_secs_f64(seconds))
     }

@@ -24,8 +24,13 @@ pub enum Target {
 
 impl Target {
     /// Every service target (not the edge), in start-up order.
-    pub const SERVICES: [Target; 5] =
-        [Target::Auth, Target::User, Target::Message, Target::Presence, Target::Notification];
+    pub const SERVICES: [Target; 5] = [
+        Target::Auth,
+        Target::User,
+        Target::Message,
+        Target::Presence,
+        Target::Notification,
+    ];
 
     /// The lowercase name used on the command line, in schemas and in file names.
     pub fn name(self) -> &'static str {
@@ -110,7 +115,10 @@ impl FromStr for Targets {
         if s.trim() == "all" {
             return Ok(Targets::all());
         }
-        let mut targets = s.split(',').map(Target::from_str).collect::<Result<Vec<_>, _>>()?;
+        let mut targets = s
+            .split(',')
+            .map(Target::from_str)
+            .collect::<Result<Vec<_>, _>>()?;
         targets.sort();
         targets.dedup();
         if targets.is_empty() {

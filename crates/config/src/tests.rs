@@ -21,7 +21,10 @@ fn defaults_run_the_whole_mesh_embedded() {
 #[test]
 fn flags_beat_env_which_beats_the_file() {
     figment::Jail::expect_with(|jail| {
-        jail.create_file("echo.toml", "listen = \"127.0.0.1:1111\"\nlog_format = \"text\"")?;
+        jail.create_file(
+            "echo.toml",
+            "listen = \"127.0.0.1:1111\"\nlog_format = \"text\"",
+        )?;
         jail.set_env("ECHO_LISTEN", "127.0.0.1:2222");
         jail.set_env("ECHO_UPSTREAMS__AUTH", "http://auth:8080");
         let from_env = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
@@ -39,7 +42,10 @@ fn flags_beat_env_which_beats_the_file() {
 fn unknown_keys_are_errors() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("echo.toml", "lisen = \"127.0.0.1:1111\"")?;
-        let error = Config::load(&cli(&[])).err().map(|e| e.to_string()).unwrap_or_default();
+        let error = Config::load(&cli(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(error.contains("lisen"), "{error}");
         Ok(())
     });
@@ -50,8 +56,14 @@ fn a_lone_target_refuses_the_in_process_bus_and_says_why() {
     figment::Jail::expect_with(|jail| {
         jail.set_env("ECHO_DATABASE_URL", "postgres://postgres@127.0.0.1/echo");
         jail.set_env("ECHO_CACHE_URL", "redis://127.0.0.1:6379");
-        let error = Config::load(&cli(&["--target", "auth"])).err().unwrap().to_string();
-        assert!(error.contains("in-process bus cannot carry events"), "{error}");
+        let error = Config::load(&cli(&["--target", "auth"]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("in-process bus cannot carry events"),
+            "{error}"
+        );
         assert!(error.contains("ECHO_BUS_URL"), "{error}");
         jail.set_env("ECHO_BUS_URL", "nats://127.0.0.1:4222");
         assert!(Config::load(&cli(&["--target", "auth"])).is_ok());
@@ -64,11 +76,22 @@ fn targets_parse_and_print() {
     let targets: Targets = "message,auth,auth".parse().unwrap();
     assert_eq!(targets.to_string(), "auth,message");
     assert!("all".parse::<Targets>().unwrap().is_whole_mesh());
-    assert!("mesage".parse::<Targets>().unwrap_err().contains("unknown target"));
+    assert!(
+        "mesage"
+            .parse::<Targets>()
+            .unwrap_err()
+            .contains("unknown target")
+    );
 }
 
 #[test]
 fn passwords_in_urls_are_redacted() {
-    assert_eq!(redact_url("postgres://echo:s3cret@db:5432/echo"), "postgres://echo:***@db:5432/echo");
-    assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    assert_eq!(
+        redact_url("postgres://echo:s3cret@db:5432/echo"),
+        "postgres://echo:***@db:5432/echo"
+    );
+    assert_eq!(
+        redact_url("redis://127.0.0.1:6379"),
+        "redis://127.0.0.1:6379"
+    );
 }

@@ -92,12 +92,20 @@ impl Database {
     ///
     /// `schema_prefix` applies to PostgreSQL only (`echo_` → schema `echo_auth`); tests pass a
     /// unique prefix per test.
-    pub async fn connect(url: &str, service: &str, schema_prefix: &str) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        service: &str,
+        schema_prefix: &str,
+    ) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let schema = format!("{schema_prefix}{service}");
-            postgres::connect(url, &schema).await.map(Database::Postgres)
+            postgres::connect(url, &schema)
+                .await
+                .map(Database::Postgres)
         } else if let Some(path) = url.strip_prefix("sqlite://") {
-            sqlite::connect(&sqlite::service_file(path, service)).await.map(Database::Sqlite)
+            sqlite::connect(&sqlite::service_file(path, service))
+                .await
+                .map(Database::Sqlite)
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }

@@ -18,7 +18,11 @@ impl Migrations {
         let table = format!("_echo_migrations_{name}");
         postgres.dangerous_set_table_name(table.clone());
         sqlite.dangerous_set_table_name(table);
-        Self { name, postgres, sqlite }
+        Self {
+            name,
+            postgres,
+            sqlite,
+        }
     }
 
     /// The service (or platform part) these migrations belong to.
@@ -31,8 +35,15 @@ impl Migrations {
             Database::Postgres(db) => self.postgres.run(&db.pool).await,
             Database::Sqlite(db) => self.sqlite.run(&db.writer).await,
         };
-        result.map_err(|source| StoreError::Migrate { service: self.name.to_owned(), source })?;
-        tracing::debug!(migrations = self.name, backend = db.backend(), "migrations applied");
+        result.map_err(|source| StoreError::Migrate {
+            service: self.name.to_owned(),
+            source,
+        })?;
+        tracing::debug!(
+            migrations = self.name,
+            backend = db.backend(),
+            "migrations applied"
+        );
         Ok(())
     }
 }

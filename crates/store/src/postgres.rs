@@ -16,13 +16,18 @@ pub(crate) async fn connect(url: &str, schema: &str) -> Result<PostgresDatabase,
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await?;
-    Ok(PostgresDatabase { pool, schema: schema.to_owned() })
+    Ok(PostgresDatabase {
+        pool,
+        schema: schema.to_owned(),
+    })
 }
 
 async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), StoreError> {
     let mut conn = options.connect().await?;
     let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
-    let created = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+    let created = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await;
     conn.close().await?;
     match created {
         Ok(_) => Ok(()),

@@ -11,9 +11,14 @@ use crate::{ACQUIRE_TIMEOUT, SqliteDatabase, StoreError};
 /// `data/echo.db` + `auth` → `data/echo-auth.db`: every service keeps its own file.
 pub(crate) fn service_file(configured: &str, service: &str) -> PathBuf {
     let configured = Path::new(configured.split('?').next().unwrap_or(configured));
-    let stem = configured.file_stem().and_then(|s| s.to_str()).unwrap_or("echo");
+    let stem = configured
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("echo");
     let name = format!("{stem}-{service}.db");
-    configured.parent().map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name))
+    configured
+        .parent()
+        .map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name))
 }
 
 pub(crate) async fn connect(file: &Path) -> Result<SqliteDatabase, StoreError> {

@@ -39,9 +39,13 @@ async fn sqlite_gets_a_file_per_service_in_wal_mode() {
     db.migrate(&widgets()).await.unwrap(); // idempotent
     assert!(dir.path().join("echo-widgets.db").exists());
     assert_eq!(insert_and_count(&db).await, 1);
-    let Database::Sqlite(sqlite) = &db else { unreachable!() };
-    let mode: String =
-        sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&sqlite.writer).await.unwrap();
+    let Database::Sqlite(sqlite) = &db else {
+        unreachable!()
+    };
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&sqlite.writer)
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
     let table: String = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE name = '_echo_migrations_widgets'",
@@ -54,13 +58,17 @@ async fn sqlite_gets_a_file_per_service_in_wal_mode() {
 
 #[tokio::test]
 async fn postgres_gets_a_schema_per_service() {
-    let Some(url) = url(Server::Postgres) else { return };
+    let Some(url) = url(Server::Postgres) else {
+        return;
+    };
     let prefix = format!("{}_", unique_name("t"));
     let db = Database::connect(&url, "widgets", &prefix).await.unwrap();
     db.migrate(&widgets()).await.unwrap();
     db.migrate(&widgets()).await.unwrap();
     assert_eq!(insert_and_count(&db).await, 1);
-    let Database::Postgres(pg) = &db else { unreachable!() };
+    let Database::Postgres(pg) = &db else {
+        unreachable!()
+    };
     assert_eq!(pg.schema, format!("{prefix}widgets"));
     let schema: String = sqlx::query_scalar(
         "SELECT table_schema::text FROM information_schema.tables WHERE table_name = 'widgets' \
@@ -75,6 +83,12 @@ async fn postgres_gets_a_schema_per_service() {
 
 #[test]
 fn service_files_sit_beside_the_configured_file() {
-    assert_eq!(sqlite::service_file("data/echo.db", "auth"), std::path::Path::new("data/echo-auth.db"));
-    assert_eq!(sqlite::service_file("echo.db", "user"), std::path::Path::new("echo-user.db"));
+    assert_eq!(
+        sqlite::service_file("data/echo.db", "auth"),
+        std::path::Path::new("data/echo-auth.db")
+    );
+    assert_eq!(
+        sqlite::service_file("echo.db", "user"),
+        std::path::Path::new("echo-user.db")
+    );
 }

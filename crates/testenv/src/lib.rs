@@ -105,7 +105,10 @@ mod tests {
             host_port("postgres://postgres:pw@127.0.0.1:5432/db?sslmode=disable").as_deref(),
             Some("127.0.0.1:5432")
         );
-        assert_eq!(host_port("nats://127.0.0.1:4222").as_deref(), Some("127.0.0.1:4222"));
+        assert_eq!(
+            host_port("nats://127.0.0.1:4222").as_deref(),
+            Some("127.0.0.1:4222")
+        );
     }
 
     #[test]
@@ -113,6 +116,9 @@ mod tests {
         let a = unique_name("t");
         let b = unique_name("t");
         assert_ne!(a, b);
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
     }
 }

@@ -103,15 +103,23 @@ impl NatsBus {
         js.create_or_update_stream(config)
             .await
             .map_err(|e| BusError::Unavailable(format!("stream {name}: {e}")))?;
-        js.get_stream(&name).await.map_err(|e| BusError::Unavailable(format!("stream {name}: {e}")))
+        js.get_stream(&name)
+            .await
+            .map_err(|e| BusError::Unavailable(format!("stream {name}: {e}")))
     }
 
     /// The headers an event travels with.
     pub(crate) fn headers(event: &Event) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, event.id.to_string().as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            event.id.to_string().as_str(),
+        );
         headers.insert(HEADER_TYPE, event.event_type.as_str());
-        headers.insert(HEADER_OCCURRED, event.occurred_at.timestamp_micros().to_string().as_str());
+        headers.insert(
+            HEADER_OCCURRED,
+            event.occurred_at.timestamp_micros().to_string().as_str(),
+        );
         if let Some(trace_parent) = &event.trace_parent {
             headers.insert(HEADER_TRACEPARENT, trace_parent.as_str());
         }
@@ -140,7 +148,10 @@ impl EventBus for NatsBus {
 
     async fn publish_ephemeral(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
         let subject = Self::wire_subject(&self.settings, subject);
-        self.client.publish(subject, payload).await.map_err(|e| BusError::Unavailable(e.to_string()))
+        self.client
+            .publish(subject, payload)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))
     }
 
     async fn subscribe_ephemeral(
@@ -149,8 +160,11 @@ impl EventBus for NatsBus {
     ) -> Result<BoxStream<'static, (String, Bytes)>, BusError> {
         let wire = Self::wire_subject(&self.settings, filter);
         let prefix_len = self.settings.subject_prefix.len();
-        let subscriber =
-            self.client.subscribe(wire).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let subscriber = self
+            .client
+            .subscribe(wire)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         Ok(subscriber
             .map(move |message| (message.subject[prefix_len..].to_owned(), message.payload))
             .boxed())

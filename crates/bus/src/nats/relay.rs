@@ -38,7 +38,11 @@ enum Lease {
 
 impl Relay {
     pub(super) fn new(outbox: Outbox, js: jetstream::Context, settings: NatsSettings) -> Self {
-        Self { outbox, js, settings }
+        Self {
+            outbox,
+            js,
+            settings,
+        }
     }
 
     pub(super) async fn run(self, shutdown: CancellationToken) {

@@ -51,19 +51,32 @@ impl NatsSubscription {
             .messages()
             .await
             .map_err(|e| BusError::Unavailable(format!("consumer {durable}: {e}")))?;
-        Ok(Self { messages, js: js.clone(), settings: settings.clone(), consumer: spec.name.clone() })
+        Ok(Self {
+            messages,
+            js: js.clone(),
+            settings: settings.clone(),
+            consumer: spec.name.clone(),
+        })
     }
 
     fn decode(&self, message: &jetstream::Message) -> Result<Event, BusError> {
         let header = |name: &str| {
-            message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned())
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
         };
         let id = header(async_nats::header::NATS_MESSAGE_ID.as_ref())
             .and_then(|id| Uuid::parse_str(&id).ok())
             .ok_or_else(|| BusError::Malformed("missing or bad Nats-Msg-Id".into()))?;
-        let micros = header(HEADER_OCCURRED).and_then(|m| m.parse::<i64>().ok()).unwrap_or(0);
+        let micros = header(HEADER_OCCURRED)
+            .and_then(|m| m.parse::<i64>().ok())
+            .unwrap_or(0);
         let subject = message.subject.as_str();
-        let subject = subject.strip_prefix(self.settings.subject_prefix.as_str()).unwrap_or(subject);
+        let subject = subject
+            .strip_prefix(self.settings.subject_prefix.as_str())
+            .unwrap_or(subject);
         Ok(Event {
             id,
             subject: subject.to_owned(),
@@ -95,11 +108,19 @@ impl crate::Subscription for NatsSubscription {
                 Some(Err(error)) => return Err(unavailable(error)),
                 None => return Err(unavailable("consumer stream ended")),
             };
-            let attempt = message.info().map(|i| i.delivered.max(1) as u32).unwrap_or(1);
+            let attempt = message
+                .info()
+                .map(|i| i.delivered.max(1) as u32)
+                .unwrap_or(1);
             match self.decode(&message) {
                 Ok(event) => {
                     let handle = DeliveryHandle::Nats(message);
-                    return Ok(Delivery { event, attempt, position: None, handle });
+                    return Ok(Delivery {
+                        event,
+                        attempt,
+                        position: None,
+                        handle,
+                    });
                 }
                 Err(error) => {
                     // Not ours to retry: nothing can ever decode it. Keep it out of the way.
@@ -116,14 +137,20 @@ impl crate::Subscription for NatsSubscription {
     }
 
     async fn retry(&mut self, delivery: Delivery, delay: Duration) -> Result<(), BusError> {
-        message(delivery)?.ack_with(AckKind::Nak(Some(delay))).await.map_err(unavailable)
+        message(delivery)?
+            .ack_with(AckKind::Nak(Some(delay)))
+            .await
+            .map_err(unavailable)
     }
 
     async fn dead_letter(&mut self, delivery: Delivery, error: &str) -> Result<(), BusError> {
         NatsBus::ensure_stream(&self.js, &self.settings, "dlq").await?;
         let mut headers = NatsBus::headers(&delivery.event);
         headers.insert("Echo-Original-Subject", delivery.event.subject.as_str());
-        headers.insert("Echo-Error", error.chars().take(512).collect::<String>().as_str());
+        headers.insert(
+            "Echo-Error",
+            error.chars().take(512).collect::<String>().as_str(),
+        );
         let subject = NatsBus::wire_subject(&self.settings, &dead_letter_subject(&self.consumer));
         let payload: Bytes = delivery.event.payload.clone();
         self.js
@@ -132,6 +159,9 @@ impl crate::Subscription for NatsSubscription {
             .map_err(unavailable)?
             .await
             .map_err(unavailable)?;
-        message(delivery)?.ack_with(AckKind::Term).await.map_err(unavailable)
+        message(delivery)?
+            .ack_with(AckKind::Term)
+            .await
+            .map_err(unavailable)
     }
 }

@@ -1,0 +1,43 @@
+//! The serving kit every target uses (DESIGN §2, §4, §11): one public port with gRPC,
+//! grpc-web and CORS, health and reflection, request ids and metrics, size limits, shutdown
+//! that ends streams and drains within a deadline; the admin port; and the one mapping from
+//! errors to `tonic::Status`.
+
+pub mod admin;
+mod failure;
+mod health;
+pub mod layers;
+pub mod request_id;
+mod server;
+
+pub use failure::{ERROR_DOMAIN, Failure, Violation};
+pub use health::Readiness;
+pub use server::{Running, ServeOptions, Services, serve};
+
+/// The largest request message a service accepts by default (4 MiB); configurable per process
+/// with `max_request_bytes`.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Wait for SIGTERM or SIGINT, then cancel `shutdown`.
+pub async fn cancel_on_signal(shutdown: tokio_util::sync::CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,98 @@
+//! Per-RPC bookkeeping: request ids (taken from `x-request-id` or minted as UUIDv7, echoed in
+//! the response, attached to the request's tracing span, readable anywhere in the handler for
+//! INTERNAL errors) and the RPC metrics (count by method and code, time to first response).
+
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+/// The header carrying the id, both ways.
+pub const HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled on this task, if any.
+pub fn current() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Adds request ids and a span per RPC.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
+    }
+}
+
+/// See [`RequestIdLayer`].
+#[derive(Clone, Debug)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<Request<B>> for RequestIdService<S>
+where
+    S: Service<Request<B>, Response = Response<R>> + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let id = request
+            .headers()
+            .get(HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        let span = tracing::info_span!("rpc", request_id = %id, method = %request.uri().path());
+        let header = HeaderValue::from_str(&id).ok();
+        let method = request.uri().path().to_owned();
+        let started = std::time::Instant::now();
+        let future = self.inner.call(request);
+        Box::pin(
+            REQUEST_ID
+                .scope(id, async move {
+                    let mut response = future.await?;
+                    record(&method, &response, started);
+                    if let Some(header) = header {
+                        response.headers_mut().insert(HEADER, header);
+                    }
+                    Ok(response)
+                })
+                .instrument(span),
+        )
+    }
+}
+
+/// Count the call and time it to its response head. A failure answered before any message is a
+/// "trailers-only" response whose `grpc-status` is already in the headers; a call whose status
+/// comes in the trailers is counted by that final status only if it failed early, which is what
+/// error-rate alerts need.
+fn record<R>(method: &str, response: &Response<R>, started: std::time::Instant) {
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| "0".to_owned(), str::to_owned);
+    let method = method.to_owned();
+    metrics::counter!("echo_rpc_requests_total", "method" => method.clone(), "code" => code)
+        .increment(1);
+    metrics::histogram!("echo_rpc_response_seconds", "method" => method)
+        .record(started.elapsed().as_secs_f64());
+}

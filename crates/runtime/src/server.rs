@@ -1,0 +1,210 @@
+//! Serve a set of gRPC services on one public port: gRPC and grpc-web (HTTP/1.1 and HTTP/2),
+//! CORS for browsers, reflection v1 and v1alpha, health, request ids, metrics, size limits,
+//! keepalive, and shutdown that ends streams and drains within a deadline.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use echo_store::Database;
+use http::{HeaderName, Method};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::health::Readiness;
+use crate::layers::{PayloadLimitLayer, StreamShutdownLayer};
+use crate::request_id::RequestIdLayer;
+
+/// How the public port behaves.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// HTTP/2 keepalive ping interval (a silent peer is disconnected after a timeout).
+    pub keepalive_interval: Duration,
+    /// How long shutdown waits for in-flight calls before closing connections.
+    pub shutdown_grace: Duration,
+    /// Origins allowed for browser (grpc-web) calls; `*` allows any.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl ServeOptions {
+    /// Options from the process configuration.
+    pub fn from_config(config: &echo_config::Config) -> Self {
+        Self {
+            keepalive_interval: config.keepalive_interval,
+            shutdown_grace: config.shutdown_grace,
+            cors_allowed_origins: config.cors_allowed_origins.clone(),
+        }
+    }
+}
+
+/// The services one port serves: add each generated server (already size-limited with
+/// [`crate::limit`]) and the names health should report.
+pub struct Services {
+    routes: tonic::service::RoutesBuilder,
+    names: Vec<&'static str>,
+    databases: Vec<Database>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Services {
+    /// No services yet.
+    pub fn new() -> Self {
+        Self {
+            routes: Routes::builder(),
+            names: Vec::new(),
+            databases: Vec::new(),
+        }
+    }
+
+    /// Serve `service` and report health for it.
+    pub fn add<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Error = std::convert::Infallible,
+                Response = http::Response<tonic::body::Body>,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Count `db` in readiness (the port is ready only while every database answers).
+    pub fn ready_with(&mut self, db: Database) -> &mut Self {
+        self.databases.push(db);
+        self
+    }
+
+    /// The full gRPC names of the services added so far.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+}
+
+/// A running public port.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Running {
+    /// Wait until the server has stopped (after the shutdown token fired and it drained).
+    pub async fn stopped(self) -> Result<(), tonic::transport::Error> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(join) => {
+                tracing::error!(error = %join, "server task failed");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Start serving `services` on `listener` until `shutdown` is cancelled.
+///
+/// Shutdown order: health reports NOT_SERVING, open streams end with a resumable status,
+/// new connections are refused, in-flight calls drain, and after `shutdown_grace` whatever
+/// is left is closed.
+pub fn serve(
+    listener: TcpListener,
+    services: Services,
+    options: &ServeOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<(Running, Readiness)> {
+    let addr = listener.local_addr()?;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let readiness = Readiness::new(reporter, services.names.clone());
+    tokio::spawn(readiness.clone().run(services.databases, shutdown.clone()));
+
+    let mut routes = services.routes;
+    routes.add_service(health_service);
+    add_reflection(&mut routes);
+
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(options.keepalive_interval))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .layer(cors(&options.cors_allowed_origins))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(RequestIdLayer)
+        .layer(PayloadLimitLayer)
+        .layer(StreamShutdownLayer::new(shutdown.clone()))
+        .add_routes(routes.routes());
+
+    let grace = options.shutdown_grace;
+    let task = tokio::spawn(async move {
+        let incoming = TcpListenerStream::new(listener);
+        let serving =
+            server.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        tokio::pin!(serving);
+        tokio::select! {
+            result = &mut serving => result,
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "drain deadline passed; closing remaining connections");
+                Ok(())
+            }
+        }
+    });
+    tracing::info!(%addr, "serving gRPC and grpc-web");
+    Ok((Running { addr, task }, readiness))
+}
+
+/// Reflection for the whole API: v1 and v1alpha (grpcurl 1.8 and grpcio-reflection speak only
+/// v1alpha).
+fn add_reflection(routes: &mut tonic::service::RoutesBuilder) {
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(echo_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(echo_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the embedded descriptor sets are valid");
+    routes.add_service(v1);
+    routes.add_service(v1alpha);
+}
+
+/// CORS for grpc-web: browsers may read the gRPC status headers, including the details.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let header = HeaderName::from_static;
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header("content-type"),
+            header("x-grpc-web"),
+            header("x-user-agent"),
+            header("grpc-timeout"),
+            header("authorization"),
+            header("x-request-id"),
+        ])
+        .expose_headers([
+            header("grpc-status"),
+            header("grpc-message"),
+            header("grpc-status-details-bin"),
+            header("x-request-id"),
+        ])
+        .max_age(Duration::from_secs(24 * 3600))
+}

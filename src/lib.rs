@@ -1,0 +1,7 @@
+//! Echo's composition root: configuration → backends → targets. `main.rs` calls [`run`]; the
+//! testkit calls [`Mesh::start`] with listeners on 127.0.0.1:0, so tests run exactly what
+//! operators run.
+
+mod mesh;
+
+pub use mesh::{Backends, Mesh, migrate};
