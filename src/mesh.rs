@@ -94,7 +94,7 @@ impl Mesh {
         let admin_addr = admin_listener.local_addr()?;
         let options = ServeOptions::from_config(config);
         let (public, readiness) =
-            echo_runtime::serve(listener, services, &options, shutdown.clone())?;
+            echo_runtime::serve(listener, services, &options, shutdown.clone()).await?;
         let admin = tokio::spawn(echo_runtime::admin::serve(
             admin_listener,
             readiness.watch(),

@@ -40,8 +40,8 @@ impl ServeOptions {
     }
 }
 
-/// The services one port serves: add each generated server (already size-limited with
-/// [`crate::limit`]) and the names health should report.
+/// The services one port serves: each generated server (already size-limited by its crate's
+/// `service(max_request_bytes)`), the names health reports, and the databases readiness checks.
 pub struct Services {
     routes: tonic::service::RoutesBuilder,
     names: Vec<&'static str>,
@@ -120,7 +120,7 @@ impl Running {
 /// Shutdown order: health reports NOT_SERVING, open streams end with a resumable status,
 /// new connections are refused, in-flight calls drain, and after `shutdown_grace` whatever
 /// is left is closed.
-pub fn serve(
+pub async fn serve(
     listener: TcpListener,
     services: Services,
     options: &ServeOptions,
@@ -129,6 +129,9 @@ pub fn serve(
     let addr = listener.local_addr()?;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let readiness = Readiness::new(reporter, services.names.clone());
+    // Every service is known to health from the first moment (NOT_SERVING, never NOT_FOUND)
+    // until the first database check says otherwise.
+    readiness.set(false).await;
     tokio::spawn(readiness.clone().run(services.databases, shutdown.clone()));
 
     let mut routes = services.routes;

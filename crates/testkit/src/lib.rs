@@ -1,1 +1,169 @@
+//! Spawn Echo in-process for tests (DESIGN §12): any targets, on 127.0.0.1:0, on the embedded
+//! backends or on the shared Postgres + NATS + Redis with a schema, subject prefix and key
+//! prefix of the test's own. Hands back typed gRPC clients.
+//!
+//! Tests that need the real servers get `None` from [`TestMesh::start`] (after a loud skip
+//! notice) when those are absent, unless `ECHO_REQUIRE_SERVICES=1` makes that a failure.
 
+use std::net::SocketAddr;
+
+use echo_config::{Config, Targets};
+use echo_proto::echo;
+use echo_testenv::{Server, unique_name, url};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+pub use echo_testenv as env;
+
+/// Which backends a test mesh runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in a temp dir, the in-process bus, the in-memory cache.
+    Embedded,
+    /// The shared Postgres, NATS JetStream and Redis, isolated by per-test prefixes.
+    Real,
+}
+
+impl Backend {
+    /// Both backends, for tests that must pass on each.
+    pub const BOTH: [Backend; 2] = [Backend::Embedded, Backend::Real];
+}
+
+/// A running in-process mesh.
+pub struct TestMesh {
+    /// The running process parts.
+    pub mesh: ::echo::Mesh,
+    /// The configuration it runs with.
+    pub config: Config,
+    shutdown: CancellationToken,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Log to stderr when `TEST_LOG=1`; stay silent otherwise.
+pub fn init_test_logs() {
+    if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A configuration for `backend`, isolated for this test; `None` if its servers are absent.
+pub fn test_config(backend: Backend, targets: &str) -> Option<(Config, tempfile::TempDir)> {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config {
+        target: targets.parse::<Targets>().expect("valid targets"),
+        data_dir: data_dir.path().to_path_buf(),
+        shutdown_grace: std::time::Duration::from_secs(3),
+        log_format: echo_config::LogFormat::Text,
+        ..Config::default()
+    };
+    if backend == Backend::Real {
+        let isolation = unique_name("t");
+        config.database_url = Some(url(Server::Postgres)?);
+        config.database_schema_prefix = format!("{isolation}_");
+        config.bus_url = url(Server::Nats)?;
+        config.bus_subject_prefix = format!("{isolation}.");
+        config.cache_url = url(Server::Redis)?;
+        config.cache_key_prefix = format!("{isolation}:");
+    }
+    Some((config, data_dir))
+}
+
+impl TestMesh {
+    /// The whole mesh (`--target all`) on `backend`.
+    pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(backend, "all", |_| {}).await
+    }
+
+    /// `targets` on `backend`, after `adjust` has changed the configuration.
+    pub async fn start_with(
+        backend: Backend,
+        targets: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
+        init_test_logs();
+        let (mut config, data_dir) = test_config(backend, targets)?;
+        adjust(&mut config);
+        config.check().expect("test configuration is consistent");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind public port");
+        let admin = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind admin port");
+        let shutdown = CancellationToken::new();
+        let mesh = ::echo::Mesh::start(&config, listener, admin, shutdown.clone())
+            .await
+            .expect("mesh starts");
+        Some(Self {
+            mesh,
+            config,
+            shutdown,
+            _data_dir: data_dir,
+        })
+    }
+
+    /// The public address.
+    pub fn addr(&self) -> SocketAddr {
+        self.mesh.addr
+    }
+
+    /// `http://` base URL of the admin port.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.mesh.admin_addr)
+    }
+
+    /// A lazily connecting channel to the public port.
+    pub fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr()))
+            .expect("valid endpoint")
+            .connect_lazy()
+    }
+
+    /// The shutdown token (cancel it to start a graceful shutdown).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Shut down and wait until both ports have stopped.
+    pub async fn shutdown(self) {
+        self.mesh.shutdown().await.expect("clean shutdown");
+    }
+
+    /// An AuthService client.
+    pub fn auth(&self) -> echo::auth::v1::auth_service_client::AuthServiceClient<Channel> {
+        echo::auth::v1::auth_service_client::AuthServiceClient::new(self.channel())
+    }
+
+    /// A UserService client.
+    pub fn user(&self) -> echo::user::v1::user_service_client::UserServiceClient<Channel> {
+        echo::user::v1::user_service_client::UserServiceClient::new(self.channel())
+    }
+
+    /// A MessageService client.
+    pub fn message(
+        &self,
+    ) -> echo::message::v1::message_service_client::MessageServiceClient<Channel> {
+        echo::message::v1::message_service_client::MessageServiceClient::new(self.channel())
+    }
+
+    /// A PresenceService client.
+    pub fn presence(
+        &self,
+    ) -> echo::presence::v1::presence_service_client::PresenceServiceClient<Channel> {
+        echo::presence::v1::presence_service_client::PresenceServiceClient::new(self.channel())
+    }
+
+    /// A NotificationService client.
+    pub fn notification(
+        &self,
+    ) -> echo::notification::v1::notification_service_client::NotificationServiceClient<Channel>
+    {
+        echo::notification::v1::notification_service_client::NotificationServiceClient::new(
+            self.channel(),
+        )
+    }
+}

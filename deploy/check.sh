@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Static checks of deploy/: no container engine or cluster runs where Echo is developed, so
+# this is what stands between these files and a broken rollout. Needs python3 + PyYAML
+# (installed if missing); uses `kubectl kustomize` (offline) when kubectl is present.
+#
+#   bash deploy/check.sh        # exits non-zero, listing every problem, on failure
+set -euo pipefail
+
+deploy_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    echo "check.sh: installing PyYAML"
+    python3 -m pip install --quiet pyyaml \
+        || python3 -m pip install --quiet --break-system-packages pyyaml
+fi
+
+exec python3 - "$deploy_dir" <<'PY'
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+DEPLOY = pathlib.Path(sys.argv[1])
+TARGETS = ["auth", "user", "message", "presence", "notification", "edge"]
+SERVICES = TARGETS[:-1]
+HPA_TARGETS = {"message", "edge"}
+# The documented config keys (crates/config); the variable is ECHO_ + the upper-cased key.
+CONFIG_KEYS = [
+    "target", "listen", "admin_listen", "data_dir", "database_url", "database_schema_prefix",
+    "bus_url", "bus_subject_prefix", "bus_max_age", "bus_duplicate_window", "cache_url",
+    "cache_key_prefix", "env", "log_format", "log_filter", "otlp_endpoint", "shutdown_grace",
+    "max_request_bytes", "keepalive_interval", "cors_allowed_origins",
+] + [f"upstreams__{s}" for s in SERVICES]
+ENV_VARS = {"ECHO_" + k.upper() for k in CONFIG_KEYS}
+
+failures = []
+passes = 0
+
+
+def check(ok, what):
+    global passes
+    if ok:
+        passes += 1
+    else:
+        failures.append(what)
+    return ok
+
+
+def section(title):
+    print(f"== {title}")
+
+
+def rel(path):
+    return path.relative_to(DEPLOY.parent)
+
+
+# --- 1. every YAML file parses -----------------------------------------------------------
+section("YAML syntax")
+docs_by_file = {}
+for path in sorted(list(DEPLOY.rglob("*.yaml")) + list(DEPLOY.rglob("*.yml"))):
+    try:
+        docs_by_file[path] = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        check(True, "")
+        print(f"   ok  {rel(path)}")
+    except yaml.YAMLError as error:
+        check(False, f"{rel(path)}: does not parse: {error}")
+check(len(docs_by_file) >= 3, "deploy/ holds no YAML files")
+
+# --- 2. every ECHO_* variable is a documented config key ----------------------------------
+section("ECHO_* variables are documented config keys")
+seen_vars = set()
+for path in sorted(p for p in DEPLOY.rglob("*") if p.is_file()):
+    if path.name == "check.sh":
+        continue
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        continue
+    for number, line in enumerate(text.splitlines(), 1):
+        for var in re.findall(r"(?<![A-Za-z0-9_])ECHO_[A-Z0-9_]+", line):
+            seen_vars.add(var)
+            check(var in ENV_VARS, f"{rel(path)}:{number}: {var} is not a documented config key")
+print(f"   {len(seen_vars)} distinct variables: {' '.join(sorted(seen_vars))}")
+
+# --- 3. Dockerfile -------------------------------------------------------------------------
+section("Dockerfile")
+dockerfile = (DEPLOY / "Dockerfile").read_text() if (DEPLOY / "Dockerfile").exists() else ""
+check(dockerfile, "deploy/Dockerfile is missing")
+from_lines = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
+check(from_lines[:1] == ["rust:1.95-bookworm"], f"builder stage must be rust:1.95-bookworm, got {from_lines[:1]}")
+check(from_lines[-1:] == ["debian:bookworm-slim"], f"runtime stage must be debian:bookworm-slim, got {from_lines[-1:]}")
+check("cargo build --release --locked" in dockerfile, "Dockerfile: no `cargo build --release --locked`")
+users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+check(users and users[-1].split(":")[0] not in ("root", "0"), f"Dockerfile: the final USER must be non-root, got {users}")
+check(re.search(r'^ENTRYPOINT\s+\["/usr/local/bin/echo"\]\s*$', dockerfile, re.M), 'Dockerfile: ENTRYPOINT must be ["/usr/local/bin/echo"]')
+exposed = set(" ".join(re.findall(r"^EXPOSE\s+(.+)$", dockerfile, re.M)).split())
+check({"8080", "9090"} <= exposed, f"Dockerfile: must EXPOSE 8080 9090, got {sorted(exposed)}")
+
+# --- 4. compose ----------------------------------------------------------------------------
+section("compose.yaml")
+compose_docs = docs_by_file.get(DEPLOY / "compose.yaml", [])
+compose = compose_docs[0] if compose_docs else {}
+services = compose.get("services", {}) if isinstance(compose, dict) else {}
+check(services, "compose.yaml: no services")
+
+
+def image_of(name):
+    return str(services.get(name, {}).get("image", ""))
+
+
+check(image_of("postgres") == "postgres:15", "compose: postgres must be postgres:15")
+check(image_of("nats") == "nats:2.9", "compose: nats must be nats:2.9")
+check("-js" in (services.get("nats", {}).get("command") or []), "compose: nats must run with -js")
+check(image_of("redis") == "redis:7.0", "compose: redis must be redis:7.0")
+collector = services.get("otel-collector", {})
+check(any("otel-collector.yaml" in str(v) for v in collector.get("volumes", [])),
+      "compose: otel-collector must mount deploy/otel-collector.yaml")
+check((DEPLOY / "otel-collector.yaml").exists(), "deploy/otel-collector.yaml is missing")
+check(services.get("migrate", {}).get("command") == ["migrate"], "compose: `migrate` must run `echo migrate`")
+
+expected_env = {
+    "ECHO_ENV": "production",
+    "ECHO_DATABASE_URL": "postgres://echo:echo@postgres:5432/echo",
+    "ECHO_BUS_URL": "nats://nats:4222",
+    "ECHO_CACHE_URL": "redis://redis:6379",
+    "ECHO_LISTEN": "0.0.0.0:8080",
+    "ECHO_ADMIN_LISTEN": "0.0.0.0:9090",
+    "ECHO_LOG_FORMAT": "json",
+    "ECHO_OTLP_ENDPOINT": "http://otel-collector:4317",
+}
+echo_images = set()
+for target in TARGETS:
+    service = services.get(target)
+    if not check(service is not None, f"compose: no service `{target}`"):
+        continue
+    echo_images.add(service.get("image"))
+    check(service.get("command") == ["--target", target], f"compose {target}: command must be --target {target}")
+    env = service.get("environment") or {}
+    check(isinstance(env, dict), f"compose {target}: environment must be a map")
+    for key, value in expected_env.items():
+        check(str(env.get(key)) == value, f"compose {target}: {key} must be {value}, got {env.get(key)}")
+    health = " ".join(map(str, (service.get("healthcheck") or {}).get("test", [])))
+    check("9090/healthz" in health and "9090/readyz" in health,
+          f"compose {target}: healthcheck must probe /healthz and /readyz on 9090")
+    depends = service.get("depends_on") or {}
+    if target != "edge":
+        check((depends.get("migrate") or {}).get("condition") == "service_completed_successfully",
+              f"compose {target}: must depend on migrate (service_completed_successfully)")
+    else:
+        for upstream in SERVICES:
+            value = env.get(f"ECHO_UPSTREAMS__{upstream.upper()}")
+            check(value == f"http://{upstream}:8080",
+                  f"compose edge: ECHO_UPSTREAMS__{upstream.upper()} must be http://{upstream}:8080, got {value}")
+            check(upstream in depends, f"compose edge: must depend on {upstream}")
+    grace = re.fullmatch(r"(\d+)s", str(service.get("stop_grace_period", "")))
+    check(grace and float(env.get("ECHO_SHUTDOWN_GRACE", 1e9)) < int(grace.group(1)),
+          f"compose {target}: ECHO_SHUTDOWN_GRACE must be below stop_grace_period")
+echo_images.add(image_of("migrate"))
+check(len(echo_images) == 1, f"compose: every Echo container must use one image, got {echo_images}")
+for name, service in services.items():
+    for dependency in (service.get("depends_on") or {}):
+        check(dependency in services, f"compose {name}: depends on unknown service {dependency}")
+
+# --- 5. Kubernetes (kustomize) -------------------------------------------------------------
+section("k8s/")
+k8s = DEPLOY / "k8s"
+kustomization = (docs_by_file.get(k8s / "kustomization.yaml") or [{}])[0]
+resources = kustomization.get("resources", [])
+check(resources, "k8s/kustomization.yaml: no resources")
+listed = {(k8s / r).resolve() for r in resources}
+for path in sorted(k8s.glob("*.y*ml")):
+    if path.name != "kustomization.yaml":
+        check(path.resolve() in listed, f"{rel(path)} is not listed in kustomization.yaml resources")
+objects = []
+for resource in resources:
+    path = k8s / resource
+    if check(path.exists(), f"k8s/kustomization.yaml lists missing {resource}"):
+        objects += docs_by_file.get(path, [])
+
+config_literals = {}
+for generator in kustomization.get("configMapGenerator", []):
+    if generator.get("name") == "echo-config":
+        for literal in generator.get("literals", []):
+            key, _, value = literal.partition("=")
+            config_literals[key] = value
+check(config_literals, "k8s: no configMapGenerator `echo-config` with the shared ECHO_* settings")
+check(config_literals.get("ECHO_SHUTDOWN_GRACE") == "20", "k8s: echo-config must set ECHO_SHUTDOWN_GRACE=20")
+for key in ("ECHO_ENV", "ECHO_BUS_URL", "ECHO_CACHE_URL", "ECHO_LISTEN", "ECHO_ADMIN_LISTEN",
+            "ECHO_LOG_FORMAT", "ECHO_OTLP_ENDPOINT"):
+    check(key in config_literals, f"k8s: echo-config must set {key}")
+
+
+def find(kind, name):
+    return next((o for o in objects if o.get("kind") == kind and o["metadata"]["name"] == name), None)
+
+
+def selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def port_value(container, port):
+    if isinstance(port, int):
+        return port
+    return next((p["containerPort"] for p in container.get("ports", []) if p.get("name") == port), None)
+
+
+def check_pod(where, pod, args):
+    spec = pod.get("spec", {})
+    containers = spec.get("containers", [])
+    if not check(len(containers) == 1, f"{where}: expected one container"):
+        return None
+    c = containers[0]
+    check(c.get("image") == "echo", f"{where}: image must be `echo` (set by kustomize images)")
+    check(c.get("args") == args, f"{where}: args must be {args}, got {c.get('args')}")
+    resources = c.get("resources", {})
+    check(resources.get("requests") and resources.get("limits"), f"{where}: needs resource requests and limits")
+    pod_sc, sc = spec.get("securityContext", {}), c.get("securityContext", {})
+    check(pod_sc.get("runAsNonRoot") is True or sc.get("runAsNonRoot") is True, f"{where}: must run as non-root")
+    check(sc.get("readOnlyRootFilesystem") is True, f"{where}: root filesystem must be read-only")
+    check(sc.get("allowPrivilegeEscalation") is False, f"{where}: must forbid privilege escalation")
+    refs = [e.get("configMapRef", {}).get("name") for e in c.get("envFrom", [])]
+    check("echo-config" in refs, f"{where}: must take envFrom the echo-config ConfigMap")
+    return c
+
+
+for target in TARGETS:
+    name = f"echo-{target}"
+    deployment = find("Deployment", name)
+    if not check(deployment, f"k8s: no Deployment {name}"):
+        continue
+    template = deployment["spec"]["template"]
+    labels = template["metadata"].get("labels", {})
+    check(selects(deployment["spec"]["selector"].get("matchLabels"), labels),
+          f"k8s {name}: Deployment selector does not match its pod labels")
+    spec = template["spec"]
+    check(spec.get("terminationGracePeriodSeconds") == 30, f"k8s {name}: terminationGracePeriodSeconds must be 30")
+    c = check_pod(f"k8s Deployment {name}", template, ["--target", target])
+    if c:
+        ports = {p.get("containerPort") for p in c.get("ports", [])}
+        check({8080, 9090} <= ports, f"k8s {name}: must expose container ports 8080 and 9090")
+        ready = (c.get("readinessProbe") or {}).get("httpGet", {})
+        live = (c.get("livenessProbe") or {}).get("httpGet", {})
+        check(ready.get("path") == "/readyz" and port_value(c, ready.get("port")) == 9090,
+              f"k8s {name}: readinessProbe must GET /readyz on 9090")
+        check(live.get("path") == "/healthz" and port_value(c, live.get("port")) == 9090,
+              f"k8s {name}: livenessProbe must GET /healthz on 9090")
+        if target == "edge":
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            for upstream in SERVICES:
+                value = env.get(f"ECHO_UPSTREAMS__{upstream.upper()}", "")
+                host = re.fullmatch(r"http://([a-z0-9-]+):8080", value)
+                check(host and find("Service", host.group(1)),
+                      f"k8s edge: ECHO_UPSTREAMS__{upstream.upper()} must name an existing Service on 8080, got {value!r}")
+    service = find("Service", name)
+    if check(service, f"k8s: no Service {name}"):
+        check(selects(service["spec"].get("selector"), labels), f"k8s Service {name}: selector does not match the pods")
+        check(any(p.get("port") == 8080 for p in service["spec"].get("ports", [])), f"k8s Service {name}: no port 8080")
+    pdb = find("PodDisruptionBudget", name)
+    if check(pdb, f"k8s: no PodDisruptionBudget {name}"):
+        check(selects(pdb["spec"].get("selector", {}).get("matchLabels"), labels),
+              f"k8s PodDisruptionBudget {name}: selector does not match the pods")
+    hpa = find("HorizontalPodAutoscaler", name)
+    if target in HPA_TARGETS:
+        if check(hpa, f"k8s: no HorizontalPodAutoscaler {name}"):
+            ref = hpa["spec"].get("scaleTargetRef", {})
+            check(ref.get("kind") == "Deployment" and ref.get("name") == name, f"k8s HPA {name}: must scale Deployment {name}")
+            check("replicas" not in deployment["spec"], f"k8s {name}: leave `replicas` to the HPA")
+    found = [kind for kind, obj in (("Deployment", deployment), ("Service", service),
+                                    ("PodDisruptionBudget", pdb), ("HorizontalPodAutoscaler", hpa)) if obj]
+    print(f"   {target}: {', '.join(found)}")
+
+jobs = [o for o in objects if o.get("kind") == "Job"]
+if check(len(jobs) == 1, "k8s: expected exactly one (migration) Job"):
+    check_pod("k8s Job " + jobs[0]["metadata"]["name"], jobs[0]["spec"]["template"], ["migrate"])
+
+# --- 6. kustomize renders (offline) --------------------------------------------------------
+section("kubectl kustomize")
+kubectl = shutil.which("kubectl")
+if kubectl:
+    run = subprocess.run([kubectl, "kustomize", str(k8s)], capture_output=True, text=True)
+    if check(run.returncode == 0, f"kubectl kustomize failed: {run.stderr.strip()}"):
+        rendered = [d for d in yaml.safe_load_all(run.stdout) if d]
+        kinds = [d["kind"] for d in rendered]
+        check(kinds.count("Deployment") == len(TARGETS), "rendered: wrong number of Deployments")
+        maps = [d["metadata"]["name"] for d in rendered if d["kind"] == "ConfigMap"]
+        check(len(maps) == 1 and maps[0].startswith("echo-config-"), f"rendered: ConfigMap names {maps}")
+        for d in rendered:
+            if d["kind"] in ("Deployment", "Job"):
+                for c in d["spec"]["template"]["spec"]["containers"]:
+                    refs = [e["configMapRef"]["name"] for e in c.get("envFrom", []) if "configMapRef" in e]
+                    check(refs == maps, f"rendered {d['metadata']['name']}: envFrom not rewritten to {maps}")
+        print(f"   ok  {len(rendered)} objects: " + ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds))))
+else:
+    print("   skipped: kubectl not installed")
+
+print()
+if failures:
+    print(f"FAIL: {len(failures)} problem(s) ({passes} checks passed):")
+    for failure in failures:
+        print(f"  - {failure}")
+    sys.exit(1)
+print(f"OK: {passes} checks passed")
+PY
