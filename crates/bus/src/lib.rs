@@ -110,7 +110,7 @@ pub struct Delivery {
 }
 
 enum DeliveryHandle {
-    Nats(async_nats::jetstream::Message),
+    Nats(Box<async_nats::jetstream::Message>),
     Embedded,
 }
 

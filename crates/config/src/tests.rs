@@ -1,3 +1,5 @@
+#![allow(clippy::result_large_err)] // figment::Jail closures must return figment::Error.
+
 use clap::Parser;
 
 use super::*;

@@ -128,9 +128,10 @@ impl Database {
 
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        const PROBE: &str = "SELECT 1";
         match self {
-            Database::Postgres(db) => drop(sqlx::query("SELECT 1").execute(&db.pool).await?),
-            Database::Sqlite(db) => drop(sqlx::query("SELECT 1").execute(&db.reader).await?),
+            Database::Postgres(db) => sqlx::query(PROBE).execute(&db.pool).await.map(|_| ())?,
+            Database::Sqlite(db) => sqlx::query(PROBE).execute(&db.reader).await.map(|_| ())?,
         }
         Ok(())
     }

@@ -14,8 +14,16 @@ async fn insert_and_count(db: &Database) -> i64 {
     let mut tx = db.begin().await.unwrap();
     let insert = "INSERT INTO widgets (id, name) VALUES (1, 'a')";
     match &mut tx {
-        Tx::Postgres(tx) => drop(sqlx::query(insert).execute(&mut **tx).await.unwrap()),
-        Tx::Sqlite(tx) => drop(sqlx::query(insert).execute(&mut **tx).await.unwrap()),
+        Tx::Postgres(tx) => sqlx::query(insert)
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+            .unwrap(),
+        Tx::Sqlite(tx) => sqlx::query(insert)
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+            .unwrap(),
     }
     tx.commit().await.unwrap();
     match db {

@@ -94,7 +94,7 @@ fn unavailable(error: impl std::fmt::Display) -> BusError {
 
 fn message(delivery: Delivery) -> Result<jetstream::Message, BusError> {
     match delivery.handle {
-        DeliveryHandle::Nats(message) => Ok(message),
+        DeliveryHandle::Nats(message) => Ok(*message),
         DeliveryHandle::Embedded => Err(BusError::Config("not a NATS delivery".into())),
     }
 }
@@ -114,7 +114,7 @@ impl crate::Subscription for NatsSubscription {
                 .unwrap_or(1);
             match self.decode(&message) {
                 Ok(event) => {
-                    let handle = DeliveryHandle::Nats(message);
+                    let handle = DeliveryHandle::Nats(Box::new(message));
                     return Ok(Delivery {
                         event,
                         attempt,
