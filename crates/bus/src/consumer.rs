@@ -117,9 +117,14 @@ async fn settle(
     let event_id = delivery.event.id;
     let applied = match apply(db, spec, handler, &delivery).await {
         Ok(applied) => applied,
-        // The consumer's own database failed: not the event's fault, so it does not count
-        // towards parking beyond the broker's own delivery count.
-        Err(error) => Applied::Failed(format!("store: {error}")),
+        // The consumer's own database failed: not the event's fault, so it is retried with
+        // backoff and never parked for it (parking would drop it for this consumer).
+        Err(error) => {
+            let delay = spec.backoff_after(delivery.attempt);
+            tracing::warn!(consumer = %spec.name, %event_id, attempt = delivery.attempt, %error,
+                ?delay, "consumer database failed; will retry");
+            return subscription.retry(delivery, delay).await;
+        }
     };
     match applied {
         Applied::Done | Applied::AlreadyProcessed => {

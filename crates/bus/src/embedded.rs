@@ -143,9 +143,12 @@ struct EmbeddedSubscription {
 #[async_trait]
 impl crate::Subscription for EmbeddedSubscription {
     async fn next(&mut self) -> Result<Delivery, BusError> {
-        if let Some((position, event, attempts, not_before)) = self.retry.take() {
-            tokio::time::sleep_until(not_before).await;
-            return Ok(delivery(position, event, attempts + 1));
+        // Cancel-safe: the retry stays pending until its delay has passed.
+        if let Some((_, _, _, not_before)) = &self.retry {
+            tokio::time::sleep_until(*not_before).await;
+            if let Some((position, event, attempts, _)) = self.retry.take() {
+                return Ok(delivery(position, event, attempts + 1));
+            }
         }
         loop {
             if let Some((position, event)) = self.buffer.pop_front() {

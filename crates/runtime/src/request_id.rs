@@ -1,6 +1,8 @@
 //! Per-RPC bookkeeping: request ids (taken from `x-request-id` or minted as UUIDv7, echoed in
 //! the response, attached to the request's tracing span, readable anywhere in the handler for
-//! INTERNAL errors) and the RPC metrics (count by method and code, time to first response).
+//! INTERNAL errors), W3C trace context (a `traceparent` header makes the RPC's span a child of
+//! the caller's, so traces continue edge → services) and the RPC metrics (count by method and
+//! code, time to first response).
 
 use std::task::{Context, Poll};
 
@@ -61,6 +63,13 @@ where
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
         let span = tracing::info_span!("rpc", request_id = %id, method = %request.uri().path());
+        if let Some(parent) = request
+            .headers()
+            .get(echo_telemetry::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            echo_telemetry::set_parent(&span, parent);
+        }
         let header = HeaderValue::from_str(&id).ok();
         let method = request.uri().path().to_owned();
         let started = std::time::Instant::now();

@@ -1,11 +1,17 @@
 //! Logging and tracing for every target (DESIGN §11): structured JSON logs (or text for a
 //! terminal), filtered by `log_filter`, and OTLP/gRPC trace export when an endpoint is set.
+//! W3C trace context (`traceparent`) carries a trace across processes: edge → services → bus.
+
+use std::collections::HashMap;
 
 use echo_config::LogFormat;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -59,6 +65,9 @@ pub fn init(
     otlp_endpoint: Option<&str>,
     service: &str,
 ) -> Result<TelemetryGuard, TelemetryError> {
+    // For libraries that propagate through the global propagator; our own helpers below use
+    // `TraceContextPropagator` directly, so they work whether or not `init` ran.
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_new(filter).map_err(|e| TelemetryError::Filter(e.to_string()))?;
     let logs = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -82,4 +91,32 @@ pub fn init(
         .with(traces)
         .try_init();
     Ok(TelemetryGuard { provider })
+}
+
+/// The header (and event field) that carries W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// The W3C `traceparent` of the current tracing span, to hand to another process (a gRPC
+/// header, an event's `trace_parent`). `None` when there is no valid span context: no span, or
+/// no OpenTelemetry layer in the subscriber.
+pub fn current_traceparent() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove(TRACEPARENT)
+}
+
+/// Make `span` a child of the remote span that `traceparent` names, so its trace continues
+/// the caller's. Call it before the span is first entered; an unparsable `traceparent` (or a
+/// span already started, or no OpenTelemetry layer) leaves the span as it was.
+pub fn set_parent(span: &tracing::Span, traceparent: &str) {
+    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    if cx.span().span_context().is_valid() {
+        // The only errors are "no layer" and "already started": both mean nothing to continue.
+        let _ = span.set_parent(cx);
+    }
 }
