@@ -66,7 +66,54 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// In split mode, where the edge forwards each target's RPCs (`http://host:port`).
     pub upstreams: Upstreams,
+    /// Identity settings: signing keys, token lifetimes, OTP (DESIGN §5).
+    pub auth: AuthSettings,
 }
+
+/// Identity settings. In development, missing keys are generated into `data_dir`; production
+/// refuses to start without strong ones (see [`Config::check`]).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// The Ed25519 private key that signs access tokens (PKCS#8 PEM). Secret.
+    pub jwt_signing_key: Option<String>,
+    /// Older public keys (SPKI PEM) whose tokens are still accepted while keys rotate.
+    pub jwt_previous_public_keys: Vec<String>,
+    /// The `iss` claim of every token.
+    pub jwt_issuer: String,
+    /// The key that HMACs OTP codes before they are stored (at least 32 bytes). Secret.
+    pub otp_hmac_key: Option<String>,
+    /// Access token lifetime.
+    #[serde(with = "humantime_secs")]
+    pub access_token_ttl: Duration,
+    /// Refresh token lifetime (each use rotates it).
+    #[serde(with = "humantime_secs")]
+    pub refresh_token_ttl: Duration,
+    /// How long a repeated refresh with the same token returns the same new pair (a retry
+    /// after a lost response) instead of counting as reuse.
+    #[serde(with = "humantime_secs")]
+    pub refresh_retry_grace: Duration,
+    /// How OTP codes are delivered: `log` (development) or an `https://` webhook URL.
+    pub otp_sender: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_signing_key: None,
+            jwt_previous_public_keys: Vec::new(),
+            jwt_issuer: "echo".into(),
+            otp_hmac_key: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_retry_grace: Duration::from_secs(30),
+            otp_sender: "log".into(),
+        }
+    }
+}
+
+/// Secrets shorter than this refuse to start in production.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 /// Upstream addresses the edge forwards to when a service runs in another process.
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -144,6 +191,7 @@ impl Default for Config {
             keepalive_interval: Duration::from_secs(30),
             cors_allowed_origins: vec!["*".into()],
             upstreams: Upstreams::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -199,8 +247,18 @@ impl Config {
             || !self.cache_url.starts_with("memory:")
     }
 
-    /// Refuse combinations that cannot work, saying why and what to set instead.
+    /// Refuse combinations that cannot work or are unsafe, saying why and what to set instead.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.check_consistency()?;
+        if self.is_production() {
+            self.check_production_secrets()?;
+        }
+        Ok(())
+    }
+
+    /// Refuse combinations that cannot work (everything [`Config::check`] does except the
+    /// production secrets, which tests supply their own way).
+    pub fn check_consistency(&self) -> Result<(), ConfigError> {
         if !self.target.is_whole_mesh() {
             let alone = self.target.to_string();
             if self.bus_url.starts_with("memory:") {
@@ -236,14 +294,73 @@ impl Config {
         Ok(())
     }
 
+    /// Production refuses development defaults and weak secrets (DESIGN §5).
+    fn check_production_secrets(&self) -> Result<(), ConfigError> {
+        let refuse = |what: &str| {
+            Err(ConfigError::Inconsistent(format!(
+                "production mode (env = production, or a non-embedded backend) {what}"
+            )))
+        };
+        if !self.target.contains(Target::Auth) && !self.target.contains(Target::Edge) {
+            return Ok(());
+        }
+        match &self.auth.jwt_signing_key {
+            None => {
+                return refuse(
+                    "needs auth.jwt_signing_key (ECHO_AUTH__JWT_SIGNING_KEY): development keys are generated only for embedded runs",
+                );
+            }
+            Some(key) if !key.contains("PRIVATE KEY") => {
+                return refuse("needs auth.jwt_signing_key as a PKCS#8 PEM Ed25519 private key");
+            }
+            Some(_) => {}
+        }
+        if self.target.contains(Target::Auth) {
+            match &self.auth.otp_hmac_key {
+                None => return refuse("needs auth.otp_hmac_key (ECHO_AUTH__OTP_HMAC_KEY)"),
+                Some(key) if is_weak_secret(key) => {
+                    return refuse(&format!(
+                        "refuses a weak auth.otp_hmac_key: use at least {MIN_SECRET_BYTES} random bytes"
+                    ));
+                }
+                Some(_) => {}
+            }
+            if self.auth.otp_sender == "log" {
+                return refuse(
+                    "refuses otp_sender = log (codes would only reach the log); set auth.otp_sender to a webhook URL",
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The configuration as TOML with secrets redacted, for logs and `--print-config`.
     pub fn redacted(&self) -> serde_json::Value {
         let mut copy = self.clone();
         copy.database_url = Some(redact_url(&self.database_url()));
         copy.bus_url = redact_url(&self.bus_url);
         copy.cache_url = redact_url(&self.cache_url);
+        let hide = |secret: &Option<String>| secret.as_ref().map(|_| "***".to_owned());
+        copy.auth.jwt_signing_key = hide(&self.auth.jwt_signing_key);
+        copy.auth.otp_hmac_key = hide(&self.auth.otp_hmac_key);
         serde_json::to_value(copy).unwrap_or_default()
     }
+}
+
+/// Too short, or one character repeated, or a well-known placeholder.
+fn is_weak_secret(secret: &str) -> bool {
+    let lower = secret.to_ascii_lowercase();
+    let placeholders = [
+        "changeme",
+        "change-me",
+        "secret",
+        "password",
+        "development",
+        "example",
+    ];
+    secret.len() < MIN_SECRET_BYTES
+        || secret.chars().all(|c| secret.starts_with(c))
+        || placeholders.iter().any(|p| lower.contains(p))
 }
 
 /// `sqlite://<data_dir>/echo.db`: each service keeps its own file beside it (`echo-auth.db`).

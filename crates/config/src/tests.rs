@@ -68,6 +68,23 @@ fn a_lone_target_refuses_the_in_process_bus_and_says_why() {
         );
         assert!(error.contains("ECHO_BUS_URL"), "{error}");
         jail.set_env("ECHO_BUS_URL", "nats://127.0.0.1:4222");
+        let error = Config::load(&cli(&["--target", "auth"]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("jwt_signing_key"),
+            "production needs keys: {error}"
+        );
+        jail.set_env(
+            "ECHO_AUTH__JWT_SIGNING_KEY",
+            "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----",
+        );
+        jail.set_env(
+            "ECHO_AUTH__OTP_HMAC_KEY",
+            "0123456789abcdef0123456789abcdef",
+        );
+        jail.set_env("ECHO_AUTH__OTP_SENDER", "https://otp.example/send");
         assert!(Config::load(&cli(&["--target", "auth"])).is_ok());
         Ok(())
     });
@@ -96,4 +113,46 @@ fn passwords_in_urls_are_redacted() {
         redact_url("redis://127.0.0.1:6379"),
         "redis://127.0.0.1:6379"
     );
+}
+
+#[test]
+fn production_refuses_weak_or_default_secrets() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("ECHO_ENV", "production");
+        jail.set_env(
+            "ECHO_AUTH__JWT_SIGNING_KEY",
+            "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----",
+        );
+        jail.set_env("ECHO_AUTH__OTP_SENDER", "https://otp.example/send");
+        for weak in [
+            "short",
+            "changeme-changeme-changeme-changeme",
+            &"a".repeat(40),
+        ] {
+            jail.set_env("ECHO_AUTH__OTP_HMAC_KEY", weak);
+            let error = Config::load(&cli(&[]))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("weak auth.otp_hmac_key"), "{weak}: {error}");
+        }
+        jail.set_env(
+            "ECHO_AUTH__OTP_HMAC_KEY",
+            "q8Z3xV0pL5mN2bC7kJ4hG9fD1sA6wE0r",
+        );
+        jail.set_env("ECHO_AUTH__OTP_SENDER", "log");
+        let error = Config::load(&cli(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("otp_sender = log"), "{error}");
+        jail.set_env("ECHO_AUTH__OTP_SENDER", "https://otp.example/send");
+        let config = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        let shown = config.redacted().to_string();
+        assert!(
+            !shown.contains("q8Z3xV0p") && !shown.contains("BEGIN PRIVATE"),
+            "{shown}"
+        );
+        Ok(())
+    });
 }

@@ -105,3 +105,38 @@ fn record<R>(method: &str, response: &Response<R>, started: std::time::Instant) 
     metrics::histogram!("echo_rpc_response_seconds", "method" => method)
         .record(started.elapsed().as_secs_f64());
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use tower::ServiceExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_rpc_span_continues_the_callers_trace() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        // The handler reports the trace context it runs in.
+        let service = RequestIdLayer.layer(tower::service_fn(|_: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(echo_telemetry::current_traceparent()))
+        }));
+        let request = Request::builder()
+            .uri("/echo.v1.Test/Call")
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .body(())
+            .unwrap();
+        let traceparent = service.oneshot(request).await.unwrap().into_body().unwrap();
+        assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(
+            !traceparent.contains("00f067aa0ba902b7"),
+            "a span of its own"
+        );
+    }
+}

@@ -87,7 +87,9 @@ impl TestMesh {
         init_test_logs();
         let (mut config, data_dir) = test_config(backend, targets)?;
         adjust(&mut config);
-        config.check().expect("test configuration is consistent");
+        config
+            .check_consistency()
+            .expect("test configuration is consistent");
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind public port");

@@ -1,0 +1,196 @@
+//! Two relays (two `NatsBus` instances, as in two processes) on ONE PostgreSQL outbox: only the
+//! lease holder publishes, the other takes over when the holder dies, and the stream ends up
+//! with every event exactly once, each writer's events in outbox id order (DESIGN §8).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use echo_bus::{EventBus, NatsBus, Outbox};
+use echo_store::Database;
+use echo_testenv::Server;
+
+const WRITERS: usize = 6;
+const PER_WRITER: usize = 50;
+
+/// How many sessions hold the outbox relay lease (the advisory lock on `<schema>.outbox_relay`).
+async fn lease_holders(db: &Database) -> i64 {
+    let Database::Postgres(db) = db else {
+        unreachable!()
+    };
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND ((classid::bigint << 32) | objid::bigint) = hashtext($1)::bigint",
+    )
+    .bind(format!("{}.outbox_relay", db.schema))
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_one_outbox_keep_order_across_a_takeover() {
+    init_logging();
+    let Some(pg_url) = echo_testenv::url(Server::Postgres) else {
+        return;
+    };
+    let Some(nats_url) = echo_testenv::url(Server::Nats) else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let settings = nats_settings();
+    let stream_name = echo_bus::subject::stream_name(&settings.subject_prefix, "auth");
+
+    // "Process" A: its own pool and bus; it relays first.
+    let db_a = open_db(&pg_url, "auth", &prefix).await;
+    let outbox_a = Outbox::new("auth", db_a.clone());
+    let bus_a = NatsBus::connect(&nats_url, settings.clone()).await.unwrap();
+    bus_a.attach_outbox(outbox_a.clone()).await.unwrap();
+    let warmup = event("user_registered", "warmup", -1);
+    commit(&outbox_a, &warmup).await;
+    wait_until("A publishes the warm-up event", || async {
+        outbox_a.unpublished_count().await.unwrap() == 0
+    })
+    .await;
+
+    // "Process" B: same schema, its own pool and bus; it stands by.
+    let db_b = open_db(&pg_url, "auth", &prefix).await;
+    let outbox_b = Outbox::new("auth", db_b.clone());
+    let bus_b = NatsBus::connect(&nats_url, settings.clone()).await.unwrap();
+    bus_b.attach_outbox(outbox_b.clone()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await; // B has tried the lease
+    assert_eq!(
+        lease_holders(&db_b).await,
+        1,
+        "exactly one relay holds the lease"
+    );
+
+    // Writers commit concurrently through both processes' outboxes; half-way they wait for
+    // the gate, so the second half is committed after A is gone and only B can publish it.
+    let committed = Arc::new(AtomicUsize::new(0));
+    let (gate, gate_rx) = tokio::sync::watch::channel(false);
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let outbox = if w % 2 == 0 {
+            outbox_a.clone()
+        } else {
+            outbox_b.clone()
+        };
+        let committed = committed.clone();
+        let mut gate = gate_rx.clone();
+        writers.push(tokio::spawn(async move {
+            for n in 0..PER_WRITER {
+                if n == PER_WRITER / 2 {
+                    gate.wait_for(|open| *open).await.unwrap();
+                }
+                commit(
+                    &outbox,
+                    &event("user_registered", &format!("w{w}"), n as i64),
+                )
+                .await;
+                committed.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    // Kill A (the lease holder) half-way, likely mid-batch: B must take over, in order.
+    wait_until("half the events committed", || async {
+        committed.load(Ordering::SeqCst) == WRITERS * PER_WRITER / 2
+    })
+    .await;
+    bus_a.shutdown();
+    drop(bus_a);
+    gate.send_replace(true);
+    for writer in writers {
+        tokio::time::timeout(WAIT, writer)
+            .await
+            .expect("writers finish")
+            .unwrap();
+    }
+    wait_until("every event is published", || async {
+        outbox_b.unpublished_count().await.unwrap() == 0
+    })
+    .await;
+    assert_eq!(
+        lease_holders(&db_b).await,
+        1,
+        "B holds the lease alone after the takeover"
+    );
+
+    // The stream, against the outbox.
+    let Database::Postgres(pg) = &db_b else {
+        unreachable!()
+    };
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, event_id::text, subject FROM outbox ORDER BY id")
+            .fetch_all(&pg.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), WRITERS * PER_WRITER + 1);
+    let outbox_id: HashMap<uuid::Uuid, (i64, String)> = rows
+        .iter()
+        .map(|(id, event_id, subject)| (event_id.parse().unwrap(), (*id, subject.clone())))
+        .collect();
+    let js = async_nats::jetstream::new(async_nats::connect(&nats_url).await.unwrap());
+    let messages = read_stream(&js, &stream_name).await;
+    let stream_ids: Vec<uuid::Uuid> = messages.iter().map(msg_id).collect();
+    let distinct: HashSet<_> = stream_ids.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        stream_ids.len(),
+        "a duplicate in the stream"
+    );
+    assert_eq!(
+        stream_ids.len(),
+        rows.len(),
+        "an event is missing from the stream"
+    );
+    assert!(
+        stream_ids.iter().all(|id| outbox_id.contains_key(id)),
+        "a stranger in the stream"
+    );
+
+    // Each writer (one key, like one conversation) appears in outbox id order.
+    let mut last_per_key: HashMap<String, i64> = HashMap::new();
+    let mut inversions = 0;
+    let mut previous = 0;
+    for id in &stream_ids {
+        let (row, subject) = &outbox_id[id];
+        let last = last_per_key.entry(subject.clone()).or_insert(0);
+        assert!(
+            row > last,
+            "{subject}: outbox id {row} published after {last}"
+        );
+        *last = *row;
+        if *row < previous {
+            inversions += 1;
+        }
+        previous = previous.max(*row);
+    }
+    // Across concurrent writers, publish order is commit order, which is not id order (an id is
+    // taken at insert, the row becomes visible at commit). Not asserted; shown with --nocapture.
+    println!("global id-order inversions across concurrent writers: {inversions}");
+
+    // B is woken by PostgreSQL NOTIFY for commits made through A's outbox handle (whose
+    // in-process signal reaches no relay any more), not only by its 1 s poll. Shown, not
+    // asserted (timing).
+    for n in 0..3 {
+        let started = std::time::Instant::now();
+        commit(&outbox_a, &event("user_registered", "notify", n)).await;
+        wait_until("a commit in another process is relayed", || async {
+            outbox_b.unpublished_count().await.unwrap() == 0
+        })
+        .await;
+        println!("cross-process relay latency: {:?}", started.elapsed());
+    }
+
+    bus_b.shutdown();
+    drop(bus_b);
+    let _ = js.delete_stream(&stream_name).await;
+    db_a.close().await;
+    db_b.close().await;
+    drop_schemas(&pg_url, &prefix, &["auth"]).await;
+}
