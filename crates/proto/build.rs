@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: `env!` would bake in the path of whichever checkout first compiled
+    // this script, and a shared target dir would then read another checkout's protos.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let mut protos = Vec::new();
     collect_protos(&root, &mut protos)?;
     protos.sort();

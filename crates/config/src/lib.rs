@@ -223,7 +223,7 @@ impl Config {
             .merge(
                 Env::prefixed("ECHO_")
                     .split("__")
-                    .ignore(&["require_services"]),
+                    .filter(|key| !is_test_variable(key.as_str())),
             )
             .merge(Serialized::defaults(cli.overrides()))
             .extract()
@@ -345,6 +345,13 @@ impl Config {
         copy.auth.otp_hmac_key = hide(&self.auth.otp_hmac_key);
         serde_json::to_value(copy).unwrap_or_default()
     }
+}
+
+/// `ECHO_TEST_*` and `ECHO_REQUIRE_SERVICES` belong to the test suite, not to the server: they
+/// may be set in any shell that runs tests and must never stop `echo` from starting.
+fn is_test_variable(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.starts_with("test_") || key == "require_services"
 }
 
 /// Too short, or one character repeated, or a well-known placeholder.

@@ -43,6 +43,17 @@ fn flags_beat_env_which_beats_the_file() {
 #[test]
 fn unknown_keys_are_errors() {
     figment::Jail::expect_with(|jail| {
+        // The test suite's own variables are not configuration and never stop the server.
+        jail.set_env("ECHO_TEST_POSTGRES_URL", "postgres://elsewhere");
+        jail.set_env("ECHO_REQUIRE_SERVICES", "1");
+        assert!(Config::load(&cli(&[])).is_ok());
+        jail.set_env("ECHO_LISTN", "127.0.0.1:1");
+        let error = Config::load(&cli(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("listn"), "{error}");
+        jail.set_env("ECHO_LISTN", "");
         jail.create_file("echo.toml", "lisen = \"127.0.0.1:1111\"")?;
         let error = Config::load(&cli(&[]))
             .err()

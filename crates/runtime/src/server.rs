@@ -41,9 +41,10 @@ impl ServeOptions {
 }
 
 /// The services one port serves: each generated server (already size-limited by its crate's
-/// `service(max_request_bytes)`), the names health reports, and the databases readiness checks.
+/// `service(max_request_bytes)`) or forwarded prefix, the names health reports, and the
+/// databases readiness checks.
 pub struct Services {
-    routes: tonic::service::RoutesBuilder,
+    routes: Routes,
     names: Vec<&'static str>,
     databases: Vec<Database>,
 }
@@ -58,7 +59,7 @@ impl Services {
     /// No services yet.
     pub fn new() -> Self {
         Self {
-            routes: Routes::builder(),
+            routes: Routes::default(),
             names: Vec::new(),
             databases: Vec::new(),
         }
@@ -79,7 +80,36 @@ impl Services {
         S::Future: Send + 'static,
     {
         self.names.push(S::NAME);
-        self.routes.add_service(service);
+        self.routes = std::mem::take(&mut self.routes).add_service(service);
+        self
+    }
+
+    /// Serve every path under `/{service_name}/` with `service` (the edge's forwarder in
+    /// split mode) and report health for it. The port's layers (request ids, stream shutdown,
+    /// grpc-web, CORS) wrap it like any other service.
+    pub fn forward<S>(&mut self, service_name: &'static str, service: S) -> &mut Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Error = std::convert::Infallible,
+                Response = http::Response<tonic::body::Body>,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        use tower::ServiceExt as _;
+        self.names.push(service_name);
+        let router = std::mem::take(&mut self.routes)
+            .into_axum_router()
+            .route_service(
+                &format!("/{service_name}/{{*rest}}"),
+                service.map_request(|req: http::Request<axum::body::Body>| {
+                    req.map(tonic::body::Body::new)
+                }),
+            );
+        self.routes = Routes::from(router);
         self
     }
 
@@ -134,9 +164,7 @@ pub async fn serve(
     readiness.set(false).await;
     tokio::spawn(readiness.clone().run(services.databases, shutdown.clone()));
 
-    let mut routes = services.routes;
-    routes.add_service(health_service);
-    add_reflection(&mut routes);
+    let routes = add_reflection(services.routes.add_service(health_service));
 
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
@@ -147,7 +175,7 @@ pub async fn serve(
         .layer(RequestIdLayer)
         .layer(PayloadLimitLayer)
         .layer(StreamShutdownLayer::new(shutdown.clone()))
-        .add_routes(routes.routes());
+        .add_routes(routes);
 
     let grace = options.shutdown_grace;
     let task = tokio::spawn(async move {
@@ -169,7 +197,7 @@ pub async fn serve(
 
 /// Reflection for the whole API: v1 and v1alpha (grpcurl 1.8 and grpcio-reflection speak only
 /// v1alpha).
-fn add_reflection(routes: &mut tonic::service::RoutesBuilder) {
+fn add_reflection(routes: Routes) -> Routes {
     let v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(echo_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -180,8 +208,7 @@ fn add_reflection(routes: &mut tonic::service::RoutesBuilder) {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
-    routes.add_service(v1);
-    routes.add_service(v1alpha);
+    routes.add_service(v1).add_service(v1alpha)
 }
 
 /// CORS for grpc-web: browsers may read the gRPC status headers, including the details.

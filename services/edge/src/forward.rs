@@ -1,0 +1,344 @@
+//! The split-mode forwarder: an h2c reverse proxy for gRPC paths.
+//!
+//! Request and response bodies are streamed frame by frame (trailers included), so the proxy
+//! knows nothing of methods or messages. A client that goes away drops the upstream stream
+//! (hyper resets it), and the serving kit's stream-shutdown layer wraps forwarded responses
+//! like local ones, so the edge's shutdown ends forwarded streams too.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use echo_runtime::{Failure, Services};
+use futures::future::BoxFuture;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme, Uri};
+use http::{Request, Response, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tonic::body::Body;
+use tonic::transport::server::TcpConnectInfo;
+
+use crate::body::UpstreamBody;
+use crate::upstreams::UpstreamError;
+
+/// How long a client waits before retrying a call the edge could not deliver.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Forwards each gRPC service's paths to the upstream that serves it, over one pooled h2c
+/// client shared by every service. Cheap to clone: mount the same forwarder for every
+/// service ([`Forwarder::mount`]).
+#[derive(Clone)]
+pub struct Forwarder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client<HttpConnector, Body>,
+    upstreams: HashMap<&'static str, Upstream>,
+}
+
+/// Where one service is served: the scheme and authority a forwarded URI gets.
+#[derive(Clone, Debug)]
+struct Upstream {
+    scheme: Scheme,
+    authority: Authority,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("upstreams", &self.inner.upstreams)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Forwarder {
+    /// Forward each `(service_name, upstream)`: `/service_name/*` goes to `upstream`
+    /// (`http://host:port`; the upstream speaks gRPC over cleartext HTTP/2).
+    pub fn new(
+        routes: impl IntoIterator<Item = (&'static str, Uri)>,
+    ) -> Result<Self, UpstreamError> {
+        let mut upstreams = HashMap::new();
+        for (service, uri) in routes {
+            let invalid = |why: &str| UpstreamError::Invalid {
+                service,
+                upstream: uri.to_string(),
+                why: why.to_owned(),
+            };
+            if uri.scheme() != Some(&Scheme::HTTP) {
+                return Err(invalid("the edge reaches upstreams over cleartext http://"));
+            }
+            let authority = uri.authority().ok_or_else(|| invalid("no host:port"))?;
+            upstreams.insert(
+                service,
+                Upstream {
+                    scheme: Scheme::HTTP,
+                    authority: authority.clone(),
+                },
+            );
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client: client(),
+                upstreams,
+            }),
+        })
+    }
+
+    /// The services this forwarder sends on.
+    pub fn service_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.inner.upstreams.keys().copied()
+    }
+
+    /// Mount every forwarded service on `services` (health reports each of them).
+    pub fn mount(&self, services: &mut Services) {
+        for service in self.service_names() {
+            services.forward(service, self.clone());
+        }
+    }
+
+    async fn forward(self, request: Request<Body>) -> Response<Body> {
+        let service = service_of(request.uri().path());
+        let Some((service, upstream)) = self.inner.upstreams.get_key_value(service) else {
+            return tonic::Status::unimplemented("no upstream serves this path").into_http();
+        };
+        let service: &'static str = service;
+        let request = match upstream_request(request, upstream) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::warn!(%error, service, "cannot forward request");
+                return tonic::Status::invalid_argument("malformed request path").into_http();
+            }
+        };
+        match self.inner.client.request(request).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                remove_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, Body::new(UpstreamBody::new(body, service)))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = %error_chain(&error),
+                    service,
+                    upstream = %upstream.authority,
+                    connect = error.is_connect(),
+                    "upstream unreachable"
+                );
+                unavailable(service).into_http()
+            }
+        }
+    }
+}
+
+impl tower::Service<Request<Body>> for Forwarder {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The pool queues per upstream; there is no back-pressure to report here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.forward(request).await) })
+    }
+}
+
+/// The status a client gets when its call could not reach the service.
+pub(crate) fn unavailable(service: &str) -> tonic::Status {
+    Failure::unavailable(
+        "DEPENDENCY_UNAVAILABLE",
+        format!("{service} is unavailable; retry shortly"),
+        RETRY_AFTER,
+    )
+    .into()
+}
+
+/// One h2c client for every upstream: HTTP/2 with prior knowledge, one multiplexed
+/// connection per upstream, kept alive with pings so a dead peer is noticed.
+fn client() -> Client<HttpConnector, Body> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(3)));
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_timeout(Duration::from_secs(10))
+        .http2_keep_alive_while_idle(true)
+        .build(connector)
+}
+
+/// `echo.auth.v1.AuthService` from `/echo.auth.v1.AuthService/SignIn`.
+fn service_of(path: &str) -> &str {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    path.split_once('/').map_or(path, |(service, _)| service)
+}
+
+/// The request as the upstream gets it: its authority, HTTP/2, no hop-by-hop headers, the
+/// edge's request id and trace context, and the peer in `x-forwarded-for`.
+fn upstream_request(
+    request: Request<Body>,
+    upstream: &Upstream,
+) -> Result<Request<Body>, http::Error> {
+    let (mut parts, body) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    parts.uri = Uri::builder()
+        .scheme(upstream.scheme.clone())
+        .authority(upstream.authority.clone())
+        .path_and_query(path_and_query)
+        .build()?;
+    parts.version = Version::HTTP_2;
+
+    let headers = &mut parts.headers;
+    remove_hop_by_hop(headers);
+    // HTTP/2 carries the authority in the URI, and the length is framing, not content.
+    headers.remove(header::HOST);
+    headers.remove(header::CONTENT_LENGTH);
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    // The upstream logs under the edge's id (RequestIdLayer minted one if the client sent none)
+    // and its span continues the edge's trace.
+    if let Some(id) = echo_runtime::request_id::current().and_then(|id| id.parse().ok()) {
+        headers.insert(echo_runtime::request_id::HEADER, id);
+    }
+    if let Some(parent) = echo_telemetry::current_traceparent().and_then(|t| t.parse().ok()) {
+        headers.insert(echo_telemetry::TRACEPARENT, parent);
+    }
+    let peer = parts
+        .extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .map(|addr| addr.ip());
+    if let Some(peer) = peer {
+        append_forwarded_for(headers, peer);
+    }
+    Ok(Request::from_parts(parts, body))
+}
+
+/// Append `peer` to `x-forwarded-for` (rightmost is the hop the edge saw; whether to believe
+/// the entries before it is the trusted-proxy decision, made where the IP is used).
+fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    let value = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
+        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {peer}"),
+        _ => peer.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(XFF, value);
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1); HTTP/2 refuses them.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| name.trim().parse().ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// The error and its causes, for the log (hyper-util's own message is only the kind).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_is_the_first_path_segment() {
+        assert_eq!(
+            service_of("/echo.auth.v1.AuthService/SignIn"),
+            "echo.auth.v1.AuthService"
+        );
+        assert_eq!(service_of("/nothing"), "nothing");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go_and_grpc_headers_stay() {
+        let mut request = Request::new(Body::empty());
+        let headers = request.headers_mut();
+        for (name, value) in [
+            ("connection", "keep-alive, x-private"),
+            ("keep-alive", "timeout=5"),
+            ("x-private", "1"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers, deflate"),
+            ("host", "edge.example"),
+            ("grpc-timeout", "5S"),
+            ("authorization", "Bearer t"),
+            ("x-request-id", "r-1"),
+            ("x-forwarded-for", "203.0.113.7"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        *request.uri_mut() = "/echo.auth.v1.AuthService/SignIn?x=1".parse().unwrap();
+        request.extensions_mut().insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(([10, 0, 0, 9], 5555).into()),
+        });
+        let upstream = Upstream {
+            scheme: Scheme::HTTP,
+            authority: "auth:8080".parse().unwrap(),
+        };
+        let forwarded = upstream_request(request, &upstream).unwrap();
+        assert_eq!(
+            forwarded.uri(),
+            "http://auth:8080/echo.auth.v1.AuthService/SignIn?x=1"
+        );
+        assert_eq!(forwarded.version(), Version::HTTP_2);
+        let headers = forwarded.headers();
+        for gone in [
+            "connection",
+            "keep-alive",
+            "x-private",
+            "transfer-encoding",
+            "host",
+        ] {
+            assert!(!headers.contains_key(gone), "{gone} was forwarded");
+        }
+        assert_eq!(headers["te"], "trailers");
+        assert_eq!(headers["grpc-timeout"], "5S");
+        assert_eq!(headers["authorization"], "Bearer t");
+        assert_eq!(headers["x-request-id"], "r-1");
+        assert_eq!(headers["x-forwarded-for"], "203.0.113.7, 10.0.0.9");
+    }
+}
