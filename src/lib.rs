@@ -2,6 +2,8 @@
 //! testkit calls [`Mesh::start`] with listeners on 127.0.0.1:0, so tests run exactly what
 //! operators run.
 
+mod identity;
 mod mesh;
 
-pub use mesh::{Backends, Mesh, migrate};
+pub use identity::Identity;
+pub use mesh::{Backends, Mesh, Overrides, migrate};

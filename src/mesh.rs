@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use echo_auth::OtpSender;
 use echo_bus::{EventBus, NatsSettings, Outbox};
 use echo_cache::Cache;
 use echo_config::{Config, Target};
@@ -11,6 +12,9 @@ use echo_store::Database;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower::Layer as _;
+
+use crate::identity::Identity;
 
 /// Services that keep data, and so have a database, an outbox and migrations.
 const DATA_OWNERS: [Target; 4] = [
@@ -47,6 +51,13 @@ impl Backends {
     }
 }
 
+/// Replacements for parts a test wants to observe (production uses none).
+#[derive(Clone, Default)]
+pub struct Overrides {
+    /// Where OTP codes go instead of the configured sender.
+    pub otp_sender: Option<Arc<dyn OtpSender>>,
+}
+
 /// A running process: the public port, the admin port and the backends.
 pub struct Mesh {
     /// The public gRPC + grpc-web address.
@@ -70,26 +81,54 @@ impl Mesh {
         admin_listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
+        Self::start_with(
+            config,
+            listener,
+            admin_listener,
+            shutdown,
+            Overrides::default(),
+        )
+        .await
+    }
+
+    /// [`Mesh::start`] with parts replaced (tests).
+    pub async fn start_with(
+        config: &Config,
+        listener: TcpListener,
+        admin_listener: TcpListener,
+        shutdown: CancellationToken,
+        overrides: Overrides,
+    ) -> anyhow::Result<Self> {
         let backends = Backends::connect(config).await?;
+        let identity = Identity::load(config, backends.cache.clone(), &shutdown).await?;
         let mut services = Services::new();
         let mut databases = Vec::new();
         for target in config.target.iter() {
+            let mut outbox = None;
             if DATA_OWNERS.contains(&target) {
                 let db = open_database(config, target).await?;
-                backends
-                    .bus
-                    .attach_outbox(Outbox::new(target.name(), db.clone()))
-                    .await?;
+                let service_outbox = Outbox::new(target.name(), db.clone());
+                backends.bus.attach_outbox(service_outbox.clone()).await?;
                 services.ready_with(db.clone());
                 databases.push((target, db));
+                outbox = Some(service_outbox);
             }
-            add_service(&mut services, target, config.max_request_bytes);
+            let parts = Parts {
+                config,
+                backends: &backends,
+                identity: &identity,
+                overrides: &overrides,
+            };
+            add_service(&mut services, target, outbox, &parts)?;
         }
         if config.target.contains(Target::Edge) && !config.target.is_whole_mesh() {
-            anyhow::bail!(
-                "the edge forwards to services in other processes only from the Auth issue on; \
-                 run --target all, or run the service targets directly"
-            );
+            // Split mode: everything not served here is forwarded, after the edge's own check.
+            let forwarder =
+                echo_edge::Forwarder::from_upstreams(&config.upstreams, &config.target)?;
+            let names: Vec<_> = forwarder.service_names().collect();
+            for name in names {
+                services.forward(name, identity.layer().layer(forwarder.clone()));
+            }
         }
         let admin_addr = admin_listener.local_addr()?;
         let options = ServeOptions::from_config(config);
@@ -142,15 +181,68 @@ impl Mesh {
     }
 }
 
-fn add_service(services: &mut Services, target: Target, max_request_bytes: usize) {
+/// What building a service may draw on.
+struct Parts<'a> {
+    config: &'a Config,
+    backends: &'a Backends,
+    identity: &'a Identity,
+    overrides: &'a Overrides,
+}
+
+/// Add `target`'s server, behind the authentication layer (every service verifies tokens
+/// itself; the edge's check in split mode is in addition, not instead).
+fn add_service(
+    services: &mut Services,
+    target: Target,
+    outbox: Option<Outbox>,
+    parts: &Parts<'_>,
+) -> anyhow::Result<()> {
+    let limit = parts.config.max_request_bytes;
+    let authn = parts.identity.layer();
     match target {
-        Target::Auth => services.add(echo_auth::service(max_request_bytes)),
-        Target::User => services.add(echo_user::service(max_request_bytes)),
-        Target::Message => services.add(echo_message::service(max_request_bytes)),
-        Target::Presence => services.add(echo_presence::service(max_request_bytes)),
-        Target::Notification => services.add(echo_notification::service(max_request_bytes)),
-        Target::Edge => services,
+        Target::Auth => {
+            let outbox = outbox.context("auth keeps data")?;
+            let deps = auth_deps(outbox, parts)?;
+            services.add(authn.layer(echo_auth::service(deps, limit)?));
+        }
+        Target::User => drop(services.add(authn.layer(echo_user::service(limit)))),
+        Target::Message => drop(services.add(authn.layer(echo_message::service(limit)))),
+        Target::Presence => drop(services.add(authn.layer(echo_presence::service(limit)))),
+        Target::Notification => {
+            services.add(authn.layer(echo_notification::service(limit)));
+        }
+        Target::Edge => {}
+    }
+    Ok(())
+}
+
+fn auth_deps(outbox: Outbox, parts: &Parts<'_>) -> anyhow::Result<echo_auth::AuthDeps> {
+    let config = parts.config;
+    let otp_sender: Arc<dyn OtpSender> =
+        match (&parts.overrides.otp_sender, config.auth.otp_sender.as_str()) {
+            (Some(sender), _) => sender.clone(),
+            (None, "log") => Arc::new(echo_auth::LogOtpSender),
+            (None, url) => {
+                Arc::new(echo_auth::WebhookOtpSender::new(url).map_err(anyhow::Error::msg)?)
+            }
+        };
+    let policy = echo_auth::Policy {
+        access_ttl: config.auth.access_token_ttl,
+        refresh_ttl: config.auth.refresh_token_ttl,
+        refresh_grace: config.auth.refresh_retry_grace,
+        ..echo_auth::Policy::default()
     };
+    Ok(echo_auth::AuthDeps {
+        store: echo_auth::store::for_database(outbox.database(), outbox.clone()),
+        cache: parts.backends.cache.clone(),
+        keys: parts.identity.keys.clone(),
+        issuer: config.auth.jwt_issuer.clone(),
+        revocations: parts.identity.revocations.clone(),
+        otp_sender,
+        secret: parts.identity.secret.clone(),
+        policy,
+        trusted_proxies: config.trusted_proxies.clone(),
+    })
 }
 
 async fn open_database(config: &Config, target: Target) -> anyhow::Result<Database> {
@@ -161,7 +253,20 @@ async fn open_database(config: &Config, target: Target) -> anyhow::Result<Databa
     db.migrate(&echo_bus::migrations())
         .await
         .with_context(|| format!("{target} migrations"))?;
+    if let Some(migrations) = service_migrations(target) {
+        db.migrate(&migrations)
+            .await
+            .with_context(|| format!("{target} migrations"))?;
+    }
     Ok(db)
+}
+
+/// A service's own migrations (beside the bus tables every data owner has).
+fn service_migrations(target: Target) -> Option<echo_store::Migrations> {
+    match target {
+        Target::Auth => Some(echo_auth::migrations()),
+        _ => None,
+    }
 }
 
 /// `echo migrate`: apply every configured data-owning service's migrations, then return.

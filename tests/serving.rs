@@ -205,12 +205,19 @@ async fn an_oversized_request_is_resource_exhausted_with_a_decodable_error_info(
     assert_eq!(info.reason, "PAYLOAD_TOO_LARGE");
     assert_eq!(info.domain, "echo");
 
-    // A small request still reaches the service (which is honest about not being built yet).
+    // A small request reaches the service, whose validation answers with field violations.
     let small = echo_proto::echo::auth::v1::RegisterRequest::default();
-    assert_eq!(
-        mesh.auth().register(small).await.unwrap_err().code(),
-        Code::Unimplemented
-    );
+    let status = mesh.auth().register(small).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    let fields: Vec<_> = details
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(fields, ["phone_number", "password", "display_name"]);
     mesh.shutdown().await;
 }
 

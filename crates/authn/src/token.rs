@@ -66,7 +66,29 @@ impl TokenIssuer {
         device: Uuid,
         ttl: Duration,
     ) -> Result<(String, SystemTime), AuthnError> {
-        let iat = SystemTime::now()
+        self.issue_at(
+            user,
+            session,
+            device,
+            SystemTime::now(),
+            ttl,
+            Uuid::now_v7(),
+        )
+    }
+
+    /// The token with exactly these claims. Ed25519 signatures are deterministic, so the same
+    /// arguments give the same token byte for byte: a refresh retried after a lost response can
+    /// be answered with the very pair it missed, without storing that pair anywhere.
+    pub fn issue_at(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        device: Uuid,
+        issued_at: SystemTime,
+        ttl: Duration,
+        jti: Uuid,
+    ) -> Result<(String, SystemTime), AuthnError> {
+        let iat = issued_at
             .duration_since(UNIX_EPOCH)
             .map_err(|_| AuthnError::Key("system clock is before 1970".to_owned()))?
             .as_secs();
@@ -75,7 +97,7 @@ impl TokenIssuer {
             sub: user.to_string(),
             sid: session.to_string(),
             did: device.to_string(),
-            jti: Uuid::now_v7().to_string(),
+            jti: jti.to_string(),
             iat,
             exp,
             iss: self.issuer.clone(),

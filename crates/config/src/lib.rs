@@ -66,6 +66,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// In split mode, where the edge forwards each target's RPCs (`http://host:port`).
     pub upstreams: Upstreams,
+    /// Peers (the edge, load balancers) whose `x-forwarded-for` names the client's IP.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Identity settings: signing keys, token lifetimes, OTP (DESIGN §5).
     pub auth: AuthSettings,
 }
@@ -191,6 +193,7 @@ impl Default for Config {
             keepalive_interval: Duration::from_secs(30),
             cors_allowed_origins: vec!["*".into()],
             upstreams: Upstreams::default(),
+            trusted_proxies: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
             auth: AuthSettings::default(),
         }
     }

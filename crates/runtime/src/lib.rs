@@ -4,12 +4,14 @@
 //! errors to `tonic::Status`.
 
 pub mod admin;
+mod client_ip;
 mod failure;
 mod health;
 pub mod layers;
 pub mod request_id;
 mod server;
 
+pub use client_ip::client_ip;
 pub use failure::{ERROR_DOMAIN, Failure, Violation};
 pub use health::Readiness;
 pub use server::{Running, ServeOptions, Services, serve};

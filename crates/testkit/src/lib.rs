@@ -6,15 +6,63 @@
 //! notice) when those are absent, unless `ECHO_REQUIRE_SERVICES=1` makes that a failure.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use echo_config::{Config, Targets};
 use echo_proto::echo;
 use echo_testenv::{Server, unique_name, url};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+pub use echo_auth::CapturingOtpSender;
+use echo_auth::store::OtpPurpose;
+use echo_proto::echo::auth::v1::{
+    DeviceInfo, DevicePlatform, RegisterRequest, TokenPair, VerifyPhoneRequest,
+};
 pub use echo_testenv as env;
+
+/// The password every test account gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry an access token.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// A signed-up, signed-in test user.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    /// Their E.164 phone number.
+    pub phone: String,
+    /// The tokens from verification.
+    pub tokens: TokenPair,
+}
+
+/// A fresh valid phone number (a fictional +1 415 555 range), unique enough per test.
+pub fn phone_number() -> String {
+    format!("+1415555{:04}", rand_digits())
+}
+
+fn rand_digits() -> u32 {
+    let id = uuid::Uuid::new_v4();
+    u32::from_le_bytes(id.as_bytes()[..4].try_into().expect("4 bytes")) % 10_000
+}
 
 /// Which backends a test mesh runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +84,8 @@ pub struct TestMesh {
     pub mesh: ::echo::Mesh,
     /// The configuration it runs with.
     pub config: Config,
+    /// Every OTP code the mesh sent, readable like an SMS.
+    pub otp: CapturingOtpSender,
     shutdown: CancellationToken,
     _data_dir: tempfile::TempDir,
 }
@@ -97,12 +147,17 @@ impl TestMesh {
             .await
             .expect("bind admin port");
         let shutdown = CancellationToken::new();
-        let mesh = ::echo::Mesh::start(&config, listener, admin, shutdown.clone())
+        let otp = CapturingOtpSender::default();
+        let overrides = ::echo::Overrides {
+            otp_sender: Some(Arc::new(otp.clone())),
+        };
+        let mesh = ::echo::Mesh::start_with(&config, listener, admin, shutdown.clone(), overrides)
             .await
             .expect("mesh starts");
         Some(Self {
             mesh,
             config,
+            otp,
             shutdown,
             _data_dir: data_dir,
         })
@@ -133,6 +188,63 @@ impl TestMesh {
     /// Shut down and wait until both ports have stopped.
     pub async fn shutdown(self) {
         self.mesh.shutdown().await.expect("clean shutdown");
+    }
+
+    /// A channel whose calls carry `access_token`.
+    pub fn authed(&self, access_token: &str) -> Authed {
+        let value = format!("Bearer {access_token}")
+            .parse()
+            .expect("ascii token");
+        InterceptedService::new(self.channel(), Bearer(value))
+    }
+
+    /// An AuthService client acting as `user`.
+    pub fn auth_as(
+        &self,
+        user: &SignedIn,
+    ) -> echo::auth::v1::auth_service_client::AuthServiceClient<Authed> {
+        echo::auth::v1::auth_service_client::AuthServiceClient::new(
+            self.authed(&user.tokens.access_token),
+        )
+    }
+
+    /// The last code sent to `phone` for `purpose`, waiting briefly for it to arrive.
+    pub async fn code_for(&self, phone: &str, purpose: OtpPurpose) -> String {
+        for _ in 0..100 {
+            if let Some(code) = self.otp.last_code(phone, purpose) {
+                return code;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no {purpose:?} code was sent to {phone}");
+    }
+
+    /// Register and verify a new account through the API; returns its tokens.
+    pub async fn sign_up(&self) -> SignedIn {
+        let phone = phone_number();
+        let register = RegisterRequest {
+            phone_number: phone.clone(),
+            password: PASSWORD.into(),
+            display_name: format!("Test {}", &phone[phone.len() - 4..]),
+        };
+        self.auth().register(register).await.expect("register");
+        let code = self.code_for(&phone, OtpPurpose::Register).await;
+        let verify = VerifyPhoneRequest {
+            phone_number: phone.clone(),
+            code,
+            device: Some(test_device()),
+        };
+        let tokens = self
+            .auth()
+            .verify_phone(verify)
+            .await
+            .expect("verify")
+            .into_inner()
+            .tokens;
+        SignedIn {
+            phone,
+            tokens: tokens.expect("tokens"),
+        }
     }
 
     /// An AuthService client.
@@ -167,5 +279,14 @@ impl TestMesh {
         echo::notification::v1::notification_service_client::NotificationServiceClient::new(
             self.channel(),
         )
+    }
+}
+
+/// The device every test signs in on.
+pub fn test_device() -> DeviceInfo {
+    DeviceInfo {
+        name: "test device".into(),
+        platform: DevicePlatform::Other as i32,
+        app_version: "1.0.0".into(),
     }
 }

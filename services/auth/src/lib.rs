@@ -1,19 +1,92 @@
-//! AuthService: accounts, phone verification by OTP, passwords, access and refresh tokens, sessions and devices, signing keys (DESIGN §5).
+//! AuthService (DESIGN §5): phone-first accounts verified by one-time codes, argon2id
+//! passwords, EdDSA access tokens with rotating refresh tokens, sessions per server-issued
+//! device, password change and reset, account deletion, and the public signing keys.
 //!
-//! Not implemented yet: every RPC answers UNIMPLEMENTED through the generated default stubs,
-//! which is honest only while its issue ("AuthService end to end, the authn layer, and a split-mode mesh") is open. The platform around it (its
-//! database, outbox, health, reflection and serving) is already live.
+//! Layout: `api` parses and maps; `accounts` holds the journeys; `domain` the parsed types and
+//! secrets handling; `store` the storage seam with its PostgreSQL and SQLite implementations.
 
-use echo_proto::echo::auth::v1::auth_service_server::{AuthService, AuthServiceServer};
+pub mod accounts;
+pub mod api;
+pub mod domain;
+pub mod error;
+mod events;
+pub mod store;
 
-/// The AuthService handlers.
-#[derive(Debug, Default)]
-pub struct AuthServiceApi;
+use std::net::IpAddr;
+use std::sync::Arc;
 
-#[tonic::async_trait]
-impl AuthService for AuthServiceApi {}
+use echo_authn::{KeySet, Revocations, TokenIssuer};
+use echo_cache::Cache;
+use echo_proto::echo::auth::v1::auth_service_server::AuthServiceServer;
+
+pub use accounts::Policy;
+pub use api::AuthApi;
+pub use domain::otp::{CapturingOtpSender, LogOtpSender, OtpSender};
+pub use domain::webhook::WebhookOtpSender;
+
+/// The AuthService methods callable without an access token (everything that gets one).
+pub const PUBLIC_METHODS: &[&str] = &[
+    "/echo.auth.v1.AuthService/Register",
+    "/echo.auth.v1.AuthService/VerifyPhone",
+    "/echo.auth.v1.AuthService/LoginWithPassword",
+    "/echo.auth.v1.AuthService/RequestLoginOtp",
+    "/echo.auth.v1.AuthService/LoginWithOtp",
+    "/echo.auth.v1.AuthService/RefreshTokens",
+    "/echo.auth.v1.AuthService/RequestPasswordReset",
+    "/echo.auth.v1.AuthService/ResetPassword",
+    "/echo.auth.v1.AuthService/GetSigningKeys",
+];
+
+/// Everything AuthService needs, built by the binary (or the testkit).
+pub struct AuthDeps {
+    /// Storage (writes its events to the service's outbox).
+    pub store: Arc<dyn store::AuthStore>,
+    /// Rate limits.
+    pub cache: Arc<dyn Cache>,
+    /// Signing key and accepted public keys.
+    pub keys: KeySet,
+    /// The `iss` claim.
+    pub issuer: String,
+    /// Shared revocations (started by the caller).
+    pub revocations: Revocations,
+    /// Code delivery.
+    pub otp_sender: Arc<dyn OtpSender>,
+    /// Secret for OTP hashes and refresh-token derivation (≥ 32 bytes in production).
+    pub secret: Vec<u8>,
+    /// Token lifetimes and code rules.
+    pub policy: Policy,
+    /// Peers whose `x-forwarded-for` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
 
 /// The AuthService server, refusing request messages over `max_request_bytes`.
-pub fn service(max_request_bytes: usize) -> AuthServiceServer<AuthServiceApi> {
-    AuthServiceServer::new(AuthServiceApi).max_decoding_message_size(max_request_bytes)
+pub fn service(
+    deps: AuthDeps,
+    max_request_bytes: usize,
+) -> Result<AuthServiceServer<AuthApi>, echo_authn::AuthnError> {
+    let issuer = TokenIssuer::new(deps.keys.signing_key(), deps.issuer)?;
+    let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
+    let accounts = accounts::Accounts {
+        store: deps.store,
+        hasher: domain::password::PasswordHasher::new(parallelism),
+        codes: domain::otp::OtpCodes::new(&deps.secret),
+        sender: deps.otp_sender,
+        limits: domain::limits::Limits::new(deps.cache),
+        refresh: domain::refresh::RefreshTokens::new(&deps.secret),
+        issuer,
+        keys: deps.keys,
+        revocations: deps.revocations,
+        policy: deps.policy,
+    };
+    let api = AuthApi::new(Arc::new(accounts), deps.trusted_proxies);
+    Ok(AuthServiceServer::new(api).max_decoding_message_size(max_request_bytes))
+}
+
+/// AuthService's migrations for both backends.
+pub fn migrations() -> echo_store::Migrations {
+    echo_store::Migrations::new(
+        "auth",
+        sqlx::migrate!("../../migrations/postgres/auth"),
+        sqlx::migrate!("../../migrations/sqlite/auth"),
+    )
 }

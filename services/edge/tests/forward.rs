@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use echo_edge::Forwarder;
-use echo_proto::echo::auth::v1::auth_service_client::AuthServiceClient;
-use echo_proto::echo::auth::v1::{ListSessionsRequest, LogoutRequest};
+use echo_proto::echo::user::v1::user_service_client::UserServiceClient;
+use echo_proto::echo::user::v1::{GetMeRequest, ListContactsRequest};
 use echo_proto::service_names;
 use echo_runtime::{Running, ServeOptions, Services};
 use http::{Request, Response};
@@ -89,10 +89,10 @@ impl Port {
     }
 }
 
-/// An upstream running the AuthService (with its real handlers or stubs).
+/// An upstream running a service whose RPCs are still stubs (UNIMPLEMENTED proves arrival).
 async fn auth_upstream() -> Port {
     let mut services = Services::new();
-    services.add(echo_auth::service(4 << 20));
+    services.add(echo_user::service(4 << 20));
     Port::start(services).await
 }
 
@@ -135,19 +135,19 @@ fn relayed_health_client(port: &Port) -> HealthClient<MapRequest<Channel, Rename
 #[tokio::test]
 async fn a_unary_call_gets_the_upstreams_answer() {
     let upstream = auth_upstream().await;
-    let edge = Port::edge(&[service_names::AUTH], upstream.addr).await;
+    let edge = Port::edge(&[service_names::USER], upstream.addr).await;
 
-    let direct = AuthServiceClient::new(upstream.channel())
-        .list_sessions(ListSessionsRequest::default())
+    let direct = UserServiceClient::new(upstream.channel())
+        .list_contacts(ListContactsRequest::default())
         .await
         .unwrap_err();
-    let mut request = tonic::Request::new(ListSessionsRequest::default());
+    let mut request = tonic::Request::new(ListContactsRequest::default());
     request
         .metadata_mut()
         .insert("x-request-id", "edge-test-1".parse().unwrap());
     let through = within(
         "the forwarded call",
-        AuthServiceClient::new(edge.channel()).list_sessions(request),
+        UserServiceClient::new(edge.channel()).list_contacts(request),
     )
     .await
     .unwrap_err();
@@ -191,12 +191,12 @@ async fn header_echo(request: Request<Body>) -> Result<Response<Body>, std::conv
 #[tokio::test]
 async fn request_headers_reach_the_upstream_and_hop_headers_do_not() {
     let mut services = Services::new();
-    services.forward(service_names::AUTH, tower::service_fn(header_echo));
+    services.forward(service_names::USER, tower::service_fn(header_echo));
     let upstream = Port::start(services).await;
-    let edge = Port::edge(&[service_names::AUTH], upstream.addr).await;
+    let edge = Port::edge(&[service_names::USER], upstream.addr).await;
 
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let mut request = tonic::Request::new(LogoutRequest::default());
+    let mut request = tonic::Request::new(GetMeRequest::default());
     request.set_timeout(Duration::from_secs(5));
     let metadata = request.metadata_mut();
     metadata.insert("x-request-id", "edge-test-2".parse().unwrap());
@@ -204,7 +204,7 @@ async fn request_headers_reach_the_upstream_and_hop_headers_do_not() {
     metadata.insert("traceparent", traceparent.parse().unwrap());
     let status = within(
         "the forwarded call",
-        AuthServiceClient::new(edge.channel()).logout(request),
+        UserServiceClient::new(edge.channel()).get_me(request),
     )
     .await
     .unwrap_err();
@@ -315,11 +315,11 @@ async fn a_dead_upstream_is_unavailable_with_a_reason_and_a_retry_hint() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         listener.local_addr().unwrap()
     };
-    let edge = Port::edge(&[service_names::AUTH], dead).await;
+    let edge = Port::edge(&[service_names::USER], dead).await;
 
     let status = within(
         "the refused call",
-        AuthServiceClient::new(edge.channel()).list_sessions(ListSessionsRequest::default()),
+        UserServiceClient::new(edge.channel()).list_contacts(ListContactsRequest::default()),
     )
     .await
     .unwrap_err();

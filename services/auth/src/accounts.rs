@@ -1,0 +1,589 @@
+//! The auth journeys (DESIGN §5): register → verify → tokens; password and OTP logins;
+//! refresh with rotation, retry grace and reuse detection; sessions; password change and
+//! reset; account deletion. Inputs arrive parsed; outputs are domain values.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use echo_authn::{Caller, KeySet, Revocations, TokenIssuer};
+use uuid::Uuid;
+
+use crate::domain::limits::{self, Limits};
+use crate::domain::otp::{CODE_LENGTH, OtpCodes, OtpSender};
+use crate::domain::password::{Password, PasswordHasher};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::refresh::RefreshTokens;
+use crate::error::AuthError;
+use crate::events;
+use crate::store::{
+    Account, AuthStore, Device, OtpPurpose, PendingRegistration, RefreshRecord, Rotation, Session,
+    StoreError, StoredOtp,
+};
+
+/// The tunable rules.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// How long a code works.
+    pub otp_ttl: Duration,
+    /// How soon a new code may be sent for the same phone and purpose.
+    pub otp_resend_after: Duration,
+    /// Wrong guesses one code allows.
+    pub otp_max_attempts: i32,
+    /// Access token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh token lifetime.
+    pub refresh_ttl: Duration,
+    /// Window in which a repeated refresh returns the same new pair.
+    pub refresh_grace: Duration,
+    /// Signed-in devices per account.
+    pub max_devices: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            otp_ttl: Duration::from_secs(300),
+            otp_resend_after: Duration::from_secs(30),
+            otp_max_attempts: 5,
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_grace: Duration::from_secs(30),
+            max_devices: 10,
+        }
+    }
+}
+
+/// What a client sees after asking for a code (the same whether or not the phone is known).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Challenge {
+    /// How long the code works.
+    pub code_ttl: Duration,
+    /// When the client may ask again.
+    pub resend_after: Duration,
+    /// Digits in the code.
+    pub code_length: usize,
+}
+
+/// A signed-in session's tokens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Issued {
+    /// The account.
+    pub user_id: Uuid,
+    /// The session (`sid`).
+    pub session_id: Uuid,
+    /// The server-issued device id (`did`).
+    pub device_id: Uuid,
+    /// The EdDSA JWT.
+    pub access_token: String,
+    /// When it expires.
+    pub access_expires_at: SystemTime,
+    /// The opaque refresh token.
+    pub refresh_token: String,
+    /// When it expires.
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// Who is calling, as far as limits care.
+#[derive(Clone, Debug, Default)]
+pub struct Client {
+    /// The client IP, if known.
+    pub ip: Option<String>,
+}
+
+/// The auth domain.
+pub struct Accounts {
+    pub(crate) store: Arc<dyn AuthStore>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) codes: OtpCodes,
+    pub(crate) sender: Arc<dyn OtpSender>,
+    pub(crate) limits: Limits,
+    pub(crate) refresh: RefreshTokens,
+    pub(crate) issuer: TokenIssuer,
+    pub(crate) keys: KeySet,
+    pub(crate) revocations: Revocations,
+    pub(crate) policy: Policy,
+}
+
+fn now() -> DateTime<Utc> {
+    // Whole seconds: JWT times are seconds, and a retried refresh must recompute the same pair.
+    Utc::now().trunc_subsecs(0)
+}
+
+fn after(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    at + chrono::Duration::from_std(duration).unwrap_or_default()
+}
+
+impl Accounts {
+    /// Start a registration: remember it and send a code. Answers the same for a phone that
+    /// already has an account (which gets a code that signs it in), so nobody learns which
+    /// numbers are registered.
+    pub async fn register(
+        &self,
+        phone: &PhoneNumber,
+        password: &Password,
+        display_name: String,
+        client: &Client,
+    ) -> Result<Challenge, AuthError> {
+        self.limit_sends(phone, client).await?;
+        // Hash either way, so both answers take the same time.
+        let password_hash = self.hasher.hash(password).await?;
+        if self.store.account_by_phone(phone.as_str()).await?.is_none() {
+            let pending = PendingRegistration {
+                phone_number: phone.to_string(),
+                password_hash,
+                display_name,
+            };
+            self.store.put_pending_registration(&pending).await?;
+        }
+        self.send_code(phone, OtpPurpose::Register).await?;
+        Ok(self.challenge())
+    }
+
+    /// Verify the phone with its code: create the account (or sign in to the existing one)
+    /// and open a session. The bool says whether the account was created now.
+    pub async fn verify_phone(
+        &self,
+        phone: &PhoneNumber,
+        code: &str,
+        device: Device,
+        client: &Client,
+    ) -> Result<(Issued, bool), AuthError> {
+        self.check_code(phone, OtpPurpose::Register, code).await?;
+        if let Some(account) = self.store.account_by_phone(phone.as_str()).await? {
+            return Ok((self.open_session(&account, device, client).await?, false));
+        }
+        let pending = self
+            .store
+            .pending_registration(phone.as_str())
+            .await?
+            .ok_or(AuthError::OtpInvalid)?;
+        let at = now();
+        let account = Account {
+            user_id: Uuid::now_v7(),
+            phone_number: phone.to_string(),
+            password_hash: Some(pending.password_hash),
+            display_name: pending.display_name,
+            created_at: at,
+        };
+        let (session, refresh_token, record) = self.new_session(&account, device, client, at);
+        let event = events::user_registered(&account);
+        match self
+            .store
+            .create_account(&account, &session, &record, &event)
+            .await
+        {
+            Ok(()) => Ok((self.issue(&session, refresh_token, at)?, true)),
+            // A concurrent verification created it first: sign in to that account.
+            Err(StoreError::Conflict(_)) => {
+                let existing = self.store.account_by_phone(phone.as_str()).await?;
+                let existing = existing.ok_or_else(|| AuthError::internal("account vanished"))?;
+                Ok((
+                    self.open_session(&existing, device_of(&session), client)
+                        .await?,
+                    false,
+                ))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Sign in with phone and password.
+    pub async fn login_with_password(
+        &self,
+        phone: &PhoneNumber,
+        password: &str,
+        device: Device,
+        client: &Client,
+    ) -> Result<Issued, AuthError> {
+        let ip = client.ip.as_deref().unwrap_or("unknown");
+        self.limits
+            .take(&[
+                (limits::LOGIN_PER_PHONE, phone.as_str()),
+                (limits::LOGIN_PER_IP, ip),
+            ])
+            .await
+            .map_err(AuthError::RateLimited)?;
+        let account = self.store.account_by_phone(phone.as_str()).await?;
+        let stored = account.as_ref().and_then(|a| a.password_hash.as_deref());
+        if self.hasher.verify(password, stored).await? {
+            let account = account.ok_or(AuthError::InvalidCredentials)?;
+            return self.open_session(&account, device, client).await;
+        }
+        if account.is_none()
+            && let Some(pending) = self.store.pending_registration(phone.as_str()).await?
+            && self
+                .hasher
+                .verify(password, Some(&pending.password_hash))
+                .await?
+        {
+            // Only someone who knows the password learns the registration is unverified.
+            return Err(AuthError::PhoneNotVerified);
+        }
+        Err(AuthError::InvalidCredentials)
+    }
+
+    /// Send a sign-in code (only to registered phones, answering the same for all).
+    pub async fn request_login_code(
+        &self,
+        phone: &PhoneNumber,
+        client: &Client,
+    ) -> Result<Challenge, AuthError> {
+        self.request_code_for_account(phone, OtpPurpose::Login, client)
+            .await
+    }
+
+    /// Sign in with a code.
+    pub async fn login_with_code(
+        &self,
+        phone: &PhoneNumber,
+        code: &str,
+        device: Device,
+        client: &Client,
+    ) -> Result<Issued, AuthError> {
+        self.check_code(phone, OtpPurpose::Login, code).await?;
+        let account = self.store.account_by_phone(phone.as_str()).await?;
+        self.open_session(&account.ok_or(AuthError::OtpInvalid)?, device, client)
+            .await
+    }
+
+    /// Exchange a refresh token for a new pair (see `domain::refresh` for the retry grace).
+    pub async fn refresh(&self, token: &str, client: &Client) -> Result<Issued, AuthError> {
+        let successor = self.refresh.successor(token);
+        let at = now();
+        let new = RefreshRecord {
+            token_hash: RefreshTokens::hash(&successor),
+            session_id: Uuid::nil(), // the store takes the old token's session
+            issued_at: at,
+            expires_at: after(at, self.policy.refresh_ttl),
+            rotated_at: None,
+        };
+        let old_hash = RefreshTokens::hash(token);
+        match self
+            .store
+            .rotate_refresh(&old_hash, &new, client.ip.as_deref())
+            .await?
+        {
+            Rotation::Rotated(session) => self.issue(&session, successor, at),
+            Rotation::AlreadyRotated {
+                session,
+                rotated_at,
+            } => {
+                let age = (at - rotated_at).to_std().unwrap_or_default();
+                if age <= self.policy.refresh_grace {
+                    return self.issue(&session, successor, rotated_at);
+                }
+                tracing::warn!(user = %session.user_id, session = %session.session_id,
+                    "rotated refresh token reused; revoking the session");
+                self.revoke(session.user_id, Some(session.session_id), None)
+                    .await?;
+                Err(AuthError::RefreshTokenReused)
+            }
+            Rotation::Invalid => Err(AuthError::RefreshTokenInvalid),
+        }
+    }
+
+    /// End the caller's session.
+    pub async fn logout(&self, caller: &Caller) -> Result<(), AuthError> {
+        self.revoke(caller.user_id, Some(caller.session_id), None)
+            .await
+            .map(|_| ())
+    }
+
+    /// The caller's active sessions, by id, after `after`.
+    pub async fn sessions(
+        &self,
+        caller: &Caller,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Session>, AuthError> {
+        Ok(self
+            .store
+            .active_sessions(caller.user_id, after, limit)
+            .await?)
+    }
+
+    /// End one of the caller's sessions.
+    pub async fn revoke_session(&self, caller: &Caller, session_id: Uuid) -> Result<(), AuthError> {
+        match self.store.session(session_id).await? {
+            Some(session) if session.user_id == caller.user_id => self
+                .revoke(caller.user_id, Some(session_id), None)
+                .await
+                .map(|_| ()),
+            _ => Err(AuthError::SessionNotFound),
+        }
+    }
+
+    /// End every session of the caller but the current one; how many ended.
+    pub async fn revoke_other_sessions(&self, caller: &Caller) -> Result<usize, AuthError> {
+        self.revoke(caller.user_id, None, Some(caller.session_id))
+            .await
+            .map(|ids| ids.len())
+    }
+
+    /// Change the password, knowing the current one.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new: &Password,
+        revoke_others: bool,
+    ) -> Result<(), AuthError> {
+        let account = self.account(caller).await?;
+        if !self
+            .hasher
+            .verify(current, account.password_hash.as_deref())
+            .await?
+        {
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.store
+            .set_password(caller.user_id, &self.hasher.hash(new).await?)
+            .await?;
+        if revoke_others {
+            self.revoke(caller.user_id, None, Some(caller.session_id))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Send a password-reset code (only to registered phones, answering the same for all).
+    pub async fn request_password_reset(
+        &self,
+        phone: &PhoneNumber,
+        client: &Client,
+    ) -> Result<Challenge, AuthError> {
+        self.request_code_for_account(phone, OtpPurpose::PasswordReset, client)
+            .await
+    }
+
+    /// Set a new password with a reset code; every session ends.
+    pub async fn reset_password(
+        &self,
+        phone: &PhoneNumber,
+        code: &str,
+        new: &Password,
+    ) -> Result<(), AuthError> {
+        self.check_code(phone, OtpPurpose::PasswordReset, code)
+            .await?;
+        let account = self.store.account_by_phone(phone.as_str()).await?;
+        let account = account.ok_or(AuthError::OtpInvalid)?;
+        self.store
+            .set_password(account.user_id, &self.hasher.hash(new).await?)
+            .await?;
+        self.revoke(account.user_id, None, None).await.map(|_| ())
+    }
+
+    /// Delete the caller's account (confirmed with the password); every session ends and
+    /// `user deleted` goes out so other services remove what they hold.
+    pub async fn delete_account(&self, caller: &Caller, password: &str) -> Result<(), AuthError> {
+        let account = self.account(caller).await?;
+        if !self
+            .hasher
+            .verify(password, account.password_hash.as_deref())
+            .await?
+        {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let event = events::user_deleted(caller.user_id);
+        let ended = self.store.delete_account(caller.user_id, &event).await?;
+        for session in ended {
+            self.revocations
+                .revoke(session, self.policy.access_ttl)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The keys verifiers should accept.
+    pub fn signing_keys(&self) -> Vec<echo_authn::Jwk> {
+        self.keys.public_jwks()
+    }
+
+    async fn account(&self, caller: &Caller) -> Result<Account, AuthError> {
+        let account = self.store.account_by_id(caller.user_id).await?;
+        account.ok_or(AuthError::InvalidCredentials)
+    }
+
+    async fn request_code_for_account(
+        &self,
+        phone: &PhoneNumber,
+        purpose: OtpPurpose,
+        client: &Client,
+    ) -> Result<Challenge, AuthError> {
+        self.limit_sends(phone, client).await?;
+        if self.store.account_by_phone(phone.as_str()).await?.is_some() {
+            self.send_code(phone, purpose).await?;
+        }
+        Ok(self.challenge())
+    }
+
+    fn challenge(&self) -> Challenge {
+        Challenge {
+            code_ttl: self.policy.otp_ttl,
+            resend_after: self.policy.otp_resend_after,
+            code_length: CODE_LENGTH,
+        }
+    }
+
+    async fn limit_sends(&self, phone: &PhoneNumber, client: &Client) -> Result<(), AuthError> {
+        let ip = client.ip.as_deref().unwrap_or("unknown");
+        let checks = [
+            (limits::OTP_SEND_PER_PHONE, phone.as_str()),
+            (limits::OTP_SEND_PER_RANGE, phone.range()),
+            (limits::OTP_SEND_PER_IP, ip),
+        ];
+        self.limits
+            .take(&checks)
+            .await
+            .map_err(AuthError::RateLimited)
+    }
+
+    async fn send_code(&self, phone: &PhoneNumber, purpose: OtpPurpose) -> Result<(), AuthError> {
+        let at = Utc::now();
+        if let Some(live) = self.store.otp(phone.as_str(), purpose).await?
+            && after(live.created_at, self.policy.otp_resend_after) > at
+            && live.expires_at > at
+        {
+            return Ok(()); // the code sent moments ago is still good
+        }
+        let code = self.codes.generate();
+        let stored = StoredOtp {
+            code_hash: self.codes.hash(phone, purpose, &code),
+            expires_at: after(at, self.policy.otp_ttl),
+            attempts: 0,
+            created_at: at,
+        };
+        self.store.put_otp(phone.as_str(), purpose, &stored).await?;
+        if let Err(error) = self.sender.send(phone, purpose, &code).await {
+            // Answer as if sent: failing here would tell a caller which phones are registered.
+            tracing::error!(phone = %phone.masked(), %error, "otp delivery failed");
+        }
+        Ok(())
+    }
+
+    async fn check_code(
+        &self,
+        phone: &PhoneNumber,
+        purpose: OtpPurpose,
+        code: &str,
+    ) -> Result<(), AuthError> {
+        self.limits
+            .take(&[
+                (limits::OTP_CHECK_PER_PHONE, phone.as_str()),
+                (limits::OTP_CHECK_PER_RANGE, phone.range()),
+            ])
+            .await
+            .map_err(AuthError::OtpAttemptsExceeded)?;
+        let store = &self.store;
+        let stored = store
+            .otp(phone.as_str(), purpose)
+            .await?
+            .ok_or(AuthError::OtpInvalid)?;
+        if stored.expires_at <= Utc::now() {
+            store.consume_otp(phone.as_str(), purpose).await?;
+            return Err(AuthError::OtpExpired);
+        }
+        if self.codes.matches(&stored.code_hash, phone, purpose, code) {
+            // Single use: of two concurrent correct guesses only one consumes it.
+            return match store.consume_otp(phone.as_str(), purpose).await? {
+                true => Ok(()),
+                false => Err(AuthError::OtpInvalid),
+            };
+        }
+        let attempts = store.record_otp_failure(phone.as_str(), purpose).await?;
+        if attempts >= self.policy.otp_max_attempts {
+            store.consume_otp(phone.as_str(), purpose).await?;
+            return Err(AuthError::OtpAttemptsExceeded(self.policy.otp_resend_after));
+        }
+        Err(AuthError::OtpInvalid)
+    }
+
+    fn new_session(
+        &self,
+        account: &Account,
+        device: Device,
+        client: &Client,
+        at: DateTime<Utc>,
+    ) -> (Session, String, RefreshRecord) {
+        let session = Session {
+            session_id: Uuid::now_v7(),
+            user_id: account.user_id,
+            device_id: Uuid::now_v7(),
+            device,
+            created_at: at,
+            last_active_at: at,
+            last_ip: client.ip.clone(),
+            revoked_at: None,
+        };
+        let token = self.refresh.generate();
+        let record = RefreshRecord {
+            token_hash: RefreshTokens::hash(&token),
+            session_id: session.session_id,
+            issued_at: at,
+            expires_at: after(at, self.policy.refresh_ttl),
+            rotated_at: None,
+        };
+        (session, token, record)
+    }
+
+    async fn open_session(
+        &self,
+        account: &Account,
+        device: Device,
+        client: &Client,
+    ) -> Result<Issued, AuthError> {
+        if self.store.count_active_sessions(account.user_id).await? >= self.policy.max_devices {
+            return Err(AuthError::TooManyDevices);
+        }
+        let at = now();
+        let (session, token, record) = self.new_session(account, device, client, at);
+        self.store.open_session(&session, &record).await?;
+        self.issue(&session, token, at)
+    }
+
+    fn issue(
+        &self,
+        session: &Session,
+        refresh_token: String,
+        at: DateTime<Utc>,
+    ) -> Result<Issued, AuthError> {
+        let (access_token, access_expires_at) = self.issuer.issue_at(
+            session.user_id,
+            session.session_id,
+            session.device_id,
+            SystemTime::from(at),
+            self.policy.access_ttl,
+            RefreshTokens::access_token_id(&refresh_token),
+        )?;
+        Ok(Issued {
+            user_id: session.user_id,
+            session_id: session.session_id,
+            device_id: session.device_id,
+            access_token,
+            access_expires_at,
+            refresh_expires_at: after(at, self.policy.refresh_ttl),
+            refresh_token,
+        })
+    }
+
+    /// Revoke in the database and everywhere in memory (within a second, via the cache).
+    async fn revoke(
+        &self,
+        user: Uuid,
+        only: Option<Uuid>,
+        except: Option<Uuid>,
+    ) -> Result<Vec<Uuid>, AuthError> {
+        let ended = self.store.revoke_sessions(user, only, except).await?;
+        for session in &ended {
+            self.revocations
+                .revoke(*session, self.policy.access_ttl)
+                .await?;
+        }
+        Ok(ended)
+    }
+}
+
+fn device_of(session: &Session) -> Device {
+    session.device.clone()
+}

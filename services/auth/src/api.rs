@@ -1,0 +1,472 @@
+//! The AuthService gRPC handlers: parse and validate → take the caller → call the domain →
+//! map the result. No rules live here.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use echo_authn::Caller;
+use echo_proto::echo::auth::v1 as pb;
+use echo_proto::echo::auth::v1::auth_service_server::AuthService;
+use echo_runtime::Violation;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::accounts::{Accounts, Challenge, Client, Issued};
+use crate::domain::password::Password;
+use crate::domain::phone::PhoneNumber;
+use crate::error::AuthError;
+use crate::store::{Device, Session};
+
+/// Longest display name, in characters.
+const MAX_DISPLAY_NAME: usize = 64;
+/// Default and largest page of sessions.
+const DEFAULT_PAGE: i32 = 50;
+const MAX_PAGE: i32 = 200;
+
+/// The AuthService handlers.
+pub struct AuthApi {
+    accounts: Arc<Accounts>,
+    trusted_proxies: Arc<[IpAddr]>,
+}
+
+impl AuthApi {
+    pub(crate) fn new(accounts: Arc<Accounts>, trusted_proxies: Vec<IpAddr>) -> Self {
+        Self {
+            accounts,
+            trusted_proxies: trusted_proxies.into(),
+        }
+    }
+
+    fn client<T>(&self, request: &Request<T>) -> Client {
+        let ip = echo_runtime::client_ip(request, &self.trusted_proxies).map(|ip| ip.to_string());
+        Client { ip }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// Collects field violations so a client learns every problem at once.
+#[derive(Default)]
+struct Check(Vec<Violation>);
+
+impl Check {
+    fn phone(&mut self, field: &str, input: &str) -> Option<PhoneNumber> {
+        PhoneNumber::parse(input)
+            .map_err(|why| self.0.push(Violation::new(field, why)))
+            .ok()
+    }
+
+    fn password(&mut self, field: &str, input: &str) -> Option<Password> {
+        Password::parse(input)
+            .map_err(|why| self.0.push(Violation::new(field, why)))
+            .ok()
+    }
+
+    fn code(&mut self, field: &str, input: &str) -> String {
+        let code = input.trim();
+        if code.len() != crate::domain::otp::CODE_LENGTH
+            || !code.bytes().all(|b| b.is_ascii_digit())
+        {
+            self.0.push(Violation::new(
+                field,
+                "must be the 6-digit code that was sent",
+            ));
+        }
+        code.to_owned()
+    }
+
+    fn text(&mut self, field: &str, input: &str, max: usize, required: bool) -> String {
+        let text = input.trim();
+        if required && text.is_empty() {
+            self.0.push(Violation::new(field, "is required"));
+        } else if text.chars().count() > max {
+            self.0.push(Violation::new(
+                field,
+                format!("must be at most {max} characters"),
+            ));
+        } else if text.chars().any(char::is_control) {
+            self.0
+                .push(Violation::new(field, "must not contain control characters"));
+        }
+        text.to_owned()
+    }
+
+    fn device(&mut self, device: Option<pb::DeviceInfo>) -> Device {
+        let device = device.unwrap_or_default();
+        if pb::DevicePlatform::try_from(device.platform).is_err() {
+            self.0
+                .push(Violation::new("device.platform", "is not a known platform"));
+        }
+        Device {
+            name: self.text("device.name", &device.name, 64, false),
+            platform: device.platform,
+            app_version: self.text("device.app_version", &device.app_version, 32, false),
+        }
+    }
+
+    fn required(&mut self, field: &str, input: &str) {
+        if input.is_empty() {
+            self.0.push(Violation::new(field, "is required"));
+        }
+    }
+
+    fn done(self) -> Result<(), Status> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid(self.0).into())
+        }
+    }
+}
+
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    Caller::of(request).map_err(|e| echo_runtime::Failure::from(e).into())
+}
+
+fn timestamp(at: SystemTime) -> prost_types::Timestamp {
+    prost_types::Timestamp::from(at)
+}
+
+fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+fn token_pair(issued: Issued) -> pb::TokenPair {
+    pb::TokenPair {
+        access_token: issued.access_token,
+        access_token_expires_at: Some(timestamp(issued.access_expires_at)),
+        refresh_token: issued.refresh_token,
+        refresh_token_expires_at: Some(timestamp(issued.refresh_expires_at.into())),
+        session_id: issued.session_id.to_string(),
+        device_id: issued.device_id.to_string(),
+        user_id: issued.user_id.to_string(),
+    }
+}
+
+fn challenge(challenge: Challenge) -> pb::OtpChallenge {
+    pb::OtpChallenge {
+        code_ttl: Some(duration(challenge.code_ttl)),
+        resend_after: Some(duration(challenge.resend_after)),
+        code_length: challenge.code_length as i32,
+    }
+}
+
+fn session(session: Session, current: Uuid) -> pb::Session {
+    pb::Session {
+        session_id: session.session_id.to_string(),
+        device_id: session.device_id.to_string(),
+        device: Some(pb::DeviceInfo {
+            name: session.device.name,
+            platform: session.device.platform,
+            app_version: session.device.app_version,
+        }),
+        created_at: Some(timestamp(session.created_at.into())),
+        last_active_at: Some(timestamp(session.last_active_at.into())),
+        last_ip: session.last_ip.unwrap_or_default(),
+        current: session.session_id == current,
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Reply<pb::RegisterResponse> {
+        let client = self.client(&request);
+        let body = request.into_inner();
+        let mut check = Check::default();
+        let phone = check.phone("phone_number", &body.phone_number);
+        let password = check.password("password", &body.password);
+        let name = check.text("display_name", &body.display_name, MAX_DISPLAY_NAME, true);
+        check.done()?;
+        let (Some(phone), Some(password)) = (phone, password) else {
+            unreachable!()
+        };
+        let sent = self
+            .accounts
+            .register(&phone, &password, name, &client)
+            .await?;
+        Ok(Response::new(pb::RegisterResponse {
+            challenge: Some(challenge(sent)),
+        }))
+    }
+
+    async fn verify_phone(
+        &self,
+        request: Request<pb::VerifyPhoneRequest>,
+    ) -> Reply<pb::VerifyPhoneResponse> {
+        let client = self.client(&request);
+        let body = request.into_inner();
+        let mut check = Check::default();
+        let phone = check.phone("phone_number", &body.phone_number);
+        let code = check.code("code", &body.code);
+        let device = check.device(body.device);
+        check.done()?;
+        let phone = phone.expect("checked");
+        let (issued, created) = self
+            .accounts
+            .verify_phone(&phone, &code, device, &client)
+            .await?;
+        Ok(Response::new(pb::VerifyPhoneResponse {
+            tokens: Some(token_pair(issued)),
+            account_created: created,
+        }))
+    }
+
+    async fn login_with_password(
+        &self,
+        request: Request<pb::LoginWithPasswordRequest>,
+    ) -> Reply<pb::LoginWithPasswordResponse> {
+        let client = self.client(&request);
+        let body = request.into_inner();
+        let mut check = Check::default();
+        let phone = check.phone("phone_number", &body.phone_number);
+        check.required("password", &body.password);
+        let device = check.device(body.device);
+        check.done()?;
+        let phone = phone.expect("checked");
+        let issued = self
+            .accounts
+            .login_with_password(&phone, &body.password, device, &client)
+            .await?;
+        Ok(Response::new(pb::LoginWithPasswordResponse {
+            tokens: Some(token_pair(issued)),
+        }))
+    }
+
+    async fn request_login_otp(
+        &self,
+        request: Request<pb::RequestLoginOtpRequest>,
+    ) -> Reply<pb::RequestLoginOtpResponse> {
+        let client = self.client(&request);
+        let mut check = Check::default();
+        let phone = check.phone("phone_number", &request.get_ref().phone_number);
+        check.done()?;
+        let sent = self
+            .accounts
+            .request_login_code(&phone.expect("checked"), &client)
+            .await?;
+        Ok(Response::new(pb::RequestLoginOtpResponse {
+            challenge: Some(challenge(sent)),
+        }))
+    }
+
+    async fn login_with_otp(
+        &self,
+        request: Request<pb::LoginWithOtpRequest>,
+    ) -> Reply<pb::LoginWithOtpResponse> {
+        let client = self.client(&request);
+        let body = request.into_inner();
+        let mut check = Check::default();
+        let phone = check.phone("phone_number", &body.phone_number);
+        let code = check.code("code", &body.code);
+        let device = check.device(body.device);
+        check.done()?;
+        let phone = phone.expect("checked");
+        let issued = self
+            .accounts
+            .login_with_code(&phone, &code, device, &client)
+            .await?;
+        Ok(Response::new(pb::LoginWithOtpResponse {
+            tokens: Some(token_pair(issued)),
+        }))
+    }
+
+    async fn refresh_tokens(
+        &self,
+        request: Request<pb::RefreshTokensRequest>,
+    ) -> Reply<pb::RefreshTokensResponse> {
+        let client = self.client(&request);
+        let token = request.into_inner().refresh_token;
+        let mut check = Check::default();
+        check.required("refresh_token", &token);
+        if token.len() > 256 {
+            check
+                .0
+                .push(Violation::new("refresh_token", "is not a refresh token"));
+        }
+        check.done()?;
+        let issued = self.accounts.refresh(&token, &client).await?;
+        Ok(Response::new(pb::RefreshTokensResponse {
+            tokens: Some(token_pair(issued)),
+        }))
+    }
+
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
+        self.accounts.logout(&caller(&request)?).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Reply<pb::ListSessionsResponse> {
+        let caller = caller(&request)?;
+        let body = request.into_inner();
+        let mut check = Check::default();
+        let size = match body.page_size {
+            0 => DEFAULT_PAGE,
+            n if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                check.0.push(Violation::new(
+                    "page_size",
+                    format!("must be 0..={MAX_PAGE}"),
+                ));
+                DEFAULT_PAGE
+            }
+        };
+        let after = match body.page_token.as_str() {
+            "" => None,
+            token => decode_page_token(token).or_else(|| {
+                check.0.push(Violation::new(
+                    "page_token",
+                    "is not a token from this list",
+                ));
+                None
+            }),
+        };
+        check.done()?;
+        let mut page = self
+            .accounts
+            .sessions(&caller, after, i64::from(size) + 1)
+            .await?;
+        let more = page.len() > size as usize;
+        page.truncate(size as usize);
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => URL_SAFE_NO_PAD.encode(last.session_id.as_bytes()),
+            _ => String::new(),
+        };
+        let sessions = page
+            .into_iter()
+            .map(|s| session(s, caller.session_id))
+            .collect();
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions,
+            next_page_token,
+        }))
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Reply<pb::RevokeSessionResponse> {
+        let caller = caller(&request)?;
+        let id = Uuid::parse_str(&request.get_ref().session_id)
+            .map_err(|_| AuthError::invalid("session_id", "must be a session id (UUID)"))?;
+        self.accounts.revoke_session(&caller, id).await?;
+        Ok(Response::new(pb::RevokeSessionResponse {}))
+    }
+
+    async fn revoke_other_sessions(
+        &self,
+        request: Request<pb::RevokeOtherSessionsRequest>,
+    ) -> Reply<pb::RevokeOtherSessionsResponse> {
+        let count = self
+            .accounts
+            .revoke_other_sessions(&caller(&request)?)
+            .await?;
+        let revoked_count = i32::try_from(count).unwrap_or(i32::MAX);
+        Ok(Response::new(pb::RevokeOtherSessionsResponse {
+            revoked_count,
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Reply<pb::ChangePasswordResponse> {
+        let caller = caller(&request)?;
+        let body = request.into_inner();
+        let mut check = Check::default();
+        check.required("current_password", &body.current_password);
+        let new = check.password("new_password", &body.new_password);
+        check.done()?;
+        let new = new.expect("checked");
+        let revoke = body.revoke_other_sessions;
+        self.accounts
+            .change_password(&caller, &body.current_password, &new, revoke)
+            .await?;
+        Ok(Response::new(pb::ChangePasswordResponse {}))
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Reply<pb::RequestPasswordResetResponse> {
+        let client = self.client(&request);
+        let mut check = Check::default();
+        let phone = check.phone("phone_number", &request.get_ref().phone_number);
+        check.done()?;
+        let sent = self
+            .accounts
+            .request_password_reset(&phone.expect("checked"), &client)
+            .await?;
+        Ok(Response::new(pb::RequestPasswordResetResponse {
+            challenge: Some(challenge(sent)),
+        }))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Reply<pb::ResetPasswordResponse> {
+        let body = request.into_inner();
+        let mut check = Check::default();
+        let phone = check.phone("phone_number", &body.phone_number);
+        let code = check.code("code", &body.code);
+        let new = check.password("new_password", &body.new_password);
+        check.done()?;
+        let (Some(phone), Some(new)) = (phone, new) else {
+            unreachable!()
+        };
+        self.accounts.reset_password(&phone, &code, &new).await?;
+        Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<pb::DeleteAccountRequest>,
+    ) -> Reply<pb::DeleteAccountResponse> {
+        let caller = caller(&request)?;
+        let mut check = Check::default();
+        check.required("password", &request.get_ref().password);
+        check.done()?;
+        self.accounts
+            .delete_account(&caller, &request.get_ref().password)
+            .await?;
+        Ok(Response::new(pb::DeleteAccountResponse {}))
+    }
+
+    async fn get_signing_keys(
+        &self,
+        _request: Request<pb::GetSigningKeysRequest>,
+    ) -> Reply<pb::GetSigningKeysResponse> {
+        let keys = self
+            .accounts
+            .signing_keys()
+            .into_iter()
+            .map(|jwk| pb::SigningKey {
+                kid: jwk.kid,
+                kty: jwk.kty.into(),
+                alg: jwk.alg.into(),
+                crv: jwk.crv.into(),
+                x: jwk.x,
+                not_after: None,
+            })
+            .collect();
+        let cache_ttl = Some(duration(Duration::from_secs(300)));
+        Ok(Response::new(pb::GetSigningKeysResponse {
+            keys,
+            cache_ttl,
+        }))
+    }
+}
+
+fn decode_page_token(token: &str) -> Option<Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+    Uuid::from_slice(&bytes).ok()
+}

@@ -1,0 +1,64 @@
+//! The events AuthService publishes (through its outbox), as `echo.events.v1` messages.
+
+use bytes::Bytes;
+use chrono::Utc;
+use echo_bus::Event;
+use echo_proto::echo::events::v1::{UserDeleted, UserRegistered};
+use prost::Message;
+use uuid::Uuid;
+
+use crate::store::Account;
+
+fn timestamp(at: chrono::DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn event(subject: String, event_type: &str, id: Uuid, payload: Vec<u8>) -> Event {
+    Event {
+        id,
+        subject,
+        event_type: event_type.to_owned(),
+        payload: Bytes::from(payload),
+        occurred_at: Utc::now(),
+        trace_parent: echo_telemetry::current_traceparent(),
+    }
+}
+
+/// `echo.auth.user_registered.<user_id>`: a verified account exists (no phone, no secrets).
+pub fn user_registered(account: &Account) -> Event {
+    let id = Uuid::now_v7();
+    let message = UserRegistered {
+        event_id: id.to_string(),
+        occurred_at: Some(timestamp(Utc::now())),
+        user_id: account.user_id.to_string(),
+        display_name: account.display_name.clone(),
+        phone_verified_at: Some(timestamp(account.created_at)),
+    };
+    let subject = format!("echo.auth.user_registered.{}", account.user_id);
+    event(
+        subject,
+        "echo.events.v1.UserRegistered",
+        id,
+        message.encode_to_vec(),
+    )
+}
+
+/// `echo.auth.user_deleted.<user_id>`: other services remove what they hold of the user.
+pub fn user_deleted(user_id: Uuid) -> Event {
+    let id = Uuid::now_v7();
+    let message = UserDeleted {
+        event_id: id.to_string(),
+        occurred_at: Some(timestamp(Utc::now())),
+        user_id: user_id.to_string(),
+    };
+    let subject = format!("echo.auth.user_deleted.{user_id}");
+    event(
+        subject,
+        "echo.events.v1.UserDeleted",
+        id,
+        message.encode_to_vec(),
+    )
+}

@@ -1,0 +1,254 @@
+//! Shared setup for AuthService's store tests: an isolated database per test (a unique
+//! PostgreSQL schema prefix, or SQLite files in a tempdir) with the bus and auth migrations
+//! applied, fixtures, and raw-SQL probes that look past the store at what was written.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use echo_auth::store::{
+    Account, AuthStore, Device, PostgresAuthStore, RefreshRecord, Session, SqliteAuthStore,
+};
+use echo_bus::{Event, Outbox};
+use echo_store::Database;
+use echo_testenv::{Server, unique_name};
+use uuid::Uuid;
+
+/// The backends every case runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// One isolated database and the store under test on it.
+pub struct Env {
+    pub store: Arc<dyn AuthStore>,
+    pub db: Database,
+    pg: Option<(String, String)>, // (url, schema prefix)
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A value bound to a probe query: text (compare ids as `CAST(x AS TEXT)`) or bytes.
+pub enum Arg {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Env {
+    /// `None` (after a loud skip notice) when PostgreSQL is needed and absent.
+    pub async fn new(backend: Backend) -> Option<Env> {
+        let (db, pg, dir) = match backend {
+            Backend::Postgres => {
+                let url = echo_testenv::url(Server::Postgres)?;
+                let prefix = format!("{}_", unique_name("t"));
+                let db = Database::connect(&url, "auth", &prefix)
+                    .await
+                    .expect("connect postgres");
+                (db, Some((url, prefix)), None)
+            }
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("echo.db").display());
+                let db = Database::connect(&url, "auth", "")
+                    .await
+                    .expect("open sqlite");
+                (db, None, Some(dir))
+            }
+        };
+        db.migrate(&echo_bus::migrations())
+            .await
+            .expect("bus migrations");
+        db.migrate(&echo_auth::migrations())
+            .await
+            .expect("auth migrations");
+        let outbox = Outbox::new("auth", db.clone());
+        let store: Arc<dyn AuthStore> = match &db {
+            Database::Postgres(pg) => Arc::new(PostgresAuthStore::new(pg.clone(), outbox)),
+            Database::Sqlite(sqlite) => Arc::new(SqliteAuthStore::new(sqlite.clone(), outbox)),
+        };
+        Some(Env {
+            store,
+            db,
+            pg,
+            _dir: dir,
+        })
+    }
+
+    /// Close the pools and drop this test's schema.
+    pub async fn cleanup(self) {
+        self.db.close().await;
+        if let Some((url, prefix)) = &self.pg {
+            use sqlx::Connection;
+            if let Ok(mut conn) = sqlx::PgConnection::connect(url).await {
+                let sql = format!("DROP SCHEMA IF EXISTS \"{prefix}auth\" CASCADE");
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        }
+    }
+
+    /// `SELECT count(*) …` with `args` bound in order.
+    pub async fn count(&self, sql: &str, args: &[Arg]) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.db {
+            Database::Postgres(db) => {
+                let mut query = sqlx::query_scalar(sql);
+                for arg in args {
+                    query = match arg {
+                        Arg::Text(text) => query.bind(text.clone()),
+                        Arg::Bytes(bytes) => query.bind(bytes.clone()),
+                    };
+                }
+                query.fetch_one(&db.pool).await.expect("probe")
+            }
+            Database::Sqlite(db) => {
+                let mut query = sqlx::query_scalar(sql);
+                for arg in args {
+                    query = match arg {
+                        Arg::Text(text) => query.bind(text.clone()),
+                        Arg::Bytes(bytes) => query.bind(bytes.clone()),
+                    };
+                }
+                query.fetch_one(&db.writer).await.expect("probe")
+            }
+        }
+    }
+
+    /// Rows of `table` (all of them).
+    pub async fn rows(&self, table: &str) -> i64 {
+        self.count(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+    }
+
+    /// The event ids in the outbox, in append order.
+    pub async fn outbox_ids(&self) -> Vec<Uuid> {
+        let sql = "SELECT CAST(event_id AS TEXT) FROM outbox ORDER BY id";
+        let ids: Vec<String> = match &self.db {
+            Database::Postgres(db) => sqlx::query_scalar(sql).fetch_all(&db.pool).await,
+            Database::Sqlite(db) => sqlx::query_scalar(sql).fetch_all(&db.writer).await,
+        }
+        .expect("read outbox");
+        ids.iter().map(|id| Uuid::parse_str(id).unwrap()).collect()
+    }
+
+    /// Whether the token with `hash` is stored, and whether it is marked rotated.
+    pub async fn token(&self, hash: &[u8]) -> (bool, bool) {
+        let arg = || [Arg::Bytes(hash.to_vec())];
+        let stored = self
+            .count(
+                "SELECT count(*) FROM refresh_tokens WHERE token_hash = $1",
+                &arg(),
+            )
+            .await;
+        let rotated = self
+            .count(
+                "SELECT count(*) FROM refresh_tokens \
+                 WHERE token_hash = $1 AND rotated_at IS NOT NULL",
+                &arg(),
+            )
+            .await;
+        (stored == 1, rotated == 1)
+    }
+}
+
+/// Now, at the precision both backends store (microseconds), so round trips compare equal.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A fresh 32-byte stand-in for a token or code hash.
+pub fn hash() -> Vec<u8> {
+    [*Uuid::now_v7().as_bytes(), *Uuid::now_v7().as_bytes()].concat()
+}
+
+pub fn account(phone: &str) -> Account {
+    Account {
+        user_id: Uuid::now_v7(),
+        phone_number: phone.to_owned(),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
+        display_name: "Ada".to_owned(),
+        created_at: now(),
+    }
+}
+
+pub fn session(user_id: Uuid) -> Session {
+    let at = now();
+    Session {
+        session_id: Uuid::now_v7(),
+        user_id,
+        device_id: Uuid::now_v7(),
+        device: Device {
+            name: "Pixel 9".to_owned(),
+            platform: 2,
+            app_version: "1.0.0".to_owned(),
+        },
+        created_at: at,
+        last_active_at: at,
+        last_ip: Some("192.0.2.1".to_owned()),
+        revoked_at: None,
+    }
+}
+
+/// A refresh token for `session_id` that expires `ttl` from now (negative: already expired).
+pub fn refresh(session_id: Uuid, ttl: Duration) -> RefreshRecord {
+    RefreshRecord {
+        token_hash: hash(),
+        session_id,
+        issued_at: now(),
+        expires_at: now() + ttl,
+        rotated_at: None,
+    }
+}
+
+/// A refresh token valid for 30 days.
+pub fn fresh_refresh(session_id: Uuid) -> RefreshRecord {
+    refresh(session_id, Duration::days(30))
+}
+
+pub fn event(kind: &str, user_id: Uuid) -> Event {
+    Event::new(
+        format!("echo.auth.{kind}.{user_id}"),
+        "echo.events.v1.UserRegistered",
+        Bytes::from_static(b"payload"),
+    )
+}
+
+/// Create an account (with a first session) and return it with that session and its token.
+pub async fn registered(env: &Env, phone: &str) -> (Account, Session, RefreshRecord) {
+    let account = account(phone);
+    let session = session(account.user_id);
+    let refresh = fresh_refresh(session.session_id);
+    env.store
+        .create_account(
+            &account,
+            &session,
+            &refresh,
+            &event("user_registered", account.user_id),
+        )
+        .await
+        .expect("create account");
+    (account, session, refresh)
+}
+
+/// Open another session for `user_id`; returns it with its token.
+pub async fn signed_in(env: &Env, user_id: Uuid) -> (Session, RefreshRecord) {
+    let session = session(user_id);
+    let refresh = fresh_refresh(session.session_id);
+    env.store
+        .open_session(&session, &refresh)
+        .await
+        .expect("open session");
+    (session, refresh)
+}
+
+/// The phone most cases register.
+pub const PHONE: &str = "+14155550100";
+
+/// A text probe argument.
+pub fn text(value: impl ToString) -> Arg {
+    Arg::Text(value.to_string())
+}
