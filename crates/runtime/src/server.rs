@@ -201,11 +201,15 @@ fn add_reflection(routes: Routes) -> Routes {
     let v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(echo_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // So grpcurl and other reflection clients can render google.rpc error details.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor sets are valid");
     let v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(echo_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // So grpcurl and other reflection clients can render google.rpc error details.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
     routes.add_service(v1).add_service(v1alpha)
