@@ -2,7 +2,6 @@
 //! shared in-process cache) and the shared Redis (each "process" with its own connection,
 //! skipped loudly when Redis is absent). Plus fail-closed on a private Redis that is killed.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -157,51 +156,7 @@ mod suite {
     }
 }
 
-/// A `redis-server` child on a free port, killed when dropped (even if the test panics).
-struct PrivateRedis {
-    child: Child,
-    port: u16,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Option<Self> {
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(err) if !echo_testenv::services_required() => {
-                eprintln!("\n!!! SKIPPING: cannot start redis-server: {err}\n");
-                return None;
-            }
-            Err(err) => panic!("cannot start redis-server: {err}"),
-        };
-        let server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "private redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(server)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use echo_testenv::PrivateRedis;
 
 #[tokio::test]
 async fn checks_fail_closed_after_the_grace_while_redis_is_down_and_recover() {
@@ -227,7 +182,7 @@ async fn checks_fail_closed_after_the_grace_while_redis_is_down_and_recover() {
         .await
         .unwrap();
 
-    let port = server.port;
+    let port = server.port();
     drop(server);
     let killed = Instant::now();
     // Within the grace a known session still passes (a blip must not log everyone out).

@@ -2,7 +2,6 @@
 //! while it is down, and the same cache works again (subscriptions included) once it is back.
 //! Uses a private `redis-server` on a free port; the shared one is never touched.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use echo_cache::{Cache, CacheError, RateLimit, RedisCache, RedisOptions};
@@ -10,52 +9,7 @@ use futures::StreamExt;
 
 const TIMEOUT: Duration = Duration::from_millis(250);
 
-/// A `redis-server` child that is killed when dropped, even if the test panics.
-struct PrivateRedis {
-    child: Child,
-}
-
-impl PrivateRedis {
-    /// Starts one on `port`; `None` (after a loud notice) if `redis-server` is not installed.
-    fn start(port: u16) -> Option<Self> {
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(err) if !echo_testenv::services_required() => {
-                eprintln!("\n!!! SKIPPING: cannot start redis-server: {err}\n");
-                return None;
-            }
-            Err(err) => panic!("cannot start redis-server: {err}"),
-        };
-        let server = Self { child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "private redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(server)
-    }
-
-    fn stop(mut self) {
-        self.child.kill().expect("kill redis-server");
-        self.child.wait().expect("reap redis-server");
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use echo_testenv::PrivateRedis;
 
 /// Asserts that `call` fails with `Unavailable` within the timeout (plus scheduling slack).
 async fn fails_fast<T>(what: &str, call: impl Future<Output = Result<T, CacheError>>) {

@@ -5,7 +5,11 @@
 //! cannot be reached the test says so loudly on stderr and skips (the caller gets `None`),
 //! unless `ECHO_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns absence into a panic.
 
+mod private;
+
 use std::net::{TcpStream, ToSocketAddrs};
+
+pub use private::PrivateRedis;
 use std::time::Duration;
 
 /// A shared server that integration tests may use.

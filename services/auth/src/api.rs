@@ -44,6 +44,18 @@ impl AuthApi {
         let ip = echo_runtime::client_ip(request, &self.trusted_proxies).map(|ip| ip.to_string());
         Client { ip }
     }
+
+    /// The phone number of a request that carries nothing else, and who sent it.
+    fn phone_only<T>(
+        &self,
+        request: &Request<T>,
+        phone: &str,
+    ) -> Result<(PhoneNumber, Client), Status> {
+        let mut check = Check::default();
+        let phone = check.phone("phone_number", phone);
+        check.done()?;
+        Ok((phone.expect("checked"), self.client(request)))
+    }
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -242,14 +254,8 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RequestLoginOtpRequest>,
     ) -> Reply<pb::RequestLoginOtpResponse> {
-        let client = self.client(&request);
-        let mut check = Check::default();
-        let phone = check.phone("phone_number", &request.get_ref().phone_number);
-        check.done()?;
-        let sent = self
-            .accounts
-            .request_login_code(&phone.expect("checked"), &client)
-            .await?;
+        let (phone, client) = self.phone_only(&request, &request.get_ref().phone_number)?;
+        let sent = self.accounts.request_login_code(&phone, &client).await?;
         Ok(Response::new(pb::RequestLoginOtpResponse {
             challenge: Some(challenge(sent)),
         }))
@@ -397,13 +403,10 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RequestPasswordResetRequest>,
     ) -> Reply<pb::RequestPasswordResetResponse> {
-        let client = self.client(&request);
-        let mut check = Check::default();
-        let phone = check.phone("phone_number", &request.get_ref().phone_number);
-        check.done()?;
+        let (phone, client) = self.phone_only(&request, &request.get_ref().phone_number)?;
         let sent = self
             .accounts
-            .request_password_reset(&phone.expect("checked"), &client)
+            .request_password_reset(&phone, &client)
             .await?;
         Ok(Response::new(pb::RequestPasswordResetResponse {
             challenge: Some(challenge(sent)),
