@@ -287,3 +287,33 @@ fn a_lone_target_with_the_in_process_bus_refuses_to_start_and_says_why() {
     );
     assert!(stderr.contains("ECHO_BUS_URL"), "{stderr}");
 }
+
+#[tokio::test]
+async fn every_service_requires_a_token_and_a_signed_in_client_reaches_it() {
+    let mesh = TestMesh::start(Backend::Embedded).await.unwrap();
+    let anonymous = mesh
+        .user()
+        .get_me(echo_proto::echo::user::v1::GetMeRequest {})
+        .await;
+    let status = anonymous.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().reason,
+        "TOKEN_MISSING"
+    );
+    // Signed in, the call reaches the service (still a stub until its issue lands).
+    let me = mesh.sign_up().await;
+    let request = echo_proto::echo::user::v1::GetMeRequest {};
+    assert_eq!(
+        mesh.user_as(&me).get_me(request).await.unwrap_err().code(),
+        Code::Unimplemented
+    );
+    let request = echo_proto::echo::message::v1::ListConversationsRequest::default();
+    let status = mesh
+        .message_as(&me)
+        .list_conversations(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    mesh.shutdown().await;
+}

@@ -208,6 +208,47 @@ impl TestMesh {
         )
     }
 
+    /// A UserService client acting as `user`.
+    pub fn user_as(
+        &self,
+        user: &SignedIn,
+    ) -> echo::user::v1::user_service_client::UserServiceClient<Authed> {
+        echo::user::v1::user_service_client::UserServiceClient::new(
+            self.authed(&user.tokens.access_token),
+        )
+    }
+
+    /// A MessageService client acting as `user`.
+    pub fn message_as(
+        &self,
+        user: &SignedIn,
+    ) -> echo::message::v1::message_service_client::MessageServiceClient<Authed> {
+        echo::message::v1::message_service_client::MessageServiceClient::new(
+            self.authed(&user.tokens.access_token),
+        )
+    }
+
+    /// A PresenceService client acting as `user`.
+    pub fn presence_as(
+        &self,
+        user: &SignedIn,
+    ) -> echo::presence::v1::presence_service_client::PresenceServiceClient<Authed> {
+        echo::presence::v1::presence_service_client::PresenceServiceClient::new(
+            self.authed(&user.tokens.access_token),
+        )
+    }
+
+    /// A NotificationService client acting as `user`.
+    pub fn notification_as(
+        &self,
+        user: &SignedIn,
+    ) -> echo::notification::v1::notification_service_client::NotificationServiceClient<Authed>
+    {
+        echo::notification::v1::notification_service_client::NotificationServiceClient::new(
+            self.authed(&user.tokens.access_token),
+        )
+    }
+
     /// The last code sent to `phone` for `purpose`, waiting briefly for it to arrive.
     pub async fn code_for(&self, phone: &str, purpose: OtpPurpose) -> String {
         for _ in 0..100 {
