@@ -10,7 +10,7 @@ use echo_authn::{Caller, KeySet, Revocations, TokenIssuer};
 use uuid::Uuid;
 
 use crate::domain::limits::{self, Limits};
-use crate::domain::otp::{CODE_LENGTH, OtpCodes, OtpSender};
+use crate::domain::otp::{OtpCodes, OtpSender};
 use crate::domain::password::{Password, PasswordHasher};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::refresh::RefreshTokens;
@@ -18,7 +18,7 @@ use crate::error::AuthError;
 use crate::events;
 use crate::store::{
     Account, AuthStore, Device, OtpPurpose, PendingRegistration, RefreshRecord, Rotation, Session,
-    StoreError, StoredOtp,
+    StoreError,
 };
 
 /// The tunable rules.
@@ -179,7 +179,7 @@ impl Accounts {
                 let existing = self.store.account_by_phone(phone.as_str()).await?;
                 let existing = existing.ok_or_else(|| AuthError::internal("account vanished"))?;
                 Ok((
-                    self.open_session(&existing, device_of(&session), client)
+                    self.open_session(&existing, session.device.clone(), client)
                         .await?,
                     false,
                 ))
@@ -404,186 +404,7 @@ impl Accounts {
         let account = self.store.account_by_id(caller.user_id).await?;
         account.ok_or(AuthError::InvalidCredentials)
     }
-
-    async fn request_code_for_account(
-        &self,
-        phone: &PhoneNumber,
-        purpose: OtpPurpose,
-        client: &Client,
-    ) -> Result<Challenge, AuthError> {
-        self.limit_sends(phone, client).await?;
-        if self.store.account_by_phone(phone.as_str()).await?.is_some() {
-            self.send_code(phone, purpose).await?;
-        }
-        Ok(self.challenge())
-    }
-
-    fn challenge(&self) -> Challenge {
-        Challenge {
-            code_ttl: self.policy.otp_ttl,
-            resend_after: self.policy.otp_resend_after,
-            code_length: CODE_LENGTH,
-        }
-    }
-
-    async fn limit_sends(&self, phone: &PhoneNumber, client: &Client) -> Result<(), AuthError> {
-        let ip = client.ip.as_deref().unwrap_or("unknown");
-        let checks = [
-            (limits::OTP_SEND_PER_PHONE, phone.as_str()),
-            (limits::OTP_SEND_PER_RANGE, phone.range()),
-            (limits::OTP_SEND_PER_IP, ip),
-        ];
-        self.limits
-            .take(&checks)
-            .await
-            .map_err(AuthError::RateLimited)
-    }
-
-    async fn send_code(&self, phone: &PhoneNumber, purpose: OtpPurpose) -> Result<(), AuthError> {
-        let at = Utc::now();
-        if let Some(live) = self.store.otp(phone.as_str(), purpose).await?
-            && after(live.created_at, self.policy.otp_resend_after) > at
-            && live.expires_at > at
-        {
-            return Ok(()); // the code sent moments ago is still good
-        }
-        let code = self.codes.generate();
-        let stored = StoredOtp {
-            code_hash: self.codes.hash(phone, purpose, &code),
-            expires_at: after(at, self.policy.otp_ttl),
-            attempts: 0,
-            created_at: at,
-        };
-        self.store.put_otp(phone.as_str(), purpose, &stored).await?;
-        if let Err(error) = self.sender.send(phone, purpose, &code).await {
-            // Answer as if sent: failing here would tell a caller which phones are registered.
-            tracing::error!(phone = %phone.masked(), %error, "otp delivery failed");
-        }
-        Ok(())
-    }
-
-    async fn check_code(
-        &self,
-        phone: &PhoneNumber,
-        purpose: OtpPurpose,
-        code: &str,
-    ) -> Result<(), AuthError> {
-        self.limits
-            .take(&[
-                (limits::OTP_CHECK_PER_PHONE, phone.as_str()),
-                (limits::OTP_CHECK_PER_RANGE, phone.range()),
-            ])
-            .await
-            .map_err(AuthError::OtpAttemptsExceeded)?;
-        let store = &self.store;
-        let stored = store
-            .otp(phone.as_str(), purpose)
-            .await?
-            .ok_or(AuthError::OtpInvalid)?;
-        if stored.expires_at <= Utc::now() {
-            store.consume_otp(phone.as_str(), purpose).await?;
-            return Err(AuthError::OtpExpired);
-        }
-        if self.codes.matches(&stored.code_hash, phone, purpose, code) {
-            // Single use: of two concurrent correct guesses only one consumes it.
-            return match store.consume_otp(phone.as_str(), purpose).await? {
-                true => Ok(()),
-                false => Err(AuthError::OtpInvalid),
-            };
-        }
-        let attempts = store.record_otp_failure(phone.as_str(), purpose).await?;
-        if attempts >= self.policy.otp_max_attempts {
-            store.consume_otp(phone.as_str(), purpose).await?;
-            return Err(AuthError::OtpAttemptsExceeded(self.policy.otp_resend_after));
-        }
-        Err(AuthError::OtpInvalid)
-    }
-
-    fn new_session(
-        &self,
-        account: &Account,
-        device: Device,
-        client: &Client,
-        at: DateTime<Utc>,
-    ) -> (Session, String, RefreshRecord) {
-        let session = Session {
-            session_id: Uuid::now_v7(),
-            user_id: account.user_id,
-            device_id: Uuid::now_v7(),
-            device,
-            created_at: at,
-            last_active_at: at,
-            last_ip: client.ip.clone(),
-            revoked_at: None,
-        };
-        let token = self.refresh.generate();
-        let record = RefreshRecord {
-            token_hash: RefreshTokens::hash(&token),
-            session_id: session.session_id,
-            issued_at: at,
-            expires_at: after(at, self.policy.refresh_ttl),
-            rotated_at: None,
-        };
-        (session, token, record)
-    }
-
-    async fn open_session(
-        &self,
-        account: &Account,
-        device: Device,
-        client: &Client,
-    ) -> Result<Issued, AuthError> {
-        if self.store.count_active_sessions(account.user_id).await? >= self.policy.max_devices {
-            return Err(AuthError::TooManyDevices);
-        }
-        let at = now();
-        let (session, token, record) = self.new_session(account, device, client, at);
-        self.store.open_session(&session, &record).await?;
-        self.issue(&session, token, at)
-    }
-
-    fn issue(
-        &self,
-        session: &Session,
-        refresh_token: String,
-        at: DateTime<Utc>,
-    ) -> Result<Issued, AuthError> {
-        let (access_token, access_expires_at) = self.issuer.issue_at(
-            session.user_id,
-            session.session_id,
-            session.device_id,
-            SystemTime::from(at),
-            self.policy.access_ttl,
-            RefreshTokens::access_token_id(&refresh_token),
-        )?;
-        Ok(Issued {
-            user_id: session.user_id,
-            session_id: session.session_id,
-            device_id: session.device_id,
-            access_token,
-            access_expires_at,
-            refresh_expires_at: after(at, self.policy.refresh_ttl),
-            refresh_token,
-        })
-    }
-
-    /// Revoke in the database and everywhere in memory (within a second, via the cache).
-    async fn revoke(
-        &self,
-        user: Uuid,
-        only: Option<Uuid>,
-        except: Option<Uuid>,
-    ) -> Result<Vec<Uuid>, AuthError> {
-        let ended = self.store.revoke_sessions(user, only, except).await?;
-        for session in &ended {
-            self.revocations
-                .revoke(*session, self.policy.access_ttl)
-                .await?;
-        }
-        Ok(ended)
-    }
 }
 
-fn device_of(session: &Session) -> Device {
-    session.device.clone()
-}
+mod codes;
+mod sessions;

@@ -1,0 +1,251 @@
+//! AuthService denials and attacks, each with its code and google.rpc detail.
+
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use echo_proto::echo::auth::v1 as pb;
+use echo_testkit::{Backend, PASSWORD, TestMesh, phone_number};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+mod common;
+
+#[tokio::test]
+async fn malformed_fields_are_reported_together() {
+    let mesh = TestMesh::start(Backend::Embedded).await.unwrap();
+    let register = pb::RegisterRequest {
+        phone_number: "0700 123".into(),
+        password: "password123".into(),
+        display_name: " ".into(),
+    };
+    let status = mesh.auth().register(register).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&status),
+        ["phone_number", "password", "display_name"]
+    );
+    let short = pb::RegisterRequest {
+        phone_number: phone_number(),
+        password: "short".into(),
+        display_name: "Ada".into(),
+    };
+    let status = mesh.auth().register(short).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["password"]);
+    assert!(
+        status.message().contains("at least"),
+        "{}",
+        status.message()
+    );
+    let code = pb::VerifyPhoneRequest {
+        phone_number: phone_number(),
+        code: "12ab".into(),
+        device: None,
+    };
+    assert_eq!(
+        violated_fields(&mesh.auth().verify_phone(code).await.unwrap_err()),
+        ["code"]
+    );
+    mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn known_and_unknown_phones_get_the_same_answers() {
+    let mesh = TestMesh::start(Backend::Embedded).await.unwrap();
+    let known = mesh.sign_up().await;
+    let unknown = phone_number();
+    let register = |phone: &str| pb::RegisterRequest {
+        phone_number: phone.into(),
+        password: PASSWORD.into(),
+        display_name: "Eve".into(),
+    };
+    let a = mesh
+        .auth()
+        .register(register(&known.phone))
+        .await
+        .unwrap()
+        .into_inner();
+    let b = mesh
+        .auth()
+        .register(register(&unknown))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a, b);
+    let otp = |phone: &str| pb::RequestLoginOtpRequest {
+        phone_number: phone.into(),
+    };
+    let stranger = phone_number();
+    let a = mesh
+        .auth()
+        .request_login_otp(otp(&known.phone))
+        .await
+        .unwrap()
+        .into_inner();
+    let b = mesh
+        .auth()
+        .request_login_otp(otp(&stranger))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a, b);
+    assert_eq!(
+        mesh.otp.count(&stranger),
+        0,
+        "no SMS to a number without an account"
+    );
+    let status = login(&mesh, &stranger, PASSWORD).await.unwrap_err();
+    let wrong = login(&mesh, &known.phone, "definitely wrong password")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (reason(&status), status.code()),
+        (reason(&wrong), wrong.code())
+    );
+    assert_eq!(status.message(), wrong.message());
+    mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn code_requests_are_rate_limited_per_phone_with_retry_info() {
+    let mesh = TestMesh::start(Backend::Embedded).await.unwrap();
+    let me = mesh.sign_up().await; // one send already
+    let request = pb::RequestLoginOtpRequest {
+        phone_number: me.phone.clone(),
+    };
+    let mut limited = None;
+    for _ in 0..6 {
+        if let Err(status) = mesh.auth().request_login_otp(request.clone()).await {
+            limited = Some(status);
+            break;
+        }
+    }
+    let status = limited.expect("the per-phone limit applies");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&status), "RATE_LIMITED");
+    assert!(
+        status
+            .get_error_details()
+            .retry_info()
+            .unwrap()
+            .retry_delay
+            .unwrap()
+            > Duration::ZERO
+    );
+    mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_the_session_on_both_backends() {
+    for backend in Backend::BOTH {
+        let Some(mesh) = TestMesh::start_with(backend, "all", |c| {
+            c.auth.refresh_retry_grace = Duration::ZERO;
+        })
+        .await
+        else {
+            continue;
+        };
+        let me = mesh.sign_up().await;
+        let rotated = refresh(&mesh, &me.tokens.refresh_token).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await; // past the (zero) grace
+        let status = refresh(&mesh, &me.tokens.refresh_token).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(reason(&status), "REFRESH_TOKEN_REUSED");
+        // The thief's and the owner's newer tokens all stop working.
+        let refused = refused_within_a_second(&mesh, &rotated.access_token).await;
+        assert_eq!(reason(&refused), "SESSION_REVOKED");
+        let status = refresh(&mesh, &rotated.refresh_token).await.unwrap_err();
+        assert_eq!(reason(&status), "REFRESH_TOKEN_INVALID");
+        mesh.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn forged_expired_and_foreign_tokens_are_refused() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mesh = TestMesh::start(Backend::Embedded).await.unwrap();
+    let me = mesh.sign_up().await;
+    let expect = |status: tonic::Status, wanted: &str| {
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert_eq!(reason(&status), wanted, "{status:?}");
+    };
+    let ids = |t: &pb::TokenPair| {
+        (
+            t.user_id.parse().unwrap(),
+            t.session_id.parse().unwrap(),
+            t.device_id.parse().unwrap(),
+        )
+    };
+    let (user, session, device) = ids(&me.tokens);
+
+    // Expired: signed by the real key, an hour in the past.
+    let real = echo_authn::SigningKey::load_or_generate(&mesh.config.data_dir).unwrap();
+    let issuer = echo_authn::TokenIssuer::new(&real, "echo").unwrap();
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let (expired, _) = issuer
+        .issue_at(
+            user,
+            session,
+            device,
+            an_hour_ago,
+            Duration::from_secs(60),
+            uuid::Uuid::now_v7(),
+        )
+        .unwrap();
+    expect(
+        list_sessions(&mesh, &expired).await.unwrap_err(),
+        "TOKEN_EXPIRED",
+    );
+
+    // Tampered payload: another user id under the original signature.
+    let parts: Vec<&str> = me.tokens.access_token.split('.').collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["sub"] = serde_json::Value::String(uuid::Uuid::now_v7().to_string());
+    let forged_payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+    expect(
+        list_sessions(&mesh, &tampered).await.unwrap_err(),
+        "TOKEN_INVALID",
+    );
+
+    // alg: none.
+    let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let unsigned = format!("{none_header}.{}.", parts[1]);
+    expect(
+        list_sessions(&mesh, &unsigned).await.unwrap_err(),
+        "TOKEN_INVALID",
+    );
+
+    // Signed by a key the server does not know (so also an unknown kid).
+    let stranger = echo_authn::SigningKey::generate().unwrap();
+    let foreign = echo_authn::TokenIssuer::new(&stranger, "echo").unwrap();
+    let (foreign, _) = foreign
+        .issue(user, session, device, Duration::from_secs(60))
+        .unwrap();
+    expect(
+        list_sessions(&mesh, &foreign).await.unwrap_err(),
+        "TOKEN_INVALID",
+    );
+
+    // Garbage and a missing header.
+    expect(
+        list_sessions(&mesh, "not-a-jwt").await.unwrap_err(),
+        "TOKEN_INVALID",
+    );
+    let status = mesh
+        .auth()
+        .list_sessions(pb::ListSessionsRequest::default())
+        .await
+        .unwrap_err();
+    expect(status, "TOKEN_MISSING");
+    // The real token still works.
+    assert_eq!(
+        list_sessions(&mesh, &me.tokens.access_token)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    mesh.shutdown().await;
+}

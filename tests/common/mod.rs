@@ -1,0 +1,135 @@
+//! Helpers shared by the AuthService integration tests.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::time::Duration;
+
+use echo_proto::echo::auth::v1 as pb;
+use echo_testkit::{TestMesh, test_device};
+use tonic_types::StatusExt;
+
+pub fn reason(status: &tonic::Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    let details = status.get_error_details();
+    let bad = details
+        .bad_request()
+        .map(|b| b.field_violations.clone())
+        .unwrap_or_default();
+    bad.into_iter().map(|v| v.field).collect()
+}
+
+pub async fn list_sessions(
+    mesh: &TestMesh,
+    access_token: &str,
+) -> Result<Vec<pb::Session>, tonic::Status> {
+    let mut client = pb::auth_service_client::AuthServiceClient::new(mesh.authed(access_token));
+    let page = client
+        .list_sessions(pb::ListSessionsRequest::default())
+        .await?;
+    Ok(page.into_inner().sessions)
+}
+
+/// Poll until `access_token` is refused (revocations must land within a second).
+pub async fn refused_within_a_second(mesh: &TestMesh, access_token: &str) -> tonic::Status {
+    let started = std::time::Instant::now();
+    loop {
+        match list_sessions(mesh, access_token).await {
+            Err(status) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(1),
+                    "took {:?}",
+                    started.elapsed()
+                );
+                return status;
+            }
+            Ok(_) if started.elapsed() > Duration::from_secs(1) => panic!("token still accepted"),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+pub async fn login(
+    mesh: &TestMesh,
+    phone: &str,
+    password: &str,
+) -> Result<pb::TokenPair, tonic::Status> {
+    let request = pb::LoginWithPasswordRequest {
+        phone_number: phone.into(),
+        password: password.into(),
+        device: Some(test_device()),
+    };
+    Ok(mesh
+        .auth()
+        .login_with_password(request)
+        .await?
+        .into_inner()
+        .tokens
+        .unwrap())
+}
+
+pub async fn refresh(mesh: &TestMesh, token: &str) -> Result<pb::TokenPair, tonic::Status> {
+    let request = pb::RefreshTokensRequest {
+        refresh_token: token.into(),
+    };
+    Ok(mesh
+        .auth()
+        .refresh_tokens(request)
+        .await?
+        .into_inner()
+        .tokens
+        .unwrap())
+}
+
+pub async fn outbox_events(mesh: &TestMesh, event_type: &str) -> i64 {
+    let (_, db) = mesh
+        .mesh
+        .databases
+        .iter()
+        .find(|(t, _)| t.name() == "auth")
+        .unwrap();
+    let sql = "SELECT count(*) FROM outbox WHERE event_type = $1";
+    match db {
+        echo_store::Database::Postgres(pg) => sqlx::query_scalar(sql)
+            .bind(event_type)
+            .fetch_one(&pg.pool)
+            .await
+            .unwrap(),
+        echo_store::Database::Sqlite(lite) => sqlx::query_scalar(sql)
+            .bind(event_type)
+            .fetch_one(&lite.reader)
+            .await
+            .unwrap(),
+    }
+}
+
+/// Move every stored code's creation and expiry into the past.
+pub async fn expire_codes(mesh: &TestMesh) {
+    let (_, db) = mesh
+        .mesh
+        .databases
+        .iter()
+        .find(|(t, _)| t.name() == "auth")
+        .unwrap();
+    match db {
+        echo_store::Database::Postgres(pg) => {
+            sqlx::query("UPDATE otp_codes SET expires_at = now() - interval '1 minute', created_at = now() - interval '10 minutes'")
+                .execute(&pg.pool)
+                .await
+                .unwrap();
+        }
+        echo_store::Database::Sqlite(lite) => {
+            let past = chrono::Utc::now().timestamp_micros() - 600_000_000;
+            sqlx::query("UPDATE otp_codes SET expires_at = $1, created_at = $1")
+                .bind(past)
+                .execute(&lite.writer)
+                .await
+                .unwrap();
+        }
+    }
+}
