@@ -45,6 +45,22 @@ impl AuthApi {
         Client { ip }
     }
 
+    /// The phone, code and device of a request that proves a code, and who sent it.
+    fn code_proof<T>(
+        &self,
+        request: &Request<T>,
+        phone: &str,
+        code: &str,
+        device: Option<pb::DeviceInfo>,
+    ) -> Result<(PhoneNumber, String, Device, Client), Status> {
+        let mut check = Check::default();
+        let phone = check.phone("phone_number", phone);
+        let code = check.code("code", code);
+        let device = check.device(device);
+        check.done()?;
+        Ok((phone.expect("checked"), code, device, self.client(request)))
+    }
+
     /// The phone number of a request that carries nothing else, and who sent it.
     fn phone_only<T>(
         &self,
@@ -211,14 +227,13 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::VerifyPhoneRequest>,
     ) -> Reply<pb::VerifyPhoneResponse> {
-        let client = self.client(&request);
-        let body = request.into_inner();
-        let mut check = Check::default();
-        let phone = check.phone("phone_number", &body.phone_number);
-        let code = check.code("code", &body.code);
-        let device = check.device(body.device);
-        check.done()?;
-        let phone = phone.expect("checked");
+        let body = request.get_ref();
+        let (phone, code, device, client) = self.code_proof(
+            &request,
+            &body.phone_number,
+            &body.code,
+            body.device.clone(),
+        )?;
         let (issued, created) = self
             .accounts
             .verify_phone(&phone, &code, device, &client)
@@ -265,14 +280,13 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::LoginWithOtpRequest>,
     ) -> Reply<pb::LoginWithOtpResponse> {
-        let client = self.client(&request);
-        let body = request.into_inner();
-        let mut check = Check::default();
-        let phone = check.phone("phone_number", &body.phone_number);
-        let code = check.code("code", &body.code);
-        let device = check.device(body.device);
-        check.done()?;
-        let phone = phone.expect("checked");
+        let body = request.get_ref();
+        let (phone, code, device, client) = self.code_proof(
+            &request,
+            &body.phone_number,
+            &body.code,
+            body.device.clone(),
+        )?;
         let issued = self
             .accounts
             .login_with_code(&phone, &code, device, &client)
