@@ -16,10 +16,12 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 mod fanout;
+mod limits;
 mod memory;
 mod rate;
 mod redis;
 
+pub use limits::{Limits, Rule};
 pub use memory::MemoryCache;
 pub use rate::{RateDecision, RateLimit};
 pub use redis::{RedisCache, RedisOptions};

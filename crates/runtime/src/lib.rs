@@ -4,16 +4,20 @@
 //! errors to `tonic::Status`.
 
 pub mod admin;
+mod check;
 mod client_ip;
 mod failure;
 mod health;
 pub mod layers;
+pub mod page;
 pub mod request_id;
 mod server;
 
+pub use check::Check;
 pub use client_ip::client_ip;
 pub use failure::{ERROR_DOMAIN, Failure, Violation};
 pub use health::Readiness;
+pub use page::{Page, PageSize};
 pub use server::{Running, ServeOptions, Services, serve};
 
 /// The largest request message a service accepts by default (4 MiB); configurable per process

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use echo_authn::Caller;
 use echo_proto::echo::auth::v1 as pb;
 use echo_proto::echo::auth::v1::auth_service_server::AuthService;
-use echo_runtime::Violation;
+use echo_runtime::Check;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -76,21 +76,22 @@ impl AuthApi {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-/// Collects field violations so a client learns every problem at once.
-#[derive(Default)]
-struct Check(Vec<Violation>);
+/// AuthService's own field rules, on top of the platform's [`Check`].
+trait AuthCheck {
+    fn phone(&mut self, field: &str, input: &str) -> Option<PhoneNumber>;
+    fn password(&mut self, field: &str, input: &str) -> Option<Password>;
+    fn code(&mut self, field: &str, input: &str) -> String;
+    fn device(&mut self, device: Option<pb::DeviceInfo>) -> Device;
+    fn done(self) -> Result<(), Status>;
+}
 
-impl Check {
+impl AuthCheck for Check {
     fn phone(&mut self, field: &str, input: &str) -> Option<PhoneNumber> {
-        PhoneNumber::parse(input)
-            .map_err(|why| self.0.push(Violation::new(field, why)))
-            .ok()
+        self.parse(field, PhoneNumber::parse(input))
     }
 
     fn password(&mut self, field: &str, input: &str) -> Option<Password> {
-        Password::parse(input)
-            .map_err(|why| self.0.push(Violation::new(field, why)))
-            .ok()
+        self.parse(field, Password::parse(input))
     }
 
     fn code(&mut self, field: &str, input: &str) -> String {
@@ -98,35 +99,15 @@ impl Check {
         if code.len() != crate::domain::otp::CODE_LENGTH
             || !code.bytes().all(|b| b.is_ascii_digit())
         {
-            self.0.push(Violation::new(
-                field,
-                "must be the 6-digit code that was sent",
-            ));
+            self.push(field, "must be the 6-digit code that was sent");
         }
         code.to_owned()
-    }
-
-    fn text(&mut self, field: &str, input: &str, max: usize, required: bool) -> String {
-        let text = input.trim();
-        if required && text.is_empty() {
-            self.0.push(Violation::new(field, "is required"));
-        } else if text.chars().count() > max {
-            self.0.push(Violation::new(
-                field,
-                format!("must be at most {max} characters"),
-            ));
-        } else if text.chars().any(char::is_control) {
-            self.0
-                .push(Violation::new(field, "must not contain control characters"));
-        }
-        text.to_owned()
     }
 
     fn device(&mut self, device: Option<pb::DeviceInfo>) -> Device {
         let device = device.unwrap_or_default();
         if pb::DevicePlatform::try_from(device.platform).is_err() {
-            self.0
-                .push(Violation::new("device.platform", "is not a known platform"));
+            self.push("device.platform", "is not a known platform");
         }
         Device {
             name: self.text("device.name", &device.name, 64, false),
@@ -135,18 +116,8 @@ impl Check {
         }
     }
 
-    fn required(&mut self, field: &str, input: &str) {
-        if input.is_empty() {
-            self.0.push(Violation::new(field, "is required"));
-        }
-    }
-
     fn done(self) -> Result<(), Status> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(AuthError::Invalid(self.0).into())
-        }
+        self.finish().map_err(Status::from)
     }
 }
 
@@ -305,9 +276,7 @@ impl AuthService for AuthApi {
         let mut check = Check::default();
         check.required("refresh_token", &token);
         if token.len() > 256 {
-            check
-                .0
-                .push(Violation::new("refresh_token", "is not a refresh token"));
+            check.push("refresh_token", "is not a refresh token");
         }
         check.done()?;
         let issued = self.accounts.refresh(&token, &client).await?;
@@ -332,20 +301,14 @@ impl AuthService for AuthApi {
             0 => DEFAULT_PAGE,
             n if (1..=MAX_PAGE).contains(&n) => n,
             _ => {
-                check.0.push(Violation::new(
-                    "page_size",
-                    format!("must be 0..={MAX_PAGE}"),
-                ));
+                check.push("page_size", format!("must be 0..={MAX_PAGE}"));
                 DEFAULT_PAGE
             }
         };
         let after = match body.page_token.as_str() {
             "" => None,
             token => decode_page_token(token).or_else(|| {
-                check.0.push(Violation::new(
-                    "page_token",
-                    "is not a token from this list",
-                ));
+                check.push("page_token", "is not a token from this list");
                 None
             }),
         };

@@ -27,7 +27,8 @@ fn event(subject: String, event_type: &str, id: Uuid, payload: Vec<u8>) -> Event
     }
 }
 
-/// `echo.auth.user_registered.<user_id>`: a verified account exists (no phone, no secrets).
+/// `echo.auth.user_registered.<user_id>`: a verified account exists (its phone number for
+/// the user service's profile and phone look-up; never a secret).
 pub fn user_registered(account: &Account) -> Event {
     let id = Uuid::now_v7();
     let message = UserRegistered {
@@ -36,6 +37,7 @@ pub fn user_registered(account: &Account) -> Event {
         user_id: account.user_id.to_string(),
         display_name: account.display_name.clone(),
         phone_verified_at: Some(timestamp(account.created_at)),
+        phone_number: account.phone_number.clone(),
     };
     let subject = format!("echo.auth.user_registered.{}", account.user_id);
     event(

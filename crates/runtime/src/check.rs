@@ -1,0 +1,98 @@
+//! Request validation that reports every malformed field at once (DESIGN §4: INVALID_ARGUMENT
+//! with one `BadRequest` field violation per bad field).
+
+use std::fmt::Display;
+
+use uuid::Uuid;
+
+use crate::{Failure, Violation};
+
+/// Collects field violations while a handler parses its request; [`Check::finish`] turns them
+/// into one INVALID_ARGUMENT.
+#[derive(Debug, Default)]
+pub struct Check(Vec<Violation>);
+
+impl Check {
+    /// An empty check.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `field` is malformed.
+    pub fn push(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(Violation::new(field, description));
+    }
+
+    /// The parsed value, or None with the error recorded against `field`.
+    pub fn parse<T, E: Display>(&mut self, field: &str, parsed: Result<T, E>) -> Option<T> {
+        parsed.map_err(|why| self.push(field, why.to_string())).ok()
+    }
+
+    /// Records `field` as missing when `input` is empty; true when present.
+    pub fn required(&mut self, field: &str, input: &str) -> bool {
+        if input.is_empty() {
+            self.push(field, "is required");
+        }
+        !input.is_empty()
+    }
+
+    /// `input` trimmed, checked for length (in characters), presence and control characters.
+    pub fn text(&mut self, field: &str, input: &str, max_chars: usize, required: bool) -> String {
+        let text = input.trim();
+        if required && text.is_empty() {
+            self.push(field, "is required");
+        } else if text.chars().count() > max_chars {
+            self.push(field, format!("must be at most {max_chars} characters"));
+        } else if text.chars().any(char::is_control) {
+            self.push(field, "must not contain control characters");
+        }
+        text.to_owned()
+    }
+
+    /// A required id (a UUID string).
+    pub fn id(&mut self, field: &str, input: &str) -> Option<Uuid> {
+        if !self.required(field, input) {
+            return None;
+        }
+        let id = Uuid::try_parse(input).ok();
+        if id.is_none() {
+            self.push(field, "must be a UUID");
+        }
+        id
+    }
+
+    /// True when nothing was recorded so far.
+    pub fn is_clean(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Ok when every field was well formed; otherwise INVALID_ARGUMENT listing them all.
+    pub fn finish(self) -> Result<(), Failure> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::InvalidArgument(self.0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut check = Check::new();
+        assert_eq!(check.text("name", "  ada  ", 10, true), "ada");
+        check.text("about", "a\u{7}b", 10, false);
+        check.text("title", "", 10, true);
+        check.text("alias", "x".repeat(11).as_str(), 10, false);
+        assert_eq!(check.id("user_id", "nope"), None);
+        assert!(check.id("other_id", &Uuid::now_v7().to_string()).is_some());
+        let Err(Failure::InvalidArgument(violations)) = check.finish() else {
+            panic!("expected violations");
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["about", "title", "alias", "user_id"]);
+    }
+}
