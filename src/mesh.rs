@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use echo_auth::OtpSender;
-use echo_bus::{EventBus, NatsSettings, Outbox};
+use echo_bus::consumer::EventHandler;
+use echo_bus::{ConsumerSpec, EventBus, NatsSettings, Outbox};
 use echo_cache::Cache;
 use echo_config::{Config, Target};
 use echo_runtime::{Running, ServeOptions, Services};
@@ -71,6 +72,7 @@ pub struct Mesh {
     shutdown: CancellationToken,
     public: Running,
     admin: JoinHandle<std::io::Result<()>>,
+    consumers: Vec<JoinHandle<()>>,
 }
 
 impl Mesh {
@@ -103,6 +105,7 @@ impl Mesh {
         let identity = Identity::load(config, backends.cache.clone(), &shutdown).await?;
         let mut services = Services::new();
         let mut databases = Vec::new();
+        let mut consumers = Vec::new();
         for target in config.target.iter() {
             let mut outbox = None;
             if DATA_OWNERS.contains(&target) {
@@ -119,7 +122,7 @@ impl Mesh {
                 identity: &identity,
                 overrides: &overrides,
             };
-            add_service(&mut services, target, outbox, &parts)?;
+            add_service(&mut services, &mut consumers, target, outbox, &parts)?;
         }
         if config.target.contains(Target::Edge) && !config.target.is_whole_mesh() {
             // Split mode: everything not served here is forwarded, after the edge's own check.
@@ -130,6 +133,18 @@ impl Mesh {
                 services.forward(name, identity.layer().layer(forwarder.clone()));
             }
         }
+        let consumers = consumers
+            .into_iter()
+            .map(|consumer: Consumer| {
+                tokio::spawn(echo_bus::consumer::run(
+                    backends.bus.clone(),
+                    consumer.db,
+                    consumer.spec,
+                    consumer.handler,
+                    shutdown.clone(),
+                ))
+            })
+            .collect();
         let admin_addr = admin_listener.local_addr()?;
         let options = ServeOptions::from_config(config);
         let (public, readiness) =
@@ -156,6 +171,7 @@ impl Mesh {
             shutdown,
             public,
             admin,
+            consumers,
         })
     }
 
@@ -173,6 +189,9 @@ impl Mesh {
             .await
             .context("admin port")?
             .context("admin port")?;
+        for consumer in self.consumers {
+            consumer.await.context("event consumer")?;
+        }
         self.backends.bus.shutdown();
         for (_, db) in &self.databases {
             db.close().await;
@@ -189,10 +208,19 @@ struct Parts<'a> {
     overrides: &'a Overrides,
 }
 
+/// A durable event consumer of one service, on that service's database.
+struct Consumer {
+    spec: ConsumerSpec,
+    handler: Arc<dyn EventHandler>,
+    db: Database,
+}
+
 /// Add `target`'s server, behind the authentication layer (every service verifies tokens
-/// itself; the edge's check in split mode is in addition, not instead).
+/// itself; the edge's check in split mode is in addition, not instead), and collect the
+/// event consumers it runs.
 fn add_service(
     services: &mut Services,
+    consumers: &mut Vec<Consumer>,
     target: Target,
     outbox: Option<Outbox>,
     parts: &Parts<'_>,
@@ -205,7 +233,23 @@ fn add_service(
             let deps = auth_deps(outbox, parts)?;
             services.add(authn.layer(echo_auth::service(deps, limit)?));
         }
-        Target::User => drop(services.add(authn.layer(echo_user::service(limit)))),
+        Target::User => {
+            let outbox = outbox.context("user keeps data")?;
+            let db = outbox.database().clone();
+            let store = echo_user::store::for_database(&db, outbox.clone());
+            consumers.extend(echo_user::consumers(store.clone()).into_iter().map(
+                |(spec, handler)| Consumer {
+                    spec,
+                    handler,
+                    db: db.clone(),
+                },
+            ));
+            let deps = echo_user::UserDeps {
+                store,
+                cache: parts.backends.cache.clone(),
+            };
+            services.add(authn.layer(echo_user::service(deps, limit)));
+        }
         Target::Message => drop(services.add(authn.layer(echo_message::service(limit)))),
         Target::Presence => drop(services.add(authn.layer(echo_presence::service(limit)))),
         Target::Notification => {
@@ -265,6 +309,7 @@ async fn open_database(config: &Config, target: Target) -> anyhow::Result<Databa
 fn service_migrations(target: Target) -> Option<echo_store::Migrations> {
     match target {
         Target::Auth => Some(echo_auth::migrations()),
+        Target::User => Some(echo_user::migrations()),
         _ => None,
     }
 }

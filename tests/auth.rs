@@ -41,7 +41,7 @@ async fn every_journey_on_both_backends() {
         assert!(verified.account_created, "{backend:?}");
         let first = verified.tokens.unwrap();
         assert_eq!(
-            outbox_events(&mesh, "echo.events.v1.UserRegistered").await,
+            outbox_events(&mesh, "auth", "echo.events.v1.UserRegistered").await,
             1
         );
         let sessions = list_sessions(&mesh, &first.access_token).await.unwrap();
@@ -185,7 +185,10 @@ async fn every_journey_on_both_backends() {
             password: "reset to this passphrase".into(),
         };
         mesh.auth_as(&me).delete_account(delete).await.unwrap();
-        assert_eq!(outbox_events(&mesh, "echo.events.v1.UserDeleted").await, 1);
+        assert_eq!(
+            outbox_events(&mesh, "auth", "echo.events.v1.UserDeleted").await,
+            1
+        );
         let status = login(&mesh, &phone, "reset to this passphrase")
             .await
             .unwrap_err();

@@ -301,13 +301,11 @@ async fn every_service_requires_a_token_and_a_signed_in_client_reaches_it() {
         status.get_error_details().error_info().unwrap().reason,
         "TOKEN_MISSING"
     );
-    // Signed in, the call reaches the service (still a stub until its issue lands).
+    // Signed in, the call reaches the service (a stub until its issue lands).
     let me = mesh.sign_up().await;
     let request = echo_proto::echo::user::v1::GetMeRequest {};
-    assert_eq!(
-        mesh.user_as(&me).get_me(request).await.unwrap_err().code(),
-        Code::Unimplemented
-    );
+    let profile = mesh.user_as(&me).get_me(request).await.unwrap().into_inner();
+    assert_eq!(profile.profile.unwrap().user_id, me.tokens.user_id);
     let request = echo_proto::echo::message::v1::ListConversationsRequest::default();
     let status = mesh
         .message_as(&me)

@@ -1,5 +1,7 @@
-//! Helpers shared by the AuthService integration tests.
+//! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test file uses a different subset
+
+pub mod users;
 
 use std::time::Duration;
 
@@ -86,12 +88,13 @@ pub async fn refresh(mesh: &TestMesh, token: &str) -> Result<pb::TokenPair, toni
         .unwrap())
 }
 
-pub async fn outbox_events(mesh: &TestMesh, event_type: &str) -> i64 {
+/// How many events of `event_type` `service` has written to its outbox.
+pub async fn outbox_events(mesh: &TestMesh, service: &str, event_type: &str) -> i64 {
     let (_, db) = mesh
         .mesh
         .databases
         .iter()
-        .find(|(t, _)| t.name() == "auth")
+        .find(|(t, _)| t.name() == service)
         .unwrap();
     let sql = "SELECT count(*) FROM outbox WHERE event_type = $1";
     match db {

@@ -15,11 +15,13 @@ use uuid::Uuid;
 
 mod keys;
 mod layer;
+pub mod phone;
 mod revocation;
 mod token;
 
 pub use keys::{DEV_KEY_FILE, Jwk, KeySet, PublicKey, SigningKey};
 pub use layer::{Authenticated, AuthnLayer};
+pub use phone::PhoneNumber;
 pub use revocation::{CHANNEL as REVOCATION_CHANNEL, Decision, RevocationOptions, Revocations};
 pub use token::{Claims, TokenIssuer, Verifier};
 

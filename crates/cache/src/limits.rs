@@ -79,6 +79,9 @@ mod tests {
             .await
             .expect_err("tight bucket is empty");
         assert!(wait > Duration::from_secs(50), "{wait:?}");
-        assert!(limits.take(&[(tight, "b")]).await.is_ok(), "buckets are per key");
+        assert!(
+            limits.take(&[(tight, "b")]).await.is_ok(),
+            "buckets are per key"
+        );
     }
 }

@@ -288,6 +288,25 @@ impl TestMesh {
         }
     }
 
+    /// A valid access token for `user_id` on a new session, signed with the mesh's key as auth
+    /// would sign it, without any account behind it: for a user that services have not heard
+    /// of yet (their registration event not applied).
+    pub fn mint_token(&self, user_id: uuid::Uuid) -> String {
+        let key = echo_authn::SigningKey::load_or_generate(&self.config.data_dir)
+            .expect("the mesh's development signing key");
+        let issuer = echo_authn::TokenIssuer::new(&key, self.config.auth.jwt_issuer.clone())
+            .expect("issuer");
+        let (token, _) = issuer
+            .issue(
+                user_id,
+                uuid::Uuid::now_v7(),
+                uuid::Uuid::now_v7(),
+                std::time::Duration::from_secs(300),
+            )
+            .expect("token");
+        token
+    }
+
     /// An AuthService client.
     pub fn auth(&self) -> echo::auth::v1::auth_service_client::AuthServiceClient<Channel> {
         echo::auth::v1::auth_service_client::AuthServiceClient::new(self.channel())

@@ -89,10 +89,17 @@ impl Port {
     }
 }
 
-/// An upstream running a service whose RPCs are still stubs (UNIMPLEMENTED proves arrival).
+/// A UserService whose RPCs are the generated stubs: UNIMPLEMENTED proves a call arrived.
+struct StubUsers;
+
+#[tonic::async_trait]
+impl echo_proto::echo::user::v1::user_service_server::UserService for StubUsers {}
+
+/// An upstream running [`StubUsers`].
 async fn auth_upstream() -> Port {
     let mut services = Services::new();
-    services.add(echo_user::service(4 << 20));
+    services
+        .add(echo_proto::echo::user::v1::user_service_server::UserServiceServer::new(StubUsers));
     Port::start(services).await
 }
 

@@ -1,23 +1,52 @@
-//! UserService: profiles, usernames, contacts and contact requests, blocking, privacy settings.
+//! UserService: profiles, usernames, search, contacts and contact requests, blocking, and
+//! privacy settings.
 //!
-//! Not implemented yet: every RPC answers UNIMPLEMENTED through the generated default stubs,
-//! which is honest only while its issue ("UserService: profiles, usernames, contacts, contact requests, blocking, privacy") is open. The platform around it (its
-//! database, outbox, health, reflection and serving) is already live.
+//! Layout: `api` parses and maps; `people` holds the journeys and decides who may see and do
+//! what (with `visibility` and `rules`); `store` is the storage seam with its PostgreSQL and
+//! SQLite implementations; `events` publishes blocks and profile changes and applies auth's
+//! account events (a profile is born from `user_registered` and erased on `user_deleted`).
 
+pub mod api;
+pub mod error;
+pub mod events;
+pub mod people;
+pub mod rules;
 pub mod store;
+pub mod visibility;
 
-use echo_proto::echo::user::v1::user_service_server::{UserService, UserServiceServer};
+use std::sync::Arc;
 
-/// The UserService handlers.
-#[derive(Debug, Default)]
-pub struct UserServiceApi;
+use echo_bus::ConsumerSpec;
+use echo_bus::consumer::EventHandler;
+use echo_cache::{Cache, Limits};
+use echo_proto::echo::user::v1::user_service_server::UserServiceServer;
 
-#[tonic::async_trait]
-impl UserService for UserServiceApi {}
+pub use api::UserApi;
+
+/// Everything UserService needs, built by the binary (or the testkit).
+pub struct UserDeps {
+    /// Storage (writes its events to the service's outbox).
+    pub store: Arc<dyn store::UserStore>,
+    /// Rate limits.
+    pub cache: Arc<dyn Cache>,
+}
 
 /// The UserService server, refusing request messages over `max_request_bytes`.
-pub fn service(max_request_bytes: usize) -> UserServiceServer<UserServiceApi> {
-    UserServiceServer::new(UserServiceApi).max_decoding_message_size(max_request_bytes)
+pub fn service(deps: UserDeps, max_request_bytes: usize) -> UserServiceServer<UserApi> {
+    let people = people::People {
+        store: deps.store,
+        limits: Limits::new(deps.cache),
+    };
+    UserServiceServer::new(UserApi::new(Arc::new(people)))
+        .max_decoding_message_size(max_request_bytes)
+}
+
+/// The durable consumers UserService runs, with their handlers: auth's account events.
+pub fn consumers(store: Arc<dyn store::UserStore>) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
+    vec![(
+        events::accounts_consumer(),
+        Arc::new(events::AccountEvents::new(store)),
+    )]
 }
 
 /// UserService's migrations for both backends.

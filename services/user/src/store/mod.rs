@@ -540,8 +540,12 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// Lifts the block and appends `event` in one transaction; true. Not blocked: no event;
     /// false.
-    async fn unblock(&self, blocker: Uuid, blocked: Uuid, event: &Event)
-    -> Result<bool, StoreError>;
+    async fn unblock(
+        &self,
+        blocker: Uuid,
+        blocked: Uuid,
+        event: &Event,
+    ) -> Result<bool, StoreError>;
 
     /// The users `blocker` blocked, newest first by (blocked_at, user_id) descending, after
     /// `after`; at most `limit`.

@@ -1,4 +1,12 @@
-//! [`UserStore`] on PostgreSQL (a schema of its own).
+//! [`UserStore`] on PostgreSQL (the service's own schema, selected by `search_path`).
+//!
+//! Transactions run at READ COMMITTED. What two calls may race on is decided under a lock:
+//! sending, accepting and blocking first lock the profile rows of both users, always in user id
+//! order ([`lock_pair`]), so calls about one pair run one after the other (crossing requests
+//! cannot both end pending) and calls about two pairs sharing a user cannot deadlock; the
+//! `contact_requests_open` index backs up one open request per direction. The contact quota is
+//! checked under a per-owner advisory lock, unique usernames rest on the
+//! `profiles_username_key` constraint.
 
 use std::collections::HashMap;
 
@@ -6,15 +14,38 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
 use echo_store::{PostgresDatabase, Tx};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, Row};
 use uuid::Uuid;
 
 use super::{
-    BlockEntry, BlockPosition, ContactEntry, ContactPosition, ContactRequest, Direction,
-    PrivacyChange, Profile, ProfileChange, ProfileEvent, Registration, Relation, SearchHit,
-    SearchPosition, StoreError, UserStore,
+    Avatar, BlockEntry, BlockPosition, ContactEntry, ContactPosition, ContactRequest, Direction,
+    Privacy, PrivacyChange, Profile, ProfileChange, ProfileEvent, Registration, Relation,
+    SearchHit, SearchPosition, StoreError, UserStore, Visibility,
 };
 
-/// [`UserStore`] on PostgreSQL (a schema of its own).
+/// The profile columns, as [`profile`] reads them.
+macro_rules! profile_columns {
+    () => {
+        "user_id, display_name, username, about, avatar_url, avatar_mime_type, avatar_size, \
+         avatar_width, avatar_height, phone_number, last_seen, profile_photo, about_visibility, \
+         find_by_phone, registered, created_at, updated_at, deleted_at"
+    };
+}
+
+/// The contact request columns, as [`requests::request`] reads them.
+macro_rules! request_columns {
+    () => {
+        "contact_request_id, sender_id, recipient_id, message, state, created_at, updated_at"
+    };
+}
+
+mod blocks;
+mod contacts;
+mod profiles;
+mod requests;
+
+/// [`UserStore`] on PostgreSQL.
 #[derive(Clone)]
 pub struct PostgresUserStore {
     db: PostgresDatabase,
@@ -35,7 +66,7 @@ impl UserStore for PostgresUserStore {
         tx: &mut Tx,
         registration: &Registration,
     ) -> Result<(), StoreError> {
-        todo!()
+        profiles::record_registration(postgres_tx(tx)?, registration).await
     }
 
     async fn erase_user(
@@ -44,19 +75,43 @@ impl UserStore for PostgresUserStore {
         user_id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        todo!()
+        profiles::erase_user(postgres_tx(tx)?, user_id, at).await
     }
 
     async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
-        todo!()
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            profile_columns!(),
+            " FROM profiles WHERE user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.as_ref().map(profile).transpose()?)
     }
 
     async fn profiles(&self, user_ids: &[Uuid]) -> Result<Vec<Profile>, StoreError> {
-        todo!()
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            profile_columns!(),
+            " FROM profiles WHERE user_id = ANY($1)"
+        ))
+        .bind(user_ids)
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows.iter().map(profile).collect::<Result<_, _>>()?)
     }
 
     async fn profile_by_phone(&self, phone_number: &str) -> Result<Option<Profile>, StoreError> {
-        todo!()
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            profile_columns!(),
+            " FROM profiles WHERE phone_number = $1 AND deleted_at IS NULL"
+        ))
+        .bind(phone_number)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.as_ref().map(profile).transpose()?)
     }
 
     async fn update_profile(
@@ -66,7 +121,7 @@ impl UserStore for PostgresUserStore {
         at: DateTime<Utc>,
         event: ProfileEvent<'_>,
     ) -> Result<Profile, StoreError> {
-        todo!()
+        profiles::update_profile(&self.db.pool, &self.outbox, user_id, change, at, event).await
     }
 
     async fn update_privacy(
@@ -75,7 +130,7 @@ impl UserStore for PostgresUserStore {
         change: &PrivacyChange,
         at: DateTime<Utc>,
     ) -> Result<Profile, StoreError> {
-        todo!()
+        profiles::update_privacy(&self.db.pool, user_id, change, at).await
     }
 
     async fn relations(
@@ -83,7 +138,7 @@ impl UserStore for PostgresUserStore {
         viewer: Uuid,
         others: &[Uuid],
     ) -> Result<HashMap<Uuid, Relation>, StoreError> {
-        todo!()
+        contacts::relations(&self.db.pool, viewer, others).await
     }
 
     async fn search(
@@ -93,7 +148,7 @@ impl UserStore for PostgresUserStore {
         after: Option<&SearchPosition>,
         limit: usize,
     ) -> Result<Vec<SearchHit>, StoreError> {
-        todo!()
+        profiles::search(&self.db.pool, viewer, prefix, after, limit).await
     }
 
     async fn add_contact(
@@ -104,7 +159,7 @@ impl UserStore for PostgresUserStore {
         at: DateTime<Utc>,
         max_contacts: u32,
     ) -> Result<ContactEntry, StoreError> {
-        todo!()
+        contacts::add_contact(&self.db.pool, owner, contact, alias, at, max_contacts).await
     }
 
     async fn update_contact(
@@ -113,11 +168,16 @@ impl UserStore for PostgresUserStore {
         contact: Uuid,
         alias: &str,
     ) -> Result<Option<ContactEntry>, StoreError> {
-        todo!()
+        contacts::update_contact(&self.db.pool, owner, contact, alias).await
     }
 
     async fn remove_contact(&self, owner: Uuid, contact: Uuid) -> Result<(), StoreError> {
-        todo!()
+        sqlx::query("DELETE FROM contacts WHERE owner_id = $1 AND contact_id = $2")
+            .bind(owner)
+            .bind(contact)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
     }
 
     async fn list_contacts(
@@ -126,7 +186,7 @@ impl UserStore for PostgresUserStore {
         after: Option<&ContactPosition>,
         limit: usize,
     ) -> Result<Vec<ContactEntry>, StoreError> {
-        todo!()
+        contacts::list_contacts(&self.db.pool, owner, after, limit).await
     }
 
     async fn send_contact_request(
@@ -137,11 +197,19 @@ impl UserStore for PostgresUserStore {
         message: &str,
         at: DateTime<Utc>,
     ) -> Result<ContactRequest, StoreError> {
-        todo!()
+        requests::send(&self.db.pool, id, sender, recipient, message, at).await
     }
 
     async fn contact_request(&self, id: Uuid) -> Result<Option<ContactRequest>, StoreError> {
-        todo!()
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            request_columns!(),
+            " FROM contact_requests WHERE contact_request_id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.as_ref().map(requests::request).transpose()?)
     }
 
     async fn accept_contact_request(
@@ -150,7 +218,7 @@ impl UserStore for PostgresUserStore {
         id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<Option<ContactRequest>, StoreError> {
-        todo!()
+        requests::accept(&self.db.pool, recipient, id, at).await
     }
 
     async fn decline_contact_request(
@@ -159,7 +227,18 @@ impl UserStore for PostgresUserStore {
         id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        todo!()
+        // One conditional statement: of racing calls, the one that waits for the row lock
+        // re-checks the state and matches nothing.
+        let declined = sqlx::query(
+            "UPDATE contact_requests SET state = 3, updated_at = $3 \
+             WHERE contact_request_id = $1 AND recipient_id = $2 AND state = 1",
+        )
+        .bind(id)
+        .bind(recipient)
+        .bind(at)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(declined.rows_affected() > 0)
     }
 
     async fn cancel_contact_request(
@@ -168,7 +247,16 @@ impl UserStore for PostgresUserStore {
         id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        todo!()
+        let cancelled = sqlx::query(
+            "UPDATE contact_requests SET state = 4, updated_at = $3 \
+             WHERE contact_request_id = $1 AND sender_id = $2 AND state IN (1, 3)",
+        )
+        .bind(id)
+        .bind(sender)
+        .bind(at)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(cancelled.rows_affected() > 0)
     }
 
     async fn list_contact_requests(
@@ -178,7 +266,7 @@ impl UserStore for PostgresUserStore {
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<ContactRequest>, StoreError> {
-        todo!()
+        requests::list(&self.db.pool, user, direction, before, limit).await
     }
 
     async fn block(
@@ -188,12 +276,16 @@ impl UserStore for PostgresUserStore {
         at: DateTime<Utc>,
         event: &Event,
     ) -> Result<bool, StoreError> {
-        todo!()
+        blocks::block(&self.db.pool, &self.outbox, blocker, blocked, at, event).await
     }
 
-    async fn unblock(&self, blocker: Uuid, blocked: Uuid, event: &Event)
-    -> Result<bool, StoreError> {
-        todo!()
+    async fn unblock(
+        &self,
+        blocker: Uuid,
+        blocked: Uuid,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        blocks::unblock(&self.db.pool, &self.outbox, blocker, blocked, event).await
     }
 
     async fn list_blocked(
@@ -202,6 +294,85 @@ impl UserStore for PostgresUserStore {
         after: Option<&BlockPosition>,
         limit: usize,
     ) -> Result<Vec<BlockEntry>, StoreError> {
-        todo!()
+        blocks::list_blocked(&self.db.pool, blocker, after, limit).await
     }
+}
+
+/// The PostgreSQL transaction inside a consumer's `tx`; a SQLite one is a wiring bug.
+fn postgres_tx(tx: &mut Tx) -> Result<&mut PgConnection, StoreError> {
+    match tx {
+        Tx::Postgres(tx) => Ok(&mut **tx),
+        Tx::Sqlite(_) => Err(sqlx::Error::InvalidArgument(
+            "a sqlite transaction was given to the postgres user store".to_owned(),
+        )
+        .into()),
+    }
+}
+
+/// Locks the profile rows of `a` and `b` (those that exist) in user id order and returns the
+/// ids among them whose profile is live.
+async fn lock_pair(conn: &mut PgConnection, a: Uuid, b: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    // The sort runs below the row locking, so rows are locked in this order.
+    let rows: Vec<(Uuid, bool)> = sqlx::query_as(
+        "SELECT user_id, deleted_at IS NULL FROM profiles WHERE user_id IN ($1, $2) \
+         ORDER BY user_id FOR UPDATE",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, live)| live.then_some(id))
+        .collect())
+}
+
+/// Rolls `tx` back and answers `refusal`.
+async fn refuse<T>(
+    tx: sqlx::Transaction<'_, Postgres>,
+    refusal: StoreError,
+) -> Result<T, StoreError> {
+    tx.rollback().await?;
+    Err(refusal)
+}
+
+/// `limit` as SQL's LIMIT takes it (the trait counts in `usize`).
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn profile(row: &PgRow) -> Result<Profile, sqlx::Error> {
+    let avatar = match row.try_get::<Option<String>, _>("avatar_url")? {
+        None => None,
+        Some(url) => Some(Avatar {
+            url,
+            mime_type: row
+                .try_get::<Option<String>, _>("avatar_mime_type")?
+                .unwrap_or_default(),
+            size_bytes: row.try_get::<Option<i64>, _>("avatar_size")?.unwrap_or(0),
+            width: row.try_get::<Option<i32>, _>("avatar_width")?.unwrap_or(0),
+            height: row.try_get::<Option<i32>, _>("avatar_height")?.unwrap_or(0),
+        }),
+    };
+    let visibility = |column: &str| -> Result<Visibility, sqlx::Error> {
+        Ok(Visibility::from_code(row.try_get::<i16, _>(column)?.into()))
+    };
+    Ok(Profile {
+        user_id: row.try_get("user_id")?,
+        display_name: row.try_get("display_name")?,
+        username: row.try_get("username")?,
+        about: row.try_get("about")?,
+        avatar,
+        phone_number: row.try_get("phone_number")?,
+        privacy: Privacy {
+            last_seen: visibility("last_seen")?,
+            profile_photo: visibility("profile_photo")?,
+            about: visibility("about_visibility")?,
+            find_by_phone: visibility("find_by_phone")?,
+        },
+        registered: row.try_get("registered")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
 }

@@ -1,4 +1,5 @@
-//! Phone numbers: accounts are phone-first, so the number is parsed once, here, to E.164.
+//! Phone numbers: accounts are phone-first, so a number is parsed to E.164 in one place, for
+//! every service that takes one (auth's sign-in, user's phone look-up), and compares equal.
 
 use std::fmt;
 

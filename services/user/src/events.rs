@@ -1,0 +1,152 @@
+//! The events UserService publishes (through its outbox) and the auth events it applies.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use echo_bus::consumer::{EventHandler, HandlerError};
+use echo_bus::{ConsumerSpec, Event};
+use echo_proto::echo::common::v1::Media;
+use echo_proto::echo::events::v1 as pb;
+use echo_store::Tx;
+use prost::Message;
+use uuid::Uuid;
+
+use crate::store::{Profile, Registration, UserStore};
+
+fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    SystemTime::from(at).into()
+}
+
+fn event(id: Uuid, subject: String, event_type: &str, payload: Vec<u8>) -> Event {
+    Event {
+        id,
+        subject,
+        event_type: event_type.to_owned(),
+        payload: Bytes::from(payload),
+        occurred_at: Utc::now(),
+        trace_parent: echo_telemetry::current_traceparent(),
+    }
+}
+
+/// `echo.user.blocked.<blocker>`: messaging and presence stop between the two.
+pub fn user_blocked(blocker: Uuid, blocked: Uuid) -> Event {
+    let id = Uuid::now_v7();
+    let message = pb::UserBlocked {
+        event_id: id.to_string(),
+        occurred_at: Some(timestamp(Utc::now())),
+        blocker_user_id: blocker.to_string(),
+        blocked_user_id: blocked.to_string(),
+    };
+    let subject = format!("echo.user.blocked.{blocker}");
+    event(
+        id,
+        subject,
+        "echo.events.v1.UserBlocked",
+        message.encode_to_vec(),
+    )
+}
+
+/// `echo.user.unblocked.<blocker>`.
+pub fn user_unblocked(blocker: Uuid, blocked: Uuid) -> Event {
+    let id = Uuid::now_v7();
+    let message = pb::UserUnblocked {
+        event_id: id.to_string(),
+        occurred_at: Some(timestamp(Utc::now())),
+        blocker_user_id: blocker.to_string(),
+        blocked_user_id: blocked.to_string(),
+    };
+    let subject = format!("echo.user.unblocked.{blocker}");
+    event(
+        id,
+        subject,
+        "echo.events.v1.UserUnblocked",
+        message.encode_to_vec(),
+    )
+}
+
+/// `echo.user.profile_updated.<user>`: the public fields other services cache.
+pub fn profile_updated(profile: &Profile, paths: &[String]) -> Event {
+    let id = Uuid::now_v7();
+    let message = pb::ProfileUpdated {
+        event_id: id.to_string(),
+        occurred_at: Some(timestamp(profile.updated_at)),
+        user_id: profile.user_id.to_string(),
+        update_mask: Some(prost_types::FieldMask {
+            paths: paths.to_vec(),
+        }),
+        display_name: profile.display_name.clone(),
+        avatar: profile.avatar.as_ref().map(|avatar| Media {
+            url: avatar.url.clone(),
+            mime_type: avatar.mime_type.clone(),
+            size_bytes: avatar.size_bytes,
+            width: avatar.width,
+            height: avatar.height,
+            ..Media::default()
+        }),
+    };
+    let subject = format!("echo.user.profile_updated.{}", profile.user_id);
+    event(
+        id,
+        subject,
+        "echo.events.v1.ProfileUpdated",
+        message.encode_to_vec(),
+    )
+}
+
+/// The durable consumer of auth's account events: one consumer for both kinds, so a deletion
+/// is never applied before the registration it follows.
+pub fn accounts_consumer() -> ConsumerSpec {
+    ConsumerSpec::new("user.accounts", "echo.auth.>")
+}
+
+/// Applies `user_registered` (create or complete the profile) and `user_deleted` (erase the
+/// user's profile, contacts, requests and blocks) in the consumer's transaction.
+pub struct AccountEvents {
+    store: Arc<dyn UserStore>,
+}
+
+impl AccountEvents {
+    /// Applies account events to `store`.
+    pub fn new(store: Arc<dyn UserStore>) -> Self {
+        Self { store }
+    }
+}
+
+fn user_id(id: &str) -> Result<Uuid, HandlerError> {
+    Uuid::try_parse(id).map_err(|e| format!("bad user_id {id:?}: {e}").into())
+}
+
+fn time(at: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    at.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.try_into().ok()?))
+}
+
+#[async_trait]
+impl EventHandler for AccountEvents {
+    async fn handle(&self, event: &Event, tx: &mut Tx) -> Result<(), HandlerError> {
+        match event.event_type.as_str() {
+            "echo.events.v1.UserRegistered" => {
+                let registered = pb::UserRegistered::decode(event.payload.as_ref())?;
+                let registration = Registration {
+                    user_id: user_id(&registered.user_id)?,
+                    display_name: registered.display_name,
+                    phone_number: registered.phone_number,
+                    registered_at: time(registered.phone_verified_at).unwrap_or(event.occurred_at),
+                };
+                self.store.record_registration(tx, &registration).await?;
+            }
+            "echo.events.v1.UserDeleted" => {
+                let deleted = pb::UserDeleted::decode(event.payload.as_ref())?;
+                let at = time(deleted.occurred_at).unwrap_or(event.occurred_at);
+                self.store
+                    .erase_user(tx, user_id(&deleted.user_id)?, at)
+                    .await?;
+            }
+            // Other auth events (sessions) are not the user service's business.
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,302 @@
+//! Shared setup for UserService's store tests: an isolated database per test (a unique
+//! PostgreSQL schema prefix, or SQLite files in a tempdir) with the bus and user migrations
+//! applied, fixtures, and raw-SQL probes that look past the store at what was written.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+use chrono::{DateTime, SubsecRound, Utc};
+use echo_bus::{Event, Outbox};
+use echo_store::Database;
+use echo_testenv::{Server, unique_name};
+use echo_user::store::{
+    PostgresUserStore, Profile, ProfileChange, Registration, SqliteUserStore, UserStore,
+};
+use uuid::Uuid;
+
+/// The backends every case runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// One isolated database and the store under test on it.
+pub struct Env {
+    pub store: Arc<dyn UserStore>,
+    pub db: Database,
+    pg: Option<(String, String)>, // (url, schema prefix)
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Env {
+    /// `None` (after a loud skip notice) when PostgreSQL is needed and absent.
+    pub async fn new(backend: Backend) -> Option<Env> {
+        let (db, pg, dir) = match backend {
+            Backend::Postgres => {
+                let url = echo_testenv::url(Server::Postgres)?;
+                let prefix = format!("{}_", unique_name("t"));
+                let db = Database::connect(&url, "user", &prefix)
+                    .await
+                    .expect("connect postgres");
+                (db, Some((url, prefix)), None)
+            }
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("echo.db").display());
+                let db = Database::connect(&url, "user", "")
+                    .await
+                    .expect("open sqlite");
+                (db, None, Some(dir))
+            }
+        };
+        db.migrate(&echo_bus::migrations())
+            .await
+            .expect("bus migrations");
+        db.migrate(&echo_user::migrations())
+            .await
+            .expect("user migrations");
+        let outbox = Outbox::new("user", db.clone());
+        let store: Arc<dyn UserStore> = match &db {
+            Database::Postgres(pg) => Arc::new(PostgresUserStore::new(pg.clone(), outbox)),
+            Database::Sqlite(sqlite) => Arc::new(SqliteUserStore::new(sqlite.clone(), outbox)),
+        };
+        Some(Env {
+            store,
+            db,
+            pg,
+            _dir: dir,
+        })
+    }
+
+    /// Close the pools and drop this test's schema.
+    pub async fn cleanup(self) {
+        self.db.close().await;
+        if let Some((url, prefix)) = &self.pg {
+            use sqlx::Connection;
+            if let Ok(mut conn) = sqlx::PgConnection::connect(url).await {
+                let sql = format!("DROP SCHEMA IF EXISTS \"{prefix}user\" CASCADE");
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        }
+    }
+
+    /// `SELECT count(*) …` with text `args` bound in order (compare ids as `CAST(x AS TEXT)`).
+    pub async fn count(&self, sql: &str, args: &[String]) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.db {
+            Database::Postgres(db) => {
+                let mut query = sqlx::query_scalar(sql);
+                for arg in args {
+                    query = query.bind(arg.clone());
+                }
+                query.fetch_one(&db.pool).await.expect("probe")
+            }
+            Database::Sqlite(db) => {
+                let mut query = sqlx::query_scalar(sql);
+                for arg in args {
+                    query = query.bind(arg.clone());
+                }
+                query.fetch_one(&db.writer).await.expect("probe")
+            }
+        }
+    }
+
+    /// Rows of `table` (all of them).
+    pub async fn rows(&self, table: &str) -> i64 {
+        self.count(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+    }
+
+    /// The event ids in the outbox, in append order.
+    pub async fn outbox_ids(&self) -> Vec<Uuid> {
+        self.texts("SELECT CAST(event_id AS TEXT) FROM outbox ORDER BY id", &[])
+            .await
+            .iter()
+            .map(|id| Uuid::parse_str(id).unwrap())
+            .collect()
+    }
+
+    /// The subjects in the outbox, in append order.
+    pub async fn outbox_subjects(&self) -> Vec<String> {
+        self.texts("SELECT subject FROM outbox ORDER BY id", &[])
+            .await
+    }
+
+    /// `user`'s search terms, sorted.
+    pub async fn terms(&self, user: Uuid) -> Vec<String> {
+        self.texts(
+            "SELECT term FROM profile_search_terms WHERE CAST(user_id AS TEXT) = $1 ORDER BY term",
+            &[user.to_string()],
+        )
+        .await
+    }
+
+    /// Rows of `table` whose columns `a` or `b` hold `user`.
+    pub async fn rows_involving(&self, table: &str, a: &str, b: &str, user: Uuid) -> i64 {
+        let sql = format!(
+            "SELECT count(*) FROM {table} WHERE CAST({a} AS TEXT) = $1 OR CAST({b} AS TEXT) = $1"
+        );
+        self.count(&sql, &[user.to_string()]).await
+    }
+
+    /// Open (pending or declined) requests from `sender` to `recipient`.
+    pub async fn open_requests(&self, sender: Uuid, recipient: Uuid) -> i64 {
+        self.count(
+            "SELECT count(*) FROM contact_requests WHERE state IN (1, 3) \
+             AND CAST(sender_id AS TEXT) = $1 AND CAST(recipient_id AS TEXT) = $2",
+            &[sender.to_string(), recipient.to_string()],
+        )
+        .await
+    }
+
+    async fn texts(&self, sql: &str, args: &[String]) -> Vec<String> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.db {
+            Database::Postgres(db) => {
+                let mut query = sqlx::query_scalar(sql);
+                for arg in args {
+                    query = query.bind(arg.clone());
+                }
+                query.fetch_all(&db.pool).await.expect("probe")
+            }
+            Database::Sqlite(db) => {
+                let mut query = sqlx::query_scalar(sql);
+                for arg in args {
+                    query = query.bind(arg.clone());
+                }
+                query.fetch_all(&db.writer).await.expect("probe")
+            }
+        }
+    }
+
+    /// Apply `registration` in a consumer transaction of its own, as the consumer does.
+    pub async fn record(&self, registration: &Registration) {
+        let mut tx = self.db.begin().await.expect("begin");
+        self.store
+            .record_registration(&mut tx, registration)
+            .await
+            .expect("record registration");
+        tx.commit().await.expect("commit");
+    }
+
+    /// Erase `user` in a consumer transaction of its own.
+    pub async fn erase(&self, user: Uuid, at: DateTime<Utc>) {
+        let mut tx = self.db.begin().await.expect("begin");
+        self.store
+            .erase_user(&mut tx, user, at)
+            .await
+            .expect("erase user");
+        tx.commit().await.expect("commit");
+    }
+
+    /// A registered user named `display_name`; returns their id.
+    pub async fn register(&self, display_name: &str) -> Uuid {
+        let registration = registration(display_name);
+        self.record(&registration).await;
+        registration.user_id
+    }
+
+    /// `N` registered users named "User 0", "User 1", ….
+    pub async fn users<const N: usize>(&self) -> [Uuid; N] {
+        let mut ids = [Uuid::nil(); N];
+        for (n, id) in ids.iter_mut().enumerate() {
+            *id = self.register(&format!("User {n}")).await;
+        }
+        ids
+    }
+
+    /// A registered user with a username (discoverable by search).
+    pub async fn user(&self, display_name: &str, username: &str) -> Uuid {
+        let id = self.register(display_name).await;
+        self.set_username(id, username).await;
+        id
+    }
+
+    /// Set `user`'s username.
+    pub async fn set_username(&self, user: Uuid, username: &str) -> Profile {
+        let change = ProfileChange {
+            username: Some(Some(username.to_owned())),
+            ..ProfileChange::default()
+        };
+        self.store
+            .update_profile(user, &change, now(), &profile_event)
+            .await
+            .expect("set username")
+    }
+
+    /// Make `a` and `b` each other's contacts.
+    pub async fn befriend(&self, a: Uuid, b: Uuid) {
+        for (owner, contact) in [(a, b), (b, a)] {
+            self.store
+                .add_contact(owner, contact, "", now(), 1000)
+                .await
+                .expect("add contact");
+        }
+    }
+
+    /// `blocker` blocks `blocked`.
+    pub async fn block(&self, blocker: Uuid, blocked: Uuid) {
+        assert!(
+            self.store
+                .block(blocker, blocked, now(), &block_event("blocked", blocker))
+                .await
+                .expect("block")
+        );
+    }
+}
+
+/// Now, at the precision both backends store (microseconds), so round trips compare equal.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A phone number no other call of this process returns.
+pub fn phone() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "+1415555{:04}",
+        NEXT.fetch_add(1, Ordering::Relaxed) % 10_000
+    )
+}
+
+/// A registration event for a new user.
+pub fn registration(display_name: &str) -> Registration {
+    Registration {
+        user_id: Uuid::now_v7(),
+        display_name: display_name.to_owned(),
+        phone_number: phone(),
+        registered_at: now(),
+    }
+}
+
+/// The event a profile change publishes (its subject names the user and the display name, so
+/// a test can tell which profile it was built from).
+pub fn profile_event(profile: &Profile) -> Event {
+    Event::new(
+        format!("echo.user.profile_updated.{}", profile.user_id),
+        "echo.events.v1.ProfileUpdated",
+        Bytes::from(profile.display_name.clone()),
+    )
+}
+
+pub fn block_event(kind: &str, user: Uuid) -> Event {
+    Event::new(
+        format!("echo.user.{kind}.{user}"),
+        "echo.events.v1.UserBlocked",
+        Bytes::from_static(b"payload"),
+    )
+}
+
+/// A change setting only the display name.
+pub fn rename(display_name: &str) -> ProfileChange {
+    ProfileChange {
+        display_name: Some(display_name.to_owned()),
+        ..ProfileChange::default()
+    }
+}
