@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of a built `echo` binary, as an operator would poke it: start it on embedded
 # defaults (no config, a temporary data dir, free ports), then check reflection, gRPC health,
-# a `describe`, /metrics and /healthz, and a clean exit on SIGTERM.
+# a `describe`, a sign-up and profile change through grpcurl, /metrics and /healthz, and a
+# clean exit on SIGTERM.
 #
 #   bash scripts/smoke.sh [path/to/echo]     # default: target/debug/echo
 #
@@ -112,6 +113,31 @@ out=$(grpcurl_ "$grpc" describe echo.message.v1.MessageService.Subscribe 2>&1) \
     || fail "describe failed" "$out"
 grep -q 'rpc Subscribe' <<<"$out" || fail "describe does not show rpc Subscribe" "$out"
 ok "$(grep -m1 'rpc Subscribe' <<<"$out" | sed 's/^ *//')"
+
+step "sign up with grpcurl (code from the development log), then GetMe and UpdateProfile"
+phone="+14155550123"
+register="{\"phone_number\":\"$phone\",\"password\":\"correct horse battery staple\",\"display_name\":\"Smoke Test\"}"
+out=$(grpcurl_ -d "$register" "$grpc" echo.auth.v1.AuthService/Register 2>&1) || fail "Register failed" "$out"
+code=""
+for _ in $(seq 50); do
+    code=$(grep 'otp code' "$server_log" | grep -o '"code":"[0-9]*"' | tail -n 1 | tr -dc '0-9' || true)
+    [[ -n $code ]] && break
+    sleep 0.1
+done
+[[ -n $code ]] || fail "no OTP code in the server log"
+verify="{\"phone_number\":\"$phone\",\"code\":\"$code\",\"device\":{\"name\":\"smoke\",\"platform\":\"DEVICE_PLATFORM_DESKTOP\"}}"
+out=$(grpcurl_ -d "$verify" "$grpc" echo.auth.v1.AuthService/VerifyPhone 2>&1) || fail "VerifyPhone failed" "$out"
+token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"]["accessToken"])' <<<"$out") \
+    || fail "no access token in the VerifyPhone answer" "$out"
+bearer="authorization: Bearer $token"
+out=$(grpcurl_ -H "$bearer" "$grpc" echo.user.v1.UserService/GetMe 2>&1) || fail "GetMe failed" "$out"
+grep -q '"displayName": "Smoke Test"' <<<"$out" || fail "GetMe does not show the registered name" "$out"
+grep -q "\"phoneNumber\": \"$phone\"" <<<"$out" || fail "GetMe does not show the phone number" "$out"
+change='{"profile":{"username":"smoke_test"},"update_mask":{"paths":["username"]}}'
+out=$(grpcurl_ -H "$bearer" -d "$change" "$grpc" echo.user.v1.UserService/UpdateProfile 2>&1) \
+    || fail "UpdateProfile failed" "$out"
+grep -q '"username": "smoke_test"' <<<"$out" || fail "UpdateProfile did not set the username" "$out"
+ok "signed up, profile from the registration event, username set"
 
 step "GET http://$admin/metrics"
 out=$(curl -sS --max-time 10 "http://$admin/metrics" 2>&1) || fail "/metrics did not answer" "$out"
