@@ -304,7 +304,12 @@ async fn every_service_requires_a_token_and_a_signed_in_client_reaches_it() {
     // Signed in, the call reaches the service (a stub until its issue lands).
     let me = mesh.sign_up().await;
     let request = echo_proto::echo::user::v1::GetMeRequest {};
-    let profile = mesh.user_as(&me).get_me(request).await.unwrap().into_inner();
+    let profile = mesh
+        .user_as(&me)
+        .get_me(request)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(profile.profile.unwrap().user_id, me.tokens.user_id);
     let request = echo_proto::echo::message::v1::ListConversationsRequest::default();
     let status = mesh
