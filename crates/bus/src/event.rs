@@ -34,6 +34,19 @@ impl Event {
         }
     }
 
+    /// Event `id` (the id its payload also carries) of `event_type` on `subject`, happening
+    /// now, carrying the current request's trace context so traces cross the bus.
+    pub fn now(id: Uuid, subject: String, event_type: &str, payload: impl Into<Bytes>) -> Self {
+        Self {
+            id,
+            subject,
+            event_type: event_type.to_owned(),
+            payload: payload.into(),
+            occurred_at: Utc::now(),
+            trace_parent: echo_telemetry::current_traceparent(),
+        }
+    }
+
     /// The domain of the subject (`echo.auth.…` → `auth`), which names its stream.
     pub fn domain(&self) -> Option<&str> {
         crate::subject::domain(&self.subject)

@@ -10,6 +10,8 @@
 mod migrate;
 mod postgres;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! The events AuthService publishes (through its outbox), as `echo.events.v1` messages.
 
-use bytes::Bytes;
 use chrono::Utc;
 use echo_bus::Event;
 use echo_proto::echo::events::v1::{UserDeleted, UserRegistered};
@@ -13,17 +12,6 @@ fn timestamp(at: chrono::DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: at.timestamp(),
         nanos: at.timestamp_subsec_nanos() as i32,
-    }
-}
-
-fn event(subject: String, event_type: &str, id: Uuid, payload: Vec<u8>) -> Event {
-    Event {
-        id,
-        subject,
-        event_type: event_type.to_owned(),
-        payload: Bytes::from(payload),
-        occurred_at: Utc::now(),
-        trace_parent: echo_telemetry::current_traceparent(),
     }
 }
 
@@ -40,10 +28,10 @@ pub fn user_registered(account: &Account) -> Event {
         phone_number: account.phone_number.clone(),
     };
     let subject = format!("echo.auth.user_registered.{}", account.user_id);
-    event(
+    Event::now(
+        id,
         subject,
         "echo.events.v1.UserRegistered",
-        id,
         message.encode_to_vec(),
     )
 }
@@ -57,10 +45,10 @@ pub fn user_deleted(user_id: Uuid) -> Event {
         user_id: user_id.to_string(),
     };
     let subject = format!("echo.auth.user_deleted.{user_id}");
-    event(
+    Event::now(
+        id,
         subject,
         "echo.events.v1.UserDeleted",
-        id,
         message.encode_to_vec(),
     )
 }

@@ -4,11 +4,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use echo_bus::consumer::{EventHandler, HandlerError};
 use echo_bus::{ConsumerSpec, Event};
-use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::events::v1 as pb;
 use echo_store::Tx;
 use prost::Message;
@@ -18,17 +16,6 @@ use crate::store::{Profile, Registration, UserStore};
 
 fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     SystemTime::from(at).into()
-}
-
-fn event(id: Uuid, subject: String, event_type: &str, payload: Vec<u8>) -> Event {
-    Event {
-        id,
-        subject,
-        event_type: event_type.to_owned(),
-        payload: Bytes::from(payload),
-        occurred_at: Utc::now(),
-        trace_parent: echo_telemetry::current_traceparent(),
-    }
 }
 
 /// `echo.user.blocked.<blocker>`: messaging and presence stop between the two.
@@ -41,7 +28,7 @@ pub fn user_blocked(blocker: Uuid, blocked: Uuid) -> Event {
         blocked_user_id: blocked.to_string(),
     };
     let subject = format!("echo.user.blocked.{blocker}");
-    event(
+    Event::now(
         id,
         subject,
         "echo.events.v1.UserBlocked",
@@ -59,7 +46,7 @@ pub fn user_unblocked(blocker: Uuid, blocked: Uuid) -> Event {
         blocked_user_id: blocked.to_string(),
     };
     let subject = format!("echo.user.unblocked.{blocker}");
-    event(
+    Event::now(
         id,
         subject,
         "echo.events.v1.UserUnblocked",
@@ -78,17 +65,10 @@ pub fn profile_updated(profile: &Profile, paths: &[String]) -> Event {
             paths: paths.to_vec(),
         }),
         display_name: profile.display_name.clone(),
-        avatar: profile.avatar.as_ref().map(|avatar| Media {
-            url: avatar.url.clone(),
-            mime_type: avatar.mime_type.clone(),
-            size_bytes: avatar.size_bytes,
-            width: avatar.width,
-            height: avatar.height,
-            ..Media::default()
-        }),
+        avatar: profile.avatar.as_ref().map(crate::rules::media),
     };
     let subject = format!("echo.user.profile_updated.{}", profile.user_id);
-    event(
+    Event::now(
         id,
         subject,
         "echo.events.v1.ProfileUpdated",

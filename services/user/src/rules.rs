@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use echo_cache::Rule;
+use echo_proto::echo::common::v1::Media;
 use echo_runtime::{Check, PageSize};
 
 use crate::store::Avatar;
@@ -122,6 +123,18 @@ pub fn avatar(
         size_bytes: media.size_bytes,
         width: media.width,
         height: media.height,
+    }
+}
+
+/// An avatar as the wire's `Media`.
+pub fn media(avatar: &Avatar) -> Media {
+    Media {
+        url: avatar.url.clone(),
+        mime_type: avatar.mime_type.clone(),
+        size_bytes: avatar.size_bytes,
+        width: avatar.width,
+        height: avatar.height,
+        ..Media::default()
     }
 }
 

@@ -12,126 +12,48 @@ use echo_auth::store::{
 };
 use echo_bus::{Event, Outbox};
 use echo_store::Database;
-use echo_testenv::{Server, unique_name};
+use echo_store::testing::TestDatabase;
+pub use echo_store::testing::{Arg, TestBackend as Backend, text};
 use uuid::Uuid;
-
-/// The backends every case runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
 
 /// One isolated database and the store under test on it.
 pub struct Env {
     pub store: Arc<dyn AuthStore>,
-    pub db: Database,
-    pg: Option<(String, String)>, // (url, schema prefix)
-    _dir: Option<tempfile::TempDir>,
-}
-
-/// A value bound to a probe query: text (compare ids as `CAST(x AS TEXT)`) or bytes.
-pub enum Arg {
-    Text(String),
-    Bytes(Vec<u8>),
+    pub test_db: TestDatabase,
 }
 
 impl Env {
     /// `None` (after a loud skip notice) when PostgreSQL is needed and absent.
     pub async fn new(backend: Backend) -> Option<Env> {
-        let (db, pg, dir) = match backend {
-            Backend::Postgres => {
-                let url = echo_testenv::url(Server::Postgres)?;
-                let prefix = format!("{}_", unique_name("t"));
-                let db = Database::connect(&url, "auth", &prefix)
-                    .await
-                    .expect("connect postgres");
-                (db, Some((url, prefix)), None)
-            }
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let url = format!("sqlite://{}", dir.path().join("echo.db").display());
-                let db = Database::connect(&url, "auth", "")
-                    .await
-                    .expect("open sqlite");
-                (db, None, Some(dir))
-            }
-        };
-        db.migrate(&echo_bus::migrations())
-            .await
-            .expect("bus migrations");
-        db.migrate(&echo_auth::migrations())
-            .await
-            .expect("auth migrations");
-        let outbox = Outbox::new("auth", db.clone());
-        let store: Arc<dyn AuthStore> = match &db {
+        let migrations = [&echo_bus::migrations(), &echo_auth::migrations()];
+        let test_db = TestDatabase::open(backend, "auth", &migrations).await?;
+        let outbox = Outbox::new("auth", test_db.db.clone());
+        let store: Arc<dyn AuthStore> = match &test_db.db {
             Database::Postgres(pg) => Arc::new(PostgresAuthStore::new(pg.clone(), outbox)),
             Database::Sqlite(sqlite) => Arc::new(SqliteAuthStore::new(sqlite.clone(), outbox)),
         };
-        Some(Env {
-            store,
-            db,
-            pg,
-            _dir: dir,
-        })
+        Some(Env { store, test_db })
     }
 
     /// Close the pools and drop this test's schema.
     pub async fn cleanup(self) {
-        self.db.close().await;
-        if let Some((url, prefix)) = &self.pg {
-            use sqlx::Connection;
-            if let Ok(mut conn) = sqlx::PgConnection::connect(url).await {
-                let sql = format!("DROP SCHEMA IF EXISTS \"{prefix}auth\" CASCADE");
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await;
-                let _ = conn.close().await;
-            }
-        }
+        self.test_db.cleanup().await;
     }
 
     /// `SELECT count(*) …` with `args` bound in order.
     pub async fn count(&self, sql: &str, args: &[Arg]) -> i64 {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match &self.db {
-            Database::Postgres(db) => {
-                let mut query = sqlx::query_scalar(sql);
-                for arg in args {
-                    query = match arg {
-                        Arg::Text(text) => query.bind(text.clone()),
-                        Arg::Bytes(bytes) => query.bind(bytes.clone()),
-                    };
-                }
-                query.fetch_one(&db.pool).await.expect("probe")
-            }
-            Database::Sqlite(db) => {
-                let mut query = sqlx::query_scalar(sql);
-                for arg in args {
-                    query = match arg {
-                        Arg::Text(text) => query.bind(text.clone()),
-                        Arg::Bytes(bytes) => query.bind(bytes.clone()),
-                    };
-                }
-                query.fetch_one(&db.writer).await.expect("probe")
-            }
-        }
+        self.test_db.count(sql, args).await
     }
 
     /// Rows of `table` (all of them).
     pub async fn rows(&self, table: &str) -> i64 {
-        self.count(&format!("SELECT count(*) FROM {table}"), &[])
-            .await
+        self.test_db.rows(table).await
     }
 
     /// The event ids in the outbox, in append order.
     pub async fn outbox_ids(&self) -> Vec<Uuid> {
         let sql = "SELECT CAST(event_id AS TEXT) FROM outbox ORDER BY id";
-        let ids: Vec<String> = match &self.db {
-            Database::Postgres(db) => sqlx::query_scalar(sql).fetch_all(&db.pool).await,
-            Database::Sqlite(db) => sqlx::query_scalar(sql).fetch_all(&db.writer).await,
-        }
-        .expect("read outbox");
+        let ids = self.test_db.texts(sql, &[]).await;
         ids.iter().map(|id| Uuid::parse_str(id).unwrap()).collect()
     }
 
@@ -247,8 +169,3 @@ pub async fn signed_in(env: &Env, user_id: Uuid) -> (Session, RefreshRecord) {
 
 /// The phone most cases register.
 pub const PHONE: &str = "+14155550100";
-
-/// A text probe argument.
-pub fn text(value: impl ToString) -> Arg {
-    Arg::Text(value.to_string())
-}

@@ -3,26 +3,15 @@
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
-use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::user::v1 as pb;
 
 use crate::people::RequestView;
-use crate::store::{Avatar, BlockEntry, ContactEntry, Privacy, Profile, Visibility};
+use crate::rules;
+use crate::store::{BlockEntry, ContactEntry, Privacy, Profile, Visibility};
 use crate::visibility::PublicView;
 
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     SystemTime::from(at).into()
-}
-
-pub fn media(avatar: &Avatar) -> Media {
-    Media {
-        url: avatar.url.clone(),
-        mime_type: avatar.mime_type.clone(),
-        size_bytes: avatar.size_bytes,
-        width: avatar.width,
-        height: avatar.height,
-        ..Media::default()
-    }
 }
 
 pub fn profile(profile: Profile) -> pb::Profile {
@@ -31,7 +20,7 @@ pub fn profile(profile: Profile) -> pb::Profile {
         display_name: profile.display_name,
         username: profile.username.unwrap_or_default(),
         about: profile.about,
-        avatar: profile.avatar.as_ref().map(media),
+        avatar: profile.avatar.as_ref().map(rules::media),
         phone_number: profile.phone_number.unwrap_or_default(),
         created_at: Some(timestamp(profile.created_at)),
         updated_at: Some(timestamp(profile.updated_at)),
@@ -44,7 +33,7 @@ pub fn public_profile(view: PublicView) -> pb::PublicProfile {
         display_name: view.display_name,
         username: view.username,
         about: view.about,
-        avatar: view.avatar.as_ref().map(media),
+        avatar: view.avatar.as_ref().map(rules::media),
         created_at: view.created_at.map(timestamp),
         deleted: view.deleted,
         relationship: Some(pb::Relationship {

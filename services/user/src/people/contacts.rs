@@ -74,15 +74,7 @@ impl People {
             sort_key: entry.sort_key.clone(),
             user_id: entry.user_id,
         });
-        let ids: Vec<Uuid> = entries.iter().map(|e| e.user_id).collect();
-        let mut views = self.views_by_id(owner, &ids).await?;
-        let contacts = entries
-            .into_iter()
-            .map(|entry| {
-                let view = views.remove(&entry.user_id);
-                (entry, view)
-            })
-            .collect();
+        let contacts = self.with_views(owner, entries, |e| e.user_id).await?;
         Ok((contacts, token))
     }
 
@@ -190,16 +182,26 @@ impl People {
             blocked_at_micros: entry.blocked_at.timestamp_micros(),
             user_id: entry.user_id,
         });
-        let ids: Vec<Uuid> = entries.iter().map(|e| e.user_id).collect();
-        let mut views = self.views_by_id(blocker, &ids).await?;
-        let blocked = entries
-            .into_iter()
-            .map(|entry| {
-                let view = views.remove(&entry.user_id);
-                (entry, view)
-            })
-            .collect();
+        let blocked = self.with_views(blocker, entries, |e| e.user_id).await?;
         Ok((blocked, token))
+    }
+
+    /// Each item with the viewer's view of the user it names (None for unknown users).
+    async fn with_views<T>(
+        &self,
+        viewer: Uuid,
+        items: Vec<T>,
+        user_of: impl Fn(&T) -> Uuid,
+    ) -> Result<Vec<(T, Option<PublicView>)>, UserError> {
+        let ids: Vec<Uuid> = items.iter().map(&user_of).collect();
+        let mut views = self.views_by_id(viewer, &ids).await?;
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                let view = views.remove(&user_of(&item));
+                (item, view)
+            })
+            .collect())
     }
 
     async fn request_view(

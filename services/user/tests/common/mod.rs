@@ -10,131 +10,70 @@ use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
 use echo_bus::{Event, Outbox};
 use echo_store::Database;
-use echo_testenv::{Server, unique_name};
+pub use echo_store::testing::TestBackend as Backend;
+use echo_store::testing::{Arg, TestDatabase, text};
 use echo_user::store::{
     PostgresUserStore, Profile, ProfileChange, Registration, SqliteUserStore, UserStore,
 };
 use uuid::Uuid;
 
-/// The backends every case runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
-
 /// One isolated database and the store under test on it.
 pub struct Env {
     pub store: Arc<dyn UserStore>,
-    pub db: Database,
-    pg: Option<(String, String)>, // (url, schema prefix)
-    _dir: Option<tempfile::TempDir>,
+    pub test_db: TestDatabase,
 }
 
 impl Env {
     /// `None` (after a loud skip notice) when PostgreSQL is needed and absent.
     pub async fn new(backend: Backend) -> Option<Env> {
-        let (db, pg, dir) = match backend {
-            Backend::Postgres => {
-                let url = echo_testenv::url(Server::Postgres)?;
-                let prefix = format!("{}_", unique_name("t"));
-                let db = Database::connect(&url, "user", &prefix)
-                    .await
-                    .expect("connect postgres");
-                (db, Some((url, prefix)), None)
-            }
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let url = format!("sqlite://{}", dir.path().join("echo.db").display());
-                let db = Database::connect(&url, "user", "")
-                    .await
-                    .expect("open sqlite");
-                (db, None, Some(dir))
-            }
-        };
-        db.migrate(&echo_bus::migrations())
-            .await
-            .expect("bus migrations");
-        db.migrate(&echo_user::migrations())
-            .await
-            .expect("user migrations");
-        let outbox = Outbox::new("user", db.clone());
-        let store: Arc<dyn UserStore> = match &db {
+        let migrations = [&echo_bus::migrations(), &echo_user::migrations()];
+        let test_db = TestDatabase::open(backend, "user", &migrations).await?;
+        let outbox = Outbox::new("user", test_db.db.clone());
+        let store: Arc<dyn UserStore> = match &test_db.db {
             Database::Postgres(pg) => Arc::new(PostgresUserStore::new(pg.clone(), outbox)),
             Database::Sqlite(sqlite) => Arc::new(SqliteUserStore::new(sqlite.clone(), outbox)),
         };
-        Some(Env {
-            store,
-            db,
-            pg,
-            _dir: dir,
-        })
+        Some(Env { store, test_db })
     }
 
     /// Close the pools and drop this test's schema.
     pub async fn cleanup(self) {
-        self.db.close().await;
-        if let Some((url, prefix)) = &self.pg {
-            use sqlx::Connection;
-            if let Ok(mut conn) = sqlx::PgConnection::connect(url).await {
-                let sql = format!("DROP SCHEMA IF EXISTS \"{prefix}user\" CASCADE");
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await;
-                let _ = conn.close().await;
-            }
-        }
+        self.test_db.cleanup().await;
     }
 
     /// `SELECT count(*) …` with text `args` bound in order (compare ids as `CAST(x AS TEXT)`).
     pub async fn count(&self, sql: &str, args: &[String]) -> i64 {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match &self.db {
-            Database::Postgres(db) => {
-                let mut query = sqlx::query_scalar(sql);
-                for arg in args {
-                    query = query.bind(arg.clone());
-                }
-                query.fetch_one(&db.pool).await.expect("probe")
-            }
-            Database::Sqlite(db) => {
-                let mut query = sqlx::query_scalar(sql);
-                for arg in args {
-                    query = query.bind(arg.clone());
-                }
-                query.fetch_one(&db.writer).await.expect("probe")
-            }
-        }
+        let args: Vec<Arg> = args.iter().map(text).collect();
+        self.test_db.count(sql, &args).await
     }
 
     /// Rows of `table` (all of them).
     pub async fn rows(&self, table: &str) -> i64 {
-        self.count(&format!("SELECT count(*) FROM {table}"), &[])
-            .await
+        self.test_db.rows(table).await
     }
 
     /// The event ids in the outbox, in append order.
     pub async fn outbox_ids(&self) -> Vec<Uuid> {
-        self.texts("SELECT CAST(event_id AS TEXT) FROM outbox ORDER BY id", &[])
-            .await
-            .iter()
-            .map(|id| Uuid::parse_str(id).unwrap())
-            .collect()
+        let sql = "SELECT CAST(event_id AS TEXT) FROM outbox ORDER BY id";
+        let ids = self.test_db.texts(sql, &[]).await;
+        ids.iter().map(|id| Uuid::parse_str(id).unwrap()).collect()
     }
 
     /// The subjects in the outbox, in append order.
     pub async fn outbox_subjects(&self) -> Vec<String> {
-        self.texts("SELECT subject FROM outbox ORDER BY id", &[])
-            .await
+        let sql = "SELECT subject FROM outbox ORDER BY id";
+        self.test_db.texts(sql, &[]).await
     }
 
     /// `user`'s search terms, sorted.
     pub async fn terms(&self, user: Uuid) -> Vec<String> {
-        self.texts(
-            "SELECT term FROM profile_search_terms WHERE CAST(user_id AS TEXT) = $1 ORDER BY term",
-            &[user.to_string()],
-        )
-        .await
+        self.test_db
+            .texts(
+                "SELECT term FROM profile_search_terms WHERE CAST(user_id AS TEXT) = $1 \
+                 ORDER BY term",
+                &[text(user)],
+            )
+            .await
     }
 
     /// Rows of `table` whose columns `a` or `b` hold `user`.
@@ -142,42 +81,23 @@ impl Env {
         let sql = format!(
             "SELECT count(*) FROM {table} WHERE CAST({a} AS TEXT) = $1 OR CAST({b} AS TEXT) = $1"
         );
-        self.count(&sql, &[user.to_string()]).await
+        self.test_db.count(&sql, &[text(user)]).await
     }
 
     /// Open (pending or declined) requests from `sender` to `recipient`.
     pub async fn open_requests(&self, sender: Uuid, recipient: Uuid) -> i64 {
-        self.count(
-            "SELECT count(*) FROM contact_requests WHERE state IN (1, 3) \
-             AND CAST(sender_id AS TEXT) = $1 AND CAST(recipient_id AS TEXT) = $2",
-            &[sender.to_string(), recipient.to_string()],
-        )
-        .await
-    }
-
-    async fn texts(&self, sql: &str, args: &[String]) -> Vec<String> {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match &self.db {
-            Database::Postgres(db) => {
-                let mut query = sqlx::query_scalar(sql);
-                for arg in args {
-                    query = query.bind(arg.clone());
-                }
-                query.fetch_all(&db.pool).await.expect("probe")
-            }
-            Database::Sqlite(db) => {
-                let mut query = sqlx::query_scalar(sql);
-                for arg in args {
-                    query = query.bind(arg.clone());
-                }
-                query.fetch_all(&db.writer).await.expect("probe")
-            }
-        }
+        self.test_db
+            .count(
+                "SELECT count(*) FROM contact_requests WHERE state IN (1, 3) \
+                 AND CAST(sender_id AS TEXT) = $1 AND CAST(recipient_id AS TEXT) = $2",
+                &[text(sender), text(recipient)],
+            )
+            .await
     }
 
     /// Apply `registration` in a consumer transaction of its own, as the consumer does.
     pub async fn record(&self, registration: &Registration) {
-        let mut tx = self.db.begin().await.expect("begin");
+        let mut tx = self.test_db.db.begin().await.expect("begin");
         self.store
             .record_registration(&mut tx, registration)
             .await
@@ -187,7 +107,7 @@ impl Env {
 
     /// Erase `user` in a consumer transaction of its own.
     pub async fn erase(&self, user: Uuid, at: DateTime<Utc>) {
-        let mut tx = self.db.begin().await.expect("begin");
+        let mut tx = self.test_db.db.begin().await.expect("begin");
         self.store
             .erase_user(&mut tx, user, at)
             .await
