@@ -215,6 +215,20 @@ struct Consumer {
     db: Database,
 }
 
+impl Consumer {
+    /// A service's consumers, on its database.
+    fn all(
+        consumers: Vec<(ConsumerSpec, Arc<dyn EventHandler>)>,
+        db: &Database,
+    ) -> impl Iterator<Item = Consumer> + '_ {
+        consumers.into_iter().map(|(spec, handler)| Consumer {
+            spec,
+            handler,
+            db: db.clone(),
+        })
+    }
+}
+
 /// Add `target`'s server, behind the authentication layer (every service verifies tokens
 /// itself; the edge's check in split mode is in addition, not instead), and collect the
 /// event consumers it runs.
@@ -237,20 +251,20 @@ fn add_service(
             let outbox = outbox.context("user keeps data")?;
             let db = outbox.database().clone();
             let store = echo_user::store::for_database(&db, outbox.clone());
-            consumers.extend(echo_user::consumers(store.clone()).into_iter().map(
-                |(spec, handler)| Consumer {
-                    spec,
-                    handler,
-                    db: db.clone(),
-                },
-            ));
+            consumers.extend(Consumer::all(echo_user::consumers(store.clone()), &db));
             let deps = echo_user::UserDeps {
                 store,
                 cache: parts.backends.cache.clone(),
             };
             services.add(authn.layer(echo_user::service(deps, limit)));
         }
-        Target::Message => drop(services.add(authn.layer(echo_message::service(limit)))),
+        Target::Message => {
+            let outbox = outbox.context("message keeps data")?;
+            let db = outbox.database().clone();
+            let store = echo_message::store::for_database(&db, outbox.clone());
+            consumers.extend(Consumer::all(echo_message::consumers(store.clone()), &db));
+            services.add(authn.layer(echo_message::service(store, limit)));
+        }
         Target::Presence => drop(services.add(authn.layer(echo_presence::service(limit)))),
         Target::Notification => {
             services.add(authn.layer(echo_notification::service(limit)));
@@ -310,6 +324,7 @@ fn service_migrations(target: Target) -> Option<echo_store::Migrations> {
     match target {
         Target::Auth => Some(echo_auth::migrations()),
         Target::User => Some(echo_user::migrations()),
+        Target::Message => Some(echo_message::migrations()),
         _ => None,
     }
 }

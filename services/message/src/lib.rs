@@ -1,19 +1,59 @@
-//! MessageService: conversations, members, invites, messages, reactions, pins, read state, search and live delivery (DESIGN §6, §7).
+//! MessageService: conversations, members, invites, messages, reactions, pins, read state,
+//! search and live delivery (DESIGN §6, §7).
 //!
-//! Not implemented yet: every RPC answers UNIMPLEMENTED through the generated default stubs,
-//! which is honest only while its issue ("MessageService core, then Live delivery") is open. The platform around it (its
-//! database, outbox, health, reflection and serving) is already live.
+//! Built so far: direct conversations, groups and channels (create, get, list), sending with
+//! gap-free sequences and idempotency, reading single messages and history. The other RPCs
+//! still answer UNIMPLEMENTED through the generated stubs, which is honest only while their
+//! issues ("MessageService core", then "Live delivery") are open.
+//!
+//! Layout: `api` parses and maps; `conversations` holds the journeys; `rules` the field rules;
+//! `store` the storage seam with its PostgreSQL and SQLite implementations; `events` the
+//! outbox events; `projections` what it learns from auth's and the user service's events.
 
-use echo_proto::echo::message::v1::message_service_server::{MessageService, MessageServiceServer};
+pub mod api;
+pub mod conversations;
+pub mod convert;
+pub mod error;
+pub mod events;
+pub mod projections;
+pub mod rules;
+pub mod store;
 
-/// The MessageService handlers.
-#[derive(Debug, Default)]
-pub struct MessageServiceApi;
+use std::sync::Arc;
 
-#[tonic::async_trait]
-impl MessageService for MessageServiceApi {}
+use echo_bus::ConsumerSpec;
+use echo_bus::consumer::EventHandler;
+use echo_proto::echo::message::v1::message_service_server::MessageServiceServer;
 
-/// The MessageService server, refusing request messages over `max_request_bytes`.
-pub fn service(max_request_bytes: usize) -> MessageServiceServer<MessageServiceApi> {
-    MessageServiceServer::new(MessageServiceApi).max_decoding_message_size(max_request_bytes)
+pub use api::MessageApi;
+
+/// The MessageService server on `store`, refusing request messages over `max_request_bytes`.
+pub fn service(
+    store: Arc<dyn store::MessageStore>,
+    max_request_bytes: usize,
+) -> MessageServiceServer<MessageApi> {
+    let conversations = conversations::Conversations { store };
+    MessageServiceServer::new(MessageApi::new(Arc::new(conversations)))
+        .max_decoding_message_size(max_request_bytes)
+}
+
+/// The durable consumers MessageService runs: auth's account events and the user service's
+/// block events, into its projections.
+pub fn consumers(
+    store: Arc<dyn store::MessageStore>,
+) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
+    let projections: Arc<dyn EventHandler> = Arc::new(projections::Projections::new(store));
+    vec![
+        (projections::accounts_consumer(), projections.clone()),
+        (projections::blocks_consumer(), projections),
+    ]
+}
+
+/// MessageService's migrations for both backends.
+pub fn migrations() -> echo_store::Migrations {
+    echo_store::Migrations::new(
+        "message",
+        sqlx::migrate!("../../migrations/postgres/message"),
+        sqlx::migrate!("../../migrations/sqlite/message"),
+    )
 }

@@ -1,0 +1,106 @@
+//! MessageService's errors and their one conversion into the platform's [`Failure`].
+
+use std::time::Duration;
+
+use echo_runtime::{Failure, Violation};
+use tonic::Code;
+
+use crate::store::StoreError;
+
+/// Everything a message call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// Malformed fields.
+    #[error("invalid request")]
+    Invalid(Vec<Violation>),
+    /// No such conversation, or the caller is not a member (indistinguishable on purpose).
+    #[error("conversation not found")]
+    ConversationNotFound,
+    /// No such message visible to the caller.
+    #[error("message not found")]
+    MessageNotFound,
+    /// A user is unknown or deleted.
+    #[error("user not found")]
+    UserNotFound,
+    /// A block prevents the action.
+    #[error("blocked")]
+    Blocked,
+    /// The caller's role does not allow the action.
+    #[error("not allowed")]
+    NotAllowed,
+    /// An idempotency key reused with another payload.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
+    /// A count quota is full.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(&'static str),
+    /// A rate limit.
+    #[error("rate limited")]
+    RateLimited(Duration),
+    /// A dependency failed.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for MessageError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::UserNotFound => MessageError::UserNotFound,
+            StoreError::Blocked => MessageError::Blocked,
+            StoreError::ConversationNotFound => MessageError::ConversationNotFound,
+            StoreError::NotAllowed => MessageError::NotAllowed,
+            StoreError::IdempotencyKeyReused => MessageError::IdempotencyKeyReused,
+            StoreError::MessageNotFound => MessageError::MessageNotFound,
+            StoreError::LimitExceeded(limit) => MessageError::LimitExceeded(limit),
+            failure @ (StoreError::Database(_) | StoreError::Bus(_)) => {
+                MessageError::Internal(failure.to_string())
+            }
+        }
+    }
+}
+
+impl From<MessageError> for Failure {
+    fn from(error: MessageError) -> Failure {
+        use MessageError::*;
+        let reason = |code, reason, message: &str| Failure::reason(code, reason, message);
+        match error {
+            Invalid(violations) => Failure::InvalidArgument(violations),
+            ConversationNotFound => reason(
+                Code::NotFound,
+                "CONVERSATION_NOT_FOUND",
+                "no such conversation",
+            ),
+            MessageNotFound => reason(Code::NotFound, "MESSAGE_NOT_FOUND", "no such message"),
+            UserNotFound => reason(Code::NotFound, "USER_NOT_FOUND", "no such user"),
+            Blocked => reason(
+                Code::PermissionDenied,
+                "BLOCKED",
+                "a block between you and this user prevents this",
+            ),
+            NotAllowed => reason(
+                Code::PermissionDenied,
+                "NOT_ALLOWED",
+                "your role in this conversation does not allow this",
+            ),
+            IdempotencyKeyReused => reason(
+                Code::FailedPrecondition,
+                "IDEMPOTENCY_KEY_REUSED",
+                "this client_message_id was used for different content",
+            ),
+            LimitExceeded(limit) => Failure::Reason {
+                code: Code::ResourceExhausted,
+                reason: "LIMIT_EXCEEDED",
+                message: format!("the {limit} limit is reached"),
+                retry_after: None,
+            },
+            RateLimited(retry) => Failure::rate_limited(retry),
+            Internal(cause) => Failure::Internal(cause.into()),
+        }
+    }
+}
+
+impl From<MessageError> for tonic::Status {
+    fn from(error: MessageError) -> Self {
+        Failure::from(error).into()
+    }
+}

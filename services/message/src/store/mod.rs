@@ -1,0 +1,465 @@
+//! MessageService's storage seam (DESIGN §6): one trait, a PostgreSQL and a SQLite
+//! implementation, one conformance suite (`tests/store_conformance.rs`).
+//!
+//! The store owns what must hold atomically: sequences (every durable change all members see
+//! takes the conversation's next `seq` under its row lock, inside the transaction; changes only
+//! one user sees take that user's next `seq`), membership and role checks at the moment of the
+//! write, idempotent creation and sending, and the outbox: every sequenced change appends
+//! exactly one event (built by `crate::events`) in the same transaction. Which caller may read
+//! what is decided above it, in `crate::conversations`, from the [`Member`] rows it returns.
+
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use echo_bus::Outbox;
+use echo_proto::echo::common::v1::Media;
+use echo_proto::echo::message::v1::MessageContent;
+use echo_store::{Database, Tx};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use postgres::PostgresMessageStore;
+pub use sqlite::SqliteMessageStore;
+
+/// What a storage call can fail with. The refusals are outcomes the caller maps to an answer;
+/// `Database` and `Bus` are failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A user is unknown to this service or their account was deleted.
+    #[error("user not found")]
+    UserNotFound,
+    /// A block between the two users of a direct conversation (either direction), or between
+    /// the creator and a user they add.
+    #[error("blocked")]
+    Blocked,
+    /// The conversation does not exist, or the actor is not (or no longer) a member.
+    #[error("conversation not found")]
+    ConversationNotFound,
+    /// The actor's role does not allow this (e.g. a MEMBER posting in a CHANNEL).
+    #[error("not allowed")]
+    NotAllowed,
+    /// The same idempotency key was used before with a different payload.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
+    /// A referenced message (reply target, thread root) is not visible in the conversation.
+    #[error("message not found")]
+    MessageNotFound,
+    /// A count quota is full (e.g. members of a group).
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(&'static str),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] echo_store::StoreError),
+    /// Appending an event failed.
+    #[error(transparent)]
+    Bus(#[from] echo_bus::BusError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Database(error.into())
+    }
+}
+
+/// `ConversationType` (stored as its wire value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Exactly two users (1).
+    Direct,
+    /// Everyone posts (2).
+    Group,
+    /// Only owners and admins post (3).
+    Channel,
+}
+
+impl Kind {
+    /// The stored (and wire) value.
+    pub fn code(self) -> i16 {
+        match self {
+            Kind::Direct => 1,
+            Kind::Group => 2,
+            Kind::Channel => 3,
+        }
+    }
+
+    /// The kind stored as `code`.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            1 => Kind::Direct,
+            2 => Kind::Group,
+            3 => Kind::Channel,
+            _ => return None,
+        })
+    }
+}
+
+/// `MemberRole` (stored as its wire value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// (1)
+    Owner,
+    /// (2)
+    Admin,
+    /// (3)
+    Member,
+}
+
+impl Role {
+    /// The stored (and wire) value.
+    pub fn code(self) -> i16 {
+        match self {
+            Role::Owner => 1,
+            Role::Admin => 2,
+            Role::Member => 3,
+        }
+    }
+
+    /// The role stored as `code`.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            1 => Role::Owner,
+            2 => Role::Admin,
+            3 => Role::Member,
+            _ => return None,
+        })
+    }
+
+    /// Owners and admins moderate.
+    pub fn is_admin(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+/// Who acts: the token's user and device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// The user.
+    pub user_id: Uuid,
+    /// The server-issued device.
+    pub device_id: Uuid,
+}
+
+/// A conversation as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conversation {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// Direct, group or channel.
+    pub kind: Kind,
+    /// '' for direct conversations.
+    pub title: String,
+    /// '' when none.
+    pub description: String,
+    /// None when none.
+    pub avatar: Option<Media>,
+    /// `ConversationSettings.only_admins_edit_info`.
+    pub only_admins_edit_info: bool,
+    /// `ConversationSettings.only_admins_add_members`.
+    pub only_admins_add_members: bool,
+    /// Who created it.
+    pub created_by: Uuid,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Direct only: the two users, smaller id first.
+    pub direct_pair: Option<(Uuid, Uuid)>,
+    /// Current members.
+    pub member_count: i32,
+    /// The seq of the latest sequenced change.
+    pub last_seq: i64,
+    /// When the latest sequenced change committed (list order).
+    pub last_activity_at: DateTime<Utc>,
+    /// The newest message not deleted for everyone.
+    pub last_message_id: Option<Uuid>,
+}
+
+/// A member row: current members have `left_at_seq` None; former members keep their row so
+/// reads know where their view ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The user.
+    pub user_id: Uuid,
+    /// Their role.
+    pub role: Role,
+    /// When they joined.
+    pub joined_at: DateTime<Utc>,
+    /// The seq of their MemberJoined event: they see history from here on.
+    pub joined_at_seq: i64,
+    /// Who added them (None for the creator and joins by invite).
+    pub added_by: Option<Uuid>,
+    /// The seq of their MemberLeft/MemberRemoved event; None while a member.
+    pub left_at_seq: Option<i64>,
+    /// Their read watermark (only moves forward).
+    pub last_read_seq: i64,
+    /// Other members' messages above the watermark, not deleted.
+    pub unread_count: i32,
+    /// Of those, the ones mentioning them.
+    pub mention_count: i32,
+    /// Muted until then.
+    pub mute_until: Option<DateTime<Utc>>,
+    /// Pinned in their list since then.
+    pub pinned_at: Option<DateTime<Utc>>,
+    /// Archived in their list.
+    pub archived: bool,
+}
+
+impl Member {
+    /// Still a member.
+    pub fn is_current(&self) -> bool {
+        self.left_at_seq.is_none()
+    }
+}
+
+/// A GROUP or CHANNEL to create.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewConversation {
+    /// The id to give it (if it is new).
+    pub id: Uuid,
+    /// Group or channel.
+    pub kind: Kind,
+    /// 1-128 characters.
+    pub title: String,
+    /// 0-2048 characters.
+    pub description: String,
+    /// None when none.
+    pub avatar: Option<Media>,
+    /// Settings.
+    pub only_admins_edit_info: bool,
+    /// Settings.
+    pub only_admins_add_members: bool,
+    /// The other initial members (distinct, not the creator), who join as MEMBER.
+    pub members: Vec<Uuid>,
+    /// The creator's idempotency key; a repeat returns the conversation it created.
+    pub client_request_id: String,
+}
+
+/// A message as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// Its conversation.
+    pub conversation_id: Uuid,
+    /// The seq of its creation.
+    pub seq: i64,
+    /// Who sent it.
+    pub sender_id: Uuid,
+    /// From which device.
+    pub sender_device_id: Uuid,
+    /// The device's idempotency key.
+    pub client_message_id: String,
+    /// None once deleted for everyone.
+    pub content: Option<MessageContent>,
+    /// The message it answers.
+    pub reply_to_message_id: Option<Uuid>,
+    /// The thread it belongs to.
+    pub thread_root_message_id: Option<Uuid>,
+    /// Replies in its thread (for roots).
+    pub reply_count: i32,
+    /// When it was sent.
+    pub created_at: DateTime<Utc>,
+    /// Last edit.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Edits so far.
+    pub edit_count: i32,
+    /// When it was deleted for everyone.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// A message to send (validated: text, mentions against the text and membership is checked
+/// by the store at write time, attachments, location).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewMessage {
+    /// The id to give it (if it is new).
+    pub id: Uuid,
+    /// Where.
+    pub conversation_id: Uuid,
+    /// The device's idempotency key.
+    pub client_message_id: String,
+    /// SHA-256 over the content, reply and thread: a retry with the same key must match it.
+    pub request_hash: [u8; 32],
+    /// What.
+    pub content: MessageContent,
+    /// The distinct users mentioned in `content` (each must be a current member; others are
+    /// refused with `UserNotFound`).
+    pub mentioned: Vec<Uuid>,
+    /// The message it answers (must be visible in the conversation).
+    pub reply_to_message_id: Option<Uuid>,
+    /// The thread it belongs to (must be a visible top-level message of the conversation).
+    pub thread_root_message_id: Option<Uuid>,
+}
+
+/// What [`MessageStore::send`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sent {
+    /// Stored now, with the next seq (its event appended).
+    Created(Message),
+    /// A retry: the message stored by the first call with this key and payload.
+    Repeated(Message),
+}
+
+/// Which of a user's conversations to list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Some(false): not archived; Some(true): archived only; None: both.
+    pub archived: Option<bool>,
+    /// Only those the user pinned.
+    pub pinned_only: bool,
+}
+
+/// Where a conversation list page starts: after this entry (lists are newest activity first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationPosition {
+    /// The last entry's `last_activity_at`, unix microseconds.
+    pub last_activity_micros: i64,
+    /// The last entry's id (ties).
+    pub conversation_id: Uuid,
+}
+
+/// A window of a conversation's messages by seq: strictly between `after` and `before`,
+/// `newest_first` or oldest first, at most `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqWindow {
+    /// Exclusive lower bound.
+    pub after: i64,
+    /// Exclusive upper bound.
+    pub before: i64,
+    /// Order.
+    pub newest_first: bool,
+    /// At most this many.
+    pub limit: usize,
+    /// Only messages that are not thread replies.
+    pub top_level_only: bool,
+}
+
+/// MessageService's storage.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    // ---- projections of other services' events, inside the consumer's transaction ----
+
+    /// Records that `user_id` exists (`deleted_at` None) or was deleted. A deletion is final: a
+    /// late "exists" does not revive the user.
+    async fn record_user(
+        &self,
+        tx: &mut Tx,
+        user_id: Uuid,
+        deleted_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+
+    /// Records that `blocker` blocks `blocked` (`blocking` true) or no longer does.
+    async fn record_block(
+        &self,
+        tx: &mut Tx,
+        blocker: Uuid,
+        blocked: Uuid,
+        blocking: bool,
+    ) -> Result<(), StoreError>;
+
+    // ---- conversations ----
+
+    /// The DIRECT conversation of `actor` and `peer`, created (id `id`) if there is none, in
+    /// one transaction, also under concurrent calls from both users: `UserNotFound` when
+    /// `peer` is unknown or deleted; `Blocked` when either blocks the other (for an existing
+    /// conversation too). Creation takes seqs 1-3 (ConversationCreated, MemberJoined for the
+    /// actor, MemberJoined for the peer) and a user seq for each (ConversationJoined). True
+    /// when created now.
+    async fn create_direct(
+        &self,
+        actor: Actor,
+        peer: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<(Conversation, bool), StoreError>;
+
+    /// Creates a GROUP or CHANNEL with `actor` as OWNER and `new.members` as MEMBERs, or
+    /// returns the one `actor` created before with the same `client_request_id` (false).
+    /// The key is checked first, so a retry succeeds even if a block came since. `UserNotFound`
+    /// when a member is unknown or deleted; `Blocked` when a block stands between a member and
+    /// the actor (either direction). Events: ConversationCreated (seq 1), then MemberJoined per member (creator
+    /// first), and ConversationJoined per member (user seqs).
+    async fn create_conversation(
+        &self,
+        actor: Actor,
+        new: &NewConversation,
+        at: DateTime<Utc>,
+    ) -> Result<(Conversation, bool), StoreError>;
+
+    /// The conversation `id`.
+    async fn conversation(&self, id: Uuid) -> Result<Option<Conversation>, StoreError>;
+
+    /// `user`'s member row in `conversation` (current or former).
+    async fn member(&self, conversation: Uuid, user: Uuid) -> Result<Option<Member>, StoreError>;
+
+    /// `user`'s current conversations with their member rows, newest activity first by
+    /// (last_activity_at, id) descending, after `after`; at most `limit`.
+    async fn list_conversations(
+        &self,
+        user: Uuid,
+        filter: ListFilter,
+        after: Option<&ConversationPosition>,
+        limit: usize,
+    ) -> Result<Vec<(Conversation, Member)>, StoreError>;
+
+    // ---- messages ----
+
+    /// Sends `new` as `actor`, in one transaction under the conversation's row lock:
+    /// - a message with this `(actor.device_id, client_message_id)` exists: `Repeated` with it
+    ///   when it is in the same conversation and its request hash matches,
+    ///   `IdempotencyKeyReused` otherwise (checked first, so a retry succeeds even after the
+    ///   sender left);
+    /// - `ConversationNotFound` unless `actor` is a current member; `NotAllowed` for a
+    ///   MEMBER of a CHANNEL; `Blocked` in a DIRECT conversation with a block either way;
+    ///   `UserNotFound` when a mentioned user is not a current member; `MessageNotFound` when
+    ///   the reply target or thread root is not a message of this conversation at or after
+    ///   the actor's join, or is deleted for everyone, or the thread root is itself a reply in
+    ///   a thread;
+    /// - otherwise: the next seq; the message row; the thread root's reply_count + 1; the
+    ///   conversation's last_activity_at and last_message_id; every other current member's
+    ///   unread_count + 1 (and mention_count + 1 when mentioned); the actor's watermark moves to
+    ///   the new seq with their counters reset; one MessageCreated event. `Created`.
+    async fn send(
+        &self,
+        actor: Actor,
+        new: &NewMessage,
+        at: DateTime<Utc>,
+    ) -> Result<Sent, StoreError>;
+
+    /// The message `id` of `conversation`.
+    async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>, StoreError>;
+
+    /// The messages of `ids` (any conversation), in any order.
+    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<Message>, StoreError>;
+
+    /// The messages of `conversation` in `window`.
+    async fn messages(
+        &self,
+        conversation: Uuid,
+        window: SeqWindow,
+    ) -> Result<Vec<Message>, StoreError>;
+}
+
+/// The store for `db`, appending events to `outbox` (whose database is `db`).
+pub fn for_database(db: &Database, outbox: Outbox) -> std::sync::Arc<dyn MessageStore> {
+    match db {
+        Database::Postgres(pg) => {
+            std::sync::Arc::new(PostgresMessageStore::new(pg.clone(), outbox))
+        }
+        Database::Sqlite(sqlite) => {
+            std::sync::Arc::new(SqliteMessageStore::new(sqlite.clone(), outbox))
+        }
+    }
+}
+
+/// The `direct_key` of a pair: the smaller id first, so both users compute the same.
+pub fn direct_key(a: Uuid, b: Uuid) -> String {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("{low}:{high}")
+}
+
+/// The `creation_key` of a group or channel: the creator and their idempotency key.
+pub fn creation_key(creator: Uuid, client_request_id: &str) -> String {
+    format!("{creator}:{client_request_id}")
+}

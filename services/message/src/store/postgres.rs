@@ -1,0 +1,356 @@
+//! [`MessageStore`] on PostgreSQL (the service's own schema, selected by `search_path`).
+//!
+//! Transactions run at READ COMMITTED; every check that decides a write runs under a lock, and
+//! locks are always taken in one order (a conversation row, then its member rows and messages,
+//! then `user_sequences` rows in user id order), so racing calls wait instead of deadlocking:
+//! - a conversation's `seq` is taken by `UPDATE conversations SET last_seq = last_seq + 1`
+//!   before anything else is checked: the row lock serialises every sequenced change of the
+//!   conversation, membership and roles are read under it, and a refusal rolls the number back,
+//!   so seqs have no gap and no duplicate;
+//! - a user's `seq` is the upsert of their `user_sequences` row, locked the same way;
+//! - idempotent creation and sending insert with `ON CONFLICT … DO NOTHING` on the unique key
+//!   (`direct_key`, `creation_key`, `messages_idempotency`): of two racing inserts the second
+//!   waits for the first to commit and then inserts nothing, and reads the winner's row.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use echo_bus::{Event, Outbox};
+use echo_proto::echo::common::v1::Media;
+use echo_proto::echo::message::v1::MessageContent;
+use echo_store::{PostgresDatabase, Tx};
+use prost::Message as _;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, Row};
+use uuid::Uuid;
+
+use super::{
+    Actor, Conversation, ConversationPosition, Kind, ListFilter, Member, Message, MessageStore,
+    NewConversation, NewMessage, Role, Sent, SeqWindow, StoreError,
+};
+
+/// The conversation columns, as [`conversation`] reads them.
+macro_rules! conversation_columns {
+    () => {
+        "conversation_id, kind, title, description, avatar, only_admins_edit_info, \
+         only_admins_add_members, created_by, created_at, direct_key, member_count, last_seq, \
+         last_activity_at, last_message_id"
+    };
+}
+
+/// The member columns but `conversation_id` (which a join with `conversations` USING
+/// `conversation_id` provides once), as [`member`] reads them.
+macro_rules! member_state_columns {
+    () => {
+        "user_id, role, joined_at, joined_at_seq, added_by, left_at_seq, last_read_seq, \
+         unread_count, mention_count, mute_until, pinned_at, archived"
+    };
+}
+
+/// The member columns, as [`member`] reads them.
+macro_rules! member_columns {
+    () => {
+        concat!("conversation_id, ", member_state_columns!())
+    };
+}
+
+/// The message columns, as [`message`] reads them.
+macro_rules! message_columns {
+    () => {
+        "message_id, conversation_id, seq, sender_id, sender_device_id, client_message_id, \
+         request_hash, content, reply_to_message_id, thread_root_message_id, reply_count, \
+         created_at, edited_at, edit_count, deleted_at"
+    };
+}
+
+mod conversations;
+mod messages;
+
+/// [`MessageStore`] on PostgreSQL.
+#[derive(Clone)]
+pub struct PostgresMessageStore {
+    db: PostgresDatabase,
+    outbox: Outbox,
+}
+
+impl PostgresMessageStore {
+    /// The store on `db` (message and bus migrations applied), appending events to `outbox`.
+    pub fn new(db: PostgresDatabase, outbox: Outbox) -> Self {
+        Self { db, outbox }
+    }
+}
+
+#[async_trait]
+impl MessageStore for PostgresMessageStore {
+    async fn record_user(
+        &self,
+        tx: &mut Tx,
+        user_id: Uuid,
+        deleted_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        // A deletion is final: a late or redelivered "exists" keeps the tombstone, and a
+        // redelivered deletion keeps the first time.
+        sqlx::query(
+            "INSERT INTO known_users (user_id, deleted_at) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO UPDATE \
+             SET deleted_at = COALESCE(known_users.deleted_at, excluded.deleted_at)",
+        )
+        .bind(user_id)
+        .bind(deleted_at)
+        .execute(postgres_tx(tx)?)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_block(
+        &self,
+        tx: &mut Tx,
+        blocker: Uuid,
+        blocked: Uuid,
+        blocking: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if blocking {
+            "INSERT INTO blocks (blocker_id, blocked_id) VALUES ($1, $2) \
+             ON CONFLICT (blocker_id, blocked_id) DO NOTHING"
+        } else {
+            "DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2"
+        };
+        sqlx::query(sql)
+            .bind(blocker)
+            .bind(blocked)
+            .execute(postgres_tx(tx)?)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_direct(
+        &self,
+        actor: Actor,
+        peer: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<(Conversation, bool), StoreError> {
+        conversations::create_direct(&self.db.pool, &self.outbox, actor, peer, id, at).await
+    }
+
+    async fn create_conversation(
+        &self,
+        actor: Actor,
+        new: &NewConversation,
+        at: DateTime<Utc>,
+    ) -> Result<(Conversation, bool), StoreError> {
+        conversations::create_conversation(&self.db.pool, &self.outbox, actor, new, at).await
+    }
+
+    async fn conversation(&self, id: Uuid) -> Result<Option<Conversation>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            conversation_columns!(),
+            " FROM conversations WHERE conversation_id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.as_ref().map(conversation).transpose()?)
+    }
+
+    async fn member(&self, conversation: Uuid, user: Uuid) -> Result<Option<Member>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM members WHERE conversation_id = $1 AND user_id = $2"
+        ))
+        .bind(conversation)
+        .bind(user)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.as_ref().map(member).transpose()?)
+    }
+
+    async fn list_conversations(
+        &self,
+        user: Uuid,
+        filter: ListFilter,
+        after: Option<&ConversationPosition>,
+        limit: usize,
+    ) -> Result<Vec<(Conversation, Member)>, StoreError> {
+        conversations::list(&self.db.pool, user, filter, after, limit).await
+    }
+
+    async fn send(
+        &self,
+        actor: Actor,
+        new: &NewMessage,
+        at: DateTime<Utc>,
+    ) -> Result<Sent, StoreError> {
+        messages::send(&self.db.pool, &self.outbox, actor, new, at).await
+    }
+
+    async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE conversation_id = $1 AND message_id = $2"
+        ))
+        .bind(conversation)
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.as_ref().map(message).transpose()?)
+    }
+
+    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<Message>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE message_id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows.iter().map(message).collect::<Result<_, _>>()?)
+    }
+
+    async fn messages(
+        &self,
+        conversation: Uuid,
+        window: SeqWindow,
+    ) -> Result<Vec<Message>, StoreError> {
+        messages::window(&self.db.pool, conversation, window).await
+    }
+}
+
+/// The PostgreSQL transaction inside a consumer's `tx`; a SQLite one is a wiring bug.
+fn postgres_tx(tx: &mut Tx) -> Result<&mut PgConnection, StoreError> {
+    match tx {
+        Tx::Postgres(tx) => Ok(&mut **tx),
+        Tx::Sqlite(_) => Err(sqlx::Error::InvalidArgument(
+            "a sqlite transaction was given to the postgres message store".to_owned(),
+        )
+        .into()),
+    }
+}
+
+/// Rolls `tx` back and answers `refusal`.
+async fn refuse<T>(
+    tx: sqlx::Transaction<'static, Postgres>,
+    refusal: StoreError,
+) -> Result<T, StoreError> {
+    tx.rollback().await?;
+    Err(refusal)
+}
+
+/// Appends `events` to the outbox inside `tx` and commits it.
+async fn commit_with(
+    outbox: &Outbox,
+    tx: sqlx::Transaction<'static, Postgres>,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    let mut tx = Tx::Postgres(tx);
+    for event in events {
+        Outbox::append(&mut tx, event).await?;
+    }
+    outbox.commit(tx).await?;
+    Ok(())
+}
+
+/// Whether `a` blocks `b` or `b` blocks `a`.
+async fn blocked_either(conn: &mut PgConnection, a: Uuid, b: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2) \
+                                               OR (blocker_id = $2 AND blocked_id = $1))",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(conn)
+    .await
+}
+
+/// `limit` as SQL's LIMIT takes it (the trait counts in `usize`).
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A stored value that does not decode.
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(format!("stored {what} is invalid: {detail}").into())
+}
+
+fn conversation(row: &PgRow) -> Result<Conversation, sqlx::Error> {
+    let kind: i16 = row.try_get("kind")?;
+    let avatar = row
+        .try_get::<Option<Vec<u8>>, _>("avatar")?
+        .map(|bytes| Media::decode(bytes.as_slice()))
+        .transpose()
+        .map_err(|e| corrupt("avatar", e))?;
+    let direct_pair = row
+        .try_get::<Option<String>, _>("direct_key")?
+        .map(|key| parse_direct_key(&key))
+        .transpose()?;
+    Ok(Conversation {
+        id: row.try_get("conversation_id")?,
+        kind: Kind::from_code(kind.into()).ok_or_else(|| corrupt("conversation kind", kind))?,
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        avatar,
+        only_admins_edit_info: row.try_get("only_admins_edit_info")?,
+        only_admins_add_members: row.try_get("only_admins_add_members")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        direct_pair,
+        member_count: row.try_get("member_count")?,
+        last_seq: row.try_get("last_seq")?,
+        last_activity_at: row.try_get("last_activity_at")?,
+        last_message_id: row.try_get("last_message_id")?,
+    })
+}
+
+/// The pair of a `direct_key` ('<smaller id>:<larger id>').
+fn parse_direct_key(key: &str) -> Result<(Uuid, Uuid), sqlx::Error> {
+    let pair = key
+        .split_once(':')
+        .and_then(|(low, high)| Some((Uuid::parse_str(low).ok()?, Uuid::parse_str(high).ok()?)));
+    pair.ok_or_else(|| corrupt("direct key", key))
+}
+
+fn member(row: &PgRow) -> Result<Member, sqlx::Error> {
+    let role: i16 = row.try_get("role")?;
+    Ok(Member {
+        conversation_id: row.try_get("conversation_id")?,
+        user_id: row.try_get("user_id")?,
+        role: Role::from_code(role.into()).ok_or_else(|| corrupt("member role", role))?,
+        joined_at: row.try_get("joined_at")?,
+        joined_at_seq: row.try_get("joined_at_seq")?,
+        added_by: row.try_get("added_by")?,
+        left_at_seq: row.try_get("left_at_seq")?,
+        last_read_seq: row.try_get("last_read_seq")?,
+        unread_count: row.try_get("unread_count")?,
+        mention_count: row.try_get("mention_count")?,
+        mute_until: row.try_get("mute_until")?,
+        pinned_at: row.try_get("pinned_at")?,
+        archived: row.try_get("archived")?,
+    })
+}
+
+fn message(row: &PgRow) -> Result<Message, sqlx::Error> {
+    let content = row
+        .try_get::<Option<Vec<u8>>, _>("content")?
+        .map(|bytes| MessageContent::decode(bytes.as_slice()))
+        .transpose()
+        .map_err(|e| corrupt("message content", e))?;
+    Ok(Message {
+        id: row.try_get("message_id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        seq: row.try_get("seq")?,
+        sender_id: row.try_get("sender_id")?,
+        sender_device_id: row.try_get("sender_device_id")?,
+        client_message_id: row.try_get("client_message_id")?,
+        content,
+        reply_to_message_id: row.try_get("reply_to_message_id")?,
+        thread_root_message_id: row.try_get("thread_root_message_id")?,
+        reply_count: row.try_get("reply_count")?,
+        created_at: row.try_get("created_at")?,
+        edited_at: row.try_get("edited_at")?,
+        edit_count: row.try_get("edit_count")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+}

@@ -1,0 +1,269 @@
+//! Messages: idempotent sending under the conversation's lock, and reads by seq.
+
+use chrono::{DateTime, Utc};
+use echo_bus::Outbox;
+use prost::Message as _;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use super::{blocked_either, commit_with, corrupt, message, parse_direct_key, refuse, sql_limit};
+use crate::events::{conversation_event, message_created};
+use crate::store::{Actor, Kind, Message, NewMessage, Role, Sent, SeqWindow, StoreError};
+
+/// See [`crate::store::MessageStore::send`].
+pub(super) async fn send(
+    pool: &PgPool,
+    outbox: &Outbox,
+    actor: Actor,
+    new: &NewMessage,
+    at: DateTime<Utc>,
+) -> Result<Sent, StoreError> {
+    let mut tx = pool.begin().await?;
+    // First, so that a retry succeeds whatever changed since (the sender left, a block).
+    if let Some(stored) = by_idempotency_key(&mut *tx, actor, &new.client_message_id).await? {
+        tx.rollback().await?;
+        return repeat(stored, new);
+    }
+    // The next seq, under the row lock held to the end: every sequenced change of this
+    // conversation waits here, so what follows is checked against a state no one else can
+    // change meanwhile. Any refusal rolls all of it back, the number included (no gap).
+    let locked: Option<(i64, i16, Option<String>)> = sqlx::query_as(
+        "UPDATE conversations \
+         SET last_seq = last_seq + 1, last_activity_at = $2, last_message_id = $3 \
+         WHERE conversation_id = $1 RETURNING last_seq, kind, direct_key",
+    )
+    .bind(new.conversation_id)
+    .bind(at)
+    .bind(new.id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((seq, kind, direct_key)) = locked else {
+        return refuse(tx, StoreError::ConversationNotFound).await;
+    };
+    if let Err(refusal) = check(&mut tx, actor, new, kind, direct_key.as_deref()).await {
+        return refuse(tx, refusal).await;
+    }
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO messages (message_id, conversation_id, seq, sender_id, sender_device_id, \
+         client_message_id, request_hash, content, body, reply_to_message_id, \
+         thread_root_message_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT ON CONSTRAINT messages_idempotency DO NOTHING RETURNING ",
+        message_columns!()
+    ))
+    .bind(new.id)
+    .bind(new.conversation_id)
+    .bind(seq)
+    .bind(actor.user_id)
+    .bind(actor.device_id)
+    .bind(&new.client_message_id)
+    .bind(&new.request_hash[..])
+    .bind(new.content.encode_to_vec())
+    .bind(&new.content.text)
+    .bind(new.reply_to_message_id)
+    .bind(new.thread_root_message_id)
+    .bind(at)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(inserted) = inserted else {
+        // The same key sent concurrently (both missed it above): the insert waited for the
+        // other transaction and found its row. Give this seq back and answer as a retry.
+        tx.rollback().await?;
+        let stored = by_idempotency_key(pool, actor, &new.client_message_id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        return repeat(stored, new);
+    };
+    let sent = message(&inserted)?;
+    if let Some(root) = new.thread_root_message_id {
+        sqlx::query("UPDATE messages SET reply_count = reply_count + 1 WHERE message_id = $1")
+            .bind(root)
+            .execute(&mut *tx)
+            .await?;
+    }
+    // The sender has read up to their own message; everyone else has one more unread.
+    sqlx::query(
+        "UPDATE members SET \
+           last_read_seq = CASE WHEN user_id = $2 THEN $3 ELSE last_read_seq END, \
+           read_at = CASE WHEN user_id = $2 THEN $4 ELSE read_at END, \
+           unread_count = CASE WHEN user_id = $2 THEN 0 ELSE unread_count + 1 END, \
+           mention_count = CASE WHEN user_id = $2 THEN 0 \
+                                WHEN user_id = ANY($5) THEN mention_count + 1 \
+                                ELSE mention_count END \
+         WHERE conversation_id = $1 AND left_at_seq IS NULL",
+    )
+    .bind(new.conversation_id)
+    .bind(actor.user_id)
+    .bind(seq)
+    .bind(at)
+    .bind(&new.mentioned)
+    .execute(&mut *tx)
+    .await?;
+    let event = conversation_event(
+        new.conversation_id,
+        seq,
+        at,
+        actor,
+        message_created(&sent, &new.mentioned),
+    );
+    commit_with(outbox, tx, &[event]).await?;
+    Ok(Sent::Created(sent))
+}
+
+/// See [`crate::store::MessageStore::messages`].
+pub(super) async fn window(
+    pool: &PgPool,
+    conversation: Uuid,
+    window: SeqWindow,
+) -> Result<Vec<Message>, StoreError> {
+    const OLDEST_FIRST: &str = concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE conversation_id = $1 AND seq > $2 AND seq < $3 \
+           AND (NOT $4 OR thread_root_message_id IS NULL) \
+         ORDER BY seq LIMIT $5"
+    );
+    const NEWEST_FIRST: &str = concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE conversation_id = $1 AND seq > $2 AND seq < $3 \
+           AND (NOT $4 OR thread_root_message_id IS NULL) \
+         ORDER BY seq DESC LIMIT $5"
+    );
+    let sql = if window.newest_first {
+        NEWEST_FIRST
+    } else {
+        OLDEST_FIRST
+    };
+    let rows = sqlx::query(sql)
+        .bind(conversation)
+        .bind(window.after)
+        .bind(window.before)
+        .bind(window.top_level_only)
+        .bind(sql_limit(window.limit))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.iter().map(message).collect::<Result<_, _>>()?)
+}
+
+/// What refuses `new` from `actor` in a conversation of `kind` (locked by the caller), if
+/// anything: membership, role, a block, mentions, the reply target and thread root.
+async fn check(
+    conn: &mut PgConnection,
+    actor: Actor,
+    new: &NewMessage,
+    kind: i16,
+    direct_key: Option<&str>,
+) -> Result<(), StoreError> {
+    let sender: Option<(i16, i64)> = sqlx::query_as(
+        "SELECT role, joined_at_seq FROM members \
+         WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL",
+    )
+    .bind(new.conversation_id)
+    .bind(actor.user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((role, joined_at_seq)) = sender else {
+        return Err(StoreError::ConversationNotFound);
+    };
+    let role = Role::from_code(role.into()).ok_or_else(|| corrupt("member role", role))?;
+    match Kind::from_code(kind.into()).ok_or_else(|| corrupt("conversation kind", kind))? {
+        Kind::Channel if !role.is_admin() => return Err(StoreError::NotAllowed),
+        Kind::Direct => {
+            let key = direct_key.ok_or_else(|| corrupt("direct key", "missing"))?;
+            let (low, high) = parse_direct_key(key)?;
+            let peer = if low == actor.user_id { high } else { low };
+            if blocked_either(&mut *conn, actor.user_id, peer).await? {
+                return Err(StoreError::Blocked);
+            }
+        }
+        Kind::Group | Kind::Channel => {}
+    }
+    if !new.mentioned.is_empty() {
+        let mut mentioned = new.mentioned.clone();
+        mentioned.sort_unstable();
+        mentioned.dedup();
+        let members: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM members \
+             WHERE conversation_id = $1 AND user_id = ANY($2) AND left_at_seq IS NULL",
+        )
+        .bind(new.conversation_id)
+        .bind(&mentioned)
+        .fetch_one(&mut *conn)
+        .await?;
+        if usize::try_from(members).ok() != Some(mentioned.len()) {
+            return Err(StoreError::UserNotFound);
+        }
+    }
+    if let Some(target) = new.reply_to_message_id
+        && visible(conn, new.conversation_id, target, joined_at_seq)
+            .await?
+            .is_none()
+    {
+        return Err(StoreError::MessageNotFound);
+    }
+    if let Some(root) = new.thread_root_message_id {
+        // A thread hangs off a top-level message: a reply in a thread cannot root another.
+        match visible(conn, new.conversation_id, root, joined_at_seq).await? {
+            Some(None) => {}
+            _ => return Err(StoreError::MessageNotFound),
+        }
+    }
+    Ok(())
+}
+
+/// The thread root of message `id` (`Some(None)`: it is top-level) when it is a message of
+/// `conversation` from `joined_at_seq` on, not deleted for everyone; `None` otherwise.
+async fn visible(
+    conn: &mut PgConnection,
+    conversation: Uuid,
+    id: Uuid,
+    joined_at_seq: i64,
+) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT thread_root_message_id FROM messages \
+         WHERE message_id = $1 AND conversation_id = $2 AND seq >= $3 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(conversation)
+    .bind(joined_at_seq)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The message `actor`'s device sent with `client_message_id`, with its request hash.
+async fn by_idempotency_key<'c, E>(
+    executor: E,
+    actor: Actor,
+    client_message_id: &str,
+) -> Result<Option<(Message, Vec<u8>)>, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE sender_device_id = $1 AND client_message_id = $2"
+    ))
+    .bind(actor.device_id)
+    .bind(client_message_id)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|row| Ok((message(&row)?, row.try_get("request_hash")?)))
+        .transpose()
+}
+
+/// The answer to a send whose key was used before: the stored message when it was this
+/// request (same conversation and payload), a refusal otherwise.
+fn repeat(
+    (stored, request_hash): (Message, Vec<u8>),
+    new: &NewMessage,
+) -> Result<Sent, StoreError> {
+    // The hash covers content, reply and thread, not the conversation: the same key and text
+    // sent into another conversation is another request.
+    if request_hash == new.request_hash && stored.conversation_id == new.conversation_id {
+        Ok(Sent::Repeated(stored))
+    } else {
+        Err(StoreError::IdempotencyKeyReused)
+    }
+}

@@ -1,0 +1,276 @@
+//! Messages: sending (idempotent, with its seq, counters and event) and windows of history.
+
+use chrono::{DateTime, Utc};
+use echo_bus::Outbox;
+use echo_store::Tx;
+use prost::Message as _;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+use super::{
+    WriteTx, begin, blocked_either_way, conversation_by_id, is_unique_violation, json_ids, member,
+    message, micros, next_seq, refuse, sql_limit,
+};
+use crate::events;
+use crate::store::{Actor, Kind, Member, Message, NewMessage, Sent, SeqWindow, StoreError};
+
+/// See [`crate::store::MessageStore::send`].
+pub(super) async fn send(
+    writer: &SqlitePool,
+    outbox: &Outbox,
+    actor: Actor,
+    new: &NewMessage,
+    at: DateTime<Utc>,
+) -> Result<Sent, StoreError> {
+    let mut tx = begin(writer).await?;
+    if let Some(outcome) = earlier(&mut tx, actor, new).await? {
+        tx.rollback().await?;
+        return outcome;
+    }
+    let sender = match refusal(&mut tx, actor, new).await? {
+        Ok(sender) => sender,
+        Err(refusal) => return refuse(tx, refusal).await,
+    };
+    let seq = next_seq(&mut tx, new.conversation_id, at).await?;
+    let sent = match insert(&mut tx, actor, new, seq, at).await {
+        Ok(sent) => sent,
+        // The single writer makes this impossible after `earlier`; should an equal send have
+        // won anyway, its message is the answer.
+        Err(error) if is_unique_violation(&error) => {
+            tx.rollback().await?;
+            let mut tx = begin(writer).await?;
+            let outcome = earlier(&mut tx, actor, new).await?;
+            tx.rollback().await?;
+            return outcome.unwrap_or(Err(error.into()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    count(&mut tx, &sender, new, seq, at).await?;
+    let event = events::conversation_event(
+        new.conversation_id,
+        seq,
+        at,
+        actor,
+        events::message_created(&sent, &new.mentioned),
+    );
+    let mut tx = Tx::Sqlite(tx);
+    Outbox::append(&mut tx, &event).await?;
+    outbox.commit(tx).await?;
+    Ok(Sent::Created(sent))
+}
+
+/// See [`crate::store::MessageStore::messages`].
+pub(super) async fn window(
+    reader: &SqlitePool,
+    conversation: Uuid,
+    window: SeqWindow,
+) -> Result<Vec<Message>, StoreError> {
+    let sql = if window.newest_first {
+        concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE conversation_id = $1 AND seq > $2 AND seq < $3 \
+              AND (NOT $4 OR thread_root_message_id IS NULL) ORDER BY seq DESC LIMIT $5"
+        )
+    } else {
+        concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE conversation_id = $1 AND seq > $2 AND seq < $3 \
+              AND (NOT $4 OR thread_root_message_id IS NULL) ORDER BY seq LIMIT $5"
+        )
+    };
+    let rows = sqlx::query(sql)
+        .bind(conversation.to_string())
+        .bind(window.after)
+        .bind(window.before)
+        .bind(window.top_level_only)
+        .bind(sql_limit(window.limit))
+        .fetch_all(reader)
+        .await?;
+    Ok(rows.iter().map(message).collect::<Result<_, _>>()?)
+}
+
+/// The outcome for a key used before: `Repeated` when it was this request (same conversation
+/// and payload), `IdempotencyKeyReused` otherwise; None for a new key.
+async fn earlier(
+    tx: &mut WriteTx,
+    actor: Actor,
+    new: &NewMessage,
+) -> Result<Option<Result<Sent, StoreError>>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        message_columns!(),
+        ", request_hash FROM messages WHERE sender_device_id = $1 AND client_message_id = $2"
+    ))
+    .bind(actor.device_id.to_string())
+    .bind(&new.client_message_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let hash: Vec<u8> = row.try_get("request_hash")?;
+    let earlier = message(&row)?;
+    Ok(Some(
+        if hash == new.request_hash && earlier.conversation_id == new.conversation_id {
+            Ok(Sent::Repeated(earlier))
+        } else {
+            Err(StoreError::IdempotencyKeyReused)
+        },
+    ))
+}
+
+/// Why `actor` may not send `new` now (as the contract orders the checks), or their member
+/// row when they may.
+async fn refusal(
+    tx: &mut WriteTx,
+    actor: Actor,
+    new: &NewMessage,
+) -> Result<Result<Member, StoreError>, sqlx::Error> {
+    let conversation = new.conversation_id.to_string();
+    let row = sqlx::query(concat!(
+        "SELECT conversation_id, ",
+        member_fields!(),
+        " FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL"
+    ))
+    .bind(&conversation)
+    .bind(actor.user_id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(sender) = row.as_ref().map(member).transpose()? else {
+        return Ok(Err(StoreError::ConversationNotFound));
+    };
+    let Some(found) = conversation_by_id(&mut **tx, new.conversation_id).await? else {
+        return Ok(Err(StoreError::ConversationNotFound));
+    };
+    if found.kind == Kind::Channel && !sender.role.is_admin() {
+        return Ok(Err(StoreError::NotAllowed));
+    }
+    if let Some((a, b)) = found.direct_pair
+        && blocked_either_way(tx, a, b).await?
+    {
+        return Ok(Err(StoreError::Blocked));
+    }
+    let outsider_mentioned: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM json_each($2) WHERE value NOT IN \
+           (SELECT user_id FROM members WHERE conversation_id = $1 AND left_at_seq IS NULL))",
+    )
+    .bind(&conversation)
+    .bind(json_ids(&new.mentioned))
+    .fetch_one(&mut **tx)
+    .await?;
+    if outsider_mentioned {
+        return Ok(Err(StoreError::UserNotFound));
+    }
+    let floor = sender.joined_at_seq;
+    if let Some(reply_to) = new.reply_to_message_id
+        && !visible(tx, new.conversation_id, reply_to, floor, false).await?
+    {
+        return Ok(Err(StoreError::MessageNotFound));
+    }
+    if let Some(root) = new.thread_root_message_id
+        && !visible(tx, new.conversation_id, root, floor, true).await?
+    {
+        return Ok(Err(StoreError::MessageNotFound));
+    }
+    Ok(Ok(sender))
+}
+
+/// Whether `id` is a message of `conversation` from seq `floor` on, not deleted for everyone,
+/// and (for a thread root) not itself in a thread.
+async fn visible(
+    conn: &mut SqliteConnection,
+    conversation: Uuid,
+    id: Uuid,
+    floor: i64,
+    as_root: bool,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE message_id = $1 AND conversation_id = $2 \
+           AND seq >= $3 AND deleted_at IS NULL \
+           AND (NOT $4 OR thread_root_message_id IS NULL))",
+    )
+    .bind(id.to_string())
+    .bind(conversation.to_string())
+    .bind(floor)
+    .bind(as_root)
+    .fetch_one(conn)
+    .await
+}
+
+/// Stores `new` as message number `seq`.
+async fn insert(
+    conn: &mut SqliteConnection,
+    actor: Actor,
+    new: &NewMessage,
+    seq: i64,
+    at: DateTime<Utc>,
+) -> Result<Message, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "INSERT INTO messages (message_id, conversation_id, seq, sender_id, sender_device_id, \
+         client_message_id, request_hash, content, body, reply_to_message_id, \
+         thread_root_message_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
+        message_columns!()
+    ))
+    .bind(new.id.to_string())
+    .bind(new.conversation_id.to_string())
+    .bind(seq)
+    .bind(actor.user_id.to_string())
+    .bind(actor.device_id.to_string())
+    .bind(&new.client_message_id)
+    .bind(new.request_hash.as_slice())
+    .bind(new.content.encode_to_vec())
+    .bind(&new.content.text)
+    .bind(new.reply_to_message_id.map(|id| id.to_string()))
+    .bind(new.thread_root_message_id.map(|id| id.to_string()))
+    .bind(micros(at))
+    .fetch_one(conn)
+    .await?;
+    message(&row)
+}
+
+/// Everything a new message counts in: the conversation's latest message, its thread root's
+/// replies, the other members' unread and mention counters, and the sender's read state.
+async fn count(
+    conn: &mut SqliteConnection,
+    sender: &Member,
+    new: &NewMessage,
+    seq: i64,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let conversation = new.conversation_id.to_string();
+    let user = sender.user_id.to_string();
+    sqlx::query("UPDATE conversations SET last_message_id = $1 WHERE conversation_id = $2")
+        .bind(new.id.to_string())
+        .bind(&conversation)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(root) = new.thread_root_message_id {
+        sqlx::query("UPDATE messages SET reply_count = reply_count + 1 WHERE message_id = $1")
+            .bind(root.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query(
+        "UPDATE members SET unread_count = unread_count + 1, \
+           mention_count = mention_count + (user_id IN (SELECT value FROM json_each($3))) \
+         WHERE conversation_id = $1 AND user_id <> $2 AND left_at_seq IS NULL",
+    )
+    .bind(&conversation)
+    .bind(&user)
+    .bind(json_ids(&new.mentioned))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE members SET last_read_seq = max(last_read_seq, $3), read_at = $4, \
+           unread_count = 0, mention_count = 0 \
+         WHERE conversation_id = $1 AND user_id = $2",
+    )
+    .bind(&conversation)
+    .bind(&user)
+    .bind(seq)
+    .bind(micros(at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
