@@ -10,6 +10,7 @@
 mod migrate;
 mod postgres;
 mod sqlite;
+pub mod sqlite_rows;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -7,8 +7,9 @@
 //! times as unix microseconds (see the migration).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use echo_bus::{Event, Outbox};
+use echo_store::sqlite_rows::{micros, optional_time, parse_uuid, time, uuid};
 use echo_store::{SqliteDatabase, Tx};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -359,35 +360,6 @@ impl AuthStore for SqliteAuthStore {
         Outbox::append(&mut tx, event).await?;
         self.outbox.commit(tx).await?;
         Ok(active)
-    }
-}
-
-fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-fn decode_error(what: String) -> sqlx::Error {
-    sqlx::Error::Decode(what.into())
-}
-
-fn parse_uuid(text: &str) -> Result<Uuid, sqlx::Error> {
-    Uuid::parse_str(text).map_err(|e| decode_error(format!("uuid {text:?}: {e}")))
-}
-
-fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, sqlx::Error> {
-    parse_uuid(&row.try_get::<String, _>(column)?)
-}
-
-fn time(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
-    let micros: i64 = row.try_get(column)?;
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| decode_error(format!("{column}: {micros} is out of range")))
-}
-
-fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    match row.try_get::<Option<i64>, _>(column)? {
-        None => Ok(None),
-        Some(_) => time(row, column).map(Some),
     }
 }
 

@@ -13,6 +13,10 @@ use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::MessageContent;
+use echo_store::sqlite_rows::{
+    decode_error, is_unique_violation, json_ids, micros, optional_time, optional_uuid, sql_limit,
+    sqlite_tx, time, uuid,
+};
 use echo_store::{SqliteDatabase, Tx};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
@@ -211,17 +215,6 @@ async fn begin(writer: &SqlitePool) -> Result<WriteTx, sqlx::Error> {
     writer.begin_with("BEGIN IMMEDIATE").await
 }
 
-/// The SQLite transaction inside a consumer's `tx`; a PostgreSQL one is a wiring bug.
-fn sqlite_tx(tx: &mut Tx) -> Result<&mut SqliteConnection, StoreError> {
-    match tx {
-        Tx::Sqlite(tx) => Ok(&mut **tx),
-        Tx::Postgres(_) => Err(sqlx::Error::InvalidArgument(
-            "a postgres transaction was given to the sqlite message store".to_owned(),
-        )
-        .into()),
-    }
-}
-
 /// Rolls `tx` back (freeing the writer at once) and answers `refusal`.
 async fn refuse<T>(tx: WriteTx, refusal: StoreError) -> Result<T, StoreError> {
     tx.rollback().await?;
@@ -285,55 +278,6 @@ async fn conversation_by_id(
     .fetch_optional(executor)
     .await?;
     row.as_ref().map(conversation).transpose()
-}
-
-/// True when `error` is a UNIQUE (or primary key) violation: a write lost to an equal one.
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
-}
-
-/// `limit` as SQL's LIMIT takes it (the trait counts in `usize`).
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// `ids` as a JSON array of strings, for `json_each` (one statement for any number of ids).
-fn json_ids(ids: &[Uuid]) -> String {
-    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
-    format!("[{}]", quoted.join(","))
-}
-
-fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-fn decode_error(what: String) -> sqlx::Error {
-    sqlx::Error::Decode(what.into())
-}
-
-fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, sqlx::Error> {
-    let text: String = row.try_get(column)?;
-    Uuid::parse_str(&text).map_err(|e| decode_error(format!("{column}: uuid {text:?}: {e}")))
-}
-
-fn optional_uuid(row: &SqliteRow, column: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    match row.try_get::<Option<String>, _>(column)? {
-        None => Ok(None),
-        Some(_) => uuid(row, column).map(Some),
-    }
-}
-
-fn time(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
-    let micros: i64 = row.try_get(column)?;
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| decode_error(format!("{column}: {micros} is out of range")))
-}
-
-fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    match row.try_get::<Option<i64>, _>(column)? {
-        None => Ok(None),
-        Some(_) => time(row, column).map(Some),
-    }
 }
 
 /// The protobuf message `T` encoded in `column` (None when NULL).

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
+use echo_store::sqlite_rows::{json_ids, micros, optional_time, sql_limit, sqlite_tx, time, uuid};
 use echo_store::{SqliteDatabase, Tx};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
@@ -304,17 +305,6 @@ async fn begin(writer: &SqlitePool) -> Result<WriteTx, sqlx::Error> {
     writer.begin_with("BEGIN IMMEDIATE").await
 }
 
-/// The SQLite transaction inside a consumer's `tx`; a PostgreSQL one is a wiring bug.
-fn sqlite_tx(tx: &mut Tx) -> Result<&mut SqliteConnection, StoreError> {
-    match tx {
-        Tx::Sqlite(tx) => Ok(&mut **tx),
-        Tx::Postgres(_) => Err(sqlx::Error::InvalidArgument(
-            "a postgres transaction was given to the sqlite user store".to_owned(),
-        )
-        .into()),
-    }
-}
-
 /// Whether `user_id` has a live profile.
 async fn is_live(conn: &mut SqliteConnection, user_id: Uuid) -> Result<bool, sqlx::Error> {
     let live: Option<bool> =
@@ -329,43 +319,6 @@ async fn is_live(conn: &mut SqliteConnection, user_id: Uuid) -> Result<bool, sql
 async fn refuse<T>(tx: WriteTx, refusal: StoreError) -> Result<T, StoreError> {
     tx.rollback().await?;
     Err(refusal)
-}
-
-/// `limit` as SQL's LIMIT takes it (the trait counts in `usize`).
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// `ids` as a JSON array of strings, for `json_each` (one statement for any number of ids).
-fn json_ids(ids: &[Uuid]) -> String {
-    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
-    format!("[{}]", quoted.join(","))
-}
-
-fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-fn decode_error(what: String) -> sqlx::Error {
-    sqlx::Error::Decode(what.into())
-}
-
-fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, sqlx::Error> {
-    let text: String = row.try_get(column)?;
-    Uuid::parse_str(&text).map_err(|e| decode_error(format!("{column}: uuid {text:?}: {e}")))
-}
-
-fn time(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
-    let micros: i64 = row.try_get(column)?;
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| decode_error(format!("{column}: {micros} is out of range")))
-}
-
-fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    match row.try_get::<Option<i64>, _>(column)? {
-        None => Ok(None),
-        Some(_) => time(row, column).map(Some),
-    }
 }
 
 fn profile(row: &SqliteRow) -> Result<Profile, sqlx::Error> {
