@@ -190,6 +190,38 @@ async fn grpc_web_over_http1_answers_with_trailers_in_the_body_and_cors_headers(
 }
 
 #[tokio::test]
+async fn an_undecodable_request_is_invalid_argument_naming_the_field() {
+    let mesh = TestMesh::start(Backend::Embedded).await.unwrap();
+    let http = reqwest::Client::builder().http1_only().build().unwrap();
+    let url = format!("http://{}/grpc.health.v1.Health/Check", mesh.addr());
+    // Field 1 (`service`, a string) holding bytes that are not UTF-8.
+    let body = grpc_web_frame(0, &[0x0a, 0x02, 0xff, 0xfe]);
+    let response = http
+        .post(&url)
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status =
+        tonic::Status::from_header_map(response.headers()).expect("a trailers-only status");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let violations = status
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .clone();
+    assert_eq!(violations[0].field, "service");
+    assert!(
+        violations[0].description.contains("UTF-8"),
+        "{violations:?}"
+    );
+    mesh.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_oversized_request_is_resource_exhausted_with_a_decodable_error_info() {
     let mesh = TestMesh::start_with(Backend::Embedded, "all", |c| c.max_request_bytes = 4096)
         .await

@@ -1,7 +1,7 @@
 //! Response layers every target's public port uses.
 
-mod payload_limit;
+mod decode_failures;
 mod stream_shutdown;
 
-pub use payload_limit::PayloadLimitLayer;
+pub use decode_failures::DecodeFailuresLayer;
 pub use stream_shutdown::StreamShutdownLayer;

@@ -15,7 +15,7 @@ use tonic::service::Routes;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::health::Readiness;
-use crate::layers::{PayloadLimitLayer, StreamShutdownLayer};
+use crate::layers::{DecodeFailuresLayer, StreamShutdownLayer};
 use crate::request_id::RequestIdLayer;
 
 /// How the public port behaves.
@@ -173,7 +173,7 @@ pub async fn serve(
         .layer(cors(&options.cors_allowed_origins))
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(RequestIdLayer)
-        .layer(PayloadLimitLayer)
+        .layer(DecodeFailuresLayer)
         .layer(StreamShutdownLayer::new(shutdown.clone()))
         .add_routes(routes);
 

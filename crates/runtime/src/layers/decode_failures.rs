@@ -1,0 +1,126 @@
+//! Requests the server cannot decode answer as bad input (DESIGN §4), not as tonic's codes:
+//! - an oversized message: tonic reads the 5-byte frame header (no large allocation) and
+//!   answers OUT_OF_RANGE; this becomes RESOURCE_EXHAUSTED with ErrorInfo `PAYLOAD_TOO_LARGE`;
+//! - a message that is not valid protobuf for its type (e.g. a string field holding invalid
+//!   UTF-8): tonic-prost answers INTERNAL "failed to decode Protobuf message: …"; this becomes
+//!   INVALID_ARGUMENT with a field violation naming the field prost names. The caller sent
+//!   it, the server is fine, and INTERNAL would send operators looking for a bug.
+//!
+//! Both arrive as trailers-only responses, so rewriting the status headers is enough; every
+//! other status passes untouched.
+
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use tonic::Code;
+use tower::{Layer, Service};
+
+use crate::failure::{Failure, Violation};
+
+/// See the module docs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecodeFailuresLayer;
+
+impl<S> Layer<S> for DecodeFailuresLayer {
+    type Service = DecodeFailures<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DecodeFailures { inner }
+    }
+}
+
+/// See [`DecodeFailuresLayer`].
+#[derive(Clone, Debug)]
+pub struct DecodeFailures<S> {
+    inner: S,
+}
+
+impl<S, B, R> Service<Request<B>> for DecodeFailures<S>
+where
+    S: Service<Request<B>, Response = Response<R>> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            let headers = response.headers_mut();
+            let rewritten =
+                tonic::Status::from_header_map(headers).and_then(|status| rewrite(&status));
+            if let Some(status) = rewritten {
+                headers.remove("grpc-status-details-bin");
+                let _ = tonic::Status::from(status).add_header(headers);
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// What a decode failure becomes; None for every other status.
+fn rewrite(status: &tonic::Status) -> Option<Failure> {
+    const UNDECODABLE: &str = "failed to decode Protobuf message: ";
+    match status.code() {
+        Code::OutOfRange if status.message().contains("too large") => Some(Failure::reason(
+            Code::ResourceExhausted,
+            "PAYLOAD_TOO_LARGE",
+            "request message exceeds the size limit",
+        )),
+        Code::Internal => {
+            let detail = status.message().strip_prefix(UNDECODABLE)?;
+            Some(Failure::InvalidArgument(vec![Violation::new(
+                field_path(detail),
+                format!("is not valid protobuf: {}", problem(detail)),
+            )]))
+        }
+        _ => None,
+    }
+}
+
+/// The field path in prost's description: `SendMessageRequest.content: MessageContent.text:
+/// invalid string value: …` names `content.text`; '' when it names none.
+fn field_path(detail: &str) -> String {
+    detail
+        .split(": ")
+        .map_while(|segment| {
+            let (message, field) = segment.split_once('.')?;
+            let is_name =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_');
+            (is_name(message) && is_name(field)).then_some(field)
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// prost's description without the field path.
+fn problem(detail: &str) -> &str {
+    detail.rsplit(": ").next().unwrap_or(detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prost_descriptions_name_the_field() {
+        let detail = "SendMessageRequest.content: MessageContent.text: invalid string value: data is not UTF-8 encoded";
+        assert_eq!(field_path(detail), "content.text");
+        assert_eq!(problem(detail), "data is not UTF-8 encoded");
+        assert_eq!(field_path("buffer underflow"), "");
+        let internal =
+            tonic::Status::internal(format!("failed to decode Protobuf message: {detail}"));
+        let Some(Failure::InvalidArgument(violations)) = rewrite(&internal) else {
+            panic!("a decode failure is bad input");
+        };
+        assert_eq!(violations[0].field, "content.text");
+        assert!(rewrite(&tonic::Status::internal("database down")).is_none());
+    }
+}
