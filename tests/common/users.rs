@@ -1,7 +1,20 @@
 //! Helpers for the UserService integration tests.
 
+use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::user::v1 as pb;
 use echo_testkit::{SignedIn, TestMesh};
+
+/// A profile photo's metadata, as an app would send it.
+pub fn avatar() -> Media {
+    Media {
+        url: "https://cdn.example/ada.jpg".into(),
+        mime_type: "image/jpeg".into(),
+        size_bytes: 48_213,
+        width: 512,
+        height: 512,
+        ..Media::default()
+    }
+}
 
 /// A field mask naming `paths`.
 pub fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {

@@ -61,6 +61,33 @@ impl Check {
         id
     }
 
+    /// The paths of a required, non-empty `update_mask` (DESIGN §4: updates take a FieldMask),
+    /// each one of `allowed`, duplicates folded; the field is `update_mask` (missing) or
+    /// `update_mask.paths[i]` (unknown path).
+    pub fn mask(&mut self, mask: Option<prost_types::FieldMask>, allowed: &[&str]) -> Vec<String> {
+        let paths = mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            let names = allowed.join(", ");
+            self.push(
+                "update_mask",
+                format!("is required: name the fields to change ({names})"),
+            );
+        }
+        let mut known = Vec::new();
+        for (index, path) in paths.into_iter().enumerate() {
+            if !allowed.contains(&path.as_str()) {
+                let names = allowed.join(", ");
+                self.push(
+                    format!("update_mask.paths[{index}]"),
+                    format!("unknown path `{path}`; allowed: {names}"),
+                );
+            } else if !known.contains(&path) {
+                known.push(path);
+            }
+        }
+        known
+    }
+
     /// True when nothing was recorded so far.
     pub fn is_clean(&self) -> bool {
         self.0.is_empty()

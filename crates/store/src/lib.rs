@@ -87,6 +87,11 @@ impl StoreError {
     }
 }
 
+/// `limit` as SQL's LIMIT takes it (stores count in `usize`).
+pub fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 /// How long a caller waits for a pooled connection before the call fails as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -160,6 +165,27 @@ impl Database {
 }
 
 impl Tx {
+    /// The PostgreSQL connection inside; a SQLite transaction here is a wiring bug (a store
+    /// given another backend's transaction), reported as such.
+    pub fn postgres(&mut self) -> Result<&mut sqlx::PgConnection, sqlx::Error> {
+        match self {
+            Tx::Postgres(tx) => Ok(&mut **tx),
+            Tx::Sqlite(_) => Err(sqlx::Error::InvalidArgument(
+                "a sqlite transaction was given to a postgres store".to_owned(),
+            )),
+        }
+    }
+
+    /// The SQLite connection inside; a PostgreSQL transaction here is a wiring bug.
+    pub fn sqlite(&mut self) -> Result<&mut sqlx::SqliteConnection, sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => Ok(&mut **tx),
+            Tx::Postgres(_) => Err(sqlx::Error::InvalidArgument(
+                "a postgres transaction was given to a sqlite store".to_owned(),
+            )),
+        }
+    }
+
     /// Commit the transaction.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {

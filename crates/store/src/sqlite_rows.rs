@@ -3,11 +3,9 @@
 //! lists travel as one JSON array for `json_each`. One place, so the stores cannot drift.
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite};
 use uuid::Uuid;
-
-use crate::Tx;
 
 /// A time as stored: unix microseconds.
 pub fn micros(at: DateTime<Utc>) -> i64 {
@@ -59,24 +57,9 @@ pub fn json_ids(ids: &[Uuid]) -> String {
     format!("[{}]", quoted.join(","))
 }
 
-/// `limit` as SQL's LIMIT takes it (stores count in `usize`).
-pub fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
 /// True when `error` is a UNIQUE (or primary key) violation: a write lost to an equal one.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
-}
-
-/// The SQLite transaction inside a consumer's `tx`; a PostgreSQL one is a wiring bug.
-pub fn sqlite_tx(tx: &mut Tx) -> Result<&mut SqliteConnection, sqlx::Error> {
-    match tx {
-        Tx::Sqlite(tx) => Ok(&mut **tx),
-        Tx::Postgres(_) => Err(sqlx::Error::InvalidArgument(
-            "a postgres transaction was given to a sqlite store".to_owned(),
-        )),
-    }
 }
 
 /// A write transaction on the single writer.
@@ -91,6 +74,5 @@ mod tests {
         let id = Uuid::nil();
         assert_eq!(json_ids(&[]), "[]");
         assert_eq!(json_ids(&[id, id]), format!("[\"{id}\",\"{id}\"]"),);
-        assert_eq!(sql_limit(usize::MAX), i64::MAX);
     }
 }

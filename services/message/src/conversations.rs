@@ -198,6 +198,7 @@ impl Conversations {
             limit,
             top_level_only,
         };
+        let newest_page = anchor == Anchor::Latest && page.after.is_none();
         let older = match &anchor {
             Anchor::Latest | Anchor::Before(_) => Some(true),
             Anchor::After(_) => Some(false),
@@ -292,24 +293,33 @@ impl Conversations {
                 });
             }
         };
-        let has_more_before = older == Some(true) && more
-            || !self
-                .store
-                .messages(conversation, window(floor, first, true, 1))
-                .await?
-                .is_empty();
-        let has_more_after = older == Some(false) && more
-            || !self
-                .store
-                .messages(conversation, window(last, i64::MAX, false, 1))
-                .await?
-                .is_empty();
+        // In the paging direction the extra row fetched already answers; the newest page has
+        // nothing after it; only the other direction needs a look.
+        let has_more_before = match older {
+            Some(true) => more,
+            _ => {
+                self.any(conversation, window(floor, first, true, 1))
+                    .await?
+            }
+        };
+        let has_more_after = match older {
+            Some(false) => more,
+            Some(true) if newest_page => false,
+            _ => {
+                self.any(conversation, window(last, i64::MAX, false, 1))
+                    .await?
+            }
+        };
         Ok(History {
             messages,
             next_page_token: token,
             has_more_before,
             has_more_after,
         })
+    }
+
+    async fn any(&self, conversation: Uuid, window: SeqWindow) -> Result<bool, MessageError> {
+        Ok(!self.store.messages(conversation, window).await?.is_empty())
     }
 
     async fn current_member(&self, conversation: Uuid, user: Uuid) -> Result<Member, MessageError> {

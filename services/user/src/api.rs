@@ -40,36 +40,6 @@ fn finish(check: Check) -> Result<(), Status> {
     check.finish().map_err(Status::from)
 }
 
-/// The paths of a required, non-empty `update_mask`, each one of `allowed` (duplicates folded).
-fn mask_paths(
-    check: &mut Check,
-    mask: Option<prost_types::FieldMask>,
-    allowed: &[&str],
-) -> Vec<String> {
-    let paths = mask.map(|m| m.paths).unwrap_or_default();
-    if paths.is_empty() {
-        check.push(
-            "update_mask",
-            format!(
-                "is required: name the fields to change ({})",
-                allowed.join(", ")
-            ),
-        );
-    }
-    let mut known = Vec::new();
-    for (index, path) in paths.into_iter().enumerate() {
-        if !allowed.contains(&path.as_str()) {
-            check.push(
-                format!("update_mask.paths[{index}]"),
-                format!("unknown path `{path}`; allowed: {}", allowed.join(", ")),
-            );
-        } else if !known.contains(&path) {
-            known.push(path);
-        }
-    }
-    known
-}
-
 /// A required user id that must not be the caller's.
 fn other_user(check: &mut Check, field: &str, input: &str, caller: Uuid) -> Option<Uuid> {
     let id = check.id(field, input)?;
@@ -138,8 +108,7 @@ impl UserService for UserApi {
             return Err(UserError::NotAllowed("you can only change your own profile").into());
         }
         let mut check = Check::new();
-        let paths = mask_paths(
-            &mut check,
+        let paths = check.mask(
             body.update_mask,
             &["display_name", "username", "about", "avatar"],
         );
@@ -242,7 +211,7 @@ impl UserService for UserApi {
         let contact = body.contact.unwrap_or_default();
         let mut check = Check::new();
         // `alias` is the only path, so a valid mask needs no further reading.
-        mask_paths(&mut check, body.update_mask, &["alias"]);
+        check.mask(body.update_mask, &["alias"]);
         let user_id = check.id("contact.user_id", &contact.user_id);
         let alias = check.text("contact.alias", &contact.alias, rules::MAX_NAME, false);
         finish(check)?;
@@ -426,8 +395,7 @@ impl UserService for UserApi {
         let body = request.into_inner();
         let settings = body.settings.unwrap_or_default();
         let mut check = Check::new();
-        let paths = mask_paths(
-            &mut check,
+        let paths = check.mask(
             body.update_mask,
             &["last_seen", "profile_photo", "about", "find_by_phone"],
         );

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::MessageContent;
+use echo_store::sql_limit;
 use echo_store::{PostgresDatabase, Tx};
 use prost::Message as _;
 use sqlx::postgres::PgRow;
@@ -96,7 +97,7 @@ impl MessageStore for PostgresMessageStore {
         )
         .bind(user_id)
         .bind(deleted_at)
-        .execute(postgres_tx(tx)?)
+        .execute(tx.postgres()?)
         .await?;
         Ok(())
     }
@@ -117,7 +118,7 @@ impl MessageStore for PostgresMessageStore {
         sqlx::query(sql)
             .bind(blocker)
             .bind(blocked)
-            .execute(postgres_tx(tx)?)
+            .execute(tx.postgres()?)
             .await?;
         Ok(())
     }
@@ -219,17 +220,6 @@ impl MessageStore for PostgresMessageStore {
     }
 }
 
-/// The PostgreSQL transaction inside a consumer's `tx`; a SQLite one is a wiring bug.
-fn postgres_tx(tx: &mut Tx) -> Result<&mut PgConnection, StoreError> {
-    match tx {
-        Tx::Postgres(tx) => Ok(&mut **tx),
-        Tx::Sqlite(_) => Err(sqlx::Error::InvalidArgument(
-            "a sqlite transaction was given to the postgres message store".to_owned(),
-        )
-        .into()),
-    }
-}
-
 /// Rolls `tx` back and answers `refusal`.
 async fn refuse<T>(
     tx: sqlx::Transaction<'static, Postgres>,
@@ -263,11 +253,6 @@ async fn blocked_either(conn: &mut PgConnection, a: Uuid, b: Uuid) -> Result<boo
     .bind(b)
     .fetch_one(conn)
     .await
-}
-
-/// `limit` as SQL's LIMIT takes it (the trait counts in `usize`).
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// A stored value that does not decode.

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::MessageContent;
+use echo_store::sql_limit;
 use echo_store::sqlite_rows::{
-    decode_error, is_unique_violation, json_ids, micros, optional_time, optional_uuid, sql_limit,
-    sqlite_tx, time, uuid,
+    decode_error, is_unique_violation, json_ids, micros, optional_time, optional_uuid, time, uuid,
 };
 use echo_store::{SqliteDatabase, Tx};
 use sqlx::sqlite::SqliteRow;
@@ -88,7 +88,7 @@ impl MessageStore for SqliteMessageStore {
         )
         .bind(user_id.to_string())
         .bind(deleted_at.map(micros))
-        .execute(sqlite_tx(tx)?)
+        .execute(tx.sqlite()?)
         .await?;
         Ok(())
     }
@@ -109,7 +109,7 @@ impl MessageStore for SqliteMessageStore {
         sqlx::query(statement)
             .bind(blocker.to_string())
             .bind(blocked.to_string())
-            .execute(sqlite_tx(tx)?)
+            .execute(tx.sqlite()?)
             .await?;
         Ok(())
     }

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
+use echo_store::sql_limit;
 use echo_store::{PostgresDatabase, Tx};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row};
@@ -66,7 +67,7 @@ impl UserStore for PostgresUserStore {
         tx: &mut Tx,
         registration: &Registration,
     ) -> Result<(), StoreError> {
-        profiles::record_registration(postgres_tx(tx)?, registration).await
+        profiles::record_registration(tx.postgres()?, registration).await
     }
 
     async fn erase_user(
@@ -75,7 +76,7 @@ impl UserStore for PostgresUserStore {
         user_id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        profiles::erase_user(postgres_tx(tx)?, user_id, at).await
+        profiles::erase_user(tx.postgres()?, user_id, at).await
     }
 
     async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
@@ -298,17 +299,6 @@ impl UserStore for PostgresUserStore {
     }
 }
 
-/// The PostgreSQL transaction inside a consumer's `tx`; a SQLite one is a wiring bug.
-fn postgres_tx(tx: &mut Tx) -> Result<&mut PgConnection, StoreError> {
-    match tx {
-        Tx::Postgres(tx) => Ok(&mut **tx),
-        Tx::Sqlite(_) => Err(sqlx::Error::InvalidArgument(
-            "a sqlite transaction was given to the postgres user store".to_owned(),
-        )
-        .into()),
-    }
-}
-
 /// Locks the profile rows of `a` and `b` (those that exist) in user id order and returns the
 /// ids among them whose profile is live.
 async fn lock_pair(conn: &mut PgConnection, a: Uuid, b: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
@@ -334,11 +324,6 @@ async fn refuse<T>(
 ) -> Result<T, StoreError> {
     tx.rollback().await?;
     Err(refusal)
-}
-
-/// `limit` as SQL's LIMIT takes it (the trait counts in `usize`).
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 fn profile(row: &PgRow) -> Result<Profile, sqlx::Error> {

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
-use echo_store::sqlite_rows::{json_ids, micros, optional_time, sql_limit, sqlite_tx, time, uuid};
+use echo_store::sql_limit;
+use echo_store::sqlite_rows::{json_ids, micros, optional_time, time, uuid};
 use echo_store::{SqliteDatabase, Tx};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
@@ -66,7 +67,7 @@ impl UserStore for SqliteUserStore {
         tx: &mut Tx,
         registration: &Registration,
     ) -> Result<(), StoreError> {
-        profiles::record_registration(sqlite_tx(tx)?, registration).await
+        profiles::record_registration(tx.sqlite()?, registration).await
     }
 
     async fn erase_user(
@@ -75,7 +76,7 @@ impl UserStore for SqliteUserStore {
         user_id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        profiles::erase_user(sqlite_tx(tx)?, user_id, at).await
+        profiles::erase_user(tx.sqlite()?, user_id, at).await
     }
 
     async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
