@@ -263,7 +263,11 @@ fn add_service(
             let db = outbox.database().clone();
             let store = echo_message::store::for_database(&db, outbox.clone());
             consumers.extend(Consumer::all(echo_message::consumers(store.clone()), &db));
-            services.add(authn.layer(echo_message::service(store, limit)));
+            let deps = echo_message::MessageDeps {
+                store,
+                cache: parts.backends.cache.clone(),
+            };
+            services.add(authn.layer(echo_message::service(deps, limit)));
         }
         Target::Presence => drop(services.add(authn.layer(echo_presence::service(limit)))),
         Target::Notification => {

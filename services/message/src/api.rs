@@ -1,6 +1,7 @@
 //! The MessageService gRPC handlers: parse and validate → take the caller → call
-//! `conversations` → map the result. No rules live here. RPCs not listed here still answer
-//! UNIMPLEMENTED through the generated stubs while their part of the issue is open.
+//! `conversations` → map the result. No rules live here. One file per part of the API
+//! (`api/*.rs`); this one holds what they share. Subscribe and SetTyping still answer
+//! UNIMPLEMENTED through the generated stubs (their issue, "Live delivery", is open).
 
 use std::sync::Arc;
 
@@ -8,14 +9,20 @@ use echo_authn::Caller;
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::message::v1::message_service_server::MessageService;
 use echo_runtime::{Check, Failure};
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::conversations::{Anchor, ConversationView, Conversations};
+mod conversations;
+mod edits;
+mod members;
+mod messages;
+mod reactions;
+mod receipts;
+mod search;
+
+use crate::conversations::{ConversationView, Conversations};
 use crate::events::{conversation_snapshot, timestamp};
-use crate::rules::{self, CONVERSATION_PAGE, MESSAGE_PAGE};
-use crate::store::{Actor, Kind, ListFilter, NewConversation, NewMessage};
+use crate::store::Actor;
 
 /// The MessageService handlers.
 pub struct MessageApi {
@@ -48,7 +55,10 @@ fn conversation(view: ConversationView) -> pb::Conversation {
     let member = &view.member;
     pb::Conversation {
         peer_user_id: peer.map(|p| p.to_string()).unwrap_or_default(),
-        last_message: view.last_message.as_ref().map(crate::convert::message),
+        last_message: view
+            .last_message
+            .as_ref()
+            .map(|m| crate::convert::message_for(m, view.member.user_id)),
         my_state: Some(pb::MyConversationState {
             role: i32::from(member.role.code()),
             settings: Some(pb::MemberSettings {
@@ -78,258 +88,230 @@ impl MessageService for MessageApi {
         &self,
         request: Request<pb::CreateDirectConversationRequest>,
     ) -> Reply<pb::CreateDirectConversationResponse> {
-        let actor = actor(&request)?;
-        let mut check = Check::new();
-        let peer = check.id("peer_user_id", &request.get_ref().peer_user_id);
-        if peer == Some(actor.user_id) {
-            check.push("peer_user_id", "must be another user, not yourself");
-        }
-        finish(check)?;
-        let (view, created) = self
-            .conversations
-            .direct(actor, peer.expect("checked"))
-            .await?;
-        Ok(Response::new(pb::CreateDirectConversationResponse {
-            conversation: Some(conversation(view)),
-            created,
-        }))
+        conversations::create_direct_conversation(self, request).await
     }
 
     async fn create_conversation(
         &self,
         request: Request<pb::CreateConversationRequest>,
     ) -> Reply<pb::CreateConversationResponse> {
-        let actor = actor(&request)?;
-        let body = request.into_inner();
-        let mut check = Check::new();
-        let kind = match pb::ConversationType::try_from(body.r#type) {
-            Ok(pb::ConversationType::Group) => Kind::Group,
-            Ok(pb::ConversationType::Channel) => Kind::Channel,
-            _ => {
-                check.push(
-                    "type",
-                    "must be GROUP or CHANNEL (use CreateDirectConversation)",
-                );
-                Kind::Group
-            }
-        };
-        let title = check.text("title", &body.title, rules::MAX_TITLE, true);
-        let description = check.text(
-            "description",
-            &body.description,
-            rules::MAX_DESCRIPTION,
-            false,
-        );
-        if let Some(avatar) = &body.avatar {
-            rules::attachment(&mut check, "avatar", avatar);
-        }
-        if body.member_user_ids.len() > rules::MAX_INITIAL_MEMBERS {
-            check.push(
-                "member_user_ids",
-                format!("at most {} (add more later)", rules::MAX_INITIAL_MEMBERS),
-            );
-        }
-        let mut members = Vec::new();
-        for (i, id) in body.member_user_ids.iter().enumerate() {
-            if let Some(user) = check.id(&format!("member_user_ids[{i}]"), id)
-                && user != actor.user_id
-                && !members.contains(&user)
-            {
-                members.push(user);
-            }
-        }
-        let client_request_id =
-            rules::client_key(&mut check, "client_request_id", &body.client_request_id);
-        finish(check)?;
-        let settings = body.settings.unwrap_or(pb::ConversationSettings {
-            only_admins_edit_info: true,
-            only_admins_add_members: true,
-        });
-        let new = NewConversation {
-            id: Uuid::now_v7(),
-            kind,
-            title,
-            description,
-            avatar: body.avatar,
-            only_admins_edit_info: settings.only_admins_edit_info,
-            only_admins_add_members: settings.only_admins_add_members,
-            members,
-            client_request_id,
-        };
-        let (view, created) = self.conversations.create(actor, new).await?;
-        Ok(Response::new(pb::CreateConversationResponse {
-            conversation: Some(conversation(view)),
-            created,
-        }))
+        conversations::create_conversation(self, request).await
     }
 
     async fn get_conversation(
         &self,
         request: Request<pb::GetConversationRequest>,
     ) -> Reply<pb::GetConversationResponse> {
-        let actor = actor(&request)?;
-        let mut check = Check::new();
-        let id = check.id("conversation_id", &request.get_ref().conversation_id);
-        finish(check)?;
-        let view = self
-            .conversations
-            .get(actor.user_id, id.expect("checked"))
-            .await?;
-        Ok(Response::new(pb::GetConversationResponse {
-            conversation: Some(conversation(view)),
-        }))
+        conversations::get_conversation(self, request).await
     }
 
     async fn list_conversations(
         &self,
         request: Request<pb::ListConversationsRequest>,
     ) -> Reply<pb::ListConversationsResponse> {
-        let actor = actor(&request)?;
-        let body = request.into_inner();
-        let mut check = Check::new();
-        let archived = match pb::ArchiveFilter::try_from(body.archive_filter) {
-            Ok(pb::ArchiveFilter::Unspecified | pb::ArchiveFilter::ExcludeArchived) => Some(false),
-            Ok(pb::ArchiveFilter::OnlyArchived) => Some(true),
-            Ok(pb::ArchiveFilter::All) => None,
-            Err(_) => {
-                check.push("archive_filter", "is not a known filter");
-                None
-            }
-        };
-        let page = check.page(body.page_size, &body.page_token, CONVERSATION_PAGE);
-        finish(check)?;
-        let filter = ListFilter {
-            archived,
-            pinned_only: body.pinned_only,
-        };
-        let (views, next_page_token) = self
-            .conversations
-            .list(actor.user_id, filter, &page)
-            .await?;
-        Ok(Response::new(pb::ListConversationsResponse {
-            conversations: views.into_iter().map(conversation).collect(),
-            next_page_token,
-        }))
+        conversations::list_conversations(self, request).await
+    }
+
+    async fn update_conversation(
+        &self,
+        request: Request<pb::UpdateConversationRequest>,
+    ) -> Reply<pb::UpdateConversationResponse> {
+        members::update_conversation(self, request).await
+    }
+
+    async fn add_members(
+        &self,
+        request: Request<pb::AddMembersRequest>,
+    ) -> Reply<pb::AddMembersResponse> {
+        members::add_members(self, request).await
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Reply<pb::RemoveMemberResponse> {
+        members::remove_member(self, request).await
+    }
+
+    async fn leave_conversation(
+        &self,
+        request: Request<pb::LeaveConversationRequest>,
+    ) -> Reply<pb::LeaveConversationResponse> {
+        members::leave_conversation(self, request).await
+    }
+
+    async fn update_member_role(
+        &self,
+        request: Request<pb::UpdateMemberRoleRequest>,
+    ) -> Reply<pb::UpdateMemberRoleResponse> {
+        members::update_member_role(self, request).await
+    }
+
+    async fn update_member_settings(
+        &self,
+        request: Request<pb::UpdateMemberSettingsRequest>,
+    ) -> Reply<pb::UpdateMemberSettingsResponse> {
+        receipts::update_member_settings(self, request).await
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<pb::ListMembersRequest>,
+    ) -> Reply<pb::ListMembersResponse> {
+        members::list_members(self, request).await
+    }
+
+    async fn create_invite(
+        &self,
+        request: Request<pb::CreateInviteRequest>,
+    ) -> Reply<pb::CreateInviteResponse> {
+        members::create_invite(self, request).await
+    }
+
+    async fn revoke_invite(
+        &self,
+        request: Request<pb::RevokeInviteRequest>,
+    ) -> Reply<pb::RevokeInviteResponse> {
+        members::revoke_invite(self, request).await
+    }
+
+    async fn list_invites(
+        &self,
+        request: Request<pb::ListInvitesRequest>,
+    ) -> Reply<pb::ListInvitesResponse> {
+        members::list_invites(self, request).await
+    }
+
+    async fn join_by_invite(
+        &self,
+        request: Request<pb::JoinByInviteRequest>,
+    ) -> Reply<pb::JoinByInviteResponse> {
+        members::join_by_invite(self, request).await
     }
 
     async fn send_message(
         &self,
         request: Request<pb::SendMessageRequest>,
     ) -> Reply<pb::SendMessageResponse> {
-        let actor = actor(&request)?;
-        let body = request.into_inner();
-        let mut check = Check::new();
-        let conversation_id = check.id("conversation_id", &body.conversation_id);
-        let client_message_id =
-            rules::client_key(&mut check, "client_message_id", &body.client_message_id);
-        let content = body.content.unwrap_or_default();
-        let mentioned = rules::content(&mut check, "content", &content);
-        let reply_to = optional_id(&mut check, "reply_to_message_id", &body.reply_to_message_id);
-        let thread_root = optional_id(
-            &mut check,
-            "thread_root_message_id",
-            &body.thread_root_message_id,
-        );
-        finish(check)?;
-        let new = NewMessage {
-            id: Uuid::now_v7(),
-            conversation_id: conversation_id.expect("checked"),
-            client_message_id,
-            request_hash: request_hash(&content, reply_to, thread_root),
-            content,
-            mentioned,
-            reply_to_message_id: reply_to,
-            thread_root_message_id: thread_root,
-        };
-        let message = self.conversations.send(actor, new).await?;
-        Ok(Response::new(pb::SendMessageResponse {
-            message: Some(crate::convert::message(&message)),
-        }))
+        messages::send_message(self, request).await
     }
 
     async fn get_message(
         &self,
         request: Request<pb::GetMessageRequest>,
     ) -> Reply<pb::GetMessageResponse> {
-        let actor = actor(&request)?;
-        let mut check = Check::new();
-        let conversation_id = check.id("conversation_id", &request.get_ref().conversation_id);
-        let message_id = check.id("message_id", &request.get_ref().message_id);
-        finish(check)?;
-        let message = self
-            .conversations
-            .message(
-                actor.user_id,
-                conversation_id.expect("checked"),
-                message_id.expect("checked"),
-            )
-            .await?;
-        Ok(Response::new(pb::GetMessageResponse {
-            message: Some(crate::convert::message(&message)),
-        }))
+        messages::get_message(self, request).await
     }
 
     async fn list_messages(
         &self,
         request: Request<pb::ListMessagesRequest>,
     ) -> Reply<pb::ListMessagesResponse> {
-        use pb::list_messages_request::Anchor as Wire;
-        let actor = actor(&request)?;
-        let body = request.into_inner();
-        let mut check = Check::new();
-        let conversation_id = check.id("conversation_id", &body.conversation_id);
-        let anchor = match body.anchor {
-            None => Anchor::Latest,
-            Some(Wire::BeforeSeq(seq)) if seq > 0 => Anchor::Before(seq),
-            Some(Wire::AfterSeq(seq)) if seq >= 0 => Anchor::After(seq),
-            Some(Wire::AroundMessageId(id)) => match check.id("around_message_id", &id) {
-                Some(id) => Anchor::Around(id),
-                None => Anchor::Latest,
-            },
-            Some(Wire::BeforeSeq(_)) => {
-                check.push("before_seq", "must be above 0");
-                Anchor::Latest
-            }
-            Some(Wire::AfterSeq(_)) => {
-                check.push("after_seq", "must not be negative");
-                Anchor::Latest
-            }
-        };
-        let page = check.page(body.page_size, &body.page_token, MESSAGE_PAGE);
-        finish(check)?;
-        let history = self
-            .conversations
-            .history(
-                actor.user_id,
-                conversation_id.expect("checked"),
-                anchor,
-                &page,
-                body.top_level_only,
-            )
-            .await?;
-        Ok(Response::new(pb::ListMessagesResponse {
-            messages: history
-                .messages
-                .iter()
-                .map(crate::convert::message)
-                .collect(),
-            next_page_token: history.next_page_token,
-            has_more_before: history.has_more_before,
-            has_more_after: history.has_more_after,
-        }))
+        messages::list_messages(self, request).await
     }
-}
 
-/// What a retry must repeat exactly: the content, the reply target and the thread.
-fn request_hash(
-    content: &pb::MessageContent,
-    reply_to: Option<Uuid>,
-    thread_root: Option<Uuid>,
-) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    hash.update(prost::Message::encode_to_vec(content));
-    for id in [reply_to, thread_root] {
-        hash.update(id.map_or([0; 16], |id| id.into_bytes()));
+    async fn list_thread(
+        &self,
+        request: Request<pb::ListThreadRequest>,
+    ) -> Reply<pb::ListThreadResponse> {
+        search::list_thread(self, request).await
     }
-    hash.finalize().into()
+
+    async fn edit_message(
+        &self,
+        request: Request<pb::EditMessageRequest>,
+    ) -> Reply<pb::EditMessageResponse> {
+        edits::edit_message(self, request).await
+    }
+
+    async fn get_edit_history(
+        &self,
+        request: Request<pb::GetEditHistoryRequest>,
+    ) -> Reply<pb::GetEditHistoryResponse> {
+        edits::get_edit_history(self, request).await
+    }
+
+    async fn delete_message(
+        &self,
+        request: Request<pb::DeleteMessageRequest>,
+    ) -> Reply<pb::DeleteMessageResponse> {
+        edits::delete_message(self, request).await
+    }
+
+    async fn add_reaction(
+        &self,
+        request: Request<pb::AddReactionRequest>,
+    ) -> Reply<pb::AddReactionResponse> {
+        reactions::add_reaction(self, request).await
+    }
+
+    async fn remove_reaction(
+        &self,
+        request: Request<pb::RemoveReactionRequest>,
+    ) -> Reply<pb::RemoveReactionResponse> {
+        reactions::remove_reaction(self, request).await
+    }
+
+    async fn list_reactions(
+        &self,
+        request: Request<pb::ListReactionsRequest>,
+    ) -> Reply<pb::ListReactionsResponse> {
+        reactions::list_reactions(self, request).await
+    }
+
+    async fn pin_message(
+        &self,
+        request: Request<pb::PinMessageRequest>,
+    ) -> Reply<pb::PinMessageResponse> {
+        reactions::pin_message(self, request).await
+    }
+
+    async fn unpin_message(
+        &self,
+        request: Request<pb::UnpinMessageRequest>,
+    ) -> Reply<pb::UnpinMessageResponse> {
+        reactions::unpin_message(self, request).await
+    }
+
+    async fn list_pins(
+        &self,
+        request: Request<pb::ListPinsRequest>,
+    ) -> Reply<pb::ListPinsResponse> {
+        reactions::list_pins(self, request).await
+    }
+
+    async fn mark_read(
+        &self,
+        request: Request<pb::MarkReadRequest>,
+    ) -> Reply<pb::MarkReadResponse> {
+        receipts::mark_read(self, request).await
+    }
+
+    async fn mark_delivered(
+        &self,
+        request: Request<pb::MarkDeliveredRequest>,
+    ) -> Reply<pb::MarkDeliveredResponse> {
+        receipts::mark_delivered(self, request).await
+    }
+
+    async fn get_read_state(
+        &self,
+        request: Request<pb::GetReadStateRequest>,
+    ) -> Reply<pb::GetReadStateResponse> {
+        receipts::get_read_state(self, request).await
+    }
+
+    async fn list_receipts(
+        &self,
+        request: Request<pb::ListReceiptsRequest>,
+    ) -> Reply<pb::ListReceiptsResponse> {
+        receipts::list_receipts(self, request).await
+    }
+
+    async fn search_messages(
+        &self,
+        request: Request<pb::SearchMessagesRequest>,
+    ) -> Reply<pb::SearchMessagesResponse> {
+        search::search_messages(self, request).await
+    }
 }

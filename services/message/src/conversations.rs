@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
+use echo_cache::Limits;
 use echo_runtime::Page;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -76,6 +77,10 @@ pub struct History {
 /// The message service's rules over its store.
 pub struct Conversations {
     pub(crate) store: Arc<dyn MessageStore>,
+    /// Per-user rate limits (sending, joining by invite code).
+    pub(crate) limits: Limits,
+    /// How long after sending a message its sender may edit it.
+    pub(crate) edit_window: chrono::Duration,
 }
 
 impl Conversations {
@@ -160,6 +165,10 @@ impl Conversations {
 
     /// Sends a message (or returns the one an earlier try with this key stored).
     pub async fn send(&self, actor: Actor, new: NewMessage) -> Result<Message, MessageError> {
+        self.limits
+            .take(&[(crate::rules::SEND, &actor.user_id.to_string())])
+            .await
+            .map_err(MessageError::RateLimited)?;
         match self.store.send(actor, &new, Utc::now()).await? {
             Sent::Created(message) | Sent::Repeated(message) => Ok(message),
         }
@@ -322,7 +331,11 @@ impl Conversations {
         Ok(!self.store.messages(conversation, window).await?.is_empty())
     }
 
-    async fn current_member(&self, conversation: Uuid, user: Uuid) -> Result<Member, MessageError> {
+    pub(crate) async fn current_member(
+        &self,
+        conversation: Uuid,
+        user: Uuid,
+    ) -> Result<Member, MessageError> {
         self.store
             .member(conversation, user)
             .await?

@@ -4,9 +4,19 @@ use echo_proto::echo::message::v1 as pb;
 
 use crate::events::timestamp;
 use crate::store::Message;
+use uuid::Uuid;
 
-/// A message as its readers see it (reactions, pins and per-user state are added by reads
-/// that know the reader).
+/// A message as `reader` sees it before what lives beside it (reactions, pins, deletion for
+/// the reader; see `crate::reading`): the idempotency key only for the sender's own user.
+pub fn message_for(message: &Message, reader: Uuid) -> pb::Message {
+    let mut seen = self::message(message);
+    if message.sender_id != reader {
+        seen.client_message_id.clear();
+    }
+    seen
+}
+
+/// A message as stored, before any reader's view of it (events start from this).
 pub fn message(message: &Message) -> pb::Message {
     let state = if message.deleted_at.is_some() {
         pb::MessageState::DeletedForEveryone

@@ -16,6 +16,7 @@ pub mod convert;
 pub mod error;
 pub mod events;
 pub mod projections;
+pub mod reading;
 pub mod rules;
 pub mod store;
 
@@ -23,16 +24,26 @@ use std::sync::Arc;
 
 use echo_bus::ConsumerSpec;
 use echo_bus::consumer::EventHandler;
+use echo_cache::{Cache, Limits};
 use echo_proto::echo::message::v1::message_service_server::MessageServiceServer;
 
 pub use api::MessageApi;
 
-/// The MessageService server on `store`, refusing request messages over `max_request_bytes`.
-pub fn service(
-    store: Arc<dyn store::MessageStore>,
-    max_request_bytes: usize,
-) -> MessageServiceServer<MessageApi> {
-    let conversations = conversations::Conversations { store };
+/// Everything MessageService needs, built by the binary (or the testkit).
+pub struct MessageDeps {
+    /// Storage (writes its events to the service's outbox).
+    pub store: Arc<dyn store::MessageStore>,
+    /// Rate limits.
+    pub cache: Arc<dyn Cache>,
+}
+
+/// The MessageService server, refusing request messages over `max_request_bytes`.
+pub fn service(deps: MessageDeps, max_request_bytes: usize) -> MessageServiceServer<MessageApi> {
+    let conversations = conversations::Conversations {
+        store: deps.store,
+        limits: Limits::new(deps.cache),
+        edit_window: rules::EDIT_WINDOW,
+    };
     MessageServiceServer::new(MessageApi::new(Arc::new(conversations)))
         .max_decoding_message_size(max_request_bytes)
 }

@@ -5,6 +5,30 @@
 //! are exactly seqs 1..=last_seq in append order, each user's exactly 1..=their last user seq,
 //! and nothing else is there (one outbox row per sequenced change).
 
+/// Runs an area module's cases on both backends: an area module (one file per part of the
+/// store, e.g. `store_conformance/members.rs`) ends with `conformance!(case_a, case_b);`, each
+/// case an `async fn case_a(env: &Env)`. The tests are `<area>::postgres::case_a` and
+/// `<area>::sqlite::case_a`.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod postgres {
+            conformance!(@cases crate::common::Backend::Postgres; $($case),*);
+        }
+        mod sqlite {
+            conformance!(@cases crate::common::Backend::Sqlite; $($case),*);
+        }
+    };
+    (@cases $backend:expr; $($case:ident),*) => { $(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $case() {
+            let Some(env) = crate::common::Env::new($backend).await else { return };
+            super::$case(&env).await;
+            env.assert_one_event_per_seq().await;
+            env.cleanup().await;
+        }
+    )* };
+}
+
 mod common;
 #[path = "store_conformance/concurrency.rs"]
 mod concurrency;

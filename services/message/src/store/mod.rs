@@ -8,7 +8,12 @@
 //! exactly one event (built by `crate::events`) in the same transaction. Which caller may read
 //! what is decided above it, in `crate::conversations`, from the [`Member`] rows it returns.
 
+mod edits;
+mod members;
 mod postgres;
+mod reactions;
+mod receipts;
+mod search;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -20,7 +25,12 @@ use echo_store::{Database, Tx};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use edits::EditStore;
+pub use members::MemberStore;
 pub use postgres::PostgresMessageStore;
+pub use reactions::{ReactionStore, ReactionTally};
+pub use receipts::ReceiptStore;
+pub use search::SearchStore;
 pub use sqlite::SqliteMessageStore;
 
 /// What a storage call can fail with. The refusals are outcomes the caller maps to an answer;
@@ -335,9 +345,12 @@ pub struct SeqWindow {
     pub top_level_only: bool,
 }
 
-/// MessageService's storage.
+/// MessageService's storage: conversations and messages here, the other parts in the
+/// sub-traits (one file each, each with its files in both implementations).
 #[async_trait]
-pub trait MessageStore: Send + Sync + 'static {
+pub trait MessageStore:
+    MemberStore + EditStore + ReactionStore + ReceiptStore + SearchStore + Send + Sync + 'static
+{
     // ---- projections of other services' events, inside the consumer's transaction ----
 
     /// Records that `user_id` exists (`deleted_at` None) or was deleted. A deletion is final: a

@@ -12,6 +12,8 @@
 //!   (`direct_key`, `creation_key`, `messages_idempotency`): of two racing inserts the second
 //!   waits for the first to commit and then inserts nothing, and reads the winner's row.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
@@ -64,7 +66,12 @@ macro_rules! message_columns {
 }
 
 mod conversations;
+mod edits;
+mod members;
 mod messages;
+mod reactions;
+mod receipts;
+mod search;
 
 /// [`MessageStore`] on PostgreSQL.
 #[derive(Clone)]
@@ -241,6 +248,53 @@ async fn commit_with(
     }
     outbox.commit(tx).await?;
     Ok(())
+}
+
+/// Takes `conversation`'s next seq under its row lock (held to the end of the transaction, so
+/// every sequenced change of the conversation waits here and what follows is checked against a
+/// state no one else can change; a rollback gives the number back). `activity` is Some(at)
+/// when the change moves the conversation up in its members' lists (messages, membership
+/// changes, updates; not reactions, pins, edits or deletions). None when there is no such
+/// conversation; otherwise the seq and the conversation's kind.
+#[allow(dead_code)] // for the member, edit and reaction writes being built
+async fn take_seq(
+    conn: &mut PgConnection,
+    conversation: Uuid,
+    activity: Option<DateTime<Utc>>,
+) -> Result<Option<(i64, Kind)>, sqlx::Error> {
+    let row: Option<(i64, i16)> = sqlx::query_as(
+        "UPDATE conversations SET last_seq = last_seq + 1, \
+           last_activity_at = COALESCE($2, last_activity_at) \
+         WHERE conversation_id = $1 RETURNING last_seq, kind",
+    )
+    .bind(conversation)
+    .bind(activity)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|(seq, kind)| {
+        Kind::from_code(kind.into())
+            .map(|kind| (seq, kind))
+            .ok_or_else(|| corrupt("conversation kind", kind))
+    })
+    .transpose()
+}
+
+/// Takes the next user seq of each of `users` (distinct). Their rows are locked in user id
+/// order, so transactions bumping overlapping sets cannot deadlock.
+async fn next_user_seqs(
+    conn: &mut PgConnection,
+    users: &[Uuid],
+) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "INSERT INTO user_sequences (user_id, last_seq) \
+         SELECT u, 1 FROM unnest($1::uuid[]) AS u ORDER BY u \
+         ON CONFLICT (user_id) DO UPDATE SET last_seq = user_sequences.last_seq + 1 \
+         RETURNING user_id, last_seq",
+    )
+    .bind(users)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Whether `a` blocks `b` or `b` blocks `a`.

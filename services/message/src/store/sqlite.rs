@@ -55,7 +55,12 @@ macro_rules! message_columns {
 }
 
 mod conversations;
+mod edits;
+mod members;
 mod messages;
+mod reactions;
+mod receipts;
+mod search;
 
 /// [`MessageStore`] on SQLite.
 #[derive(Clone)]
@@ -221,17 +226,20 @@ async fn refuse<T>(tx: WriteTx, refusal: StoreError) -> Result<T, StoreError> {
     Err(refusal)
 }
 
-/// Takes `conversation`'s next seq, marking the activity at `at`.
+/// Takes `conversation`'s next seq; `activity` Some(at) when the change moves the
+/// conversation up in its members' lists (messages, membership changes, updates; not
+/// reactions, pins, edits or deletions).
 async fn next_seq(
     conn: &mut SqliteConnection,
     conversation: Uuid,
-    at: DateTime<Utc>,
+    activity: Option<DateTime<Utc>>,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = $1 \
+        "UPDATE conversations SET last_seq = last_seq + 1, \
+           last_activity_at = coalesce($1, last_activity_at) \
          WHERE conversation_id = $2 RETURNING last_seq",
     )
-    .bind(micros(at))
+    .bind(activity.map(micros))
     .bind(conversation.to_string())
     .fetch_one(conn)
     .await

@@ -1,7 +1,5 @@
 //! Conversations: idempotent creation (direct and group/channel) and the member's list.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
 use echo_proto::echo::message::v1::JoinMethod;
@@ -9,7 +7,7 @@ use prost::Message as _;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{blocked_either, commit_with, conversation, member, refuse, sql_limit};
+use super::{blocked_either, commit_with, conversation, member, next_user_seqs, refuse, sql_limit};
 use crate::events::{
     conversation_created, conversation_event, conversation_joined, member_joined, user_event,
 };
@@ -339,22 +337,4 @@ async fn insert_members(
     let mut members = rows.iter().map(member).collect::<Result<Vec<_>, _>>()?;
     members.sort_by_key(|m| m.joined_at_seq);
     Ok(members)
-}
-
-/// Takes the next user seq of each of `users` (distinct). Their rows are locked in user id
-/// order, so transactions bumping overlapping sets cannot deadlock.
-async fn next_user_seqs(
-    conn: &mut PgConnection,
-    users: &[Uuid],
-) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "INSERT INTO user_sequences (user_id, last_seq) \
-         SELECT u, 1 FROM unnest($1::uuid[]) AS u ORDER BY u \
-         ON CONFLICT (user_id) DO UPDATE SET last_seq = user_sequences.last_seq + 1 \
-         RETURNING user_id, last_seq",
-    )
-    .bind(users)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().collect())
 }

@@ -99,6 +99,16 @@ pub(super) async fn send(
     .bind(&new.mentioned)
     .execute(&mut *tx)
     .await?;
+    sqlx::query(
+        "INSERT INTO mentions (message_id, user_id, conversation_id, seq) \
+         SELECT $1, mentioned, $2, $3 FROM unnest($4::uuid[]) AS mentioned",
+    )
+    .bind(new.id)
+    .bind(new.conversation_id)
+    .bind(seq)
+    .bind(&new.mentioned)
+    .execute(&mut *tx)
+    .await?;
     let event = conversation_event(
         new.conversation_id,
         seq,

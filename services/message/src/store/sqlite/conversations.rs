@@ -243,10 +243,10 @@ async fn populate(
     joining: &[Joining],
     at: DateTime<Utc>,
 ) -> Result<(Conversation, Vec<Event>), StoreError> {
-    let created_seq = next_seq(conn, id, at).await?;
+    let created_seq = next_seq(conn, id, Some(at)).await?;
     let mut members = Vec::with_capacity(joining.len());
     for &(user, role, added_by) in joining {
-        let seq = next_seq(conn, id, at).await?;
+        let seq = next_seq(conn, id, Some(at)).await?;
         members.push(add_member(conn, id, user, role, added_by, seq, at).await?);
     }
     let row = sqlx::query(concat!(

@@ -31,7 +31,7 @@ pub(super) async fn send(
         Ok(sender) => sender,
         Err(refusal) => return refuse(tx, refusal).await,
     };
-    let seq = next_seq(&mut tx, new.conversation_id, at).await?;
+    let seq = next_seq(&mut tx, new.conversation_id, Some(at)).await?;
     let sent = match insert(&mut tx, actor, new, seq, at).await {
         Ok(sent) => sent,
         // The single writer makes this impossible after `earlier`; should an equal send have
@@ -230,7 +230,8 @@ async fn insert(
 }
 
 /// Everything a new message counts in: the conversation's latest message, its thread root's
-/// replies, the other members' unread and mention counters, and the sender's read state.
+/// replies, the other members' unread and mention counters (and its mention rows), and the
+/// sender's read state.
 async fn count(
     conn: &mut SqliteConnection,
     sender: &Member,
@@ -258,6 +259,16 @@ async fn count(
     )
     .bind(&conversation)
     .bind(&user)
+    .bind(json_ids(&new.mentioned))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO mentions (message_id, user_id, conversation_id, seq) \
+         SELECT $1, value, $2, $3 FROM json_each($4)",
+    )
+    .bind(new.id.to_string())
+    .bind(&conversation)
+    .bind(seq)
     .bind(json_ids(&new.mentioned))
     .execute(&mut *conn)
     .await?;

@@ -1,0 +1,65 @@
+//! How one reader sees messages: the stored message plus what depends on the reader or lives
+//! beside it (deletion for the reader alone, the reaction tallies with the reader's own
+//! reactions marked, the pin). Every read RPC answers through [`Conversations::present`], so
+//! the parts added by later features show up in all of them at once.
+
+use std::collections::{HashMap, HashSet};
+
+use echo_proto::echo::message::v1 as pb;
+use uuid::Uuid;
+
+use crate::conversations::Conversations;
+use crate::error::MessageError;
+use crate::events::timestamp;
+use crate::store::Message;
+
+impl Conversations {
+    /// `messages` as `reader` sees them, in the same order.
+    pub async fn present(
+        &self,
+        reader: Uuid,
+        messages: &[Message],
+    ) -> Result<Vec<pb::Message>, MessageError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
+        let deleted_for_reader: HashMap<Uuid, _> = self
+            .store
+            .deleted_for(reader, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        let pinned: HashSet<Uuid> = self.store.pinned_among(&ids).await?.into_iter().collect();
+        let mut tallies = self.store.reaction_tallies(reader, &ids).await?;
+        tallies.sort_by(|a, b| (a.first_at, &a.emoji).cmp(&(b.first_at, &b.emoji)));
+        let mut reactions: HashMap<Uuid, Vec<pb::ReactionCount>> = HashMap::new();
+        for tally in tallies {
+            reactions
+                .entry(tally.message_id)
+                .or_default()
+                .push(pb::ReactionCount {
+                    emoji: tally.emoji,
+                    count: tally.count,
+                    reacted_by_me: tally.reacted_by_reader,
+                });
+        }
+        Ok(messages
+            .iter()
+            .map(|message| {
+                let mut seen = crate::convert::message_for(message, reader);
+                seen.pinned = pinned.contains(&message.id);
+                if message.deleted_at.is_none() {
+                    seen.reactions = reactions.remove(&message.id).unwrap_or_default();
+                    if let Some(at) = deleted_for_reader.get(&message.id) {
+                        seen.state = pb::MessageState::DeletedForMe.into();
+                        seen.deleted_at = Some(timestamp(*at));
+                        seen.content = None;
+                        seen.reactions.clear();
+                    }
+                }
+                seen
+            })
+            .collect())
+    }
+}
