@@ -139,6 +139,15 @@ fn location(check: &mut Check, field: &str, location: &Location) {
     check.text(&format!("{field}.address"), &location.address, 512, false);
 }
 
+/// How long after sending a message its sender may edit it (48 hours; Telegram allows 48 h for
+/// some edits, WhatsApp 15 minutes: long enough to fix a typo the next day).
+pub const EDIT_WINDOW: chrono::Duration = chrono::Duration::hours(48);
+
+/// Messages one user may send: a burst of 100, refilled at 10 a second (a person never comes
+/// near it; a runaway client or a spammer does).
+pub const SEND: echo_cache::Rule =
+    echo_cache::Rule::per("message.send", 100, std::time::Duration::from_secs(10));
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,12 +202,3 @@ mod tests {
         assert_eq!(fields(&located), ["content.location.latitude"]);
     }
 }
-
-/// How long after sending a message its sender may edit it (48 hours; Telegram allows 48 h for
-/// some edits, WhatsApp 15 minutes: long enough to fix a typo the next day).
-pub const EDIT_WINDOW: chrono::Duration = chrono::Duration::hours(48);
-
-/// Messages one user may send: a burst of 100, refilled at 10 a second (a person never comes
-/// near it; a runaway client or a spammer does).
-pub const SEND: echo_cache::Rule =
-    echo_cache::Rule::per("message.send", 100, std::time::Duration::from_secs(10));
