@@ -9,6 +9,7 @@
 /// store, e.g. `store_conformance/members.rs`) ends with `conformance!(case_a, case_b);`, each
 /// case an `async fn case_a(env: &Env)`. The tests are `<area>::postgres::case_a` and
 /// `<area>::sqlite::case_a`.
+#[allow(unused_macros)] // until the first area module uses it
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod postgres {
