@@ -34,6 +34,21 @@ pub enum MessageError {
     /// A count quota is full.
     #[error("limit exceeded: {0}")]
     LimitExceeded(&'static str),
+    /// The message was deleted for everyone.
+    #[error("message deleted")]
+    MessageDeleted,
+    /// The message is older than the edit window.
+    #[error("edit window expired")]
+    EditWindowExpired,
+    /// The last owner cannot leave without handing over.
+    #[error("last owner")]
+    LastOwner,
+    /// An invite code that is unknown, revoked or used up.
+    #[error("invite invalid")]
+    InviteInvalid,
+    /// An invite code past its expiry.
+    #[error("invite expired")]
+    InviteExpired,
     /// A rate limit.
     #[error("rate limited")]
     RateLimited(Duration),
@@ -52,6 +67,11 @@ impl From<StoreError> for MessageError {
             StoreError::IdempotencyKeyReused => MessageError::IdempotencyKeyReused,
             StoreError::MessageNotFound => MessageError::MessageNotFound,
             StoreError::LimitExceeded(limit) => MessageError::LimitExceeded(limit),
+            StoreError::MessageDeleted => MessageError::MessageDeleted,
+            StoreError::EditWindowExpired => MessageError::EditWindowExpired,
+            StoreError::LastOwner => MessageError::LastOwner,
+            StoreError::InviteInvalid => MessageError::InviteInvalid,
+            StoreError::InviteExpired => MessageError::InviteExpired,
             failure @ (StoreError::Database(_) | StoreError::Bus(_)) => {
                 MessageError::Internal(failure.to_string())
             }
@@ -93,6 +113,31 @@ impl From<MessageError> for Failure {
                 message: format!("the {limit} limit is reached"),
                 retry_after: None,
             },
+            MessageDeleted => reason(
+                Code::FailedPrecondition,
+                "MESSAGE_DELETED",
+                "the message was deleted for everyone",
+            ),
+            EditWindowExpired => reason(
+                Code::FailedPrecondition,
+                "EDIT_WINDOW_EXPIRED",
+                "the message is too old to edit",
+            ),
+            LastOwner => reason(
+                Code::FailedPrecondition,
+                "LAST_OWNER",
+                "hand ownership to another member before leaving",
+            ),
+            InviteInvalid => reason(
+                Code::NotFound,
+                "INVITE_INVALID",
+                "no such invite (unknown, revoked or used up)",
+            ),
+            InviteExpired => reason(
+                Code::FailedPrecondition,
+                "INVITE_EXPIRED",
+                "the invite has expired",
+            ),
             RateLimited(retry) => Failure::rate_limited(retry),
             Internal(cause) => Failure::Internal(cause.into()),
         }

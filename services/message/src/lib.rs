@@ -13,11 +13,16 @@
 pub mod api;
 pub mod conversations;
 pub mod convert;
+pub mod edits;
 pub mod error;
 pub mod events;
+pub mod members;
 pub mod projections;
+pub mod reactions;
 pub mod reading;
+pub mod receipts;
 pub mod rules;
+pub mod search;
 pub mod store;
 
 use std::sync::Arc;

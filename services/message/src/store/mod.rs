@@ -59,6 +59,21 @@ pub enum StoreError {
     /// A count quota is full (e.g. members of a group).
     #[error("limit exceeded: {0}")]
     LimitExceeded(&'static str),
+    /// The message was deleted for everyone (it cannot be edited, reacted to or pinned).
+    #[error("message deleted")]
+    MessageDeleted,
+    /// The message is older than the edit window.
+    #[error("edit window expired")]
+    EditWindowExpired,
+    /// The actor is the last OWNER and would leave the conversation without one.
+    #[error("last owner")]
+    LastOwner,
+    /// An invite code that is unknown, revoked or used up.
+    #[error("invite invalid")]
+    InviteInvalid,
+    /// An invite code past its expiry.
+    #[error("invite expired")]
+    InviteExpired,
     /// The database failed.
     #[error(transparent)]
     Database(#[from] echo_store::StoreError),

@@ -5,6 +5,11 @@
 //! `content` and `client_message_id` empty, so delete-for-everyone has nothing to scrub in the
 //! outbox or the stream.
 
+pub mod edits;
+pub mod members;
+pub mod reactions;
+pub mod receipts;
+
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};

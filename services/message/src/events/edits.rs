@@ -1,0 +1,1 @@
+//! The events of edits: builders for their `ConversationEvent` / `UserEvent` kinds.

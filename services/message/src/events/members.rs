@@ -1,0 +1,1 @@
+//! The events of members: builders for their `ConversationEvent` / `UserEvent` kinds.

@@ -1,0 +1,1 @@
+//! The events of reactions: builders for their `ConversationEvent` / `UserEvent` kinds.

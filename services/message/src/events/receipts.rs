@@ -1,0 +1,1 @@
+//! The events of receipts: builders for their `ConversationEvent` / `UserEvent` kinds.

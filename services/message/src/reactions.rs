@@ -1,0 +1,5 @@
+//! Reactions and pins.
+
+use crate::conversations::Conversations;
+
+impl Conversations {}
