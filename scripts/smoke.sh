@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of a built `echo` binary, as an operator would poke it: start it on embedded
 # defaults (no config, a temporary data dir, free ports), then check reflection, gRPC health,
-# a `describe`, a sign-up and profile change through grpcurl, /metrics and /healthz, and a
+# a `describe`, a sign-up and profile change, a group with a message through grpcurl,
+# /metrics and /healthz, and a
 # clean exit on SIGTERM.
 #
 #   bash scripts/smoke.sh [path/to/echo]     # default: target/debug/echo
@@ -138,6 +139,24 @@ out=$(grpcurl_ -H "$bearer" -d "$change" "$grpc" echo.user.v1.UserService/Update
     || fail "UpdateProfile failed" "$out"
 grep -q '"username": "smoke_test"' <<<"$out" || fail "UpdateProfile did not set the username" "$out"
 ok "signed up, profile from the registration event, username set"
+
+step "a group with grpcurl: CreateConversation, SendMessage, ListMessages"
+create='{"type":"CONVERSATION_TYPE_GROUP","title":"Smoke room","client_request_id":"smoke-1"}'
+# The message service learns about the new account from auth's event: retry briefly.
+for _ in $(seq 50); do
+    out=$(grpcurl_ -H "$bearer" -d "$create" "$grpc" echo.message.v1.MessageService/CreateConversation 2>&1) && break
+    sleep 0.1
+done
+conversation=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["conversation"]["conversationId"])' <<<"$out") \
+    || fail "CreateConversation failed" "$out"
+send="{\"conversation_id\":\"$conversation\",\"client_message_id\":\"smoke-message-1\",\"content\":{\"text\":\"hello from smoke\"}}"
+out=$(grpcurl_ -H "$bearer" -d "$send" "$grpc" echo.message.v1.MessageService/SendMessage 2>&1) \
+    || fail "SendMessage failed" "$out"
+grep -q '"seq": "3"' <<<"$out" || fail "the first message is not seq 3 (after created + joined)" "$out"
+out=$(grpcurl_ -H "$bearer" -d "{\"conversation_id\":\"$conversation\"}" "$grpc" \
+    echo.message.v1.MessageService/ListMessages 2>&1) || fail "ListMessages failed" "$out"
+grep -q '"text": "hello from smoke"' <<<"$out" || fail "ListMessages does not show the message" "$out"
+ok "conversation $conversation, message at seq 3 read back"
 
 step "GET http://$admin/metrics"
 out=$(curl -sS --max-time 10 "http://$admin/metrics" 2>&1) || fail "/metrics did not answer" "$out"
