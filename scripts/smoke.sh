@@ -2,8 +2,7 @@
 # Smoke test of a built `echo` binary, as an operator would poke it: start it on embedded
 # defaults (no config, a temporary data dir, free ports), then check reflection, gRPC health,
 # a `describe`, a sign-up and profile change, a group with a message through grpcurl,
-# /metrics and /healthz, and a
-# clean exit on SIGTERM.
+# /metrics and /healthz, and a clean exit on SIGTERM.
 #
 #   bash scripts/smoke.sh [path/to/echo]     # default: target/debug/echo
 #
