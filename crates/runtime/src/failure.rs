@@ -31,6 +31,8 @@ pub enum Failure {
         message: String,
         /// When the client may retry (rate limits, outages).
         retry_after: Option<Duration>,
+        /// `ErrorInfo.metadata` (e.g. `limit` on LIMIT_EXCEEDED).
+        metadata: Vec<(&'static str, String)>,
     },
     /// A bug or an unexpected dependency failure: logged, never described to the client.
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -63,6 +65,19 @@ impl Failure {
             reason,
             message: message.into(),
             retry_after: None,
+            metadata: Vec::new(),
+        }
+    }
+
+    /// RESOURCE_EXHAUSTED LIMIT_EXCEEDED for a full quota, naming it in the `limit` metadata
+    /// (a client shows "you can pin at most 50 messages" from it).
+    pub fn limit_exceeded(limit: impl Into<String>, message: impl Into<String>) -> Self {
+        Failure::Reason {
+            code: Code::ResourceExhausted,
+            reason: "LIMIT_EXCEEDED",
+            message: message.into(),
+            retry_after: None,
+            metadata: vec![("limit", limit.into())],
         }
     }
 
@@ -73,6 +88,7 @@ impl Failure {
             reason: "RATE_LIMITED",
             message: "too many requests; retry later".into(),
             retry_after: Some(retry_after),
+            metadata: Vec::new(),
         }
     }
 
@@ -83,6 +99,7 @@ impl Failure {
             reason,
             message: message.into(),
             retry_after: Some(retry),
+            metadata: Vec::new(),
         }
     }
 
@@ -121,9 +138,14 @@ impl From<Failure> for Status {
                 reason,
                 message,
                 retry_after,
+                metadata,
             } => {
                 let mut details = ErrorDetails::new();
-                details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new());
+                let metadata: std::collections::HashMap<String, String> = metadata
+                    .into_iter()
+                    .map(|(key, value)| (key.to_owned(), value))
+                    .collect();
+                details.set_error_info(reason, ERROR_DOMAIN, metadata);
                 if let Some(delay) = retry_after {
                     details.set_retry_info(Some(delay));
                 }
@@ -175,6 +197,15 @@ mod tests {
             details.retry_info().unwrap().retry_delay,
             Some(Duration::from_secs(3))
         );
+    }
+
+    #[test]
+    fn limits_are_named_in_the_metadata() {
+        let status: Status = Failure::limit_exceeded("pins", "the pins limit is reached").into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let info = status.get_error_details().error_info().unwrap().clone();
+        assert_eq!(info.reason, "LIMIT_EXCEEDED");
+        assert_eq!(info.metadata.get("limit").map(String::as_str), Some("pins"));
     }
 
     #[test]

@@ -107,6 +107,7 @@ impl From<AuthError> for Failure {
                 reason: "OTP_ATTEMPTS_EXCEEDED",
                 message: "too many wrong codes; request a new code later".into(),
                 retry_after: Some(retry),
+                metadata: Vec::new(),
             },
             RateLimited(retry) => Failure::rate_limited(retry),
             TooManyDevices => reason(

@@ -107,12 +107,9 @@ impl From<MessageError> for Failure {
                 "IDEMPOTENCY_KEY_REUSED",
                 "this client_message_id was used for different content",
             ),
-            LimitExceeded(limit) => Failure::Reason {
-                code: Code::ResourceExhausted,
-                reason: "LIMIT_EXCEEDED",
-                message: format!("the {limit} limit is reached"),
-                retry_after: None,
-            },
+            LimitExceeded(limit) => {
+                Failure::limit_exceeded(limit, format!("the {limit} limit is reached"))
+            }
             MessageDeleted => reason(
                 Code::FailedPrecondition,
                 "MESSAGE_DELETED",

@@ -120,12 +120,10 @@ impl From<UserError> for Failure {
                 "a block between you and this user prevents this",
             ),
             NotAllowed(what) => reason(Code::PermissionDenied, "NOT_ALLOWED", what),
-            LimitExceeded { limit, max } => Failure::Reason {
-                code: Code::ResourceExhausted,
-                reason: "LIMIT_EXCEEDED",
-                message: format!("you have reached the maximum of {max} {limit}"),
-                retry_after: None,
-            },
+            LimitExceeded { limit, max } => Failure::limit_exceeded(
+                limit,
+                format!("you have reached the maximum of {max} {limit}"),
+            ),
             AccountDeleted => reason(
                 Code::Unauthenticated,
                 "SESSION_REVOKED",
