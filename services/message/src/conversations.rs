@@ -80,7 +80,6 @@ pub struct Conversations {
     /// Per-user rate limits (sending, joining by invite code).
     pub(crate) limits: Limits,
     /// How long after sending a message its sender may edit it.
-    #[allow(dead_code)] // read by EditMessage, being built
     pub(crate) edit_window: chrono::Duration,
 }
 

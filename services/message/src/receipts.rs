@@ -1,6 +1,167 @@
-//! The caller's own state in a conversation (private settings, read watermark, delivery receipts)
-//! and the receipts of others.
+//! The caller's own state in a conversation (private settings, read watermark, delivery
+//! receipts) and the receipts of others.
+//!
+//! Watermarks only move forward and are lowered to the conversation's `last_seq`, so a retry
+//! or a late call from a slower device never moves anything back. Settings are set-like: the
+//! same request twice changes nothing the second time. The live ReadMarkerUpdate and
+//! ReceiptUpdate to other members belong to live delivery (Subscribe), not built yet; the
+//! outcomes here say whether anything moved so it can send them.
+
+use chrono::{DateTime, Utc};
+use echo_runtime::Page;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::conversations::Conversations;
+use crate::error::MessageError;
+use crate::store::{Actor, Delivered, DeviceReceipt, Kind, Member, MemberReceipt, SettingsChange};
 
-impl Conversations {}
+/// The caller's read and delivery state in one conversation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadState {
+    /// The caller's member row (watermark, counters).
+    pub member: Member,
+    /// The conversation's highest seq.
+    pub last_seq: i64,
+    /// The caller's devices that acknowledged anything, by device id.
+    pub devices: Vec<DeviceReceipt>,
+}
+
+/// Where a ListReceipts page continues: after this user, for the same conversation and
+/// `min_seq` (a token from another query is refused).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptPosition {
+    /// The conversation the token belongs to.
+    pub conversation_id: Uuid,
+    /// The filter the token belongs to.
+    pub min_seq: i64,
+    /// The last user served.
+    pub user_id: Uuid,
+}
+
+/// ListReceipts pages: default 100, at most 500 (read_state_api.proto).
+pub const RECEIPT_PAGE: echo_runtime::PageSize = echo_runtime::PageSize {
+    default: 100,
+    max: 500,
+};
+
+/// The latest `mute_until` accepted: the end of year 9999 ("muted forever", conversation.proto).
+pub const MUTE_FOREVER_SECONDS: i64 = 253_402_300_799;
+
+/// A `mute_until` request value as stored: unset or not in the future means "not muted".
+pub fn effective_mute(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    until.filter(|until| *until > now)
+}
+
+impl Conversations {
+    /// Changes the caller's private settings; the member row after it.
+    pub async fn update_settings(
+        &self,
+        actor: Actor,
+        conversation: Uuid,
+        change: SettingsChange,
+    ) -> Result<Member, MessageError> {
+        let now = Utc::now();
+        let change = SettingsChange {
+            mute_until: change.mute_until.map(|until| effective_mute(until, now)),
+            ..change
+        };
+        let update = self
+            .store
+            .update_settings(actor, conversation, &change, now)
+            .await?;
+        Ok(update.member)
+    }
+
+    /// Moves the caller's read watermark forward; the member row after it.
+    pub async fn mark_read(
+        &self,
+        actor: Actor,
+        conversation: Uuid,
+        up_to: i64,
+    ) -> Result<Member, MessageError> {
+        let mark = self
+            .store
+            .mark_read(actor, conversation, up_to, Utc::now())
+            .await?;
+        Ok(mark.member)
+    }
+
+    /// Moves the calling device's delivered watermark forward.
+    pub async fn mark_delivered(
+        &self,
+        actor: Actor,
+        conversation: Uuid,
+        up_to: i64,
+    ) -> Result<Delivered, MessageError> {
+        Ok(self
+            .store
+            .mark_delivered(actor, conversation, up_to, Utc::now())
+            .await?)
+    }
+
+    /// The caller's read state and their devices' delivery state.
+    pub async fn read_state(
+        &self,
+        caller: Uuid,
+        conversation: Uuid,
+    ) -> Result<ReadState, MessageError> {
+        let member = self.current_member(conversation, caller).await?;
+        let last_seq = self
+            .store
+            .conversation(conversation)
+            .await?
+            .ok_or(MessageError::ConversationNotFound)?
+            .last_seq;
+        let devices = self.store.device_receipts(conversation, caller).await?;
+        Ok(ReadState {
+            member,
+            last_seq,
+            devices,
+        })
+    }
+
+    /// Other members' receipts, by user id: any member of a DIRECT or GROUP, OWNER/ADMIN of a
+    /// CHANNEL (whose members do not see each other).
+    pub async fn receipts(
+        &self,
+        caller: Uuid,
+        conversation: Uuid,
+        min_seq: i64,
+        page: &Page<ReceiptPosition>,
+    ) -> Result<(Vec<MemberReceipt>, String), MessageError> {
+        let member = self.current_member(conversation, caller).await?;
+        let kind = self
+            .store
+            .conversation(conversation)
+            .await?
+            .ok_or(MessageError::ConversationNotFound)?
+            .kind;
+        if kind == Kind::Channel && !member.role.is_admin() {
+            return Err(MessageError::NotAllowed);
+        }
+        if let Some(position) = &page.after
+            && (position.conversation_id != conversation || position.min_seq != min_seq)
+        {
+            return Err(MessageError::Invalid(vec![echo_runtime::Violation::new(
+                "page_token",
+                "belongs to another conversation or min_seq",
+            )]));
+        }
+        let rows = self
+            .store
+            .member_receipts(
+                conversation,
+                caller,
+                min_seq,
+                page.after.as_ref().map(|p| p.user_id),
+                page.fetch_limit(),
+            )
+            .await?;
+        Ok(page.finish(rows, |receipt| ReceiptPosition {
+            conversation_id: conversation,
+            min_seq,
+            user_id: receipt.user_id,
+        }))
+    }
+}

@@ -9,7 +9,6 @@
 /// store, e.g. `store_conformance/members.rs`) ends with `conformance!(case_a, case_b);`, each
 /// case an `async fn case_a(env: &Env)`. The tests are `<area>::postgres::case_a` and
 /// `<area>::sqlite::case_a`.
-#[allow(unused_macros)] // until the first area module uses it
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod postgres {
@@ -35,8 +34,18 @@ mod common;
 mod concurrency;
 #[path = "store_conformance/creation.rs"]
 mod creation;
+#[path = "store_conformance/edits.rs"]
+mod edits;
+#[path = "store_conformance/members.rs"]
+mod members;
+#[path = "store_conformance/reactions.rs"]
+mod reactions;
 #[path = "store_conformance/reads.rs"]
 mod reads;
+#[path = "store_conformance/receipts.rs"]
+mod receipts;
+#[path = "store_conformance/search.rs"]
+mod search;
 #[path = "store_conformance/send.rs"]
 mod send;
 #[path = "store_conformance/threads.rs"]

@@ -1,27 +1,102 @@
 //! Editing and deleting messages.
 
 use echo_proto::echo::message::v1 as pb;
-use tonic::{Request, Status};
+use echo_runtime::Check;
+use tonic::{Request, Response};
 
-use super::{MessageApi, Reply};
+use super::{MessageApi, Reply, actor, finish};
+use crate::edits::{ContentPatch, DeleteScope, EDITABLE_PATHS};
+use crate::events::timestamp;
 
 pub(super) async fn edit_message(
-    _api: &MessageApi,
-    _request: Request<pb::EditMessageRequest>,
+    api: &MessageApi,
+    request: Request<pb::EditMessageRequest>,
 ) -> Reply<pb::EditMessageResponse> {
-    Err(Status::unimplemented("EditMessage is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.into_inner();
+    let mut check = Check::new();
+    let conversation_id = check.id("conversation_id", &body.conversation_id);
+    let message_id = check.id("message_id", &body.message_id);
+    let paths = check.mask(body.update_mask, &EDITABLE_PATHS);
+    finish(check)?;
+    // The resulting content is checked against the message rules once merged (in the domain).
+    let patch = ContentPatch::from_mask(body.content.unwrap_or_default(), &paths);
+    let message = api
+        .conversations
+        .edit(
+            actor,
+            conversation_id.expect("checked"),
+            message_id.expect("checked"),
+            &patch,
+        )
+        .await?;
+    let seen = api.conversations.present(actor.user_id, &[message]).await?;
+    Ok(Response::new(pb::EditMessageResponse {
+        message: seen.into_iter().next(),
+    }))
 }
 
 pub(super) async fn get_edit_history(
-    _api: &MessageApi,
-    _request: Request<pb::GetEditHistoryRequest>,
+    api: &MessageApi,
+    request: Request<pb::GetEditHistoryRequest>,
 ) -> Reply<pb::GetEditHistoryResponse> {
-    Err(Status::unimplemented("GetEditHistory is not built yet"))
+    let actor = actor(&request)?;
+    let mut check = Check::new();
+    let conversation_id = check.id("conversation_id", &request.get_ref().conversation_id);
+    let message_id = check.id("message_id", &request.get_ref().message_id);
+    finish(check)?;
+    let versions = api
+        .conversations
+        .edit_history(
+            actor.user_id,
+            conversation_id.expect("checked"),
+            message_id.expect("checked"),
+        )
+        .await?;
+    Ok(Response::new(pb::GetEditHistoryResponse {
+        edits: versions
+            .into_iter()
+            .map(|version| pb::MessageEdit {
+                content: Some(version.content),
+                version: version.version,
+                created_at: Some(timestamp(version.created_at)),
+            })
+            .collect(),
+    }))
 }
 
 pub(super) async fn delete_message(
-    _api: &MessageApi,
-    _request: Request<pb::DeleteMessageRequest>,
+    api: &MessageApi,
+    request: Request<pb::DeleteMessageRequest>,
 ) -> Reply<pb::DeleteMessageResponse> {
-    Err(Status::unimplemented("DeleteMessage is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.into_inner();
+    let mut check = Check::new();
+    let conversation_id = check.id("conversation_id", &body.conversation_id);
+    let message_id = check.id("message_id", &body.message_id);
+    let scope = match pb::DeleteScope::try_from(body.scope) {
+        Ok(pb::DeleteScope::ForMe) => Some(DeleteScope::ForMe),
+        Ok(pb::DeleteScope::ForEveryone) => Some(DeleteScope::ForEveryone),
+        Ok(pb::DeleteScope::Unspecified) | Err(_) => {
+            check.push(
+                "scope",
+                "must be DELETE_SCOPE_FOR_ME or DELETE_SCOPE_FOR_EVERYONE",
+            );
+            None
+        }
+    };
+    finish(check)?;
+    let message = api
+        .conversations
+        .delete(
+            actor,
+            conversation_id.expect("checked"),
+            message_id.expect("checked"),
+            scope.expect("checked"),
+        )
+        .await?;
+    let seen = api.conversations.present(actor.user_id, &[message]).await?;
+    Ok(Response::new(pb::DeleteMessageResponse {
+        message: seen.into_iter().next(),
+    }))
 }

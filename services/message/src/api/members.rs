@@ -1,76 +1,308 @@
 //! Conversation updates, membership, roles and invites.
 
+use chrono::{DateTime, Utc};
 use echo_proto::echo::message::v1 as pb;
-use tonic::{Request, Status};
+use echo_runtime::Check;
+use tonic::{Request, Response};
 
-use super::{MessageApi, Reply};
+use super::{MessageApi, Reply, actor, conversation, finish};
+use crate::events::{member_snapshot, timestamp};
+use crate::members::{
+    INVITE_CODE_LEN, INVITE_PAGE, MAX_ADD, MAX_INVITE_LIFETIME, MAX_INVITE_USES, MEMBER_PAGE,
+    is_code,
+};
+use crate::rules;
+use crate::store::{ConversationUpdate, Invite, Role};
+
+/// The paths UpdateConversation accepts (conversation_api.proto).
+const UPDATE_PATHS: [&str; 6] = [
+    "title",
+    "description",
+    "avatar",
+    "settings",
+    "settings.only_admins_edit_info",
+    "settings.only_admins_add_members",
+];
 
 pub(super) async fn update_conversation(
-    _api: &MessageApi,
-    _request: Request<pb::UpdateConversationRequest>,
+    api: &MessageApi,
+    request: Request<pb::UpdateConversationRequest>,
 ) -> Reply<pb::UpdateConversationResponse> {
-    Err(Status::unimplemented("UpdateConversation is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.into_inner();
+    let mut check = Check::new();
+    let paths = check.mask(body.update_mask, &UPDATE_PATHS);
+    let given = body.conversation.unwrap_or_default();
+    let id = check.id("conversation.conversation_id", &given.conversation_id);
+    let settings = given.settings.unwrap_or_default();
+    let mut update = ConversationUpdate::default();
+    for path in &paths {
+        match path.as_str() {
+            "title" => {
+                let title = check.text("conversation.title", &given.title, rules::MAX_TITLE, true);
+                update.title = Some(title);
+            }
+            "description" => {
+                let field = "conversation.description";
+                let description =
+                    check.text(field, &given.description, rules::MAX_DESCRIPTION, false);
+                update.description = Some(description);
+            }
+            "avatar" => {
+                if let Some(avatar) = &given.avatar {
+                    rules::attachment(&mut check, "conversation.avatar", avatar);
+                }
+                update.avatar = Some(given.avatar.clone());
+            }
+            // An unset `settings` reads as its defaults (both false), as the mask rule says.
+            "settings" => {
+                update.only_admins_edit_info = Some(settings.only_admins_edit_info);
+                update.only_admins_add_members = Some(settings.only_admins_add_members);
+            }
+            "settings.only_admins_edit_info" => {
+                update.only_admins_edit_info = Some(settings.only_admins_edit_info);
+            }
+            _ => update.only_admins_add_members = Some(settings.only_admins_add_members),
+        }
+    }
+    finish(check)?;
+    let view = api
+        .conversations
+        .update_conversation(actor, id.expect("checked"), update)
+        .await?;
+    Ok(Response::new(pb::UpdateConversationResponse {
+        conversation: Some(conversation(view)),
+    }))
 }
 
 pub(super) async fn add_members(
-    _api: &MessageApi,
-    _request: Request<pb::AddMembersRequest>,
+    api: &MessageApi,
+    request: Request<pb::AddMembersRequest>,
 ) -> Reply<pb::AddMembersResponse> {
-    Err(Status::unimplemented("AddMembers is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.get_ref();
+    let mut check = Check::new();
+    let id = check.id("conversation_id", &body.conversation_id);
+    if body.user_ids.is_empty() || body.user_ids.len() > MAX_ADD {
+        check.push("user_ids", format!("name 1 to {MAX_ADD} users"));
+    }
+    let mut users = Vec::new();
+    for (i, user) in body.user_ids.iter().enumerate() {
+        if let Some(user) = check.id(&format!("user_ids[{i}]"), user)
+            && !users.contains(&user)
+        {
+            users.push(user);
+        }
+    }
+    finish(check)?;
+    let added = api
+        .conversations
+        .add_members(actor, id.expect("checked"), &users)
+        .await?;
+    Ok(Response::new(pb::AddMembersResponse {
+        members: added.iter().map(member_snapshot).collect(),
+    }))
 }
 
 pub(super) async fn remove_member(
-    _api: &MessageApi,
-    _request: Request<pb::RemoveMemberRequest>,
+    api: &MessageApi,
+    request: Request<pb::RemoveMemberRequest>,
 ) -> Reply<pb::RemoveMemberResponse> {
-    Err(Status::unimplemented("RemoveMember is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.get_ref();
+    let mut check = Check::new();
+    let id = check.id("conversation_id", &body.conversation_id);
+    let user = check.id("user_id", &body.user_id);
+    if user == Some(actor.user_id) {
+        check.push("user_id", "is you: use LeaveConversation to leave");
+    }
+    finish(check)?;
+    let seq = api
+        .conversations
+        .remove_member(actor, id.expect("checked"), user.expect("checked"))
+        .await?;
+    Ok(Response::new(pb::RemoveMemberResponse { seq }))
 }
 
 pub(super) async fn leave_conversation(
-    _api: &MessageApi,
-    _request: Request<pb::LeaveConversationRequest>,
+    api: &MessageApi,
+    request: Request<pb::LeaveConversationRequest>,
 ) -> Reply<pb::LeaveConversationResponse> {
-    Err(Status::unimplemented("LeaveConversation is not built yet"))
+    let actor = actor(&request)?;
+    let mut check = Check::new();
+    let id = check.id("conversation_id", &request.get_ref().conversation_id);
+    finish(check)?;
+    let seq = api.conversations.leave(actor, id.expect("checked")).await?;
+    Ok(Response::new(pb::LeaveConversationResponse { seq }))
 }
 
 pub(super) async fn update_member_role(
-    _api: &MessageApi,
-    _request: Request<pb::UpdateMemberRoleRequest>,
+    api: &MessageApi,
+    request: Request<pb::UpdateMemberRoleRequest>,
 ) -> Reply<pb::UpdateMemberRoleResponse> {
-    Err(Status::unimplemented("UpdateMemberRole is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.get_ref();
+    let mut check = Check::new();
+    let id = check.id("conversation_id", &body.conversation_id);
+    let user = check.id("user_id", &body.user_id);
+    if user == Some(actor.user_id) {
+        check.push(
+            "user_id",
+            "is you: your role changes only by transferring ownership",
+        );
+    }
+    let role = Role::from_code(body.role.into());
+    if role.is_none() {
+        check.push("role", "must be OWNER, ADMIN or MEMBER");
+    }
+    finish(check)?;
+    let member = api
+        .conversations
+        .set_role(
+            actor,
+            id.expect("checked"),
+            user.expect("checked"),
+            role.expect("checked"),
+        )
+        .await?;
+    Ok(Response::new(pb::UpdateMemberRoleResponse {
+        member: Some(member_snapshot(&member)),
+    }))
 }
 
 pub(super) async fn list_members(
-    _api: &MessageApi,
-    _request: Request<pb::ListMembersRequest>,
+    api: &MessageApi,
+    request: Request<pb::ListMembersRequest>,
 ) -> Reply<pb::ListMembersResponse> {
-    Err(Status::unimplemented("ListMembers is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.get_ref();
+    let mut check = Check::new();
+    let id = check.id("conversation_id", &body.conversation_id);
+    let page = check.page(body.page_size, &body.page_token, MEMBER_PAGE);
+    finish(check)?;
+    let (members, next_page_token) = api
+        .conversations
+        .members(actor.user_id, id.expect("checked"), &page)
+        .await?;
+    Ok(Response::new(pb::ListMembersResponse {
+        members: members.iter().map(member_snapshot).collect(),
+        next_page_token,
+    }))
 }
 
 pub(super) async fn create_invite(
-    _api: &MessageApi,
-    _request: Request<pb::CreateInviteRequest>,
+    api: &MessageApi,
+    request: Request<pb::CreateInviteRequest>,
 ) -> Reply<pb::CreateInviteResponse> {
-    Err(Status::unimplemented("CreateInvite is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.get_ref();
+    let mut check = Check::new();
+    let id = check.id("conversation_id", &body.conversation_id);
+    let now = Utc::now();
+    let expires_at = body.expires_at.and_then(|at| {
+        let at = DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))
+            .filter(|at| *at > now && *at <= now + MAX_INVITE_LIFETIME);
+        if at.is_none() {
+            check.push(
+                "expires_at",
+                "must be in the future and at most a year away",
+            );
+        }
+        at
+    });
+    if !(0..=MAX_INVITE_USES).contains(&body.max_uses) {
+        check.push(
+            "max_uses",
+            format!("must be 0 (unlimited) to {MAX_INVITE_USES}"),
+        );
+    }
+    finish(check)?;
+    let invite = api
+        .conversations
+        .create_invite(actor, id.expect("checked"), expires_at, body.max_uses)
+        .await?;
+    Ok(Response::new(pb::CreateInviteResponse {
+        invite: Some(invite_message(&invite)),
+    }))
 }
 
 pub(super) async fn revoke_invite(
-    _api: &MessageApi,
-    _request: Request<pb::RevokeInviteRequest>,
+    api: &MessageApi,
+    request: Request<pb::RevokeInviteRequest>,
 ) -> Reply<pb::RevokeInviteResponse> {
-    Err(Status::unimplemented("RevokeInvite is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.get_ref();
+    let mut check = Check::new();
+    let id = check.id("conversation_id", &body.conversation_id);
+    let invite = check.id("invite_id", &body.invite_id);
+    finish(check)?;
+    let revoked = api
+        .conversations
+        .revoke_invite(actor, id.expect("checked"), invite.expect("checked"))
+        .await?;
+    Ok(Response::new(pb::RevokeInviteResponse {
+        invite: Some(invite_message(&revoked)),
+    }))
 }
 
 pub(super) async fn list_invites(
-    _api: &MessageApi,
-    _request: Request<pb::ListInvitesRequest>,
+    api: &MessageApi,
+    request: Request<pb::ListInvitesRequest>,
 ) -> Reply<pb::ListInvitesResponse> {
-    Err(Status::unimplemented("ListInvites is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.get_ref();
+    let mut check = Check::new();
+    let id = check.id("conversation_id", &body.conversation_id);
+    let page = check.page(body.page_size, &body.page_token, INVITE_PAGE);
+    finish(check)?;
+    let (invites, next_page_token) = api
+        .conversations
+        .invites(
+            actor.user_id,
+            id.expect("checked"),
+            body.include_inactive,
+            &page,
+        )
+        .await?;
+    Ok(Response::new(pb::ListInvitesResponse {
+        invites: invites.iter().map(invite_message).collect(),
+        next_page_token,
+    }))
 }
 
 pub(super) async fn join_by_invite(
-    _api: &MessageApi,
-    _request: Request<pb::JoinByInviteRequest>,
+    api: &MessageApi,
+    request: Request<pb::JoinByInviteRequest>,
 ) -> Reply<pb::JoinByInviteResponse> {
-    Err(Status::unimplemented("JoinByInvite is not built yet"))
+    let actor = actor(&request)?;
+    let code = request.get_ref().code.trim();
+    let mut check = Check::new();
+    if check.required("code", code) && !is_code(code) {
+        check.push(
+            "code",
+            format!("must be the {INVITE_CODE_LEN} characters of an invite code"),
+        );
+    }
+    finish(check)?;
+    let (view, joined) = api.conversations.join_by_invite(actor, code).await?;
+    Ok(Response::new(pb::JoinByInviteResponse {
+        conversation: Some(conversation(view)),
+        joined,
+    }))
+}
+
+/// An invite as its managers see it (code included: only members allowed to manage invites
+/// reach the RPCs that answer with one).
+fn invite_message(invite: &Invite) -> pb::Invite {
+    pb::Invite {
+        invite_id: invite.id.to_string(),
+        conversation_id: invite.conversation_id.to_string(),
+        code: invite.code.clone(),
+        created_by_user_id: invite.created_by.to_string(),
+        created_at: Some(timestamp(invite.created_at)),
+        expires_at: invite.expires_at.map(timestamp),
+        max_uses: invite.max_uses,
+        use_count: invite.use_count,
+        revoked_at: invite.revoked_at.map(timestamp),
+    }
 }

@@ -1,48 +1,131 @@
 //! Reactions and pins.
 
 use echo_proto::echo::message::v1 as pb;
-use tonic::{Request, Status};
+use echo_runtime::Check;
+use tonic::{Request, Response};
+use uuid::Uuid;
 
-use super::{MessageApi, Reply};
+use super::{MessageApi, Reply, actor, finish};
+use crate::events::timestamp;
+use crate::reactions::{self, PIN_PAGE, REACTION_PAGE};
+
+/// The conversation and message ids every one of these requests names.
+fn target(check: &mut Check, conversation_id: &str, message_id: &str) -> (Uuid, Uuid) {
+    let conversation = check.id("conversation_id", conversation_id);
+    let message = check.id("message_id", message_id);
+    (
+        conversation.unwrap_or_default(),
+        message.unwrap_or_default(),
+    )
+}
 
 pub(super) async fn add_reaction(
-    _api: &MessageApi,
-    _request: Request<pb::AddReactionRequest>,
+    api: &MessageApi,
+    request: Request<pb::AddReactionRequest>,
 ) -> Reply<pb::AddReactionResponse> {
-    Err(Status::unimplemented("AddReaction is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.into_inner();
+    let mut check = Check::new();
+    let (conversation, message) = target(&mut check, &body.conversation_id, &body.message_id);
+    let emoji = reactions::emoji(&mut check, "emoji", &body.emoji);
+    finish(check)?;
+    let reactions = api
+        .conversations
+        .add_reaction(actor, conversation, message, emoji)
+        .await?;
+    Ok(Response::new(pb::AddReactionResponse { reactions }))
 }
 
 pub(super) async fn remove_reaction(
-    _api: &MessageApi,
-    _request: Request<pb::RemoveReactionRequest>,
+    api: &MessageApi,
+    request: Request<pb::RemoveReactionRequest>,
 ) -> Reply<pb::RemoveReactionResponse> {
-    Err(Status::unimplemented("RemoveReaction is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.into_inner();
+    let mut check = Check::new();
+    let (conversation, message) = target(&mut check, &body.conversation_id, &body.message_id);
+    let emoji = reactions::emoji(&mut check, "emoji", &body.emoji);
+    finish(check)?;
+    let reactions = api
+        .conversations
+        .remove_reaction(actor, conversation, message, emoji)
+        .await?;
+    Ok(Response::new(pb::RemoveReactionResponse { reactions }))
 }
 
 pub(super) async fn list_reactions(
-    _api: &MessageApi,
-    _request: Request<pb::ListReactionsRequest>,
+    api: &MessageApi,
+    request: Request<pb::ListReactionsRequest>,
 ) -> Reply<pb::ListReactionsResponse> {
-    Err(Status::unimplemented("ListReactions is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.into_inner();
+    let mut check = Check::new();
+    let (conversation, message) = target(&mut check, &body.conversation_id, &body.message_id);
+    let filter =
+        (!body.emoji.is_empty()).then(|| reactions::emoji(&mut check, "emoji", &body.emoji));
+    let page = check.page(body.page_size, &body.page_token, REACTION_PAGE);
+    finish(check)?;
+    let (rows, next_page_token) = api
+        .conversations
+        .reactions(actor.user_id, conversation, message, filter, &page)
+        .await?;
+    Ok(Response::new(pb::ListReactionsResponse {
+        reactions: rows
+            .into_iter()
+            .map(|r| pb::Reaction {
+                user_id: r.user_id.to_string(),
+                emoji: r.emoji,
+                created_at: Some(timestamp(r.created_at)),
+            })
+            .collect(),
+        next_page_token,
+    }))
 }
 
 pub(super) async fn pin_message(
-    _api: &MessageApi,
-    _request: Request<pb::PinMessageRequest>,
+    api: &MessageApi,
+    request: Request<pb::PinMessageRequest>,
 ) -> Reply<pb::PinMessageResponse> {
-    Err(Status::unimplemented("PinMessage is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.into_inner();
+    let mut check = Check::new();
+    let (conversation, message) = target(&mut check, &body.conversation_id, &body.message_id);
+    finish(check)?;
+    let pin = api.conversations.pin(actor, conversation, message).await?;
+    Ok(Response::new(pb::PinMessageResponse { pin: Some(pin) }))
 }
 
 pub(super) async fn unpin_message(
-    _api: &MessageApi,
-    _request: Request<pb::UnpinMessageRequest>,
+    api: &MessageApi,
+    request: Request<pb::UnpinMessageRequest>,
 ) -> Reply<pb::UnpinMessageResponse> {
-    Err(Status::unimplemented("UnpinMessage is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.into_inner();
+    let mut check = Check::new();
+    let (conversation, message) = target(&mut check, &body.conversation_id, &body.message_id);
+    finish(check)?;
+    api.conversations
+        .unpin(actor, conversation, message)
+        .await?;
+    Ok(Response::new(pb::UnpinMessageResponse {}))
 }
 
 pub(super) async fn list_pins(
-    _api: &MessageApi,
-    _request: Request<pb::ListPinsRequest>,
+    api: &MessageApi,
+    request: Request<pb::ListPinsRequest>,
 ) -> Reply<pb::ListPinsResponse> {
-    Err(Status::unimplemented("ListPins is not built yet"))
+    let actor = actor(&request)?;
+    let body = request.into_inner();
+    let mut check = Check::new();
+    let conversation = check.id("conversation_id", &body.conversation_id);
+    let page = check.page(body.page_size, &body.page_token, PIN_PAGE);
+    finish(check)?;
+    let (pins, next_page_token) = api
+        .conversations
+        .pins(actor.user_id, conversation.unwrap_or_default(), &page)
+        .await?;
+    Ok(Response::new(pb::ListPinsResponse {
+        pins,
+        next_page_token,
+    }))
 }

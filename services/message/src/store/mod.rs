@@ -25,11 +25,16 @@ use echo_store::{Database, Tx};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use edits::EditStore;
-pub use members::MemberStore;
+pub use edits::{Edit, EditStore, EditVersion, Edited, MAX_EDITS};
+pub use members::{
+    ConversationUpdate, Invite, MemberPosition, MemberStore, NewInvite, may_invite, member_cap,
+};
 pub use postgres::PostgresMessageStore;
 pub use reactions::{ReactionStore, ReactionTally};
-pub use receipts::ReceiptStore;
+pub use receipts::{
+    Delivered, DeviceReceipt, MAX_PINNED_CONVERSATIONS, MemberReceipt, PINNED_LIMIT, ReadMark,
+    ReceiptStore, SettingsChange, SettingsUpdate,
+};
 pub use search::SearchStore;
 pub use sqlite::SqliteMessageStore;
 

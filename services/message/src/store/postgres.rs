@@ -256,7 +256,6 @@ async fn commit_with(
 /// when the change moves the conversation up in its members' lists (messages, membership
 /// changes, updates; not reactions, pins, edits or deletions). None when there is no such
 /// conversation; otherwise the seq and the conversation's kind.
-#[allow(dead_code)] // for the member, edit and reaction writes being built
 async fn take_seq(
     conn: &mut PgConnection,
     conversation: Uuid,

@@ -1,9 +1,303 @@
-//! [`ReceiptStore`] on sqlite.
+//! [`ReceiptStore`] on SQLite: every write on the single writer (`BEGIN IMMEDIATE`), which
+//! serialises a user's pins and a watermark's recount against sends, as the PostgreSQL
+//! store's row locks do.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use echo_bus::Outbox;
+use echo_store::Tx;
+use echo_store::sqlite_rows::optional_time;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
 
-use super::SqliteMessageStore;
-use crate::store::ReceiptStore;
+use super::{
+    SqliteMessageStore, begin, member, micros, next_user_seq, refuse, sql_limit, time, uuid,
+};
+use crate::events::receipts::{member_settings_changed, read_marker_moved};
+use crate::events::user_event;
+use crate::store::receipts::{apply, newly_pinned};
+use crate::store::{
+    Actor, Delivered, DeviceReceipt, MAX_PINNED_CONVERSATIONS, Member, MemberReceipt, PINNED_LIMIT,
+    ReadMark, ReceiptStore, SettingsChange, SettingsUpdate, StoreError,
+};
+
+/// The messages that count as unread for the member row being updated (`members`) whose
+/// user is `$2` and whose new watermark is `$3` (see the PostgreSQL store).
+macro_rules! unread {
+    () => {
+        "FROM messages m WHERE m.conversation_id = $1 AND m.seq > $3 \
+           AND m.seq > members.joined_at_seq AND m.sender_id <> $2 AND m.deleted_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
+                           WHERE h.user_id = $2 AND h.message_id = m.message_id)"
+    };
+}
 
 #[async_trait]
-impl ReceiptStore for SqliteMessageStore {}
+impl ReceiptStore for SqliteMessageStore {
+    async fn update_settings(
+        &self,
+        actor: Actor,
+        conversation: Uuid,
+        change: &SettingsChange,
+        at: DateTime<Utc>,
+    ) -> Result<SettingsUpdate, StoreError> {
+        let mut tx = begin(&self.db.writer).await?;
+        let Some(current) = current_member(&mut tx, conversation, actor.user_id).await? else {
+            return refuse(tx, StoreError::ConversationNotFound).await;
+        };
+        let (next, changed) = apply(&current, change, at);
+        if changed.is_empty() {
+            tx.rollback().await?;
+            return Ok(SettingsUpdate {
+                member: current,
+                changed,
+            });
+        }
+        if newly_pinned(&current, &next) {
+            let pinned: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM members WHERE user_id = $1 AND pinned_at IS NOT NULL \
+                   AND left_at_seq IS NULL AND conversation_id <> $2",
+            )
+            .bind(actor.user_id.to_string())
+            .bind(conversation.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            if pinned >= MAX_PINNED_CONVERSATIONS {
+                return refuse(tx, StoreError::LimitExceeded(PINNED_LIMIT)).await;
+            }
+        }
+        let row = sqlx::query(concat!(
+            "UPDATE members SET mute_until = $3, pinned_at = $4, archived = $5 \
+             WHERE conversation_id = $1 AND user_id = $2 RETURNING conversation_id, ",
+            member_fields!()
+        ))
+        .bind(conversation.to_string())
+        .bind(actor.user_id.to_string())
+        .bind(next.mute_until.map(micros))
+        .bind(next.pinned_at.map(micros))
+        .bind(next.archived)
+        .fetch_one(&mut *tx)
+        .await?;
+        let updated = member(&row)?;
+        let seq = next_user_seq(&mut tx, actor.user_id).await?;
+        let kind = member_settings_changed(&updated, &changed);
+        let event = user_event(actor.user_id, seq, at, Some(actor.device_id), kind);
+        let mut tx = Tx::Sqlite(tx);
+        Outbox::append(&mut tx, &event).await?;
+        self.outbox.commit(tx).await?;
+        Ok(SettingsUpdate {
+            member: updated,
+            changed,
+        })
+    }
+
+    async fn mark_read(
+        &self,
+        actor: Actor,
+        conversation: Uuid,
+        up_to: i64,
+        at: DateTime<Utc>,
+    ) -> Result<ReadMark, StoreError> {
+        let mut tx = begin(&self.db.writer).await?;
+        let Some(current) = current_member(&mut tx, conversation, actor.user_id).await? else {
+            return refuse(tx, StoreError::ConversationNotFound).await;
+        };
+        let target = up_to.min(last_seq(&mut tx, conversation).await?);
+        if target <= current.last_read_seq {
+            tx.rollback().await?;
+            return Ok(ReadMark {
+                member: current,
+                moved: false,
+            });
+        }
+        let row = sqlx::query(concat!(
+            "UPDATE members SET last_read_seq = $3, read_at = $4, \
+               unread_count = (SELECT count(*) ",
+            unread!(),
+            "), mention_count = (SELECT count(*) ",
+            unread!(),
+            " AND EXISTS (SELECT 1 FROM mentions n \
+                          WHERE n.message_id = m.message_id AND n.user_id = $2)) \
+             WHERE conversation_id = $1 AND user_id = $2 RETURNING conversation_id, ",
+            member_fields!()
+        ))
+        .bind(conversation.to_string())
+        .bind(actor.user_id.to_string())
+        .bind(target)
+        .bind(micros(at))
+        .fetch_one(&mut *tx)
+        .await?;
+        let updated = member(&row)?;
+        let seq = next_user_seq(&mut tx, actor.user_id).await?;
+        let event = user_event(
+            actor.user_id,
+            seq,
+            at,
+            Some(actor.device_id),
+            read_marker_moved(&updated),
+        );
+        let mut tx = Tx::Sqlite(tx);
+        Outbox::append(&mut tx, &event).await?;
+        self.outbox.commit(tx).await?;
+        Ok(ReadMark {
+            member: updated,
+            moved: true,
+        })
+    }
+
+    async fn mark_delivered(
+        &self,
+        actor: Actor,
+        conversation: Uuid,
+        up_to: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Delivered, StoreError> {
+        let mut tx = begin(&self.db.writer).await?;
+        if current_member(&mut tx, conversation, actor.user_id)
+            .await?
+            .is_none()
+        {
+            return refuse(tx, StoreError::ConversationNotFound).await;
+        }
+        let target = up_to.min(last_seq(&mut tx, conversation).await?);
+        let (conversation, user, device) = (
+            conversation.to_string(),
+            actor.user_id.to_string(),
+            actor.device_id.to_string(),
+        );
+        let moved = target > 0
+            && sqlx::query(
+                "INSERT INTO device_receipts (conversation_id, user_id, device_id, \
+                   delivered_up_to_seq, delivered_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (conversation_id, user_id, device_id) DO UPDATE \
+                 SET delivered_up_to_seq = excluded.delivered_up_to_seq, \
+                     delivered_at = excluded.delivered_at \
+                 WHERE device_receipts.delivered_up_to_seq < excluded.delivered_up_to_seq",
+            )
+            .bind(&conversation)
+            .bind(&user)
+            .bind(&device)
+            .bind(target)
+            .bind(micros(at))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+        let row = sqlx::query(
+            "SELECT device_id, delivered_up_to_seq, delivered_at FROM device_receipts \
+             WHERE conversation_id = $1 AND user_id = $2 AND device_id = $3",
+        )
+        .bind(&conversation)
+        .bind(&user)
+        .bind(&device)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let receipt = match row {
+            Some(row) => device_receipt(&row)?,
+            None => DeviceReceipt {
+                device_id: actor.device_id,
+                delivered_up_to_seq: 0,
+                delivered_at: None,
+            },
+        };
+        Ok(Delivered { receipt, moved })
+    }
+
+    async fn device_receipts(
+        &self,
+        conversation: Uuid,
+        user: Uuid,
+    ) -> Result<Vec<DeviceReceipt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT device_id, delivered_up_to_seq, delivered_at FROM device_receipts \
+             WHERE conversation_id = $1 AND user_id = $2 ORDER BY device_id",
+        )
+        .bind(conversation.to_string())
+        .bind(user.to_string())
+        .fetch_all(&self.db.reader)
+        .await?;
+        Ok(rows.iter().map(device_receipt).collect::<Result<_, _>>()?)
+    }
+
+    async fn member_receipts(
+        &self,
+        conversation: Uuid,
+        except: Uuid,
+        min_seq: i64,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<MemberReceipt>, StoreError> {
+        // Per member, the device that got furthest (the earliest to get there on a tie).
+        let rows = sqlx::query(
+            "SELECT * FROM ( \
+               SELECT m.user_id, m.last_read_seq, m.read_at, \
+                 coalesce((SELECT max(r.delivered_up_to_seq) FROM device_receipts r \
+                   WHERE r.conversation_id = m.conversation_id AND r.user_id = m.user_id), 0) \
+                   AS delivered_up_to_seq, \
+                 (SELECT r.delivered_at FROM device_receipts r \
+                   WHERE r.conversation_id = m.conversation_id AND r.user_id = m.user_id \
+                   ORDER BY r.delivered_up_to_seq DESC, r.delivered_at LIMIT 1) AS delivered_at \
+               FROM members m \
+               WHERE m.conversation_id = $1 AND m.left_at_seq IS NULL AND m.user_id <> $2 \
+                 AND ($4 IS NULL OR m.user_id > $4)) \
+             WHERE (last_read_seq > 0 OR delivered_up_to_seq > 0) \
+               AND delivered_up_to_seq >= $3 \
+             ORDER BY user_id LIMIT $5",
+        )
+        .bind(conversation.to_string())
+        .bind(except.to_string())
+        .bind(min_seq)
+        .bind(after.map(|id| id.to_string()))
+        .bind(sql_limit(limit))
+        .fetch_all(&self.db.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MemberReceipt {
+                    user_id: uuid(row, "user_id")?,
+                    last_read_seq: row.try_get("last_read_seq")?,
+                    read_at: optional_time(row, "read_at")?,
+                    delivered_up_to_seq: row.try_get("delivered_up_to_seq")?,
+                    delivered_at: optional_time(row, "delivered_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
+/// `user`'s current member row in `conversation`.
+async fn current_member(
+    conn: &mut SqliteConnection,
+    conversation: Uuid,
+    user: Uuid,
+) -> Result<Option<Member>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "SELECT conversation_id, ",
+        member_fields!(),
+        " FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL"
+    ))
+    .bind(conversation.to_string())
+    .bind(user.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(member).transpose()
+}
+
+/// The conversation's `last_seq` (the highest seq a watermark may name).
+async fn last_seq(conn: &mut SqliteConnection, conversation: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT last_seq FROM conversations WHERE conversation_id = $1")
+        .bind(conversation.to_string())
+        .fetch_one(conn)
+        .await
+}
+
+fn device_receipt(row: &SqliteRow) -> Result<DeviceReceipt, sqlx::Error> {
+    Ok(DeviceReceipt {
+        device_id: uuid(row, "device_id")?,
+        delivered_up_to_seq: row.try_get("delivered_up_to_seq")?,
+        delivered_at: Some(time(row, "delivered_at")?),
+    })
+}
