@@ -29,6 +29,11 @@ smoke:
     cargo build
     bash scripts/smoke.sh target/debug/echo
 
+# Run the grpcurl walkthrough of docs/messages.md against a fresh embedded server.
+walkthrough:
+    cargo build
+    bash scripts/docs-walkthrough.sh target/debug/echo
+
 # Statically check deploy/ (YAML, compose, Kubernetes manifests, ECHO_* variables).
 deploy-check:
     bash deploy/check.sh

@@ -1,14 +1,14 @@
 //! MessageService: conversations, members, invites, messages, reactions, pins, read state,
 //! search and live delivery (DESIGN §6, §7).
 //!
-//! Built so far: direct conversations, groups and channels (create, get, list), sending with
-//! gap-free sequences and idempotency, reading single messages and history. The other RPCs
-//! still answer UNIMPLEMENTED through the generated stubs, which is honest only while their
-//! issues ("MessageService core", then "Live delivery") are open.
+//! Every RPC is built but live delivery (`Subscribe`, `SetTyping`), which answers
+//! UNIMPLEMENTED through the generated stubs while its issue ("Live delivery") is open.
 //!
-//! Layout: `api` parses and maps; `conversations` holds the journeys; `rules` the field rules;
-//! `store` the storage seam with its PostgreSQL and SQLite implementations; `events` the
-//! outbox events; `projections` what it learns from auth's and the user service's events.
+//! Layout: `api` parses and maps (one file per part); `conversations` and one module per part
+//! (`members`, `edits`, `reactions`, `receipts`, `search`) hold the journeys; `reading` how one
+//! reader sees messages; `rules` the field rules; `store` the storage seam (one sub-trait per
+//! part) with its PostgreSQL and SQLite implementations; `events` the outbox events;
+//! `projections` what it learns from auth's and the user service's events.
 
 pub mod api;
 pub mod conversations;
