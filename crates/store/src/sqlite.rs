@@ -30,6 +30,9 @@ pub(crate) async fn connect(file: &Path) -> Result<SqliteDatabase, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
+        // Deleted content (a message deleted for everyone, an erased account) is overwritten
+        // with zeros in the file instead of lingering in free pages.
+        .pragma("secure_delete", "on")
         // Readers never wait on the writer in WAL; this only covers checkpoints and start-up.
         .busy_timeout(Duration::from_secs(5));
     let writer = SqlitePoolOptions::new()

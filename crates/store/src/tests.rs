@@ -55,6 +55,14 @@ async fn sqlite_gets_a_file_per_service_in_wal_mode() {
         .await
         .unwrap();
     assert_eq!(mode, "wal");
+    // Deleted content is zeroed in the file, on every connection that may delete.
+    for pool in [&sqlite.writer, &sqlite.reader] {
+        let secure: i64 = sqlx::query_scalar("PRAGMA secure_delete")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(secure, 1);
+    }
     let table: String = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE name = '_echo_migrations_widgets'",
     )
