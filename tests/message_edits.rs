@@ -5,7 +5,7 @@
 
 use common::messages::*;
 use common::users::{known_user, mask};
-use common::{reason, violated_fields};
+use common::{refusal, violated_fields};
 use echo_proto::echo::message::v1 as pb;
 use echo_testkit::{Backend, SignedIn, TestMesh};
 use tonic::Code;
@@ -98,22 +98,6 @@ fn mentioning(body: &str, user: &SignedIn, offset: i32, length: i32) -> pb::Mess
         }],
         ..Default::default()
     }
-}
-
-fn refusal(status: &tonic::Status) -> (Code, String) {
-    (status.code(), reason(status))
-}
-
-async fn send_content(
-    mesh: &TestMesh,
-    from: &SignedIn,
-    conversation: &pb::Conversation,
-    content: pb::MessageContent,
-) -> pb::Message {
-    let key = uuid::Uuid::now_v7().to_string();
-    let request = send_request(conversation, &key, content);
-    let sent = mesh.message_as(from).send_message(request).await;
-    sent.expect("send").into_inner().message.unwrap()
 }
 
 #[tokio::test]

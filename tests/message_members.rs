@@ -5,10 +5,9 @@
 //! `message_members/invites.rs`.
 
 use common::messages::*;
-use common::users::{avatar, known_user, mask};
+use common::users::{avatar, block, known_user, mask};
 use common::{reason, violated_fields};
 use echo_proto::echo::message::v1 as pb;
-use echo_proto::echo::user::v1 as user_pb;
 use echo_testkit::{Backend, SignedIn, TestMesh};
 use pb::list_messages_request::Anchor;
 use tonic::{Code, Status};
@@ -279,12 +278,7 @@ async fn adding_removing_and_adding_back() {
         bad.user_ids.push("not-a-user".into());
         let refused = mesh.message_as(ada).add_members(bad).await.unwrap_err();
         assert_eq!(violated_fields(&refused), ["user_ids[0]"]);
-        mesh.user_as(dan)
-            .block_user(user_pb::BlockUserRequest {
-                user_id: id_of(ada),
-            })
-            .await
-            .unwrap();
+        block(&mesh, dan, ada).await;
         wait_for_block(&mesh, ada, dan).await;
         let refused = mesh.message_as(ada).add_members(add(&room, &[dan])).await;
         assert_eq!(

@@ -4,10 +4,9 @@
 //! MEMBER, a blocked user and a malformed emoji meet.
 
 use common::messages::*;
-use common::users::known_user;
+use common::users::{block, known_user};
 use common::{reason, violated_fields};
 use echo_proto::echo::message::v1 as pb;
-use echo_proto::echo::user::v1 as user_pb;
 use echo_testkit::{Backend, SignedIn, TestMesh};
 use tonic::Code;
 

@@ -4,19 +4,13 @@
 //! per-device delivery receipts, "seen by" / "delivered to" lists, and every denial.
 
 use common::messages::*;
-use common::users::known_user;
-use common::{reason, violated_fields};
+use common::users::{known_user, mask};
+use common::{assert_reason, violated_fields};
 use echo_proto::echo::message::v1 as pb;
 use echo_testkit::{Backend, PASSWORD, SignedIn, TestMesh};
 use tonic::Code;
 
 mod common;
-
-fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
-    Some(prost_types::FieldMask {
-        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
-    })
-}
 
 fn settings_request(
     conversation: &pb::Conversation,
@@ -64,14 +58,6 @@ fn ids(conversations: &[pb::Conversation]) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-fn assert_denied(status: &tonic::Status, code: Code, why: &str) {
-    assert_eq!(
-        (status.code(), reason(status).as_str()),
-        (code, why),
-        "{status:?}"
-    );
 }
 
 #[tokio::test]
@@ -194,7 +180,7 @@ async fn settings_show_in_lists_and_pins_are_capped() {
             .update_member_settings(settings_request(&room, pinned(), &["pinned"]))
             .await
             .unwrap_err();
-        assert_denied(&stranger, Code::NotFound, "CONVERSATION_NOT_FOUND");
+        assert_reason(&stranger, Code::NotFound, "CONVERSATION_NOT_FOUND");
 
         // Ten pinned conversations at most: the room is pinned; nine more fill the cap.
         let mut more = vec![chat.clone(), channel.clone()];
@@ -214,7 +200,7 @@ async fn settings_show_in_lists_and_pins_are_capped() {
             .update_member_settings(settings_request(&eleventh, pinned(), &["pinned"]))
             .await
             .unwrap_err();
-        assert_denied(&full, Code::ResourceExhausted, "LIMIT_EXCEEDED");
+        assert_reason(&full, Code::ResourceExhausted, "LIMIT_EXCEEDED");
         let state = my_view(&mesh, &bob, &eleventh).await.my_state.unwrap();
         assert!(!state.settings.unwrap().pinned);
         mesh.shutdown().await;
@@ -340,9 +326,9 @@ async fn mark_read_moves_forward_and_resets_counters() {
         assert_eq!(negative.code(), Code::InvalidArgument);
         assert_eq!(violated_fields(&negative), ["last_read_seq"]);
         let stranger = mark_read(&mesh, &eve, &room, 1).await.unwrap_err();
-        assert_denied(&stranger, Code::NotFound, "CONVERSATION_NOT_FOUND");
+        assert_reason(&stranger, Code::NotFound, "CONVERSATION_NOT_FOUND");
         let stranger = read_state(&mesh, &eve, &room).await.unwrap_err();
-        assert_denied(&stranger, Code::NotFound, "CONVERSATION_NOT_FOUND");
+        assert_reason(&stranger, Code::NotFound, "CONVERSATION_NOT_FOUND");
         mesh.shutdown().await;
     }
 }
@@ -475,7 +461,7 @@ async fn delivery_receipts_per_device_and_seen_by() {
         let member = receipts(&mesh, &bob, &channel, 0, 0, String::new())
             .await
             .unwrap_err();
-        assert_denied(&member, Code::PermissionDenied, "NOT_ALLOWED");
+        assert_reason(&member, Code::PermissionDenied, "NOT_ALLOWED");
         let owner = receipts(&mesh, &ada, &channel, 0, 0, String::new())
             .await
             .unwrap();
@@ -489,11 +475,11 @@ async fn delivery_receipts_per_device_and_seen_by() {
             .unwrap_err();
         assert_eq!(violated_fields(&negative), ["min_seq", "page_size"]);
         let stranger = delivered(&mesh, &eve, &room, 1).await.unwrap_err();
-        assert_denied(&stranger, Code::NotFound, "CONVERSATION_NOT_FOUND");
+        assert_reason(&stranger, Code::NotFound, "CONVERSATION_NOT_FOUND");
         let stranger = receipts(&mesh, &eve, &room, 0, 0, String::new())
             .await
             .unwrap_err();
-        assert_denied(&stranger, Code::NotFound, "CONVERSATION_NOT_FOUND");
+        assert_reason(&stranger, Code::NotFound, "CONVERSATION_NOT_FOUND");
         mesh.shutdown().await;
     }
 }

@@ -5,7 +5,7 @@
 
 use common::messages::*;
 use common::users::known_user;
-use common::{reason, violated_fields};
+use common::{assert_reason, violated_fields};
 use echo_proto::echo::message::v1 as pb;
 use echo_store::Database;
 use echo_testkit::{Backend, SignedIn, TestMesh};
@@ -192,14 +192,6 @@ fn assert_invalid(status: &tonic::Status, field: &str) {
     assert!(
         violated_fields(status).iter().any(|f| f == field),
         "{field}: {status:?}"
-    );
-}
-
-fn assert_reason(status: &tonic::Status, code: Code, expected: &str) {
-    assert_eq!(
-        (status.code(), reason(status).as_str()),
-        (code, expected),
-        "{status:?}"
     );
 }
 

@@ -5,9 +5,8 @@
 
 use common::messages::*;
 use common::reason;
-use common::users::known_user;
+use common::users::{block, known_user};
 use echo_proto::echo::message::v1 as pb;
-use echo_proto::echo::user::v1 as user_pb;
 use echo_testkit::{Backend, SignedIn, TestMesh};
 use tonic::Code;
 
@@ -131,12 +130,7 @@ async fn blocks_stop_direct_messages_both_ways() {
         let ada = known_user(&mesh).await;
         let bob = known_user(&mesh).await;
         let chat = direct(&mesh, &ada, &bob).await;
-        mesh.user_as(&ada)
-            .block_user(user_pb::BlockUserRequest {
-                user_id: bob.tokens.user_id.clone(),
-            })
-            .await
-            .unwrap();
+        block(&mesh, &ada, &bob).await;
         // The block reaches the message service through the bus.
         let mut refused = None;
         for _ in 0..250 {

@@ -50,20 +50,27 @@ pub fn send_request(
     }
 }
 
+/// Sends the text `body` as `from` (a fresh idempotency key each time).
 pub async fn send(
     mesh: &TestMesh,
     from: &SignedIn,
     conversation: &pb::Conversation,
     body: &str,
 ) -> pb::Message {
+    send_content(mesh, from, conversation, text(body)).await
+}
+
+/// Sends `content` as `from` (a fresh idempotency key each time).
+pub async fn send_content(
+    mesh: &TestMesh,
+    from: &SignedIn,
+    conversation: &pb::Conversation,
+    content: pb::MessageContent,
+) -> pb::Message {
     let key = uuid::Uuid::now_v7().to_string();
-    mesh.message_as(from)
-        .send_message(send_request(conversation, &key, text(body)))
-        .await
-        .expect("send")
-        .into_inner()
-        .message
-        .unwrap()
+    let request = send_request(conversation, &key, content);
+    let sent = mesh.message_as(from).send_message(request).await;
+    sent.expect("send").into_inner().message.unwrap()
 }
 
 pub async fn group(

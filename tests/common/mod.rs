@@ -18,6 +18,20 @@ pub fn reason(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
+/// The code and reason of a refusal, to compare with what a test expects.
+pub fn refusal(status: &tonic::Status) -> (tonic::Code, String) {
+    (status.code(), reason(status))
+}
+
+/// Asserts `status` is a refusal with `code` and reason `expected`.
+pub fn assert_reason(status: &tonic::Status, code: tonic::Code, expected: &str) {
+    assert_eq!(
+        (status.code(), reason(status).as_str()),
+        (code, expected),
+        "{status:?}"
+    );
+}
+
 pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     let details = status.get_error_details();
     let bad = details

@@ -155,3 +155,13 @@ pub async fn requests(
         .into_inner()
         .contact_requests
 }
+
+/// `blocker` blocks `blocked` (the message service learns of it later, through the bus).
+pub async fn block(mesh: &TestMesh, blocker: &SignedIn, blocked: &SignedIn) {
+    mesh.user_as(blocker)
+        .block_user(pb::BlockUserRequest {
+            user_id: blocked.tokens.user_id.clone(),
+        })
+        .await
+        .unwrap();
+}

@@ -174,12 +174,7 @@ async fn blocks_stop_reactions_in_direct_but_not_taking_back() {
         let chat = direct(&mesh, &ada, &bob).await;
         let message = send(&mesh, &ada, &chat, "see you").await;
         react(&mesh, &bob, &message, "👋").await;
-        mesh.user_as(&ada)
-            .block_user(user_pb::BlockUserRequest {
-                user_id: bob.tokens.user_id.clone(),
-            })
-            .await
-            .unwrap();
+        block(&mesh, &ada, &bob).await;
         // The block reaches the message service through the bus.
         let mut refused = None;
         for _ in 0..250 {

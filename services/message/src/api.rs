@@ -75,6 +75,17 @@ fn conversation(view: ConversationView) -> pb::Conversation {
     }
 }
 
+/// The conversation and message ids a request names (`conversation_id`, `message_id`), both
+/// checked; the nil id stands in for an invalid one, which [`finish`] refuses before use.
+fn message_target(check: &mut Check, conversation_id: &str, message_id: &str) -> (Uuid, Uuid) {
+    let conversation = check.id("conversation_id", conversation_id);
+    let message = check.id("message_id", message_id);
+    (
+        conversation.unwrap_or_default(),
+        message.unwrap_or_default(),
+    )
+}
+
 /// An optional message id (empty means none).
 fn optional_id(check: &mut Check, field: &str, input: &str) -> Option<Uuid> {
     (!input.is_empty())

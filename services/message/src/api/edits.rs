@@ -4,7 +4,7 @@ use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Check;
 use tonic::{Request, Response};
 
-use super::{MessageApi, Reply, actor, finish};
+use super::{MessageApi, Reply, actor, finish, message_target};
 use crate::edits::{ContentPatch, DeleteScope, EDITABLE_PATHS};
 use crate::events::timestamp;
 
@@ -15,20 +15,15 @@ pub(super) async fn edit_message(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &body.conversation_id);
-    let message_id = check.id("message_id", &body.message_id);
+    let (conversation_id, message_id) =
+        message_target(&mut check, &body.conversation_id, &body.message_id);
     let paths = check.mask(body.update_mask, &EDITABLE_PATHS);
     finish(check)?;
     // The resulting content is checked against the message rules once merged (in the domain).
     let patch = ContentPatch::from_mask(body.content.unwrap_or_default(), &paths);
     let message = api
         .conversations
-        .edit(
-            actor,
-            conversation_id.expect("checked"),
-            message_id.expect("checked"),
-            &patch,
-        )
+        .edit(actor, conversation_id, message_id, &patch)
         .await?;
     let seen = api.conversations.present(actor.user_id, &[message]).await?;
     Ok(Response::new(pb::EditMessageResponse {
@@ -42,16 +37,13 @@ pub(super) async fn get_edit_history(
 ) -> Reply<pb::GetEditHistoryResponse> {
     let actor = actor(&request)?;
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &request.get_ref().conversation_id);
-    let message_id = check.id("message_id", &request.get_ref().message_id);
+    let body = request.get_ref();
+    let (conversation_id, message_id) =
+        message_target(&mut check, &body.conversation_id, &body.message_id);
     finish(check)?;
     let versions = api
         .conversations
-        .edit_history(
-            actor.user_id,
-            conversation_id.expect("checked"),
-            message_id.expect("checked"),
-        )
+        .edit_history(actor.user_id, conversation_id, message_id)
         .await?;
     Ok(Response::new(pb::GetEditHistoryResponse {
         edits: versions
@@ -72,8 +64,8 @@ pub(super) async fn delete_message(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &body.conversation_id);
-    let message_id = check.id("message_id", &body.message_id);
+    let (conversation_id, message_id) =
+        message_target(&mut check, &body.conversation_id, &body.message_id);
     let scope = match pb::DeleteScope::try_from(body.scope) {
         Ok(pb::DeleteScope::ForMe) => Some(DeleteScope::ForMe),
         Ok(pb::DeleteScope::ForEveryone) => Some(DeleteScope::ForEveryone),
@@ -88,12 +80,7 @@ pub(super) async fn delete_message(
     finish(check)?;
     let message = api
         .conversations
-        .delete(
-            actor,
-            conversation_id.expect("checked"),
-            message_id.expect("checked"),
-            scope.expect("checked"),
-        )
+        .delete(actor, conversation_id, message_id, scope.expect("checked"))
         .await?;
     let seen = api.conversations.present(actor.user_id, &[message]).await?;
     Ok(Response::new(pb::DeleteMessageResponse {

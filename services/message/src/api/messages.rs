@@ -7,7 +7,7 @@ use uuid::Uuid;
 use echo_runtime::Check;
 use sha2::{Digest, Sha256};
 
-use super::{MessageApi, Reply, actor, finish, optional_id};
+use super::{MessageApi, Reply, actor, finish, message_target, optional_id};
 use crate::conversations::Anchor;
 use crate::rules::{self, MESSAGE_PAGE};
 use crate::store::NewMessage;
@@ -54,16 +54,13 @@ pub(super) async fn get_message(
 ) -> Reply<pb::GetMessageResponse> {
     let actor = actor(&request)?;
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &request.get_ref().conversation_id);
-    let message_id = check.id("message_id", &request.get_ref().message_id);
+    let body = request.get_ref();
+    let (conversation_id, message_id) =
+        message_target(&mut check, &body.conversation_id, &body.message_id);
     finish(check)?;
     let message = api
         .conversations
-        .message(
-            actor.user_id,
-            conversation_id.expect("checked"),
-            message_id.expect("checked"),
-        )
+        .message(actor.user_id, conversation_id, message_id)
         .await?;
     let seen = api.conversations.present(actor.user_id, &[message]).await?;
     Ok(Response::new(pb::GetMessageResponse {

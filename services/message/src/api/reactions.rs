@@ -3,21 +3,10 @@
 use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Check;
 use tonic::{Request, Response};
-use uuid::Uuid;
 
-use super::{MessageApi, Reply, actor, finish};
+use super::{MessageApi, Reply, actor, finish, message_target};
 use crate::events::timestamp;
 use crate::reactions::{self, PIN_PAGE, REACTION_PAGE};
-
-/// The conversation and message ids every one of these requests names.
-fn target(check: &mut Check, conversation_id: &str, message_id: &str) -> (Uuid, Uuid) {
-    let conversation = check.id("conversation_id", conversation_id);
-    let message = check.id("message_id", message_id);
-    (
-        conversation.unwrap_or_default(),
-        message.unwrap_or_default(),
-    )
-}
 
 pub(super) async fn add_reaction(
     api: &MessageApi,
@@ -26,7 +15,8 @@ pub(super) async fn add_reaction(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let (conversation, message) = target(&mut check, &body.conversation_id, &body.message_id);
+    let (conversation, message) =
+        message_target(&mut check, &body.conversation_id, &body.message_id);
     let emoji = reactions::emoji(&mut check, "emoji", &body.emoji);
     finish(check)?;
     let reactions = api
@@ -43,7 +33,8 @@ pub(super) async fn remove_reaction(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let (conversation, message) = target(&mut check, &body.conversation_id, &body.message_id);
+    let (conversation, message) =
+        message_target(&mut check, &body.conversation_id, &body.message_id);
     let emoji = reactions::emoji(&mut check, "emoji", &body.emoji);
     finish(check)?;
     let reactions = api
@@ -60,7 +51,8 @@ pub(super) async fn list_reactions(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let (conversation, message) = target(&mut check, &body.conversation_id, &body.message_id);
+    let (conversation, message) =
+        message_target(&mut check, &body.conversation_id, &body.message_id);
     let filter =
         (!body.emoji.is_empty()).then(|| reactions::emoji(&mut check, "emoji", &body.emoji));
     let page = check.page(body.page_size, &body.page_token, REACTION_PAGE);
@@ -89,7 +81,8 @@ pub(super) async fn pin_message(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let (conversation, message) = target(&mut check, &body.conversation_id, &body.message_id);
+    let (conversation, message) =
+        message_target(&mut check, &body.conversation_id, &body.message_id);
     finish(check)?;
     let pin = api.conversations.pin(actor, conversation, message).await?;
     Ok(Response::new(pb::PinMessageResponse { pin: Some(pin) }))
@@ -102,7 +95,8 @@ pub(super) async fn unpin_message(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let (conversation, message) = target(&mut check, &body.conversation_id, &body.message_id);
+    let (conversation, message) =
+        message_target(&mut check, &body.conversation_id, &body.message_id);
     finish(check)?;
     api.conversations
         .unpin(actor, conversation, message)

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use echo_proto::echo::message::v1::MessageContent;
 use uuid::Uuid;
 
-use super::{Actor, Message, StoreError};
+use super::{Actor, Kind, Message, Role, StoreError};
 
 /// Most edits of one message (`Message.edit_count` never exceeds it): enough for any real
 /// correction, and it bounds the history GetEditHistory returns unpaged.
@@ -147,7 +147,39 @@ pub trait EditStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// The users `mentioned` adds to the mentions `before` an edit, and those it drops, in the
+/// order of each list: the mention rows and counters both implementations then change.
+pub(crate) fn mention_changes(before: &[Uuid], mentioned: &[Uuid]) -> (Vec<Uuid>, Vec<Uuid>) {
+    let added = mentioned
+        .iter()
+        .filter(|user| !before.contains(user))
+        .copied()
+        .collect();
+    let removed = before
+        .iter()
+        .filter(|user| !mentioned.contains(user))
+        .copied()
+        .collect();
+    (added, removed)
+}
+
 impl Message {
+    /// Whether `actor`, a member with `role` of a conversation of `kind`, may delete this
+    /// message for everyone: its sender, or OWNER/ADMIN of a GROUP or CHANNEL (in a DIRECT
+    /// conversation only the sender); `NotAllowed` otherwise.
+    pub(crate) fn check_deletable(
+        &self,
+        actor: Uuid,
+        kind: Kind,
+        role: Role,
+    ) -> Result<(), StoreError> {
+        let moderator = kind != Kind::Direct && role.is_admin();
+        if self.sender_id != actor && !moderator {
+            return Err(StoreError::NotAllowed);
+        }
+        Ok(())
+    }
+
     /// Whether `editor` may edit this message at `at` (`hidden`: they deleted it for
     /// themselves), checked in [`EditStore::edit`]'s order after membership and visibility:
     /// `MessageNotFound` (hidden), `NotAllowed`, `MessageDeleted`, `EditWindowExpired`,

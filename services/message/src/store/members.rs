@@ -135,6 +135,42 @@ pub fn may_remove(actor: Role, target: Role) -> Result<(), StoreError> {
     }
 }
 
+/// Whether `actor`, a member with `role` of a conversation of `kind`, may remove `user` at
+/// all, before their row is read (which [`may_remove`] then checks): not in a DIRECT one, not
+/// as a MEMBER, and not themself (that is leaving). Both implementations refuse the same way.
+pub(crate) fn may_remove_someone(
+    kind: Kind,
+    role: Role,
+    actor: Uuid,
+    user: Uuid,
+) -> Result<(), StoreError> {
+    if kind == Kind::Direct || role == Role::Member || user == actor {
+        return Err(StoreError::NotAllowed);
+    }
+    Ok(())
+}
+
+/// Whether `actor`, a member with `role` of a conversation of `kind`, may change `user`'s
+/// role: only the OWNER, never their own, never in a DIRECT one.
+pub(crate) fn may_set_role(
+    kind: Kind,
+    role: Role,
+    actor: Uuid,
+    user: Uuid,
+) -> Result<(), StoreError> {
+    if kind == Kind::Direct || role != Role::Owner || user == actor {
+        return Err(StoreError::NotAllowed);
+    }
+    Ok(())
+}
+
+/// Whether adding `n` members would pass `conversation`'s [`member_cap`].
+pub(crate) fn exceeds_cap(conversation: &Conversation, n: usize) -> bool {
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    i64::from(conversation.member_count).saturating_add(n)
+        > i64::from(member_cap(conversation.kind))
+}
+
 /// Where a member page starts: after this member (order: role, then join seq).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberPosition {

@@ -296,6 +296,29 @@ async fn next_user_seqs(
     Ok(rows.into_iter().collect())
 }
 
+/// `user`'s next user seq (their `user_sequences` row stays locked to the end).
+async fn next_user_seq(conn: &mut PgConnection, user: Uuid) -> Result<i64, sqlx::Error> {
+    next_user_seqs(conn, &[user])
+        .await?
+        .get(&user)
+        .copied()
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// Whether every one of `users` is known and not deleted.
+async fn all_live(conn: &mut PgConnection, users: &[Uuid]) -> Result<bool, sqlx::Error> {
+    let mut distinct = users.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM known_users WHERE user_id = ANY($1) AND deleted_at IS NULL",
+    )
+    .bind(&distinct)
+    .fetch_one(conn)
+    .await?;
+    Ok(usize::try_from(live).is_ok_and(|live| live == distinct.len()))
+}
+
 /// Whether `a` blocks `b` or `b` blocks `a`.
 async fn blocked_either(conn: &mut PgConnection, a: Uuid, b: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Actor, StoreError};
+use super::{Actor, Kind, Role, StoreError};
 use crate::reactions::{Pin, PinPosition, Reaction, ReactionPosition};
 
 /// How many users reacted to one message with one emoji, as one reader sees it.
@@ -119,4 +119,14 @@ pub trait ReactionStore: Send + Sync {
 
     /// Of `ids`, the messages currently pinned in their conversation.
     async fn pinned_among(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError>;
+}
+
+/// Whether a member with `role` may pin or unpin in a conversation of `kind`: anyone in a
+/// DIRECT one, OWNER/ADMIN in a GROUP or CHANNEL (`NotAllowed` otherwise). Both
+/// implementations decide the same way.
+pub(crate) fn may_pin(kind: Kind, role: Role) -> Result<(), StoreError> {
+    if kind != Kind::Direct && !role.is_admin() {
+        return Err(StoreError::NotAllowed);
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use echo_bus::Outbox;
+use echo_bus::{Event, Outbox};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::MessageContent;
 use echo_store::sql_limit;
@@ -226,6 +226,35 @@ async fn refuse<T>(tx: WriteTx, refusal: StoreError) -> Result<T, StoreError> {
     Err(refusal)
 }
 
+/// Appends `events` to the outbox inside `tx` and commits it, so the change and its events
+/// become visible together.
+async fn commit_with(outbox: &Outbox, tx: WriteTx, events: &[Event]) -> Result<(), StoreError> {
+    let mut tx = Tx::Sqlite(tx);
+    for event in events {
+        Outbox::append(&mut tx, event).await?;
+    }
+    outbox.commit(tx).await?;
+    Ok(())
+}
+
+/// `user`'s row in `conversation` while a member (under the write lock it holds to commit).
+async fn current_member(
+    conn: &mut SqliteConnection,
+    conversation: Uuid,
+    user: Uuid,
+) -> Result<Option<Member>, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "SELECT conversation_id, ",
+        member_fields!(),
+        " FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL"
+    ))
+    .bind(conversation.to_string())
+    .bind(user.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(member).transpose()
+}
+
 /// Takes `conversation`'s next seq; `activity` Some(at) when the change moves the
 /// conversation up in its members' lists (messages, membership changes, updates; not
 /// reactions, pins, edits or deletions).
@@ -268,6 +297,35 @@ async fn blocked_either_way(
     )
     .bind(a.to_string())
     .bind(b.to_string())
+    .fetch_one(conn)
+    .await
+}
+
+/// Whether every one of `users` is known and not deleted.
+async fn all_live(conn: &mut SqliteConnection, users: &[Uuid]) -> Result<bool, sqlx::Error> {
+    let missing: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM json_each($1) WHERE value NOT IN \
+           (SELECT user_id FROM known_users WHERE deleted_at IS NULL))",
+    )
+    .bind(json_ids(users))
+    .fetch_one(conn)
+    .await?;
+    Ok(!missing)
+}
+
+/// Whether a block stands between `user` and any of `others`, either way.
+async fn any_block(
+    conn: &mut SqliteConnection,
+    user: Uuid,
+    others: &[Uuid],
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE \
+           (blocker_id = $1 AND blocked_id IN (SELECT value FROM json_each($2))) \
+           OR (blocked_id = $1 AND blocker_id IN (SELECT value FROM json_each($2))))",
+    )
+    .bind(user.to_string())
+    .bind(json_ids(others))
     .fetch_one(conn)
     .await
 }

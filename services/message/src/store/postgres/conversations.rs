@@ -7,7 +7,9 @@ use prost::Message as _;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{blocked_either, commit_with, conversation, member, next_user_seqs, refuse, sql_limit};
+use super::{
+    all_live, blocked_either, commit_with, conversation, member, next_user_seqs, refuse, sql_limit,
+};
 use crate::events::{
     conversation_created, conversation_event, conversation_joined, member_joined, user_event,
 };
@@ -220,20 +222,6 @@ pub(super) async fn list(
         .iter()
         .map(|row| Ok((conversation(row)?, member(row)?)))
         .collect::<Result<_, sqlx::Error>>()?)
-}
-
-/// Whether every one of `users` is known and not deleted.
-async fn all_live(conn: &mut PgConnection, users: &[Uuid]) -> Result<bool, sqlx::Error> {
-    let mut distinct = users.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let live: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM known_users WHERE user_id = ANY($1) AND deleted_at IS NULL",
-    )
-    .bind(&distinct)
-    .fetch_one(conn)
-    .await?;
-    Ok(usize::try_from(live).is_ok_and(|live| live == distinct.len()))
 }
 
 /// The conversation whose unique key (`sql` says which) is `key`.

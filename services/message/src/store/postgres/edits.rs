@@ -14,9 +14,8 @@ use super::{
 };
 use crate::events::edits::{message_deleted, message_deleted_for_me, message_edited};
 use crate::events::{conversation_event, user_event};
-use crate::store::{
-    Actor, Edit, EditStore, EditVersion, Edited, Kind, Member, Message, StoreError,
-};
+use crate::store::edits::mention_changes;
+use crate::store::{Actor, Edit, EditStore, EditVersion, Edited, Member, Message, StoreError};
 
 #[async_trait]
 impl EditStore for PostgresMessageStore {
@@ -188,17 +187,7 @@ async fn edit_message(
             .bind(current.id)
             .fetch_all(&mut *tx)
             .await?;
-    let added: Vec<Uuid> = edit
-        .mentioned
-        .iter()
-        .filter(|user| !before.contains(user))
-        .copied()
-        .collect();
-    let removed: Vec<Uuid> = before
-        .iter()
-        .filter(|user| !edit.mentioned.contains(user))
-        .copied()
-        .collect();
+    let (added, removed) = mention_changes(&before, &edit.mentioned);
     let members: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM members \
          WHERE conversation_id = $1 AND user_id = ANY($2) AND left_at_seq IS NULL",
@@ -378,9 +367,8 @@ async fn delete_for_everyone(
         Ok(target) => target,
         Err(refusal) => return refuse(tx, refusal).await,
     };
-    let moderator = kind != Kind::Direct && member.role.is_admin();
-    if message.sender_id != actor.user_id && !moderator {
-        return refuse(tx, StoreError::NotAllowed).await;
+    if let Err(refusal) = message.check_deletable(actor.user_id, kind, member.role) {
+        return refuse(tx, refusal).await;
     }
     if message.deleted_at.is_some() {
         tx.rollback().await?;

@@ -12,15 +12,17 @@ use echo_proto::echo::message::v1::{JoinMethod, LeaveReason};
 use prost::Message as _;
 use uuid::Uuid;
 
-use self::rows::{
-    all_live, any_block, bump, current_member, exceeds_cap, join, leave_at, lock, set,
+use self::rows::{any_block, bump, current_member, join, leave_at, lock, set};
+use super::{
+    PostgresMessageStore, all_live, commit_with, conversation, member, next_user_seqs, refuse,
 };
-use super::{PostgresMessageStore, commit_with, conversation, member, next_user_seqs, refuse};
 use crate::events::members::{
     conversation_left, conversation_updated, member_left, member_removed, member_role_changed,
 };
 use crate::events::{conversation_event, conversation_joined, member_joined, user_event};
-use crate::store::members::{may_remove, may_update};
+use crate::store::members::{
+    exceeds_cap, may_remove, may_remove_someone, may_set_role, may_update,
+};
 use crate::store::{
     Actor, Conversation, ConversationUpdate, Invite, Kind, Member, MemberPosition, MemberStore,
     NewInvite, Role, StoreError, may_invite,
@@ -144,8 +146,8 @@ impl MemberStore for PostgresMessageStore {
         let Some((locked, me)) = lock(&mut tx, id, actor.user_id, Some(at)).await? else {
             return refuse(tx, StoreError::ConversationNotFound).await;
         };
-        if locked.kind == Kind::Direct || me.role == Role::Member || user == actor.user_id {
-            return refuse(tx, StoreError::NotAllowed).await;
+        if let Err(refusal) = may_remove_someone(locked.kind, me.role, actor.user_id, user) {
+            return refuse(tx, refusal).await;
         }
         let Some(target) = current_member(&mut tx, id, user).await? else {
             tx.rollback().await?;
@@ -226,8 +228,8 @@ impl MemberStore for PostgresMessageStore {
         let Some((locked, me)) = lock(&mut tx, id, actor.user_id, Some(at)).await? else {
             return refuse(tx, StoreError::ConversationNotFound).await;
         };
-        if locked.kind == Kind::Direct || me.role != Role::Owner || user == actor.user_id {
-            return refuse(tx, StoreError::NotAllowed).await;
+        if let Err(refusal) = may_set_role(locked.kind, me.role, actor.user_id, user) {
+            return refuse(tx, refusal).await;
         }
         let Some(target) = current_member(&mut tx, id, user).await? else {
             return refuse(tx, StoreError::UserNotFound).await;

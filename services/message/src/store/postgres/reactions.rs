@@ -19,6 +19,7 @@ use crate::events::reactions::{
 use crate::reactions::{
     MAX_EMOJIS_PER_USER, MAX_PINS, Pin, PinPosition, Reaction, ReactionPosition,
 };
+use crate::store::reactions::may_pin;
 use crate::store::{Actor, Kind, ReactionStore, ReactionTally, Role, StoreError};
 
 type PgTx = sqlx::Transaction<'static, Postgres>;
@@ -193,8 +194,8 @@ impl ReactionStore for PostgresMessageStore {
             Ok(target) => target,
             Err(refusal) => return refuse(tx, refusal).await,
         };
-        if kind != Kind::Direct && !target.role.is_admin() {
-            return refuse(tx, StoreError::NotAllowed).await;
+        if let Err(refusal) = may_pin(kind, target.role) {
+            return refuse(tx, refusal).await;
         }
         if target.deleted {
             return refuse(tx, StoreError::MessageDeleted).await;
@@ -248,8 +249,8 @@ impl ReactionStore for PostgresMessageStore {
             Ok(target) => target,
             Err(refusal) => return refuse(tx, refusal).await,
         };
-        if kind != Kind::Direct && !target.role.is_admin() {
-            return refuse(tx, StoreError::NotAllowed).await;
+        if let Err(refusal) = may_pin(kind, target.role) {
+            return refuse(tx, refusal).await;
         }
         let removed = sqlx::query("DELETE FROM pins WHERE message_id = $1")
             .bind(message)

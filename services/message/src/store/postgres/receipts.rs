@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{PostgresMessageStore, commit_with, member, next_user_seqs, refuse, sql_limit};
+use super::{PostgresMessageStore, commit_with, member, next_user_seq, refuse, sql_limit};
 use crate::events::receipts::{member_settings_changed, read_marker_moved};
 use crate::events::user_event;
 use crate::store::receipts::{apply, newly_pinned};
@@ -52,7 +52,7 @@ impl ReceiptStore for PostgresMessageStore {
         }
         // The user's seq first: its row lock serialises every settings change of this user,
         // so the pinned count below cannot be overtaken by a concurrent pin.
-        let seq = user_seq(&mut tx, actor.user_id).await?;
+        let seq = next_user_seq(&mut tx, actor.user_id).await?;
         if newly_pinned(&current, &next) {
             let pinned: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM members WHERE user_id = $1 AND pinned_at IS NOT NULL \
@@ -128,7 +128,7 @@ impl ReceiptStore for PostgresMessageStore {
         .fetch_one(&mut *tx)
         .await?;
         let updated = member(&row)?;
-        let seq = user_seq(&mut tx, actor.user_id).await?;
+        let seq = next_user_seq(&mut tx, actor.user_id).await?;
         let event = user_event(
             actor.user_id,
             seq,
@@ -288,15 +288,6 @@ async fn last_seq(conn: &mut PgConnection, conversation: Uuid) -> Result<i64, sq
         .bind(conversation)
         .fetch_one(conn)
         .await
-}
-
-/// `user`'s next user seq (their `user_sequences` row stays locked to the end).
-async fn user_seq(conn: &mut PgConnection, user: Uuid) -> Result<i64, sqlx::Error> {
-    next_user_seqs(conn, &[user])
-        .await?
-        .get(&user)
-        .copied()
-        .ok_or(sqlx::Error::RowNotFound)
 }
 
 fn device_receipt(row: &PgRow) -> Result<DeviceReceipt, sqlx::Error> {

@@ -5,14 +5,13 @@ use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::JoinMethod;
-use echo_store::Tx;
 use prost::Message as _;
 use sqlx::{SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    WriteTx, begin, blocked_either_way, conversation, conversation_by_id, json_ids, member, micros,
-    next_seq, next_user_seq, refuse, sql_limit,
+    WriteTx, all_live, any_block, begin, blocked_either_way, commit_with, conversation,
+    conversation_by_id, member, micros, next_seq, next_user_seq, refuse, sql_limit,
 };
 use crate::events;
 use crate::store::{
@@ -56,7 +55,7 @@ pub(super) async fn create_direct(
 ) -> Result<(Conversation, bool), StoreError> {
     let key = direct_key(actor.user_id, peer);
     let mut tx = begin(writer).await?;
-    if !is_known(&mut tx, peer).await? {
+    if !all_live(&mut tx, &[peer]).await? {
         return refuse(tx, StoreError::UserNotFound).await;
     }
     // Before the look-up: a block also closes an existing conversation.
@@ -110,7 +109,7 @@ pub(super) async fn create_conversation(
         tx.rollback().await?;
         return Ok((existing, false));
     }
-    if !all_known(&mut tx, &others).await? {
+    if !all_live(&mut tx, &others).await? {
         return refuse(tx, StoreError::UserNotFound).await;
     }
     if any_block(&mut tx, actor.user_id, &others).await? {
@@ -192,11 +191,7 @@ async fn find_or_create(
         };
     }
     let (conversation, events) = populate(&mut tx, actor, row.id, joining, at).await?;
-    let mut tx = Tx::Sqlite(tx);
-    for event in &events {
-        Outbox::append(&mut tx, event).await?;
-    }
-    outbox.commit(tx).await?;
+    commit_with(outbox, tx, &events).await?;
     Ok((conversation, true))
 }
 
@@ -344,38 +339,4 @@ async fn by_key(
         Some(Ok(id)) => conversation_by_id(conn, id).await,
         Some(Err(e)) => Err(super::decode_error(format!("conversation_id: {e}"))),
     }
-}
-
-/// Whether `user` is known and not deleted.
-async fn is_known(conn: &mut SqliteConnection, user: Uuid) -> Result<bool, sqlx::Error> {
-    all_known(conn, &[user]).await
-}
-
-/// Whether every one of `users` is known and not deleted.
-async fn all_known(conn: &mut SqliteConnection, users: &[Uuid]) -> Result<bool, sqlx::Error> {
-    let missing: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM json_each($1) WHERE value NOT IN \
-           (SELECT user_id FROM known_users WHERE deleted_at IS NULL))",
-    )
-    .bind(json_ids(users))
-    .fetch_one(conn)
-    .await?;
-    Ok(!missing)
-}
-
-/// Whether a block stands between `user` and any of `others`, either way.
-async fn any_block(
-    conn: &mut SqliteConnection,
-    user: Uuid,
-    others: &[Uuid],
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM blocks WHERE \
-           (blocker_id = $1 AND blocked_id IN (SELECT value FROM json_each($2))) \
-           OR (blocked_id = $1 AND blocker_id IN (SELECT value FROM json_each($2))))",
-    )
-    .bind(user.to_string())
-    .bind(json_ids(others))
-    .fetch_one(conn)
-    .await
 }

@@ -5,20 +5,18 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
-use echo_store::Tx;
 use prost::Message as _;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    SqliteMessageStore, WriteTx, begin, conversation_by_id, decode_error, json_ids, member,
+    SqliteMessageStore, begin, commit_with, conversation_by_id, decode_error, json_ids, member,
     message, micros, next_seq, next_user_seq, refuse, time, uuid,
 };
 use crate::events::edits::{message_deleted, message_deleted_for_me, message_edited};
 use crate::events::{conversation_event, user_event};
-use crate::store::{
-    Actor, Edit, EditStore, EditVersion, Edited, Kind, Member, Message, StoreError,
-};
+use crate::store::edits::mention_changes;
+use crate::store::{Actor, Edit, EditStore, EditVersion, Edited, Member, Message, StoreError};
 
 #[async_trait]
 impl EditStore for SqliteMessageStore {
@@ -159,14 +157,6 @@ async fn target(
     })
 }
 
-/// Appends `event` inside `tx` and commits it.
-async fn commit(outbox: &Outbox, tx: WriteTx, event: &echo_bus::Event) -> Result<(), StoreError> {
-    let mut tx = Tx::Sqlite(tx);
-    Outbox::append(&mut tx, event).await?;
-    outbox.commit(tx).await?;
-    Ok(())
-}
-
 /// See [`EditStore::edit`].
 async fn edit_message(
     writer: &SqlitePool,
@@ -207,17 +197,7 @@ async fn edit_message(
         .iter()
         .map(|user| Uuid::parse_str(user).map_err(|e| decode_error(format!("mention: {e}"))))
         .collect::<Result<_, _>>()?;
-    let added: Vec<Uuid> = edit
-        .mentioned
-        .iter()
-        .filter(|user| !before.contains(user))
-        .copied()
-        .collect();
-    let removed: Vec<Uuid> = before
-        .iter()
-        .filter(|user| !edit.mentioned.contains(user))
-        .copied()
-        .collect();
+    let (added, removed) = mention_changes(&before, &edit.mentioned);
     let outsider_mentioned: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM json_each($2) WHERE value NOT IN \
            (SELECT user_id FROM members WHERE conversation_id = $1 AND left_at_seq IS NULL))",
@@ -304,7 +284,7 @@ async fn edit_message(
         actor,
         message_edited(&edited, &added),
     );
-    commit(outbox, tx, &event).await?;
+    commit_with(outbox, tx, &[event]).await?;
     Ok(Edited::Changed {
         message: edited,
         newly_mentioned: added,
@@ -367,7 +347,7 @@ async fn delete_for_me(
     let user_seq = next_user_seq(&mut tx, actor.user_id).await?;
     let kind = message_deleted_for_me(conversation, message.id, unread, mentions);
     let event = user_event(actor.user_id, user_seq, at, Some(actor.device_id), kind);
-    commit(outbox, tx, &event).await?;
+    commit_with(outbox, tx, &[event]).await?;
     Ok(true)
 }
 
@@ -390,9 +370,8 @@ async fn delete_for_everyone(
     let Some(found) = conversation_by_id(&mut *tx, conversation).await? else {
         return refuse(tx, StoreError::ConversationNotFound).await;
     };
-    let moderator = found.kind != Kind::Direct && member.role.is_admin();
-    if message.sender_id != actor.user_id && !moderator {
-        return refuse(tx, StoreError::NotAllowed).await;
+    if let Err(refusal) = message.check_deletable(actor.user_id, found.kind, member.role) {
+        return refuse(tx, refusal).await;
     }
     if message.deleted_at.is_some() {
         tx.rollback().await?;
@@ -451,6 +430,6 @@ async fn delete_for_everyone(
     .await?;
     let kind = message_deleted(message.id, message.thread_root_message_id);
     let event = conversation_event(conversation, seq, at, actor, kind);
-    commit(outbox, tx, &event).await?;
+    commit_with(outbox, tx, &[event]).await?;
     Ok(true)
 }

@@ -5,25 +5,26 @@ mod invites;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use echo_bus::{Event, Outbox};
+use echo_bus::Event;
 use echo_proto::echo::message::v1::{JoinMethod, LeaveReason};
-use echo_store::Tx;
 use prost::Message as _;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::{
-    SqliteMessageStore, WriteTx, begin, conversation, json_ids, member, micros, next_user_seq,
-    refuse,
+    SqliteMessageStore, all_live, any_block, begin, commit_with, conversation, current_member,
+    member, micros, next_user_seq, refuse,
 };
 use crate::events::members::{
     conversation_left, conversation_updated, member_left, member_removed, member_role_changed,
 };
 use crate::events::{conversation_event, conversation_joined, member_joined, user_event};
-use crate::store::members::{may_remove, may_update};
+use crate::store::members::{
+    exceeds_cap, may_remove, may_remove_someone, may_set_role, may_update,
+};
 use crate::store::{
     Actor, Conversation, ConversationUpdate, Invite, Kind, Member, MemberPosition, MemberStore,
-    NewInvite, Role, StoreError, may_invite, member_cap,
+    NewInvite, Role, StoreError, may_invite,
 };
 
 #[async_trait]
@@ -139,8 +140,8 @@ impl MemberStore for SqliteMessageStore {
         let Some((locked, me)) = lock(&mut tx, id, actor.user_id).await? else {
             return refuse(tx, StoreError::ConversationNotFound).await;
         };
-        if locked.kind == Kind::Direct || me.role == Role::Member || user == actor.user_id {
-            return refuse(tx, StoreError::NotAllowed).await;
+        if let Err(refusal) = may_remove_someone(locked.kind, me.role, actor.user_id, user) {
+            return refuse(tx, refusal).await;
         }
         let Some(target) = current_member(&mut tx, id, user).await? else {
             tx.rollback().await?;
@@ -215,8 +216,8 @@ impl MemberStore for SqliteMessageStore {
         let Some((locked, me)) = lock(&mut tx, id, actor.user_id).await? else {
             return refuse(tx, StoreError::ConversationNotFound).await;
         };
-        if locked.kind == Kind::Direct || me.role != Role::Owner || user == actor.user_id {
-            return refuse(tx, StoreError::NotAllowed).await;
+        if let Err(refusal) = may_set_role(locked.kind, me.role, actor.user_id, user) {
+            return refuse(tx, refusal).await;
         }
         let Some(target) = current_member(&mut tx, id, user).await? else {
             return refuse(tx, StoreError::UserNotFound).await;
@@ -313,16 +314,6 @@ impl MemberStore for SqliteMessageStore {
     }
 }
 
-/// Appends `events` inside `tx` and commits it.
-async fn commit_with(outbox: &Outbox, tx: WriteTx, events: &[Event]) -> Result<(), StoreError> {
-    let mut tx = Tx::Sqlite(tx);
-    for event in events {
-        Outbox::append(&mut tx, event).await?;
-    }
-    outbox.commit(tx).await?;
-    Ok(())
-}
-
 /// Conversation `id` and `user`'s current member row (the writer is held, so neither changes
 /// before commit); None when either is missing (a non-member learns nothing).
 async fn lock(
@@ -334,31 +325,6 @@ async fn lock(
         return Ok(None);
     };
     Ok(current_member(conn, id, user).await?.map(|m| (found, m)))
-}
-
-/// `user`'s row in `conversation` while a member.
-async fn current_member(
-    conn: &mut SqliteConnection,
-    conversation: Uuid,
-    user: Uuid,
-) -> Result<Option<Member>, sqlx::Error> {
-    let row = sqlx::query(concat!(
-        "SELECT conversation_id, ",
-        member_fields!(),
-        " FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL"
-    ))
-    .bind(conversation.to_string())
-    .bind(user.to_string())
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(member).transpose()
-}
-
-/// Whether adding `n` members would pass the conversation's cap.
-fn exceeds_cap(conversation: &Conversation, n: usize) -> bool {
-    let n = i64::try_from(n).unwrap_or(i64::MAX);
-    i64::from(conversation.member_count).saturating_add(n)
-        > i64::from(member_cap(conversation.kind))
 }
 
 /// Takes `seqs` more seqs (0 or 1) and changes the member count by `members`; a sequenced
@@ -453,33 +419,4 @@ async fn set(
     .fetch_one(conn)
     .await?;
     member(&row)
-}
-
-/// Whether every one of `users` is known and not deleted.
-async fn all_live(conn: &mut SqliteConnection, users: &[Uuid]) -> Result<bool, sqlx::Error> {
-    let missing: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM json_each($1) WHERE value NOT IN \
-           (SELECT user_id FROM known_users WHERE deleted_at IS NULL))",
-    )
-    .bind(json_ids(users))
-    .fetch_one(conn)
-    .await?;
-    Ok(!missing)
-}
-
-/// Whether a block stands between `user` and any of `others`, either way.
-async fn any_block(
-    conn: &mut SqliteConnection,
-    user: Uuid,
-    others: &[Uuid],
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM blocks WHERE \
-           (blocker_id = $1 AND blocked_id IN (SELECT value FROM json_each($2))) \
-           OR (blocked_id = $1 AND blocker_id IN (SELECT value FROM json_each($2))))",
-    )
-    .bind(user.to_string())
-    .bind(json_ids(others))
-    .fetch_one(conn)
-    .await
 }

@@ -2,14 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
-use echo_store::Tx;
 use prost::Message as _;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    WriteTx, begin, blocked_either_way, conversation_by_id, is_unique_violation, json_ids, member,
-    message, micros, next_seq, refuse, sql_limit,
+    WriteTx, begin, blocked_either_way, commit_with, conversation_by_id, is_unique_violation,
+    json_ids, member, message, micros, next_seq, refuse, sql_limit,
 };
 use crate::events;
 use crate::store::{Actor, Kind, Member, Message, NewMessage, Sent, SeqWindow, StoreError};
@@ -53,9 +52,7 @@ pub(super) async fn send(
         actor,
         events::message_created(&sent, &new.mentioned),
     );
-    let mut tx = Tx::Sqlite(tx);
-    Outbox::append(&mut tx, &event).await?;
-    outbox.commit(tx).await?;
+    commit_with(outbox, tx, &[event]).await?;
     Ok(Sent::Created(sent))
 }
 

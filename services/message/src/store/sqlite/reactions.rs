@@ -4,15 +4,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use echo_bus::Outbox;
-use echo_store::Tx;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::{
-    SqliteMessageStore, WriteTx, begin, blocked_either_way, conversation_by_id, decode_error,
-    json_ids, micros, next_seq, refuse, sql_limit, time, uuid,
+    SqliteMessageStore, WriteTx, begin, blocked_either_way, commit_with, conversation_by_id,
+    decode_error, json_ids, micros, next_seq, refuse, sql_limit, time, uuid,
 };
 use crate::events::conversation_event;
 use crate::events::reactions::{
@@ -21,6 +19,7 @@ use crate::events::reactions::{
 use crate::reactions::{
     MAX_EMOJIS_PER_USER, MAX_PINS, Pin, PinPosition, Reaction, ReactionPosition,
 };
+use crate::store::reactions::may_pin;
 use crate::store::{Actor, Kind, ReactionStore, ReactionTally, Role, StoreError};
 
 /// What the common checks found.
@@ -84,10 +83,10 @@ impl ReactionStore for SqliteMessageStore {
         let count = emoji_count(&mut tx, message, emoji).await?;
         let seq = next_seq(&mut tx, conversation, None).await?;
         let kind = reaction_added(message, actor.user_id, emoji, count);
-        commit(
+        commit_with(
             &self.outbox,
             tx,
-            conversation_event(conversation, seq, at, actor, kind),
+            &[conversation_event(conversation, seq, at, actor, kind)],
         )
         .await?;
         Ok(true)
@@ -120,10 +119,10 @@ impl ReactionStore for SqliteMessageStore {
         let count = emoji_count(&mut tx, message, emoji).await?;
         let seq = next_seq(&mut tx, conversation, None).await?;
         let kind = reaction_removed(message, actor.user_id, emoji, count);
-        commit(
+        commit_with(
             &self.outbox,
             tx,
-            conversation_event(conversation, seq, at, actor, kind),
+            &[conversation_event(conversation, seq, at, actor, kind)],
         )
         .await?;
         Ok(true)
@@ -196,8 +195,8 @@ impl ReactionStore for SqliteMessageStore {
             Ok(target) => target,
             Err(refusal) => return refuse(tx, refusal).await,
         };
-        if target.kind != Kind::Direct && !target.role.is_admin() {
-            return refuse(tx, StoreError::NotAllowed).await;
+        if let Err(refusal) = may_pin(target.kind, target.role) {
+            return refuse(tx, refusal).await;
         }
         if target.deleted {
             return refuse(tx, StoreError::MessageDeleted).await;
@@ -234,7 +233,7 @@ impl ReactionStore for SqliteMessageStore {
         let pinned = pin(&row)?;
         let seq = next_seq(&mut tx, conversation, None).await?;
         let event = conversation_event(conversation, seq, at, actor, message_pinned(message));
-        commit(&self.outbox, tx, event).await?;
+        commit_with(&self.outbox, tx, &[event]).await?;
         Ok((pinned, true))
     }
 
@@ -250,8 +249,8 @@ impl ReactionStore for SqliteMessageStore {
             Ok(target) => target,
             Err(refusal) => return refuse(tx, refusal).await,
         };
-        if target.kind != Kind::Direct && !target.role.is_admin() {
-            return refuse(tx, StoreError::NotAllowed).await;
+        if let Err(refusal) = may_pin(target.kind, target.role) {
+            return refuse(tx, refusal).await;
         }
         let removed = sqlx::query("DELETE FROM pins WHERE message_id = $1")
             .bind(message.to_string())
@@ -263,7 +262,7 @@ impl ReactionStore for SqliteMessageStore {
         }
         let seq = next_seq(&mut tx, conversation, None).await?;
         let event = conversation_event(conversation, seq, at, actor, message_unpinned(message));
-        commit(&self.outbox, tx, event).await?;
+        commit_with(&self.outbox, tx, &[event]).await?;
         Ok(true)
     }
 
@@ -365,14 +364,6 @@ async fn emoji_count(
         .bind(emoji)
         .fetch_one(conn)
         .await
-}
-
-/// Appends `event` inside `tx` and commits it.
-async fn commit(outbox: &Outbox, tx: WriteTx, event: echo_bus::Event) -> Result<(), StoreError> {
-    let mut tx = Tx::Sqlite(tx);
-    Outbox::append(&mut tx, &event).await?;
-    outbox.commit(tx).await?;
-    Ok(())
 }
 
 fn reaction(row: &SqliteRow) -> Result<Reaction, sqlx::Error> {

@@ -4,21 +4,20 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use echo_bus::Outbox;
-use echo_store::Tx;
 use echo_store::sqlite_rows::optional_time;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::{
-    SqliteMessageStore, begin, member, micros, next_user_seq, refuse, sql_limit, time, uuid,
+    SqliteMessageStore, begin, commit_with, current_member, member, micros, next_user_seq, refuse,
+    sql_limit, time, uuid,
 };
 use crate::events::receipts::{member_settings_changed, read_marker_moved};
 use crate::events::user_event;
 use crate::store::receipts::{apply, newly_pinned};
 use crate::store::{
-    Actor, Delivered, DeviceReceipt, MAX_PINNED_CONVERSATIONS, Member, MemberReceipt, PINNED_LIMIT,
+    Actor, Delivered, DeviceReceipt, MAX_PINNED_CONVERSATIONS, MemberReceipt, PINNED_LIMIT,
     ReadMark, ReceiptStore, SettingsChange, SettingsUpdate, StoreError,
 };
 
@@ -83,9 +82,7 @@ impl ReceiptStore for SqliteMessageStore {
         let seq = next_user_seq(&mut tx, actor.user_id).await?;
         let kind = member_settings_changed(&updated, &changed);
         let event = user_event(actor.user_id, seq, at, Some(actor.device_id), kind);
-        let mut tx = Tx::Sqlite(tx);
-        Outbox::append(&mut tx, &event).await?;
-        self.outbox.commit(tx).await?;
+        commit_with(&self.outbox, tx, &[event]).await?;
         Ok(SettingsUpdate {
             member: updated,
             changed,
@@ -137,9 +134,7 @@ impl ReceiptStore for SqliteMessageStore {
             Some(actor.device_id),
             read_marker_moved(&updated),
         );
-        let mut tx = Tx::Sqlite(tx);
-        Outbox::append(&mut tx, &event).await?;
-        self.outbox.commit(tx).await?;
+        commit_with(&self.outbox, tx, &[event]).await?;
         Ok(ReadMark {
             member: updated,
             moved: true,
@@ -266,24 +261,6 @@ impl ReceiptStore for SqliteMessageStore {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
-}
-
-/// `user`'s current member row in `conversation`.
-async fn current_member(
-    conn: &mut SqliteConnection,
-    conversation: Uuid,
-    user: Uuid,
-) -> Result<Option<Member>, sqlx::Error> {
-    let row = sqlx::query(concat!(
-        "SELECT conversation_id, ",
-        member_fields!(),
-        " FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL"
-    ))
-    .bind(conversation.to_string())
-    .bind(user.to_string())
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(member).transpose()
 }
 
 /// The conversation's `last_seq` (the highest seq a watermark may name).

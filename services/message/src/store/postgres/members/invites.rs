@@ -8,11 +8,11 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::rows::{bump, current_member, exceeds_cap, join as join_members, take};
+use super::rows::{bump, current_member, join as join_members, take};
 use crate::events::members::member_joined_by_invite;
 use crate::events::{conversation_event, conversation_joined, user_event};
-use crate::store::members::MAX_ACTIVE_INVITES;
-use crate::store::postgres::{commit_with, conversation, next_user_seqs, refuse};
+use crate::store::members::{MAX_ACTIVE_INVITES, exceeds_cap};
+use crate::store::postgres::{commit_with, conversation, next_user_seq, refuse};
 use crate::store::{Actor, Invite, NewInvite, StoreError, may_invite};
 
 /// The invite columns, as [`invite`] reads them.
@@ -196,7 +196,7 @@ pub(super) async fn join(
     let joined = join_members(&mut tx, id, &[actor.user_id], seq, used.created_by, at).await?;
     let joined = joined.first().ok_or(sqlx::Error::RowNotFound)?;
     let after = bump(&mut tx, id, 0, 1).await?;
-    let user_seq = user_seq(&mut tx, actor.user_id).await?;
+    let user_seq = next_user_seq(&mut tx, actor.user_id).await?;
     let events = [
         conversation_event(id, seq, at, actor, member_joined_by_invite(joined, used.id)),
         user_event(
@@ -209,11 +209,6 @@ pub(super) async fn join(
     ];
     commit_with(outbox, tx, &events).await?;
     Ok((id, true))
-}
-
-async fn user_seq(conn: &mut PgConnection, user: Uuid) -> Result<i64, sqlx::Error> {
-    let seqs = next_user_seqs(conn, &[user]).await?;
-    seqs.get(&user).copied().ok_or(sqlx::Error::RowNotFound)
 }
 
 /// Invite `id` of `conversation`.

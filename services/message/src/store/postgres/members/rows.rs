@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::store::postgres::{conversation, member};
-use crate::store::{Conversation, Member, Role, member_cap};
+use crate::store::{Conversation, Member, Role};
 
 /// Takes conversation `id`'s next seq under its row lock (see `super::take_seq`) and returns
 /// the conversation after it; None when there is no such conversation.
@@ -59,13 +59,6 @@ pub(super) async fn current_member(
     .fetch_optional(conn)
     .await?;
     row.as_ref().map(member).transpose()
-}
-
-/// Whether adding `n` members would pass the conversation's cap.
-pub(super) fn exceeds_cap(conversation: &Conversation, n: usize) -> bool {
-    let n = i64::try_from(n).unwrap_or(i64::MAX);
-    i64::from(conversation.member_count).saturating_add(n)
-        > i64::from(member_cap(conversation.kind))
 }
 
 /// Takes `extra` more seqs and changes the member count by `members`; the conversation after.
@@ -161,17 +154,6 @@ pub(super) async fn set(
     .fetch_one(conn)
     .await?;
     member(&row)
-}
-
-/// Whether every one of `users` (distinct) is known and not deleted.
-pub(super) async fn all_live(conn: &mut PgConnection, users: &[Uuid]) -> Result<bool, sqlx::Error> {
-    let live: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM known_users WHERE user_id = ANY($1) AND deleted_at IS NULL",
-    )
-    .bind(users)
-    .fetch_one(conn)
-    .await?;
-    Ok(usize::try_from(live).is_ok_and(|live| live == users.len()))
 }
 
 /// Whether a block stands between `user` and any of `others`, either way.

@@ -9,11 +9,11 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
-use super::{bump, commit_with, current_member, exceeds_cap, join as join_members, lock};
+use super::{bump, join as join_members, lock};
 use crate::events::members::member_joined_by_invite;
 use crate::events::{conversation_event, conversation_joined, user_event};
-use crate::store::members::MAX_ACTIVE_INVITES;
-use crate::store::sqlite::{begin, next_user_seq, refuse};
+use crate::store::members::{MAX_ACTIVE_INVITES, exceeds_cap};
+use crate::store::sqlite::{begin, commit_with, current_member, next_user_seq, refuse};
 use crate::store::{Actor, Invite, NewInvite, StoreError, may_invite};
 
 /// The invite columns, as [`invite`] reads them.
