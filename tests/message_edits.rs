@@ -193,17 +193,19 @@ async fn edits_replace_content_keep_history_and_move_mentions() {
             refusal(&by_cy),
             (Code::NotFound, "CONVERSATION_NOT_FOUND".into())
         );
+        // Mentioning a non-member is no refusal: kept in the content, counted for nobody.
         let outsider = mentioning("@cy", &cy, 0, 3);
-        let outsider = edit(
+        let kept = edit(
             &mesh,
             &ada,
-            edit_request(&sent, outsider, &["text", "mentions"]),
+            edit_request(&sent, outsider.clone(), &["text", "mentions"]),
         );
-        let outsider = outsider.await.unwrap_err();
+        let kept = kept.await.unwrap().content.unwrap();
         assert_eq!(
-            refusal(&outsider),
-            (Code::NotFound, "USER_NOT_FOUND".into())
+            (kept.text, kept.mentions),
+            (outsider.text, outsider.mentions)
         );
+        assert_eq!(unread(&mesh, &bob, &chat).await, (1, 0));
         let mut unknown = edit_request(&sent, text("x"), &["text"]);
         unknown.message_id = uuid::Uuid::now_v7().to_string();
         let unknown = edit(&mesh, &ada, unknown).await.unwrap_err();
@@ -275,3 +277,5 @@ async fn an_edit_cap_and_malformed_edits() {
 
 #[path = "message_edits/deletes.rs"]
 mod deletes;
+#[path = "message_edits/mentions.rs"]
+mod mentions;

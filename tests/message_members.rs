@@ -15,6 +15,8 @@ use tonic::{Code, Status};
 mod common;
 #[path = "message_members/invites.rs"]
 mod invites;
+#[path = "message_members/rejoin.rs"]
+mod rejoin;
 #[path = "message_members/roles.rs"]
 mod roles;
 

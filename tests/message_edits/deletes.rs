@@ -97,7 +97,8 @@ async fn deleting_for_me_and_for_everyone() {
         assert_eq!(unread(&mesh, &bob, &room).await, (1, 0));
         delete(&mesh, &cy, &four, ForEveryone).await.unwrap();
         assert_eq!(unread(&mesh, &bob, &room).await, (0, 0));
-        assert_eq!(unread(&mesh, &cy, &room).await, (0, 0));
+        // Cy still has Ada's first message unread: sending reads nothing.
+        assert_eq!(unread(&mesh, &cy, &room).await, (1, 0));
 
         // DIRECT: only the sender deletes for everyone; the peer may hide it.
         let hello = send(&mesh, &ada, &chat, "hello").await;
@@ -136,6 +137,75 @@ async fn deleting_for_me_and_for_everyone() {
         assert_eq!(
             violated_fields(&malformed),
             ["conversation_id", "message_id", "scope"]
+        );
+        mesh.shutdown().await;
+    }
+}
+
+/// The conversation as `user` sees it in ListConversations.
+async fn listed(mesh: &TestMesh, user: &SignedIn, room: &pb::Conversation) -> pb::Conversation {
+    let listed = mesh
+        .message_as(user)
+        .list_conversations(pb::ListConversationsRequest::default())
+        .await
+        .expect("list conversations")
+        .into_inner()
+        .conversations;
+    listed
+        .into_iter()
+        .find(|c| c.conversation_id == room.conversation_id)
+        .expect("listed")
+}
+
+#[tokio::test]
+async fn previews_respect_deletion_for_me_and_retries_answer_tombstones() {
+    use pb::DeleteScope::{ForEveryone, ForMe};
+    for backend in Backend::BOTH {
+        let Some(mesh) = TestMesh::start(backend).await else {
+            continue;
+        };
+        let ada = known_user(&mesh).await;
+        let bob = known_user(&mesh).await;
+        let chat = direct(&mesh, &ada, &bob).await;
+
+        // Bob's message, deleted by Ada for herself: her preview is a tombstone, his is not.
+        let secret = send(&mesh, &bob, &chat, "secret").await;
+        delete(&mesh, &ada, &secret, ForMe).await.unwrap();
+        for preview in [
+            my_view(&mesh, &ada, &chat).await.last_message,
+            listed(&mesh, &ada, &chat).await.last_message,
+        ] {
+            let preview = preview.expect("a preview");
+            assert_eq!(preview.message_id, secret.message_id, "{backend:?}");
+            assert_eq!(state(&preview), pb::MessageState::DeletedForMe);
+            assert_eq!(preview.content, None);
+        }
+        for preview in [
+            my_view(&mesh, &bob, &chat).await.last_message,
+            listed(&mesh, &bob, &chat).await.last_message,
+        ] {
+            let preview = preview.expect("a preview");
+            assert_eq!(state(&preview), pb::MessageState::Active);
+            assert_eq!(preview.content, secret.content);
+        }
+
+        // A retry of a send deleted for everyone answers the tombstone, whatever it carries.
+        let request = send_request(&chat, "regret-1", text("regret"));
+        let sent = mesh.message_as(&ada).send_message(request.clone()).await;
+        let sent = sent.unwrap().into_inner().message.unwrap();
+        let gone = delete(&mesh, &ada, &sent, ForEveryone).await.unwrap();
+        let retried = mesh.message_as(&ada).send_message(request).await;
+        let retried = retried.unwrap().into_inner().message.unwrap();
+        assert_eq!(retried, gone);
+        assert_eq!(state(&retried), pb::MessageState::DeletedForEveryone);
+        let other = send_request(&chat, "regret-1", text("something else"));
+        let retried = mesh.message_as(&ada).send_message(other).await;
+        assert_eq!(retried.unwrap().into_inner().message.unwrap(), gone);
+        let after = my_view(&mesh, &ada, &chat).await;
+        assert_eq!(
+            after.last_seq,
+            gone.seq + 1,
+            "only the deletion's seq since"
         );
         mesh.shutdown().await;
     }

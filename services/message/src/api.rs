@@ -55,10 +55,7 @@ fn conversation(view: ConversationView) -> pb::Conversation {
     let member = &view.member;
     pb::Conversation {
         peer_user_id: peer.map(|p| p.to_string()).unwrap_or_default(),
-        last_message: view
-            .last_message
-            .as_ref()
-            .map(|m| crate::convert::message_for(m, view.member.user_id)),
+        last_message: view.last_message,
         my_state: Some(pb::MyConversationState {
             role: i32::from(member.role.code()),
             settings: Some(pb::MemberSettings {

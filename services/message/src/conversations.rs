@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use echo_cache::Limits;
+use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Page;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -25,8 +26,9 @@ pub struct ConversationView {
     pub conversation: Conversation,
     /// The caller's member row.
     pub member: Member,
-    /// The newest message the caller may see.
-    pub last_message: Option<Message>,
+    /// The newest message the caller may see, as they see it (a DELETED_FOR_ME tombstone
+    /// when they deleted it for themselves; see [`Conversations::present`]).
+    pub last_message: Option<pb::Message>,
 }
 
 impl ConversationView {
@@ -146,18 +148,26 @@ impl Conversations {
             .into_iter()
             .map(|m| (m.id, m))
             .collect();
-        let views = rows
-            .into_iter()
+        let visible: Vec<Option<Message>> = rows
+            .iter()
             .map(|(conversation, member)| {
-                let last_message = conversation
+                conversation
                     .last_message_id
                     .and_then(|id| last.remove(&id))
-                    .filter(|m| m.seq > member.joined_at_seq);
-                ConversationView {
-                    conversation,
-                    member,
-                    last_message,
-                }
+                    .filter(|m| m.seq > member.joined_at_seq)
+            })
+            .collect();
+        // All previews in one pass through what the caller sees (deleted for them, reactions,
+        // pins), exactly as history shows the same messages.
+        let shown: Vec<Message> = visible.iter().flatten().cloned().collect();
+        let mut presented = self.present(caller, &shown).await?.into_iter();
+        let views = rows
+            .into_iter()
+            .zip(visible)
+            .map(|((conversation, member), last)| ConversationView {
+                conversation,
+                member,
+                last_message: last.and_then(|_| presented.next()),
             })
             .collect();
         Ok((views, token))
@@ -349,7 +359,7 @@ impl Conversations {
         conversation: Conversation,
     ) -> Result<ConversationView, MessageError> {
         let member = self.current_member(conversation.id, caller).await?;
-        let last_message = match conversation.last_message_id {
+        let last = match conversation.last_message_id {
             Some(id) => self
                 .store
                 .message(conversation.id, id)
@@ -357,6 +367,11 @@ impl Conversations {
                 .filter(|m| m.seq > member.joined_at_seq),
             None => None,
         };
+        let last_message = self
+            .present(caller, last.as_slice())
+            .await?
+            .into_iter()
+            .next();
         Ok(ConversationView {
             conversation,
             member,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use echo_runtime::{Failure, Violation};
 use tonic::Code;
+use uuid::Uuid;
 
 use crate::store::StoreError;
 
@@ -19,12 +20,12 @@ pub enum MessageError {
     /// No such message visible to the caller.
     #[error("message not found")]
     MessageNotFound,
-    /// A user is unknown or deleted.
+    /// A user is unknown or deleted (named in the `user_id` metadata when known).
     #[error("user not found")]
-    UserNotFound,
-    /// A block prevents the action.
+    UserNotFound(Option<Uuid>),
+    /// A block prevents the action (with the user on the other side of it, when named).
     #[error("blocked")]
-    Blocked,
+    Blocked(Option<Uuid>),
     /// The caller's role does not allow the action.
     #[error("not allowed")]
     NotAllowed,
@@ -60,8 +61,8 @@ pub enum MessageError {
 impl From<StoreError> for MessageError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::UserNotFound => MessageError::UserNotFound,
-            StoreError::Blocked => MessageError::Blocked,
+            StoreError::UserNotFound(user) => MessageError::UserNotFound(user),
+            StoreError::Blocked(user) => MessageError::Blocked(user),
             StoreError::ConversationNotFound => MessageError::ConversationNotFound,
             StoreError::NotAllowed => MessageError::NotAllowed,
             StoreError::IdempotencyKeyReused => MessageError::IdempotencyKeyReused,
@@ -91,11 +92,17 @@ impl From<MessageError> for Failure {
                 "no such conversation",
             ),
             MessageNotFound => reason(Code::NotFound, "MESSAGE_NOT_FOUND", "no such message"),
-            UserNotFound => reason(Code::NotFound, "USER_NOT_FOUND", "no such user"),
-            Blocked => reason(
-                Code::PermissionDenied,
-                "BLOCKED",
-                "a block between you and this user prevents this",
+            UserNotFound(user) => naming(
+                reason(Code::NotFound, "USER_NOT_FOUND", "no such user"),
+                user,
+            ),
+            Blocked(user) => naming(
+                reason(
+                    Code::PermissionDenied,
+                    "BLOCKED",
+                    "a block between you and this user prevents this",
+                ),
+                user,
             ),
             NotAllowed => reason(
                 Code::PermissionDenied,
@@ -139,6 +146,15 @@ impl From<MessageError> for Failure {
             Internal(cause) => Failure::Internal(cause.into()),
         }
     }
+}
+
+/// `failure` with the `user_id` metadata naming `user`, when there is one (USER_NOT_FOUND and
+/// BLOCKED of CreateConversation and AddMembers name the offending user).
+fn naming(mut failure: Failure, user: Option<Uuid>) -> Failure {
+    if let (Failure::Reason { metadata, .. }, Some(user)) = (&mut failure, user) {
+        metadata.push(("user_id", user.to_string()));
+    }
+    failure
 }
 
 impl From<MessageError> for tonic::Status {

@@ -150,8 +150,15 @@ impl Conversations {
         self.store
             .remove_reaction(actor, conversation, message, &emoji, Utc::now())
             .await?;
-        self.reactions_seen(actor.user_id, conversation, message)
+        match self
+            .reactions_seen(actor.user_id, conversation, message)
             .await
+        {
+            // A reaction from an earlier membership, on a message from before the current
+            // join: taken back, but the caller sees neither the message nor its reactions.
+            Err(MessageError::MessageNotFound) => Ok(Vec::new()),
+            seen => seen,
+        }
     }
 
     /// Who reacted to a message the caller can see, oldest first, optionally one emoji only.

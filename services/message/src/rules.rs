@@ -5,18 +5,23 @@ use echo_proto::echo::message::v1::{Location, MessageContent};
 use echo_runtime::{Check, PageSize};
 use uuid::Uuid;
 
-/// Longest message text, in characters (Unicode scalar values).
+/// Longest message text, in UTF-8 bytes (`MessageContent.text`).
 pub const MAX_TEXT: usize = 4096;
 /// Most mentions in one message.
 pub const MAX_MENTIONS: usize = 50;
 /// Most attachments in one message.
 pub const MAX_ATTACHMENTS: usize = 10;
-/// Longest group or channel title, in characters.
-pub const MAX_TITLE: usize = 128;
-/// Longest description, in characters.
+/// Longest group or channel title, in UTF-8 bytes (`CreateConversationRequest.title`).
+pub const MAX_TITLE: usize = 256;
+/// Longest description, in UTF-8 bytes.
 pub const MAX_DESCRIPTION: usize = 2048;
-/// Most members a group or channel may be created with (more join later by invite).
-pub const MAX_INITIAL_MEMBERS: usize = 1000;
+/// Most members a group or channel may be created with besides the creator (more are added
+/// or join by invite later).
+pub const MAX_INITIAL_MEMBERS: usize = 256;
+/// Longest location name, in UTF-8 bytes.
+pub const MAX_PLACE_NAME: usize = 256;
+/// Longest location address, in UTF-8 bytes.
+pub const MAX_ADDRESS: usize = 512;
 /// Longest idempotency key (`client_message_id`, `client_request_id`), in bytes.
 pub const MAX_CLIENT_KEY: usize = 64;
 /// Largest attachment the metadata may claim (4 GiB).
@@ -49,13 +54,36 @@ pub fn client_key(check: &mut Check, field: &str, input: &str) -> String {
     input.to_owned()
 }
 
-/// Checks a message's content under `field`; returns the distinct mentioned users.
+/// Checks a one-line text field (title, description, place name) the way
+/// [`Check::text`] does, but limited in UTF-8 bytes as the proto states its limits: trimmed;
+/// when `required`, not blank; at most `max_bytes` bytes; no control characters. Returns the
+/// trimmed text.
+pub fn text_bytes(
+    check: &mut Check,
+    field: &str,
+    input: &str,
+    max_bytes: usize,
+    required: bool,
+) -> String {
+    let text = input.trim();
+    if required && text.is_empty() {
+        check.push(field, "is required (not blank)");
+    } else if text.len() > max_bytes {
+        check.push(field, format!("must be at most {max_bytes} UTF-8 bytes"));
+    } else if text.chars().any(char::is_control) {
+        check.push(field, "must not contain control characters");
+    }
+    text.to_owned()
+}
+
+/// Checks a message's content under `field`; returns the distinct mentioned users (anyone
+/// may be mentioned; the store decides whom a mention counts for).
 pub fn content(check: &mut Check, field: &str, content: &MessageContent) -> Vec<Uuid> {
     let text = &content.text;
-    if text.chars().count() > MAX_TEXT {
+    if text.len() > MAX_TEXT {
         check.push(
             format!("{field}.text"),
-            format!("must be at most {MAX_TEXT} characters"),
+            format!("must be at most {MAX_TEXT} UTF-8 bytes"),
         );
     }
     if text.trim().is_empty() && content.attachments.is_empty() && content.location.is_none() {
@@ -69,6 +97,8 @@ pub fn content(check: &mut Check, field: &str, content: &MessageContent) -> Vec<
         );
     }
     let mut mentioned = Vec::new();
+    // Where the previous mention ends: mentions come ordered by offset and do not overlap.
+    let mut previous_end = 0;
     for (i, mention) in content.mentions.iter().enumerate() {
         let at = format!("{field}.mentions[{i}]");
         if let Some(user) = check.id(&format!("{at}.user_id"), &mention.user_id)
@@ -82,6 +112,13 @@ pub fn content(check: &mut Check, field: &str, content: &MessageContent) -> Vec<
                 at,
                 format!("offset/length must lie within the text ({utf16_len} UTF-16 units)"),
             );
+        } else if offset < previous_end {
+            check.push(
+                at,
+                "mentions must be ordered by offset and must not overlap",
+            );
+        } else {
+            previous_end = offset + length;
         }
     }
     if content.attachments.len() > MAX_ATTACHMENTS {
@@ -135,8 +172,10 @@ fn location(check: &mut Check, field: &str, location: &Location) {
     if !(location.accuracy_meters >= 0.0 && location.accuracy_meters.is_finite()) {
         check.push(format!("{field}.accuracy_meters"), "must be 0 or more");
     }
-    check.text(&format!("{field}.name"), &location.name, 256, false);
-    check.text(&format!("{field}.address"), &location.address, 512, false);
+    let name = format!("{field}.name");
+    text_bytes(check, &name, &location.name, MAX_PLACE_NAME, false);
+    let address = format!("{field}.address");
+    text_bytes(check, &address, &location.address, MAX_ADDRESS, false);
 }
 
 /// How long after sending a message its sender may edit it (48 hours; Telegram allows 48 h for
@@ -182,6 +221,21 @@ mod tests {
         assert!(fields(&message(mention(3, 4))).is_empty());
         assert_eq!(fields(&message(mention(4, 4))), ["content.mentions[0]"]);
         assert_eq!(fields(&message(mention(0, 0))), ["content.mentions[0]"]);
+        // Ordered by offset, not overlapping.
+        let two = |first, second| MessageContent {
+            text: "@ada @bob".into(),
+            mentions: vec![first, second],
+            ..Default::default()
+        };
+        assert!(fields(&two(mention(0, 4), mention(5, 4))).is_empty());
+        assert_eq!(
+            fields(&two(mention(5, 4), mention(0, 4))),
+            ["content.mentions[1]"]
+        );
+        assert_eq!(
+            fields(&two(mention(0, 4), mention(3, 4))),
+            ["content.mentions[1]"]
+        );
     }
 
     #[test]
@@ -192,6 +246,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(fields(&long), ["content.text"]);
+        // The limit is in UTF-8 bytes: 1366 three-byte characters are 4098 bytes.
+        let wide = MessageContent {
+            text: "€".repeat(1366),
+            ..Default::default()
+        };
+        assert_eq!(fields(&wide), ["content.text"]);
+        let fits = MessageContent {
+            text: "€".repeat(1365),
+            ..Default::default()
+        };
+        assert!(fields(&fits).is_empty());
         let located = MessageContent {
             location: Some(Location {
                 latitude: 91.0,
@@ -200,5 +265,27 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(fields(&located), ["content.location.latitude"]);
+    }
+
+    fn text_fields(input: &str, max: usize, required: bool) -> Vec<String> {
+        let mut check = Check::new();
+        text_bytes(&mut check, "title", input, max, required);
+        match check.finish() {
+            Ok(()) => Vec::new(),
+            Err(echo_runtime::Failure::InvalidArgument(v)) => {
+                v.into_iter().map(|v| v.field).collect()
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn titles_are_measured_in_utf8_bytes_and_must_not_be_blank() {
+        // 128 two-byte characters are 256 bytes: the most a title may hold.
+        assert!(text_fields(&"é".repeat(128), MAX_TITLE, true).is_empty());
+        assert_eq!(text_fields(&"é".repeat(129), MAX_TITLE, true), ["title"]);
+        assert_eq!(text_fields("  \t ", MAX_TITLE, true), ["title"]);
+        assert!(text_fields("", MAX_DESCRIPTION, false).is_empty());
+        assert_eq!(text_fields("a\u{7}b", MAX_TITLE, true), ["title"]);
     }
 }

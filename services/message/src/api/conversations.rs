@@ -49,8 +49,9 @@ pub(super) async fn create_conversation(
             Kind::Group
         }
     };
-    let title = check.text("title", &body.title, rules::MAX_TITLE, true);
-    let description = check.text(
+    let title = rules::text_bytes(&mut check, "title", &body.title, rules::MAX_TITLE, true);
+    let description = rules::text_bytes(
+        &mut check,
         "description",
         &body.description,
         rules::MAX_DESCRIPTION,

@@ -39,13 +39,20 @@ pub(super) async fn update_conversation(
     for path in &paths {
         match path.as_str() {
             "title" => {
-                let title = check.text("conversation.title", &given.title, rules::MAX_TITLE, true);
+                let field = "conversation.title";
+                let title =
+                    rules::text_bytes(&mut check, field, &given.title, rules::MAX_TITLE, true);
                 update.title = Some(title);
             }
             "description" => {
                 let field = "conversation.description";
-                let description =
-                    check.text(field, &given.description, rules::MAX_DESCRIPTION, false);
+                let description = rules::text_bytes(
+                    &mut check,
+                    field,
+                    &given.description,
+                    rules::MAX_DESCRIPTION,
+                    false,
+                );
                 update.description = Some(description);
             }
             "avatar" => {

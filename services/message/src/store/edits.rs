@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use echo_proto::echo::message::v1::MessageContent;
 use uuid::Uuid;
 
-use super::{Actor, Kind, Message, Role, StoreError};
+use super::{Actor, Kind, Message, NewMessage, Role, Sent, StoreError};
 
 /// Most edits of one message (`Message.edit_count` never exceeds it): enough for any real
 /// correction, and it bounds the history GetEditHistory returns unpaged.
@@ -42,7 +42,8 @@ pub enum Edited {
     Changed {
         /// The message after the edit.
         message: Message,
-        /// Mentioned now, not before (in the order of [`Edit::mentioned`]).
+        /// Mentioned now, not before, and able to see the message (in the order of
+        /// [`Edit::mentioned`]; see [`EditStore::edit`]).
         newly_mentioned: Vec<Uuid>,
     },
     /// The new content equals the current one: nothing was written (no seq, no history).
@@ -83,17 +84,22 @@ pub trait EditStore: Send + Sync {
     /// - `EditWindowExpired` when `at` is more than `window` after its creation;
     /// - `LimitExceeded("edits")` when it was edited [`MAX_EDITS`] times already;
     /// - `Stale` when its edit_count is no longer `base_edit_count` (nothing written);
-    /// - `UserNotFound` when a user mentioned now but not before is not a current member
-    ///   (mentions kept from before stay, even of users who left since);
     /// - `Unchanged` when the content equals the current one (nothing written).
+    ///
+    /// Mentions are never refused. Of the users `mentioned` adds to the message's mention
+    /// rows, only those who can see the message are counted (mention row, counter, event):
+    /// current members other than the sender who joined before it (`joined_at_seq` < its seq)
+    /// and have not deleted it for themselves; anyone else stays mentioned in the content
+    /// alone. Mention rows kept from before stay, even of users who left since.
     ///
     /// Otherwise: the next seq (no activity: the conversation keeps its place in lists); the
     /// replaced version appended to the history (version = the old edit_count, created_at =
     /// when that version came to be); content, search body, edited_at = `at` and
-    /// edit_count + 1 on the message; its mention rows replaced by `mentioned`, and for the
-    /// members for whom it is unread (see the module doc) mention_count + 1 when newly
-    /// mentioned and - 1 when no longer mentioned; one MessageEdited event (no content, the
-    /// newly mentioned users). `Changed`.
+    /// edit_count + 1 on the message; its mention rows for users no longer mentioned deleted
+    /// and rows for the counted new ones added, and for the members for whom it is unread (see
+    /// the module doc) mention_count + 1 when newly counted and - 1 when no longer mentioned;
+    /// one MessageEdited event (no content; `newly_mentioned_user_ids` = the counted new
+    /// ones). `Changed`.
     async fn edit(
         &self,
         actor: Actor,
@@ -134,7 +140,9 @@ pub trait EditStore: Send + Sync {
     /// written. Otherwise, with the next seq (no activity): every member for whom it was
     /// unread gets unread_count - 1 (and mention_count - 1 when mentioned); the content is
     /// erased everywhere the store holds it (content and search body NULL, deleted_at = `at`,
-    /// edit history, mention rows, reactions and pin deleted); its thread root's
+    /// the request hash overwritten with zero bytes, since an unsalted hash of the content is a
+    /// guessable trace of it; edit history, mention rows, reactions and pin deleted; a later
+    /// retry of its send key answers the tombstone, see [`super::repeated`]); its thread root's
     /// reply_count - 1; when it was the conversation's last message, the newest remaining
     /// message not deleted for everyone (or none) takes its place; one MessageDeleted event.
     /// True.
@@ -161,6 +169,37 @@ pub(crate) fn mention_changes(before: &[Uuid], mentioned: &[Uuid]) -> (Vec<Uuid>
         .copied()
         .collect();
     (added, removed)
+}
+
+/// Of `mentioned` (in its order), those in `members`: the mentions a message counts (mention
+/// rows, mention counters, the users its event notifies). Both backends pass the current
+/// members eligible at write time (never the sender).
+pub(crate) fn counted_mentions(mentioned: &[Uuid], members: &[Uuid]) -> Vec<Uuid> {
+    mentioned
+        .iter()
+        .filter(|user| members.contains(user))
+        .copied()
+        .collect()
+}
+
+/// The answer to a send whose key (`stored`, with its `request_hash`) was used before:
+/// `Repeated(stored)` when it was this request (same conversation and payload),
+/// `IdempotencyKeyReused` otherwise. Deleting a message for everyone overwrites its request
+/// hash (an unsalted hash of the content is a guessable trace of it), so for a tombstone the
+/// conversation alone decides: any retry of the key answers the tombstone.
+pub(crate) fn repeated(
+    stored: Message,
+    request_hash: &[u8],
+    new: &NewMessage,
+) -> Result<Sent, StoreError> {
+    // The hash covers content, reply and thread, not the conversation: the same key and text
+    // sent into another conversation is another request.
+    let same_payload = stored.deleted_at.is_some() || request_hash == new.request_hash;
+    if same_payload && stored.conversation_id == new.conversation_id {
+        Ok(Sent::Repeated(stored))
+    } else {
+        Err(StoreError::IdempotencyKeyReused)
+    }
 }
 
 impl Message {

@@ -126,6 +126,20 @@ pub fn may_invite(conversation: &Conversation, role: Role) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Whether an invite created by a member now holding `creator` (None: no longer a member) still
+/// admits to `conversation`: its creator must still be a current member allowed to invite
+/// under the current settings ([`may_invite`]); otherwise `InviteInvalid` (an invite speaks
+/// for its creator, and stops when they could no longer add the joiner themselves).
+pub(crate) fn creator_may_still_invite(
+    conversation: &Conversation,
+    creator: Option<&Member>,
+) -> Result<(), StoreError> {
+    match creator {
+        Some(creator) if may_invite(conversation, creator.role).is_ok() => Ok(()),
+        _ => Err(StoreError::InviteInvalid),
+    }
+}
+
 /// Whether a member with role `actor` may remove one with role `target`: OWNER anyone, ADMIN
 /// MEMBERs only, MEMBER no one.
 pub fn may_remove(actor: Role, target: Role) -> Result<(), StoreError> {
@@ -255,7 +269,9 @@ pub trait MemberStore: Send + Sync {
     /// (either way), `LimitExceeded("members")` past [`member_cap`]. Each added user takes the
     /// next seq in order (a MemberJoined, method ADDED) and a user seq (ConversationJoined, no
     /// device); a former member's row is reused: new join seq, read watermark at it, counters
-    /// and private settings reset. Returns the added members in order (none: no seq, no event).
+    /// and private settings reset, the delivery receipts of the earlier membership deleted.
+    /// The refusals name the first offending user in `users` order (`UserNotFound(Some(u))`,
+    /// `Blocked(Some(u))`). Returns the added members in order (none: no seq, no event).
     async fn add_members(
         &self,
         actor: Actor,
@@ -347,9 +363,12 @@ pub trait MemberStore: Send + Sync {
     ) -> Result<Vec<Invite>, StoreError>;
 
     /// `actor` joins the conversation of invite `code` as MEMBER, under the conversation's
-    /// lock (so uses never pass `max_uses`): `InviteInvalid` when no invite has this code, or
-    /// it is revoked or used up; `InviteExpired` past its expiry; `actor` already a current
-    /// member: (conversation, false), nothing written; `LimitExceeded("members")` past
+    /// lock (so uses never pass `max_uses`), checked in this order: `InviteInvalid` when no
+    /// invite has this code; `actor` already a current member: (conversation, false), nothing
+    /// written, whatever the invite's state (revoked, used up, expired); `InviteInvalid` when
+    /// it is revoked or used up; `InviteExpired` past its expiry; `InviteInvalid` when its
+    /// creator is no longer a current member or no longer allowed to invite under the current
+    /// settings (see [`creator_may_still_invite`]); `LimitExceeded("members")` past
     /// [`member_cap`]. Otherwise the next seq (MemberJoined, method INVITE with the invite id,
     /// added by the invite's creator), the use count + 1, a user seq (ConversationJoined,
     /// actor's device); a former member's row is reused as in `add_members`. Returns the

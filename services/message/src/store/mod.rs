@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use edits::{Edit, EditStore, EditVersion, Edited, MAX_EDITS};
+pub(crate) use edits::{counted_mentions, repeated};
 pub use members::{
     ConversationUpdate, Invite, MemberPosition, MemberStore, NewInvite, may_invite, member_cap,
 };
@@ -42,13 +43,14 @@ pub use sqlite::SqliteMessageStore;
 /// `Database` and `Bus` are failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A user is unknown to this service or their account was deleted.
+    /// A user is unknown to this service or their account was deleted; names the user when
+    /// the caller listed several (creating a conversation, adding members).
     #[error("user not found")]
-    UserNotFound,
+    UserNotFound(Option<Uuid>),
     /// A block between the two users of a direct conversation (either direction), or between
-    /// the creator and a user they add.
+    /// the creator and a user they add (named, as for `UserNotFound`).
     #[error("blocked")]
-    Blocked,
+    Blocked(Option<Uuid>),
     /// The conversation does not exist, or the actor is not (or no longer) a member.
     #[error("conversation not found")]
     ConversationNotFound,
@@ -250,9 +252,9 @@ pub struct NewConversation {
     pub id: Uuid,
     /// Group or channel.
     pub kind: Kind,
-    /// 1-128 characters.
+    /// 1-256 UTF-8 bytes, not blank.
     pub title: String,
-    /// 0-2048 characters.
+    /// 0-2048 UTF-8 bytes.
     pub description: String,
     /// None when none.
     pub avatar: Option<Media>,
@@ -299,8 +301,8 @@ pub struct Message {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-/// A message to send (validated: text, mentions against the text and membership is checked
-/// by the store at write time, attachments, location).
+/// A message to send (validated: text, mentions against the text, attachments, location;
+/// membership is checked by the store at write time).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewMessage {
     /// The id to give it (if it is new).
@@ -313,8 +315,8 @@ pub struct NewMessage {
     pub request_hash: [u8; 32],
     /// What.
     pub content: MessageContent,
-    /// The distinct users mentioned in `content` (each must be a current member; others are
-    /// refused with `UserNotFound`).
+    /// The distinct users mentioned in `content`. Anyone may be mentioned (the mention stays in
+    /// the content); only current members other than the sender are counted and notified.
     pub mentioned: Vec<Uuid>,
     /// The message it answers (must be visible in the conversation).
     pub reply_to_message_id: Option<Uuid>,
@@ -439,20 +441,20 @@ pub trait MessageStore:
     // ---- messages ----
 
     /// Sends `new` as `actor`, in one transaction under the conversation's row lock:
-    /// - a message with this `(actor.device_id, client_message_id)` exists: `Repeated` with it
-    ///   when it is in the same conversation and its request hash matches,
-    ///   `IdempotencyKeyReused` otherwise (checked first, so a retry succeeds even after the
-    ///   sender left);
+    /// - a message with this `(actor.device_id, client_message_id)` exists: [`repeated`]
+    ///   decides (checked first, so a retry succeeds even after the sender left);
     /// - `ConversationNotFound` unless `actor` is a current member; `NotAllowed` for a
     ///   MEMBER of a CHANNEL; `Blocked` in a DIRECT conversation with a block either way;
-    ///   `UserNotFound` when a mentioned user is not a current member; `MessageNotFound` when
-    ///   the reply target or thread root is not a message of this conversation at or after
-    ///   the actor's join, or is deleted for everyone, or the thread root is itself a reply in
-    ///   a thread;
+    ///   `MessageNotFound` when the reply target (a tombstone is fine) or thread root (not
+    ///   deleted, not itself a thread reply) is no message of this conversation after the
+    ///   actor's join. Mentions are never refused;
     /// - otherwise: the next seq; the message row; the thread root's reply_count + 1; the
     ///   conversation's last_activity_at and last_message_id; every other current member's
-    ///   unread_count + 1 (and mention_count + 1 when mentioned); the actor's watermark moves to
-    ///   the new seq with their counters reset; one MessageCreated event. `Created`.
+    ///   unread_count + 1; for the mentioned current members other than the sender (others stay
+    ///   in the content, counted for nobody) a mention row and mention_count + 1; one
+    ///   MessageCreated whose `mentioned_user_ids` are exactly those. The sender's read state
+    ///   (watermark, read_at, counters) is untouched: own messages are never unread, and the
+    ///   watermark moves only by MarkRead (with its ReadMarkerMoved). `Created`.
     async fn send(
         &self,
         actor: Actor,

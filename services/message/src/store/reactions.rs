@@ -51,10 +51,14 @@ pub trait ReactionStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Takes back `actor`'s reaction `emoji` on `message`. After the common checks (no block
-    /// check: taking back is always allowed): absent (a message deleted for everyone has
-    /// none): Ok(false), no seq; otherwise the row goes, the next seq and one ReactionRemoved
-    /// with the count after it (0 when it was the last): Ok(true).
+    /// Takes back `actor`'s reaction `emoji` on `message`: `ConversationNotFound` unless
+    /// `actor` is a current member; the actor's own reaction on a message of the conversation
+    /// not deleted for them alone is taken back whatever their join seq (one left from an
+    /// earlier membership, on a message from before the current join, is not stuck); no block
+    /// check: taking back is always allowed. Then the row goes, the next seq and one
+    /// ReactionRemoved with the count after it (0 when it was the last): Ok(true). No such
+    /// reaction: the common checks refuse (`MessageNotFound` for a message the actor cannot
+    /// see), or Ok(false), no seq (a message deleted for everyone has none).
     async fn remove_reaction(
         &self,
         actor: Actor,

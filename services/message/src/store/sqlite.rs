@@ -313,23 +313,6 @@ async fn all_live(conn: &mut SqliteConnection, users: &[Uuid]) -> Result<bool, s
     Ok(!missing)
 }
 
-/// Whether a block stands between `user` and any of `others`, either way.
-async fn any_block(
-    conn: &mut SqliteConnection,
-    user: Uuid,
-    others: &[Uuid],
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM blocks WHERE \
-           (blocker_id = $1 AND blocked_id IN (SELECT value FROM json_each($2))) \
-           OR (blocked_id = $1 AND blocker_id IN (SELECT value FROM json_each($2))))",
-    )
-    .bind(user.to_string())
-    .bind(json_ids(others))
-    .fetch_one(conn)
-    .await
-}
-
 /// The conversation `id`.
 async fn conversation_by_id(
     executor: impl SqliteExecutor<'_>,

@@ -124,7 +124,7 @@ pub async fn create_direct_refusals(env: &Env) {
             .create_direct(device(ada), peer, Uuid::now_v7(), now())
             .await;
         assert!(
-            matches!(refused, Err(StoreError::UserNotFound)),
+            matches!(refused, Err(StoreError::UserNotFound(_))),
             "{refused:?}"
         );
     }
@@ -137,7 +137,10 @@ pub async fn create_direct_refusals(env: &Env) {
                 .store
                 .create_direct(device(actor), peer, Uuid::now_v7(), now())
                 .await;
-            assert!(matches!(refused, Err(StoreError::Blocked)), "{refused:?}");
+            assert!(
+                matches!(refused, Err(StoreError::Blocked(_))),
+                "{refused:?}"
+            );
         }
         env.set_block(blocker, blocked, false).await;
     }
@@ -154,7 +157,10 @@ pub async fn create_direct_refusals(env: &Env) {
                 .store
                 .create_direct(device(actor), peer, Uuid::now_v7(), now())
                 .await;
-            assert!(matches!(refused, Err(StoreError::Blocked)), "{refused:?}");
+            assert!(
+                matches!(refused, Err(StoreError::Blocked(_))),
+                "{refused:?}"
+            );
         }
         env.set_block(blocker, blocked, false).await;
     }
@@ -173,7 +179,7 @@ pub async fn create_direct_refusals(env: &Env) {
         .create_direct(device(ada), cy, Uuid::now_v7(), now())
         .await;
     assert!(
-        matches!(refused, Err(StoreError::UserNotFound)),
+        matches!(refused, Err(StoreError::UserNotFound(_))),
         "{refused:?}"
     );
 }
@@ -188,7 +194,7 @@ pub async fn record_user_never_revives_deleted(env: &Env) {
         .create_direct(device(ada), bob, Uuid::now_v7(), now())
         .await;
     assert!(
-        matches!(refused, Err(StoreError::UserNotFound)),
+        matches!(refused, Err(StoreError::UserNotFound(_))),
         "{refused:?}"
     );
     // Recording a user twice is harmless.
@@ -381,7 +387,7 @@ pub async fn create_conversation_refusals(env: &Env) {
             )
             .await;
         assert!(
-            matches!(refused, Err(StoreError::UserNotFound)),
+            matches!(refused, Err(StoreError::UserNotFound(_))),
             "{refused:?}"
         );
     }
@@ -395,7 +401,10 @@ pub async fn create_conversation_refusals(env: &Env) {
                 now(),
             )
             .await;
-        assert!(matches!(refused, Err(StoreError::Blocked)), "{refused:?}");
+        assert!(
+            matches!(refused, Err(StoreError::Blocked(_))),
+            "{refused:?}"
+        );
         env.set_block(a, b, false).await;
     }
     assert_eq!(env.rows("conversations").await, 0);

@@ -1,6 +1,7 @@
 //! The requirement that a deletion for everyone leaves no trace: every column of every
 //! table of the test database is scanned for a marker the content held.
 
+use echo_message::store::{NewMessage, Sent, StoreError};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::message::v1::{Location, MessageContent};
@@ -69,6 +70,7 @@ pub async fn delete_for_everyone_leaves_no_trace(env: &Env) {
         "the scan must see the marker before the deletion: {found:?}"
     );
 
+    assert_eq!(request_hash(env, message.id).await, new.request_hash);
     assert!(
         env.store
             .delete_for_everyone(owner_device, group.id, message.id, now())
@@ -77,6 +79,81 @@ pub async fn delete_for_everyone_leaves_no_trace(env: &Env) {
     );
     let found = traces(env, &marker).await;
     assert!(found.is_empty(), "the erased content is still in {found:?}");
+    // The request hash is an unsalted SHA-256 of the content: a guessable trace of it.
+    let left = request_hash(env, message.id).await;
+    assert_ne!(
+        left, new.request_hash,
+        "the request hash must be overwritten"
+    );
+    assert!(left.iter().all(|&b| b == 0), "{left:?}");
+}
+
+/// The request hash stored with message `id`.
+async fn request_hash(env: &Env, id: Uuid) -> Vec<u8> {
+    match &env.test_db.db {
+        Database::Postgres(db) => {
+            sqlx::query_scalar("SELECT request_hash FROM messages WHERE message_id = $1")
+                .bind(id)
+                .fetch_one(&db.pool)
+                .await
+        }
+        Database::Sqlite(db) => {
+            sqlx::query_scalar("SELECT request_hash FROM messages WHERE message_id = $1")
+                .bind(id.to_string())
+                .fetch_one(&db.writer)
+                .await
+        }
+    }
+    .expect("request hash")
+}
+
+/// A retry of a send after the message was deleted for everyone answers the tombstone (no
+/// new message, seq or event), whatever payload it carries, since the hash it would be
+/// compared with is gone; the same key into another conversation is still refused.
+pub async fn retry_after_deletion_answers_the_tombstone(env: &Env) {
+    let [ada, bob, cy] = env.users().await;
+    let ada_device = device(ada);
+    let direct = env.direct(ada_device, bob).await;
+    let new = text_message(direct.id, "regret");
+    let sent = env.send_at(ada_device, &new, now()).await;
+    assert!(
+        env.store
+            .delete_for_everyone(ada_device, direct.id, sent.id, now())
+            .await
+            .unwrap()
+    );
+    let tombstone = stored(env, &sent).await;
+    assert!(tombstone.deleted_at.is_some() && tombstone.content.is_none());
+    let (outbox, last_seq) = (
+        env.outbox().await.len(),
+        env.conversation(direct.id).await.last_seq,
+    );
+
+    let again = env.store.send(ada_device, &retry(&new), now()).await;
+    assert_eq!(again.unwrap(), Sent::Repeated(tombstone.clone()));
+    let other_payload = NewMessage {
+        id: Uuid::now_v7(),
+        ..text_message(direct.id, "something else")
+    };
+    let other_payload = NewMessage {
+        client_message_id: new.client_message_id.clone(),
+        ..other_payload
+    };
+    let again = env.store.send(ada_device, &other_payload, now()).await;
+    assert_eq!(again.unwrap(), Sent::Repeated(tombstone));
+    let elsewhere = NewMessage {
+        conversation_id: env.direct(ada_device, cy).await.id,
+        ..retry(&new)
+    };
+    let refused = env.store.send(ada_device, &elsewhere, now()).await;
+    assert!(
+        matches!(refused, Err(StoreError::IdempotencyKeyReused)),
+        "{refused:?}"
+    );
+    assert_eq!(env.rows("messages").await, 1);
+    assert_eq!(env.conversation(direct.id).await.last_seq, last_seq);
+    // Only the second direct conversation's creation was written since.
+    assert_eq!(env.outbox().await.len(), outbox + 5);
 }
 
 /// Every `table.column` of the test database holding `marker` (text, bytes, json, search

@@ -23,6 +23,8 @@ macro_rules! assert_refused {
 
 #[path = "members_invites.rs"]
 mod invites;
+#[path = "members_rejoin.rs"]
+mod rejoin;
 #[path = "members_roles.rs"]
 mod roles;
 
@@ -231,18 +233,21 @@ async fn add_members_events_and_refusals(env: &Env) {
     let unknown = Uuid::now_v7();
     let deleted = env.deleted_user().await;
     for bad in [unknown, deleted] {
-        assert_refused!(
-            env.store.add_members(owner, id, &[c, bad], now()).await,
-            StoreError::UserNotFound
+        // The refusal names the offending user (ErrorInfo metadata `user_id`).
+        let outcome = env.store.add_members(owner, id, &[c, bad], now()).await;
+        assert!(
+            matches!(outcome, Err(StoreError::UserNotFound(Some(named))) if named == bad),
+            "{outcome:?}"
         );
     }
     let [blocker, blocked] = env.users::<2>().await;
     env.set_block(blocker, owner.user_id, true).await;
     env.set_block(owner.user_id, blocked, true).await;
     for bad in [blocker, blocked] {
-        assert_refused!(
-            env.store.add_members(owner, id, &[c, bad], now()).await,
-            StoreError::Blocked
+        let outcome = env.store.add_members(owner, id, &[c, bad], now()).await;
+        assert!(
+            matches!(outcome, Err(StoreError::Blocked(Some(named))) if named == bad),
+            "{outcome:?}"
         );
     }
     assert!(env.store.member(id, c).await.unwrap().is_none());

@@ -321,9 +321,176 @@ async fn concurrent_joins_respect_max_uses(env: &Env) {
     assert_eq!(listed[0].use_count, 3);
 }
 
+/// `only_admins_add_members` of `conversation` set to `admins_only` by its owner.
+async fn admins_only(env: &Env, owner: Actor, conversation: Uuid, admins_only: bool) {
+    let update = ConversationUpdate {
+        only_admins_add_members: Some(admins_only),
+        ..ConversationUpdate::default()
+    };
+    env.store
+        .update_conversation(owner, conversation, &update, now())
+        .await
+        .unwrap();
+}
+
+async fn member_reopening_a_dead_code_is_ok(env: &Env) {
+    let (id, owner, others) = team(env, Kind::Group, 1, 1).await;
+    let admin = others[0];
+    let used_up = invite(env, owner, id, 1).await;
+    let joiner = device(env.user().await);
+    let joined = env.store.join_by_invite(joiner, &used_up.code, now()).await;
+    assert_eq!(joined.unwrap(), (id, true));
+    let revoked = invite(env, owner, id, 0).await;
+    env.store
+        .revoke_invite(owner, id, revoked.id, now())
+        .await
+        .unwrap();
+    let mut expiring = new_invite(id, 0);
+    let expiry = now() + Duration::minutes(10);
+    expiring.expires_at = Some(expiry);
+    let expiring = env
+        .store
+        .create_invite(owner, &expiring, now())
+        .await
+        .unwrap();
+    let later = expiry + Duration::seconds(1);
+    let seq = env.conversation(id).await.last_seq;
+    // Already a member: OK, nothing changes, whatever became of the code.
+    for member in [joiner, admin, owner] {
+        for (code, at) in [
+            (&used_up.code, now()),
+            (&revoked.code, now()),
+            (&expiring.code, later),
+        ] {
+            let again = env.store.join_by_invite(member, code, at).await;
+            assert_eq!(again.unwrap(), (id, false));
+        }
+    }
+    assert_eq!(env.conversation(id).await.last_seq, seq);
+    let listed = env.store.invites(id, true, None, 10, now()).await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|i| i.use_count == i32::from(i.id == used_up.id))
+    );
+    // An unknown code still fails, member or not.
+    assert_refused!(
+        env.store.join_by_invite(joiner, &new_code(), now()).await,
+        StoreError::InviteInvalid
+    );
+    // Outsiders still get the code's state.
+    let outsider = device(env.user().await);
+    assert_refused!(
+        env.store
+            .join_by_invite(outsider, &used_up.code, now())
+            .await,
+        StoreError::InviteInvalid
+    );
+    assert_refused!(
+        env.store
+            .join_by_invite(outsider, &expiring.code, later)
+            .await,
+        StoreError::InviteExpired
+    );
+}
+
+async fn invite_stops_with_its_creator_right(env: &Env) {
+    let (id, owner, others) = team(env, Kind::Group, 2, 1).await;
+    let (admin, member) = (others[0], others[1]);
+    admins_only(env, owner, id, false).await;
+    let by_member = invite(env, member, id, 0).await;
+    let by_admin = invite(env, admin, id, 0).await;
+    let join = |code: &str| {
+        let (store, code) = (env.store.clone(), code.to_owned());
+        async move {
+            let joiner = device(Uuid::now_v7());
+            store.join_by_invite(joiner, &code, now()).await
+        }
+    };
+    let joiners = env.users::<4>().await;
+    let joined = env
+        .store
+        .join_by_invite(device(joiners[0]), &by_member.code, now())
+        .await;
+    assert_eq!(joined.unwrap(), (id, true));
+    // MEMBERs may no longer add: the member's invite stops, the admin's works.
+    admins_only(env, owner, id, true).await;
+    let before = env.conversation(id).await;
+    assert_refused!(join(&by_member.code).await, StoreError::InviteInvalid);
+    let joined = env
+        .store
+        .join_by_invite(device(joiners[1]), &by_admin.code, now())
+        .await;
+    assert_eq!(joined.unwrap(), (id, true));
+    // The admin demoted: theirs stops too; promoted again, it works again.
+    env.store
+        .set_role(owner, id, admin.user_id, Role::Member, now())
+        .await
+        .unwrap();
+    let refused = env
+        .store
+        .join_by_invite(device(joiners[2]), &by_admin.code, now())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::InviteInvalid)),
+        "{refused:?}"
+    );
+    env.store
+        .set_role(owner, id, admin.user_id, Role::Admin, now())
+        .await
+        .unwrap();
+    let joined = env
+        .store
+        .join_by_invite(device(joiners[2]), &by_admin.code, now())
+        .await;
+    assert_eq!(joined.unwrap(), (id, true));
+    // The creator gone: their invites stop, whatever the settings.
+    env.store
+        .remove_member(owner, id, admin.user_id, now())
+        .await
+        .unwrap();
+    env.store
+        .remove_member(owner, id, member.user_id, now())
+        .await
+        .unwrap();
+    admins_only(env, owner, id, false).await;
+    let seq = env.conversation(id).await.last_seq;
+    for code in [&by_admin.code, &by_member.code] {
+        let refused = env
+            .store
+            .join_by_invite(device(joiners[3]), code, now())
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::InviteInvalid)),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        env.conversation(id).await.last_seq,
+        seq,
+        "refusals take no seq"
+    );
+    let listed = env.store.invites(id, true, None, 10, now()).await.unwrap();
+    let uses: Vec<(Uuid, i32)> = listed.iter().map(|i| (i.id, i.use_count)).collect();
+    assert!(uses.contains(&(by_admin.id, 2)) && uses.contains(&(by_member.id, 1)));
+    assert_eq!(env.conversation(id).await.member_count, before.member_count);
+    // Back as a MEMBER while MEMBERs may add: the member's invite works again.
+    env.store
+        .add_members(owner, id, &[member.user_id], now())
+        .await
+        .unwrap();
+    let joined = env
+        .store
+        .join_by_invite(device(joiners[3]), &by_member.code, now())
+        .await;
+    assert_eq!(joined.unwrap(), (id, true));
+}
+
 conformance!(
     invite_creation_rules_and_cap,
     invite_revoke_and_list,
     join_by_invite_events_and_refusals,
     concurrent_joins_respect_max_uses,
+    member_reopening_a_dead_code_is_ok,
+    invite_stops_with_its_creator_right,
 );

@@ -48,7 +48,7 @@ async fn role_rules_matrix(env: &Env) {
         env.store
             .set_role(owner, id, outsider, Role::Admin, now())
             .await,
-        StoreError::UserNotFound
+        StoreError::UserNotFound(None)
     );
     // Adding: admins only by default.
     assert_refused!(

@@ -245,8 +245,14 @@ pub async fn blocks_stop_reactions_in_direct(env: &Env) {
     let message = env.say(ada_d, direct.id, "hi").await;
     assert!(add(env, bob_d, &message, "👍").await.unwrap());
     env.set_block(ada, bob, true).await;
-    assert_refused!(add(env, bob_d, &message, "😀").await, StoreError::Blocked);
-    assert_refused!(add(env, ada_d, &message, "😀").await, StoreError::Blocked);
+    assert_refused!(
+        add(env, bob_d, &message, "😀").await,
+        StoreError::Blocked(None)
+    );
+    assert_refused!(
+        add(env, ada_d, &message, "😀").await,
+        StoreError::Blocked(None)
+    );
     let seq = env.conversation(direct.id).await.last_seq;
     assert!(remove(env, bob_d, &message, "👍").await.unwrap());
     let removed = last_event(env, direct.id, seq + 1, bob).await;

@@ -20,8 +20,8 @@ macro_rules! assert_refused {
 
 /// Each message takes the next seq, moves the conversation's activity and latest message, and
 /// appends one MessageCreated (without content); the other members' unread counters (and
-/// mention counters of the mentioned) go up while the sender's watermark moves to the message
-/// with their counters reset.
+/// mention counters of the mentioned) go up while the sender's read state (watermark,
+/// counters) stays as it was: only MarkRead moves it.
 pub async fn send_takes_next_seq_and_counts(env: &Env) {
     let [owner, ada, bob] = env.users().await;
     let owner_device = device(owner);
@@ -31,6 +31,9 @@ pub async fn send_takes_next_seq_and_counts(env: &Env) {
     let mut hello = text_message(group.id, "hello @ada");
     hello.mentioned = vec![ada];
     let first_at = now() + chrono::Duration::seconds(1);
+    let counters = |m: Member| (m.last_read_seq, m.unread_count, m.mention_count);
+    let owner_before = counters(env.member(group.id, owner).await);
+    let ada_before = env.member(group.id, ada).await.last_read_seq;
     let first = env.send_at(owner_device, &hello, first_at).await;
     assert_eq!(first.id, hello.id);
     assert_eq!(first.seq, 5);
@@ -47,8 +50,13 @@ pub async fn send_takes_next_seq_and_counts(env: &Env) {
     assert_eq!(after_first.last_seq, 5);
     assert_eq!(after_first.last_message_id, Some(first.id));
     assert_eq!(after_first.last_activity_at, first_at);
-    let counters = |m: Member| (m.last_read_seq, m.unread_count, m.mention_count);
-    assert_eq!(counters(env.member(group.id, owner).await), (5, 0, 0));
+    let owner_member = env.member(group.id, owner).await;
+    assert_eq!(counters(owner_member.clone()), owner_before);
+    assert_eq!(
+        (owner_member.unread_count, owner_member.mention_count),
+        (0, 0)
+    );
+    assert!(owner_member.last_read_seq < 5, "sending does not mark read");
     let ada_member = env.member(group.id, ada).await;
     assert_eq!((ada_member.unread_count, ada_member.mention_count), (1, 1));
     let bob_member = env.member(group.id, bob).await;
@@ -60,14 +68,11 @@ pub async fn send_takes_next_seq_and_counts(env: &Env) {
         .send_at(ada_device, &text_message(group.id, "hi"), second_at)
         .await;
     assert_eq!(second.seq, 6);
+    // Ada's own message does not count for her, nor does it read Owner's for her.
     let ada_member = env.member(group.id, ada).await;
-    assert_eq!(counters(ada_member), (6, 0, 0));
+    assert_eq!(counters(ada_member), (ada_before, 1, 1));
     let owner_member = env.member(group.id, owner).await;
-    assert_eq!(
-        (owner_member.unread_count, owner_member.mention_count),
-        (1, 0)
-    );
-    assert_eq!(owner_member.last_read_seq, 5);
+    assert_eq!(counters(owner_member), (owner_before.0, 1, 0));
     let bob_member = env.member(group.id, bob).await;
     assert_eq!((bob_member.unread_count, bob_member.mention_count), (2, 0));
     let after_second = env.conversation(group.id).await;
@@ -258,8 +263,8 @@ pub async fn send_is_idempotent(env: &Env) {
     );
 }
 
-/// Non-members and unknown conversations, MEMBERs of channels, blocks in direct
-/// conversations, and mentions of non-members are refused without writing anything.
+/// Non-members and unknown conversations, MEMBERs of channels and blocks in direct
+/// conversations are refused without writing anything.
 pub async fn send_refusals(env: &Env) {
     let [owner, ada, bob, outsider] = env.users().await;
     let (owner_device, ada_device, bob_device) = (device(owner), device(ada), device(bob));
@@ -295,7 +300,7 @@ pub async fn send_refusals(env: &Env) {
                 env.store
                     .send(actor, &text_message(direct.id, "hey"), now())
                     .await,
-                StoreError::Blocked
+                StoreError::Blocked(_)
             );
         }
         env.set_block(blocker, blocked, false).await;
@@ -304,14 +309,6 @@ pub async fn send_refusals(env: &Env) {
     env.set_block(owner, ada, true).await;
     env.say(ada_device, group.id, "still here").await;
     env.set_block(owner, ada, false).await;
-    for mentioned in [outsider, Uuid::now_v7()] {
-        let mut new = text_message(group.id, "@someone");
-        new.mentioned = vec![mentioned];
-        assert_refused!(
-            env.store.send(ada_device, &new, now()).await,
-            StoreError::UserNotFound
-        );
-    }
     assert_eq!(
         (env.rows("outbox").await, env.rows("messages").await),
         (before.0 + 1, before.1 + 1),
@@ -326,3 +323,83 @@ pub async fn send_refusals(env: &Env) {
     env.send_at(ada_device, &new, now()).await;
     assert_eq!(env.member(group.id, owner).await.mention_count, 1);
 }
+
+/// Mentions are never refused: a mention of a former member, of a user who never joined, of
+/// an unknown id or of the sender stays in the content but counts for nobody (no mention row,
+/// no counter, not in the event); the current members mentioned are counted as usual.
+pub async fn mentions_of_non_members_count_for_nobody(env: &Env) {
+    let [owner, ada, bob, former, outsider] = env.users().await;
+    let (owner_device, ada_device) = (device(owner), device(ada));
+    let group = env.group(owner_device, &[ada, bob, former]).await;
+    env.store
+        .remove_member(owner_device, group.id, former, now())
+        .await
+        .unwrap();
+    let unknown = Uuid::now_v7();
+    let everyone = [former, outsider, ada, bob, unknown];
+    let mut new = new_message(
+        group.id,
+        MessageContent {
+            text: "@a @b @c @d @e".to_owned(),
+            mentions: everyone
+                .iter()
+                .zip(0..)
+                .map(|(user, i)| Mention {
+                    user_id: user.to_string(),
+                    offset: i * 3,
+                    length: 2,
+                })
+                .collect(),
+            ..MessageContent::default()
+        },
+    );
+    new.mentioned = everyone.to_vec();
+    let before = |user| env.member(group.id, user);
+    let (ada_before, former_before) = (before(ada).await, before(former).await);
+
+    let sent = env.send_at(ada_device, &new, now()).await;
+    assert_eq!(
+        sent.content.as_ref(),
+        Some(&new.content),
+        "every mention is kept"
+    );
+    let stored = env.store.message(group.id, sent.id).await.unwrap().unwrap();
+    assert_eq!(stored.content.as_ref(), Some(&new.content));
+
+    let id = sent.id.to_string();
+    let rows = env
+        .count(
+            "SELECT count(*) FROM mentions WHERE CAST(message_id AS TEXT) = $1",
+            std::slice::from_ref(&id),
+        )
+        .await;
+    let bobs = env
+        .count(
+            "SELECT count(*) FROM mentions \
+             WHERE CAST(message_id AS TEXT) = $1 AND CAST(user_id AS TEXT) = $2",
+            &[id.clone(), bob.to_string()],
+        )
+        .await;
+    assert_eq!((rows, bobs), (1, 1), "only the current member is counted");
+    let counters = |m: Member| (m.last_read_seq, m.unread_count, m.mention_count);
+    assert_eq!(env.member(group.id, bob).await.mention_count, 1);
+    assert_eq!(env.member(group.id, owner).await.mention_count, 0);
+    assert_eq!(
+        counters(env.member(group.id, ada).await),
+        counters(ada_before)
+    );
+    assert_eq!(
+        counters(env.member(group.id, former).await),
+        counters(former_before),
+        "a former member counts nothing"
+    );
+
+    let events = env.events_of(group.id).await;
+    let Event::MessageCreated(created) = kind(events.last().unwrap()) else {
+        panic!("{:?}", events.last())
+    };
+    assert_eq!(created.mentioned_user_ids, [bob.to_string()]);
+}
+
+// The older cases run from the list in `store_conformance.rs`.
+conformance!(mentions_of_non_members_count_for_nobody);

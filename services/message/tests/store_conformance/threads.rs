@@ -13,9 +13,9 @@ macro_rules! assert_refused {
     }};
 }
 
-/// Replies and thread roots must be visible messages of the conversation: not of another
-/// conversation, not unknown, not from before the sender joined, not deleted for everyone,
-/// and a thread root not itself in a thread. A thread reply counts on its root.
+/// Replies and thread roots must be messages of the conversation the sender can see: not of
+/// another conversation, not unknown, not from before the sender joined; a thread root also
+/// not deleted for everyone and not itself in a thread. A thread reply counts on its root.
 pub async fn replies_and_threads(env: &Env) {
     let [owner, ada, late] = env.users().await;
     let (owner_device, ada_device) = (device(owner), device(ada));
@@ -100,12 +100,18 @@ pub async fn replies_and_threads(env: &Env) {
         )
         .await;
     assert_eq!(deleted, 1);
-    for new in [reply(Some(fresh.id), None), reply(None, Some(fresh.id))] {
-        assert_refused!(
-            env.store.send(ada_device, &new, now()).await,
-            StoreError::MessageNotFound
-        );
-    }
-    // Refusals wrote nothing (the two sends in between wrote one event each).
-    assert_eq!(env.rows("outbox").await, before + 2);
+    // A thread cannot hang off a tombstone; a reply may quote one (the proto: "a tombstone
+    // is fine"), and its reply structure survives.
+    assert_refused!(
+        env.store
+            .send(ada_device, &reply(None, Some(fresh.id)), now())
+            .await,
+        StoreError::MessageNotFound
+    );
+    let quoting = env
+        .send_at(ada_device, &reply(Some(fresh.id), None), now())
+        .await;
+    assert_eq!(quoting.reply_to_message_id, Some(fresh.id));
+    // Refusals wrote nothing (the three sends in between wrote one event each).
+    assert_eq!(env.rows("outbox").await, before + 3);
 }

@@ -47,11 +47,11 @@ pub(super) async fn create_direct(
 ) -> Result<(Conversation, bool), StoreError> {
     let mut tx = pool.begin().await?;
     if !all_live(&mut tx, &[peer]).await? {
-        return refuse(tx, StoreError::UserNotFound).await;
+        return refuse(tx, StoreError::UserNotFound(Some(peer))).await;
     }
     // Checked for an existing conversation too: a block closes the pair's conversation.
     if blocked_either(&mut tx, actor.user_id, peer).await? {
-        return refuse(tx, StoreError::Blocked).await;
+        return refuse(tx, StoreError::Blocked(Some(peer))).await;
     }
     let key = direct_key(actor.user_id, peer);
     if let Some(existing) = by_key(&mut tx, BY_DIRECT_KEY, &key).await? {
@@ -124,20 +124,11 @@ pub(super) async fn create_conversation(
         tx.rollback().await?;
         return Ok((existing, false));
     }
-    if !all_live(&mut tx, &others).await? {
-        return refuse(tx, StoreError::UserNotFound).await;
+    if let Some(unknown) = first_unknown(&mut tx, &others).await? {
+        return refuse(tx, StoreError::UserNotFound(Some(unknown))).await;
     }
-    let blocked: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM blocks \
-                        WHERE (blocker_id = ANY($1) AND blocked_id = $2) \
-                           OR (blocker_id = $2 AND blocked_id = ANY($1)))",
-    )
-    .bind(&others)
-    .bind(actor.user_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if blocked {
-        return refuse(tx, StoreError::Blocked).await;
+    if let Some(blocked) = first_blocked(&mut tx, actor.user_id, &others).await? {
+        return refuse(tx, StoreError::Blocked(Some(blocked))).await;
     }
     let member_count = i32::try_from(joins.len())
         .map_err(|_| StoreError::LimitExceeded("conversation members"))?;
@@ -325,4 +316,39 @@ async fn insert_members(
     let mut members = rows.iter().map(member).collect::<Result<Vec<_>, _>>()?;
     members.sort_by_key(|m| m.joined_at_seq);
     Ok(members)
+}
+
+/// The first of `users` (in their order) who is unknown or deleted: the one a refusal names.
+pub(super) async fn first_unknown(
+    conn: &mut PgConnection,
+    users: &[Uuid],
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT j.user_id FROM unnest($1::uuid[]) WITH ORDINALITY AS j(user_id, n) \
+         WHERE NOT EXISTS (SELECT 1 FROM known_users k \
+                           WHERE k.user_id = j.user_id AND k.deleted_at IS NULL) \
+         ORDER BY j.n LIMIT 1",
+    )
+    .bind(users)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The first of `others` (in their order) with a block between them and `user`, either way.
+pub(super) async fn first_blocked(
+    conn: &mut PgConnection,
+    user: Uuid,
+    others: &[Uuid],
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT j.user_id FROM unnest($1::uuid[]) WITH ORDINALITY AS j(user_id, n) \
+         WHERE EXISTS (SELECT 1 FROM blocks b \
+                       WHERE (b.blocker_id = j.user_id AND b.blocked_id = $2) \
+                          OR (b.blocker_id = $2 AND b.blocked_id = j.user_id)) \
+         ORDER BY j.n LIMIT 1",
+    )
+    .bind(others)
+    .bind(user)
+    .fetch_optional(conn)
+    .await
 }

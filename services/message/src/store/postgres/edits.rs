@@ -14,6 +14,7 @@ use super::{
 };
 use crate::events::edits::{message_deleted, message_deleted_for_me, message_edited};
 use crate::events::{conversation_event, user_event};
+use crate::store::counted_mentions;
 use crate::store::edits::mention_changes;
 use crate::store::{Actor, Edit, EditStore, EditVersion, Edited, Member, Message, StoreError};
 
@@ -188,17 +189,24 @@ async fn edit_message(
             .fetch_all(&mut *tx)
             .await?;
     let (added, removed) = mention_changes(&before, &edit.mentioned);
-    let members: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM members \
-         WHERE conversation_id = $1 AND user_id = ANY($2) AND left_at_seq IS NULL",
+    // New mentions count only for those who can see the message: current members other than
+    // the sender who joined before it and have not deleted it for themselves. Anyone else
+    // stays mentioned in the content alone.
+    let eligible: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT user_id FROM members m \
+         WHERE conversation_id = $1 AND user_id = ANY($2) AND left_at_seq IS NULL \
+           AND user_id <> $3 AND joined_at_seq < $4 \
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
+                           WHERE h.user_id = m.user_id AND h.message_id = $5)",
     )
     .bind(edit.conversation_id)
     .bind(&added)
-    .fetch_one(&mut *tx)
+    .bind(current.sender_id)
+    .bind(current.seq)
+    .bind(current.id)
+    .fetch_all(&mut *tx)
     .await?;
-    if usize::try_from(members).ok() != Some(added.len()) {
-        return refuse(tx, StoreError::UserNotFound).await;
-    }
+    let added = counted_mentions(&added, &eligible);
     let Some(old_content) = current.content.as_ref() else {
         return refuse(tx, StoreError::MessageDeleted).await;
     };
@@ -399,7 +407,9 @@ async fn delete_for_everyone(
         .await?;
     }
     sqlx::query(
-        "UPDATE messages SET content = NULL, body = NULL, deleted_at = $2 WHERE message_id = $1",
+        "UPDATE messages SET content = NULL, body = NULL, deleted_at = $2, \
+           request_hash = ''::bytea \
+         WHERE message_id = $1",
     )
     .bind(message.id)
     .bind(at)

@@ -12,10 +12,9 @@ use echo_proto::echo::message::v1::{JoinMethod, LeaveReason};
 use prost::Message as _;
 use uuid::Uuid;
 
-use self::rows::{any_block, bump, current_member, join, leave_at, lock, set};
-use super::{
-    PostgresMessageStore, all_live, commit_with, conversation, member, next_user_seqs, refuse,
-};
+use self::rows::{bump, current_member, join, leave_at, lock, set};
+use super::conversations::{first_blocked, first_unknown};
+use super::{PostgresMessageStore, commit_with, conversation, member, next_user_seqs, refuse};
 use crate::events::members::{
     conversation_left, conversation_updated, member_left, member_removed, member_role_changed,
 };
@@ -102,10 +101,10 @@ impl MemberStore for PostgresMessageStore {
             tx.rollback().await?;
             return Ok(Vec::new());
         }
-        let refusal = if !all_live(&mut tx, &joining).await? {
-            Some(StoreError::UserNotFound)
-        } else if any_block(&mut tx, actor.user_id, &joining).await? {
-            Some(StoreError::Blocked)
+        let refusal = if let Some(unknown) = first_unknown(&mut tx, &joining).await? {
+            Some(StoreError::UserNotFound(Some(unknown)))
+        } else if let Some(blocked) = first_blocked(&mut tx, actor.user_id, &joining).await? {
+            Some(StoreError::Blocked(Some(blocked)))
         } else if exceeds_cap(&locked, joining.len()) {
             Some(StoreError::LimitExceeded("members"))
         } else {
@@ -232,7 +231,7 @@ impl MemberStore for PostgresMessageStore {
             return refuse(tx, refusal).await;
         }
         let Some(target) = current_member(&mut tx, id, user).await? else {
-            return refuse(tx, StoreError::UserNotFound).await;
+            return refuse(tx, StoreError::UserNotFound(None)).await;
         };
         if target.role == role {
             tx.rollback().await?;

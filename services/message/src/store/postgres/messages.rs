@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::{blocked_either, commit_with, corrupt, message, parse_direct_key, refuse, sql_limit};
 use crate::events::{conversation_event, message_created};
-use crate::store::{Actor, Kind, Message, NewMessage, Role, Sent, SeqWindow, StoreError};
+use crate::store::{
+    Actor, Kind, Message, NewMessage, Role, Sent, SeqWindow, StoreError, counted_mentions, repeated,
+};
 
 /// See [`crate::store::MessageStore::send`].
 pub(super) async fn send(
@@ -40,9 +42,10 @@ pub(super) async fn send(
     let Some((seq, kind, direct_key)) = locked else {
         return refuse(tx, StoreError::ConversationNotFound).await;
     };
-    if let Err(refusal) = check(&mut tx, actor, new, kind, direct_key.as_deref()).await {
-        return refuse(tx, refusal).await;
-    }
+    let mentioned = match check(&mut tx, actor, new, kind, direct_key.as_deref()).await {
+        Ok(mentioned) => mentioned,
+        Err(refusal) => return refuse(tx, refusal).await,
+    };
     let inserted = sqlx::query(concat!(
         "INSERT INTO messages (message_id, conversation_id, seq, sender_id, sender_device_id, \
          client_message_id, request_hash, content, body, reply_to_message_id, \
@@ -81,22 +84,16 @@ pub(super) async fn send(
             .execute(&mut *tx)
             .await?;
     }
-    // The sender has read up to their own message; everyone else has one more unread.
+    // Everyone else has one more unread (and one more mention when counted as mentioned);
+    // the sender's read state stays as it is (their own messages are never unread).
     sqlx::query(
-        "UPDATE members SET \
-           last_read_seq = CASE WHEN user_id = $2 THEN $3 ELSE last_read_seq END, \
-           read_at = CASE WHEN user_id = $2 THEN $4 ELSE read_at END, \
-           unread_count = CASE WHEN user_id = $2 THEN 0 ELSE unread_count + 1 END, \
-           mention_count = CASE WHEN user_id = $2 THEN 0 \
-                                WHEN user_id = ANY($5) THEN mention_count + 1 \
-                                ELSE mention_count END \
-         WHERE conversation_id = $1 AND left_at_seq IS NULL",
+        "UPDATE members SET unread_count = unread_count + 1, \
+           mention_count = mention_count + CASE WHEN user_id = ANY($3) THEN 1 ELSE 0 END \
+         WHERE conversation_id = $1 AND user_id <> $2 AND left_at_seq IS NULL",
     )
     .bind(new.conversation_id)
     .bind(actor.user_id)
-    .bind(seq)
-    .bind(at)
-    .bind(&new.mentioned)
+    .bind(&mentioned)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -106,7 +103,7 @@ pub(super) async fn send(
     .bind(new.id)
     .bind(new.conversation_id)
     .bind(seq)
-    .bind(&new.mentioned)
+    .bind(&mentioned)
     .execute(&mut *tx)
     .await?;
     let event = conversation_event(
@@ -114,7 +111,7 @@ pub(super) async fn send(
         seq,
         at,
         actor,
-        message_created(&sent, &new.mentioned),
+        message_created(&sent, &mentioned),
     );
     commit_with(outbox, tx, &[event]).await?;
     Ok(Sent::Created(sent))
@@ -157,14 +154,16 @@ pub(super) async fn window(
 }
 
 /// What refuses `new` from `actor` in a conversation of `kind` (locked by the caller), if
-/// anything: membership, role, a block, mentions, the reply target and thread root.
+/// anything: membership, role, a block, the reply target and thread root. Otherwise the
+/// mentioned users the message counts for: current members other than the sender (a mention
+/// of anyone else stays in the content and counts for nobody).
 async fn check(
     conn: &mut PgConnection,
     actor: Actor,
     new: &NewMessage,
     kind: i16,
     direct_key: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Uuid>, StoreError> {
     let sender: Option<(i16, i64)> = sqlx::query_as(
         "SELECT role, joined_at_seq FROM members \
          WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL",
@@ -184,29 +183,13 @@ async fn check(
             let (low, high) = parse_direct_key(key)?;
             let peer = if low == actor.user_id { high } else { low };
             if blocked_either(&mut *conn, actor.user_id, peer).await? {
-                return Err(StoreError::Blocked);
+                return Err(StoreError::Blocked(None));
             }
         }
         Kind::Group | Kind::Channel => {}
     }
-    if !new.mentioned.is_empty() {
-        let mut mentioned = new.mentioned.clone();
-        mentioned.sort_unstable();
-        mentioned.dedup();
-        let members: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM members \
-             WHERE conversation_id = $1 AND user_id = ANY($2) AND left_at_seq IS NULL",
-        )
-        .bind(new.conversation_id)
-        .bind(&mentioned)
-        .fetch_one(&mut *conn)
-        .await?;
-        if usize::try_from(members).ok() != Some(mentioned.len()) {
-            return Err(StoreError::UserNotFound);
-        }
-    }
     if let Some(target) = new.reply_to_message_id
-        && visible(conn, new.conversation_id, target, joined_at_seq)
+        && visible(conn, new.conversation_id, target, joined_at_seq, true)
             .await?
             .is_none()
     {
@@ -214,29 +197,43 @@ async fn check(
     }
     if let Some(root) = new.thread_root_message_id {
         // A thread hangs off a top-level message: a reply in a thread cannot root another.
-        match visible(conn, new.conversation_id, root, joined_at_seq).await? {
+        match visible(conn, new.conversation_id, root, joined_at_seq, false).await? {
             Some(None) => {}
             _ => return Err(StoreError::MessageNotFound),
         }
     }
-    Ok(())
+    let members: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT user_id FROM members \
+         WHERE conversation_id = $1 AND user_id = ANY($2) AND user_id <> $3 \
+           AND left_at_seq IS NULL",
+    )
+    .bind(new.conversation_id)
+    .bind(&new.mentioned)
+    .bind(actor.user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(counted_mentions(&new.mentioned, &members))
 }
 
 /// The thread root of message `id` (`Some(None)`: it is top-level) when it is a message of
-/// `conversation` from `joined_at_seq` on, not deleted for everyone; `None` otherwise.
+/// `conversation` from `joined_at_seq` on, and not deleted for everyone unless `tombstone_ok`
+/// (a reply may quote a tombstone; a thread cannot hang off one); `None` otherwise.
 async fn visible(
     conn: &mut PgConnection,
     conversation: Uuid,
     id: Uuid,
     joined_at_seq: i64,
+    tombstone_ok: bool,
 ) -> Result<Option<Option<Uuid>>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT thread_root_message_id FROM messages \
-         WHERE message_id = $1 AND conversation_id = $2 AND seq >= $3 AND deleted_at IS NULL",
+         WHERE message_id = $1 AND conversation_id = $2 AND seq >= $3 \
+           AND ($4 OR deleted_at IS NULL)",
     )
     .bind(id)
     .bind(conversation)
     .bind(joined_at_seq)
+    .bind(tombstone_ok)
     .fetch_optional(conn)
     .await
 }
@@ -264,16 +261,11 @@ where
 }
 
 /// The answer to a send whose key was used before: the stored message when it was this
-/// request (same conversation and payload), a refusal otherwise.
+/// request (same conversation and payload), a refusal otherwise. See
+/// [`crate::store::repeated`].
 fn repeat(
     (stored, request_hash): (Message, Vec<u8>),
     new: &NewMessage,
 ) -> Result<Sent, StoreError> {
-    // The hash covers content, reply and thread, not the conversation: the same key and text
-    // sent into another conversation is another request.
-    if request_hash == new.request_hash && stored.conversation_id == new.conversation_id {
-        Ok(Sent::Repeated(stored))
-    } else {
-        Err(StoreError::IdempotencyKeyReused)
-    }
+    repeated(stored, &request_hash, new)
 }

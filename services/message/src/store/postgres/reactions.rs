@@ -53,7 +53,7 @@ impl ReactionStore for PostgresMessageStore {
             return refuse(tx, StoreError::MessageDeleted).await;
         }
         if kind == Kind::Direct && blocked_direct(&mut tx, actor, conversation).await? {
-            return refuse(tx, StoreError::Blocked).await;
+            return refuse(tx, StoreError::Blocked(None)).await;
         }
         let (present, mine): (bool, i64) = sqlx::query_as(
             "SELECT coalesce(bool_or(emoji = $3), false), count(*) FROM reactions \
@@ -101,18 +101,15 @@ impl ReactionStore for PostgresMessageStore {
             Ok(locked) => locked,
             Err(tx) => return refuse(tx, StoreError::ConversationNotFound).await,
         };
-        if let Err(refusal) = target(&mut tx, actor, conversation, message).await? {
-            return refuse(tx, refusal).await;
-        }
-        let removed = sqlx::query(
-            "DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3",
-        )
-        .bind(message)
-        .bind(actor.user_id)
-        .bind(emoji)
-        .execute(&mut *tx)
-        .await?;
-        if removed.rows_affected() == 0 {
+        let removed = match take_back(&mut tx, actor, conversation, message, emoji).await? {
+            Ok(removed) => removed,
+            Err(refusal) => return refuse(tx, refusal).await,
+        };
+        if !removed {
+            // Nothing taken back: the common checks tell a refusal from a no-op.
+            if let Err(refusal) = target(&mut tx, actor, conversation, message).await? {
+                return refuse(tx, refusal).await;
+            }
             tx.rollback().await?;
             return Ok(false);
         }
@@ -351,6 +348,43 @@ async fn target(
         Some(deleted) => Ok(Target { role, deleted }),
         None => Err(StoreError::MessageNotFound),
     })
+}
+
+/// Deletes `actor`'s own reaction `emoji` to `message` of `conversation` (not deleted for the
+/// actor alone), whatever the actor's join seq: one left from an earlier membership can always
+/// be taken back. `ConversationNotFound` unless `actor` is a current member; whether a row went.
+async fn take_back(
+    conn: &mut PgConnection,
+    actor: Actor,
+    conversation: Uuid,
+    message: Uuid,
+    emoji: &str,
+) -> Result<Result<bool, StoreError>, sqlx::Error> {
+    let member: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM members \
+                        WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL)",
+    )
+    .bind(conversation)
+    .bind(actor.user_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !member {
+        return Ok(Err(StoreError::ConversationNotFound));
+    }
+    let removed = sqlx::query(
+        "DELETE FROM reactions r WHERE r.message_id = $1 AND r.user_id = $2 AND r.emoji = $3 \
+           AND EXISTS (SELECT 1 FROM messages m \
+                       WHERE m.message_id = $1 AND m.conversation_id = $4) \
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
+                           WHERE h.user_id = $2 AND h.message_id = $1)",
+    )
+    .bind(message)
+    .bind(actor.user_id)
+    .bind(emoji)
+    .bind(conversation)
+    .execute(conn)
+    .await?;
+    Ok(Ok(removed.rows_affected() > 0))
 }
 
 /// Whether a block stands between the two users of the DIRECT `conversation`.

@@ -227,16 +227,20 @@ impl ReceiptStore for PostgresMessageStore {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<MemberReceipt>, StoreError> {
-        // Per member, the device that got furthest (the earliest to get there on a tie).
+        // Per member, the device that got furthest (the earliest to get there on a tie). A
+        // watermark still at the join was set by joining, not by reading: no read receipt.
         let rows = sqlx::query(
-            "SELECT m.user_id, m.last_read_seq, m.read_at, \
+            "SELECT m.user_id, \
+               CASE WHEN m.last_read_seq > m.joined_at_seq THEN m.last_read_seq ELSE 0 END \
+                 AS last_read_seq, \
+               CASE WHEN m.last_read_seq > m.joined_at_seq THEN m.read_at END AS read_at, \
                COALESCE(d.delivered_up_to_seq, 0) AS delivered_up_to_seq, d.delivered_at \
              FROM members m LEFT JOIN LATERAL ( \
                SELECT r.delivered_up_to_seq, r.delivered_at FROM device_receipts r \
                WHERE r.conversation_id = m.conversation_id AND r.user_id = m.user_id \
                ORDER BY r.delivered_up_to_seq DESC, r.delivered_at LIMIT 1) d ON TRUE \
              WHERE m.conversation_id = $1 AND m.left_at_seq IS NULL AND m.user_id <> $2 \
-               AND (m.last_read_seq > 0 OR d.delivered_up_to_seq IS NOT NULL) \
+               AND (m.last_read_seq > m.joined_at_seq OR d.delivered_up_to_seq IS NOT NULL) \
                AND COALESCE(d.delivered_up_to_seq, 0) >= $3 \
                AND ($4::uuid IS NULL OR m.user_id > $4) \
              ORDER BY m.user_id LIMIT $5",

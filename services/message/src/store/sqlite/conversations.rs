@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::JoinMethod;
+use echo_store::sqlite_rows::{json_ids, parse_uuid};
 use prost::Message as _;
 use sqlx::{SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    WriteTx, all_live, any_block, begin, blocked_either_way, commit_with, conversation,
-    conversation_by_id, member, micros, next_seq, next_user_seq, refuse, sql_limit,
+    WriteTx, all_live, begin, blocked_either_way, commit_with, conversation, conversation_by_id,
+    member, micros, next_seq, next_user_seq, refuse, sql_limit,
 };
 use crate::events;
 use crate::store::{
@@ -56,11 +57,11 @@ pub(super) async fn create_direct(
     let key = direct_key(actor.user_id, peer);
     let mut tx = begin(writer).await?;
     if !all_live(&mut tx, &[peer]).await? {
-        return refuse(tx, StoreError::UserNotFound).await;
+        return refuse(tx, StoreError::UserNotFound(Some(peer))).await;
     }
     // Before the look-up: a block also closes an existing conversation.
     if blocked_either_way(&mut tx, actor.user_id, peer).await? {
-        return refuse(tx, StoreError::Blocked).await;
+        return refuse(tx, StoreError::Blocked(Some(peer))).await;
     }
     let row = Row {
         id,
@@ -109,11 +110,11 @@ pub(super) async fn create_conversation(
         tx.rollback().await?;
         return Ok((existing, false));
     }
-    if !all_live(&mut tx, &others).await? {
-        return refuse(tx, StoreError::UserNotFound).await;
+    if let Some(unknown) = first_unknown(&mut tx, &others).await? {
+        return refuse(tx, StoreError::UserNotFound(Some(unknown))).await;
     }
-    if any_block(&mut tx, actor.user_id, &others).await? {
-        return refuse(tx, StoreError::Blocked).await;
+    if let Some(blocked) = first_blocked(&mut tx, actor.user_id, &others).await? {
+        return refuse(tx, StoreError::Blocked(Some(blocked))).await;
     }
     let row = Row {
         id: new.id,
@@ -339,4 +340,39 @@ async fn by_key(
         Some(Ok(id)) => conversation_by_id(conn, id).await,
         Some(Err(e)) => Err(super::decode_error(format!("conversation_id: {e}"))),
     }
+}
+
+/// The first of `users` (in their order) who is unknown or deleted: the one a refusal names.
+pub(super) async fn first_unknown(
+    conn: &mut SqliteConnection,
+    users: &[Uuid],
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT j.value FROM json_each($1) j WHERE j.value NOT IN \
+           (SELECT user_id FROM known_users WHERE deleted_at IS NULL) \
+         ORDER BY j.key LIMIT 1",
+    )
+    .bind(json_ids(users))
+    .fetch_optional(conn)
+    .await?;
+    found.as_deref().map(parse_uuid).transpose()
+}
+
+/// The first of `others` (in their order) with a block between them and `user`, either way.
+pub(super) async fn first_blocked(
+    conn: &mut SqliteConnection,
+    user: Uuid,
+    others: &[Uuid],
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT j.value FROM json_each($2) j WHERE EXISTS (SELECT 1 FROM blocks b \
+           WHERE (b.blocker_id = $1 AND b.blocked_id = j.value) \
+              OR (b.blocked_id = $1 AND b.blocker_id = j.value)) \
+         ORDER BY j.key LIMIT 1",
+    )
+    .bind(user.to_string())
+    .bind(json_ids(others))
+    .fetch_optional(conn)
+    .await?;
+    found.as_deref().map(parse_uuid).transpose()
 }

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::events::edits::{message_deleted, message_deleted_for_me, message_edited};
 use crate::events::{conversation_event, user_event};
+use crate::store::counted_mentions;
 use crate::store::edits::mention_changes;
 use crate::store::{Actor, Edit, EditStore, EditVersion, Edited, Member, Message, StoreError};
 
@@ -198,17 +199,28 @@ async fn edit_message(
         .map(|user| Uuid::parse_str(user).map_err(|e| decode_error(format!("mention: {e}"))))
         .collect::<Result<_, _>>()?;
     let (added, removed) = mention_changes(&before, &edit.mentioned);
-    let outsider_mentioned: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM json_each($2) WHERE value NOT IN \
-           (SELECT user_id FROM members WHERE conversation_id = $1 AND left_at_seq IS NULL))",
+    // New mentions count only for those who can see the message: current members other than
+    // the sender who joined before it and have not deleted it for themselves. Anyone else
+    // stays mentioned in the content alone.
+    let eligible: Vec<String> = sqlx::query_scalar(
+        "SELECT user_id FROM members \
+         WHERE conversation_id = $1 AND user_id IN (SELECT value FROM json_each($2)) \
+           AND left_at_seq IS NULL AND user_id <> $3 AND joined_at_seq < $4 \
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
+                           WHERE h.user_id = members.user_id AND h.message_id = $5)",
     )
     .bind(&conversation)
     .bind(json_ids(&added))
-    .fetch_one(&mut *tx)
+    .bind(current.sender_id.to_string())
+    .bind(current.seq)
+    .bind(&id)
+    .fetch_all(&mut *tx)
     .await?;
-    if outsider_mentioned {
-        return refuse(tx, StoreError::UserNotFound).await;
-    }
+    let eligible: Vec<Uuid> = eligible
+        .iter()
+        .map(|user| Uuid::parse_str(user).map_err(|e| decode_error(format!("member: {e}"))))
+        .collect::<Result<_, _>>()?;
+    let added = counted_mentions(&added, &eligible);
     let Some(old_content) = current.content.as_ref() else {
         return refuse(tx, StoreError::MessageDeleted).await;
     };
@@ -404,7 +416,9 @@ async fn delete_for_everyone(
         .await?;
     }
     sqlx::query(
-        "UPDATE messages SET content = NULL, body = NULL, deleted_at = $2 WHERE message_id = $1",
+        "UPDATE messages SET content = NULL, body = NULL, deleted_at = $2, \
+           request_hash = X'' \
+         WHERE message_id = $1",
     )
     .bind(&id)
     .bind(micros(at))

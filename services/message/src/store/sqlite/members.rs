@@ -11,9 +11,10 @@ use prost::Message as _;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
+use super::conversations::{first_blocked, first_unknown};
 use super::{
-    SqliteMessageStore, all_live, any_block, begin, commit_with, conversation, current_member,
-    member, micros, next_user_seq, refuse,
+    SqliteMessageStore, begin, commit_with, conversation, current_member, member, micros,
+    next_user_seq, refuse,
 };
 use crate::events::members::{
     conversation_left, conversation_updated, member_left, member_removed, member_role_changed,
@@ -95,10 +96,10 @@ impl MemberStore for SqliteMessageStore {
             tx.rollback().await?;
             return Ok(Vec::new());
         }
-        let refusal = if !all_live(&mut tx, &joining).await? {
-            Some(StoreError::UserNotFound)
-        } else if any_block(&mut tx, actor.user_id, &joining).await? {
-            Some(StoreError::Blocked)
+        let refusal = if let Some(unknown) = first_unknown(&mut tx, &joining).await? {
+            Some(StoreError::UserNotFound(Some(unknown)))
+        } else if let Some(blocked) = first_blocked(&mut tx, actor.user_id, &joining).await? {
+            Some(StoreError::Blocked(Some(blocked)))
         } else if exceeds_cap(&locked, joining.len()) {
             Some(StoreError::LimitExceeded("members"))
         } else {
@@ -220,7 +221,7 @@ impl MemberStore for SqliteMessageStore {
             return refuse(tx, refusal).await;
         }
         let Some(target) = current_member(&mut tx, id, user).await? else {
-            return refuse(tx, StoreError::UserNotFound).await;
+            return refuse(tx, StoreError::UserNotFound(None)).await;
         };
         if target.role == role {
             tx.rollback().await?;
@@ -352,7 +353,8 @@ async fn bump(
 }
 
 /// Makes `user` a current MEMBER joining at `seq`, added by `added_by`: a new row, or a
-/// former member's row reset (watermark at the join, counters and private settings cleared).
+/// former member's row reset (watermark at the join, counters and private settings cleared,
+/// the delivery receipts of the earlier membership deleted).
 async fn join(
     conn: &mut SqliteConnection,
     id: Uuid,
@@ -379,8 +381,13 @@ async fn join(
     .bind(micros(at))
     .bind(seq)
     .bind(added_by.to_string())
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await?;
+    sqlx::query("DELETE FROM device_receipts WHERE conversation_id = $1 AND user_id = $2")
+        .bind(id.to_string())
+        .bind(user.to_string())
+        .execute(conn)
+        .await?;
     member(&row)
 }
 

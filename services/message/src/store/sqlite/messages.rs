@@ -7,11 +7,14 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    WriteTx, begin, blocked_either_way, commit_with, conversation_by_id, is_unique_violation,
-    json_ids, member, message, micros, next_seq, refuse, sql_limit,
+    WriteTx, begin, blocked_either_way, commit_with, conversation_by_id, decode_error,
+    is_unique_violation, json_ids, member, message, micros, next_seq, refuse, sql_limit,
 };
 use crate::events;
-use crate::store::{Actor, Kind, Member, Message, NewMessage, Sent, SeqWindow, StoreError};
+use crate::store::{
+    Actor, Kind, Member, Message, NewMessage, Sent, SeqWindow, StoreError, counted_mentions,
+    repeated,
+};
 
 /// See [`crate::store::MessageStore::send`].
 pub(super) async fn send(
@@ -30,6 +33,7 @@ pub(super) async fn send(
         Ok(sender) => sender,
         Err(refusal) => return refuse(tx, refusal).await,
     };
+    let mentioned = counted(&mut tx, &sender, new).await?;
     let seq = next_seq(&mut tx, new.conversation_id, Some(at)).await?;
     let sent = match insert(&mut tx, actor, new, seq, at).await {
         Ok(sent) => sent,
@@ -44,13 +48,13 @@ pub(super) async fn send(
         }
         Err(error) => return Err(error.into()),
     };
-    count(&mut tx, &sender, new, seq, at).await?;
+    count(&mut tx, &sender, new, &mentioned, seq).await?;
     let event = events::conversation_event(
         new.conversation_id,
         seq,
         at,
         actor,
-        events::message_created(&sent, &new.mentioned),
+        events::message_created(&sent, &mentioned),
     );
     commit_with(outbox, tx, &[event]).await?;
     Ok(Sent::Created(sent))
@@ -88,8 +92,7 @@ pub(super) async fn window(
     Ok(rows.iter().map(message).collect::<Result<_, _>>()?)
 }
 
-/// The outcome for a key used before: `Repeated` when it was this request (same conversation
-/// and payload), `IdempotencyKeyReused` otherwise; None for a new key.
+/// The outcome for a key used before (see [`repeated`]); None for a new key.
 async fn earlier(
     tx: &mut WriteTx,
     actor: Actor,
@@ -106,18 +109,11 @@ async fn earlier(
     .await?;
     let Some(row) = row else { return Ok(None) };
     let hash: Vec<u8> = row.try_get("request_hash")?;
-    let earlier = message(&row)?;
-    Ok(Some(
-        if hash == new.request_hash && earlier.conversation_id == new.conversation_id {
-            Ok(Sent::Repeated(earlier))
-        } else {
-            Err(StoreError::IdempotencyKeyReused)
-        },
-    ))
+    Ok(Some(repeated(message(&row)?, &hash, new)))
 }
 
-/// Why `actor` may not send `new` now (as the contract orders the checks), or their member
-/// row when they may.
+/// Why `actor` may not send `new` now (as the contract orders the checks; mentions are never
+/// refused), or their member row when they may.
 async fn refusal(
     tx: &mut WriteTx,
     actor: Actor,
@@ -145,18 +141,7 @@ async fn refusal(
     if let Some((a, b)) = found.direct_pair
         && blocked_either_way(tx, a, b).await?
     {
-        return Ok(Err(StoreError::Blocked));
-    }
-    let outsider_mentioned: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM json_each($2) WHERE value NOT IN \
-           (SELECT user_id FROM members WHERE conversation_id = $1 AND left_at_seq IS NULL))",
-    )
-    .bind(&conversation)
-    .bind(json_ids(&new.mentioned))
-    .fetch_one(&mut **tx)
-    .await?;
-    if outsider_mentioned {
-        return Ok(Err(StoreError::UserNotFound));
+        return Ok(Err(StoreError::Blocked(None)));
     }
     let floor = sender.joined_at_seq;
     if let Some(reply_to) = new.reply_to_message_id
@@ -172,8 +157,9 @@ async fn refusal(
     Ok(Ok(sender))
 }
 
-/// Whether `id` is a message of `conversation` from seq `floor` on, not deleted for everyone,
-/// and (for a thread root) not itself in a thread.
+/// Whether `id` is a message of `conversation` from seq `floor` on; for a thread root also
+/// top-level and not deleted for everyone (a reply may quote a tombstone; a thread cannot hang
+/// off one).
 async fn visible(
     conn: &mut SqliteConnection,
     conversation: Uuid,
@@ -183,8 +169,8 @@ async fn visible(
 ) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM messages WHERE message_id = $1 AND conversation_id = $2 \
-           AND seq >= $3 AND deleted_at IS NULL \
-           AND (NOT $4 OR thread_root_message_id IS NULL))",
+           AND seq >= $3 \
+           AND (NOT $4 OR (thread_root_message_id IS NULL AND deleted_at IS NULL)))",
     )
     .bind(id.to_string())
     .bind(conversation.to_string())
@@ -226,15 +212,39 @@ async fn insert(
     message(&row)
 }
 
+/// Of `new.mentioned`, those the message counts for: current members other than the sender
+/// (a mention of anyone else stays in the content and counts for nobody).
+async fn counted(
+    conn: &mut SqliteConnection,
+    sender: &Member,
+    new: &NewMessage,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let members: Vec<String> = sqlx::query_scalar(
+        "SELECT user_id FROM members WHERE conversation_id = $1 AND user_id <> $2 \
+           AND left_at_seq IS NULL AND user_id IN (SELECT value FROM json_each($3))",
+    )
+    .bind(new.conversation_id.to_string())
+    .bind(sender.user_id.to_string())
+    .bind(json_ids(&new.mentioned))
+    .fetch_all(conn)
+    .await?;
+    let members: Vec<Uuid> = members
+        .iter()
+        .map(|user| Uuid::parse_str(user).map_err(|e| decode_error(format!("member: {e}"))))
+        .collect::<Result<_, _>>()?;
+    Ok(counted_mentions(&new.mentioned, &members))
+}
+
 /// Everything a new message counts in: the conversation's latest message, its thread root's
-/// replies, the other members' unread and mention counters (and its mention rows), and the
-/// sender's read state.
+/// replies, the other members' unread counters, and the `mentioned` members' mention counters
+/// and mention rows. The sender's read state is left alone (their own messages are never
+/// unread; their watermark moves by MarkRead only).
 async fn count(
     conn: &mut SqliteConnection,
     sender: &Member,
     new: &NewMessage,
+    mentioned: &[Uuid],
     seq: i64,
-    at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let conversation = new.conversation_id.to_string();
     let user = sender.user_id.to_string();
@@ -256,7 +266,7 @@ async fn count(
     )
     .bind(&conversation)
     .bind(&user)
-    .bind(json_ids(&new.mentioned))
+    .bind(json_ids(mentioned))
     .execute(&mut *conn)
     .await?;
     sqlx::query(
@@ -266,18 +276,7 @@ async fn count(
     .bind(new.id.to_string())
     .bind(&conversation)
     .bind(seq)
-    .bind(json_ids(&new.mentioned))
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE members SET last_read_seq = max(last_read_seq, $3), read_at = $4, \
-           unread_count = 0, mention_count = 0 \
-         WHERE conversation_id = $1 AND user_id = $2",
-    )
-    .bind(&conversation)
-    .bind(&user)
-    .bind(seq)
-    .bind(micros(at))
+    .bind(json_ids(mentioned))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -51,7 +51,7 @@ impl ReactionStore for SqliteMessageStore {
         if let Some((a, b)) = target.direct_pair
             && blocked_either_way(&mut tx, a, b).await?
         {
-            return refuse(tx, StoreError::Blocked).await;
+            return refuse(tx, StoreError::Blocked(None)).await;
         }
         let (present, mine): (bool, i64) = sqlx::query_as(
             "SELECT coalesce(max(emoji = $3), 0), count(*) FROM reactions \
@@ -101,18 +101,15 @@ impl ReactionStore for SqliteMessageStore {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = begin(&self.db.writer).await?;
-        if let Err(refusal) = target(&mut tx, actor, conversation, message).await? {
-            return refuse(tx, refusal).await;
-        }
-        let removed = sqlx::query(
-            "DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3",
-        )
-        .bind(message.to_string())
-        .bind(actor.user_id.to_string())
-        .bind(emoji)
-        .execute(&mut *tx)
-        .await?;
-        if removed.rows_affected() == 0 {
+        let removed = match take_back(&mut tx, actor, conversation, message, emoji).await? {
+            Ok(removed) => removed,
+            Err(refusal) => return refuse(tx, refusal).await,
+        };
+        if !removed {
+            // Nothing taken back: the common checks tell a refusal from a no-op.
+            if let Err(refusal) = target(&mut tx, actor, conversation, message).await? {
+                return refuse(tx, refusal).await;
+            }
             tx.rollback().await?;
             return Ok(false);
         }
@@ -351,6 +348,48 @@ async fn target(
         }),
         None => Err(StoreError::MessageNotFound),
     })
+}
+
+/// Deletes `actor`'s own reaction `emoji` to `message` of `conversation` (not deleted for the
+/// actor alone), whatever the actor's join seq: one left from an earlier membership can always
+/// be taken back. `ConversationNotFound` unless `actor` is a current member; whether a row went.
+async fn take_back(
+    conn: &mut SqliteConnection,
+    actor: Actor,
+    conversation: Uuid,
+    message: Uuid,
+    emoji: &str,
+) -> Result<Result<bool, StoreError>, sqlx::Error> {
+    let (conversation, user, message) = (
+        conversation.to_string(),
+        actor.user_id.to_string(),
+        message.to_string(),
+    );
+    let member: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM members \
+                        WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL)",
+    )
+    .bind(&conversation)
+    .bind(&user)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !member {
+        return Ok(Err(StoreError::ConversationNotFound));
+    }
+    let removed = sqlx::query(
+        "DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3 \
+           AND EXISTS (SELECT 1 FROM messages m \
+                       WHERE m.message_id = $1 AND m.conversation_id = $4) \
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
+                           WHERE h.user_id = $2 AND h.message_id = $1)",
+    )
+    .bind(&message)
+    .bind(&user)
+    .bind(emoji)
+    .bind(&conversation)
+    .execute(conn)
+    .await?;
+    Ok(Ok(removed.rows_affected() > 0))
 }
 
 /// How many users react to `message` with `emoji`.

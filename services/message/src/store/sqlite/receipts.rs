@@ -224,10 +224,14 @@ impl ReceiptStore for SqliteMessageStore {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<MemberReceipt>, StoreError> {
-        // Per member, the device that got furthest (the earliest to get there on a tie).
+        // Per member, the device that got furthest (the earliest to get there on a tie). A
+        // watermark still at the join was set by joining, not by reading: no read receipt.
         let rows = sqlx::query(
             "SELECT * FROM ( \
-               SELECT m.user_id, m.last_read_seq, m.read_at, \
+               SELECT m.user_id, \
+                 CASE WHEN m.last_read_seq > m.joined_at_seq THEN m.last_read_seq ELSE 0 END \
+                   AS last_read_seq, \
+                 CASE WHEN m.last_read_seq > m.joined_at_seq THEN m.read_at END AS read_at, \
                  coalesce((SELECT max(r.delivered_up_to_seq) FROM device_receipts r \
                    WHERE r.conversation_id = m.conversation_id AND r.user_id = m.user_id), 0) \
                    AS delivered_up_to_seq, \

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::rows::{bump, current_member, join as join_members, take};
 use crate::events::members::member_joined_by_invite;
 use crate::events::{conversation_event, conversation_joined, user_event};
-use crate::store::members::{MAX_ACTIVE_INVITES, exceeds_cap};
+use crate::store::members::{MAX_ACTIVE_INVITES, creator_may_still_invite, exceeds_cap};
 use crate::store::postgres::{commit_with, conversation, next_user_seq, refuse};
 use crate::store::{Actor, Invite, NewInvite, StoreError, may_invite};
 
@@ -178,12 +178,17 @@ pub(super) async fn join(
     .fetch_one(&mut *tx)
     .await?;
     let used = invite(&row)?;
-    if let Some(refusal) = used.refusal(at) {
-        return refuse(tx, refusal).await;
-    }
+    // Already a member: OK whatever became of the code (proto), so before its state.
     if current_member(&mut tx, id, actor.user_id).await?.is_some() {
         tx.rollback().await?;
         return Ok((id, false));
+    }
+    if let Some(refusal) = used.refusal(at) {
+        return refuse(tx, refusal).await;
+    }
+    let creator = current_member(&mut tx, id, used.created_by).await?;
+    if let Err(refusal) = creator_may_still_invite(&locked, creator.as_ref()) {
+        return refuse(tx, refusal).await;
     }
     if exceeds_cap(&locked, 1) {
         return refuse(tx, StoreError::LimitExceeded("members")).await;

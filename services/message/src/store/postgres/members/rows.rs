@@ -84,7 +84,8 @@ pub(super) async fn bump(
 
 /// Makes `users` current MEMBERs joining at seqs `first`, `first + 1`, … in order, added by
 /// `added_by`: new rows, or a former member's row reset (watermark at the join, counters and
-/// private settings cleared). Returned in join order.
+/// private settings cleared, the delivery receipts of the earlier membership deleted).
+/// Returned in join order.
 pub(super) async fn join(
     conn: &mut PgConnection,
     id: Uuid,
@@ -113,10 +114,15 @@ pub(super) async fn join(
     .bind(first)
     .bind(added_by)
     .bind(users)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
     let mut members = rows.iter().map(member).collect::<Result<Vec<_>, _>>()?;
     members.sort_by_key(|m| m.joined_at_seq);
+    sqlx::query("DELETE FROM device_receipts WHERE conversation_id = $1 AND user_id = ANY($2)")
+        .bind(id)
+        .bind(users)
+        .execute(conn)
+        .await?;
     Ok(members)
 }
 
@@ -154,21 +160,4 @@ pub(super) async fn set(
     .fetch_one(conn)
     .await?;
     member(&row)
-}
-
-/// Whether a block stands between `user` and any of `others`, either way.
-pub(super) async fn any_block(
-    conn: &mut PgConnection,
-    user: Uuid,
-    others: &[Uuid],
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM blocks \
-                        WHERE (blocker_id = ANY($1) AND blocked_id = $2) \
-                           OR (blocker_id = $2 AND blocked_id = ANY($1)))",
-    )
-    .bind(others)
-    .bind(user)
-    .fetch_one(conn)
-    .await
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{bump, join as join_members, lock};
 use crate::events::members::member_joined_by_invite;
 use crate::events::{conversation_event, conversation_joined, user_event};
-use crate::store::members::{MAX_ACTIVE_INVITES, exceeds_cap};
+use crate::store::members::{MAX_ACTIVE_INVITES, creator_may_still_invite, exceeds_cap};
 use crate::store::sqlite::{begin, commit_with, current_member, next_user_seq, refuse};
 use crate::store::{Actor, Invite, NewInvite, StoreError, may_invite};
 
@@ -166,17 +166,22 @@ pub(super) async fn join(
     let Some(used) = row.as_ref().map(invite).transpose()? else {
         return refuse(tx, StoreError::InviteInvalid).await;
     };
-    if let Some(refusal) = used.refusal(at) {
-        return refuse(tx, refusal).await;
-    }
     let id = used.conversation_id;
+    // Already a member: OK whatever became of the code (proto), so before its state.
     if current_member(&mut tx, id, actor.user_id).await?.is_some() {
         tx.rollback().await?;
         return Ok((id, false));
     }
+    if let Some(refusal) = used.refusal(at) {
+        return refuse(tx, refusal).await;
+    }
     let Some(found) = crate::store::sqlite::conversation_by_id(&mut *tx, id).await? else {
         return refuse(tx, StoreError::InviteInvalid).await;
     };
+    let creator = current_member(&mut tx, id, used.created_by).await?;
+    if let Err(refusal) = creator_may_still_invite(&found, creator.as_ref()) {
+        return refuse(tx, refusal).await;
+    }
     if exceeds_cap(&found, 1) {
         return refuse(tx, StoreError::LimitExceeded("members")).await;
     }
