@@ -174,13 +174,19 @@ impl Conversations {
     }
 
     /// Sends a message (or returns the one an earlier try with this key stored).
-    pub async fn send(&self, actor: Actor, new: NewMessage) -> Result<Message, MessageError> {
+    pub async fn send(&self, actor: Actor, new: NewMessage) -> Result<pb::Message, MessageError> {
         self.limits
             .take(&[(crate::rules::SEND, &actor.user_id.to_string())])
             .await
             .map_err(MessageError::RateLimited)?;
         match self.store.send(actor, &new, Utc::now()).await? {
-            Sent::Created(message) | Sent::Repeated(message) => Ok(message),
+            // Nothing lives beside a message stored just now (no reactions, pin or deletion
+            // yet), so the hot path skips the reader lookups of `present`.
+            Sent::Created(message) => Ok(crate::convert::message_for(&message, actor.user_id)),
+            Sent::Repeated(message) => {
+                let seen = self.present(actor.user_id, &[message]).await?;
+                Ok(seen.into_iter().next().expect("one message in, one out"))
+            }
         }
     }
 

@@ -42,9 +42,8 @@ pub(super) async fn send_message(
         thread_root_message_id: thread_root,
     };
     let message = api.conversations.send(actor, new).await?;
-    let seen = api.conversations.present(actor.user_id, &[message]).await?;
     Ok(Response::new(pb::SendMessageResponse {
-        message: seen.into_iter().next(),
+        message: Some(message),
     }))
 }
 
