@@ -34,6 +34,11 @@ walkthrough:
     cargo build
     bash scripts/docs-walkthrough.sh target/debug/echo
 
+# Run the Python live client of docs/live-client.md through a crash, a resync and outages.
+live-example:
+    cargo build
+    bash scripts/live-example.sh target/debug/echo
+
 # Statically check deploy/ (YAML, compose, Kubernetes manifests, ECHO_* variables).
 deploy-check:
     bash deploy/check.sh
@@ -42,10 +47,10 @@ deploy-check:
 services:
     bash scripts/services.sh
 
-# Placeholder: the benchmark arrives with the performance issue.
-bench:
-    @echo "just bench: not implemented yet; the load generator (crates/bench) arrives with the performance issue" >&2
-    @exit 1
+# Load Echo and print figures (docs/BENCHMARKS.md): every scenario, or `just bench <scenario> [flags]`.
+bench *ARGS:
+    cargo build --release -p echo -p echo-bench
+    target/release/echo-bench {{ ARGS }}
 
 # Apply every service's database migrations and exit.
 migrate:

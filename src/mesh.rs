@@ -112,6 +112,15 @@ impl Mesh {
                 let db = open_database(config, target).await?;
                 let service_outbox = Outbox::new(target.name(), db.clone());
                 backends.bus.attach_outbox(service_outbox.clone()).await?;
+                // Embedded, the outbox is the bus and keeps every row for `bus_max_age`; with
+                // NATS it keeps published rows that long, for replays (Subscribe resumes).
+                tokio::spawn(echo_bus::prune_periodically(
+                    service_outbox.clone(),
+                    config.bus_max_age,
+                    !config.bus_url.starts_with("memory:"),
+                    config.bus_prune_every,
+                    shutdown.clone(),
+                ));
                 services.ready_with(db.clone());
                 databases.push((target, db));
                 outbox = Some(service_outbox);
@@ -121,8 +130,9 @@ impl Mesh {
                 backends: &backends,
                 identity: &identity,
                 overrides: &overrides,
+                shutdown: &shutdown,
             };
-            add_service(&mut services, &mut consumers, target, outbox, &parts)?;
+            add_service(&mut services, &mut consumers, target, outbox, &parts).await?;
         }
         if config.target.contains(Target::Edge) && !config.target.is_whole_mesh() {
             // Split mode: everything not served here is forwarded, after the edge's own check.
@@ -206,6 +216,7 @@ struct Parts<'a> {
     backends: &'a Backends,
     identity: &'a Identity,
     overrides: &'a Overrides,
+    shutdown: &'a CancellationToken,
 }
 
 /// A durable event consumer of one service, on that service's database.
@@ -232,7 +243,7 @@ impl Consumer {
 /// Add `target`'s server, behind the authentication layer (every service verifies tokens
 /// itself; the edge's check in split mode is in addition, not instead), and collect the
 /// event consumers it runs.
-fn add_service(
+async fn add_service(
     services: &mut Services,
     consumers: &mut Vec<Consumer>,
     target: Target,
@@ -263,9 +274,20 @@ fn add_service(
             let db = outbox.database().clone();
             let store = echo_message::store::for_database(&db, outbox.clone());
             consumers.extend(Consumer::all(echo_message::consumers(store.clone()), &db));
+            let live = echo_message::live::LiveDeps {
+                store: store.clone(),
+                outbox: outbox.clone(),
+                bus: parts.backends.bus.clone(),
+                revocations: Some(parts.identity.revocations.clone()),
+                settings: parts.config.live.clone(),
+            };
+            let live = echo_message::live::Live::start(live, parts.shutdown.clone())
+                .await
+                .context("live delivery")?;
             let deps = echo_message::MessageDeps {
                 store,
                 cache: parts.backends.cache.clone(),
+                live,
             };
             services.add(authn.layer(echo_message::service(deps, limit)));
         }

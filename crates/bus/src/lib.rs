@@ -31,7 +31,7 @@ pub use embedded::EmbeddedBus;
 pub use event::{Event, Position};
 pub use migrations::migrations;
 pub use nats::{NatsBus, NatsSettings};
-pub use outbox::Outbox;
+pub use outbox::{CommitWatch, Outbox, prune_periodically};
 
 /// Why a bus operation failed.
 #[derive(Debug, thiserror::Error)]

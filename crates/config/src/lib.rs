@@ -3,6 +3,7 @@
 //! Secrets (passwords inside URLs, keys) are redacted whenever the config is printed.
 
 mod cli;
+mod live;
 mod target;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use cli::{Cli, Command};
+pub use live::LiveSettings;
 pub use target::{Target, Targets};
 
 /// The whole runtime configuration of one `echo` process.
@@ -42,6 +44,10 @@ pub struct Config {
     /// JetStream de-duplication window for `Nats-Msg-Id` (the outbox relay's retry horizon).
     #[serde(with = "humantime_secs")]
     pub bus_duplicate_window: Duration,
+    /// How often each outbox drops rows older than `bus_max_age` (cursors behind them then get
+    /// ResyncRequired / CURSOR_EXPIRED).
+    #[serde(with = "humantime_secs")]
+    pub bus_prune_every: Duration,
     /// `memory://` or `redis://…`.
     pub cache_url: String,
     /// Prefix of every cache key and channel.
@@ -70,6 +76,8 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Identity settings: signing keys, token lifetimes, OTP (DESIGN §5).
     pub auth: AuthSettings,
+    /// Live delivery: Subscribe streams and typing (DESIGN §7).
+    pub live: LiveSettings,
 }
 
 /// Identity settings. In development, missing keys are generated into `data_dir`; production
@@ -182,6 +190,7 @@ impl Default for Config {
             bus_subject_prefix: String::new(),
             bus_max_age: Duration::from_secs(7 * 24 * 3600),
             bus_duplicate_window: Duration::from_secs(120),
+            bus_prune_every: Duration::from_secs(600),
             cache_url: "memory://".into(),
             cache_key_prefix: "echo:".into(),
             env: Environment::Development,
@@ -195,6 +204,7 @@ impl Default for Config {
             upstreams: Upstreams::default(),
             trusted_proxies: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
             auth: AuthSettings::default(),
+            live: LiveSettings::default(),
         }
     }
 }

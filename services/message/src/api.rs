@@ -1,7 +1,6 @@
 //! The MessageService gRPC handlers: parse and validate → take the caller → call
 //! `conversations` → map the result. No rules live here. One file per part of the API
-//! (`api/*.rs`); this one holds what they share. Subscribe and SetTyping still answer
-//! UNIMPLEMENTED through the generated stubs (their issue, "Live delivery", is open).
+//! (`api/*.rs`); this one holds what they share.
 
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use uuid::Uuid;
 
 mod conversations;
 mod edits;
+mod live;
 mod members;
 mod messages;
 mod reactions;
@@ -321,5 +321,19 @@ impl MessageService for MessageApi {
         request: Request<pb::SearchMessagesRequest>,
     ) -> Reply<pb::SearchMessagesResponse> {
         search::search_messages(self, request).await
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Reply<crate::live::SubscribeStream> {
+        live::subscribe(self, request).await
+    }
+
+    async fn set_typing(
+        &self,
+        request: Request<pb::SetTypingRequest>,
+    ) -> Reply<pb::SetTypingResponse> {
+        live::set_typing(self, request).await
     }
 }

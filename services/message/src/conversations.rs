@@ -83,6 +83,8 @@ pub struct Conversations {
     pub(crate) limits: Limits,
     /// How long after sending a message its sender may edit it.
     pub(crate) edit_window: chrono::Duration,
+    /// Live delivery: streams, and the ephemeral items (typing, receipts) beside them.
+    pub(crate) live: crate::live::Live,
 }
 
 impl Conversations {

@@ -1,14 +1,12 @@
 //! MessageService: conversations, members, invites, messages, reactions, pins, read state,
 //! search and live delivery (DESIGN §6, §7).
 //!
-//! Every RPC is built but live delivery (`Subscribe`, `SetTyping`), which answers
-//! UNIMPLEMENTED through the generated stubs while its issue ("Live delivery") is open.
-//!
 //! Layout: `api` parses and maps (one file per part); `conversations` and one module per part
-//! (`members`, `edits`, `reactions`, `receipts`, `search`) hold the journeys; `reading` how one
-//! reader sees messages; `rules` the field rules; `store` the storage seam (one sub-trait per
-//! part) with its PostgreSQL and SQLite implementations; `events` the outbox events;
-//! `projections` what it learns from auth's and the user service's events.
+//! (`members`, `edits`, `reactions`, `receipts`, `search`, `typing`) hold the journeys; `live`
+//! the Subscribe streams (hub, replay, cursor); `reading` how one reader sees messages; `rules`
+//! the field rules; `store` the storage seam (one sub-trait per part) with its PostgreSQL and
+//! SQLite implementations; `events` the outbox events; `projections` what it learns from
+//! auth's and the user service's events.
 
 pub mod api;
 pub mod conversations;
@@ -16,6 +14,7 @@ pub mod convert;
 pub mod edits;
 pub mod error;
 pub mod events;
+pub mod live;
 pub mod members;
 pub mod projections;
 pub mod reactions;
@@ -24,6 +23,7 @@ pub mod receipts;
 pub mod rules;
 pub mod search;
 pub mod store;
+pub mod typing;
 
 use std::sync::Arc;
 
@@ -40,6 +40,8 @@ pub struct MessageDeps {
     pub store: Arc<dyn store::MessageStore>,
     /// Rate limits.
     pub cache: Arc<dyn Cache>,
+    /// Live delivery, started by the caller ([`live::Live::start`]).
+    pub live: live::Live,
 }
 
 /// The MessageService server, refusing request messages over `max_request_bytes`.
@@ -48,6 +50,7 @@ pub fn service(deps: MessageDeps, max_request_bytes: usize) -> MessageServiceSer
         store: deps.store,
         limits: Limits::new(deps.cache),
         edit_window: rules::EDIT_WINDOW,
+        live: deps.live,
     };
     MessageServiceServer::new(MessageApi::new(Arc::new(conversations)))
         .max_decoding_message_size(max_request_bytes)

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::conversations::Conversations;
 use crate::error::MessageError;
 use crate::events::timestamp;
-use crate::store::Message;
+use crate::store::{Message, ReactionTally};
 
 impl Conversations {
     /// `messages` as `reader` sees them, in the same order.
@@ -31,19 +31,7 @@ impl Conversations {
             .into_iter()
             .collect();
         let pinned: HashSet<Uuid> = self.store.pinned_among(&ids).await?.into_iter().collect();
-        let mut tallies = self.store.reaction_tallies(reader, &ids).await?;
-        tallies.sort_by(|a, b| (a.first_at, &a.emoji).cmp(&(b.first_at, &b.emoji)));
-        let mut reactions: HashMap<Uuid, Vec<pb::ReactionCount>> = HashMap::new();
-        for tally in tallies {
-            reactions
-                .entry(tally.message_id)
-                .or_default()
-                .push(pb::ReactionCount {
-                    emoji: tally.emoji,
-                    count: tally.count,
-                    reacted_by_me: tally.reacted_by_reader,
-                });
-        }
+        let mut reactions = reaction_counts(self.store.reaction_tallies(reader, &ids).await?);
         Ok(messages
             .iter()
             .map(|message| {
@@ -62,4 +50,24 @@ impl Conversations {
             })
             .collect())
     }
+}
+
+/// Reaction tallies as messages carry them, by message, each message's in display order (first
+/// reacted first).
+pub(crate) fn reaction_counts(
+    mut tallies: Vec<ReactionTally>,
+) -> HashMap<Uuid, Vec<pb::ReactionCount>> {
+    tallies.sort_by(|a, b| (a.first_at, &a.emoji).cmp(&(b.first_at, &b.emoji)));
+    let mut reactions: HashMap<Uuid, Vec<pb::ReactionCount>> = HashMap::new();
+    for tally in tallies {
+        reactions
+            .entry(tally.message_id)
+            .or_default()
+            .push(pb::ReactionCount {
+                emoji: tally.emoji,
+                count: tally.count,
+                reacted_by_me: tally.reacted_by_reader,
+            });
+    }
+    reactions
 }

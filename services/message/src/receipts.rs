@@ -3,17 +3,19 @@
 //!
 //! Watermarks only move forward and are lowered to the conversation's `last_seq`, so a retry
 //! or a late call from a slower device never moves anything back. Settings are set-like: the
-//! same request twice changes nothing the second time. The live ReadMarkerUpdate and
-//! ReceiptUpdate to other members belong to live delivery (Subscribe), not built yet; the
-//! outcomes here say whether anything moved so it can send them.
+//! same request twice changes nothing the second time. When a watermark moves, the other
+//! members' streams get the ephemeral ReadMarkerUpdate / ReceiptUpdate (DIRECT and GROUP
+//! conversations up to `live.receipt_max_members` only; never channels, live.proto).
 
 use chrono::{DateTime, Utc};
+use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Page;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::conversations::Conversations;
 use crate::error::MessageError;
+use crate::events::timestamp;
 use crate::store::{Actor, Delivered, DeviceReceipt, Kind, Member, MemberReceipt, SettingsChange};
 
 /// The caller's read and delivery state in one conversation.
@@ -84,6 +86,15 @@ impl Conversations {
             .store
             .mark_read(actor, conversation, up_to, Utc::now())
             .await?;
+        if mark.moved && self.receipts_go_live(conversation).await {
+            let update = pb::ReadMarkerUpdate {
+                conversation_id: conversation.to_string(),
+                user_id: actor.user_id.to_string(),
+                last_read_seq: mark.member.last_read_seq,
+                updated_at: Some(timestamp(Utc::now())),
+            };
+            self.live.publisher().read_marker(update).await;
+        }
         Ok(mark.member)
     }
 
@@ -94,10 +105,39 @@ impl Conversations {
         conversation: Uuid,
         up_to: i64,
     ) -> Result<Delivered, MessageError> {
-        Ok(self
+        let delivered = self
             .store
             .mark_delivered(actor, conversation, up_to, Utc::now())
-            .await?)
+            .await?;
+        if delivered.moved && self.receipts_go_live(conversation).await {
+            let receipt = &delivered.receipt;
+            let update = pb::ReceiptUpdate {
+                conversation_id: conversation.to_string(),
+                user_id: actor.user_id.to_string(),
+                device_id: receipt.device_id.to_string(),
+                delivered_up_to_seq: receipt.delivered_up_to_seq,
+                updated_at: receipt.delivered_at.map(timestamp),
+            };
+            self.live.publisher().receipt(update).await;
+        }
+        Ok(delivered)
+    }
+
+    /// Whether receipts of `conversation` go to other members' streams: DIRECT and GROUP
+    /// conversations up to `live.receipt_max_members` (a 100,000-member channel would turn
+    /// every read into 100,000 stream items).
+    async fn receipts_go_live(&self, conversation: Uuid) -> bool {
+        match self.store.conversation(conversation).await {
+            Ok(Some(found)) => {
+                found.kind != Kind::Channel
+                    && i64::from(found.member_count) <= self.live.settings().receipt_max_members
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(%error, "receipt not sent live");
+                false
+            }
+        }
     }
 
     /// The caller's read state and their devices' delivery state.

@@ -187,6 +187,19 @@ pub const EDIT_WINDOW: chrono::Duration = chrono::Duration::hours(48);
 pub const SEND: echo_cache::Rule =
     echo_cache::Rule::per("message.send", 100, std::time::Duration::from_secs(10));
 
+/// Typing calls one user may make: a burst of 30, refilled at 3 a second (a client renewing
+/// every ~4 s in a few conversations never comes near it).
+pub const TYPING: echo_cache::Rule =
+    echo_cache::Rule::per("message.typing", 30, std::time::Duration::from_secs(10));
+
+/// Typing indicators forwarded per device and conversation: one per 2 s (message_service.proto);
+/// calls beyond it succeed and are absorbed.
+pub const TYPING_FORWARD: echo_cache::Rule = echo_cache::Rule::per(
+    "message.typing.forward",
+    1,
+    std::time::Duration::from_secs(2),
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

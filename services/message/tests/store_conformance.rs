@@ -36,6 +36,8 @@ mod concurrency;
 mod creation;
 #[path = "store_conformance/edits.rs"]
 mod edits;
+#[path = "store_conformance/live.rs"]
+mod live;
 #[path = "store_conformance/members.rs"]
 mod members;
 #[path = "store_conformance/reactions.rs"]

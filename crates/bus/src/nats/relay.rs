@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use echo_store::Database;
-use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +18,7 @@ use crate::{BusError, NatsSettings, Outbox};
 
 /// Rows read per round.
 const BATCH: i64 = 256;
-/// Fallback poll when no commit signal arrives (commits in other processes without LISTEN).
+/// Fallback poll when no commit signal arrives (the LISTEN connection is down).
 const POLL: Duration = Duration::from_secs(1);
 /// Longest pause between attempts while NATS is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -90,8 +89,7 @@ impl Relay {
 
     /// Relay until the lease is lost (an error) or forever.
     async fn relay_while_leased(&self, lease: &mut Lease) -> Result<(), BusError> {
-        let mut signal = self.outbox.commit_signal();
-        let mut listener = self.listen().await;
+        let mut commits = self.outbox.watch_commits();
         let mut backoff = Duration::from_millis(50);
         let domain = self.outbox.service();
         let mut stream_ready = false;
@@ -115,7 +113,8 @@ impl Relay {
             match published {
                 Ok(0) => {
                     backoff = Duration::from_millis(50);
-                    self.wait(&mut signal, listener.as_mut()).await;
+                    // Woken by a commit in any process; the poll covers a LISTEN outage.
+                    let _ = tokio::time::timeout(POLL, commits.changed()).await;
                 }
                 Ok(_) => backoff = Duration::from_millis(50),
                 Err(error) => {
@@ -160,33 +159,6 @@ impl Relay {
     async fn report_lag(&self) {
         if let Ok(lag) = self.outbox.unpublished_count().await {
             metrics::gauge!("echo_outbox_lag", "service" => self.outbox.service()).set(lag as f64);
-        }
-    }
-
-    async fn listen(&self) -> Option<PgListener> {
-        let (Database::Postgres(db), Some(channel)) =
-            (self.outbox.database(), self.outbox.notify_channel())
-        else {
-            return None;
-        };
-        let mut listener = PgListener::connect_with(&db.pool).await.ok()?;
-        listener.listen(&channel).await.ok()?;
-        Some(listener)
-    }
-
-    async fn wait(
-        &self,
-        signal: &mut tokio::sync::watch::Receiver<u64>,
-        listener: Option<&mut PgListener>,
-    ) {
-        match listener {
-            Some(listener) => {
-                tokio::select! {
-                    _ = Outbox::wait_for_commit(signal, POLL) => {}
-                    _ = listener.recv() => {}
-                }
-            }
-            None => Outbox::wait_for_commit(signal, POLL).await,
         }
     }
 }

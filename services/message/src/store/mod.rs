@@ -7,8 +7,22 @@
 //! write, idempotent creation and sending, and the outbox: every sequenced change appends
 //! exactly one event (built by `crate::events`) in the same transaction. Which caller may read
 //! what is decided above it, in `crate::conversations`, from the [`Member`] rows it returns.
+//!
+//! Live delivery (DESIGN §7) reads the outbox as a log in commit-safe position order and needs
+//! two more things from the store:
+//! - position order = seq order, per conversation and per user. SQLite has it by construction
+//!   (one writer, `BEGIN IMMEDIATE`: id order is commit order is seq order). On PostgreSQL the
+//!   position is `(tx_id, id)` and a transaction's xid is assigned at its first write, before
+//!   it waits for the row lock that orders seqs; so every event-producing transaction first
+//!   takes transaction-scoped advisory locks (which assign no xid) on its conversation and on
+//!   every user whose user seq it may take, and only then writes. A later transaction on the
+//!   same key then gets its xid after the earlier one committed (see `postgres::order_writes`).
+//! - membership periods ([`MembershipPeriod`], [`LiveStore`]), written in the transaction of
+//!   every join and leave, so who may see the event at seq s is answered exactly, at any time.
 
 mod edits;
+mod error;
+mod live;
 mod members;
 mod postgres;
 mod reactions;
@@ -27,6 +41,8 @@ use uuid::Uuid;
 
 pub use edits::{Edit, EditStore, EditVersion, Edited, MAX_EDITS};
 pub(crate) use edits::{counted_mentions, repeated};
+pub use error::StoreError;
+pub use live::{LiveStore, MembershipPeriod};
 pub use members::{
     ConversationUpdate, Invite, MemberPosition, MemberStore, NewInvite, may_invite, member_cap,
 };
@@ -38,62 +54,6 @@ pub use receipts::{
 };
 pub use search::SearchStore;
 pub use sqlite::SqliteMessageStore;
-
-/// What a storage call can fail with. The refusals are outcomes the caller maps to an answer;
-/// `Database` and `Bus` are failures.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A user is unknown to this service or their account was deleted; names the user when
-    /// the caller listed several (creating a conversation, adding members).
-    #[error("user not found")]
-    UserNotFound(Option<Uuid>),
-    /// A block between the two users of a direct conversation (either direction), or between
-    /// the creator and a user they add (named, as for `UserNotFound`).
-    #[error("blocked")]
-    Blocked(Option<Uuid>),
-    /// The conversation does not exist, or the actor is not (or no longer) a member.
-    #[error("conversation not found")]
-    ConversationNotFound,
-    /// The actor's role does not allow this (e.g. a MEMBER posting in a CHANNEL).
-    #[error("not allowed")]
-    NotAllowed,
-    /// The same idempotency key was used before with a different payload.
-    #[error("idempotency key reused")]
-    IdempotencyKeyReused,
-    /// A referenced message (reply target, thread root) is not visible in the conversation.
-    #[error("message not found")]
-    MessageNotFound,
-    /// A count quota is full (e.g. members of a group).
-    #[error("limit exceeded: {0}")]
-    LimitExceeded(&'static str),
-    /// The message was deleted for everyone (it cannot be edited, reacted to or pinned).
-    #[error("message deleted")]
-    MessageDeleted,
-    /// The message is older than the edit window.
-    #[error("edit window expired")]
-    EditWindowExpired,
-    /// The actor is the last OWNER and would leave the conversation without one.
-    #[error("last owner")]
-    LastOwner,
-    /// An invite code that is unknown, revoked or used up.
-    #[error("invite invalid")]
-    InviteInvalid,
-    /// An invite code past its expiry.
-    #[error("invite expired")]
-    InviteExpired,
-    /// The database failed.
-    #[error(transparent)]
-    Database(#[from] echo_store::StoreError),
-    /// Appending an event failed.
-    #[error(transparent)]
-    Bus(#[from] echo_bus::BusError),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
-        StoreError::Database(error.into())
-    }
-}
 
 /// `ConversationType` (stored as its wire value).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -371,7 +331,15 @@ pub struct SeqWindow {
 /// sub-traits (one file each, each with its files in both implementations).
 #[async_trait]
 pub trait MessageStore:
-    MemberStore + EditStore + ReactionStore + ReceiptStore + SearchStore + Send + Sync + 'static
+    MemberStore
+    + EditStore
+    + ReactionStore
+    + ReceiptStore
+    + SearchStore
+    + LiveStore
+    + Send
+    + Sync
+    + 'static
 {
     // ---- projections of other services' events, inside the consumer's transaction ----
 

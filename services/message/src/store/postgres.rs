@@ -1,8 +1,9 @@
 //! [`MessageStore`] on PostgreSQL (the service's own schema, selected by `search_path`).
 //!
 //! Transactions run at READ COMMITTED; every check that decides a write runs under a lock, and
-//! locks are always taken in one order (a conversation row, then its member rows and messages,
-//! then `user_sequences` rows in user id order), so racing calls wait instead of deadlocking:
+//! locks are always taken in one order (the write-order advisory locks of [`order_writes`]
+//! first, then a conversation row, then its member rows and messages, then `user_sequences`
+//! rows in user id order), so racing calls wait instead of deadlocking:
 //! - a conversation's `seq` is taken by `UPDATE conversations SET last_seq = last_seq + 1`
 //!   before anything else is checked: the row lock serialises every sequenced change of the
 //!   conversation, membership and roles are read under it, and a refusal rolls the number back,
@@ -67,6 +68,7 @@ macro_rules! message_columns {
 
 mod conversations;
 mod edits;
+mod live;
 mod members;
 mod messages;
 mod reactions;
@@ -248,6 +250,68 @@ async fn commit_with(
     }
     outbox.commit(tx).await?;
     Ok(())
+}
+
+/// Namespaces of the write-order locks, mixed into their keys so that a conversation and a
+/// user never share a lock by construction of their ids ("conv", "user" in ASCII).
+const CONVERSATION_ORDER: u64 = 0x636f_6e76_0000_0000;
+const USER_ORDER: u64 = 0x7573_6572_0000_0000;
+
+/// The write-order protocol: makes this transaction's position in the outbox (its xid) follow
+/// the seqs it takes. Call it FIRST in every transaction that appends events, before any write
+/// or row lock (reads are fine), with the conversation whose seqs it may take and every user
+/// whose user seq it may take (a superset is fine).
+///
+/// Why: streams read the outbox in `(tx_id, id)` order, below the oldest running transaction,
+/// and must see each conversation's and each user's events in seq order. A transaction gets its
+/// xid at its first write (any UPDATE, INSERT, `SELECT … FOR UPDATE`, even `nextval`), which is
+/// BEFORE it waits for the conversation's row lock: two sends could take xids 100 and 101 and
+/// the lock (so seqs 6 and 5) the other way round, and the log would hold seq 6 before seq 5.
+/// Transaction-scoped advisory locks assign no xid, so taking them first means a later
+/// transaction on the same conversation or user gets its xid only after the earlier one
+/// committed: xid order is seq order, per key.
+///
+/// The locks are taken in one statement, in one global key order, and before any other lock,
+/// so they cannot deadlock with each other nor join a cycle with row locks (a transaction
+/// waiting here holds no row lock). Keys are 64-bit hashes of (namespace, uuid) in the
+/// two-int4 advisory key space, which the one-bigint locks elsewhere (the outbox relay's
+/// session lease, other services' locks) never share; a collision only serialises more.
+async fn order_writes(
+    conn: &mut PgConnection,
+    conversation: Option<Uuid>,
+    users: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    let mut keys: Vec<u64> = users.iter().map(|&u| order_key(USER_ORDER, u)).collect();
+    keys.extend(conversation.map(|c| order_key(CONVERSATION_ORDER, c)));
+    keys.sort_unstable();
+    keys.dedup();
+    // unnest yields the pairs in array order, so the locks are taken in key order.
+    let (high, low): (Vec<i32>, Vec<i32>) = keys.iter().map(|&key| split_key(key)).unzip();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(k.high, k.low) \
+         FROM unnest($1::int4[], $2::int4[]) AS k(high, low)",
+    )
+    .bind(&high)
+    .bind(&low)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The write-order key of `id` in `namespace`: both halves of the uuid (a UUIDv7's first half
+/// is mostly its timestamp) folded together.
+fn order_key(namespace: u64, id: Uuid) -> u64 {
+    let (high, low) = id.as_u64_pair();
+    high ^ low ^ namespace
+}
+
+/// `key` as the two int4 halves of a two-key advisory lock.
+fn split_key(key: u64) -> (i32, i32) {
+    let [a, b, c, d, e, f, g, h] = key.to_be_bytes();
+    (
+        i32::from_be_bytes([a, b, c, d]),
+        i32::from_be_bytes([e, f, g, h]),
+    )
 }
 
 /// Takes `conversation`'s next seq under its row lock (held to the end of the transaction, so

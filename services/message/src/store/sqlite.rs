@@ -56,6 +56,7 @@ macro_rules! message_columns {
 
 mod conversations;
 mod edits;
+mod live;
 mod members;
 mod messages;
 mod reactions;

@@ -8,7 +8,8 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
-    all_live, blocked_either, commit_with, conversation, member, next_user_seqs, refuse, sql_limit,
+    all_live, blocked_either, commit_with, conversation, member, next_user_seqs, order_writes,
+    refuse, sql_limit,
 };
 use crate::events::{
     conversation_created, conversation_event, conversation_joined, member_joined, user_event,
@@ -58,6 +59,8 @@ pub(super) async fn create_direct(
         tx.rollback().await?;
         return Ok((existing, false));
     }
+    // Before the first write: the users' user seqs follow the outbox order.
+    order_writes(&mut tx, Some(id), &[actor.user_id, peer]).await?;
     // Both users creating it at once: the later insert waits on the `direct_key` index for the
     // earlier transaction, then inserts nothing and reads the committed row.
     let created = sqlx::query(concat!(
@@ -132,6 +135,9 @@ pub(super) async fn create_conversation(
     }
     let member_count = i32::try_from(joins.len())
         .map_err(|_| StoreError::LimitExceeded("conversation members"))?;
+    // Before the first write: the members' user seqs follow the outbox order.
+    let users: Vec<Uuid> = joins.iter().map(|joined| joined.user_id).collect();
+    order_writes(&mut tx, Some(new.id), &users).await?;
     // ConversationCreated, then one MemberJoined per member.
     let last_seq = 1 + i64::from(member_count);
     let created = sqlx::query(concat!(
@@ -311,10 +317,19 @@ async fn insert_members(
     .bind(creator)
     .bind(&users)
     .bind(&roles)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
     let mut members = rows.iter().map(member).collect::<Result<Vec<_>, _>>()?;
     members.sort_by_key(|m| m.joined_at_seq);
+    // Initial members see the conversation from its ConversationCreated (seq 1) on.
+    sqlx::query(
+        "INSERT INTO member_periods (conversation_id, user_id, from_seq) \
+         SELECT $1, u, 1 FROM unnest($2::uuid[]) AS u",
+    )
+    .bind(conversation_id)
+    .bind(&users)
+    .execute(conn)
+    .await?;
     Ok(members)
 }
 

@@ -10,7 +10,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    PostgresMessageStore, commit_with, corrupt, member, message, next_user_seqs, refuse, take_seq,
+    PostgresMessageStore, commit_with, corrupt, member, message, next_user_seqs, order_writes,
+    refuse, take_seq,
 };
 use crate::events::edits::{message_deleted, message_deleted_for_me, message_edited};
 use crate::events::{conversation_event, user_event};
@@ -161,6 +162,7 @@ async fn edit_message(
     window: chrono::Duration,
 ) -> Result<Edited, StoreError> {
     let mut tx = pool.begin().await?;
+    order_writes(&mut tx, Some(edit.conversation_id), &[]).await?;
     let Some((seq, _)) = take_seq(&mut tx, edit.conversation_id, None).await? else {
         return refuse(tx, StoreError::ConversationNotFound).await;
     };
@@ -294,6 +296,8 @@ async fn delete_for_me(
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
+    // Before the row lock below (which assigns the xid): only the actor's user seq is taken.
+    order_writes(&mut tx, None, &[actor.user_id]).await?;
     // The lock a sequenced change takes, without a seq: a send or a deletion for everyone
     // counting this member waits, so the message is counted exactly once either way.
     let locked: Option<i16> = sqlx::query_scalar(
@@ -366,6 +370,7 @@ async fn delete_for_everyone(
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
+    order_writes(&mut tx, Some(conversation), &[]).await?;
     let Some((seq, kind)) = take_seq(&mut tx, conversation, None).await? else {
         return refuse(tx, StoreError::ConversationNotFound).await;
     };

@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use self::rows::{bump, current_member, join, leave_at, lock, set};
 use super::conversations::{first_blocked, first_unknown};
-use super::{PostgresMessageStore, commit_with, conversation, member, next_user_seqs, refuse};
+use super::{
+    PostgresMessageStore, commit_with, conversation, member, next_user_seqs, order_writes, refuse,
+};
 use crate::events::members::{
     conversation_left, conversation_updated, member_left, member_removed, member_role_changed,
 };
@@ -37,6 +39,7 @@ impl MemberStore for PostgresMessageStore {
         at: DateTime<Utc>,
     ) -> Result<Option<Conversation>, StoreError> {
         let mut tx = self.db.pool.begin().await?;
+        order_writes(&mut tx, Some(id), &[]).await?;
         let Some((locked, me)) = lock(&mut tx, id, actor.user_id, Some(at)).await? else {
             return refuse(tx, StoreError::ConversationNotFound).await;
         };
@@ -77,6 +80,7 @@ impl MemberStore for PostgresMessageStore {
         at: DateTime<Utc>,
     ) -> Result<Vec<Member>, StoreError> {
         let mut tx = self.db.pool.begin().await?;
+        order_writes(&mut tx, Some(id), users).await?;
         let Some((locked, me)) = lock(&mut tx, id, actor.user_id, Some(at)).await? else {
             return refuse(tx, StoreError::ConversationNotFound).await;
         };
@@ -142,6 +146,7 @@ impl MemberStore for PostgresMessageStore {
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.db.pool.begin().await?;
+        order_writes(&mut tx, Some(id), &[user]).await?;
         let Some((locked, me)) = lock(&mut tx, id, actor.user_id, Some(at)).await? else {
             return refuse(tx, StoreError::ConversationNotFound).await;
         };
@@ -156,7 +161,7 @@ impl MemberStore for PostgresMessageStore {
             return refuse(tx, refusal).await;
         }
         let seq = locked.last_seq;
-        leave_at(&mut tx, id, user, seq).await?;
+        leave_at(&mut tx, id, user, seq, at).await?;
         let user_seq = next_user_seqs(&mut tx, &[user]).await?;
         let user_seq = *user_seq.get(&user).ok_or(sqlx::Error::RowNotFound)?;
         let events = [
@@ -175,6 +180,7 @@ impl MemberStore for PostgresMessageStore {
 
     async fn leave(&self, actor: Actor, id: Uuid, at: DateTime<Utc>) -> Result<i64, StoreError> {
         let mut tx = self.db.pool.begin().await?;
+        order_writes(&mut tx, Some(id), &[actor.user_id]).await?;
         let Some((locked, me)) = lock(&mut tx, id, actor.user_id, Some(at)).await? else {
             return refuse(tx, StoreError::ConversationNotFound).await;
         };
@@ -196,7 +202,7 @@ impl MemberStore for PostgresMessageStore {
             }
         }
         let seq = locked.last_seq;
-        leave_at(&mut tx, id, actor.user_id, seq).await?;
+        leave_at(&mut tx, id, actor.user_id, seq, at).await?;
         let user_seq = next_user_seqs(&mut tx, &[actor.user_id]).await?;
         let user_seq = *user_seq
             .get(&actor.user_id)
@@ -224,6 +230,7 @@ impl MemberStore for PostgresMessageStore {
         at: DateTime<Utc>,
     ) -> Result<Member, StoreError> {
         let mut tx = self.db.pool.begin().await?;
+        order_writes(&mut tx, Some(id), &[]).await?;
         let Some((locked, me)) = lock(&mut tx, id, actor.user_id, Some(at)).await? else {
             return refuse(tx, StoreError::ConversationNotFound).await;
         };

@@ -6,8 +6,12 @@ use prost::Message as _;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::{blocked_either, commit_with, corrupt, message, parse_direct_key, refuse, sql_limit};
+use super::{
+    blocked_either, commit_with, corrupt, message, order_writes, parse_direct_key, refuse,
+    sql_limit,
+};
 use crate::events::{conversation_event, message_created};
+use crate::store::live::may_post;
 use crate::store::{
     Actor, Kind, Message, NewMessage, Role, Sent, SeqWindow, StoreError, counted_mentions, repeated,
 };
@@ -26,6 +30,7 @@ pub(super) async fn send(
         tx.rollback().await?;
         return repeat(stored, new);
     }
+    order_writes(&mut tx, Some(new.conversation_id), &[]).await?;
     // The next seq, under the row lock held to the end: every sequenced change of this
     // conversation waits here, so what follows is checked against a state no one else can
     // change meanwhile. Any refusal rolls all of it back, the number included (no gap).
@@ -176,17 +181,15 @@ async fn check(
         return Err(StoreError::ConversationNotFound);
     };
     let role = Role::from_code(role.into()).ok_or_else(|| corrupt("member role", role))?;
-    match Kind::from_code(kind.into()).ok_or_else(|| corrupt("conversation kind", kind))? {
-        Kind::Channel if !role.is_admin() => return Err(StoreError::NotAllowed),
-        Kind::Direct => {
-            let key = direct_key.ok_or_else(|| corrupt("direct key", "missing"))?;
-            let (low, high) = parse_direct_key(key)?;
-            let peer = if low == actor.user_id { high } else { low };
-            if blocked_either(&mut *conn, actor.user_id, peer).await? {
-                return Err(StoreError::Blocked(None));
-            }
+    let kind = Kind::from_code(kind.into()).ok_or_else(|| corrupt("conversation kind", kind))?;
+    may_post(kind, role)?;
+    if kind == Kind::Direct {
+        let key = direct_key.ok_or_else(|| corrupt("direct key", "missing"))?;
+        let (low, high) = parse_direct_key(key)?;
+        let peer = if low == actor.user_id { high } else { low };
+        if blocked_either(&mut *conn, actor.user_id, peer).await? {
+            return Err(StoreError::Blocked(None));
         }
-        Kind::Group | Kind::Channel => {}
     }
     if let Some(target) = new.reply_to_message_id
         && visible(conn, new.conversation_id, target, joined_at_seq, true)

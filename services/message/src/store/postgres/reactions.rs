@@ -9,8 +9,8 @@ use sqlx::{PgConnection, Postgres, Row};
 use uuid::Uuid;
 
 use super::{
-    PostgresMessageStore, blocked_either, commit_with, corrupt, parse_direct_key, refuse,
-    sql_limit, take_seq,
+    PostgresMessageStore, blocked_either, commit_with, corrupt, order_writes, parse_direct_key,
+    refuse, sql_limit, take_seq,
 };
 use crate::events::conversation_event;
 use crate::events::reactions::{
@@ -306,6 +306,7 @@ async fn locked(
     conversation: Uuid,
 ) -> Result<Result<(PgTx, i64, Kind), PgTx>, StoreError> {
     let mut tx = store.db.pool.begin().await?;
+    order_writes(&mut tx, Some(conversation), &[]).await?;
     // Reactions and pins do not move the conversation up in lists (activity None).
     Ok(match take_seq(&mut tx, conversation, None).await? {
         Some((seq, kind)) => Ok((tx, seq, kind)),

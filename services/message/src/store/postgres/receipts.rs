@@ -8,7 +8,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{PostgresMessageStore, commit_with, member, next_user_seq, refuse, sql_limit};
+use super::{
+    PostgresMessageStore, commit_with, member, next_user_seq, order_writes, refuse, sql_limit,
+};
 use crate::events::receipts::{member_settings_changed, read_marker_moved};
 use crate::events::user_event;
 use crate::store::receipts::{apply, newly_pinned};
@@ -39,6 +41,7 @@ impl ReceiptStore for PostgresMessageStore {
         at: DateTime<Utc>,
     ) -> Result<SettingsUpdate, StoreError> {
         let mut tx = self.db.pool.begin().await?;
+        order_writes(&mut tx, None, &[actor.user_id]).await?;
         let Some(current) = locked_member(&mut tx, conversation, actor.user_id).await? else {
             return refuse(tx, StoreError::ConversationNotFound).await;
         };
@@ -96,6 +99,7 @@ impl ReceiptStore for PostgresMessageStore {
         at: DateTime<Utc>,
     ) -> Result<ReadMark, StoreError> {
         let mut tx = self.db.pool.begin().await?;
+        order_writes(&mut tx, None, &[actor.user_id]).await?;
         // The member row's lock: a send updating the counters commits before the recount
         // below starts (it then sees the message) or waits for this transaction (and adds
         // its message to the recounted value).

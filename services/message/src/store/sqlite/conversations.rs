@@ -289,7 +289,8 @@ async fn populate(
     Ok((conversation, events))
 }
 
-/// Inserts a current member who joined with `seq`.
+/// Inserts a current member who joined with `seq`, with a membership period from seq 1 (an
+/// initial member sees the conversation from its ConversationCreated on).
 async fn add_member(
     conn: &mut SqliteConnection,
     conversation: Uuid,
@@ -310,7 +311,14 @@ async fn add_member(
     .bind(micros(at))
     .bind(seq)
     .bind(added_by.map(|u| u.to_string()))
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO member_periods (conversation_id, user_id, from_seq) VALUES ($1, $2, 1)",
+    )
+    .bind(conversation.to_string())
+    .bind(user.to_string())
+    .execute(conn)
     .await?;
     member(&row)
 }

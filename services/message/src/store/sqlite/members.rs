@@ -354,7 +354,8 @@ async fn bump(
 
 /// Makes `user` a current MEMBER joining at `seq`, added by `added_by`: a new row, or a
 /// former member's row reset (watermark at the join, counters and private settings cleared,
-/// the delivery receipts of the earlier membership deleted).
+/// the delivery receipts of the earlier membership deleted), with a new membership period
+/// from `seq`.
 async fn join(
     conn: &mut SqliteConnection,
     id: Uuid,
@@ -386,12 +387,21 @@ async fn join(
     sqlx::query("DELETE FROM device_receipts WHERE conversation_id = $1 AND user_id = $2")
         .bind(id.to_string())
         .bind(user.to_string())
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    sqlx::query(
+        "INSERT INTO member_periods (conversation_id, user_id, from_seq) VALUES ($1, $2, $3)",
+    )
+    .bind(id.to_string())
+    .bind(user.to_string())
+    .bind(seq)
+    .execute(conn)
+    .await?;
     member(&row)
 }
 
-/// Takes the next seq, ends `user`'s membership at it and drops the member count; the seq.
+/// Takes the next seq, ends `user`'s membership at it (their open period closes there, at
+/// `at`) and drops the member count; the seq.
 async fn leave_now(
     conn: &mut SqliteConnection,
     id: Uuid,
@@ -403,8 +413,18 @@ async fn leave_now(
         .bind(id.to_string())
         .bind(user.to_string())
         .bind(seq)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    sqlx::query(
+        "UPDATE member_periods SET until_seq = $3, closed_at = $4 \
+         WHERE conversation_id = $1 AND user_id = $2 AND until_seq IS NULL",
+    )
+    .bind(id.to_string())
+    .bind(user.to_string())
+    .bind(seq)
+    .bind(micros(at))
+    .execute(conn)
+    .await?;
     Ok(seq)
 }
 

@@ -11,9 +11,9 @@ use super::{
     is_unique_violation, json_ids, member, message, micros, next_seq, refuse, sql_limit,
 };
 use crate::events;
+use crate::store::live::may_post;
 use crate::store::{
-    Actor, Kind, Member, Message, NewMessage, Sent, SeqWindow, StoreError, counted_mentions,
-    repeated,
+    Actor, Member, Message, NewMessage, Sent, SeqWindow, StoreError, counted_mentions, repeated,
 };
 
 /// See [`crate::store::MessageStore::send`].
@@ -135,8 +135,8 @@ async fn refusal(
     let Some(found) = conversation_by_id(&mut **tx, new.conversation_id).await? else {
         return Ok(Err(StoreError::ConversationNotFound));
     };
-    if found.kind == Kind::Channel && !sender.role.is_admin() {
-        return Ok(Err(StoreError::NotAllowed));
+    if let Err(refusal) = may_post(found.kind, sender.role) {
+        return Ok(Err(refusal));
     }
     if let Some((a, b)) = found.direct_pair
         && blocked_either_way(tx, a, b).await?

@@ -12,7 +12,7 @@ use super::rows::{bump, current_member, join as join_members, take};
 use crate::events::members::member_joined_by_invite;
 use crate::events::{conversation_event, conversation_joined, user_event};
 use crate::store::members::{MAX_ACTIVE_INVITES, creator_may_still_invite, exceeds_cap};
-use crate::store::postgres::{commit_with, conversation, next_user_seq, refuse};
+use crate::store::postgres::{commit_with, conversation, next_user_seq, order_writes, refuse};
 use crate::store::{Actor, Invite, NewInvite, StoreError, may_invite};
 
 /// The invite columns, as [`invite`] reads them.
@@ -165,6 +165,8 @@ pub(super) async fn join(
     let Some(id) = found else {
         return refuse(tx, StoreError::InviteInvalid).await;
     };
+    // Before any write (an invite's conversation never changes, so reading it first is safe).
+    order_writes(&mut tx, Some(id), &[actor.user_id]).await?;
     let Some(locked) = take(&mut tx, id, Some(at)).await? else {
         return refuse(tx, StoreError::InviteInvalid).await;
     };

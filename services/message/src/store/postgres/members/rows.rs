@@ -84,8 +84,8 @@ pub(super) async fn bump(
 
 /// Makes `users` current MEMBERs joining at seqs `first`, `first + 1`, … in order, added by
 /// `added_by`: new rows, or a former member's row reset (watermark at the join, counters and
-/// private settings cleared, the delivery receipts of the earlier membership deleted).
-/// Returned in join order.
+/// private settings cleared, the delivery receipts of the earlier membership deleted), each
+/// with a new membership period from their join. Returned in join order.
 pub(super) async fn join(
     conn: &mut PgConnection,
     id: Uuid,
@@ -121,17 +121,28 @@ pub(super) async fn join(
     sqlx::query("DELETE FROM device_receipts WHERE conversation_id = $1 AND user_id = ANY($2)")
         .bind(id)
         .bind(users)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    sqlx::query(
+        "INSERT INTO member_periods (conversation_id, user_id, from_seq) \
+         SELECT $1, j.user_id, $2 + j.n - 1 FROM unnest($3::uuid[]) WITH ORDINALITY AS j(user_id, n)",
+    )
+    .bind(id)
+    .bind(first)
+    .bind(users)
+    .execute(conn)
+    .await?;
     Ok(members)
 }
 
-/// Ends `user`'s membership at `seq` and drops the member count.
+/// Ends `user`'s membership at `seq` (their open period closes there, at `at`) and drops the
+/// member count.
 pub(super) async fn leave_at(
     conn: &mut PgConnection,
     id: Uuid,
     user: Uuid,
     seq: i64,
+    at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE members SET left_at_seq = $3 WHERE conversation_id = $1 AND user_id = $2")
         .bind(id)
@@ -139,6 +150,16 @@ pub(super) async fn leave_at(
         .bind(seq)
         .execute(&mut *conn)
         .await?;
+    sqlx::query(
+        "UPDATE member_periods SET until_seq = $3, closed_at = $4 \
+         WHERE conversation_id = $1 AND user_id = $2 AND until_seq IS NULL",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(seq)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
     bump(conn, id, 0, -1).await?;
     Ok(())
 }

@@ -1,26 +1,38 @@
 //! The transactional outbox: events commit with the data they describe (DESIGN §8).
+//!
+//! It is also a replayable event log: rows are read back by commit-safe [`Position`](crate::Position)
+//! (`log`), pruned behind a recorded horizon (`prune`), and followed live through
+//! [`CommitWatch`] (`watch`).
+
+mod decode;
+mod log;
+mod prune;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use echo_store::{Database, Tx};
-use sqlx::Row;
-use tokio::sync::watch;
-use uuid::Uuid;
+use tokio::sync::watch as signal;
 
-use crate::{BusError, Event, Position};
+use crate::{BusError, Event};
+use decode::{decode_pg, decode_sqlite};
+pub use prune::prune_periodically;
+pub use watch::CommitWatch;
+use watch::Notifications;
 
 /// A service's outbox: the `outbox` table in its database plus an in-process commit signal.
 #[derive(Clone)]
 pub struct Outbox {
     service: &'static str,
     db: Database,
-    commits: Arc<watch::Sender<u64>>,
+    commits: Arc<signal::Sender<u64>>,
+    /// NOTIFYs from commits in any process (PostgreSQL), fed by one shared LISTEN task.
+    notifications: Arc<Notifications>,
 }
 
-/// Columns every read selects, in the order [`decode`] expects.
+/// Columns every read selects, as the `decode` functions expect them.
 const COLUMNS: &str = "id, event_id, subject, event_type, payload, trace_parent, occurred_at";
 
 impl Outbox {
@@ -29,7 +41,8 @@ impl Outbox {
         Self {
             service,
             db,
-            commits: Arc::new(watch::channel(0).0),
+            commits: Arc::new(signal::channel(0).0),
+            notifications: Arc::new(Notifications::default()),
         }
     }
 
@@ -91,7 +104,7 @@ impl Outbox {
     }
 
     /// A receiver that changes on every commit through [`Outbox::commit`] in this process.
-    pub(crate) fn commit_signal(&self) -> watch::Receiver<u64> {
+    pub(crate) fn commit_signal(&self) -> signal::Receiver<u64> {
         self.commits.subscribe()
     }
 
@@ -169,109 +182,8 @@ impl Outbox {
         })
     }
 
-    /// Up to `limit` committed rows after `after`, in commit-safe order (embedded consumers).
-    pub(crate) async fn read_after(
-        &self,
-        after: Position,
-        limit: i64,
-    ) -> Result<Vec<(Position, Event)>, BusError> {
-        Ok(match &self.db {
-            Database::Postgres(db) => {
-                // Only rows below xmin are final: every transaction that could still commit a
-                // row has an xid at or above it, and would otherwise slip in behind a reader.
-                let sql = format!(
-                    "SELECT {COLUMNS}, tx_id::text::bigint AS tx FROM outbox \
-                     WHERE (tx_id, id) > ($1::text::xid8, $2) \
-                       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                     ORDER BY tx_id, id LIMIT $3"
-                );
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(after.tx.to_string())
-                    .bind(after.id)
-                    .bind(limit)
-                    .fetch_all(&db.pool)
-                    .await?;
-                rows.iter().map(decode_pg).collect::<Result<_, _>>()?
-            }
-            Database::Sqlite(db) => {
-                let sql =
-                    format!("SELECT {COLUMNS} FROM outbox WHERE id > $1 ORDER BY id LIMIT $2");
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(after.id)
-                    .bind(limit)
-                    .fetch_all(&db.reader)
-                    .await?;
-                rows.iter().map(decode_sqlite).collect::<Result<_, _>>()?
-            }
-        })
-    }
-
-    /// Delete rows the bus no longer needs: published ones older than `keep` (NATS holds them),
-    /// or on the embedded bus every row older than `keep` (its retention, like `max_age`).
-    pub async fn prune(&self, keep: Duration, published_only: bool) -> Result<u64, BusError> {
-        let cutoff = Utc::now() - chrono::Duration::from_std(keep).unwrap_or_default();
-        let published = if published_only {
-            "published_at IS NOT NULL AND "
-        } else {
-            ""
-        };
-        let sql = format!("DELETE FROM outbox WHERE {published}occurred_at < $1");
-        let done = match &self.db {
-            Database::Postgres(db) => sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(cutoff)
-                .execute(&db.pool)
-                .await?
-                .rows_affected(),
-            Database::Sqlite(db) => sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(cutoff.timestamp_micros())
-                .execute(&db.writer)
-                .await?
-                .rows_affected(),
-        };
-        Ok(done)
-    }
-
     /// Wait until a commit in this process, or `timeout` (the polling fallback).
-    pub(crate) async fn wait_for_commit(signal: &mut watch::Receiver<u64>, timeout: Duration) {
+    pub(crate) async fn wait_for_commit(signal: &mut signal::Receiver<u64>, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, signal.changed()).await;
     }
-}
-
-fn decode_pg(row: &sqlx::postgres::PgRow) -> Result<(Position, Event), BusError> {
-    let tx: i64 = row.try_get("tx").unwrap_or(0);
-    let event = Event {
-        id: row.try_get::<Uuid, _>("event_id")?,
-        subject: row.try_get("subject")?,
-        event_type: row.try_get("event_type")?,
-        payload: Bytes::from(row.try_get::<Vec<u8>, _>("payload")?),
-        occurred_at: row.try_get::<DateTime<Utc>, _>("occurred_at")?,
-        trace_parent: row.try_get("trace_parent")?,
-    };
-    Ok((
-        Position {
-            tx,
-            id: row.try_get("id")?,
-        },
-        event,
-    ))
-}
-
-fn decode_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<(Position, Event), BusError> {
-    let id: String = row.try_get("event_id")?;
-    let micros: i64 = row.try_get("occurred_at")?;
-    let event = Event {
-        id: Uuid::parse_str(&id).map_err(|e| BusError::Malformed(format!("event_id {id}: {e}")))?,
-        subject: row.try_get("subject")?,
-        event_type: row.try_get("event_type")?,
-        payload: Bytes::from(row.try_get::<Vec<u8>, _>("payload")?),
-        occurred_at: DateTime::from_timestamp_micros(micros).unwrap_or_default(),
-        trace_parent: row.try_get("trace_parent")?,
-    };
-    Ok((
-        Position {
-            tx: 0,
-            id: row.try_get("id")?,
-        },
-        event,
-    ))
 }

@@ -1,0 +1,415 @@
+//! The command line: global flags (which Echo to load, where JSON goes) and one subcommand
+//! per scenario, each with defaults sized so `just bench` finishes in a few minutes on the
+//! 2-core machines here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// echo-bench: load Echo and print what it does under it. With no scenario it runs them all.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "echo-bench", version, about, long_about = None)]
+pub struct Cli {
+    /// The scenario to run (default: all of them, in the order of `just bench`).
+    #[command(subcommand)]
+    pub scenario: Option<Scenario>,
+    /// Flags every scenario shares.
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Flags every scenario shares.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Backends of an Echo the bench starts: embedded (SQLite, in-process bus, in-memory
+    /// cache) or real (the local PostgreSQL, NATS and Redis, isolated by a fresh schema,
+    /// subject and key prefix).
+    #[arg(long, global = true, value_enum, default_value_t = BackendKind::Embedded)]
+    pub backend: BackendKind,
+    /// How an Echo the bench starts runs: inside this process, or as a child process (the
+    /// `--echo-bin` binary). Default: in-process, except `connections`, which measures the
+    /// server's memory and so prefers a child.
+    #[arg(long, global = true, value_enum)]
+    pub server: Option<ServerKind>,
+    /// Load a running Echo at this URL (e.g. http://127.0.0.1:8080) instead of starting one.
+    /// Its auth.otp_sender must post to `--otp-webhook` so the bench can sign users up.
+    #[arg(long, global = true)]
+    pub target: Option<String>,
+    /// The server binary for `--server child` (build it with `cargo build --release`).
+    #[arg(long, global = true, default_value = "target/release/echo")]
+    pub echo_bin: PathBuf,
+    /// With `--target`: where the bench receives OTP codes (point the target's
+    /// ECHO_AUTH__OTP_SENDER at http://ADDR/otp).
+    #[arg(long, global = true, default_value = "127.0.0.1:7979")]
+    pub otp_webhook: SocketAddr,
+    /// With `--target`: the target's JWT signing key (PKCS#8 PEM file), to mint the tokens of
+    /// the `connections` scenario's idle streams instead of signing up thousands of users.
+    #[arg(long, global = true)]
+    pub signing_key: Option<PathBuf>,
+    /// With `--target`: the `iss` the target's tokens carry (its auth.jwt_issuer).
+    #[arg(long, global = true)]
+    pub jwt_issuer: Option<String>,
+    /// With `--target`: the server's process id, to read its memory from /proc.
+    #[arg(long, global = true)]
+    pub server_pid: Option<u32>,
+    /// Client HTTP/2 connections carrying the RPCs and streams of latency, throughput,
+    /// fanout and baseline.
+    #[arg(long, global = true, default_value_t = 4)]
+    pub connections: usize,
+    /// Write every scenario's JSON object to FILE (an array).
+    #[arg(long, global = true)]
+    pub json: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
+
+/// Which backends an Echo started by the bench uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// SQLite, the in-process bus and the in-memory cache.
+    Embedded,
+    /// The local PostgreSQL, NATS JetStream and Redis.
+    Real,
+}
+
+impl BackendKind {
+    /// How reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Real => "real",
+        }
+    }
+}
+
+/// Where an Echo started by the bench runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServerKind {
+    /// In this process, on the same runtime as the load (client and server share the cores).
+    InProcess,
+    /// A child process running `--echo-bin`.
+    Child,
+}
+
+/// One scenario (issue 7 names them).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Scenario {
+    /// Every scenario with its defaults.
+    All,
+    /// Senders → 1 recipient at a fixed rate: send→deliver and SendMessage latency.
+    Latency(LatencyArgs),
+    /// Many senders in many conversations, as fast as they may: sends/s, deliveries/s, loss.
+    Throughput(ThroughputArgs),
+    /// 1 sender into groups of G subscribed members: deliveries/s and latency.
+    Fanout(FanoutArgs),
+    /// K idle Subscribe streams, one connection each and multiplexed: server memory per stream.
+    Connections(ConnectionsArgs),
+    /// A bare tonic unary echo RPC in this process: calls/s and latency of the RPC stack.
+    Baseline(BaselineArgs),
+}
+
+impl Scenario {
+    /// The scenarios `all` runs, each with its defaults, cheapest first.
+    pub fn every() -> Vec<Scenario> {
+        vec![
+            Scenario::Baseline(BaselineArgs::default()),
+            Scenario::Latency(LatencyArgs::default()),
+            Scenario::Throughput(ThroughputArgs::default()),
+            Scenario::Fanout(FanoutArgs::default()),
+            Scenario::Connections(ConnectionsArgs::default()),
+        ]
+    }
+
+    /// The scenario's name, as in issue 7 and the reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::All => "all",
+            Scenario::Latency(_) => "latency",
+            Scenario::Throughput(_) => "throughput",
+            Scenario::Fanout(_) => "fanout",
+            Scenario::Connections(_) => "connections",
+            Scenario::Baseline(_) => "baseline",
+        }
+    }
+}
+
+/// `latency`: a pool of sender accounts (one would hit the per-user send limit) each in a
+/// direct conversation with one recipient whose single stream receives everything.
+#[derive(Debug, Clone, Args)]
+pub struct LatencyArgs {
+    /// Messages per second, spread over the sender pool.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u32,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Seconds sent at the same rate before measuring (connections, caches, JIT-free but
+    /// not allocation-free).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u64,
+    /// Sender accounts (default: as few as the send limit of 100 + 10/s per user allows).
+    #[arg(long)]
+    pub senders: Option<usize>,
+}
+
+impl Default for LatencyArgs {
+    fn default() -> Self {
+        Self {
+            rate: 1000,
+            duration: 10,
+            warmup: 1,
+            senders: None,
+        }
+    }
+}
+
+/// `throughput`: senders paired in direct conversations, both sides subscribed.
+#[derive(Debug, Clone, Args)]
+pub struct ThroughputArgs {
+    /// Sender accounts (pairs share a direct conversation; each has one stream).
+    #[arg(long, default_value_t = 200)]
+    pub senders: usize,
+    /// Messages each sender sends back to back (100 is the per-user burst; more waits for
+    /// the 10/s refill).
+    #[arg(long, default_value_t = 100)]
+    pub messages: usize,
+}
+
+impl Default for ThroughputArgs {
+    fn default() -> Self {
+        Self {
+            senders: 200,
+            messages: 100,
+        }
+    }
+}
+
+/// `fanout`: one owner posting into groups whose every member has a stream.
+#[derive(Debug, Clone, Args)]
+pub struct FanoutArgs {
+    /// Group sizes (members besides the sender), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
+    pub members: Vec<usize>,
+    /// Messages the sender posts into each group.
+    #[arg(long, default_value_t = 100)]
+    pub messages: usize,
+    /// Messages per second.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+}
+
+impl Default for FanoutArgs {
+    fn default() -> Self {
+        Self {
+            members: vec![100, 1000],
+            messages: 100,
+            rate: 200,
+        }
+    }
+}
+
+/// `connections`: idle streams; server memory before and after.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionsArgs {
+    /// Idle streams (K) in each of the two layouts.
+    #[arg(long, default_value_t = 15_000)]
+    pub streams: usize,
+    /// Connections per 127.0.0.x source address in the one-connection-per-stream layout.
+    #[arg(long, default_value_t = 2_000)]
+    pub per_address: usize,
+    /// Connections carrying the K streams in the multiplexed layout.
+    #[arg(long, default_value_t = 4)]
+    pub mux_connections: usize,
+    /// Streams being opened at once.
+    #[arg(long, default_value_t = 200)]
+    pub open_concurrency: usize,
+    /// Seconds to wait after opening before reading the server's memory.
+    #[arg(long, default_value_t = 3)]
+    pub settle: u64,
+}
+
+impl Default for ConnectionsArgs {
+    fn default() -> Self {
+        Self {
+            streams: 15_000,
+            per_address: 2_000,
+            mux_connections: 4,
+            open_concurrency: 200,
+            settle: 3,
+        }
+    }
+}
+
+/// `baseline`: closed-loop callers of a bare tonic unary echo RPC.
+#[derive(Debug, Clone, Args)]
+pub struct BaselineArgs {
+    /// Concurrent callers (the same as throughput's senders by default).
+    #[arg(long, default_value_t = 200)]
+    pub concurrency: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 5)]
+    pub duration: u64,
+    /// Payload bytes per call (about a SendMessage request).
+    #[arg(long, default_value_t = 120)]
+    pub payload: usize,
+}
+
+impl Default for BaselineArgs {
+    fn default() -> Self {
+        Self {
+            concurrency: 200,
+            duration: 5,
+            payload: 120,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut argv = vec!["echo-bench"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("valid command line")
+    }
+
+    #[test]
+    fn no_scenario_means_all_on_embedded_in_process() {
+        let cli = parse(&[]);
+        assert!(cli.scenario.is_none());
+        assert_eq!(cli.global.backend, BackendKind::Embedded);
+        assert_eq!(cli.global.server, None);
+        assert_eq!(cli.global.target, None);
+        assert_eq!(cli.global.connections, 4);
+    }
+
+    #[test]
+    fn defaults_of_all_match_the_parsed_defaults() {
+        // `all` builds its arguments with Default; they must equal what clap would parse.
+        let Some(Scenario::Latency(latency)) = parse(&["latency"]).scenario else {
+            panic!("latency")
+        };
+        let default = LatencyArgs::default();
+        assert_eq!(
+            (
+                latency.rate,
+                latency.duration,
+                latency.warmup,
+                latency.senders
+            ),
+            (
+                default.rate,
+                default.duration,
+                default.warmup,
+                default.senders
+            )
+        );
+        let Some(Scenario::Throughput(throughput)) = parse(&["throughput"]).scenario else {
+            panic!("throughput")
+        };
+        let default = ThroughputArgs::default();
+        assert_eq!(
+            (throughput.senders, throughput.messages),
+            (default.senders, default.messages)
+        );
+        let Some(Scenario::Fanout(fanout)) = parse(&["fanout"]).scenario else {
+            panic!("fanout")
+        };
+        let default = FanoutArgs::default();
+        assert_eq!(
+            (fanout.members, fanout.messages, fanout.rate),
+            (default.members, default.messages, default.rate)
+        );
+        let Some(Scenario::Connections(connections)) = parse(&["connections"]).scenario else {
+            panic!("connections")
+        };
+        let default = ConnectionsArgs::default();
+        assert_eq!(
+            (
+                connections.streams,
+                connections.per_address,
+                connections.mux_connections,
+                connections.open_concurrency,
+                connections.settle
+            ),
+            (
+                default.streams,
+                default.per_address,
+                default.mux_connections,
+                default.open_concurrency,
+                default.settle
+            )
+        );
+        let Some(Scenario::Baseline(baseline)) = parse(&["baseline"]).scenario else {
+            panic!("baseline")
+        };
+        let default = BaselineArgs::default();
+        assert_eq!(
+            (baseline.concurrency, baseline.duration, baseline.payload),
+            (default.concurrency, default.duration, default.payload)
+        );
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_scenario() {
+        let before = parse(&["--backend", "real", "--json", "out.json", "fanout"]);
+        let after = parse(&["fanout", "--backend", "real", "--json", "out.json"]);
+        for cli in [before, after] {
+            assert_eq!(cli.global.backend, BackendKind::Real);
+            assert_eq!(cli.global.json, Some(PathBuf::from("out.json")));
+            assert!(matches!(cli.scenario, Some(Scenario::Fanout(_))));
+        }
+    }
+
+    #[test]
+    fn fanout_sizes_are_a_comma_separated_list() {
+        let cli = parse(&["fanout", "--members", "10,20,30", "--rate", "50"]);
+        let Some(Scenario::Fanout(fanout)) = cli.scenario else {
+            panic!("fanout")
+        };
+        assert_eq!(fanout.members, vec![10, 20, 30]);
+        assert_eq!(fanout.rate, 50);
+    }
+
+    #[test]
+    fn server_kind_and_target_parse() {
+        let cli = parse(&[
+            "connections",
+            "--server",
+            "child",
+            "--streams",
+            "500",
+            "--echo-bin",
+            "/opt/echo",
+        ]);
+        assert_eq!(cli.global.server, Some(ServerKind::Child));
+        assert_eq!(cli.global.echo_bin, PathBuf::from("/opt/echo"));
+        let cli = parse(&[
+            "--target",
+            "http://127.0.0.1:8080",
+            "latency",
+            "--rate",
+            "10",
+        ]);
+        assert_eq!(cli.global.target.as_deref(), Some("http://127.0.0.1:8080"));
+    }
+
+    #[test]
+    fn unknown_scenarios_and_bad_numbers_are_refused() {
+        assert!(Cli::try_parse_from(["echo-bench", "soak"]).is_err());
+        assert!(Cli::try_parse_from(["echo-bench", "latency", "--rate", "fast"]).is_err());
+        assert!(Cli::try_parse_from(["echo-bench", "--backend", "mysql"]).is_err());
+    }
+
+    #[test]
+    fn all_runs_every_scenario_once() {
+        let names: Vec<_> = Scenario::every().iter().map(Scenario::name).collect();
+        assert_eq!(
+            names,
+            ["baseline", "latency", "throughput", "fanout", "connections"]
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! What a scenario hands back: one summary line for people, one JSON object for tools; and the
+//! progress bars shown while it runs.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+/// One scenario's (or one variant's, e.g. a fan-out size) figures.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The summary line.
+    pub line: String,
+    /// The same figures and the parameters that produced them.
+    pub json: Value,
+}
+
+impl Report {
+    /// A report for `scenario` on `setup`, with `figures` (a JSON object).
+    pub fn new(scenario: &str, setup: &Setup, line: String, figures: Value) -> Self {
+        let json = json!({
+            "scenario": scenario,
+            "backend": setup.backend,
+            "server": setup.server,
+            "figures": figures,
+        });
+        Self {
+            line: format!("{scenario:<12} [{} {}] {line}", setup.backend, setup.server),
+            json,
+        }
+    }
+
+    /// A figure of the JSON object, by key (for comparisons between scenarios).
+    pub fn figure(&self, key: &str) -> Option<f64> {
+        self.json.get("figures")?.get(key)?.as_f64()
+    }
+}
+
+/// Which Echo a report measured.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// embedded, real, or the target URL.
+    pub backend: String,
+    /// in-process, child, or target.
+    pub server: String,
+}
+
+/// Progress bars, or none with `--quiet` (indicatif also hides them when stderr is no
+/// terminal).
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    quiet: bool,
+}
+
+impl Progress {
+    /// Bars unless `quiet`.
+    pub fn new(quiet: bool) -> Self {
+        Self { quiet }
+    }
+
+    /// A bar counting `len` steps of `what`.
+    pub fn bar(&self, len: u64, what: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        let style = ProgressStyle::with_template(
+            "{prefix:>22} [{bar:32}] {pos:>7}/{len:7} {per_sec:>12} {elapsed:>4}",
+        )
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_prefix(what.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
+    /// A spinner for a step without a count.
+    pub fn spinner(&self, what: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_message(what.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+}
+
+/// Print a note about the run (progress aside) to stderr.
+pub fn note(text: &str) {
+    eprintln!("  · {text}");
+}
+
+/// Round to one decimal, for figures that are not counts.
+pub fn round1(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_carry_their_setup_and_figures() {
+        let setup = Setup {
+            backend: "embedded".into(),
+            server: "in-process".into(),
+        };
+        let report = Report::new(
+            "baseline",
+            &setup,
+            "42 calls/s".into(),
+            json!({"calls_per_s": 42.0}),
+        );
+        assert!(report.line.starts_with("baseline"));
+        assert!(report.line.contains("[embedded in-process] 42 calls/s"));
+        assert_eq!(report.figure("calls_per_s"), Some(42.0));
+        assert_eq!(report.figure("missing"), None);
+        assert_eq!(report.json["backend"], "embedded");
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(round1(12.345), 12.3);
+        assert_eq!(round1(0.06), 0.1);
+    }
+}

@@ -1,0 +1,184 @@
+//! `fanout`: one sender posting at a fixed rate into a group of G members who each have one
+//! stream: deliveries per second, send→deliver latency over all deliveries, and every
+//! member's stream checked for loss and gaps. One report per group size.
+//!
+//! Each size gets its own owner (the per-user send limit is a burst of 100, so one owner would
+//! run dry between groups); the members of the smaller groups are a prefix of the largest's.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{Failures, Run, paced};
+use crate::check::{Acked, DeliveryCheck};
+use crate::cli::{FanoutArgs, Global, ServerKind};
+use crate::client::live::{self, stamp};
+use crate::client::users::{self, User};
+use crate::client::{MessageClient, failure_label, send_text};
+use crate::report::Report;
+use crate::stats::{Latencies, per_second};
+
+/// Streams being opened at once.
+const OPEN_CONCURRENCY: usize = 64;
+
+/// Run the scenario.
+pub async fn run(args: &FanoutArgs, global: &Global) -> anyhow::Result<Vec<Report>> {
+    Run::with(global, ServerKind::InProcess, async |run| {
+        let largest = args.members.iter().copied().max().unwrap_or(0);
+        let owners = args.members.len();
+        let users = users::sign_up(&run.echo, &run.pool, owners + largest, &run.progress).await?;
+        let (owners, members) = users.split_at(owners);
+        let mut reports = Vec::new();
+        for (owner, &size) in owners.iter().zip(&args.members) {
+            reports.push(one_group(args, run, owner, &members[..size]).await?);
+        }
+        Ok(reports)
+    })
+    .await
+}
+
+struct Sends {
+    acked: Mutex<Acked>,
+    latency: Mutex<Latencies>,
+    failures: Mutex<Failures>,
+}
+
+async fn one_group(
+    args: &FanoutArgs,
+    run: &Run,
+    owner: &User,
+    members: &[User],
+) -> anyhow::Result<Report> {
+    let size = members.len();
+    let owner_client = owner.messages(&run.pool, 0);
+    let spinner = run.progress.spinner(&format!("creating a group of {size}"));
+    let ids: Vec<String> = members.iter().map(|m| m.user_id.clone()).collect();
+    let group = users::group(&owner_client, &ids).await;
+    spinner.finish_and_clear();
+    let group = group?;
+
+    let delivered = Arc::new(AtomicU64::new(0));
+    let stop = CancellationToken::new();
+    let bar = run.progress.bar(size as u64, "opening streams");
+    let collectors: Vec<_> = futures::stream::iter(members.iter().enumerate())
+        .map(|(index, member)| {
+            let mut client = member.messages(&run.pool, index);
+            let (delivered, stop, bar) = (delivered.clone(), stop.clone(), &bar);
+            async move {
+                let opened = live::open(&mut client, String::new()).await?;
+                bar.inc(1);
+                anyhow::Ok(live::collect(client, opened, run.clock, delivered, stop))
+            }
+        })
+        .buffer_unordered(OPEN_CONCURRENCY)
+        .try_collect()
+        .await?;
+    bar.finish_and_clear();
+
+    let sends = Arc::new(Sends {
+        acked: Mutex::new(Acked::default()),
+        latency: Mutex::new(Latencies::new()),
+        failures: Mutex::new(Failures::default()),
+    });
+    let bar = run.progress.bar(args.messages as u64, "sending");
+    let started_micros = run.clock.now_micros();
+    let paced = paced(args.rate, args.messages as u64, 1024, &bar, |_| {
+        one_send(
+            owner_client.clone(),
+            group.clone(),
+            run.clock,
+            sends.clone(),
+        )
+    })
+    .await;
+    bar.finish_and_clear();
+
+    let acked = sends.acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let expected = (acked.total() * size) as u64;
+    let bar = run.progress.bar(expected, "awaiting deliveries");
+    let waited = Instant::now();
+    live::wait_for(&delivered, expected, Duration::from_secs(10), &bar).await;
+    bar.finish_and_clear();
+    let drained_after = paced.elapsed + waited.elapsed();
+    let collected = live::stop_all(&stop, collectors).await;
+
+    let mut check = DeliveryCheck::default();
+    for stream in &collected {
+        check.add_stream(&acked, [group.as_str()], &stream.received);
+    }
+    let last_delivery = collected
+        .iter()
+        .map(|c| c.last_at_micros)
+        .max()
+        .unwrap_or(started_micros);
+    let delivering = Duration::from_micros(last_delivery.saturating_sub(started_micros));
+    let deliveries_per_s = per_second(check.delivered, delivering);
+    let deliver = live::merged_latencies(&collected).summary();
+    let send = sends
+        .latency
+        .lock()
+        .map(|l| l.summary())
+        .unwrap_or_default();
+    let failures = sends.failures.lock().map(|f| f.clone()).unwrap_or_default();
+    let (resumes, endings) = live::stream_troubles(&collected);
+    let line = format!(
+        "G={size}: {} msgs at {}/s → {deliveries_per_s} deliveries/s | send→deliver {deliver} | \
+         SendMessage p50 {} p99 {} ms | {} of {} delivered, {} lost, {} gaps, {} resumes{}",
+        acked.total(),
+        args.rate,
+        send.p50_ms,
+        send.p99_ms,
+        check.delivered,
+        check.expected,
+        check.lost,
+        check.gaps,
+        resumes,
+        failures.suffix(),
+    );
+    let figures = json!({
+        "members": size,
+        "messages": args.messages,
+        "rate": args.rate,
+        "client_connections": run.pool.len(),
+        "deliveries_per_s": deliveries_per_s,
+        "delivering_s": delivering.as_secs_f64(),
+        "drained_after_s": drained_after.as_secs_f64(),
+        "send_to_deliver": deliver,
+        "send_message": send,
+        "delivery": check,
+        "delivery_clean": check.is_clean(),
+        "failures": failures.json(),
+        "stream_resumes": resumes,
+        "stream_endings": endings,
+        "in_flight_overflows": paced.overflows,
+    });
+    Ok(Report::new("fanout", &run.setup, line, figures))
+}
+
+async fn one_send(
+    mut client: MessageClient,
+    group: String,
+    clock: crate::stats::Clock,
+    sends: Arc<Sends>,
+) {
+    let started = Instant::now();
+    match send_text(&mut client, &group, stamp(clock.now_micros(), true)).await {
+        Ok(sent) => {
+            if let Ok(mut latency) = sends.latency.lock() {
+                latency.record(started.elapsed());
+            }
+            if let Ok(mut acked) = sends.acked.lock() {
+                acked.add(&group, sent.message.seq);
+            }
+        }
+        Err(status) => {
+            if let Ok(mut failures) = sends.failures.lock() {
+                failures.add(failure_label(&status));
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Ephemeral items (DESIGN §7): typing, receipts, others' read markers, and "a stream of this
+//! device opened". Published on `echo.live.*` subjects, outside every JetStream stream's
+//! filter, so nothing stores them; every instance receives them on one bus subscription and
+//! routes them to its own streams. Typing indicators lapse by themselves: each instance ends
+//! an indicator that was not renewed with `typing = false`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use echo_bus::EventBus;
+use echo_proto::echo::message::v1 as pb;
+use futures::StreamExt as _;
+use pb::subscribe_response::Item;
+use prost::Message as _;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::hub::Hub;
+use super::items::Outgoing;
+
+const TYPING: &str = "echo.live.typing.";
+const RECEIPT: &str = "echo.live.receipt.";
+const READ_MARKER: &str = "echo.live.read_marker.";
+const STREAM_OPENED: &str = "echo.live.stream_opened.";
+/// Longest a request waits to publish an ephemeral item.
+const PUBLISH_WITHIN: Duration = Duration::from_millis(100);
+/// How often lapsed typing indicators are ended.
+const SWEEP: Duration = Duration::from_millis(250);
+
+/// Publishes ephemeral items. Failures are logged, not returned: an indicator that does not
+/// go out is not worth failing a request over.
+#[derive(Clone)]
+pub struct Publisher {
+    bus: Arc<dyn EventBus>,
+}
+
+impl Publisher {
+    /// A publisher on `bus`.
+    pub fn new(bus: Arc<dyn EventBus>) -> Self {
+        Self { bus }
+    }
+
+    /// Never holds a request up: with the bus away, a publish could wait until it is back
+    /// (the client queues while reconnecting), and ephemeral items are not worth that.
+    async fn publish(&self, subject: String, payload: Vec<u8>) {
+        if !self.bus.is_connected() {
+            tracing::debug!(%subject, "bus away; ephemeral item dropped");
+            return;
+        }
+        let publish = self.bus.publish_ephemeral(&subject, Bytes::from(payload));
+        match tokio::time::timeout(PUBLISH_WITHIN, publish).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, %subject, "ephemeral item not published"),
+            Err(_) => tracing::warn!(%subject, "ephemeral item not published in time"),
+        }
+    }
+
+    /// A member started or stopped typing.
+    pub async fn typing(&self, update: pb::TypingUpdate) {
+        let subject = format!("{TYPING}{}", update.conversation_id);
+        self.publish(subject, update.encode_to_vec()).await;
+    }
+
+    /// A device acknowledged delivery.
+    pub async fn receipt(&self, update: pb::ReceiptUpdate) {
+        let subject = format!("{RECEIPT}{}", update.conversation_id);
+        self.publish(subject, update.encode_to_vec()).await;
+    }
+
+    /// A member's read watermark moved.
+    pub async fn read_marker(&self, update: pb::ReadMarkerUpdate) {
+        let subject = format!("{READ_MARKER}{}", update.conversation_id);
+        self.publish(subject, update.encode_to_vec()).await;
+    }
+
+    /// Stream `stream` of `device` opened: older streams of the device end everywhere.
+    pub(crate) async fn stream_opened(&self, device: Uuid, stream: Uuid) {
+        let subject = format!("{STREAM_OPENED}{device}");
+        self.publish(subject, stream.as_bytes().to_vec()).await;
+    }
+}
+
+/// Live typing indicators this instance forwarded: (conversation, user) → when they lapse.
+type Typing = HashMap<(Uuid, Uuid), Instant>;
+
+/// Receive ephemeral items until `shutdown`, resubscribing after failures.
+pub(crate) async fn listen(hub: Hub, shutdown: CancellationToken) {
+    let mut typing = Typing::new();
+    let mut sweep = tokio::time::interval(SWEEP);
+    loop {
+        let mut items = match hub.shared.bus.subscribe_ephemeral("echo.live.>").await {
+            Ok(items) => items,
+            Err(error) => {
+                tracing::warn!(%error, "no ephemeral items (typing, receipts) until the bus is back");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = sweep.tick() => lapse(&hub, &mut typing),
+                item = items.next() => match item {
+                    Some((subject, payload)) => {
+                        if let Err(error) = receive(&hub, &mut typing, &subject, &payload).await {
+                            tracing::debug!(%error, %subject, "ephemeral item dropped");
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+    }
+}
+
+async fn receive(
+    hub: &Hub,
+    typing: &mut Typing,
+    subject: &str,
+    payload: &[u8],
+) -> Result<(), String> {
+    if let Some(device) = subject.strip_prefix(STREAM_OPENED) {
+        let device = Uuid::parse_str(device).map_err(|e| e.to_string())?;
+        let stream = Uuid::from_slice(payload).map_err(|e| e.to_string())?;
+        hub.replaced(device, stream);
+        return Ok(());
+    }
+    let decode_err = |e: prost::DecodeError| e.to_string();
+    let (conversation, actor, item) = if subject.starts_with(TYPING) {
+        let update = pb::TypingUpdate::decode(payload).map_err(decode_err)?;
+        let (conversation, user) = ids(&update.conversation_id, &update.user_id)?;
+        if update.typing {
+            let ttl = update
+                .expires_at
+                .and_then(|at| SystemTime::try_from(at).ok())
+                .and_then(|at| at.duration_since(SystemTime::now()).ok())
+                .unwrap_or_default();
+            typing.insert((conversation, user), Instant::now() + ttl);
+        } else {
+            typing.remove(&(conversation, user));
+        }
+        (conversation, user, Item::TypingUpdate(update))
+    } else if subject.starts_with(RECEIPT) {
+        let update = pb::ReceiptUpdate::decode(payload).map_err(decode_err)?;
+        let (conversation, user) = ids(&update.conversation_id, &update.user_id)?;
+        (conversation, user, Item::ReceiptUpdate(update))
+    } else if subject.starts_with(READ_MARKER) {
+        let update = pb::ReadMarkerUpdate::decode(payload).map_err(decode_err)?;
+        let (conversation, user) = ids(&update.conversation_id, &update.user_id)?;
+        (conversation, user, Item::ReadMarkerUpdate(update))
+    } else {
+        return Ok(());
+    };
+    ensure_members(hub, conversation).await?;
+    hub.fan_out_ephemeral(conversation, actor, Outgoing::Ephemeral(Arc::new(item)));
+    Ok(())
+}
+
+fn ids(conversation: &str, user: &str) -> Result<(Uuid, Uuid), String> {
+    let parse = |text: &str| Uuid::parse_str(text).map_err(|e| e.to_string());
+    Ok((parse(conversation)?, parse(user)?))
+}
+
+/// Load the current members of `conversation` unless the hub keeps them already. Nothing to
+/// load (and nothing to route) while no stream is open here.
+async fn ensure_members(hub: &Hub, conversation: Uuid) -> Result<(), String> {
+    if !hub.has_streams() || hub.members().current(conversation).is_some() {
+        return Ok(());
+    }
+    let periods = hub
+        .shared
+        .store
+        .periods_of_conversation(conversation, i64::MAX)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut members = hub.members();
+    // The tail may have loaded it meanwhile, for an earlier seq: keep that one.
+    if members.current(conversation).is_none() {
+        members.insert(conversation, i64::MAX, &periods);
+    }
+    Ok(())
+}
+
+/// End the typing indicators that were not renewed in time.
+fn lapse(hub: &Hub, typing: &mut Typing) {
+    let now = Instant::now();
+    let lapsed: Vec<(Uuid, Uuid)> = typing
+        .iter()
+        .filter(|(_, until)| **until <= now)
+        .map(|(key, _)| *key)
+        .collect();
+    for (conversation, user) in lapsed {
+        typing.remove(&(conversation, user));
+        let item = Item::TypingUpdate(pb::TypingUpdate {
+            conversation_id: conversation.to_string(),
+            user_id: user.to_string(),
+            typing: false,
+            expires_at: None,
+        });
+        hub.fan_out_ephemeral(conversation, user, Outgoing::Ephemeral(Arc::new(item)));
+    }
+}
