@@ -288,6 +288,7 @@ async fn add_service(
                 store,
                 cache: parts.backends.cache.clone(),
                 live,
+                send: parts.config.send.clone(),
             };
             services.add(authn.layer(echo_message::service(deps, limit)));
         }

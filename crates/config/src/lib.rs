@@ -4,6 +4,7 @@
 
 mod cli;
 mod live;
+mod sending;
 mod target;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cli::{Cli, Command};
 pub use live::LiveSettings;
+pub use sending::SendSettings;
 pub use target::{Target, Targets};
 
 /// The whole runtime configuration of one `echo` process.
@@ -78,6 +80,8 @@ pub struct Config {
     pub auth: AuthSettings,
     /// Live delivery: Subscribe streams and typing (DESIGN §7).
     pub live: LiveSettings,
+    /// Group commit of SendMessage: queue bound and batch size.
+    pub send: SendSettings,
 }
 
 /// Identity settings. In development, missing keys are generated into `data_dir`; production
@@ -205,6 +209,7 @@ impl Default for Config {
             trusted_proxies: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
             auth: AuthSettings::default(),
             live: LiveSettings::default(),
+            send: SendSettings::default(),
         }
     }
 }
@@ -302,6 +307,11 @@ impl Config {
         if self.max_request_bytes < 1024 {
             return Err(ConfigError::Inconsistent(
                 "max_request_bytes below 1024 would refuse ordinary requests".into(),
+            ));
+        }
+        if self.send.queue == 0 || self.send.max_batch == 0 || self.send.committers == 0 {
+            return Err(ConfigError::Inconsistent(
+                "send.queue, send.max_batch and send.committers must each be at least 1".into(),
             ));
         }
         Ok(())

@@ -79,6 +79,8 @@ pub struct History {
 /// The message service's rules over its store.
 pub struct Conversations {
     pub(crate) store: Arc<dyn MessageStore>,
+    /// SendMessage's group commit (many sends, one transaction).
+    pub(crate) sends: crate::sending::SendQueue,
     /// Per-user rate limits (sending, joining by invite code).
     pub(crate) limits: Limits,
     /// How long after sending a message its sender may edit it.
@@ -181,7 +183,7 @@ impl Conversations {
             .take(&[(crate::rules::SEND, &actor.user_id.to_string())])
             .await
             .map_err(MessageError::RateLimited)?;
-        match self.store.send(actor, &new, Utc::now()).await? {
+        match self.sends.send(actor, new, Utc::now()).await? {
             // Nothing lives beside a message stored just now (no reactions, pin or deletion
             // yet), so the hot path skips the reader lookups of `present`.
             Sent::Created(message) => Ok(crate::convert::message_for(&message, actor.user_id)),

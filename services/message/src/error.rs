@@ -53,6 +53,9 @@ pub enum MessageError {
     /// A rate limit.
     #[error("rate limited")]
     RateLimited(Duration),
+    /// Too much waiting to be stored: refused at once (load shedding), retry after this.
+    #[error("overloaded")]
+    Overloaded(Duration),
     /// A dependency failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -73,9 +76,9 @@ impl From<StoreError> for MessageError {
             StoreError::LastOwner => MessageError::LastOwner,
             StoreError::InviteInvalid => MessageError::InviteInvalid,
             StoreError::InviteExpired => MessageError::InviteExpired,
-            failure @ (StoreError::Database(_) | StoreError::Bus(_)) => {
-                MessageError::Internal(failure.to_string())
-            }
+            failure @ (StoreError::Database(_)
+            | StoreError::Bus(_)
+            | StoreError::BatchFailed(_)) => MessageError::Internal(failure.to_string()),
         }
     }
 }
@@ -143,6 +146,12 @@ impl From<MessageError> for Failure {
                 "the invite has expired",
             ),
             RateLimited(retry) => Failure::rate_limited(retry),
+            Overloaded(retry) => Failure::unavailable(
+                "OVERLOADED",
+                "too many messages are waiting to be stored; retry shortly with the same \
+                 client_message_id",
+                retry,
+            ),
             Internal(cause) => Failure::Internal(cause.into()),
         }
     }

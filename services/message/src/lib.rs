@@ -22,6 +22,7 @@ pub mod reading;
 pub mod receipts;
 pub mod rules;
 pub mod search;
+pub mod sending;
 pub mod store;
 pub mod typing;
 
@@ -42,11 +43,14 @@ pub struct MessageDeps {
     pub cache: Arc<dyn Cache>,
     /// Live delivery, started by the caller ([`live::Live::start`]).
     pub live: live::Live,
+    /// Group commit of SendMessage.
+    pub send: echo_config::SendSettings,
 }
 
 /// The MessageService server, refusing request messages over `max_request_bytes`.
 pub fn service(deps: MessageDeps, max_request_bytes: usize) -> MessageServiceServer<MessageApi> {
     let conversations = conversations::Conversations {
+        sends: sending::SendQueue::start(deps.store.clone(), &deps.send),
         store: deps.store,
         limits: Limits::new(deps.cache),
         edit_window: rules::EDIT_WINDOW,

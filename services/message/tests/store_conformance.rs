@@ -29,6 +29,8 @@ macro_rules! conformance {
     )* };
 }
 
+#[path = "store_conformance/batch.rs"]
+mod batch;
 mod common;
 #[path = "store_conformance/concurrency.rs"]
 mod concurrency;

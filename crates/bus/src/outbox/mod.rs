@@ -96,6 +96,56 @@ impl Outbox {
         Ok(())
     }
 
+    /// Append `events` inside `tx`, in order (their positions follow it): on PostgreSQL one
+    /// INSERT and one notification for all of them (a batch of sends has many).
+    pub async fn append_all(tx: &mut Tx, events: &[Event]) -> Result<(), BusError> {
+        let Tx::Postgres(pg) = tx else {
+            for event in events {
+                Self::append(tx, event).await?;
+            }
+            return Ok(());
+        };
+        if let [event] = events {
+            return Self::append(tx, event).await;
+        }
+        let mut ids = Vec::with_capacity(events.len());
+        let mut subjects = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
+        let mut traces = Vec::with_capacity(events.len());
+        let mut times = Vec::with_capacity(events.len());
+        for event in events {
+            ids.push(event.id);
+            subjects.push(event.subject.as_str());
+            types.push(event.event_type.as_str());
+            payloads.push(event.payload.as_ref());
+            traces.push(event.trace_parent.as_deref());
+            times.push(event.occurred_at);
+        }
+        // ORDER BY the array index: the ids (bigserial) are drawn in the events' order.
+        sqlx::query(
+            "INSERT INTO outbox (event_id, subject, event_type, payload, trace_parent, \
+             occurred_at) \
+             SELECT e.id, e.subject, e.event_type, e.payload, e.trace_parent, e.occurred_at \
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], \
+                         $6::timestamptz[]) WITH ORDINALITY \
+               AS e(id, subject, event_type, payload, trace_parent, occurred_at, n) \
+             ORDER BY e.n",
+        )
+        .bind(&ids)
+        .bind(&subjects)
+        .bind(&types)
+        .bind(&payloads)
+        .bind(&traces)
+        .bind(&times)
+        .execute(&mut **pg)
+        .await?;
+        sqlx::query("SELECT pg_notify(current_schema() || '_outbox', '')")
+            .execute(&mut **pg)
+            .await?;
+        Ok(())
+    }
+
     /// Commit `tx` and wake this process's relay or embedded consumers at once.
     pub async fn commit(&self, tx: Tx) -> Result<(), BusError> {
         tx.commit().await?;

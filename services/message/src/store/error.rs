@@ -50,6 +50,10 @@ pub enum StoreError {
     /// Appending an event failed.
     #[error(transparent)]
     Bus(#[from] echo_bus::BusError),
+    /// The batch this write was grouped into failed as a whole (see `send_batch`): nothing
+    /// of it was stored. Carries the batch's failure, for the log.
+    #[error("batch failed: {0}")]
+    BatchFailed(String),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -28,6 +28,7 @@ mod postgres;
 mod reactions;
 mod receipts;
 mod search;
+mod sending;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -53,6 +54,8 @@ pub use receipts::{
     ReceiptStore, SettingsChange, SettingsUpdate,
 };
 pub use search::SearchStore;
+pub(crate) use sending::Stored;
+pub use sending::{BatchOutcome, SendRequest};
 pub use sqlite::SqliteMessageStore;
 
 /// `ConversationType` (stored as its wire value).
@@ -423,12 +426,29 @@ pub trait MessageStore:
     ///   MessageCreated whose `mentioned_user_ids` are exactly those. The sender's read state
     ///   (watermark, read_at, counters) is untouched: own messages are never unread, and the
     ///   watermark moves only by MarkRead (with its ReadMarkerMoved). `Created`.
+    ///
+    /// The same as a batch of one ([`MessageStore::send_batch`]).
     async fn send(
         &self,
         actor: Actor,
         new: &NewMessage,
         at: DateTime<Utc>,
-    ) -> Result<Sent, StoreError>;
+    ) -> Result<Sent, StoreError> {
+        let mut outcomes = self.send_batch(&[SendRequest { actor, new, at }]).await?;
+        outcomes.pop().expect("one outcome per send")
+    }
+
+    /// Group commit: every send of `sends` as [`MessageStore::send`] describes, in order, in
+    /// ONE transaction (one commit, one fsync). A refused send (or one that fails) is rolled
+    /// back alone (a savepoint) and takes no seq; the others commit together, their events in
+    /// the batch's order, so seq order and the outbox order still agree. Sends to the same
+    /// conversation take consecutive seqs in batch order; an earlier send of the batch with
+    /// the same key answers a later one as a retry.
+    async fn send_batch(&self, sends: &[SendRequest<'_>]) -> BatchOutcome;
+
+    /// True when writes go through one connection (SQLite): one batch at a time then. On
+    /// PostgreSQL several batches run at once, one's commit overlapping the next one's work.
+    fn single_writer(&self) -> bool;
 
     /// The message `id` of `conversation`.
     async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>, StoreError>;

@@ -28,8 +28,8 @@ use sqlx::{PgConnection, Postgres, Row};
 use uuid::Uuid;
 
 use super::{
-    Actor, Conversation, ConversationPosition, Kind, ListFilter, Member, Message, MessageStore,
-    NewConversation, NewMessage, Role, Sent, SeqWindow, StoreError,
+    Actor, BatchOutcome, Conversation, ConversationPosition, Kind, ListFilter, Member, Message,
+    MessageStore, NewConversation, Role, SendRequest, SeqWindow, StoreError,
 };
 
 /// The conversation columns, as [`conversation`] reads them.
@@ -186,13 +186,12 @@ impl MessageStore for PostgresMessageStore {
         conversations::list(&self.db.pool, user, filter, after, limit).await
     }
 
-    async fn send(
-        &self,
-        actor: Actor,
-        new: &NewMessage,
-        at: DateTime<Utc>,
-    ) -> Result<Sent, StoreError> {
-        messages::send(&self.db.pool, &self.outbox, actor, new, at).await
+    async fn send_batch(&self, sends: &[SendRequest<'_>]) -> BatchOutcome {
+        messages::send_batch(&self.db.pool, &self.outbox, sends).await
+    }
+
+    fn single_writer(&self) -> bool {
+        false
     }
 
     async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>, StoreError> {
@@ -245,9 +244,7 @@ async fn commit_with(
     events: &[Event],
 ) -> Result<(), StoreError> {
     let mut tx = Tx::Postgres(tx);
-    for event in events {
-        Outbox::append(&mut tx, event).await?;
-    }
+    Outbox::append_all(&mut tx, events).await?;
     outbox.commit(tx).await?;
     Ok(())
 }
@@ -281,8 +278,22 @@ async fn order_writes(
     conversation: Option<Uuid>,
     users: &[Uuid],
 ) -> Result<(), sqlx::Error> {
+    order_batch_writes(conn, conversation.as_slice(), users).await
+}
+
+/// [`order_writes`] for a transaction that may take seqs of several conversations (a batch
+/// of sends): all their locks in one statement, in key order, so batches never deadlock.
+async fn order_batch_writes(
+    conn: &mut PgConnection,
+    conversations: &[Uuid],
+    users: &[Uuid],
+) -> Result<(), sqlx::Error> {
     let mut keys: Vec<u64> = users.iter().map(|&u| order_key(USER_ORDER, u)).collect();
-    keys.extend(conversation.map(|c| order_key(CONVERSATION_ORDER, c)));
+    keys.extend(
+        conversations
+            .iter()
+            .map(|&c| order_key(CONVERSATION_ORDER, c)),
+    );
     keys.sort_unstable();
     keys.dedup();
     // unnest yields the pairs in array order, so the locks are taken in key order.

@@ -23,8 +23,8 @@ use sqlx::{Row, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    Actor, Conversation, ConversationPosition, Kind, ListFilter, Member, Message, MessageStore,
-    NewConversation, NewMessage, Role, Sent, SeqWindow, StoreError,
+    Actor, BatchOutcome, Conversation, ConversationPosition, Kind, ListFilter, Member, Message,
+    MessageStore, NewConversation, Role, SendRequest, SeqWindow, StoreError,
 };
 
 /// The conversation columns after `conversation_id`, as [`conversation`] reads them (none of
@@ -166,13 +166,12 @@ impl MessageStore for SqliteMessageStore {
         conversations::list(&self.db.reader, user, filter, after, limit).await
     }
 
-    async fn send(
-        &self,
-        actor: Actor,
-        new: &NewMessage,
-        at: DateTime<Utc>,
-    ) -> Result<Sent, StoreError> {
-        messages::send(&self.db.writer, &self.outbox, actor, new, at).await
+    async fn send_batch(&self, sends: &[SendRequest<'_>]) -> BatchOutcome {
+        messages::send_batch(&self.db.writer, &self.outbox, sends).await
+    }
+
+    fn single_writer(&self) -> bool {
+        true
     }
 
     async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>, StoreError> {
@@ -231,9 +230,7 @@ async fn refuse<T>(tx: WriteTx, refusal: StoreError) -> Result<T, StoreError> {
 /// become visible together.
 async fn commit_with(outbox: &Outbox, tx: WriteTx, events: &[Event]) -> Result<(), StoreError> {
     let mut tx = Tx::Sqlite(tx);
-    for event in events {
-        Outbox::append(&mut tx, event).await?;
-    }
+    Outbox::append_all(&mut tx, events).await?;
     outbox.commit(tx).await?;
     Ok(())
 }

@@ -11,8 +11,8 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use echo_message::members::new_code;
 use echo_message::store::{
-    Actor, ConversationUpdate, Edit, Edited, Kind, Message, MessageStore, NewInvite, Sent,
-    SettingsChange, StoreError,
+    Actor, ConversationUpdate, Edit, Edited, Kind, Message, MessageStore, NewInvite, SendRequest,
+    Sent, SettingsChange, StoreError,
 };
 use echo_proto::echo::message::v1::MessageContent;
 use echo_store::Database;
@@ -87,6 +87,8 @@ struct Room {
     id: Uuid,
     members: Vec<Uuid>,
     target: Uuid,
+    /// Every room of the test (for batches across conversations).
+    all: Vec<Uuid>,
 }
 
 async fn room(env: &Env, id: Uuid, members: Vec<Uuid>) -> Room {
@@ -95,6 +97,7 @@ async fn room(env: &Env, id: Uuid, members: Vec<Uuid>) -> Room {
         id,
         members,
         target,
+        all: Vec::new(),
     }
 }
 
@@ -125,6 +128,10 @@ async fn write_mix(store: Arc<dyn MessageStore>, actor: Actor, room: Room, task:
     for op in 0..OPS {
         let at = now();
         match (task + op) % 5 {
+            0 if task.is_multiple_of(2) => {
+                let sent = send_in_batch(&*store, actor, &room, task, op).await;
+                follow_up(&*store, actor, &sent, task + op).await;
+            }
             0 => {
                 let new = text_message(room.id, &format!("task {task} op {op}"));
                 let sent = match store.send(actor, &new, at).await.expect("send") {
@@ -152,6 +159,38 @@ async fn write_mix(store: Arc<dyn MessageStore>, actor: Actor, room: Room, task:
             _ => mute(&*store, actor, room.id).await,
         }
     }
+}
+
+/// Group commit in the mix: one batch with two sends to `room` around one to each room of the
+/// test (refused where `actor` is no member), so batches lock several conversations at once
+/// while single writers race them. The first message of the batch.
+async fn send_in_batch(
+    store: &dyn MessageStore,
+    actor: Actor,
+    room: &Room,
+    task: usize,
+    op: usize,
+) -> Message {
+    let mut news = vec![text_message(room.id, &format!("task {task} op {op} a"))];
+    news.extend(room.all.iter().map(|&id| text_message(id, "across")));
+    news.push(text_message(room.id, &format!("task {task} op {op} b")));
+    let at = now();
+    let requests: Vec<SendRequest<'_>> = news
+        .iter()
+        .map(|new| SendRequest { actor, new, at })
+        .collect();
+    let outcomes = store.send_batch(&requests).await.expect("batch commits");
+    let mut created = outcomes.into_iter().map(|outcome| match outcome {
+        Ok(Sent::Created(message)) => Some(message),
+        Err(StoreError::ConversationNotFound) => None,
+        other => panic!("expected a new message or a refusal, got {other:?}"),
+    });
+    let first = created.next().flatten().expect("the first send is stored");
+    assert!(
+        created.last().flatten().is_some(),
+        "the last send is stored"
+    );
+    first
 }
 
 /// An edit, a deletion for everyone or a deletion for the sender alone of `sent`.
@@ -260,6 +299,10 @@ pub async fn position_order_is_seq_order(env: &Env) {
         room(env, narrow, vec![b, a, c]).await,
         room(env, direct, vec![a, b]).await,
     ];
+    let rooms = rooms.map(|room| Room {
+        all: vec![wide, narrow, direct],
+        ..room
+    });
     let invite = NewInvite {
         id: Uuid::now_v7(),
         conversation_id: wide,

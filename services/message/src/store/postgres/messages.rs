@@ -1,36 +1,63 @@
-//! Messages: idempotent sending under the conversation's lock, and reads by seq.
+//! Messages: idempotent sending under the conversation's lock (in batches: group commit),
+//! and reads by seq.
 
-use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    blocked_either, commit_with, corrupt, message, order_writes, parse_direct_key, refuse,
-    sql_limit,
+    blocked_either, commit_with, corrupt, message, order_batch_writes, parse_direct_key, sql_limit,
 };
 use crate::events::{conversation_event, message_created};
 use crate::store::live::may_post;
 use crate::store::{
-    Actor, Kind, Message, NewMessage, Role, Sent, SeqWindow, StoreError, counted_mentions, repeated,
+    Actor, BatchOutcome, Kind, Message, NewMessage, Role, SendRequest, Sent, SeqWindow, StoreError,
+    Stored, counted_mentions, repeated,
 };
 
-/// See [`crate::store::MessageStore::send`].
-pub(super) async fn send(
+/// See [`crate::store::MessageStore::send_batch`].
+pub(super) async fn send_batch(
     pool: &PgPool,
     outbox: &Outbox,
-    actor: Actor,
-    new: &NewMessage,
-    at: DateTime<Utc>,
-) -> Result<Sent, StoreError> {
+    sends: &[SendRequest<'_>],
+) -> BatchOutcome {
     let mut tx = pool.begin().await?;
-    // First, so that a retry succeeds whatever changed since (the sender left, a block).
-    if let Some(stored) = by_idempotency_key(&mut *tx, actor, &new.client_message_id).await? {
-        tx.rollback().await?;
-        return repeat(stored, new);
+    let conversations: Vec<Uuid> = sends.iter().map(|s| s.new.conversation_id).collect();
+    order_batch_writes(&mut tx, &conversations, &[]).await?;
+    let mut outcomes = Vec::with_capacity(sends.len());
+    let mut events = Vec::with_capacity(sends.len());
+    if let [only] = sends {
+        // Alone in its transaction: a refusal rolls the whole transaction back below.
+        outcomes.push(send(&mut tx, only).await.map(|s| s.record(&mut events)));
+    } else {
+        for request in sends {
+            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            let outcome = send(&mut savepoint, request).await;
+            if Stored::wrote(&outcome) {
+                savepoint.commit().await?;
+            } else {
+                savepoint.rollback().await?;
+            }
+            outcomes.push(outcome.map(|s| s.record(&mut events)));
+        }
     }
-    order_writes(&mut tx, Some(new.conversation_id), &[]).await?;
+    if events.is_empty() {
+        tx.rollback().await?;
+    } else {
+        commit_with(outbox, tx, &events).await?;
+    }
+    Ok(outcomes)
+}
+
+/// One send of a batch, inside the batch's transaction (which holds the write-order locks of
+/// every conversation in the batch).
+async fn send(conn: &mut PgConnection, request: &SendRequest<'_>) -> Result<Stored, StoreError> {
+    let SendRequest { actor, new, at } = *request;
+    // First, so that a retry succeeds whatever changed since (the sender left, a block).
+    if let Some(stored) = by_idempotency_key(&mut *conn, actor, &new.client_message_id).await? {
+        return repeat(stored, new).map(Stored::Repeated);
+    }
     // The next seq, under the row lock held to the end: every sequenced change of this
     // conversation waits here, so what follows is checked against a state no one else can
     // change meanwhile. Any refusal rolls all of it back, the number included (no gap).
@@ -42,15 +69,12 @@ pub(super) async fn send(
     .bind(new.conversation_id)
     .bind(at)
     .bind(new.id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some((seq, kind, direct_key)) = locked else {
-        return refuse(tx, StoreError::ConversationNotFound).await;
+        return Err(StoreError::ConversationNotFound);
     };
-    let mentioned = match check(&mut tx, actor, new, kind, direct_key.as_deref()).await {
-        Ok(mentioned) => mentioned,
-        Err(refusal) => return refuse(tx, refusal).await,
-    };
+    let mentioned = check(&mut *conn, actor, new, kind, direct_key.as_deref()).await?;
     let inserted = sqlx::query(concat!(
         "INSERT INTO messages (message_id, conversation_id, seq, sender_id, sender_device_id, \
          client_message_id, request_hash, content, body, reply_to_message_id, \
@@ -71,22 +95,21 @@ pub(super) async fn send(
     .bind(new.reply_to_message_id)
     .bind(new.thread_root_message_id)
     .bind(at)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(inserted) = inserted else {
-        // The same key sent concurrently (both missed it above): the insert waited for the
-        // other transaction and found its row. Give this seq back and answer as a retry.
-        tx.rollback().await?;
-        let stored = by_idempotency_key(pool, actor, &new.client_message_id)
+        // The same key sent concurrently from another transaction (both missed it above): the
+        // insert waited for it and found its row. This send's seq is rolled back with it.
+        let stored = by_idempotency_key(&mut *conn, actor, &new.client_message_id)
             .await?
             .ok_or(sqlx::Error::RowNotFound)?;
-        return repeat(stored, new);
+        return repeat(stored, new).map(Stored::Repeated);
     };
     let sent = message(&inserted)?;
     if let Some(root) = new.thread_root_message_id {
         sqlx::query("UPDATE messages SET reply_count = reply_count + 1 WHERE message_id = $1")
             .bind(root)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
     // Everyone else has one more unread (and one more mention when counted as mentioned);
@@ -99,18 +122,20 @@ pub(super) async fn send(
     .bind(new.conversation_id)
     .bind(actor.user_id)
     .bind(&mentioned)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "INSERT INTO mentions (message_id, user_id, conversation_id, seq) \
-         SELECT $1, mentioned, $2, $3 FROM unnest($4::uuid[]) AS mentioned",
-    )
-    .bind(new.id)
-    .bind(new.conversation_id)
-    .bind(seq)
-    .bind(&mentioned)
-    .execute(&mut *tx)
-    .await?;
+    if !mentioned.is_empty() {
+        sqlx::query(
+            "INSERT INTO mentions (message_id, user_id, conversation_id, seq) \
+             SELECT $1, mentioned, $2, $3 FROM unnest($4::uuid[]) AS mentioned",
+        )
+        .bind(new.id)
+        .bind(new.conversation_id)
+        .bind(seq)
+        .bind(&mentioned)
+        .execute(&mut *conn)
+        .await?;
+    }
     let event = conversation_event(
         new.conversation_id,
         seq,
@@ -118,8 +143,7 @@ pub(super) async fn send(
         actor,
         message_created(&sent, &mentioned),
     );
-    commit_with(outbox, tx, &[event]).await?;
-    Ok(Sent::Created(sent))
+    Ok(Stored::Created(sent, event))
 }
 
 /// See [`crate::store::MessageStore::messages`].
@@ -204,6 +228,9 @@ async fn check(
             Some(None) => {}
             _ => return Err(StoreError::MessageNotFound),
         }
+    }
+    if new.mentioned.is_empty() {
+        return Ok(Vec::new());
     }
     let members: Vec<Uuid> = sqlx::query_scalar(
         "SELECT user_id FROM members \

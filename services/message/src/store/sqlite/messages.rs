@@ -7,48 +7,71 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    WriteTx, begin, blocked_either_way, commit_with, conversation_by_id, decode_error,
-    is_unique_violation, json_ids, member, message, micros, next_seq, refuse, sql_limit,
+    begin, blocked_either_way, commit_with, conversation_by_id, decode_error, is_unique_violation,
+    json_ids, member, message, micros, next_seq, sql_limit,
 };
 use crate::events;
 use crate::store::live::may_post;
 use crate::store::{
-    Actor, Member, Message, NewMessage, Sent, SeqWindow, StoreError, counted_mentions, repeated,
+    Actor, BatchOutcome, Member, Message, NewMessage, SendRequest, Sent, SeqWindow, StoreError,
+    Stored, counted_mentions, repeated,
 };
 
-/// See [`crate::store::MessageStore::send`].
-pub(super) async fn send(
+/// See [`crate::store::MessageStore::send_batch`].
+pub(super) async fn send_batch(
     writer: &SqlitePool,
     outbox: &Outbox,
-    actor: Actor,
-    new: &NewMessage,
-    at: DateTime<Utc>,
-) -> Result<Sent, StoreError> {
+    sends: &[SendRequest<'_>],
+) -> BatchOutcome {
     let mut tx = begin(writer).await?;
-    if let Some(outcome) = earlier(&mut tx, actor, new).await? {
-        tx.rollback().await?;
-        return outcome;
+    let mut outcomes = Vec::with_capacity(sends.len());
+    let mut events = Vec::with_capacity(sends.len());
+    if let [only] = sends {
+        // Alone in its transaction: a refusal rolls the whole transaction back below.
+        outcomes.push(send(&mut tx, only).await.map(|s| s.record(&mut events)));
+    } else {
+        for request in sends {
+            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            let outcome = send(&mut savepoint, request).await;
+            if Stored::wrote(&outcome) {
+                savepoint.commit().await?;
+            } else {
+                savepoint.rollback().await?;
+            }
+            outcomes.push(outcome.map(|s| s.record(&mut events)));
+        }
     }
-    let sender = match refusal(&mut tx, actor, new).await? {
-        Ok(sender) => sender,
-        Err(refusal) => return refuse(tx, refusal).await,
-    };
-    let mentioned = counted(&mut tx, &sender, new).await?;
-    let seq = next_seq(&mut tx, new.conversation_id, Some(at)).await?;
-    let sent = match insert(&mut tx, actor, new, seq, at).await {
+    if events.is_empty() {
+        tx.rollback().await?;
+    } else {
+        commit_with(outbox, tx, &events).await?;
+    }
+    Ok(outcomes)
+}
+
+/// One send of a batch, inside the batch's transaction (which holds the write lock).
+async fn send(
+    conn: &mut SqliteConnection,
+    request: &SendRequest<'_>,
+) -> Result<Stored, StoreError> {
+    let SendRequest { actor, new, at } = *request;
+    if let Some(outcome) = earlier(&mut *conn, actor, new).await? {
+        return outcome.map(Stored::Repeated);
+    }
+    let sender = refusal(&mut *conn, actor, new).await??;
+    let mentioned = counted(&mut *conn, &sender, new).await?;
+    let seq = next_seq(&mut *conn, new.conversation_id, Some(at)).await?;
+    let sent = match insert(&mut *conn, actor, new, seq, at).await {
         Ok(sent) => sent,
-        // The single writer makes this impossible after `earlier`; should an equal send have
-        // won anyway, its message is the answer.
+        // The single writer and `earlier` make this impossible; should an equal send have won
+        // anyway, its message is the answer (this send's seq is rolled back).
         Err(error) if is_unique_violation(&error) => {
-            tx.rollback().await?;
-            let mut tx = begin(writer).await?;
-            let outcome = earlier(&mut tx, actor, new).await?;
-            tx.rollback().await?;
-            return outcome.unwrap_or(Err(error.into()));
+            let outcome = earlier(&mut *conn, actor, new).await?;
+            return outcome.unwrap_or(Err(error.into())).map(Stored::Repeated);
         }
         Err(error) => return Err(error.into()),
     };
-    count(&mut tx, &sender, new, &mentioned, seq).await?;
+    count(&mut *conn, &sender, new, &mentioned, seq).await?;
     let event = events::conversation_event(
         new.conversation_id,
         seq,
@@ -56,8 +79,7 @@ pub(super) async fn send(
         actor,
         events::message_created(&sent, &mentioned),
     );
-    commit_with(outbox, tx, &[event]).await?;
-    Ok(Sent::Created(sent))
+    Ok(Stored::Created(sent, event))
 }
 
 /// See [`crate::store::MessageStore::messages`].
@@ -94,7 +116,7 @@ pub(super) async fn window(
 
 /// The outcome for a key used before (see [`repeated`]); None for a new key.
 async fn earlier(
-    tx: &mut WriteTx,
+    conn: &mut SqliteConnection,
     actor: Actor,
     new: &NewMessage,
 ) -> Result<Option<Result<Sent, StoreError>>, sqlx::Error> {
@@ -105,7 +127,7 @@ async fn earlier(
     ))
     .bind(actor.device_id.to_string())
     .bind(&new.client_message_id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
     let hash: Vec<u8> = row.try_get("request_hash")?;
@@ -115,7 +137,7 @@ async fn earlier(
 /// Why `actor` may not send `new` now (as the contract orders the checks; mentions are never
 /// refused), or their member row when they may.
 async fn refusal(
-    tx: &mut WriteTx,
+    conn: &mut SqliteConnection,
     actor: Actor,
     new: &NewMessage,
 ) -> Result<Result<Member, StoreError>, sqlx::Error> {
@@ -127,30 +149,30 @@ async fn refusal(
     ))
     .bind(&conversation)
     .bind(actor.user_id.to_string())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(sender) = row.as_ref().map(member).transpose()? else {
         return Ok(Err(StoreError::ConversationNotFound));
     };
-    let Some(found) = conversation_by_id(&mut **tx, new.conversation_id).await? else {
+    let Some(found) = conversation_by_id(&mut *conn, new.conversation_id).await? else {
         return Ok(Err(StoreError::ConversationNotFound));
     };
     if let Err(refusal) = may_post(found.kind, sender.role) {
         return Ok(Err(refusal));
     }
     if let Some((a, b)) = found.direct_pair
-        && blocked_either_way(tx, a, b).await?
+        && blocked_either_way(conn, a, b).await?
     {
         return Ok(Err(StoreError::Blocked(None)));
     }
     let floor = sender.joined_at_seq;
     if let Some(reply_to) = new.reply_to_message_id
-        && !visible(tx, new.conversation_id, reply_to, floor, false).await?
+        && !visible(conn, new.conversation_id, reply_to, floor, false).await?
     {
         return Ok(Err(StoreError::MessageNotFound));
     }
     if let Some(root) = new.thread_root_message_id
-        && !visible(tx, new.conversation_id, root, floor, true).await?
+        && !visible(conn, new.conversation_id, root, floor, true).await?
     {
         return Ok(Err(StoreError::MessageNotFound));
     }
@@ -219,6 +241,9 @@ async fn counted(
     sender: &Member,
     new: &NewMessage,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
+    if new.mentioned.is_empty() {
+        return Ok(Vec::new());
+    }
     let members: Vec<String> = sqlx::query_scalar(
         "SELECT user_id FROM members WHERE conversation_id = $1 AND user_id <> $2 \
            AND left_at_seq IS NULL AND user_id IN (SELECT value FROM json_each($3))",
@@ -269,15 +294,17 @@ async fn count(
     .bind(json_ids(mentioned))
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "INSERT INTO mentions (message_id, user_id, conversation_id, seq) \
-         SELECT $1, value, $2, $3 FROM json_each($4)",
-    )
-    .bind(new.id.to_string())
-    .bind(&conversation)
-    .bind(seq)
-    .bind(json_ids(mentioned))
-    .execute(&mut *conn)
-    .await?;
+    if !mentioned.is_empty() {
+        sqlx::query(
+            "INSERT INTO mentions (message_id, user_id, conversation_id, seq) \
+             SELECT $1, value, $2, $3 FROM json_each($4)",
+        )
+        .bind(new.id.to_string())
+        .bind(&conversation)
+        .bind(seq)
+        .bind(json_ids(mentioned))
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }

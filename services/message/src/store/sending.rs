@@ -1,0 +1,48 @@
+//! Group commit's storage side: many sends in one transaction (one commit, one fsync), each
+//! with its own outcome. The queue that forms the batches is `crate::sending`.
+
+use chrono::{DateTime, Utc};
+use echo_bus::Event;
+
+use super::{Actor, Message, NewMessage, Sent, StoreError};
+
+/// One send of a batch: what [`super::MessageStore::send`] takes, as one value.
+#[derive(Clone, Copy, Debug)]
+pub struct SendRequest<'a> {
+    /// Who sends.
+    pub actor: Actor,
+    /// What they send.
+    pub new: &'a NewMessage,
+    /// When the server received it.
+    pub at: DateTime<Utc>,
+}
+
+/// Each send's outcome, in the batch's order; `Err` for the whole batch when nothing could
+/// be committed (a failed database, a failed commit): then none of the batch is stored.
+pub type BatchOutcome = Result<Vec<Result<Sent, StoreError>>, StoreError>;
+
+/// What one send of a batch stored, before the batch commits.
+pub(crate) enum Stored {
+    /// A new message and its MessageCreated, appended when the batch commits.
+    Created(Message, Event),
+    /// An earlier send with the same key answers (nothing written).
+    Repeated(Sent),
+}
+
+impl Stored {
+    /// The send's answer, collecting its event (if any) into `events`.
+    pub(crate) fn record(self, events: &mut Vec<Event>) -> Sent {
+        match self {
+            Stored::Created(message, event) => {
+                events.push(event);
+                Sent::Created(message)
+            }
+            Stored::Repeated(sent) => sent,
+        }
+    }
+
+    /// True when the send wrote something the batch must keep.
+    pub(crate) fn wrote(outcome: &Result<Stored, StoreError>) -> bool {
+        matches!(outcome, Ok(Stored::Created(..)))
+    }
+}

@@ -1,0 +1,129 @@
+//! Group commit: a batch of sends is one transaction, yet each send has its own outcome, as if
+//! sent alone one after another: refusals take no seq and leave no trace, a key repeated in
+//! the batch answers as a retry, and the events follow the batch's order.
+
+use echo_message::store::{SendRequest, Sent, StoreError};
+use pb::conversation_event::Kind as Event;
+use uuid::Uuid;
+
+use crate::common::*;
+use echo_proto::echo::message::v1 as pb;
+
+/// Seven sends in one batch across two conversations: new ones take consecutive seqs in batch
+/// order; one by a non-member, a retry of an earlier key with another payload, and a reply to
+/// an unknown message are refused alone; a repeat of a key sent earlier in the same batch
+/// answers that message. Counters move once per stored message.
+pub async fn a_batch_stores_each_send_as_if_alone(env: &Env) {
+    let [ada, bob, eve] = env.users().await;
+    let (ada_device, eve_device) = (device(ada), device(eve));
+    let ours = env.group(ada_device, &[bob]).await;
+    let theirs = env.group(eve_device, &[ada]).await;
+    let unread_before = env.member(ours.id, bob).await.unread_count;
+
+    let first = text_message(ours.id, "first");
+    let intruding = text_message(ours.id, "eve is no member");
+    let mut reused = text_message(ours.id, "another payload");
+    reused
+        .client_message_id
+        .clone_from(&first.client_message_id);
+    let second = text_message(ours.id, "second");
+    let mut dangling = text_message(ours.id, "reply to nothing");
+    dangling.reply_to_message_id = Some(Uuid::now_v7());
+    let elsewhere = text_message(theirs.id, "in the other group");
+    let at = now();
+    let request = |actor, new| SendRequest { actor, new, at };
+    let outcomes = env
+        .store
+        .send_batch(&[
+            request(ada_device, &first),
+            request(eve_device, &intruding),
+            request(ada_device, &reused),
+            request(ada_device, &second),
+            request(ada_device, &first),
+            request(ada_device, &dangling),
+            request(ada_device, &elsewhere),
+        ])
+        .await
+        .expect("the batch commits");
+
+    let created = |outcome: &Result<Sent, StoreError>| match outcome {
+        Ok(Sent::Created(message)) => message.clone(),
+        other => panic!("expected a new message, got {other:?}"),
+    };
+    let (first_sent, second_sent) = (created(&outcomes[0]), created(&outcomes[3]));
+    assert_eq!(first_sent.seq, ours.last_seq + 1);
+    assert_eq!(
+        second_sent.seq,
+        ours.last_seq + 2,
+        "consecutive, refusals take no seq"
+    );
+    assert!(matches!(outcomes[1], Err(StoreError::ConversationNotFound)));
+    assert!(matches!(outcomes[2], Err(StoreError::IdempotencyKeyReused)));
+    assert!(
+        matches!(&outcomes[4], Ok(Sent::Repeated(m)) if *m == first_sent),
+        "{:?}",
+        outcomes[4]
+    );
+    assert!(matches!(outcomes[5], Err(StoreError::MessageNotFound)));
+    assert_eq!(created(&outcomes[6]).seq, theirs.last_seq + 1);
+
+    let after = env.conversation(ours.id).await;
+    assert_eq!(after.last_seq, ours.last_seq + 2);
+    assert_eq!(after.last_message_id, Some(second_sent.id));
+    assert_eq!(
+        env.member(ours.id, bob).await.unread_count,
+        unread_before + 2
+    );
+    let created_events: Vec<(i64, String)> = env
+        .events_of(ours.id)
+        .await
+        .into_iter()
+        .filter_map(|event| match event.kind {
+            Some(Event::MessageCreated(created)) => Some((event.seq, created.message?.message_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        created_events,
+        vec![
+            (first_sent.seq, first_sent.id.to_string()),
+            (second_sent.seq, second_sent.id.to_string()),
+        ]
+    );
+}
+
+/// A batch in which every send is refused stores nothing and takes no seq.
+pub async fn a_batch_of_refusals_stores_nothing(env: &Env) {
+    let [ada, bob, eve] = env.users().await;
+    let group = env.group(device(ada), &[bob]).await;
+    let at = now();
+    let (one, two) = (text_message(group.id, "no"), text_message(group.id, "nope"));
+    let outcomes = env
+        .store
+        .send_batch(&[
+            SendRequest {
+                actor: device(eve),
+                new: &one,
+                at,
+            },
+            SendRequest {
+                actor: device(eve),
+                new: &two,
+                at,
+            },
+        ])
+        .await
+        .expect("the batch ends");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Err(StoreError::ConversationNotFound))),
+        "{outcomes:?}"
+    );
+    assert_eq!(env.conversation(group.id).await.last_seq, group.last_seq);
+}
+
+conformance!(
+    a_batch_stores_each_send_as_if_alone,
+    a_batch_of_refusals_stores_nothing
+);
