@@ -74,6 +74,7 @@ mod messages;
 mod reactions;
 mod receipts;
 mod search;
+mod sending;
 
 /// [`MessageStore`] on PostgreSQL.
 #[derive(Clone)]
@@ -187,7 +188,7 @@ impl MessageStore for PostgresMessageStore {
     }
 
     async fn send_batch(&self, sends: &[SendRequest<'_>]) -> BatchOutcome {
-        messages::send_batch(&self.db.pool, &self.outbox, sends).await
+        sending::send_batch(&self.db.pool, &self.outbox, sends).await
     }
 
     fn single_writer(&self) -> bool {

@@ -123,7 +123,53 @@ pub async fn a_batch_of_refusals_stores_nothing(env: &Env) {
     assert_eq!(env.conversation(group.id).await.last_seq, group.last_seq);
 }
 
+/// A send that fails in the database (PostgreSQL refuses a NUL byte in text; SQLite stores
+/// it) fails alone: the rest of its batch is stored, with consecutive seqs.
+pub async fn a_failing_send_fails_alone(env: &Env) {
+    let [ada, bob] = env.users().await;
+    let group = env.group(device(ada), &[bob]).await;
+    let at = now();
+    let news = [
+        text_message(group.id, "before"),
+        text_message(group.id, "nul \0 inside"),
+        text_message(group.id, "after"),
+    ];
+    let requests: Vec<SendRequest<'_>> = news
+        .iter()
+        .map(|new| SendRequest {
+            actor: device(ada),
+            new,
+            at,
+        })
+        .collect();
+    let outcomes = env
+        .store
+        .send_batch(&requests)
+        .await
+        .expect("the batch commits");
+    let seq = |outcome: &Result<Sent, StoreError>| match outcome {
+        Ok(Sent::Created(message)) => Some(message.seq),
+        Err(StoreError::Database(_)) => None,
+        other => panic!("expected a new message or a database error, got {other:?}"),
+    };
+    let seqs: Vec<Option<i64>> = outcomes.iter().map(seq).collect();
+    let stored: Vec<i64> = seqs.iter().flatten().copied().collect();
+    let first = group.last_seq + 1;
+    assert!(seqs[0].is_some() && seqs[2].is_some(), "{outcomes:?}");
+    let postgres = matches!(env.test_db.db, echo_store::Database::Postgres(_));
+    assert_eq!(seqs[1].is_none(), postgres, "{outcomes:?}");
+    assert_eq!(
+        stored,
+        (first..first + stored.len() as i64).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        env.conversation(group.id).await.last_seq,
+        group.last_seq + stored.len() as i64
+    );
+}
+
 conformance!(
     a_batch_stores_each_send_as_if_alone,
-    a_batch_of_refusals_stores_nothing
+    a_batch_of_refusals_stores_nothing,
+    a_failing_send_fails_alone
 );

@@ -30,6 +30,8 @@ pub(super) async fn send_batch(
         // Alone in its transaction: a refusal rolls the whole transaction back below.
         outcomes.push(send(&mut tx, only).await.map(|s| s.record(&mut events)));
     } else {
+        // One writer, in-process: a savepoint per send costs little and keeps each refusal
+        // to itself.
         for request in sends {
             let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
             let outcome = send(&mut savepoint, request).await;
