@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use echo_config::SendSettings;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::MessageError;
 use crate::store::{Actor, MessageStore, NewMessage, SendRequest, Sent, StoreError};
@@ -29,34 +29,43 @@ struct Job {
     answer: oneshot::Sender<Result<Sent, StoreError>>,
 }
 
-/// The group-commit queue of one instance.
+/// The group-commit queue of one instance: one lane per committer, each send in the lane of
+/// its conversation. Batches of different lanes then never share a conversation, so they
+/// never wait for each other's write-order locks and really run at once (on PostgreSQL), and
+/// one conversation's sends keep their arrival order.
 #[derive(Clone)]
 pub struct SendQueue {
-    jobs: mpsc::Sender<Job>,
+    lanes: Arc<[mpsc::Sender<Job>]>,
 }
 
 impl SendQueue {
-    /// Starts the committers (one on SQLite, `settings.committers` on PostgreSQL). They stop
-    /// once every handle to the queue is dropped and the queue has drained.
+    /// Starts the committers (one on SQLite, `settings.committers` on PostgreSQL), sharing
+    /// `settings.queue` waiting sends between them. They stop once every handle to the queue
+    /// is dropped and their lanes have drained.
     pub fn start(store: Arc<dyn MessageStore>, settings: &SendSettings) -> Self {
-        let (jobs, queued) = mpsc::channel(settings.queue.max(1));
-        let queued = Arc::new(Mutex::new(queued));
         let committers = if store.single_writer() {
             1
         } else {
             settings.committers.max(1)
         };
-        for _ in 0..committers {
-            tokio::spawn(commit_batches(
-                store.clone(),
-                queued.clone(),
-                settings.max_batch.max(1),
-            ));
+        let per_lane = settings.queue.div_ceil(committers).max(1);
+        let lanes: Vec<mpsc::Sender<Job>> = (0..committers)
+            .map(|_| {
+                let (jobs, queued) = mpsc::channel(per_lane);
+                tokio::spawn(commit_batches(
+                    store.clone(),
+                    queued,
+                    settings.max_batch.max(1),
+                ));
+                jobs
+            })
+            .collect();
+        Self {
+            lanes: lanes.into(),
         }
-        Self { jobs }
     }
 
-    /// Stores `new` (in some batch), or refuses it at once when the queue is full.
+    /// Stores `new` (in some batch), or refuses it at once when its lane is full.
     pub async fn send(
         &self,
         actor: Actor,
@@ -64,13 +73,15 @@ impl SendQueue {
         at: DateTime<Utc>,
     ) -> Result<Sent, MessageError> {
         let (answer, outcome) = oneshot::channel();
+        let (high, low) = new.conversation_id.as_u64_pair();
+        let lane = &self.lanes[((high ^ low) % self.lanes.len() as u64) as usize];
         let job = Job {
             actor,
             new,
             at,
             answer,
         };
-        if let Err(refused) = self.jobs.try_send(job) {
+        if let Err(refused) = lane.try_send(job) {
             return Err(match refused {
                 mpsc::error::TrySendError::Full(_) => {
                     metrics::counter!("echo_sends_shed_total").increment(1);
@@ -90,18 +101,16 @@ impl SendQueue {
     }
 }
 
-/// One committer: takes everything queued (up to `max_batch`), stores it in one transaction,
+/// One committer: takes everything queued in its lane (up to `max_batch`), stores it in one transaction,
 /// answers each send, and goes again.
 async fn commit_batches(
     store: Arc<dyn MessageStore>,
-    queued: Arc<Mutex<mpsc::Receiver<Job>>>,
+    mut queued: mpsc::Receiver<Job>,
     max_batch: usize,
 ) {
     let mut jobs = Vec::with_capacity(max_batch);
     loop {
-        // The lock is held only while waiting for work, so another committer takes the next
-        // batch while this one stores its own.
-        let taken = queued.lock().await.recv_many(&mut jobs, max_batch).await;
+        let taken = queued.recv_many(&mut jobs, max_batch).await;
         if taken == 0 {
             return;
         }
