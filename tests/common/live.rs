@@ -150,6 +150,22 @@ impl LiveStream {
         }
     }
 
+    /// The first user event whose kind `pick` accepts, among those already seen or, failing
+    /// that, those still to come within `within`.
+    pub async fn user_event_where<T>(
+        &mut self,
+        within: Duration,
+        pick: impl Fn(&pb::user_event::Kind) -> Option<T>,
+    ) -> T {
+        let picked =
+            |r: &pb::SubscribeResponse| user_event(r).and_then(|e| e.kind.as_ref()).and_then(&pick);
+        if let Some(found) = self.seen.iter().find_map(picked) {
+            return found;
+        }
+        let response = self.until(within, |r| picked(r).is_some()).await;
+        picked(&response).expect("the awaited user event")
+    }
+
     /// The next item `wanted` accepts, skipping (but remembering) others.
     pub async fn until(
         &mut self,

@@ -137,21 +137,12 @@ async fn a_new_member_starts_at_their_join() {
             seqs_of(&got, &id),
             (joined_at..=message.seq).collect::<Vec<_>>()
         );
-        let is_joined = |r: &pb::SubscribeResponse| {
-            user_event(r).is_some_and(|e| matches!(e.kind, Some(UserKind::ConversationJoined(_))))
-        };
-        if !dan_stream.seen.iter().any(is_joined) {
-            dan_stream.until(WAIT, is_joined).await;
-        }
         let joined = dan_stream
-            .seen
-            .iter()
-            .filter_map(user_event)
-            .find_map(|e| match &e.kind {
-                Some(UserKind::ConversationJoined(joined)) => Some(joined.clone()),
+            .user_event_where(WAIT, |kind| match kind {
+                UserKind::ConversationJoined(joined) => Some(joined.clone()),
                 _ => None,
             })
-            .expect("ConversationJoined");
+            .await;
         assert_eq!(joined.joined_at_seq, joined_at);
         mesh.shutdown().await;
     }

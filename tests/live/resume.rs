@@ -91,21 +91,13 @@ async fn resume_replays_what_was_missed_then_goes_live() {
             "{backend:?}: every missed event once, in order: {}",
             describe_all(&back.seen)
         );
-        let is_marker = |r: &pb::SubscribeResponse| {
-            user_event(r).is_some_and(|e| matches!(e.kind, Some(UserKind::ReadMarkerMoved(_))))
-        };
-        if !back.seen.iter().any(is_marker) {
-            back.until(WAIT, is_marker).await;
-        }
         let marker = back
-            .seen
-            .iter()
-            .filter_map(user_event)
-            .find_map(|e| match &e.kind {
-                Some(UserKind::ReadMarkerMoved(moved)) => Some(moved.clone()),
+            .user_event_where(WAIT, |kind| match kind {
+                UserKind::ReadMarkerMoved(moved) => Some(moved.clone()),
                 _ => None,
-            });
-        assert_eq!(marker.map(|m| m.last_read_seq), Some(three.seq));
+            })
+            .await;
+        assert_eq!(marker.last_read_seq, three.seq);
 
         // Then live, on the same stream.
         let four = send(&mesh, &ada, &chat, "four").await;
