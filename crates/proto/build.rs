@@ -28,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // RPCs a service has not implemented yet answer UNIMPLEMENTED (honest while its issue
         // is open) without a hand-written stub per method.
         .generate_default_stubs(true)
+        // Smaller per-call buffers than prost's codec (src/codec.rs: idle streams' memory).
+        .codec_path("crate::codec::LeanCodec")
         .file_descriptor_set_path(out_dir.join("echo_descriptor.bin"))
         .include_file("echo.rs")
         .compile_protos(&protos, &[root, well_known])?;

@@ -6,7 +6,7 @@
 //! polls as a fallback. Hints never carry what is delivered: the database does, so a lost
 //! hint delays an event by at most the poll interval and never loses it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::BoxStream;
 use futures::{FutureExt as _, StreamExt as _};
@@ -18,6 +18,8 @@ use super::items::{Durable, Route, decode_all, hydrate};
 
 /// Rows read per query.
 const BATCH: i64 = 512;
+/// How often the buffered-items gauge is refreshed.
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
 /// How often the outbox is read with no wake-up at all.
 const POLL: Duration = Duration::from_millis(500);
 /// First quick look again after a wake-up that found nothing; doubled up to RECHECK_UNTIL.
@@ -41,6 +43,7 @@ pub(crate) async fn follow(hub: Hub, shutdown: CancellationToken) {
     // readable only once an older, unrelated write transaction ends (the xmin horizon), and
     // that end sends no notification.
     let mut recheck: Option<Duration> = None;
+    let mut gauged = Instant::now() - GAUGE_EVERY;
     loop {
         let wait = match catch_up(&hub).await {
             Ok(rows) => {
@@ -57,7 +60,11 @@ pub(crate) async fn follow(hub: Hub, shutdown: CancellationToken) {
                 backoff
             }
         };
-        metrics::gauge!("echo_live_buffered_items").set(hub.buffered_items() as f64);
+        // Once a second at most: it walks every stream under the lock that delivery takes.
+        if gauged.elapsed() >= GAUGE_EVERY {
+            gauged = Instant::now();
+            metrics::gauge!("echo_live_buffered_items").set(hub.buffered_items() as f64);
+        }
         let woken = tokio::select! {
             () = shutdown.cancelled() => return,
             () = commits.changed() => true,

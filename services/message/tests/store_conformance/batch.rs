@@ -12,21 +12,28 @@ use echo_proto::echo::message::v1 as pb;
 /// Seven sends in one batch across two conversations: new ones take consecutive seqs in batch
 /// order; one by a non-member, a retry of an earlier key with another payload, and a reply to
 /// an unknown message are refused alone; a repeat of a key sent earlier in the same batch
-/// answers that message. Counters move once per stored message.
+/// answers that message. Counters move once per stored message, for every member but its
+/// sender, and mentions count for the mentioned members but the sender.
 pub async fn a_batch_stores_each_send_as_if_alone(env: &Env) {
-    let [ada, bob, eve] = env.users().await;
-    let (ada_device, eve_device) = (device(ada), device(eve));
-    let ours = env.group(ada_device, &[bob]).await;
+    let [ada, bob, cy, eve] = env.users().await;
+    let (ada_device, bob_device, eve_device) = (device(ada), device(bob), device(eve));
+    let ours = env.group(ada_device, &[bob, cy]).await;
     let theirs = env.group(eve_device, &[ada]).await;
-    let unread_before = env.member(ours.id, bob).await.unread_count;
+    let counters = async |user| {
+        let member = env.member(ours.id, user).await;
+        (member.unread_count, member.mention_count)
+    };
+    let before = [counters(ada).await, counters(bob).await, counters(cy).await];
 
-    let first = text_message(ours.id, "first");
+    let mut first = text_message(ours.id, "first");
+    first.mentioned = vec![cy, ada, bob];
     let intruding = text_message(ours.id, "eve is no member");
     let mut reused = text_message(ours.id, "another payload");
     reused
         .client_message_id
         .clone_from(&first.client_message_id);
-    let second = text_message(ours.id, "second");
+    let mut second = text_message(ours.id, "second, from bob");
+    second.mentioned = vec![cy];
     let mut dangling = text_message(ours.id, "reply to nothing");
     dangling.reply_to_message_id = Some(Uuid::now_v7());
     let elsewhere = text_message(theirs.id, "in the other group");
@@ -38,7 +45,7 @@ pub async fn a_batch_stores_each_send_as_if_alone(env: &Env) {
             request(ada_device, &first),
             request(eve_device, &intruding),
             request(ada_device, &reused),
-            request(ada_device, &second),
+            request(bob_device, &second),
             request(ada_device, &first),
             request(ada_device, &dangling),
             request(ada_device, &elsewhere),
@@ -70,9 +77,17 @@ pub async fn a_batch_stores_each_send_as_if_alone(env: &Env) {
     let after = env.conversation(ours.id).await;
     assert_eq!(after.last_seq, ours.last_seq + 2);
     assert_eq!(after.last_message_id, Some(second_sent.id));
+    let moved = |(unread, mentions): (i32, i32), (unread_before, mentions_before): (i32, i32)| {
+        (unread - unread_before, mentions - mentions_before)
+    };
     assert_eq!(
-        env.member(ours.id, bob).await.unread_count,
-        unread_before + 2
+        [
+            moved(counters(ada).await, before[0]),
+            moved(counters(bob).await, before[1]),
+            moved(counters(cy).await, before[2]),
+        ],
+        [(1, 0), (1, 1), (2, 2)],
+        "(unread, mentions) added for ada, bob and cy"
     );
     let created_events: Vec<(i64, String)> = env
         .events_of(ours.id)

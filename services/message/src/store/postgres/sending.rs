@@ -90,11 +90,12 @@ async fn attempt(
     order_batch_writes(&mut tx, &conversations, &[]).await?;
     let mut outcomes = Vec::with_capacity(sends.len());
     let mut events: Vec<Event> = Vec::with_capacity(sends.len());
+    let mut tally = Tally::default();
     for (index, request) in sends.iter().enumerate() {
         if left_out[index].is_some() {
             continue;
         }
-        match send(&mut tx, request).await {
+        match send(&mut tx, request, &mut tally).await {
             Ok(stored) => outcomes.push(Ok(stored.record(&mut events))),
             Err(Stop::Refused(refusal)) => outcomes.push(Err(refusal)),
             Err(Stop::Raced) => {
@@ -109,9 +110,14 @@ async fn attempt(
     }
     if events.is_empty() {
         tx.rollback().await?;
-    } else {
-        commit_with(outbox, tx, &events).await?;
+        return Ok(Attempt::Done(outcomes));
     }
+    if let Err(error) = tally.count(&mut tx).await {
+        // Not one send's fault: every send of the attempt gets this error.
+        tx.rollback().await?;
+        return Err(error.into());
+    }
+    commit_with(outbox, tx, &events).await?;
     Ok(Attempt::Done(outcomes))
 }
 
@@ -133,8 +139,8 @@ const GATE: &str = "\
                        AND m.left_at_seq IS NULL";
 
 /// The write: the next seq (under the conversation's row lock, held to the commit), the
-/// message, and what it counts in (the other members' unread and mention counters, the thread
-/// root's replies, the mention rows). Nothing but the seq when the key turns out taken.
+/// message, and what it counts in (the thread root's replies, the mention rows; the members'
+/// counters once per batch, [`Tally`]). Nothing but the seq when the key turns out taken.
 const STORE: &str = concat!(
     "WITH c AS (\
        UPDATE conversations \
@@ -149,11 +155,6 @@ const STORE: &str = concat!(
        RETURNING ",
     message_columns!(),
     "), \
-     counted AS (\
-       UPDATE members SET unread_count = unread_count + 1, \
-         mention_count = mention_count + CASE WHEN user_id = ANY($11) THEN 1 ELSE 0 END \
-       WHERE conversation_id = $2 AND user_id <> $3 AND left_at_seq IS NULL \
-         AND EXISTS (SELECT 1 FROM ins)), \
      replied AS (\
        UPDATE messages SET reply_count = reply_count + 1 \
        WHERE message_id = $10 AND EXISTS (SELECT 1 FROM ins)), \
@@ -166,7 +167,11 @@ const STORE: &str = concat!(
 
 /// One send, inside the batch's transaction (which holds the write-order locks of every
 /// conversation in the batch, so what the gate read stays true until the commit).
-async fn send(conn: &mut PgConnection, request: &SendRequest<'_>) -> Result<Stored, Stop> {
+async fn send(
+    conn: &mut PgConnection,
+    request: &SendRequest<'_>,
+    tally: &mut Tally,
+) -> Result<Stored, Stop> {
     let SendRequest { actor, new, at } = *request;
     let gate = sqlx::query(GATE)
         .bind(new.conversation_id)
@@ -230,6 +235,7 @@ async fn send(conn: &mut PgConnection, request: &SendRequest<'_>) -> Result<Stor
         return Err(Stop::Raced);
     };
     let sent = message(&stored)?;
+    tally.add(new.conversation_id, actor.user_id, &mentioned);
     let event = conversation_event(
         new.conversation_id,
         sent.seq,
@@ -238,6 +244,61 @@ async fn send(conn: &mut PgConnection, request: &SendRequest<'_>) -> Result<Stor
         message_created(&sent, &mentioned),
     );
     Ok(Stored::Created(sent, event))
+}
+
+/// What a batch's messages add to the other members' unread and mention counters, written in
+/// one statement before the commit: a message into a group of 1,000 updates 1,000 member rows,
+/// and the batch's messages into one conversation then update them once, not once each.
+/// (Membership cannot change in between: the batch holds its conversations' write-order
+/// locks, which every join and leave takes too.)
+#[derive(Default)]
+struct Tally {
+    /// Conversation and sender of each message.
+    conversations: Vec<Uuid>,
+    senders: Vec<Uuid>,
+    /// Conversation and user of each counted mention (a member other than the sender).
+    mention_conversations: Vec<Uuid>,
+    mentioned: Vec<Uuid>,
+}
+
+impl Tally {
+    fn add(&mut self, conversation: Uuid, sender: Uuid, mentioned: &[Uuid]) {
+        self.conversations.push(conversation);
+        self.senders.push(sender);
+        for user in mentioned {
+            self.mention_conversations.push(conversation);
+            self.mentioned.push(*user);
+        }
+    }
+
+    async fn count(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.conversations.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "WITH sent AS (\
+               SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS s(conversation_id, sender_id)), \
+             unread AS (\
+               SELECT m.conversation_id, m.user_id, count(*) AS n \
+               FROM members m JOIN sent s \
+                 ON s.conversation_id = m.conversation_id AND s.sender_id <> m.user_id \
+               WHERE m.left_at_seq IS NULL GROUP BY 1, 2), \
+             mentions AS (\
+               SELECT conversation_id, user_id, count(*) AS n \
+               FROM unnest($3::uuid[], $4::uuid[]) AS x(conversation_id, user_id) GROUP BY 1, 2) \
+             UPDATE members m SET unread_count = m.unread_count + u.n::int, \
+               mention_count = m.mention_count + COALESCE((SELECT x.n::int FROM mentions x \
+                 WHERE x.conversation_id = m.conversation_id AND x.user_id = m.user_id), 0) \
+             FROM unread u WHERE m.conversation_id = u.conversation_id AND m.user_id = u.user_id",
+        )
+        .bind(&self.conversations)
+        .bind(&self.senders)
+        .bind(&self.mention_conversations)
+        .bind(&self.mentioned)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Of the mentioned users, those the message counts for: current members other than the
