@@ -43,7 +43,7 @@ pub(crate) async fn follow(hub: Hub, shutdown: CancellationToken) {
     // readable only once an older, unrelated write transaction ends (the xmin horizon), and
     // that end sends no notification.
     let mut recheck: Option<Duration> = None;
-    let mut gauged = Instant::now() - GAUGE_EVERY;
+    let mut gauged: Option<Instant> = None;
     loop {
         let wait = match catch_up(&hub).await {
             Ok(rows) => {
@@ -61,8 +61,8 @@ pub(crate) async fn follow(hub: Hub, shutdown: CancellationToken) {
             }
         };
         // Once a second at most: it walks every stream under the lock that delivery takes.
-        if gauged.elapsed() >= GAUGE_EVERY {
-            gauged = Instant::now();
+        if gauged.is_none_or(|at| at.elapsed() >= GAUGE_EVERY) {
+            gauged = Some(Instant::now());
             metrics::gauge!("echo_live_buffered_items").set(hub.buffered_items() as f64);
         }
         let woken = tokio::select! {
