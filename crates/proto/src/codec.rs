@@ -4,15 +4,15 @@
 //! encoding) and keeps it for the call's life. Its default, 8 KiB, is what an idle Subscribe
 //! stream then costs the server just to be able to encode its next item, times tens of
 //! thousands of streams. Echo's messages are small (a message event is a few hundred bytes,
-//! a stream item rarely over 2 KiB), so calls start with 1 KiB and grow in 1 KiB steps when an
-//! item is larger (docs/BENCHMARKS.md, connections).
+//! a stream item rarely over 2 KiB), so calls start with 1 KiB and the buffer grows when an item
+//! is larger (docs/BENCHMARKS.md, connections).
 
 use std::marker::PhantomData;
 
 use tonic::codec::{BufferSettings, Codec};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
-/// Bytes each call's encode and decode buffers start with (and grow by).
+/// Bytes each call's encode and decode buffers start with.
 pub const CALL_BUFFER_BYTES: usize = 1024;
 
 /// How many encoded bytes a streaming response gathers before handing them to HTTP/2
