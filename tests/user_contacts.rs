@@ -80,6 +80,8 @@ async fn contacts_and_contact_requests() {
             contact_ids(&mesh, &ada).await,
             std::slice::from_ref(&bob.tokens.user_id)
         );
+        // One event per entry added or removed: none for the rename or the repeated removal.
+        assert_eq!(contact_events(&mesh).await, (2, 1), "{backend:?}");
 
         // Request → accept: both become contacts.
         let send = |from, to: &echo_testkit::SignedIn, note: &str| {
@@ -123,6 +125,11 @@ async fn contacts_and_contact_requests() {
         assert!(contact_ids(&mesh, &ada).await.contains(&cy.tokens.user_id));
         let relation = view_of(&mesh, &cy, &ada).await.relationship.unwrap();
         assert!(relation.contact && relation.mutual_contact);
+        assert_eq!(
+            contact_events(&mesh).await,
+            (4, 1),
+            "{backend:?}: both ways"
+        );
         let again = send(&cy, &ada, "").await.unwrap_err();
         assert_eq!(
             (again.code(), reason(&again).as_str()),
@@ -155,8 +162,17 @@ async fn contacts_and_contact_requests() {
         let crossed = send(&dee, &bob, "").await.unwrap();
         assert_eq!(crossed.state, State::Accepted as i32);
         assert!(contact_ids(&mesh, &dee).await.contains(&bob.tokens.user_id));
+        assert_eq!(contact_events(&mesh).await, (6, 1), "{backend:?}");
         mesh.shutdown().await;
     }
+}
+
+/// How many `ContactAdded` and `ContactRemoved` events the user service appended.
+async fn contact_events(mesh: &TestMesh) -> (i64, i64) {
+    (
+        outbox_events(mesh, "user", "echo.events.v1.ContactAdded").await,
+        outbox_events(mesh, "user", "echo.events.v1.ContactRemoved").await,
+    )
 }
 
 #[tokio::test]
@@ -294,6 +310,11 @@ async fn deleting_an_account_erases_the_user() {
         assert!(
             contact_ids(&mesh, &ada).await.is_empty(),
             "entries of Bob removed"
+        );
+        assert_eq!(
+            contact_events(&mesh).await,
+            (2, 2),
+            "{backend:?}: both entries' removals, with the erasure"
         );
         assert!(search_ids(&mesh, &ada, "bob_the").await.is_empty());
         // His username is free again.

@@ -284,6 +284,19 @@ async fn search_and_phone_lookup_honour_privacy_and_blocks() {
                 find_by_phone: pb::Visibility::Contacts.into(),
             }
         );
+        // Each change published PrivacyChanged; setting a value again publishes nothing.
+        let changed = "echo.events.v1.PrivacyChanged";
+        assert_eq!(
+            outbox_events(&mesh, "user", changed).await,
+            4,
+            "{backend:?}"
+        );
+        set_privacy(&mesh, &ada, "about", pb::Visibility::Contacts).await;
+        assert_eq!(
+            outbox_events(&mesh, "user", changed).await,
+            4,
+            "{backend:?}"
+        );
         mesh.shutdown().await;
     }
 }

@@ -383,7 +383,7 @@ impl UserService for UserApi {
     ) -> Reply<pb::GetPrivacySettingsResponse> {
         let privacy = self.people.privacy(caller(&request)?).await?;
         Ok(Response::new(pb::GetPrivacySettingsResponse {
-            settings: Some(convert::privacy(privacy)),
+            settings: Some(rules::privacy_settings(privacy)),
         }))
     }
 
@@ -418,7 +418,7 @@ impl UserService for UserApi {
         finish(check)?;
         let privacy = self.people.update_privacy(caller, change).await?;
         Ok(Response::new(pb::UpdatePrivacySettingsResponse {
-            settings: Some(convert::privacy(privacy)),
+            settings: Some(rules::privacy_settings(privacy)),
         }))
     }
 }

@@ -1,4 +1,8 @@
 //! The events UserService publishes (through its outbox) and the auth events it applies.
+//!
+//! Blocks and profile changes are built by `people` and handed to the store; privacy and
+//! contact events are built by the store itself (`store::changes`), which alone knows whether
+//! its statements changed anything.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -72,6 +76,61 @@ pub fn profile_updated(profile: &Profile, paths: &[String]) -> Event {
         id,
         subject,
         "echo.events.v1.ProfileUpdated",
+        message.encode_to_vec(),
+    )
+}
+
+/// `echo.user.privacy_changed.<user>`: every setting after the change (presence applies
+/// `last_seen`), from the profile after it.
+pub fn privacy_changed(profile: &Profile) -> Event {
+    let id = Uuid::now_v7();
+    let message = pb::PrivacyChanged {
+        event_id: id.to_string(),
+        occurred_at: Some(timestamp(profile.updated_at)),
+        user_id: profile.user_id.to_string(),
+        settings: Some(crate::rules::privacy_settings(profile.privacy)),
+    };
+    let subject = format!("echo.user.privacy_changed.{}", profile.user_id);
+    Event::now(
+        id,
+        subject,
+        "echo.events.v1.PrivacyChanged",
+        message.encode_to_vec(),
+    )
+}
+
+/// `echo.user.contact_added.<owner>`: `owner` now has `contact` in their contacts.
+pub fn contact_added(owner: Uuid, contact: Uuid) -> Event {
+    let id = Uuid::now_v7();
+    let message = pb::ContactAdded {
+        event_id: id.to_string(),
+        occurred_at: Some(timestamp(Utc::now())),
+        owner_user_id: owner.to_string(),
+        contact_user_id: contact.to_string(),
+    };
+    let subject = format!("echo.user.contact_added.{owner}");
+    Event::now(
+        id,
+        subject,
+        "echo.events.v1.ContactAdded",
+        message.encode_to_vec(),
+    )
+}
+
+/// `echo.user.contact_removed.<owner>`: `owner` no longer has `contact` in their contacts.
+pub fn contact_removed(owner: Uuid, contact: Uuid) -> Event {
+    let id = Uuid::now_v7();
+    let message = pb::ContactRemoved {
+        event_id: id.to_string(),
+        occurred_at: Some(timestamp(Utc::now())),
+        owner_user_id: owner.to_string(),
+        contact_user_id: contact.to_string(),
+    };
+    let subject = format!("echo.user.contact_removed.{owner}");
+    Event::now(
+        id,
+        subject,
+        "echo.events.v1.ContactRemoved",
         message.encode_to_vec(),
     )
 }

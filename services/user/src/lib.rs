@@ -3,8 +3,9 @@
 //!
 //! Layout: `api` parses and maps; `people` holds the journeys and decides who may see and do
 //! what (with `visibility` and `rules`); `store` is the storage seam with its PostgreSQL and
-//! SQLite implementations; `events` publishes blocks and profile changes and applies auth's
-//! account events (a profile is born from `user_registered` and erased on `user_deleted`).
+//! SQLite implementations; `events` builds what the service publishes (blocks, profile and
+//! privacy changes, contact-list changes) and applies auth's account events (a profile is born
+//! from `user_registered` and erased on `user_deleted`).
 
 pub mod api;
 pub mod error;

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use echo_cache::Rule;
 use echo_proto::echo::common::v1::Media;
+use echo_proto::echo::user::v1::PrivacySettings;
 use echo_runtime::{Check, PageSize};
 
-use crate::store::Avatar;
+use crate::store::{Avatar, Privacy};
 
 /// Longest display name and contact alias, in characters.
 pub const MAX_NAME: usize = 64;
@@ -135,6 +136,18 @@ pub fn media(avatar: &Avatar) -> Media {
         width: avatar.width,
         height: avatar.height,
         ..Media::default()
+    }
+}
+
+/// Privacy settings as the wire's `PrivacySettings` (every field set, never UNSPECIFIED), as
+/// the API answers them and `PrivacyChanged` carries them.
+pub fn privacy_settings(privacy: Privacy) -> PrivacySettings {
+    let value = |v: crate::store::Visibility| i32::from(v.code());
+    PrivacySettings {
+        last_seen: value(privacy.last_seen),
+        profile_photo: value(privacy.profile_photo),
+        about: value(privacy.about),
+        find_by_phone: value(privacy.find_by_phone),
     }
 }
 

@@ -7,7 +7,7 @@ use echo_proto::echo::user::v1 as pb;
 
 use crate::people::RequestView;
 use crate::rules;
-use crate::store::{BlockEntry, ContactEntry, Privacy, Profile, Visibility};
+use crate::store::{BlockEntry, ContactEntry, Profile, Visibility};
 use crate::visibility::PublicView;
 
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
@@ -72,16 +72,6 @@ pub fn blocked_user(entry: BlockEntry, view: Option<PublicView>) -> pb::BlockedU
     pb::BlockedUser {
         user: view.map(public_profile),
         blocked_at: Some(timestamp(entry.blocked_at)),
-    }
-}
-
-pub fn privacy(privacy: Privacy) -> pb::PrivacySettings {
-    let value = |v: Visibility| i32::from(v.code());
-    pb::PrivacySettings {
-        last_seen: value(privacy.last_seen),
-        profile_photo: value(privacy.profile_photo),
-        about: value(privacy.about),
-        find_by_phone: value(privacy.find_by_phone),
     }
 }
 

@@ -5,8 +5,11 @@
 //! quota, one open request per direction, a block cancelling requests). Who may see what
 //! (privacy, blocks) is decided above it, in `crate::people`, from the [`Relation`]s it
 //! returns. Every change other services must learn about takes its [`Event`] and appends it
-//! to the outbox in the SAME transaction.
+//! to the outbox in the SAME transaction: blocks and profile changes get theirs from the
+//! caller; privacy and contact-list changes build theirs in `changes`, once for both backends,
+//! from what the statements actually changed.
 
+mod changes;
 mod postgres;
 mod profile;
 mod relations;
@@ -76,6 +79,8 @@ pub trait UserStore: Send + Sync + 'static {
     /// avatar and phone cleared, `deleted_at` set; a tombstone is created if there was no
     /// profile yet), and their search terms, contacts (theirs, and entries of them in others'
     /// lists), contact requests (both directions) and blocks (both directions) are removed.
+    /// Appends, in `tx`, one `ContactRemoved` per contact entry that existed (the user's own,
+    /// and each entry of them in another's list); a redelivered deletion finds none.
     async fn erase_user(
         &self,
         tx: &mut Tx,
@@ -108,7 +113,9 @@ pub trait UserStore: Send + Sync + 'static {
     ) -> Result<Profile, StoreError>;
 
     /// Applies `change` to `user_id`'s privacy settings, creating the profile first like
-    /// [`UserStore::update_profile`]. Returns the profile after the change. `UserNotFound` for
+    /// [`UserStore::update_profile`]. When a setting differs from before, appends
+    /// `PrivacyChanged` (every setting after) in the same transaction; a change to what is
+    /// already set appends nothing. Returns the profile after the change. `UserNotFound` for
     /// a tombstone.
     async fn update_privacy(
         &self,
@@ -140,8 +147,9 @@ pub trait UserStore: Send + Sync + 'static {
     // ---- contacts ----
 
     /// Adds `contact` to `owner`'s contacts with `alias`, or sets the alias of an existing
-    /// entry (idempotent). `UserNotFound` when `contact` has no live profile; `ContactLimit`
-    /// when the entry is new and `owner` already has `max_contacts`.
+    /// entry (idempotent). A new entry appends `ContactAdded` in the same transaction; a
+    /// renamed one appends nothing. `UserNotFound` when `contact` has no live profile;
+    /// `ContactLimit` when the entry is new and `owner` already has `max_contacts`.
     async fn add_contact(
         &self,
         owner: Uuid,
@@ -159,7 +167,8 @@ pub trait UserStore: Send + Sync + 'static {
         alias: &str,
     ) -> Result<Option<ContactEntry>, StoreError>;
 
-    /// Removes the entry (idempotent).
+    /// Removes `owner`'s entry of `contact` (idempotent; the other user's list is untouched)
+    /// and, when there was one, appends `ContactRemoved` in the same transaction.
     async fn remove_contact(&self, owner: Uuid, contact: Uuid) -> Result<(), StoreError>;
 
     /// `owner`'s contacts ordered by (sort_key, user_id), after `after`; at most `limit`.
@@ -177,7 +186,8 @@ pub trait UserStore: Send + Sync + 'static {
     ///   the other; `AlreadyContacts` when each has the other in their contacts;
     /// - when `recipient` has an open (pending or declined) request to `sender`, both users
     ///   wanted it: that request becomes ACCEPTED, each is added to the other's contacts (an
-    ///   existing entry keeps its alias), and it is returned;
+    ///   existing entry keeps its alias; one `ContactAdded` per entry added), and it is
+    ///   returned;
     /// - when `sender` already has an open request to `recipient`, it is returned unchanged;
     /// - otherwise a new PENDING request with `id` and `message` is stored and returned.
     async fn send_contact_request(
@@ -193,8 +203,9 @@ pub trait UserStore: Send + Sync + 'static {
     async fn contact_request(&self, id: Uuid) -> Result<Option<ContactRequest>, StoreError>;
 
     /// Accepts request `id` if it is addressed to `recipient` and PENDING (then each user is
-    /// added to the other's contacts, existing entries kept) or already ACCEPTED (unchanged).
-    /// None otherwise.
+    /// added to the other's contacts, existing entries kept, with one `ContactAdded` per entry
+    /// added in the same transaction) or already ACCEPTED (unchanged, no event). None
+    /// otherwise.
     async fn accept_contact_request(
         &self,
         recipient: Uuid,
@@ -233,6 +244,8 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// Blocks `blocked` for `blocker`. When the block is new: cancels the open requests
     /// between the two (both directions) and appends `event`, in one transaction; true.
+    /// Contacts are left alone (visibility rules apply blocks on top of them), so a block
+    /// publishes no `ContactRemoved`.
     /// Already blocked: nothing changes, no event; false. `UserNotFound` when `blocked` has no
     /// live profile.
     async fn block(

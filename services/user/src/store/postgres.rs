@@ -19,6 +19,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row};
 use uuid::Uuid;
 
+use super::changes;
 use super::{
     Avatar, BlockEntry, BlockPosition, ContactEntry, ContactPosition, ContactRequest, Direction,
     Privacy, PrivacyChange, Profile, ProfileChange, ProfileEvent, Registration, Relation,
@@ -76,7 +77,8 @@ impl UserStore for PostgresUserStore {
         user_id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        profiles::erase_user(tx.postgres()?, user_id, at).await
+        let removed = profiles::erase_user(tx.postgres()?, user_id, at).await?;
+        changes::append(tx, &changes::contacts_removed(removed)).await
     }
 
     async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
@@ -131,7 +133,7 @@ impl UserStore for PostgresUserStore {
         change: &PrivacyChange,
         at: DateTime<Utc>,
     ) -> Result<Profile, StoreError> {
-        profiles::update_privacy(&self.db.pool, user_id, change, at).await
+        profiles::update_privacy(&self.db.pool, &self.outbox, user_id, change, at).await
     }
 
     async fn relations(
@@ -160,7 +162,8 @@ impl UserStore for PostgresUserStore {
         at: DateTime<Utc>,
         max_contacts: u32,
     ) -> Result<ContactEntry, StoreError> {
-        contacts::add_contact(&self.db.pool, owner, contact, alias, at, max_contacts).await
+        let pool = &self.db.pool;
+        contacts::add_contact(pool, &self.outbox, owner, contact, alias, at, max_contacts).await
     }
 
     async fn update_contact(
@@ -173,12 +176,7 @@ impl UserStore for PostgresUserStore {
     }
 
     async fn remove_contact(&self, owner: Uuid, contact: Uuid) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM contacts WHERE owner_id = $1 AND contact_id = $2")
-            .bind(owner)
-            .bind(contact)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(())
+        contacts::remove_contact(&self.db.pool, &self.outbox, owner, contact).await
     }
 
     async fn list_contacts(
@@ -198,7 +196,8 @@ impl UserStore for PostgresUserStore {
         message: &str,
         at: DateTime<Utc>,
     ) -> Result<ContactRequest, StoreError> {
-        requests::send(&self.db.pool, id, sender, recipient, message, at).await
+        let pool = &self.db.pool;
+        requests::send(pool, &self.outbox, id, sender, recipient, message, at).await
     }
 
     async fn contact_request(&self, id: Uuid) -> Result<Option<ContactRequest>, StoreError> {
@@ -219,7 +218,7 @@ impl UserStore for PostgresUserStore {
         id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<Option<ContactRequest>, StoreError> {
-        requests::accept(&self.db.pool, recipient, id, at).await
+        requests::accept(&self.db.pool, &self.outbox, recipient, id, at).await
     }
 
     async fn decline_contact_request(

@@ -19,6 +19,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
+use super::changes;
 use super::{
     Avatar, BlockEntry, BlockPosition, ContactEntry, ContactPosition, ContactRequest, Direction,
     Privacy, PrivacyChange, Profile, ProfileChange, ProfileEvent, Registration, Relation,
@@ -76,7 +77,8 @@ impl UserStore for SqliteUserStore {
         user_id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        profiles::erase_user(tx.sqlite()?, user_id, at).await
+        let removed = profiles::erase_user(tx.sqlite()?, user_id, at).await?;
+        changes::append(tx, &changes::contacts_removed(removed)).await
     }
 
     async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
@@ -131,7 +133,7 @@ impl UserStore for SqliteUserStore {
         change: &PrivacyChange,
         at: DateTime<Utc>,
     ) -> Result<Profile, StoreError> {
-        profiles::update_privacy(&self.db.writer, user_id, change, at).await
+        profiles::update_privacy(&self.db.writer, &self.outbox, user_id, change, at).await
     }
 
     async fn relations(
@@ -160,7 +162,17 @@ impl UserStore for SqliteUserStore {
         at: DateTime<Utc>,
         max_contacts: u32,
     ) -> Result<ContactEntry, StoreError> {
-        contacts::add_contact(&self.db.writer, owner, contact, alias, at, max_contacts).await
+        let writer = &self.db.writer;
+        contacts::add_contact(
+            writer,
+            &self.outbox,
+            owner,
+            contact,
+            alias,
+            at,
+            max_contacts,
+        )
+        .await
     }
 
     async fn update_contact(
@@ -173,12 +185,7 @@ impl UserStore for SqliteUserStore {
     }
 
     async fn remove_contact(&self, owner: Uuid, contact: Uuid) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM contacts WHERE owner_id = $1 AND contact_id = $2")
-            .bind(owner.to_string())
-            .bind(contact.to_string())
-            .execute(&self.db.writer)
-            .await?;
-        Ok(())
+        contacts::remove_contact(&self.db.writer, &self.outbox, owner, contact).await
     }
 
     async fn list_contacts(
@@ -198,7 +205,8 @@ impl UserStore for SqliteUserStore {
         message: &str,
         at: DateTime<Utc>,
     ) -> Result<ContactRequest, StoreError> {
-        requests::send(&self.db.writer, id, sender, recipient, message, at).await
+        let writer = &self.db.writer;
+        requests::send(writer, &self.outbox, id, sender, recipient, message, at).await
     }
 
     async fn contact_request(&self, id: Uuid) -> Result<Option<ContactRequest>, StoreError> {
@@ -219,7 +227,7 @@ impl UserStore for SqliteUserStore {
         id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<Option<ContactRequest>, StoreError> {
-        requests::accept(&self.db.writer, recipient, id, at).await
+        requests::accept(&self.db.writer, &self.outbox, recipient, id, at).await
     }
 
     async fn decline_contact_request(

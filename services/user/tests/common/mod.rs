@@ -9,13 +9,24 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
 use echo_bus::{Event, Outbox};
+use echo_proto::echo::events::v1 as events;
 use echo_store::Database;
 pub use echo_store::testing::TestBackend as Backend;
 use echo_store::testing::{Arg, TestDatabase, text};
 use echo_user::store::{
     PostgresUserStore, Profile, ProfileChange, Registration, SqliteUserStore, UserStore,
 };
+use prost::Message;
 use uuid::Uuid;
+
+/// One outbox row, read back as the store wrote it.
+#[derive(Clone, Debug)]
+pub struct Appended {
+    pub id: Uuid,
+    pub subject: String,
+    pub event_type: String,
+    pub payload: Vec<u8>,
+}
 
 /// One isolated database and the store under test on it.
 pub struct Env {
@@ -63,6 +74,111 @@ impl Env {
     pub async fn outbox_subjects(&self) -> Vec<String> {
         let sql = "SELECT subject FROM outbox ORDER BY id";
         self.test_db.texts(sql, &[]).await
+    }
+
+    /// Every outbox row, in append order.
+    pub async fn appended(&self) -> Vec<Appended> {
+        let sql = "SELECT CAST(event_id AS TEXT), subject, event_type, payload FROM outbox \
+                   ORDER BY id";
+        let rows: Vec<(String, String, String, Vec<u8>)> = match &self.test_db.db {
+            Database::Postgres(db) => sqlx::query_as(sql).fetch_all(&db.pool).await,
+            Database::Sqlite(db) => sqlx::query_as(sql).fetch_all(&db.writer).await,
+        }
+        .expect("read the outbox");
+        rows.into_iter()
+            .map(|(id, subject, event_type, payload)| Appended {
+                id: Uuid::parse_str(&id).unwrap(),
+                subject,
+                event_type,
+                payload,
+            })
+            .collect()
+    }
+
+    /// The ids of the outbox rows whose subject starts with `prefix`, in append order.
+    pub async fn outbox_ids_of(&self, prefix: &str) -> Vec<Uuid> {
+        let appended = self.appended().await;
+        let of = appended
+            .iter()
+            .filter(|row| row.subject.starts_with(prefix));
+        of.map(|row| row.id).collect()
+    }
+
+    /// The `PrivacyChanged` events appended, in order, each checked against its row (subject
+    /// naming the user, type, event id, a time).
+    pub async fn privacy_changes(&self) -> Vec<events::PrivacyChanged> {
+        let mut changes = Vec::new();
+        for row in self.appended().await {
+            if !row.subject.starts_with("echo.user.privacy_changed.") {
+                continue;
+            }
+            assert_eq!(row.event_type, "echo.events.v1.PrivacyChanged");
+            let event = events::PrivacyChanged::decode(row.payload.as_slice()).unwrap();
+            assert_eq!(
+                row.subject,
+                format!("echo.user.privacy_changed.{}", event.user_id)
+            );
+            assert_eq!(event.event_id, row.id.to_string());
+            assert!(event.occurred_at.is_some());
+            changes.push(event);
+        }
+        changes
+    }
+
+    /// The `ContactAdded` events appended, as `(owner, contact)` in append order, each checked
+    /// against its row.
+    pub async fn contacts_added(&self) -> Vec<(Uuid, Uuid)> {
+        self.contact_events("contact_added", "echo.events.v1.ContactAdded", |payload| {
+            let event = events::ContactAdded::decode(payload).unwrap();
+            (
+                event.event_id,
+                event.occurred_at,
+                event.owner_user_id,
+                event.contact_user_id,
+            )
+        })
+        .await
+    }
+
+    /// The `ContactRemoved` events appended, as `(owner, contact)` in append order, each
+    /// checked against its row.
+    pub async fn contacts_removed(&self) -> Vec<(Uuid, Uuid)> {
+        self.contact_events(
+            "contact_removed",
+            "echo.events.v1.ContactRemoved",
+            |payload| {
+                let event = events::ContactRemoved::decode(payload).unwrap();
+                (
+                    event.event_id,
+                    event.occurred_at,
+                    event.owner_user_id,
+                    event.contact_user_id,
+                )
+            },
+        )
+        .await
+    }
+
+    async fn contact_events(
+        &self,
+        kind: &str,
+        event_type: &str,
+        decode: impl Fn(&[u8]) -> (String, Option<prost_types::Timestamp>, String, String),
+    ) -> Vec<(Uuid, Uuid)> {
+        let prefix = format!("echo.user.{kind}.");
+        let mut pairs = Vec::new();
+        for row in self.appended().await {
+            if !row.subject.starts_with(&prefix) {
+                continue;
+            }
+            assert_eq!(row.event_type, event_type);
+            let (event_id, occurred_at, owner, contact) = decode(&row.payload);
+            assert_eq!(row.subject, format!("{prefix}{owner}"));
+            assert_eq!(event_id, row.id.to_string());
+            assert!(occurred_at.is_some());
+            pairs.push((owner.parse().unwrap(), contact.parse().unwrap()));
+        }
+        pairs
     }
 
     /// `user`'s search terms, sorted.

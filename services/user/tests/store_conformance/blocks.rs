@@ -44,7 +44,7 @@ pub async fn block_cancels_open_requests(env: &Env) {
         assert!(env.store.block(ada, blocked, at, &event).await.unwrap());
         events.push(event.id);
     }
-    assert_eq!(env.outbox_ids().await, events);
+    assert_eq!(env.outbox_ids_of("echo.user.blocked.").await, events);
     for id in [outgoing, incoming, declined] {
         assert_eq!(state(env, id).await, RequestState::Cancelled);
         let request = env.store.contact_request(id).await.unwrap().unwrap();
@@ -61,7 +61,7 @@ pub async fn block_cancels_open_requests(env: &Env) {
         .block(ada, bob, later, &block_event("blocked", ada))
         .await;
     assert!(!repeated.unwrap());
-    assert_eq!(env.outbox_ids().await, events);
+    assert_eq!(env.outbox_ids_of("echo.user.blocked.").await, events);
     let listed = env.store.list_blocked(ada, None, 10).await.unwrap();
     assert!(listed.iter().all(|entry| entry.blocked_at == at));
     assert_eq!(env.rows("blocks").await, 4);
@@ -78,8 +78,36 @@ pub async fn block_cancels_open_requests(env: &Env) {
             "{refused:?}"
         );
     }
-    assert_eq!(env.outbox_ids().await, events);
+    assert_eq!(env.outbox_ids_of("echo.user.blocked.").await, events);
     assert_eq!(env.rows("blocks").await, 4);
+}
+
+/// A block leaves the contact entries between the two as they are (visibility applies the
+/// block on top of them), so it publishes no `ContactRemoved`, only its own event; the entries
+/// and their events stay in step.
+pub async fn block_keeps_contacts_and_publishes_no_removal(env: &Env) {
+    let [ada, bob, cy] = env.users().await;
+    env.befriend(ada, bob).await;
+    env.store.add_contact(cy, ada, "", now(), 10).await.unwrap();
+    let added_before = env.contacts_added().await;
+    assert_eq!(added_before.len(), 3);
+
+    let blocked = block_event("blocked", ada);
+    assert!(env.store.block(ada, bob, now(), &blocked).await.unwrap());
+    let by_cy = block_event("blocked", ada);
+    assert!(env.store.block(ada, cy, now(), &by_cy).await.unwrap());
+
+    assert_eq!(env.rows("contacts").await, 3);
+    assert!(env.contacts_removed().await.is_empty());
+    assert_eq!(env.contacts_added().await, added_before);
+    assert_eq!(
+        env.outbox_ids_of("echo.user.blocked.").await,
+        [blocked.id, by_cy.id]
+    );
+
+    // Removing an entry after the block publishes its removal as usual.
+    env.store.remove_contact(bob, ada).await.unwrap();
+    assert_eq!(env.contacts_removed().await, [(bob, ada)]);
 }
 
 /// Unblocking lifts the block and appends its event; without a block it does neither.

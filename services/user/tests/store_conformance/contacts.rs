@@ -71,6 +71,48 @@ pub async fn add_update_remove_contact(env: &Env) {
     assert_eq!(missing.unwrap(), None);
 }
 
+/// A new entry appends `ContactAdded` for its owner in its transaction; adding it again,
+/// renaming it and a refused add append nothing. Removing an entry appends `ContactRemoved`
+/// for that direction only (the other side keeps theirs), and removing an absent one nothing.
+pub async fn contact_entries_publish_added_and_removed(env: &Env) {
+    let [owner, ada, bob] = env.users().await;
+    env.store
+        .add_contact(owner, ada, "", now(), 1)
+        .await
+        .unwrap();
+    assert_eq!(env.contacts_added().await, [(owner, ada)]);
+    env.store
+        .add_contact(owner, ada, "Mum", now(), 1)
+        .await
+        .unwrap();
+    let renamed = env.store.update_contact(owner, ada, "Countess").await;
+    assert!(renamed.unwrap().is_some());
+    let refused = env.store.add_contact(owner, bob, "", now(), 1).await;
+    assert!(
+        matches!(refused, Err(StoreError::ContactLimit)),
+        "{refused:?}"
+    );
+    assert_eq!(env.contacts_added().await, [(owner, ada)]);
+
+    env.store
+        .add_contact(ada, owner, "", now(), 10)
+        .await
+        .unwrap();
+    assert_eq!(env.contacts_added().await, [(owner, ada), (ada, owner)]);
+
+    env.store.remove_contact(owner, ada).await.unwrap();
+    assert_eq!(env.contacts_removed().await, [(owner, ada)]);
+    assert_eq!(env.rows("contacts").await, 1);
+    env.store.remove_contact(owner, ada).await.unwrap();
+    env.store.remove_contact(owner, bob).await.unwrap();
+    assert_eq!(env.contacts_removed().await, [(owner, ada)]);
+
+    env.store.remove_contact(ada, owner).await.unwrap();
+    assert_eq!(env.contacts_removed().await, [(owner, ada), (ada, owner)]);
+    assert_eq!(env.rows("contacts").await, 0);
+    assert_eq!(env.appended().await.len(), 4);
+}
+
 /// A new entry beyond `max_contacts` is refused; renaming an entry at the limit is not.
 pub async fn contact_limit(env: &Env) {
     let [owner, a, b, c] = env.users().await;

@@ -4,6 +4,7 @@ use std::sync::Mutex;
 
 use chrono::Duration;
 use echo_bus::Event;
+use echo_proto::echo::user::v1::{PrivacySettings, Visibility as WireVisibility};
 use echo_user::store::{
     Avatar, Privacy, PrivacyChange, Profile, ProfileChange, StoreError, Visibility,
 };
@@ -187,8 +188,8 @@ pub async fn tombstones_refuse_changes(env: &Env) {
     assert!(env.outbox_ids().await.is_empty());
 }
 
-/// Only the given settings change; a missing profile is created (unregistered, unnamed); no
-/// event is appended.
+/// Only the given settings change; a missing profile is created (unregistered, unnamed); each
+/// change appends its `PrivacyChanged`.
 pub async fn update_privacy_applies_given_settings(env: &Env) {
     let ada = env.register("Ada").await;
     let at = now() + Duration::seconds(1);
@@ -246,7 +247,115 @@ pub async fn update_privacy_applies_given_settings(env: &Env) {
             deleted_at: None,
         }
     );
-    assert!(env.outbox_ids().await.is_empty());
+    let published = env.privacy_changes().await;
+    let users: Vec<String> = published.into_iter().map(|e| e.user_id).collect();
+    assert_eq!(users, [ada, ada, early].map(|id| id.to_string()));
+    assert_eq!(env.appended().await.len(), 3);
+}
+
+/// A change that changes a setting appends one `PrivacyChanged` in its transaction, carrying
+/// every setting after it (the untouched ones with their defaults, none UNSPECIFIED) and the
+/// change's time.
+pub async fn update_privacy_publishes_every_setting(env: &Env) {
+    let ada = env.register("Ada").await;
+    let at = now() + Duration::seconds(1);
+    let change = PrivacyChange {
+        last_seen: Some(Visibility::Nobody),
+        ..PrivacyChange::default()
+    };
+    env.store.update_privacy(ada, &change, at).await.unwrap();
+
+    let published = env.privacy_changes().await;
+    assert_eq!(published.len(), 1);
+    let event = &published[0];
+    assert_eq!(event.user_id, ada.to_string());
+    assert_eq!(
+        event.occurred_at,
+        Some(std::time::SystemTime::from(at).into())
+    );
+    assert_eq!(
+        event.settings,
+        Some(PrivacySettings {
+            last_seen: WireVisibility::Nobody.into(),
+            profile_photo: WireVisibility::Everyone.into(),
+            about: WireVisibility::Everyone.into(),
+            find_by_phone: WireVisibility::Everyone.into(),
+        })
+    );
+
+    // The next change carries the earlier one too.
+    let later = at + Duration::seconds(1);
+    let change = PrivacyChange {
+        about: Some(Visibility::Contacts),
+        find_by_phone: Some(Visibility::Nobody),
+        ..PrivacyChange::default()
+    };
+    env.store.update_privacy(ada, &change, later).await.unwrap();
+    let published = env.privacy_changes().await;
+    assert_eq!(published.len(), 2);
+    assert_eq!(
+        published[1].settings,
+        Some(PrivacySettings {
+            last_seen: WireVisibility::Nobody.into(),
+            profile_photo: WireVisibility::Everyone.into(),
+            about: WireVisibility::Contacts.into(),
+            find_by_phone: WireVisibility::Nobody.into(),
+        })
+    );
+    assert_ne!(published[0].event_id, published[1].event_id);
+    assert_eq!(env.appended().await.len(), 2);
+}
+
+/// Setting what is already set appends nothing: the defaults on a registered profile or on one
+/// the call creates, an empty change, a repeat, and a refused change. One new value among
+/// repeated ones is a change.
+pub async fn unchanged_privacy_publishes_nothing(env: &Env) {
+    let ada = env.register("Ada").await;
+    let defaults = PrivacyChange {
+        last_seen: Some(Visibility::Contacts),
+        profile_photo: Some(Visibility::Everyone),
+        about: Some(Visibility::Everyone),
+        find_by_phone: Some(Visibility::Everyone),
+    };
+    env.store
+        .update_privacy(ada, &defaults, now())
+        .await
+        .unwrap();
+    let nothing = PrivacyChange::default();
+    env.store
+        .update_privacy(ada, &nothing, now())
+        .await
+        .unwrap();
+    let early = Uuid::now_v7();
+    env.store
+        .update_privacy(early, &defaults, now())
+        .await
+        .unwrap();
+    assert!(env.appended().await.is_empty());
+
+    let hidden = PrivacyChange {
+        last_seen: Some(Visibility::Nobody),
+        ..PrivacyChange::default()
+    };
+    env.store.update_privacy(ada, &hidden, now()).await.unwrap();
+    env.store.update_privacy(ada, &hidden, now()).await.unwrap();
+    assert_eq!(env.privacy_changes().await.len(), 1);
+
+    let mixed = PrivacyChange {
+        about: Some(Visibility::Nobody),
+        ..hidden
+    };
+    env.store.update_privacy(ada, &mixed, now()).await.unwrap();
+    assert_eq!(env.privacy_changes().await.len(), 2);
+
+    let gone = env.register("Gone").await;
+    env.erase(gone, now()).await;
+    let refused = env.store.update_privacy(gone, &hidden, now()).await;
+    assert!(
+        matches!(refused, Err(StoreError::UserNotFound)),
+        "{refused:?}"
+    );
+    assert_eq!(env.appended().await.len(), 2);
 }
 
 /// By id and in batches (tombstones included, unknown ids skipped), and by phone.

@@ -256,6 +256,46 @@ pub async fn erase_user_removes_everything(env: &Env) {
     assert_eq!(env.store.profile(ada).await.unwrap(), Some(tombstone));
 }
 
+/// Erasure appends, in the consumer's transaction, one `ContactRemoved` per entry that
+/// existed: the erased user's own entries and each entry of them in another's list. Others'
+/// entries publish nothing, nor does a redelivered deletion; a rolled-back erasure leaves
+/// both the entries and the events out.
+pub async fn erase_user_publishes_contact_removed(env: &Env) {
+    let [ada, friend, fan, listed, x, y] = env.users().await;
+    env.befriend(ada, friend).await;
+    env.store
+        .add_contact(fan, ada, "", now(), 10)
+        .await
+        .unwrap();
+    env.store
+        .add_contact(ada, listed, "", now(), 10)
+        .await
+        .unwrap();
+    env.befriend(x, y).await;
+    let added = env.appended().await.len();
+
+    env.erase(ada, now()).await;
+    let mut removed = env.contacts_removed().await;
+    removed.sort();
+    let mut expected = vec![(ada, friend), (friend, ada), (fan, ada), (ada, listed)];
+    expected.sort();
+    assert_eq!(removed, expected);
+    assert_eq!(env.appended().await.len(), added + 4);
+
+    env.erase(ada, now()).await;
+    assert_eq!(env.appended().await.len(), added + 4);
+
+    let mut tx = env.test_db.db.begin().await.unwrap();
+    env.store.erase_user(&mut tx, x, now()).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(env.appended().await.len(), added + 4);
+    assert_eq!(env.rows("contacts").await, 2);
+
+    let erased = Uuid::now_v7();
+    env.erase(erased, now()).await;
+    assert_eq!(env.appended().await.len(), added + 4);
+}
+
 /// Erasing a user whose profile never existed leaves a tombstone.
 pub async fn erase_user_without_profile(env: &Env) {
     let user = Uuid::now_v7();

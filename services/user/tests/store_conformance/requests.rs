@@ -231,6 +231,74 @@ pub async fn accept_request(env: &Env) {
     assert_eq!(has_contact(env, dee, cy).await, None);
 }
 
+/// Accepting appends one `ContactAdded` per direction it added, in its transaction: two for
+/// strangers, one when the other direction already existed, none for a repeat. A crossing
+/// request does the same; sending, declining and cancelling publish nothing.
+pub async fn accepted_requests_publish_contact_added(env: &Env) {
+    let [ada, bob, cy, dee, eve] = env.users().await;
+    let request = send(env, ada, bob).await;
+    assert!(env.contacts_added().await.is_empty());
+
+    env.store
+        .accept_contact_request(bob, request.id, now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sorted(env.contacts_added().await),
+        sorted(vec![(ada, bob), (bob, ada)])
+    );
+    env.store
+        .accept_contact_request(bob, request.id, now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(env.contacts_added().await.len(), 2);
+
+    // Crossing requests: the second send accepts both ways.
+    send(env, ada, cy).await;
+    let crossed = send(env, cy, ada).await;
+    assert_eq!(crossed.state, RequestState::Accepted);
+    let mut expected = vec![(ada, bob), (bob, ada), (ada, cy), (cy, ada)];
+    assert_eq!(sorted(env.contacts_added().await), sorted(expected.clone()));
+
+    // Dee already has Ada: accepting adds (and publishes) only Ada's side.
+    env.store
+        .add_contact(dee, ada, "", now(), 10)
+        .await
+        .unwrap();
+    let request = send(env, ada, dee).await;
+    env.store
+        .accept_contact_request(dee, request.id, now())
+        .await
+        .unwrap()
+        .unwrap();
+    expected.extend([(dee, ada), (ada, dee)]);
+    assert_eq!(sorted(env.contacts_added().await), sorted(expected.clone()));
+
+    let declined = send(env, eve, ada).await;
+    assert!(
+        env.store
+            .decline_contact_request(ada, declined.id, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        env.store
+            .cancel_contact_request(eve, declined.id, now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(sorted(env.contacts_added().await), sorted(expected));
+    assert!(env.contacts_removed().await.is_empty());
+    assert_eq!(env.appended().await.len(), 6);
+}
+
+fn sorted(mut pairs: Vec<(Uuid, Uuid)>) -> Vec<(Uuid, Uuid)> {
+    pairs.sort();
+    pairs
+}
+
 /// Only the recipient declines, and only a pending request; only the sender cancels, a
 /// pending or declined request.
 pub async fn decline_and_cancel(env: &Env) {

@@ -3,11 +3,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use echo_bus::Outbox;
+use echo_store::Tx;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{refuse, sql_limit};
+use crate::store::changes::{self, ContactRow};
 use crate::store::{ContactEntry, ContactPosition, Relation, StoreError, key};
 
 /// An owner's entries (`$1`) with their sort key, as [`entry`] reads them. A contact without a
@@ -61,6 +64,7 @@ pub(super) async fn relations(
 /// See [`crate::store::UserStore::add_contact`].
 pub(super) async fn add_contact(
     pool: &PgPool,
+    outbox: &Outbox,
     owner: Uuid,
     contact: Uuid,
     alias: &str,
@@ -89,6 +93,7 @@ pub(super) async fn add_contact(
         return refuse(tx, StoreError::UserNotFound).await;
     }
     let renamed = set_alias(&mut tx, owner, contact, alias).await?;
+    let mut added = Vec::new();
     if !renamed {
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM contacts WHERE owner_id = $1")
             .bind(owner)
@@ -108,12 +113,34 @@ pub(super) async fn add_contact(
         .bind(at)
         .execute(&mut *tx)
         .await?;
+        added.push((owner, contact));
     }
     let entry = contact_entry(&mut tx, owner, contact)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
-    tx.commit().await?;
+    let events = changes::contacts_added(added);
+    changes::commit(outbox, Tx::Postgres(tx), &events).await?;
     Ok(entry)
+}
+
+/// See [`crate::store::UserStore::remove_contact`].
+pub(super) async fn remove_contact(
+    pool: &PgPool,
+    outbox: &Outbox,
+    owner: Uuid,
+    contact: Uuid,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let removed: Vec<ContactRow> = sqlx::query_as(
+        "DELETE FROM contacts WHERE owner_id = $1 AND contact_id = $2 \
+         RETURNING owner_id, contact_id",
+    )
+    .bind(owner)
+    .bind(contact)
+    .fetch_all(&mut *tx)
+    .await?;
+    let events = changes::contacts_removed(removed);
+    changes::commit(outbox, Tx::Postgres(tx), &events).await
 }
 
 /// See [`crate::store::UserStore::update_contact`].
@@ -157,22 +184,22 @@ pub(super) async fn list_contacts(
 }
 
 /// Adds each of `a` and `b` to the other's contacts; existing entries keep their alias.
+/// Returns the entries added.
 pub(super) async fn add_each_other(
     conn: &mut PgConnection,
     a: Uuid,
     b: Uuid,
     at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<Vec<ContactRow>, sqlx::Error> {
+    sqlx::query_as(
         "INSERT INTO contacts (owner_id, contact_id, created_at) VALUES ($1, $2, $3), ($2, $1, $3) \
-         ON CONFLICT (owner_id, contact_id) DO NOTHING",
+         ON CONFLICT (owner_id, contact_id) DO NOTHING RETURNING owner_id, contact_id",
     )
     .bind(a)
     .bind(b)
     .bind(at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// Sets the alias of an existing entry; false when there is none.

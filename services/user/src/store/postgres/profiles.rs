@@ -8,6 +8,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{profile, refuse, sql_limit};
+use crate::store::changes::{self, ContactRow};
 use crate::store::{
     PrivacyChange, Profile, ProfileChange, ProfileEvent, Registration, SearchHit, SearchPosition,
     StoreError, key, prefix_end, rank, search_terms,
@@ -48,12 +49,12 @@ pub(super) async fn record_registration(
     Ok(())
 }
 
-/// See [`crate::store::UserStore::erase_user`].
+/// See [`crate::store::UserStore::erase_user`]; returns the contact entries it removed.
 pub(super) async fn erase_user(
     conn: &mut PgConnection,
     user_id: Uuid,
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<ContactRow>, StoreError> {
     // A redelivered deletion changes nothing: the times stay those of the first.
     sqlx::query(
         "INSERT INTO profiles (user_id, display_name, display_name_key, created_at, updated_at, \
@@ -69,9 +70,15 @@ pub(super) async fn erase_user(
     .bind(at)
     .execute(&mut *conn)
     .await?;
+    let removed: Vec<ContactRow> = sqlx::query_as(
+        "DELETE FROM contacts WHERE owner_id = $1 OR contact_id = $1 \
+         RETURNING owner_id, contact_id",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
     for statement in [
         "DELETE FROM profile_search_terms WHERE user_id = $1",
-        "DELETE FROM contacts WHERE owner_id = $1 OR contact_id = $1",
         "DELETE FROM contact_requests WHERE sender_id = $1 OR recipient_id = $1",
         "DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1",
     ] {
@@ -80,7 +87,7 @@ pub(super) async fn erase_user(
             .execute(&mut *conn)
             .await?;
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// See [`crate::store::UserStore::update_profile`].
@@ -157,12 +164,23 @@ pub(super) async fn update_profile(
 /// See [`crate::store::UserStore::update_privacy`].
 pub(super) async fn update_privacy(
     pool: &PgPool,
+    outbox: &Outbox,
     user_id: Uuid,
     change: &PrivacyChange,
     at: DateTime<Utc>,
 ) -> Result<Profile, StoreError> {
     let mut tx = pool.begin().await?;
     create_if_absent(&mut tx, user_id, at).await?;
+    // Locked, so of two racing changes the later compares against the earlier's result.
+    let before = sqlx::query(concat!(
+        "SELECT ",
+        profile_columns!(),
+        " FROM profiles WHERE user_id = $1 FOR UPDATE"
+    ))
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let before = profile(&before)?.privacy;
     let row = sqlx::query(concat!(
         "UPDATE profiles SET \
            last_seen = COALESCE($2, last_seen), \
@@ -185,7 +203,8 @@ pub(super) async fn update_privacy(
         return refuse(tx, StoreError::UserNotFound).await;
     };
     let after = profile(&row)?;
-    tx.commit().await?;
+    let events = changes::privacy_events(before, &after);
+    changes::commit(outbox, Tx::Postgres(tx), &events).await?;
     Ok(after)
 }
 

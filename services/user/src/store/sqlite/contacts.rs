@@ -3,11 +3,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use echo_bus::Outbox;
+use echo_store::Tx;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{begin, is_live, json_ids, micros, refuse, sql_limit, time, uuid};
+use crate::store::changes::{self, ContactRow};
 use crate::store::{ContactEntry, ContactPosition, Relation, StoreError, key};
 
 /// An owner's entries (`$1`) with their sort key, as [`entry`] reads them. A contact without a
@@ -61,6 +64,7 @@ pub(super) async fn relations(
 /// See [`crate::store::UserStore::add_contact`].
 pub(super) async fn add_contact(
     writer: &SqlitePool,
+    outbox: &Outbox,
     owner: Uuid,
     contact: Uuid,
     alias: &str,
@@ -72,6 +76,7 @@ pub(super) async fn add_contact(
         return refuse(tx, StoreError::UserNotFound).await;
     }
     let renamed = set_alias(&mut tx, owner, contact, alias).await?;
+    let mut added = Vec::new();
     if !renamed {
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM contacts WHERE owner_id = $1")
             .bind(owner.to_string())
@@ -91,12 +96,35 @@ pub(super) async fn add_contact(
         .bind(micros(at))
         .execute(&mut *tx)
         .await?;
+        added.push((owner, contact));
     }
     let entry = contact_entry(&mut tx, owner, contact)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
-    tx.commit().await?;
+    let events = changes::contacts_added(added);
+    changes::commit(outbox, Tx::Sqlite(tx), &events).await?;
     Ok(entry)
+}
+
+/// See [`crate::store::UserStore::remove_contact`].
+pub(super) async fn remove_contact(
+    writer: &SqlitePool,
+    outbox: &Outbox,
+    owner: Uuid,
+    contact: Uuid,
+) -> Result<(), StoreError> {
+    let mut tx = begin(writer).await?;
+    let removed = sqlx::query(
+        "DELETE FROM contacts WHERE owner_id = $1 AND contact_id = $2 \
+         RETURNING owner_id, contact_id",
+    )
+    .bind(owner.to_string())
+    .bind(contact.to_string())
+    .fetch_all(&mut *tx)
+    .await?;
+    let removed = removed.iter().map(contact_row).collect::<Result<_, _>>()?;
+    let events = changes::contacts_removed(removed);
+    changes::commit(outbox, Tx::Sqlite(tx), &events).await
 }
 
 /// See [`crate::store::UserStore::update_contact`].
@@ -140,22 +168,28 @@ pub(super) async fn list_contacts(
 }
 
 /// Adds each of `a` and `b` to the other's contacts; existing entries keep their alias.
+/// Returns the entries added.
 pub(super) async fn add_each_other(
     conn: &mut SqliteConnection,
     a: Uuid,
     b: Uuid,
     at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<Vec<ContactRow>, sqlx::Error> {
+    let added = sqlx::query(
         "INSERT INTO contacts (owner_id, contact_id, created_at) VALUES ($1, $2, $3), ($2, $1, $3) \
-         ON CONFLICT (owner_id, contact_id) DO NOTHING",
+         ON CONFLICT (owner_id, contact_id) DO NOTHING RETURNING owner_id, contact_id",
     )
     .bind(a.to_string())
     .bind(b.to_string())
     .bind(micros(at))
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(())
+    added.iter().map(contact_row).collect()
+}
+
+/// A `contacts` row's `(owner_id, contact_id)`, as `RETURNING owner_id, contact_id` gives it.
+pub(super) fn contact_row(row: &SqliteRow) -> Result<ContactRow, sqlx::Error> {
+    Ok((uuid(row, "owner_id")?, uuid(row, "contact_id")?))
 }
 
 /// Sets the alias of an existing entry; false when there is none.

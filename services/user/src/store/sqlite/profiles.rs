@@ -8,7 +8,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
+use super::contacts::contact_row;
 use super::{begin, micros, profile, refuse, sql_limit};
+use crate::store::changes::{self, ContactRow};
 use crate::store::{
     PrivacyChange, Profile, ProfileChange, ProfileEvent, Registration, SearchHit, SearchPosition,
     StoreError, key, prefix_end, rank, search_terms,
@@ -49,12 +51,12 @@ pub(super) async fn record_registration(
     Ok(())
 }
 
-/// See [`crate::store::UserStore::erase_user`].
+/// See [`crate::store::UserStore::erase_user`]; returns the contact entries it removed.
 pub(super) async fn erase_user(
     conn: &mut SqliteConnection,
     user_id: Uuid,
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<ContactRow>, StoreError> {
     let id = user_id.to_string();
     // A redelivered deletion changes nothing: the times stay those of the first.
     sqlx::query(
@@ -71,15 +73,21 @@ pub(super) async fn erase_user(
     .bind(micros(at))
     .execute(&mut *conn)
     .await?;
+    let removed = sqlx::query(
+        "DELETE FROM contacts WHERE owner_id = $1 OR contact_id = $1 \
+         RETURNING owner_id, contact_id",
+    )
+    .bind(&id)
+    .fetch_all(&mut *conn)
+    .await?;
     for statement in [
         "DELETE FROM profile_search_terms WHERE user_id = $1",
-        "DELETE FROM contacts WHERE owner_id = $1 OR contact_id = $1",
         "DELETE FROM contact_requests WHERE sender_id = $1 OR recipient_id = $1",
         "DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1",
     ] {
         sqlx::query(statement).bind(&id).execute(&mut *conn).await?;
     }
-    Ok(())
+    Ok(removed.iter().map(contact_row).collect::<Result<_, _>>()?)
 }
 
 /// See [`crate::store::UserStore::update_profile`].
@@ -155,12 +163,22 @@ pub(super) async fn update_profile(
 /// See [`crate::store::UserStore::update_privacy`].
 pub(super) async fn update_privacy(
     writer: &SqlitePool,
+    outbox: &Outbox,
     user_id: Uuid,
     change: &PrivacyChange,
     at: DateTime<Utc>,
 ) -> Result<Profile, StoreError> {
     let mut tx = begin(writer).await?;
     create_if_absent(&mut tx, user_id, at).await?;
+    let before = sqlx::query(concat!(
+        "SELECT ",
+        profile_columns!(),
+        " FROM profiles WHERE user_id = $1"
+    ))
+    .bind(user_id.to_string())
+    .fetch_one(&mut *tx)
+    .await?;
+    let before = profile(&before)?.privacy;
     let row = sqlx::query(concat!(
         "UPDATE profiles SET \
            last_seen = COALESCE($2, last_seen), \
@@ -183,7 +201,8 @@ pub(super) async fn update_privacy(
         return refuse(tx, StoreError::UserNotFound).await;
     };
     let after = profile(&row)?;
-    tx.commit().await?;
+    let events = changes::privacy_events(before, &after);
+    changes::commit(outbox, Tx::Sqlite(tx), &events).await?;
     Ok(after)
 }
 

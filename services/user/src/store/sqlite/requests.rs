@@ -2,17 +2,21 @@
 //! 4 cancelled); "open" is pending or declined, as in the `contact_requests_open` index.
 
 use chrono::{DateTime, Utc};
+use echo_bus::Outbox;
+use echo_store::Tx;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::contacts::add_each_other;
 use super::{begin, is_live, micros, refuse, sql_limit, time, uuid};
+use crate::store::changes::{self, ContactRow};
 use crate::store::{ContactRequest, Direction, RequestState, StoreError};
 
 /// See [`crate::store::UserStore::send_contact_request`].
 pub(super) async fn send(
     writer: &SqlitePool,
+    outbox: &Outbox,
     id: Uuid,
     sender: Uuid,
     recipient: Uuid,
@@ -42,8 +46,9 @@ pub(super) async fn send(
         return refuse(tx, StoreError::AlreadyContacts).await;
     }
     if let Some(reverse) = open_request(&mut tx, recipient, sender).await? {
-        let accepted = accept_open(&mut tx, reverse.id, at).await?;
-        tx.commit().await?;
+        let (accepted, added) = accept_open(&mut tx, reverse.id, at).await?;
+        let events = changes::contacts_added(added);
+        changes::commit(outbox, Tx::Sqlite(tx), &events).await?;
         return Ok(accepted);
     }
     if let Some(existing) = open_request(&mut tx, sender, recipient).await? {
@@ -71,6 +76,7 @@ pub(super) async fn send(
 /// See [`crate::store::UserStore::accept_contact_request`].
 pub(super) async fn accept(
     writer: &SqlitePool,
+    outbox: &Outbox,
     recipient: Uuid,
     id: Uuid,
     at: DateTime<Utc>,
@@ -86,14 +92,16 @@ pub(super) async fn accept(
     .fetch_optional(&mut *tx)
     .await?;
     let found = row.as_ref().map(request).transpose()?;
-    let outcome = match found {
+    let (outcome, added) = match found {
         Some(pending) if pending.state == RequestState::Pending => {
-            Some(accept_open(&mut tx, pending.id, at).await?)
+            let (accepted, added) = accept_open(&mut tx, pending.id, at).await?;
+            (Some(accepted), added)
         }
-        Some(accepted) if accepted.state == RequestState::Accepted => Some(accepted),
-        _ => None,
+        Some(accepted) if accepted.state == RequestState::Accepted => (Some(accepted), Vec::new()),
+        _ => (None, Vec::new()),
     };
-    tx.commit().await?;
+    let events = changes::contacts_added(added);
+    changes::commit(outbox, Tx::Sqlite(tx), &events).await?;
     Ok(outcome)
 }
 
@@ -148,12 +156,13 @@ async fn open_request(
     row.as_ref().map(request).transpose()
 }
 
-/// Marks the open request `id` accepted and makes its two users each other's contacts.
+/// Marks the open request `id` accepted and makes its two users each other's contacts;
+/// returns it and the contact entries added.
 async fn accept_open(
     conn: &mut SqliteConnection,
     id: Uuid,
     at: DateTime<Utc>,
-) -> Result<ContactRequest, sqlx::Error> {
+) -> Result<(ContactRequest, Vec<ContactRow>), sqlx::Error> {
     let row = sqlx::query(concat!(
         "UPDATE contact_requests SET state = 2, updated_at = $2 \
          WHERE contact_request_id = $1 RETURNING ",
@@ -164,8 +173,8 @@ async fn accept_open(
     .fetch_one(&mut *conn)
     .await?;
     let accepted = request(&row)?;
-    add_each_other(conn, accepted.sender_id, accepted.recipient_id, at).await?;
-    Ok(accepted)
+    let added = add_each_other(conn, accepted.sender_id, accepted.recipient_id, at).await?;
+    Ok((accepted, added))
 }
 
 pub(super) fn request(row: &SqliteRow) -> Result<ContactRequest, sqlx::Error> {
