@@ -56,14 +56,17 @@ pub struct SignedIn {
     pub tokens: TokenPair,
 }
 
-/// A fresh valid phone number (a fictional +1 415 555 range), unique enough per test.
+/// A fresh valid phone number (a fictional +1 415 555 range), unique within this process by
+/// construction: a counter, not a random draw. Every test mesh has its own database (its own
+/// schemas or SQLite files), so numbers only need to differ within one process; a random draw
+/// from 10,000 numbers collided (a second sign-up with a known number signs into the existing
+/// account, and two "different" users were one).
 pub fn phone_number() -> String {
-    format!("+1415555{:04}", rand_digits())
-}
-
-fn rand_digits() -> u32 {
-    let id = uuid::Uuid::new_v4();
-    u32::from_le_bytes(id.as_bytes()[..4].try_into().expect("4 bytes")) % 10_000
+    // From 1000: tests name a few low numbers (e.g. +14155550000) as ones nobody has.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1000);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    assert!(n < 10_000, "a test process signs up at most 9,000 users");
+    format!("+1415555{n:04}")
 }
 
 /// Which backends a test mesh runs on.
