@@ -18,10 +18,11 @@ use tower::Layer as _;
 use crate::identity::Identity;
 
 /// Services that keep data, and so have a database, an outbox and migrations.
-const DATA_OWNERS: [Target; 4] = [
+const DATA_OWNERS: [Target; 5] = [
     Target::Auth,
     Target::User,
     Target::Message,
+    Target::Presence,
     Target::Notification,
 ];
 
@@ -69,6 +70,8 @@ pub struct Mesh {
     pub backends: Backends,
     /// Each data-owning service's database, by target.
     pub databases: Vec<(Target, Database)>,
+    /// The presence instance, when this process runs presence (tests look behind its API).
+    pub presence: Option<echo_presence::Presence>,
     shutdown: CancellationToken,
     public: Running,
     admin: JoinHandle<std::io::Result<()>>,
@@ -106,6 +109,7 @@ impl Mesh {
         let mut services = Services::new();
         let mut databases = Vec::new();
         let mut consumers = Vec::new();
+        let mut presence = None;
         for target in config.target.iter() {
             let mut outbox = None;
             if DATA_OWNERS.contains(&target) {
@@ -132,7 +136,8 @@ impl Mesh {
                 overrides: &overrides,
                 shutdown: &shutdown,
             };
-            add_service(&mut services, &mut consumers, target, outbox, &parts).await?;
+            let started = add_service(&mut services, &mut consumers, target, outbox, &parts).await?;
+            presence = presence.or(started);
         }
         if config.target.contains(Target::Edge) && !config.target.is_whole_mesh() {
             // Split mode: everything not served here is forwarded, after the edge's own check.
@@ -178,6 +183,7 @@ impl Mesh {
             admin_addr,
             backends,
             databases,
+            presence,
             shutdown,
             public,
             admin,
@@ -242,14 +248,14 @@ impl Consumer {
 
 /// Add `target`'s server, behind the authentication layer (every service verifies tokens
 /// itself; the edge's check in split mode is in addition, not instead), and collect the
-/// event consumers it runs.
+/// event consumers it runs. Returns the presence instance when `target` is presence.
 async fn add_service(
     services: &mut Services,
     consumers: &mut Vec<Consumer>,
     target: Target,
     outbox: Option<Outbox>,
     parts: &Parts<'_>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<echo_presence::Presence>> {
     let limit = parts.config.max_request_bytes;
     let authn = parts.identity.layer();
     match target {
@@ -292,13 +298,32 @@ async fn add_service(
             };
             services.add(authn.layer(echo_message::service(deps, limit)));
         }
-        Target::Presence => drop(services.add(authn.layer(echo_presence::service(limit)))),
+        Target::Presence => {
+            let outbox = outbox.context("presence keeps data")?;
+            let db = outbox.database().clone();
+            let config = parts.config;
+            let state = echo_presence::state::connect(&config.cache_url, &config.cache_key_prefix)
+                .await
+                .context("presence state")?;
+            let deps = echo_presence::PresenceDeps {
+                state,
+                store: echo_presence::PresenceStore::new(db.clone()),
+                bus: parts.backends.bus.clone(),
+                cache: parts.backends.cache.clone(),
+                revocations: Some(parts.identity.revocations.clone()),
+                settings: config.presence.clone(),
+            };
+            let presence = echo_presence::Presence::start(deps, parts.shutdown.clone());
+            consumers.extend(Consumer::all(presence.consumers(), &db));
+            services.add(authn.layer(presence.service(limit)));
+            return Ok(Some(presence));
+        }
         Target::Notification => {
             services.add(authn.layer(echo_notification::service(limit)));
         }
         Target::Edge => {}
     }
-    Ok(())
+    Ok(None)
 }
 
 fn auth_deps(outbox: Outbox, parts: &Parts<'_>) -> anyhow::Result<echo_auth::AuthDeps> {
@@ -352,6 +377,7 @@ fn service_migrations(target: Target) -> Option<echo_store::Migrations> {
         Target::Auth => Some(echo_auth::migrations()),
         Target::User => Some(echo_user::migrations()),
         Target::Message => Some(echo_message::migrations()),
+        Target::Presence => Some(echo_presence::migrations()),
         _ => None,
     }
 }

@@ -25,6 +25,11 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Apply `event` inside `tx` (the consumer's database). An error rolls the effect back and
     /// the event is retried with backoff, then parked.
     async fn handle(&self, event: &Event, tx: &mut Tx) -> Result<(), HandlerError>;
+
+    /// Called once `event`'s effect has committed (not for a repeat that changed nothing):
+    /// for signals that must not go out before the data they announce is readable, such as
+    /// presence's "who may see whom changed" hint. Best effort; nothing is retried.
+    async fn committed(&self, _event: &Event) {}
 }
 
 /// The outcome of applying one delivery.
@@ -126,6 +131,9 @@ async fn settle(
             return subscription.retry(delivery, delay).await;
         }
     };
+    if applied == Applied::Done {
+        handler.committed(&delivery.event).await;
+    }
     match applied {
         Applied::Done | Applied::AlreadyProcessed => {
             metrics::counter!("echo_events_consumed_total", "consumer" => spec.name.clone())

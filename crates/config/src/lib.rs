@@ -4,6 +4,7 @@
 
 mod cli;
 mod live;
+mod presence;
 mod sending;
 mod target;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cli::{Cli, Command};
 pub use live::LiveSettings;
+pub use presence::PresenceSettings;
 pub use sending::SendSettings;
 pub use target::{Target, Targets};
 
@@ -80,6 +82,8 @@ pub struct Config {
     pub auth: AuthSettings,
     /// Live delivery: Subscribe streams and typing (DESIGN §7).
     pub live: LiveSettings,
+    /// Presence: heartbeats, entry lifetime, watch streams (DESIGN §9).
+    pub presence: PresenceSettings,
     /// Group commit of SendMessage: queue bound and batch size.
     pub send: SendSettings,
 }
@@ -209,6 +213,7 @@ impl Default for Config {
             trusted_proxies: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
             auth: AuthSettings::default(),
             live: LiveSettings::default(),
+            presence: PresenceSettings::default(),
             send: SendSettings::default(),
         }
     }
@@ -308,6 +313,9 @@ impl Config {
             return Err(ConfigError::Inconsistent(
                 "max_request_bytes below 1024 would refuse ordinary requests".into(),
             ));
+        }
+        if let Some(problem) = self.presence.problem() {
+            return Err(ConfigError::Inconsistent(problem));
         }
         if self.send.queue == 0 || self.send.max_batch == 0 || self.send.committers == 0 {
             return Err(ConfigError::Inconsistent(

@@ -1,0 +1,109 @@
+//! An open Subscribe stream keeps its device present (spec §A5). The message service says
+//! so on ephemeral subjects — `stream_opened`, `stream_closed`, and every ~30 s
+//! `streams_alive` with the devices still open — and presence refreshes or shortens the
+//! device's entry; no crate of either service depends on the other.
+//!
+//! Every presence instance hears every signal and applies it: the writes are idempotent, and
+//! the cost is one state write per instance per signal.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use echo_proto::echo::events::v1 as events;
+use futures::StreamExt as _;
+use prost::Message as _;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::tracker::Tracker;
+
+const OPENED: &str = "echo.live.stream_opened.";
+const CLOSED: &str = "echo.live.stream_closed.";
+const ALIVE: &str = "echo.live.streams_alive.";
+/// Refreshes in flight while applying one `streams_alive` batch.
+const CONCURRENCY: usize = 32;
+
+/// Apply stream signals until `shutdown`.
+pub async fn listen(tracker: Tracker, shutdown: CancellationToken) {
+    let bus = tracker.hints.bus().clone();
+    loop {
+        let subscribed = futures::future::try_join3(
+            bus.subscribe_ephemeral(&format!("{OPENED}*")),
+            bus.subscribe_ephemeral(&format!("{CLOSED}*")),
+            bus.subscribe_ephemeral(&format!("{ALIVE}*")),
+        )
+        .await;
+        let (opened, closed, alive) = match subscribed {
+            Ok(streams) => streams,
+            Err(error) => {
+                tracing::warn!(%error, "no stream signals until the bus is back");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        let mut signals = futures::stream::select_all([opened, closed, alive]);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                signal = signals.next() => match signal {
+                    Some((subject, payload)) => apply(&tracker, &subject, &payload).await,
+                    None => break,
+                },
+            }
+        }
+    }
+}
+
+fn ids(user: &str, device: &str) -> Option<(Uuid, Uuid)> {
+    Some((Uuid::parse_str(user).ok()?, Uuid::parse_str(device).ok()?))
+}
+
+async fn apply(tracker: &Tracker, subject: &str, payload: &[u8]) {
+    let outcome = if subject.starts_with(OPENED) {
+        let Some((user, device)) = events::StreamOpened::decode(payload)
+            .ok()
+            .and_then(|m| ids(&m.user_id, &m.device_id))
+        else {
+            return;
+        };
+        tracker.refresh(user, device, None).await.map(drop)
+    } else if subject.starts_with(CLOSED) {
+        let Some((user, device)) = events::StreamClosed::decode(payload)
+            .ok()
+            .and_then(|m| ids(&m.user_id, &m.device_id))
+        else {
+            return;
+        };
+        let within = tracker.settings.stream_closed_ttl;
+        tracker
+            .state
+            .expire_within(user, device, within, Utc::now())
+            .await
+            .map_err(Into::into)
+    } else if subject.starts_with(ALIVE) {
+        let Ok(alive) = events::StreamsAlive::decode(payload) else {
+            return;
+        };
+        let devices: Vec<(Uuid, Uuid)> = alive
+            .devices
+            .iter()
+            .filter_map(|d| ids(&d.user_id, &d.device_id))
+            .collect();
+        futures::stream::iter(devices)
+            .map(|(user, device)| tracker.refresh(user, device, None))
+            .buffer_unordered(CONCURRENCY)
+            .filter_map(|result| async move { result.err() })
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .next()
+            .map_or(Ok(()), Err)
+    } else {
+        return;
+    };
+    if let Err(error) = outcome {
+        tracing::debug!(%error, %subject, "stream signal not applied");
+    }
+}

@@ -1,0 +1,152 @@
+//! The presence state seam (spec §A1): per-device entries with a time to live, the user's
+//! manual status and `last_seen`, and one expiry index that a sweeper drains.
+//!
+//! Two implementations pass one conformance suite (`tests/state_conformance.rs`):
+//! [`MemoryState`] for the embedded default and [`RedisState`] (Lua scripts, Centrifuge's
+//! hash + sorted-set layout) for production. Both keep the same rules, which are few on
+//! purpose: what an observer sees is computed in Rust from the [`UserState`] they return
+//! ([`crate::status`]), never in the store.
+//!
+//! Seeding: the manual status and `last_seen` are also persisted in presence's database, so a
+//! flushed or restarted Redis must not forget an INVISIBLE or DND. A user the state store
+//! knows nothing about is *unseeded*: writes refuse with [`StateError::Unseeded`] and the
+//! caller loads the persisted values ([`PresenceState::seed`]) and retries. Reads report
+//! unseeded users as `None`.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use memory::MemoryState;
+pub use redis::RedisState;
+
+use crate::status::{Activity, ManualStatus, Update, UserState};
+
+/// Why a state call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The backend cannot be reached (callers answer UNAVAILABLE with RetryInfo).
+    #[error("presence state unavailable: {0}")]
+    Unavailable(String),
+    /// The user is not seeded: load the persisted status, [`PresenceState::seed`], retry.
+    #[error("presence state of {0} is not seeded")]
+    Unseeded(Uuid),
+    /// The backend answered something unexpected (a bug or a corrupted entry).
+    #[error("presence state: {0}")]
+    Backend(String),
+}
+
+/// Where presence lives between heartbeats.
+#[async_trait]
+pub trait PresenceState: Send + Sync + 'static {
+    /// Refreshes `device` of `user` until `now + ttl`, with `activity` (`None` keeps the
+    /// device's last report, ONLINE for a new entry). Sets `last_seen = now` unless the user
+    /// is invisible. Unseeded users: [`StateError::Unseeded`].
+    async fn refresh(
+        &self,
+        user: Uuid,
+        device: Uuid,
+        activity: Option<Activity>,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Update, StateError>;
+
+    /// Makes `device`'s entry expire no later than `now + within` (its Subscribe stream
+    /// closed cleanly). Nothing when the device has no entry.
+    async fn expire_within(
+        &self,
+        user: Uuid,
+        device: Uuid,
+        within: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError>;
+
+    /// Removes `device`'s entry at once (its session was revoked).
+    async fn remove_device(
+        &self,
+        user: Uuid,
+        device: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Update, StateError>;
+
+    /// Sets (or with `None` clears) the manual status. Unseeded users:
+    /// [`StateError::Unseeded`].
+    async fn set_manual(
+        &self,
+        user: Uuid,
+        manual: Option<ManualStatus>,
+        now: DateTime<Utc>,
+    ) -> Result<Update, StateError>;
+
+    /// The state of each of `users`, in order; `None` for an unseeded user.
+    async fn read(&self, users: &[Uuid]) -> Result<Vec<Option<UserState>>, StateError>;
+
+    /// Seeds `user` with the persisted manual status and `last_seen`, unless already seeded
+    /// (a concurrent seed or write won: its values stand).
+    async fn seed(
+        &self,
+        user: Uuid,
+        manual: Option<ManualStatus>,
+        last_seen: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError>;
+
+    /// Removes what is due at `now`, at most `limit` index entries: device entries past their
+    /// expiry and manual statuses past `clears_at`. Returns one [`Update`] per user changed,
+    /// only to the caller that removed the entries, so exactly one instance publishes each
+    /// expiry however many sweep at once.
+    async fn sweep(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Update>, StateError>;
+
+    /// Every device entry expiring before `until` now expires at `until` (after an outage of
+    /// the state store, so nothing expires for one TTL: no mass OFFLINE). At most `limit`
+    /// entries per call; returns how many were extended (call again while it equals `limit`).
+    async fn extend_until(
+        &self,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, StateError>;
+
+    /// Forgets `user` entirely (the account was deleted).
+    async fn forget(&self, user: Uuid) -> Result<(), StateError>;
+}
+
+/// Milliseconds since the epoch, the time unit both stores keep.
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// The instant `ms` milliseconds after the epoch.
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// The next version after `current`: greater than it and than `now` in microseconds, so
+/// versions keep growing across a flush of the state store (a watcher that saw version N
+/// before the flush never drops the fresh state as stale).
+pub(crate) fn next_version(current: u64, now: DateTime<Utc>) -> u64 {
+    let clock = u64::try_from(now.timestamp_micros()).unwrap_or(0);
+    (current + 1).max(clock)
+}
+
+/// `duration` in whole milliseconds (rounded up), as both stores count.
+pub(crate) fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros().div_ceil(1000)).unwrap_or(i64::MAX)
+}
+
+/// The state store for the cache URL: in memory for `memory://` (the embedded default), Redis
+/// for `redis://`/`rediss://`, with every key under `key_prefix`.
+pub async fn connect(
+    url: &str,
+    key_prefix: &str,
+) -> Result<std::sync::Arc<dyn PresenceState>, StateError> {
+    if url.starts_with("memory:") {
+        Ok(std::sync::Arc::new(MemoryState::new()))
+    } else {
+        Ok(std::sync::Arc::new(RedisState::connect(url, key_prefix).await?))
+    }
+}
