@@ -3,6 +3,10 @@
 //! filter, so nothing stores them; every instance receives them on one bus subscription and
 //! routes them to its own streams. Typing indicators lapse by themselves: each instance ends
 //! an indicator that was not renewed with `typing = false`.
+//!
+//! The presence service reads the stream signals too (DESIGN §9, presence spec A5): an open
+//! stream keeps its device online through `stream_opened`, `stream_closed` and a periodic
+//! `streams_alive` list, without the message service knowing about presence.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use echo_bus::EventBus;
+use echo_proto::echo::events::v1 as events;
 use echo_proto::echo::message::v1 as pb;
 use futures::StreamExt as _;
 use pb::subscribe_response::Item;
@@ -25,6 +30,10 @@ const TYPING: &str = "echo.live.typing.";
 const RECEIPT: &str = "echo.live.receipt.";
 const READ_MARKER: &str = "echo.live.read_marker.";
 const STREAM_OPENED: &str = "echo.live.stream_opened.";
+const STREAM_CLOSED: &str = "echo.live.stream_closed.";
+const STREAMS_ALIVE: &str = "echo.live.streams_alive.";
+/// Most devices one StreamsAlive lists (message_events.proto), keeping each message small.
+const ALIVE_BATCH: usize = 1000;
 /// Longest a request waits to publish an ephemeral item.
 const PUBLISH_WITHIN: Duration = Duration::from_millis(100);
 /// How often lapsed typing indicators are ended.
@@ -76,10 +85,74 @@ impl Publisher {
         self.publish(subject, update.encode_to_vec()).await;
     }
 
-    /// Stream `stream` of `device` opened: older streams of the device end everywhere.
-    pub(crate) async fn stream_opened(&self, device: Uuid, stream: Uuid) {
+    /// Stream `stream` of `user`'s `device` opened: older streams of the device end
+    /// everywhere, and presence counts the device online.
+    pub(crate) async fn stream_opened(&self, user: Uuid, device: Uuid, stream: Uuid) {
+        let opened = events::StreamOpened {
+            event_id: Uuid::now_v7().to_string(),
+            occurred_at: Some(SystemTime::now().into()),
+            user_id: user.to_string(),
+            device_id: device.to_string(),
+            stream_id: stream.to_string(),
+        };
         let subject = format!("{STREAM_OPENED}{device}");
-        self.publish(subject, stream.as_bytes().to_vec()).await;
+        self.publish(subject, opened.encode_to_vec()).await;
+    }
+
+    /// Stream `stream` of `user`'s `device` ended, for whatever reason.
+    pub(crate) async fn stream_closed(&self, user: Uuid, device: Uuid, stream: Uuid) {
+        let closed = events::StreamClosed {
+            event_id: Uuid::now_v7().to_string(),
+            occurred_at: Some(SystemTime::now().into()),
+            user_id: user.to_string(),
+            device_id: device.to_string(),
+            stream_id: stream.to_string(),
+        };
+        let subject = format!("{STREAM_CLOSED}{device}");
+        self.publish(subject, closed.encode_to_vec()).await;
+    }
+
+    /// `devices` ((user, device) pairs) have a stream open on instance `instance`.
+    async fn streams_alive(&self, instance: Uuid, devices: &[(Uuid, Uuid)]) {
+        let alive = events::StreamsAlive {
+            event_id: Uuid::now_v7().to_string(),
+            occurred_at: Some(SystemTime::now().into()),
+            instance_id: instance.to_string(),
+            devices: devices
+                .iter()
+                .map(|(user, device)| events::LiveDevice {
+                    user_id: user.to_string(),
+                    device_id: device.to_string(),
+                })
+                .collect(),
+        };
+        let subject = format!("{STREAMS_ALIVE}{instance}");
+        self.publish(subject, alive.encode_to_vec()).await;
+    }
+}
+
+/// Every `streams_alive_every` until `shutdown`, list the devices with a stream open here, so
+/// presence keeps them online and heals a StreamOpened it missed.
+pub(crate) async fn announce(hub: Hub, publisher: Publisher, shutdown: CancellationToken) {
+    // Chosen once per start: instances need no configured names to be told apart.
+    let instance = Uuid::now_v7();
+    // `interval` panics on zero: the setting refuses zero, but settings built in code do not.
+    let every = hub
+        .shared
+        .settings
+        .streams_alive_every
+        .max(Duration::from_millis(1));
+    let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        // Nothing open here, nothing sent: presence needs no empty lists.
+        for batch in hub.open_devices().chunks(ALIVE_BATCH) {
+            publisher.streams_alive(instance, batch).await;
+        }
     }
 }
 
@@ -124,13 +197,13 @@ async fn receive(
     subject: &str,
     payload: &[u8],
 ) -> Result<(), String> {
-    if let Some(device) = subject.strip_prefix(STREAM_OPENED) {
-        let device = Uuid::parse_str(device).map_err(|e| e.to_string())?;
-        let stream = Uuid::from_slice(payload).map_err(|e| e.to_string())?;
-        hub.replaced(device, stream);
+    let decode_err = |e: prost::DecodeError| e.to_string();
+    if subject.starts_with(STREAM_OPENED) {
+        let opened = events::StreamOpened::decode(payload).map_err(decode_err)?;
+        let parse = |text: &str| Uuid::parse_str(text).map_err(|e| e.to_string());
+        hub.replaced(parse(&opened.device_id)?, parse(&opened.stream_id)?);
         return Ok(());
     }
-    let decode_err = |e: prost::DecodeError| e.to_string();
     let (conversation, actor, item) = if subject.starts_with(TYPING) {
         let update = pb::TypingUpdate::decode(payload).map_err(decode_err)?;
         let (conversation, user) = ids(&update.conversation_id, &update.user_id)?;

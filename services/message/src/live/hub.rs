@@ -13,6 +13,7 @@ use echo_config::LiveSettings;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::ephemeral::Publisher;
 use super::items::{Change, Durable, Outgoing, Route, View};
 use super::membership::MemberCache;
 use crate::store::MessageStore;
@@ -110,6 +111,8 @@ pub struct Hub {
 /// starts. Unregisters when dropped.
 pub(crate) struct Registration {
     pub id: Uuid,
+    user: Uuid,
+    device: Uuid,
     pub items: mpsc::Receiver<Outgoing>,
     pub ended: oneshot::Receiver<Ending>,
     /// The hub's position when the stream registered: it receives every item past it.
@@ -120,6 +123,14 @@ pub(crate) struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.hub.routing().remove(self.id, None);
+        // However the stream ended (client gone, replaced, revoked, cut, shutdown), it ends
+        // here: presence lets the device lapse unless something refreshes it. Spawned, since a
+        // drop cannot wait; no runtime left means the process is going away anyway.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let publisher = Publisher::new(self.hub.shared.bus.clone());
+            let (user, device, stream) = (self.user, self.device, self.id);
+            runtime.spawn(async move { publisher.stream_closed(user, device, stream).await });
+        }
     }
 }
 
@@ -193,6 +204,8 @@ impl Hub {
         metrics::gauge!("echo_live_streams").increment(1.0);
         Registration {
             id,
+            user,
+            device,
             items,
             ended,
             position,
@@ -251,6 +264,16 @@ impl Hub {
         for user in users.into_iter().filter(|u| *u != actor) {
             routing.deliver(user, &item);
         }
+    }
+
+    /// The (user, device) pairs with a stream open here, one per device.
+    pub(crate) fn open_devices(&self) -> Vec<(Uuid, Uuid)> {
+        let routing = self.routing();
+        routing
+            .by_device
+            .iter()
+            .filter_map(|(device, id)| Some((routing.slots.get(id)?.user, *device)))
+            .collect()
     }
 
     /// Whether any stream is registered here (else a batch needs no reading of snapshots).

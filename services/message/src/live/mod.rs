@@ -80,14 +80,21 @@ pub struct LiveDeps {
 pub type SubscribeStream = stream::Stream;
 
 impl Live {
-    /// Start the hub's reader and the ephemeral listener; both stop at `shutdown`.
+    /// Start the hub's reader, the ephemeral listener and the open-stream announcer (for
+    /// presence); all stop at `shutdown`.
     pub async fn start(deps: LiveDeps, shutdown: CancellationToken) -> Result<Live, LiveError> {
         let hub = Hub::new(deps.store, deps.outbox, deps.bus.clone(), deps.settings).await?;
+        let publisher = Publisher::new(deps.bus);
         tokio::spawn(tail::follow(hub.clone(), shutdown.clone()));
-        tokio::spawn(ephemeral::listen(hub.clone(), shutdown));
+        tokio::spawn(ephemeral::listen(hub.clone(), shutdown.clone()));
+        tokio::spawn(ephemeral::announce(
+            hub.clone(),
+            publisher.clone(),
+            shutdown,
+        ));
         Ok(Live {
             hub,
-            publisher: Publisher::new(deps.bus),
+            publisher,
             revocations: deps.revocations,
         })
     }
@@ -111,7 +118,7 @@ impl Live {
         let shared = &self.hub.shared;
         let registration = self.hub.register(caller.user_id, caller.device_id);
         self.publisher
-            .stream_opened(caller.device_id, registration.id)
+            .stream_opened(caller.user_id, caller.device_id, registration.id)
             .await;
         // At or past the hub's position at registration: the replay and the live items meet
         // with no gap.
