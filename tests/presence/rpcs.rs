@@ -151,7 +151,10 @@ async fn heartbeats_are_rate_limited_per_device() {
         client.heartbeat(beat()).await.expect("after the wait");
         // Another device has its own bucket.
         let other = second_device(&mesh, &bob).await;
-        mesh.presence_as(&other).heartbeat(beat()).await.expect("own bucket");
+        mesh.presence_as(&other)
+            .heartbeat(beat())
+            .await
+            .expect("own bucket");
         mesh.shutdown().await;
     }
 }
@@ -185,23 +188,37 @@ async fn bad_fields_are_named() {
         (set(S::Offline as i32, None), vec!["status"]),
         (set(S::Unspecified as i32, None), vec!["status"]),
         (set(S::Dnd as i32, Some(59)), vec!["clear_after"]),
-        (set(S::Dnd as i32, Some(7 * 24 * 3600 + 1)), vec!["clear_after"]),
+        (
+            set(S::Dnd as i32, Some(7 * 24 * 3600 + 1)),
+            vec!["clear_after"],
+        ),
         (set(S::Dnd as i32, Some(-60)), vec!["clear_after"]),
         (set(S::Online as i32, Some(600)), vec!["clear_after"]),
-        (set(S::Offline as i32, Some(1)), vec!["status", "clear_after"]),
+        (
+            set(S::Offline as i32, Some(1)),
+            vec!["status", "clear_after"],
+        ),
     ] {
-        let status = client.set_status(request.clone()).await.unwrap_err();
+        let status = client.set_status(request).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{request:?}");
         assert_eq!(violated_fields(&status), fields, "{request:?}");
     }
 
-    let ids = |n: usize| (0..n).map(|_| ada.tokens.user_id.clone()).collect::<Vec<_>>();
+    let ids = |n: usize| {
+        (0..n)
+            .map(|_| ada.tokens.user_id.clone())
+            .collect::<Vec<_>>()
+    };
     let get = |user_ids| pb::GetPresenceRequest { user_ids };
     for (request, fields) in [
         (get(vec![]), vec!["user_ids"]),
         (get(ids(101)), vec!["user_ids"]),
         (
-            get(vec![ada.tokens.user_id.clone(), "nope".into(), String::new()]),
+            get(vec![
+                ada.tokens.user_id.clone(),
+                "nope".into(),
+                String::new(),
+            ]),
             vec!["user_ids[1]", "user_ids[2]"],
         ),
     ] {
@@ -210,7 +227,11 @@ async fn bad_fields_are_named() {
         assert_eq!(violated_fields(&status), fields);
     }
     // 100 copies of one id are one distinct id: one entry.
-    let one_entry = client.get_presence(get(ids(100))).await.unwrap().into_inner();
+    let one_entry = client
+        .get_presence(get(ids(100)))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(one_entry.presences.len(), 1);
 
     let watch = |user_ids| pb::WatchPresenceRequest { user_ids };
@@ -231,8 +252,7 @@ async fn every_rpc_needs_a_token() {
     let Some(mesh) = mesh(Backend::Embedded).await else {
         return;
     };
-    let mut client =
-        pb::presence_service_client::PresenceServiceClient::new(mesh.channel());
+    let mut client = pb::presence_service_client::PresenceServiceClient::new(mesh.channel());
     let refused = [
         client
             .heartbeat(pb::HeartbeatRequest::default())

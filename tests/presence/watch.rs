@@ -73,7 +73,10 @@ async fn online_away_flaps_are_damped_latest_wins() {
         heartbeat(&mesh, &bob, S::Online).await;
         let alive = keep_alive(&mesh, &bob);
         let mut stream = watch(&mesh, &ada, &[&bob]).await;
-        assert_eq!(status(&next_presence(&mut stream, Duration::from_secs(5)).await), S::Online);
+        assert_eq!(
+            status(&next_presence(&mut stream, Duration::from_secs(5)).await),
+            S::Online
+        );
         // Flips within the window: AWAY goes out at once (the window was clear); ONLINE, AWAY,
         // ONLINE are held and only the latest (ONLINE) goes out when the window ends.
         let started = tokio::time::Instant::now();
@@ -84,7 +87,11 @@ async fn online_away_flaps_are_damped_latest_wins() {
         set_status(&mesh, &bob, S::Away).await;
         set_status(&mesh, &bob, S::Online).await;
         let latest = next_presence(&mut stream, Duration::from_secs(6)).await;
-        assert_eq!(status(&latest), S::Online, "{backend:?}: the latest wins, nothing between");
+        assert_eq!(
+            status(&latest),
+            S::Online,
+            "{backend:?}: the latest wins, nothing between"
+        );
         assert!(
             started.elapsed() >= Duration::from_millis(2900),
             "{backend:?}: held for the window ({:?})",
@@ -161,7 +168,10 @@ async fn watch_streams_are_capped_per_user() {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(reopened.is_some(), "{backend:?}: a closed stream frees its slot");
+        assert!(
+            reopened.is_some(),
+            "{backend:?}: a closed stream frees its slot"
+        );
         mesh.shutdown().await;
     }
 }
@@ -193,7 +203,14 @@ async fn a_revoked_session_ends_its_watch_within_a_second() {
         .expect("ended within a second");
         assert_reason(&ended, Code::Unauthenticated, "SESSION_REVOKED");
         // ... and the revoked device no longer keeps ada online.
-        eventually(&mesh, &bob, &ada, |p| status(p) != S::Online, "ada's device gone").await;
+        eventually(
+            &mesh,
+            &bob,
+            &ada,
+            |p| status(p) != S::Online,
+            "ada's device gone",
+        )
+        .await;
         mesh.shutdown().await;
     }
 }
@@ -212,7 +229,14 @@ async fn a_subscribe_stream_alone_keeps_its_device_online() {
             .expect("subscribe")
             .into_inner();
         let reader = tokio::spawn(async move { while let Ok(Some(_)) = live.message().await {} });
-        eventually(&mesh, &ada, &bob, |p| status(p) == S::Online, "online by stream").await;
+        eventually(
+            &mesh,
+            &ada,
+            &bob,
+            |p| status(p) == S::Online,
+            "online by stream",
+        )
+        .await;
         // Several TTLs (3 s each) with no heartbeat: still online.
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -224,7 +248,14 @@ async fn a_subscribe_stream_alone_keeps_its_device_online() {
         }
         // Closing the stream lets the entry expire soon after (stream_closed_ttl 1 s).
         reader.abort();
-        eventually(&mesh, &ada, &bob, |p| status(p) == S::Offline, "offline after close").await;
+        eventually(
+            &mesh,
+            &ada,
+            &bob,
+            |p| status(p) == S::Offline,
+            "offline after close",
+        )
+        .await;
         mesh.shutdown().await;
     }
 }
@@ -241,18 +272,36 @@ async fn a_dropped_hint_is_healed_by_the_reconcile() {
         };
         let (ada, bob) = pair(&mesh).await;
         let mut stream = watch(&mesh, &ada, &[&bob]).await;
-        assert_eq!(status(&next_presence(&mut stream, Duration::from_secs(5)).await), S::Offline);
+        assert_eq!(
+            status(&next_presence(&mut stream, Duration::from_secs(5)).await),
+            S::Offline
+        );
         // Write bob's state behind the service's back: no hint is published.
-        let tracker = mesh.mesh.presence.as_ref().expect("presence runs").tracker();
+        let tracker = mesh
+            .mesh
+            .presence
+            .as_ref()
+            .expect("presence runs")
+            .tracker();
         let bob_id = Uuid::parse_str(&bob.tokens.user_id).unwrap();
         let device = Uuid::parse_str(&bob.tokens.device_id).unwrap();
+        let now = chrono::Utc::now();
         tracker
             .state
-            .refresh(bob_id, device, None, Duration::from_secs(30), chrono::Utc::now())
+            .seed(bob_id, None, None, now)
+            .await
+            .expect("seed");
+        tracker
+            .state
+            .refresh(bob_id, device, None, Duration::from_secs(30), now)
             .await
             .expect("a silent write");
         let healed = next_presence(&mut stream, Duration::from_secs(3)).await;
-        assert_eq!(status(&healed), S::Online, "{backend:?}: healed by the reconcile");
+        assert_eq!(
+            status(&healed),
+            S::Online,
+            "{backend:?}: healed by the reconcile"
+        );
         mesh.shutdown().await;
     }
 }
@@ -265,10 +314,61 @@ async fn a_change_on_one_instance_reaches_watchers_on_another() {
     let second = first.start_sibling().await;
     let (ada, bob) = pair(&first).await;
     let mut stream = watch(&second, &ada, &[&bob]).await;
-    assert_eq!(status(&next_presence(&mut stream, Duration::from_secs(5)).await), S::Offline);
+    assert_eq!(
+        status(&next_presence(&mut stream, Duration::from_secs(5)).await),
+        S::Offline
+    );
     heartbeat(&first, &bob, S::Online).await;
     let seen = next_presence(&mut stream, Duration::from_secs(2)).await;
     assert_eq!(status(&seen), S::Online, "a hint crossed the instances");
     second.shutdown().await;
     first.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_replaced_subscribe_stream_does_not_cut_its_successor_short() {
+    for backend in Backend::BOTH {
+        let Some(mesh) = mesh_with(backend, |c| {
+            c.presence.ttl = Duration::from_secs(6);
+            c.presence.stream_closed_ttl = Duration::from_secs(1);
+            c.live.streams_alive_every = Duration::from_secs(60);
+        })
+        .await
+        else {
+            continue;
+        };
+        let (ada, bob) = pair(&mesh).await;
+        let subscribe = || async {
+            mesh.message_as(&bob)
+                .subscribe(message::SubscribeRequest::default())
+                .await
+                .expect("subscribe")
+                .into_inner()
+        };
+        let mut first = subscribe().await;
+        eventually(
+            &mesh,
+            &ada,
+            &bob,
+            |p| status(p) == S::Online,
+            "online by stream",
+        )
+        .await;
+        // The same device opens a new stream: the first ends (STREAM_REPLACED), and its
+        // stream_closed may arrive after the new one's stream_opened.
+        let _second = subscribe().await;
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Ok(Some(_)) = first.message().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the first stream was replaced");
+        // Past the closed stream's grace (1 s), well within the TTL (6 s): still online.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            status(&one(&mesh, &ada, &bob).await),
+            S::Online,
+            "{backend:?}: the open successor keeps the device present"
+        );
+        mesh.shutdown().await;
+    }
 }

@@ -6,10 +6,12 @@
 //! unless `ECHO_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns absence into a panic.
 
 mod private;
+mod proxy;
 
 use std::net::{TcpStream, ToSocketAddrs};
 
 pub use private::PrivateRedis;
+pub use proxy::TcpProxy;
 use std::time::Duration;
 
 /// A shared server that integration tests may use.

@@ -29,10 +29,8 @@ pub const MAX_GET: usize = 100;
 /// Most ids one WatchPresence watches.
 pub const MAX_WATCH: usize = 500;
 /// Shortest and longest `clear_after`.
-const CLEAR_AFTER: (Duration, Duration) = (
-    Duration::from_secs(60),
-    Duration::from_secs(7 * 24 * 3600),
-);
+const CLEAR_AFTER: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(7 * 24 * 3600));
 
 /// The PresenceService handlers.
 #[derive(Clone)]
@@ -120,7 +118,10 @@ fn manual_status(request: &pb::SetStatusRequest) -> Result<Option<ManualStatus>,
             _ => check.push("clear_after", "must be between 1 minute and 7 days"),
         }
         if status.is_none() && check.is_clean() {
-            check.push("clear_after", "only AWAY, DND and INVISIBLE clear themselves");
+            check.push(
+                "clear_after",
+                "only AWAY, DND and INVISIBLE clear themselves",
+            );
         }
     }
     check.finish()?;
@@ -178,13 +179,12 @@ impl PresenceService for PresenceApi {
     ) -> Result<Response<pb::GetPresenceResponse>, Status> {
         let caller = Caller::of(&request).map_err(Failure::from)?;
         let ids = user_ids(&request.get_ref().user_ids, MAX_GET)?;
-        let relations = self
-            .tracker
-            .store
-            .relations(caller.user_id, &ids)
-            .await
-            .map_err(|e| fail(e.into()))?;
-        let states = self.tracker.read(&ids).await.map_err(fail)?;
+        let (relations, states) = tokio::join!(
+            self.tracker.store.relations(caller.user_id, &ids),
+            self.tracker.read(&ids)
+        );
+        let relations = relations.map_err(|e| fail(e.into()))?;
+        let states = states.map_err(fail)?;
         let presences = states
             .into_iter()
             .map(|state| {

@@ -46,13 +46,11 @@ impl From<PresenceError> for Failure {
                 format!("at most {limit} presence watch streams may be open per user"),
             ),
             PresenceError::State(StateError::Unavailable(_))
-            | PresenceError::Cache(echo_cache::CacheError::Unavailable(_)) => {
-                Failure::unavailable(
-                    "DEPENDENCY_UNAVAILABLE",
-                    "presence is unavailable right now; retry shortly",
-                    RETRY_OUTAGE,
-                )
-            }
+            | PresenceError::Cache(echo_cache::CacheError::Unavailable(_)) => Failure::unavailable(
+                "DEPENDENCY_UNAVAILABLE",
+                "presence is unavailable right now; retry shortly",
+                RETRY_OUTAGE,
+            ),
             PresenceError::Store(error) if error.is_unavailable() => Failure::unavailable(
                 "DEPENDENCY_UNAVAILABLE",
                 "presence is unavailable right now; retry shortly",

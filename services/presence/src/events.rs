@@ -112,8 +112,7 @@ impl EventHandler for PresenceEvents {
             }
             "echo.events.v1.ContactAdded" => {
                 let m = events::ContactAdded::decode(payload)?;
-                projection::add_contact(tx, id(&m.owner_user_id)?, id(&m.contact_user_id)?)
-                    .await?;
+                projection::add_contact(tx, id(&m.owner_user_id)?, id(&m.contact_user_id)?).await?;
             }
             "echo.events.v1.ContactRemoved" => {
                 let m = events::ContactRemoved::decode(payload)?;

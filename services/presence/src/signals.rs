@@ -6,6 +6,7 @@
 //! Every presence instance hears every signal and applies it: the writes are idempotent, and
 //! the cost is one state write per instance per signal.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -44,11 +45,14 @@ pub async fn listen(tracker: Tracker, shutdown: CancellationToken) {
             }
         };
         let mut signals = futures::stream::select_all([opened, closed, alive]);
+        let mut streams = Streams::new();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 signal = signals.next() => match signal {
-                    Some((subject, payload)) => apply(&tracker, &subject, &payload).await,
+                    Some((subject, payload)) => {
+                        apply(&tracker, &mut streams, &subject, &payload).await;
+                    }
                     None => break,
                 },
             }
@@ -56,26 +60,50 @@ pub async fn listen(tracker: Tracker, shutdown: CancellationToken) {
     }
 }
 
+/// The newest stream opened per device: a replaced stream's `stream_closed` can arrive after
+/// its successor's `stream_opened`, and must not cut the device's entry short while the
+/// successor is open. Stream ids are UUIDv7, so newer is greater. One entry per device with
+/// an open stream (removed by its close).
+type Streams = HashMap<Uuid, Uuid>;
+
 fn ids(user: &str, device: &str) -> Option<(Uuid, Uuid)> {
     Some((Uuid::parse_str(user).ok()?, Uuid::parse_str(device).ok()?))
 }
 
-async fn apply(tracker: &Tracker, subject: &str, payload: &[u8]) {
+async fn apply(tracker: &Tracker, streams: &mut Streams, subject: &str, payload: &[u8]) {
     let outcome = if subject.starts_with(OPENED) {
-        let Some((user, device)) = events::StreamOpened::decode(payload)
+        let Some((user, device, stream)) = events::StreamOpened::decode(payload)
             .ok()
-            .and_then(|m| ids(&m.user_id, &m.device_id))
+            .and_then(|m| {
+                Some((
+                    ids(&m.user_id, &m.device_id)?,
+                    Uuid::parse_str(&m.stream_id).ok()?,
+                ))
+            })
+            .map(|((user, device), stream)| (user, device, stream))
         else {
             return;
         };
+        let newest = streams.entry(device).or_insert(stream);
+        *newest = (*newest).max(stream);
         tracker.refresh(user, device, None).await.map(drop)
     } else if subject.starts_with(CLOSED) {
-        let Some((user, device)) = events::StreamClosed::decode(payload)
+        let Some((user, device, stream)) = events::StreamClosed::decode(payload)
             .ok()
-            .and_then(|m| ids(&m.user_id, &m.device_id))
+            .and_then(|m| {
+                Some((
+                    ids(&m.user_id, &m.device_id)?,
+                    Uuid::parse_str(&m.stream_id).ok()?,
+                ))
+            })
+            .map(|((user, device), stream)| (user, device, stream))
         else {
             return;
         };
+        if streams.get(&device).is_some_and(|newest| *newest > stream) {
+            return; // replaced: its successor keeps the device present
+        }
+        streams.remove(&device);
         let within = tracker.settings.stream_closed_ttl;
         tracker
             .state

@@ -250,7 +250,10 @@ mod tests {
 
     #[test]
     fn only_online_devices_count_for_delivery() {
-        let user = state(vec![device(1, Activity::Away), device(2, Activity::Online)], None);
+        let user = state(
+            vec![device(1, Activity::Away), device(2, Activity::Online)],
+            None,
+        );
         assert_eq!(
             user.online_devices().collect::<Vec<_>>(),
             vec![Uuid::from_u128(2)]

@@ -244,10 +244,8 @@ impl PresenceStore {
         observer: Uuid,
         targets: &[Uuid],
     ) -> Result<HashMap<Uuid, Relation>, StoreError> {
-        let mut relations: HashMap<Uuid, Relation> = targets
-            .iter()
-            .map(|t| (*t, Relation::default()))
-            .collect();
+        let mut relations: HashMap<Uuid, Relation> =
+            targets.iter().map(|t| (*t, Relation::default())).collect();
         if targets.is_empty() {
             return Ok(relations);
         }

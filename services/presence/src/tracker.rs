@@ -144,33 +144,34 @@ impl Tracker {
         Ok(())
     }
 
-    /// The current state of each of `users`, in order (seeding the forgotten ones).
+    /// The current state of each of `users`, in order. A user the state store does not know
+    /// has no live device; their manual status and `last_seen` come from the database. Reads
+    /// never seed, so reading unknown ids (anyone may ask for any id) writes nothing.
     pub async fn read(&self, users: &[Uuid]) -> Result<Vec<UserState>, PresenceError> {
-        let mut states = self.state.read(users).await?;
+        let states = self.state.read(users).await?;
         let unseeded: Vec<Uuid> = users
             .iter()
             .zip(&states)
             .filter(|(_, state)| state.is_none())
             .map(|(user, _)| *user)
             .collect();
-        if !unseeded.is_empty() {
-            self.seed(&unseeded).await?;
-            let seeded = self.state.read(&unseeded).await?;
-            let mut seeded: HashMap<Uuid, Option<UserState>> =
-                unseeded.into_iter().zip(seeded).collect();
-            for (user, state) in users.iter().zip(states.iter_mut()) {
-                if state.is_none() {
-                    *state = seeded.remove(user).flatten();
-                }
-            }
-        }
+        let persisted = self.store.load(&unseeded).await?;
+        let now = Utc::now();
         Ok(users
             .iter()
             .zip(states)
             .map(|(user, state)| {
-                state.unwrap_or_else(|| UserState {
-                    user_id: *user,
-                    ..UserState::default()
+                state.unwrap_or_else(|| {
+                    let saved = persisted.get(user).copied().unwrap_or_default();
+                    UserState {
+                        user_id: *user,
+                        devices: Vec::new(),
+                        manual: saved
+                            .manual
+                            .filter(|m| m.clears_at.is_none_or(|at| at > now)),
+                        last_seen: saved.last_seen,
+                        version: 0,
+                    }
                 })
             })
             .collect())

@@ -105,11 +105,7 @@ pub trait PresenceState: Send + Sync + 'static {
     /// Every device entry expiring before `until` now expires at `until` (after an outage of
     /// the state store, so nothing expires for one TTL: no mass OFFLINE). At most `limit`
     /// entries per call; returns how many were extended (call again while it equals `limit`).
-    async fn extend_until(
-        &self,
-        until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<usize, StateError>;
+    async fn extend_until(&self, until: DateTime<Utc>, limit: usize) -> Result<usize, StateError>;
 
     /// Forgets `user` entirely (the account was deleted).
     async fn forget(&self, user: Uuid) -> Result<(), StateError>;
@@ -147,6 +143,8 @@ pub async fn connect(
     if url.starts_with("memory:") {
         Ok(std::sync::Arc::new(MemoryState::new()))
     } else {
-        Ok(std::sync::Arc::new(RedisState::connect(url, key_prefix).await?))
+        Ok(std::sync::Arc::new(
+            RedisState::connect(url, key_prefix).await?,
+        ))
     }
 }

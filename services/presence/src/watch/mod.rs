@@ -143,7 +143,15 @@ impl Watchers {
             }
             let slots = targets
                 .iter()
-                .map(|t| (*t, Slot { visible: false, shown: None }))
+                .map(|t| {
+                    (
+                        *t,
+                        Slot {
+                            visible: false,
+                            shown: None,
+                        },
+                    )
+                })
                 .collect();
             index.streams.insert(
                 id,
@@ -157,9 +165,11 @@ impl Watchers {
             id
         };
         let read = async {
-            let states = self.tracker.read(&targets).await?;
-            let relations = self.tracker.store.relations(observer, &targets).await?;
-            Ok::<_, PresenceError>((states, relations))
+            let (states, relations) = tokio::join!(
+                self.tracker.read(&targets),
+                self.tracker.store.relations(observer, &targets)
+            );
+            Ok::<_, PresenceError>((states?, relations?))
         };
         let (states, relations) = match read.await {
             Ok(read) => read,
@@ -178,14 +188,21 @@ impl Watchers {
                 *entry = fresh;
             }
             let view = entry.1;
-            let visible = may_see(observer, target, &relations.get(&target).copied().unwrap_or_default());
+            let visible = may_see(
+                observer,
+                target,
+                &relations.get(&target).copied().unwrap_or_default(),
+            );
             let shown = Shown::of(visible, view);
             if let Some(slot) = index
                 .streams
                 .get_mut(&id)
                 .and_then(|w| w.targets.get_mut(&target))
             {
-                *slot = Slot { visible, shown: Some(shown) };
+                *slot = Slot {
+                    visible,
+                    shown: Some(shown),
+                };
             }
             snapshot.push(shown.to_pb(target));
         }
@@ -231,7 +248,9 @@ impl Watchers {
         if changed.version <= version {
             return;
         }
-        index.views.insert(changed.user, (changed.version, changed.view));
+        index
+            .views
+            .insert(changed.user, (changed.version, changed.view));
         let now = Instant::now();
         let flap = is_flap(previous.status, changed.view.status);
         let damper = index.dampers.entry(changed.user).or_insert(Damper {

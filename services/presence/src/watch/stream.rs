@@ -37,11 +37,18 @@ pub struct Lease {
 
 impl Lease {
     /// Take one of `max` slots of `user`, or refuse with LIMIT_EXCEEDED.
-    pub async fn take(cache: Arc<dyn Cache>, user: Uuid, max: usize) -> Result<Lease, PresenceError> {
+    pub async fn take(
+        cache: Arc<dyn Cache>,
+        user: Uuid,
+        max: usize,
+    ) -> Result<Lease, PresenceError> {
         let holder = Uuid::now_v7();
         for slot in 0..max {
             let key = format!("presence:watch:{user}:{slot}");
-            if cache.set_if_absent(&key, holder.as_bytes(), LEASE_TTL).await? {
+            if cache
+                .set_if_absent(&key, holder.as_bytes(), LEASE_TTL)
+                .await?
+            {
                 return Ok(Lease { cache, key });
             }
         }
