@@ -87,6 +87,56 @@ impl StoreError {
     }
 }
 
+/// "Rules once, dialect twice" (STYLE 15) for statements both dialects accept: runs `$body`
+/// with `$c` bound to the pool of either backend (`write`: SQLite's single writer; `read`:
+/// its readers), so ONE SQL text and its binds are written once and compiled for each backend.
+/// Shared encodings make that work: ids bind as `uuid` on PostgreSQL and 16-byte blobs on
+/// SQLite, times as milliseconds since the epoch.
+#[macro_export]
+macro_rules! with_db {
+    ($db:expr, write, |$c:ident| $body:expr) => {
+        match $db {
+            $crate::Database::Postgres(db) => {
+                let $c = &db.pool;
+                $body
+            }
+            $crate::Database::Sqlite(db) => {
+                let $c = &db.writer;
+                $body
+            }
+        }
+    };
+    ($db:expr, read, |$c:ident| $body:expr) => {
+        match $db {
+            $crate::Database::Postgres(db) => {
+                let $c = &db.pool;
+                $body
+            }
+            $crate::Database::Sqlite(db) => {
+                let $c = &db.reader;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the connection inside a transaction of either backend.
+#[macro_export]
+macro_rules! with_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx {
+            $crate::Tx::Postgres(tx) => {
+                let $c: &mut $crate::sqlx::PgConnection = &mut **tx;
+                $body
+            }
+            $crate::Tx::Sqlite(tx) => {
+                let $c: &mut $crate::sqlx::SqliteConnection = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
 /// `limit` as SQL's LIMIT takes it (stores count in `usize`).
 pub fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)

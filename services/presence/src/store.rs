@@ -4,65 +4,20 @@
 //!
 //! Rules once, dialect twice (STYLE 15): every statement here is ONE SQL text that PostgreSQL
 //! and SQLite both accept, with shared encodings (ids bind as `uuid` / 16-byte blobs, times as
-//! milliseconds since the epoch). The [`with_db!`] and [`with_tx!`] macros only pick the
+//! milliseconds since the epoch). `echo_store`'s `with_db!` and `with_tx!` only pick the
 //! connection; the statement and its binds are written once and compiled for each backend.
 //! Nothing here is backend-specific, so there is no per-backend file.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use echo_store::{Database, StoreError, Tx};
+use echo_store::{Database, StoreError, Tx, with_db, with_tx};
 use sqlx::Row as _;
 use uuid::Uuid;
 
 use crate::state::{from_millis, millis};
 use crate::status::{Manual, ManualStatus};
 use crate::visibility::{Audience, Relation};
-
-/// Runs `$body` with `$c` bound to the pool of either backend (`write`: SQLite's single
-/// writer; `read`: its readers).
-macro_rules! with_db {
-    ($db:expr, write, |$c:ident| $body:expr) => {
-        match $db {
-            Database::Postgres(db) => {
-                let $c = &db.pool;
-                $body
-            }
-            Database::Sqlite(db) => {
-                let $c = &db.writer;
-                $body
-            }
-        }
-    };
-    ($db:expr, read, |$c:ident| $body:expr) => {
-        match $db {
-            Database::Postgres(db) => {
-                let $c = &db.pool;
-                $body
-            }
-            Database::Sqlite(db) => {
-                let $c = &db.reader;
-                $body
-            }
-        }
-    };
-}
-
-/// Runs `$body` with `$c` bound to the connection inside a transaction of either backend.
-macro_rules! with_tx {
-    ($tx:expr, |$c:ident| $body:expr) => {
-        match $tx {
-            Tx::Postgres(tx) => {
-                let $c: &mut sqlx::PgConnection = &mut **tx;
-                $body
-            }
-            Tx::Sqlite(tx) => {
-                let $c: &mut sqlx::SqliteConnection = &mut **tx;
-                $body
-            }
-        }
-    };
-}
 
 /// What the database keeps of one user's presence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
