@@ -5,6 +5,11 @@
 //! Wiring, per service: `AuthnLayer::new(verifier, revocations, PUBLIC_METHODS)` wraps the
 //! generated server; handlers read `request.extensions().get::<Caller>()` (or
 //! [`Caller::of`]); long-lived streams also `select!` on [`Revocations::revoked_signal`].
+//!
+//! Internal contracts (`*InternalService`, served on the internal port only) take a service
+//! credential instead: [`ServiceTokens`] mints the caller's token from the shared
+//! [`ServiceSecret`], [`ServiceAuthLayer`] checks it and puts a [`ServiceCaller`] into the
+//! request extensions.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,12 +22,17 @@ mod keys;
 mod layer;
 pub mod phone;
 mod revocation;
+mod service;
 mod token;
 
 pub use keys::{DEV_KEY_FILE, Jwk, KeySet, PublicKey, SigningKey};
 pub use layer::{Authenticated, AuthnLayer};
 pub use phone::PhoneNumber;
 pub use revocation::{CHANNEL as REVOCATION_CHANNEL, Decision, RevocationOptions, Revocations};
+pub use service::{
+    MIN_SERVICE_SECRET_BYTES, SERVICE_ISSUER, ServiceAuthError, ServiceAuthLayer,
+    ServiceAuthenticated, ServiceCaller, ServiceClaims, ServiceSecret, ServiceTokens,
+};
 pub use token::{Claims, TokenIssuer, Verifier};
 
 /// How long a client should wait before retrying when revocations cannot be checked.

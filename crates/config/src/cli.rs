@@ -25,6 +25,9 @@ pub struct Cli {
     /// Admin address for /metrics and /healthz [env: ECHO_ADMIN_LISTEN].
     #[arg(long, global = true)]
     pub admin_listen: Option<SocketAddr>,
+    /// Internal address for Echo's own service-to-service calls [env: ECHO_INTERNAL_LISTEN].
+    #[arg(long, global = true)]
+    pub internal_listen: Option<SocketAddr>,
     /// Directory for embedded state [env: ECHO_DATA_DIR].
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
@@ -54,6 +57,10 @@ impl Cli {
         put("target", self.target.clone());
         put("listen", self.listen.map(|a| a.to_string()));
         put("admin_listen", self.admin_listen.map(|a| a.to_string()));
+        put(
+            "internal_listen",
+            self.internal_listen.map(|a| a.to_string()),
+        );
         put(
             "data_dir",
             self.data_dir.as_ref().map(|d| d.display().to_string()),

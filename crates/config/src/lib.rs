@@ -32,6 +32,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The admin port: `/metrics`, `/healthz`, `/readyz`.
     pub admin_listen: SocketAddr,
+    /// The internal port: internal contracts (`*InternalService`) for Echo's own services,
+    /// behind the service credential. Bound only by processes that serve one.
+    pub internal_listen: SocketAddr,
     /// Where embedded state lives (SQLite files, generated development keys).
     pub data_dir: PathBuf,
     /// `sqlite://…` (embedded, the default under `data_dir`) or `postgres://…`.
@@ -80,6 +83,12 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Identity settings: signing keys, token lifetimes, OTP (DESIGN §5).
     pub auth: AuthSettings,
+    /// The secret every process of a deployment shares to sign and check service tokens
+    /// (internal contracts, DESIGN §9); at least 32 bytes. Secret.
+    pub service_secret: Option<String>,
+    /// A file holding `service_secret` (e.g. a mounted Kubernetes Secret), read at load;
+    /// surrounding whitespace is ignored. Setting both is an error.
+    pub service_secret_file: Option<PathBuf>,
     /// Live delivery: Subscribe streams and typing (DESIGN §7).
     pub live: LiveSettings,
     /// Presence: heartbeats, entry lifetime, watch streams (DESIGN §9).
@@ -191,6 +200,7 @@ impl Default for Config {
             target: Targets::all(),
             listen: ([127, 0, 0, 1], 8080).into(),
             admin_listen: ([127, 0, 0, 1], 9090).into(),
+            internal_listen: ([127, 0, 0, 1], 9091).into(),
             data_dir: PathBuf::from("data"),
             database_url: None,
             database_schema_prefix: "echo_".into(),
@@ -212,6 +222,8 @@ impl Default for Config {
             upstreams: Upstreams::default(),
             trusted_proxies: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
             auth: AuthSettings::default(),
+            service_secret: None,
+            service_secret_file: None,
             live: LiveSettings::default(),
             presence: PresenceSettings::default(),
             send: SendSettings::default(),
@@ -241,7 +253,7 @@ impl Config {
         if cli.config.is_some() || file.exists() {
             figment = figment.merge(Toml::file_exact(&file));
         }
-        let config: Config = figment
+        let mut config: Config = figment
             // `ECHO_UPSTREAMS__AUTH` reaches `upstreams.auth`; the single underscore stays.
             .merge(
                 Env::prefixed("ECHO_")
@@ -251,8 +263,26 @@ impl Config {
             .merge(Serialized::defaults(cli.overrides()))
             .extract()
             .map_err(Box::new)?;
+        config.read_service_secret_file()?;
         config.check()?;
         Ok(config)
+    }
+
+    /// Take `service_secret` from `service_secret_file` when that is set.
+    fn read_service_secret_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.service_secret_file else {
+            return Ok(());
+        };
+        if self.service_secret.is_some() {
+            return Err(ConfigError::Inconsistent(
+                "service_secret and service_secret_file are both set; set one".into(),
+            ));
+        }
+        let secret = std::fs::read_to_string(path).map_err(|error| {
+            ConfigError::Inconsistent(format!("service_secret_file {}: {error}", path.display()))
+        })?;
+        self.service_secret = Some(secret.trim().to_owned());
+        Ok(())
     }
 
     /// The effective database URL: configured, or the embedded SQLite under `data_dir`.
@@ -327,14 +357,31 @@ impl Config {
 
     /// Production refuses development defaults and weak secrets (DESIGN §5).
     fn check_production_secrets(&self) -> Result<(), ConfigError> {
-        let refuse = |what: &str| {
-            Err(ConfigError::Inconsistent(format!(
-                "production mode (env = production, or a non-embedded backend) {what}"
-            )))
-        };
-        if !self.target.contains(Target::Auth) && !self.target.contains(Target::Edge) {
-            return Ok(());
+        if self.target.contains(Target::Auth) || self.target.contains(Target::Edge) {
+            self.check_token_secrets()?;
         }
+        // The services that serve or call internal contracts authenticate those calls with it.
+        let internal = [Target::Message, Target::Presence, Target::Notification];
+        if internal.into_iter().any(|t| self.target.contains(t)) {
+            match &self.service_secret {
+                None => {
+                    return refuse(
+                        "needs service_secret (ECHO_SERVICE_SECRET, or service_secret_file): services authenticate their internal calls with it",
+                    );
+                }
+                Some(secret) if is_weak_secret(secret) => {
+                    return refuse(&format!(
+                        "refuses a weak service_secret: use at least {MIN_SECRET_BYTES} random bytes"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The access-token key, and auth's own secrets when auth runs here.
+    fn check_token_secrets(&self) -> Result<(), ConfigError> {
         match &self.auth.jwt_signing_key {
             None => {
                 return refuse(
@@ -374,8 +421,16 @@ impl Config {
         let hide = |secret: &Option<String>| secret.as_ref().map(|_| "***".to_owned());
         copy.auth.jwt_signing_key = hide(&self.auth.jwt_signing_key);
         copy.auth.otp_hmac_key = hide(&self.auth.otp_hmac_key);
+        copy.service_secret = hide(&self.service_secret);
         serde_json::to_value(copy).unwrap_or_default()
     }
+}
+
+/// A production-mode refusal saying what is missing or wrong.
+fn refuse(what: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Inconsistent(format!(
+        "production mode (env = production, or a non-embedded backend) {what}"
+    )))
 }
 
 /// `ECHO_TEST_*` and `ECHO_REQUIRE_SERVICES` belong to the test suite, not to the server: they

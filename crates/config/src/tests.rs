@@ -158,12 +158,103 @@ fn production_refuses_weak_or_default_secrets() {
             .unwrap_or_default();
         assert!(error.contains("otp_sender = log"), "{error}");
         jail.set_env("ECHO_AUTH__OTP_SENDER", "https://otp.example/send");
+        jail.set_env("ECHO_SERVICE_SECRET", "Zr8wQ2nV5cX1mB7kL4jH9gF3dS6aP0eT");
         let config = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
         let shown = config.redacted().to_string();
         assert!(
             !shown.contains("q8Z3xV0p") && !shown.contains("BEGIN PRIVATE"),
             "{shown}"
         );
+        assert!(!shown.contains("Zr8wQ2nV"), "{shown}");
+        Ok(())
+    });
+}
+
+#[test]
+fn the_internal_listen_address_is_layered_like_the_others() {
+    figment::Jail::expect_with(|jail| {
+        let config = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        assert_eq!(config.internal_listen.to_string(), "127.0.0.1:9091");
+        jail.set_env("ECHO_INTERNAL_LISTEN", "0.0.0.0:7001");
+        let from_env = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        assert_eq!(from_env.internal_listen.to_string(), "0.0.0.0:7001");
+        let from_flag = Config::load(&cli(&["--internal-listen", "127.0.0.1:7002"]))
+            .map_err(|e| e.to_string())?;
+        assert_eq!(from_flag.internal_listen.to_string(), "127.0.0.1:7002");
+        Ok(())
+    });
+}
+
+/// Production on shared backends with everything auth needs, so only the service secret is
+/// in question.
+fn production_except_the_service_secret(jail: &mut figment::Jail) {
+    jail.set_env("ECHO_DATABASE_URL", "postgres://postgres@127.0.0.1/echo");
+    jail.set_env("ECHO_BUS_URL", "nats://127.0.0.1:4222");
+    jail.set_env("ECHO_CACHE_URL", "redis://127.0.0.1:6379");
+    jail.set_env(
+        "ECHO_AUTH__JWT_SIGNING_KEY",
+        "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----",
+    );
+    jail.set_env(
+        "ECHO_AUTH__OTP_HMAC_KEY",
+        "q8Z3xV0pL5mN2bC7kJ4hG9fD1sA6wE0r",
+    );
+    jail.set_env("ECHO_AUTH__OTP_SENDER", "https://otp.example/send");
+}
+
+fn load_error(args: &[&str]) -> String {
+    Config::load(&cli(args))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn production_refuses_a_missing_or_weak_service_secret_where_internal_contracts_run() {
+    figment::Jail::expect_with(|jail| {
+        production_except_the_service_secret(jail);
+        for target in ["all", "message", "presence", "notification"] {
+            let error = load_error(&["--target", target]);
+            assert!(error.contains("needs service_secret"), "{target}: {error}");
+        }
+        // Auth and the edge neither serve nor call internal contracts.
+        assert!(Config::load(&cli(&["--target", "auth,edge"])).is_ok());
+        for weak in [
+            "short",
+            "development-development-development",
+            &"s".repeat(40),
+        ] {
+            jail.set_env("ECHO_SERVICE_SECRET", weak);
+            let error = load_error(&["--target", "presence"]);
+            assert!(error.contains("weak service_secret"), "{weak}: {error}");
+        }
+        jail.set_env("ECHO_SERVICE_SECRET", "Zr8wQ2nV5cX1mB7kL4jH9gF3dS6aP0eT");
+        assert!(Config::load(&cli(&["--target", "presence"])).is_ok());
+        Ok(())
+    });
+}
+
+#[test]
+fn the_service_secret_can_come_from_a_file_but_not_from_both() {
+    figment::Jail::expect_with(|jail| {
+        production_except_the_service_secret(jail);
+        jail.set_env("ECHO_SERVICE_SECRET_FILE", "missing-file");
+        let error = load_error(&["--target", "presence"]);
+        assert!(error.contains("missing-file"), "{error}");
+
+        jail.create_file("service-secret", "Zr8wQ2nV5cX1mB7kL4jH9gF3dS6aP0eT\n")?;
+        jail.set_env("ECHO_SERVICE_SECRET_FILE", "service-secret");
+        let config = Config::load(&cli(&["--target", "presence"])).map_err(|e| e.to_string())?;
+        assert_eq!(
+            config.service_secret.as_deref(),
+            Some("Zr8wQ2nV5cX1mB7kL4jH9gF3dS6aP0eT")
+        );
+        let shown = config.redacted().to_string();
+        assert!(!shown.contains("Zr8wQ2nV"), "{shown}");
+
+        jail.set_env("ECHO_SERVICE_SECRET", "Zr8wQ2nV5cX1mB7kL4jH9gF3dS6aP0eT");
+        let error = load_error(&["--target", "presence"]);
+        assert!(error.contains("both set"), "{error}");
         Ok(())
     });
 }

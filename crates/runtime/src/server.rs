@@ -1,6 +1,7 @@
 //! Serve a set of gRPC services on one public port: gRPC and grpc-web (HTTP/1.1 and HTTP/2),
 //! CORS for browsers, reflection v1 and v1alpha, health, request ids, metrics, size limits,
-//! keepalive, and shutdown that ends streams and drains within a deadline.
+//! keepalive, and shutdown that ends streams and drains within a deadline. Internal contracts
+//! (`*InternalService`) are refused there and served on a second, internal port instead.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,17 +15,19 @@ use tonic::service::Routes;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::health::Readiness;
-use crate::layers::{DecodeFailuresLayer, StreamShutdownLayer};
+use crate::layers::{
+    DecodeFailuresLayer, InternalPathsLayer, StreamShutdownLayer, is_internal_service, public_api,
+};
 use crate::request_id::RequestIdLayer;
 
-/// How the public port behaves.
+/// How a port (public or internal) behaves.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     /// HTTP/2 keepalive ping interval (a silent peer is disconnected after a timeout).
     pub keepalive_interval: Duration,
     /// How long shutdown waits for in-flight calls before closing connections.
     pub shutdown_grace: Duration,
-    /// Origins allowed for browser (grpc-web) calls; `*` allows any.
+    /// Origins allowed for browser (grpc-web) calls; `*` allows any (public port only).
     pub cors_allowed_origins: Vec<String>,
 }
 
@@ -46,6 +49,7 @@ pub struct Services {
     routes: Routes,
     names: Vec<&'static str>,
     databases: Vec<Database>,
+    internal: bool,
 }
 
 impl Default for Services {
@@ -55,16 +59,35 @@ impl Default for Services {
 }
 
 impl Services {
-    /// No services yet.
+    /// No services yet, for the public port.
     pub fn new() -> Self {
         Self {
             routes: Routes::default(),
             names: Vec::new(),
             databases: Vec::new(),
+            internal: false,
         }
     }
 
+    /// No services yet, for the internal port: internal contracts (`*InternalService`) only,
+    /// each behind the service credential. [`serve`] serves these as the internal port.
+    pub fn internal() -> Self {
+        Self {
+            internal: true,
+            ..Self::new()
+        }
+    }
+
+    /// Whether these are the internal port's services.
+    pub fn is_internal(&self) -> bool {
+        self.internal
+    }
+
     /// Serve `service` and report health for it.
+    ///
+    /// # Panics
+    /// When an internal contract is added to the public port's services or another service to
+    /// the internal port's: a wiring bug, caught at startup.
     pub fn add<S>(&mut self, service: S) -> &mut Self
     where
         S: tower::Service<
@@ -78,6 +101,13 @@ impl Services {
             + 'static,
         S::Future: Send + 'static,
     {
+        assert_eq!(
+            is_internal_service(S::NAME),
+            self.internal,
+            "{} belongs on the {} port",
+            S::NAME,
+            if self.internal { "public" } else { "internal" }
+        );
         self.names.push(S::NAME);
         self.routes = std::mem::take(&mut self.routes).add_service(service);
         self
@@ -124,7 +154,7 @@ impl Services {
     }
 }
 
-/// A running public port.
+/// A running port.
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -144,46 +174,113 @@ impl Running {
     }
 }
 
-/// Start serving `services` on `listener` until `shutdown` is cancelled.
+/// Start serving `services` on `listener` until `shutdown` is cancelled: as the public port,
+/// or as the internal port when they come from [`Services::internal`].
 ///
-/// Shutdown order: health reports NOT_SERVING, open streams end with a resumable status,
-/// new connections are refused, in-flight calls drain, and after `shutdown_grace` whatever
-/// is left is closed.
+/// The public port refuses every path of an internal contract (`*InternalService`) with
+/// PERMISSION_DENIED `SERVICE_ONLY`, and its reflection neither lists nor describes them. The
+/// internal port speaks gRPC over HTTP/2 only (no grpc-web, no CORS: browsers never call it)
+/// and reflects what it serves.
+///
+/// Shutdown order, on both: health reports NOT_SERVING, open streams end with a resumable
+/// status, new connections are refused, in-flight calls drain, and after `shutdown_grace`
+/// whatever is left is closed.
 pub async fn serve(
     listener: TcpListener,
     services: Services,
     options: &ServeOptions,
     shutdown: CancellationToken,
 ) -> std::io::Result<(Running, Readiness)> {
-    let addr = listener.local_addr()?;
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    let readiness = Readiness::new(reporter, services.names.clone());
-    // Every service is known to health from the first moment (NOT_SERVING, never NOT_FOUND)
-    // until the first database check says otherwise.
-    readiness.set(false).await;
-    tokio::spawn(readiness.clone().run(services.databases, shutdown.clone()));
+    if services.internal {
+        serve_internal(listener, services, options, shutdown).await
+    } else {
+        serve_public(listener, services, options, shutdown).await
+    }
+}
 
-    let routes = add_reflection(services.routes.add_service(health_service));
+async fn serve_public(
+    listener: TcpListener,
+    services: Services,
+    options: &ServeOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<(Running, Readiness)> {
+    let addr = listener.local_addr()?;
+    let (routes, readiness) = with_health(services, &shutdown).await;
+    let public = public_api();
+    let routes = add_reflection(routes, &public.descriptors, &public.services);
 
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
         .http2_keepalive_interval(Some(options.keepalive_interval))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(cors(&options.cors_allowed_origins))
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(RequestIdLayer)
         .layer(DecodeFailuresLayer)
         .layer(StreamShutdownLayer::new(shutdown.clone()))
+        // Inside grpc-web (a browser gets the refusal as grpc-web too) and request ids.
+        .layer(InternalPathsLayer)
         .add_routes(routes);
+    let serving =
+        server.serve_with_incoming_shutdown(incoming(listener), shutdown.clone().cancelled_owned());
+    let task = spawn_until_drained(serving, shutdown, options.shutdown_grace);
+    tracing::info!(%addr, "serving gRPC and grpc-web");
+    Ok((Running { addr, task }, readiness))
+}
 
-    let grace = options.shutdown_grace;
-    let task = tokio::spawn(async move {
-        // Small frames (a send's answer, a stream item) go out at once: without TCP_NODELAY,
-        // Nagle's algorithm holds them up to ~40 ms behind an unacknowledged segment.
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let serving =
-            server.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+async fn serve_internal(
+    listener: TcpListener,
+    services: Services,
+    options: &ServeOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<(Running, Readiness)> {
+    let addr = listener.local_addr()?;
+    let names: Vec<String> = services.names.iter().map(|&n| n.to_owned()).collect();
+    let (routes, readiness) = with_health(services, &shutdown).await;
+    let routes = add_reflection(routes, echo_proto::FILE_DESCRIPTOR_SET, &names);
+
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(options.keepalive_interval))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .layer(RequestIdLayer)
+        .layer(DecodeFailuresLayer)
+        .layer(StreamShutdownLayer::new(shutdown.clone()))
+        .add_routes(routes);
+    let serving =
+        server.serve_with_incoming_shutdown(incoming(listener), shutdown.clone().cancelled_owned());
+    let task = spawn_until_drained(serving, shutdown, options.shutdown_grace);
+    tracing::info!(%addr, services = ?names, "serving internal contracts");
+    Ok((Running { addr, task }, readiness))
+}
+
+/// How long a keepalive ping may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The services' routes with health added, and the readiness that drives it. Every service is
+/// known to health from the first moment (NOT_SERVING, never NOT_FOUND) until the first
+/// database check says otherwise.
+async fn with_health(services: Services, shutdown: &CancellationToken) -> (Routes, Readiness) {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let readiness = Readiness::new(reporter, services.names);
+    readiness.set(false).await;
+    tokio::spawn(readiness.clone().run(services.databases, shutdown.clone()));
+    (services.routes.add_service(health_service), readiness)
+}
+
+/// Accepted connections, with TCP_NODELAY: small frames (a send's answer, a stream item) go
+/// out at once; with Nagle's algorithm they wait up to ~40 ms behind an unacknowledged segment.
+fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// Run `serving` until it returns after `shutdown`, or until `grace` after `shutdown`,
+/// whichever comes first.
+fn spawn_until_drained(
+    serving: impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> JoinHandle<Result<(), tonic::transport::Error>> {
+    tokio::spawn(async move {
         tokio::pin!(serving);
         tokio::select! {
             result = &mut serving => result,
@@ -192,30 +289,35 @@ pub async fn serve(
                 Ok(())
             }
         }
-    });
-    tracing::info!(%addr, "serving gRPC and grpc-web");
-    Ok((Running { addr, task }, readiness))
+    })
 }
 
-/// Reflection for the whole API: v1 and v1alpha (grpcurl 1.8 and grpcio-reflection speak only
-/// v1alpha).
-fn add_reflection(routes: Routes) -> Routes {
-    let v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(echo_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        // So grpcurl and other reflection clients can render google.rpc error details.
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+/// Reflection v1 and v1alpha (grpcurl 1.8 and grpcio-reflection speak only v1alpha) over
+/// `echo_descriptors`, listing `services`, health and itself.
+fn add_reflection(routes: Routes, echo_descriptors: &'static [u8], services: &[String]) -> Routes {
+    let builder = |reflection: &str| {
+        services.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(echo_descriptors)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // So grpcurl and other reflection clients can render google.rpc error details.
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name(HEALTH_SERVICE)
+                .with_service_name(reflection),
+            |builder, name| builder.with_service_name(name.clone()),
+        )
+    };
+    let v1 = builder("grpc.reflection.v1.ServerReflection")
         .build_v1()
         .expect("the embedded descriptor sets are valid");
-    let v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(echo_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        // So grpcurl and other reflection clients can render google.rpc error details.
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    let v1alpha = builder("grpc.reflection.v1alpha.ServerReflection")
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
     routes.add_service(v1).add_service(v1alpha)
 }
+
+/// The gRPC health service's name.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
 /// CORS for grpc-web: browsers may read the gRPC status headers, including the details.
 fn cors(origins: &[String]) -> CorsLayer {

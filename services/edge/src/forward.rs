@@ -70,6 +70,13 @@ impl Forwarder {
                 upstream: uri.to_string(),
                 why: why.to_owned(),
             };
+            // Internal contracts are served on internal ports to Echo's services only; the
+            // public port refuses their paths anyway, and the edge never routes to one.
+            if echo_runtime::layers::is_internal_service(service) {
+                return Err(invalid(
+                    "internal contracts are never forwarded by the edge",
+                ));
+            }
             if uri.scheme() != Some(&Scheme::HTTP) {
                 return Err(invalid("the edge reaches upstreams over cleartext http://"));
             }
@@ -290,6 +297,16 @@ mod tests {
             "echo.auth.v1.AuthService"
         );
         assert_eq!(service_of("/nothing"), "nothing");
+    }
+
+    #[test]
+    fn internal_contracts_are_never_forwarded() {
+        let upstream: Uri = "http://presence:8080".parse().unwrap();
+        let internal = [("echo.presence.v1.PresenceInternalService", upstream)];
+        assert!(matches!(
+            Forwarder::new(internal),
+            Err(UpstreamError::Invalid { .. })
+        ));
     }
 
     #[test]
