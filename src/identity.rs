@@ -1,5 +1,6 @@
 //! Identity material for one process: the key set that signs (auth) and verifies (every
-//! service and the edge) access tokens, the revocation feed, and the auth secret.
+//! service and the edge) access tokens, the revocation feed, the auth secret, and the service
+//! secret that signs and checks the calls of internal contracts.
 //!
 //! Embedded development runs generate what is missing into `data_dir` (keys survive restarts,
 //! so tokens do too); production takes everything from configuration, and `Config::check`
@@ -10,7 +11,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use base64::Engine as _;
-use echo_authn::{AuthnLayer, KeySet, PublicKey, Revocations, SigningKey, Verifier};
+use echo_authn::{
+    AuthnLayer, KeySet, PublicKey, Revocations, ServiceAuthLayer, ServiceSecret, SigningKey,
+    Verifier,
+};
 use echo_cache::Cache;
 use echo_config::Config;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +30,8 @@ pub struct Identity {
     pub revocations: Revocations,
     /// The auth secret (OTP hashes, refresh-token derivation).
     pub secret: Vec<u8>,
+    /// The secret every process of the deployment shares for service tokens.
+    pub service_secret: ServiceSecret,
 }
 
 impl Identity {
@@ -53,11 +59,19 @@ impl Identity {
             Some(secret) => secret.as_bytes().to_vec(),
             None => load_or_generate_secret(&config.data_dir.join("auth-secret"))?,
         };
+        let service_secret = match &config.service_secret {
+            Some(secret) => ServiceSecret::new(secret.as_bytes()).context("service_secret")?,
+            None => ServiceSecret::new(load_or_generate_secret(
+                &config.data_dir.join("service-secret"),
+            )?)
+            .context("development service secret in data_dir")?,
+        };
         Ok(Self {
             keys,
             verifier,
             revocations,
             secret,
+            service_secret,
         })
     }
 
@@ -68,6 +82,11 @@ impl Identity {
             self.revocations.clone(),
             echo_auth::PUBLIC_METHODS,
         )
+    }
+
+    /// The layer that admits only Echo's own services to internal contracts.
+    pub fn service_layer(&self) -> ServiceAuthLayer {
+        ServiceAuthLayer::new(&self.service_secret)
     }
 }
 

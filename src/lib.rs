@@ -6,4 +6,4 @@ mod identity;
 mod mesh;
 
 pub use identity::Identity;
-pub use mesh::{Backends, Mesh, Overrides, migrate};
+pub use mesh::{Backends, Mesh, Overrides, migrate, serves_internal_contracts};

@@ -28,8 +28,15 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: &Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await?;
     let admin = TcpListener::bind(config.admin_listen).await?;
+    // Only a process that serves an internal contract takes the internal port, so other
+    // targets on the same host never contend for it.
+    let internal = if echo::serves_internal_contracts(&config.target) {
+        Some(TcpListener::bind(config.internal_listen).await?)
+    } else {
+        None
+    };
     let shutdown = CancellationToken::new();
-    let mesh = echo::Mesh::start(config, listener, admin, shutdown.clone()).await?;
+    let mesh = echo::Mesh::start(config, listener, admin, internal, shutdown.clone()).await?;
     eprintln!(
         "echo is up: gRPC + grpc-web on {} (try: grpcurl -plaintext {} list), admin on http://{}",
         mesh.addr, mesh.addr, mesh.admin_addr

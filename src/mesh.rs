@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use echo_auth::OtpSender;
+use echo_authn::{ServiceSecret, ServiceTokens};
 use echo_bus::consumer::EventHandler;
 use echo_bus::{ConsumerSpec, EventBus, NatsSettings, Outbox};
 use echo_cache::Cache;
-use echo_config::{Config, Target};
+use echo_config::{Config, Target, Targets};
 use echo_runtime::{Running, ServeOptions, Services};
 use echo_store::Database;
 use tokio::net::TcpListener;
@@ -25,6 +26,14 @@ const DATA_OWNERS: [Target; 5] = [
     Target::Presence,
     Target::Notification,
 ];
+
+/// Services that serve internal contracts (`*InternalService`) on the internal port.
+const INTERNAL_SERVERS: [Target; 1] = [Target::Presence];
+
+/// Whether `targets` serve an internal contract, and so need the internal listener.
+pub fn serves_internal_contracts(targets: &Targets) -> bool {
+    INTERNAL_SERVERS.iter().any(|t| targets.contains(*t))
+}
 
 /// The shared backends of one process.
 #[derive(Clone)]
@@ -60,12 +69,15 @@ pub struct Overrides {
     pub otp_sender: Option<Arc<dyn OtpSender>>,
 }
 
-/// A running process: the public port, the admin port and the backends.
+/// A running process: the public port, the admin port, the internal port and the backends.
 pub struct Mesh {
     /// The public gRPC + grpc-web address.
     pub addr: std::net::SocketAddr,
     /// The admin address (`/metrics`, `/healthz`, `/readyz`).
     pub admin_addr: std::net::SocketAddr,
+    /// The internal address (internal contracts, service credential only), when this process
+    /// was given an internal listener.
+    pub internal_addr: Option<std::net::SocketAddr>,
     /// The backends, for tests that look behind the API.
     pub backends: Backends,
     /// Each data-owning service's database, by target.
@@ -74,22 +86,28 @@ pub struct Mesh {
     pub presence: Option<echo_presence::Presence>,
     shutdown: CancellationToken,
     public: Running,
+    internal: Option<Running>,
     admin: JoinHandle<std::io::Result<()>>,
     consumers: Vec<JoinHandle<()>>,
+    service_secret: ServiceSecret,
 }
 
 impl Mesh {
-    /// Start `config.target` on the given listeners; stops when `shutdown` is cancelled.
+    /// Start `config.target` on the given listeners; stops when `shutdown` is cancelled. The
+    /// internal listener is required when the targets serve an internal contract
+    /// ([`serves_internal_contracts`]); given otherwise, it serves health alone.
     pub async fn start(
         config: &Config,
         listener: TcpListener,
         admin_listener: TcpListener,
+        internal_listener: Option<TcpListener>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         Self::start_with(
             config,
             listener,
             admin_listener,
+            internal_listener,
             shutdown,
             Overrides::default(),
         )
@@ -101,12 +119,20 @@ impl Mesh {
         config: &Config,
         listener: TcpListener,
         admin_listener: TcpListener,
+        internal_listener: Option<TcpListener>,
         shutdown: CancellationToken,
         overrides: Overrides,
     ) -> anyhow::Result<Self> {
+        if internal_listener.is_none() && serves_internal_contracts(&config.target) {
+            anyhow::bail!(
+                "targets `{}` serve internal contracts but no internal listener was given",
+                config.target
+            );
+        }
         let backends = Backends::connect(config).await?;
         let identity = Identity::load(config, backends.cache.clone(), &shutdown).await?;
         let mut services = Services::new();
+        let mut internal = Services::internal();
         let mut databases = Vec::new();
         let mut consumers = Vec::new();
         let mut presence = None;
@@ -126,6 +152,7 @@ impl Mesh {
                     shutdown.clone(),
                 ));
                 services.ready_with(db.clone());
+                internal.ready_with(db.clone());
                 databases.push((target, db));
                 outbox = Some(service_outbox);
             }
@@ -136,7 +163,15 @@ impl Mesh {
                 overrides: &overrides,
                 shutdown: &shutdown,
             };
-            let started = add_service(&mut services, &mut consumers, target, outbox, &parts).await?;
+            let started = add_service(
+                &mut services,
+                &mut internal,
+                &mut consumers,
+                target,
+                outbox,
+                &parts,
+            )
+            .await?;
             presence = presence.or(started);
         }
         if config.target.contains(Target::Edge) && !config.target.is_whole_mesh() {
@@ -164,6 +199,13 @@ impl Mesh {
         let options = ServeOptions::from_config(config);
         let (public, readiness) =
             echo_runtime::serve(listener, services, &options, shutdown.clone()).await?;
+        let internal = match internal_listener {
+            Some(listener) => {
+                let serving = echo_runtime::serve(listener, internal, &options, shutdown.clone());
+                Some(serving.await?.0)
+            }
+            None => None,
+        };
         let admin = tokio::spawn(echo_runtime::admin::serve(
             admin_listener,
             readiness.watch(),
@@ -173,6 +215,7 @@ impl Mesh {
             targets = %config.target,
             listen = %public.addr,
             admin = %admin_addr,
+            internal = %internal.as_ref().map_or("none".into(), |r| r.addr.to_string()),
             database = %echo_config::redact_url(&config.database_url()),
             bus = %echo_config::redact_url(&config.bus_url),
             cache = %echo_config::redact_url(&config.cache_url),
@@ -181,26 +224,38 @@ impl Mesh {
         Ok(Self {
             addr: public.addr,
             admin_addr,
+            internal_addr: internal.as_ref().map(|running| running.addr),
             backends,
             databases,
             presence,
             shutdown,
             public,
+            internal,
             admin,
             consumers,
+            service_secret: identity.service_secret.clone(),
         })
     }
 
-    /// Cancel and wait until both ports have stopped (streams ended, calls drained).
+    /// Service tokens for `service`, signed with this process's service secret: what another
+    /// Echo service attaches to its internal calls (tests call internal contracts with it).
+    pub fn service_tokens(&self, service: &str) -> ServiceTokens {
+        ServiceTokens::new(&self.service_secret, service)
+    }
+
+    /// Cancel and wait until every port has stopped (streams ended, calls drained).
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.wait().await
     }
 
-    /// Wait until the shutdown token (cancelled elsewhere, e.g. by a signal) has stopped both
-    /// ports.
+    /// Wait until the shutdown token (cancelled elsewhere, e.g. by a signal) has stopped every
+    /// port.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.public.stopped().await.context("public port")?;
+        if let Some(internal) = self.internal {
+            internal.stopped().await.context("internal port")?;
+        }
         self.admin
             .await
             .context("admin port")?
@@ -247,10 +302,12 @@ impl Consumer {
 }
 
 /// Add `target`'s server, behind the authentication layer (every service verifies tokens
-/// itself; the edge's check in split mode is in addition, not instead), and collect the
+/// itself; the edge's check in split mode is in addition, not instead), and its internal
+/// contract to the internal port's services, behind the service credential; collect the
 /// event consumers it runs. Returns the presence instance when `target` is presence.
 async fn add_service(
     services: &mut Services,
+    internal: &mut Services,
     consumers: &mut Vec<Consumer>,
     target: Target,
     outbox: Option<Outbox>,
@@ -316,6 +373,8 @@ async fn add_service(
             let presence = echo_presence::Presence::start(deps, parts.shutdown.clone());
             consumers.extend(Consumer::all(presence.consumers(), &db));
             services.add(authn.layer(presence.service(limit)));
+            let credential = parts.identity.service_layer();
+            internal.add(credential.layer(presence.internal_service(limit)));
             return Ok(Some(presence));
         }
         Target::Notification => {

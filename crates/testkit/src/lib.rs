@@ -151,14 +151,24 @@ impl TestMesh {
         let admin = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind admin port");
+        let internal = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind internal port");
         let shutdown = CancellationToken::new();
         let otp = CapturingOtpSender::default();
         let overrides = ::echo::Overrides {
             otp_sender: Some(Arc::new(otp.clone())),
         };
-        let mesh = ::echo::Mesh::start_with(&config, listener, admin, shutdown.clone(), overrides)
-            .await
-            .expect("mesh starts");
+        let mesh = ::echo::Mesh::start_with(
+            &config,
+            listener,
+            admin,
+            Some(internal),
+            shutdown.clone(),
+            overrides,
+        )
+        .await
+        .expect("mesh starts");
         Some(Self {
             mesh,
             config,
@@ -185,12 +195,36 @@ impl TestMesh {
             .connect_lazy()
     }
 
+    /// A lazily connecting channel to the internal port (internal contracts).
+    pub fn internal_channel(&self) -> Channel {
+        let addr = self
+            .mesh
+            .internal_addr
+            .expect("the testkit gives every mesh an internal port");
+        Endpoint::from_shared(format!("http://{addr}"))
+            .expect("valid endpoint")
+            .connect_lazy()
+    }
+
+    /// A service token for `service`, signed with the mesh's service secret, as another Echo
+    /// service would send it.
+    pub fn service_token(&self, service: &str) -> String {
+        self.mesh.service_tokens(service).bearer()
+    }
+
+    /// A channel to the internal port whose calls carry `token` (a service token, or anything
+    /// a test wants refused).
+    pub fn internal_authed(&self, token: &str) -> Authed {
+        let value = format!("Bearer {token}").parse().expect("ascii token");
+        InterceptedService::new(self.internal_channel(), Bearer(value))
+    }
+
     /// The shutdown token (cancel it to start a graceful shutdown).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
-    /// Shut down and wait until both ports have stopped.
+    /// Shut down and wait until every port has stopped.
     pub async fn shutdown(self) {
         self.mesh.shutdown().await.expect("clean shutdown");
     }

@@ -26,14 +26,23 @@ impl TestMesh {
         let admin = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind admin port");
+        let internal = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind internal port");
         let shutdown = CancellationToken::new();
         let overrides = ::echo::Overrides {
             otp_sender: Some(Arc::new(self.otp.clone())),
         };
-        let mesh =
-            ::echo::Mesh::start_with(&self.config, listener, admin, shutdown.clone(), overrides)
-                .await
-                .expect("sibling starts");
+        let mesh = ::echo::Mesh::start_with(
+            &self.config,
+            listener,
+            admin,
+            Some(internal),
+            shutdown.clone(),
+            overrides,
+        )
+        .await
+        .expect("sibling starts");
         TestMesh {
             mesh,
             config: self.config.clone(),
