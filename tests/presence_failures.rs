@@ -279,3 +279,41 @@ async fn presence_runs_alone_behind_the_edge() {
     );
     edge.shutdown().await;
 }
+
+#[tokio::test]
+async fn watchers_converge_once_nats_returns() {
+    let Some(nats) = url(Server::Nats) else {
+        return;
+    };
+    let (proxy, proxied) = TcpProxy::in_front_of(&nats).await;
+    let Some(mesh) = mesh_with(Backend::Real, |config| {
+        config.bus_url = proxied.clone();
+        // Only the reconnect can heal within this test, not the periodic reconcile.
+        config.presence.reconcile_every = Duration::from_secs(600);
+    })
+    .await
+    else {
+        return;
+    };
+    let (ada, bob) = pair(&mesh).await;
+    let mut stream = watch(&mesh, &ada, &[&bob]).await;
+    assert_eq!(
+        status(&next_presence(&mut stream, Duration::from_secs(5)).await),
+        S::Offline
+    );
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The change lands in Redis, but its hint cannot travel.
+    heartbeat(&mesh, &bob, S::Online).await;
+    let alive = keep_alive(&mesh, &bob);
+    proxy.restore();
+    let healed = next_presence(&mut stream, Duration::from_secs(15)).await;
+    assert_eq!(
+        status(&healed),
+        S::Online,
+        "the reconnect's reconcile healed the lost hint"
+    );
+    alive.abort();
+    mesh.shutdown().await;
+}
