@@ -15,7 +15,7 @@ use crate::{AuthnError, Caller};
 
 /// Path prefixes that never need a token: operators and load balancers probe health and
 /// reflection without credentials.
-const ALWAYS_PUBLIC_PREFIXES: [&str; 2] = ["/grpc.health.v1.", "/grpc.reflection."];
+pub(crate) const ALWAYS_PUBLIC_PREFIXES: [&str; 2] = ["/grpc.health.v1.", "/grpc.reflection."];
 
 /// Builds [`Authenticated`] services.
 #[derive(Clone)]
@@ -153,7 +153,7 @@ impl Shared {
 }
 
 /// The token of `authorization: Bearer <token>` (the scheme is case-insensitive, RFC 6750).
-fn bearer_token<B>(request: &Request<B>) -> Result<&str, AuthnError> {
+pub(crate) fn bearer_token<B>(request: &Request<B>) -> Result<&str, AuthnError> {
     let value = request
         .headers()
         .get(http::header::AUTHORIZATION)

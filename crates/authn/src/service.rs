@@ -42,9 +42,6 @@ const REFRESH_BEFORE: Duration = Duration::from_secs(60);
 /// Clock skew tolerated between the process that minted a token and the one checking it.
 const LEEWAY_SECS: u64 = 30;
 
-/// Paths that never need a token: probes and operators reach health and reflection.
-const ALWAYS_PUBLIC_PREFIXES: [&str; 2] = ["/grpc.health.v1.", "/grpc.reflection."];
-
 /// The deployment's shared service secret. Never printed (its `Debug` is redacted), never
 /// serialised, and overwritten when the last copy is dropped. (jsonwebtoken keeps its own copy
 /// inside the signing and verifying keys built from it.)
@@ -358,7 +355,7 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let path = request.uri().path();
-        if ALWAYS_PUBLIC_PREFIXES
+        if crate::layer::ALWAYS_PUBLIC_PREFIXES
             .iter()
             .any(|prefix| path.starts_with(prefix))
         {
@@ -380,21 +377,9 @@ where
     }
 }
 
-/// The token of `authorization: Bearer <token>` (the scheme is case-insensitive, RFC 6750).
+/// The token of `authorization: Bearer <token>`, as the user layer reads it.
 fn bearer_token<B>(request: &Request<B>) -> Result<&str, ServiceAuthError> {
-    let value = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ServiceAuthError::TokenMissing)?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or(ServiceAuthError::TokenMissing)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(ServiceAuthError::TokenMissing);
-    }
-    Ok(token)
+    crate::layer::bearer_token(request).map_err(|_| ServiceAuthError::TokenMissing)
 }
 
 #[cfg(test)]

@@ -178,7 +178,18 @@ async fn bounded<T>(
 
 /// Sorts Redis errors into "unreachable right now" (callers degrade) and everything else.
 fn classify(err: RedisError) -> CacheError {
-    let transient = err.is_io_error()
+    if is_transient(&err) {
+        CacheError::Unavailable(err.to_string())
+    } else {
+        CacheError::Backend(err.to_string())
+    }
+}
+
+/// True when `err` means Redis cannot be reached or cannot serve right now (I/O, timeouts,
+/// dropped or refused connections, loading, failover): the errors every Redis user in Echo
+/// answers with UNAVAILABLE or degrades on, rather than reporting as a bug.
+pub fn is_transient(err: &RedisError) -> bool {
+    err.is_io_error()
         || err.is_timeout()
         || err.is_connection_dropped()
         || err.is_connection_refusal()
@@ -190,12 +201,7 @@ fn classify(err: RedisError) -> CacheError {
                     | redis::ServerErrorKind::ClusterDown
                     | redis::ServerErrorKind::MasterDown
             )
-        );
-    if transient {
-        CacheError::Unavailable(err.to_string())
-    } else {
-        CacheError::Backend(err.to_string())
-    }
+        )
 }
 
 /// Background upkeep for as long as the cache lives: UNSUBSCRIBE channels nobody reads any

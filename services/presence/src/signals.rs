@@ -70,17 +70,16 @@ fn ids(user: &str, device: &str) -> Option<(Uuid, Uuid)> {
     Some((Uuid::parse_str(user).ok()?, Uuid::parse_str(device).ok()?))
 }
 
+fn stream_ids(user: &str, device: &str, stream: &str) -> Option<(Uuid, Uuid, Uuid)> {
+    let (user, device) = ids(user, device)?;
+    Some((user, device, Uuid::parse_str(stream).ok()?))
+}
+
 async fn apply(tracker: &Tracker, streams: &mut Streams, subject: &str, payload: &[u8]) {
     let outcome = if subject.starts_with(OPENED) {
         let Some((user, device, stream)) = events::StreamOpened::decode(payload)
             .ok()
-            .and_then(|m| {
-                Some((
-                    ids(&m.user_id, &m.device_id)?,
-                    Uuid::parse_str(&m.stream_id).ok()?,
-                ))
-            })
-            .map(|((user, device), stream)| (user, device, stream))
+            .and_then(|m| stream_ids(&m.user_id, &m.device_id, &m.stream_id))
         else {
             return;
         };
@@ -90,13 +89,7 @@ async fn apply(tracker: &Tracker, streams: &mut Streams, subject: &str, payload:
     } else if subject.starts_with(CLOSED) {
         let Some((user, device, stream)) = events::StreamClosed::decode(payload)
             .ok()
-            .and_then(|m| {
-                Some((
-                    ids(&m.user_id, &m.device_id)?,
-                    Uuid::parse_str(&m.stream_id).ok()?,
-                ))
-            })
-            .map(|((user, device), stream)| (user, device, stream))
+            .and_then(|m| stream_ids(&m.user_id, &m.device_id, &m.stream_id))
         else {
             return;
         };

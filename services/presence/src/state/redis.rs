@@ -25,7 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ErrorKind, RedisError, Script, ScriptInvocation, Value};
+use redis::{Client, RedisError, Script, ScriptInvocation, Value};
 use uuid::Uuid;
 
 use super::{PresenceState, StateError, duration_ms, from_millis, millis};
@@ -178,22 +178,10 @@ async fn bounded<T>(
     }
 }
 
-/// "Unreachable right now" (callers answer UNAVAILABLE and retry) versus everything else.
+/// "Unreachable right now" (callers answer UNAVAILABLE and retry) versus everything else,
+/// by the cache's rule.
 fn classify(err: RedisError) -> StateError {
-    let transient = err.is_io_error()
-        || err.is_timeout()
-        || err.is_connection_dropped()
-        || err.is_connection_refusal()
-        || matches!(
-            err.kind(),
-            ErrorKind::Server(
-                redis::ServerErrorKind::BusyLoading
-                    | redis::ServerErrorKind::TryAgain
-                    | redis::ServerErrorKind::ClusterDown
-                    | redis::ServerErrorKind::MasterDown
-            )
-        );
-    if transient {
+    if echo_cache::is_transient_redis_error(&err) {
         StateError::Unavailable(err.to_string())
     } else {
         StateError::Backend(err.to_string())
