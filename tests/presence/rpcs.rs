@@ -276,3 +276,35 @@ async fn every_rpc_needs_a_token() {
     }
     mesh.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_flushed_state_store_never_turns_invisible_into_online_nor_loses_dnd() {
+    for backend in Backend::BOTH {
+        let Some(mesh) = mesh(backend).await else {
+            continue;
+        };
+        let (ada, bob) = pair(&mesh).await;
+        let tracker = mesh
+            .mesh
+            .presence
+            .as_ref()
+            .expect("presence runs")
+            .tracker();
+        let bob_id = uuid::Uuid::parse_str(&bob.tokens.user_id).unwrap();
+        for (manual, seen) in [(S::Invisible, S::Offline), (S::Dnd, S::Dnd)] {
+            set_status(&mesh, &bob, manual).await;
+            heartbeat(&mesh, &bob, S::Online).await;
+            assert_eq!(status(&one(&mesh, &ada, &bob).await), seen);
+            // Redis flushed (or the embedded process restarted): the user's whole state goes.
+            tracker.state.forget(bob_id).await.expect("flush");
+            tokio::time::sleep(Duration::from_millis(1000)).await; // the heartbeat bucket
+            heartbeat(&mesh, &bob, S::Online).await;
+            assert_eq!(
+                status(&one(&mesh, &ada, &bob).await),
+                seen,
+                "{backend:?}: {manual:?} survives the flush (reloaded from the database)"
+            );
+        }
+        mesh.shutdown().await;
+    }
+}
