@@ -1,0 +1,175 @@
+//! The inbox's statements, each one SQL text for both backends (see `crate::store`).
+
+use echo_store::{Tx, sql_limit, with_db, with_tx};
+use uuid::Uuid;
+
+use super::{EntryKind, InboxEntry, MarkTarget, Marked};
+use crate::error::NotificationError;
+use crate::store::{NotificationStore, from_millis, millis};
+
+/// The columns an [`EntryRow`] reads.
+macro_rules! entry_columns {
+    () => {
+        "inbox_entry_id, user_id, kind, conversation_id, message_id, seq, sender_user_id, \
+         sender_display_name, conversation_title, preview, created_at_ms, read"
+    };
+}
+
+/// An `inbox_entries` row as both backends decode it.
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    inbox_entry_id: Uuid,
+    user_id: Uuid,
+    kind: i16,
+    conversation_id: Uuid,
+    message_id: Uuid,
+    seq: i64,
+    sender_user_id: Uuid,
+    sender_display_name: String,
+    conversation_title: String,
+    preview: String,
+    created_at_ms: i64,
+    read: bool,
+}
+
+impl EntryRow {
+    fn entry(self) -> Result<InboxEntry, sqlx::Error> {
+        let kind = EntryKind::from_code(self.kind).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unknown inbox entry kind {}", self.kind).into())
+        })?;
+        Ok(InboxEntry {
+            id: self.inbox_entry_id,
+            user_id: self.user_id,
+            kind,
+            conversation_id: self.conversation_id,
+            message_id: self.message_id,
+            seq: self.seq,
+            sender_user_id: self.sender_user_id,
+            sender_display_name: self.sender_display_name,
+            conversation_title: self.conversation_title,
+            preview: self.preview,
+            created_at: from_millis(self.created_at_ms),
+            read: self.read,
+        })
+    }
+}
+
+const UNREAD: &str = "SELECT count(*) FROM inbox_entries WHERE user_id = $1 AND NOT read";
+
+impl NotificationStore {
+    /// `user`'s entries newest first (by id, a UUIDv7), only unread ones when `unread_only`,
+    /// below `before` when given; at most `limit`.
+    pub async fn list_inbox(
+        &self,
+        user: Uuid,
+        unread_only: bool,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, NotificationError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM inbox_entries WHERE user_id = $1 AND inbox_entry_id < $2 \
+               AND (NOT read OR NOT $3) \
+             ORDER BY inbox_entry_id DESC LIMIT $4"
+        );
+        let before = before.unwrap_or(Uuid::max());
+        let rows: Vec<EntryRow> = with_db!(&self.db, read, |c| {
+            sqlx::query_as(SQL)
+                .bind(user)
+                .bind(before)
+                .bind(unread_only)
+                .bind(sql_limit(limit))
+                .fetch_all(c)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(EntryRow::entry)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Marks `user`'s entries read: `target` and every older entry, or all of them. An
+    /// `UpTo` entry that is unknown or another user's is `InboxEntryNotFound`.
+    #[tracing::instrument(skip(self))]
+    pub async fn mark_read(
+        &self,
+        user: Uuid,
+        target: MarkTarget,
+    ) -> Result<Marked, NotificationError> {
+        const OWNED: &str =
+            "SELECT count(*) FROM inbox_entries WHERE inbox_entry_id = $1 AND user_id = $2";
+        // `all` is an `UpTo` the largest id.
+        const MARK: &str = "UPDATE inbox_entries SET read = TRUE \
+             WHERE user_id = $1 AND NOT read AND inbox_entry_id <= $2";
+        let up_to = match target {
+            MarkTarget::UpTo(id) => id,
+            MarkTarget::All => Uuid::max(),
+        };
+        let mut tx = self.db.begin().await?;
+        let marked = with_tx!(&mut tx, |c| {
+            if let MarkTarget::UpTo(id) = target {
+                let owned: i64 = sqlx::query_scalar(OWNED)
+                    .bind(id)
+                    .bind(user)
+                    .fetch_one(&mut *c)
+                    .await?;
+                if owned == 0 {
+                    return Err(NotificationError::InboxEntryNotFound);
+                }
+            }
+            let done = sqlx::query(MARK)
+                .bind(user)
+                .bind(up_to)
+                .execute(&mut *c)
+                .await?;
+            let unread_left: i64 = sqlx::query_scalar(UNREAD)
+                .bind(user)
+                .fetch_one(&mut *c)
+                .await?;
+            Marked {
+                marked: done.rows_affected(),
+                unread_left,
+            }
+        });
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    /// `user`'s unread entries.
+    pub async fn unread_inbox(&self, user: Uuid) -> Result<i64, NotificationError> {
+        Ok(with_db!(&self.db, read, |c| {
+            sqlx::query_scalar(UNREAD).bind(user).fetch_one(c).await?
+        }))
+    }
+}
+
+/// Writes `entry` in the caller's transaction (the pipeline's write, one per recipient and
+/// message); false when the user already has an entry for that message, which is kept (a
+/// redelivered event changes nothing).
+pub async fn write_entry(tx: &mut Tx, entry: &InboxEntry) -> Result<bool, sqlx::Error> {
+    const SQL: &str = concat!(
+        "INSERT INTO inbox_entries (",
+        entry_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (user_id, message_id) DO NOTHING"
+    );
+    with_tx!(tx, |c| {
+        let done = sqlx::query(SQL)
+            .bind(entry.id)
+            .bind(entry.user_id)
+            .bind(entry.kind.code())
+            .bind(entry.conversation_id)
+            .bind(entry.message_id)
+            .bind(entry.seq)
+            .bind(entry.sender_user_id)
+            .bind(&entry.sender_display_name)
+            .bind(&entry.conversation_title)
+            .bind(&entry.preview)
+            .bind(millis(entry.created_at))
+            .bind(entry.read)
+            .execute(c)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    })
+}

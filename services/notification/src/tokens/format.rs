@@ -1,0 +1,271 @@
+//! What a push token looks like on each platform (spec §B1), as pure functions with a table
+//! test: parse, don't validate (STYLE 3). A token that passes is returned in the form it is
+//! stored and delivered in.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use echo_proto::echo::notification::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+/// The most bytes a token may have (the proto's limit), checked before anything else.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+/// APNs device tokens: lowercase hex of this many characters.
+const APNS_HEX: std::ops::RangeInclusive<usize> = 64..=200;
+/// Web Push endpoints: at most this many bytes.
+const MAX_ENDPOINT_BYTES: usize = 1000;
+/// `keys.p256dh`: an uncompressed P-256 point.
+const P256DH_BYTES: usize = 65;
+/// `keys.auth`: the subscription's authentication secret.
+const AUTH_BYTES: usize = 16;
+
+/// Where a push token delivers (the proto's `PushPlatform`, UNSPECIFIED refused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Platform {
+    /// Firebase Cloud Messaging.
+    Fcm,
+    /// Apple Push Notification service.
+    Apns,
+    /// Web Push (RFC 8030).
+    WebPush,
+    /// An HTTPS endpoint of the user's.
+    Webhook,
+}
+
+impl Platform {
+    /// Every platform.
+    pub const ALL: [Platform; 4] = [
+        Platform::Fcm,
+        Platform::Apns,
+        Platform::WebPush,
+        Platform::Webhook,
+    ];
+
+    /// The platform a request names; None for UNSPECIFIED and unknown numbers.
+    pub fn from_proto(value: i32) -> Option<Platform> {
+        match pb::PushPlatform::try_from(value).ok()? {
+            pb::PushPlatform::Unspecified => None,
+            pb::PushPlatform::Fcm => Some(Platform::Fcm),
+            pb::PushPlatform::Apns => Some(Platform::Apns),
+            pb::PushPlatform::Webpush => Some(Platform::WebPush),
+            pb::PushPlatform::Webhook => Some(Platform::Webhook),
+        }
+    }
+
+    /// The proto value.
+    pub fn proto(self) -> pb::PushPlatform {
+        match self {
+            Platform::Fcm => pb::PushPlatform::Fcm,
+            Platform::Apns => pb::PushPlatform::Apns,
+            Platform::WebPush => pb::PushPlatform::Webpush,
+            Platform::Webhook => pb::PushPlatform::Webhook,
+        }
+    }
+
+    /// `push_tokens.platform`: the proto's number.
+    pub fn code(self) -> i16 {
+        self.proto() as i16
+    }
+
+    /// The platform stored as `code`.
+    pub fn from_code(code: i16) -> Option<Platform> {
+        Platform::from_proto(i32::from(code))
+    }
+
+    /// The name errors and configuration use (`FCM`, `APNS`, `WEBPUSH`, `WEBHOOK`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Fcm => "FCM",
+            Platform::Apns => "APNS",
+            Platform::WebPush => "WEBPUSH",
+            Platform::Webhook => "WEBHOOK",
+        }
+    }
+}
+
+/// A browser's `PushSubscription` as JSON; other members (`expirationTime`) are ignored.
+#[derive(Debug, Deserialize, Serialize)]
+struct Subscription {
+    endpoint: String,
+    keys: SubscriptionKeys,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct SubscriptionKeys {
+    p256dh: String,
+    auth: String,
+}
+
+/// `token` checked for `platform`, in its stored form: as given, except a Web Push subscription,
+/// which is re-serialised compactly with only `endpoint` and `keys` (so the same subscription
+/// sent with other spacing or extra members is the same token). `production` refuses URLs that
+/// point at private, loopback or link-local addresses. The error says what is wrong, for the
+/// `token` field violation.
+pub fn parse_token(platform: Platform, token: &str, production: bool) -> Result<String, String> {
+    token_size(token)?;
+    match platform {
+        Platform::Apns => apns(token).map(|()| token.to_owned()),
+        Platform::Fcm => fcm(token).map(|()| token.to_owned()),
+        Platform::WebPush => web_push(token, production),
+        Platform::Webhook => https_url(token, production).map(|()| token.to_owned()),
+    }
+}
+
+/// The checks every platform shares, before any per-character work: present, and at most
+/// [`MAX_TOKEN_BYTES`].
+pub fn token_size(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("is required".into());
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(format!("must be at most {MAX_TOKEN_BYTES} bytes"));
+    }
+    Ok(())
+}
+
+fn apns(token: &str) -> Result<(), String> {
+    let hex = token
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex || !APNS_HEX.contains(&token.len()) {
+        return Err(format!(
+            "an APNs device token is {} to {} lowercase hex characters",
+            APNS_HEX.start(),
+            APNS_HEX.end()
+        ));
+    }
+    Ok(())
+}
+
+fn fcm(token: &str) -> Result<(), String> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-');
+    if !token.bytes().all(allowed) {
+        return Err("an FCM registration token has only letters, digits, '_', ':' and '-'".into());
+    }
+    Ok(())
+}
+
+fn web_push(token: &str, production: bool) -> Result<String, String> {
+    let subscription: Subscription = serde_json::from_str(token).map_err(|_| {
+        "a Web Push token is the PushSubscription as JSON: \
+         {\"endpoint\", \"keys\": {\"p256dh\", \"auth\"}}"
+            .to_owned()
+    })?;
+    if subscription.endpoint.len() > MAX_ENDPOINT_BYTES {
+        return Err(format!(
+            "endpoint must be at most {MAX_ENDPOINT_BYTES} bytes"
+        ));
+    }
+    https_url(&subscription.endpoint, production).map_err(|why| format!("endpoint {why}"))?;
+    let keys = &subscription.keys;
+    let point = base64url(&keys.p256dh);
+    if point.as_ref().map(Vec::len) != Some(P256DH_BYTES) || point.is_some_and(|p| p[0] != 4) {
+        return Err(format!(
+            "keys.p256dh must be base64url of an uncompressed P-256 point ({P256DH_BYTES} bytes)"
+        ));
+    }
+    if base64url(&keys.auth).map(|secret| secret.len()) != Some(AUTH_BYTES) {
+        return Err(format!("keys.auth must be base64url of {AUTH_BYTES} bytes"));
+    }
+    Ok(serde_json::to_string(&subscription).expect("a subscription serialises"))
+}
+
+/// Base64url `text` decoded (padding optional), if it decodes.
+fn base64url(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
+}
+
+/// An `https://` URL with a host and no user info; in production, not naming a private,
+/// loopback, link-local or otherwise internal address (an outgoing request must not reach
+/// the inside of our network). Names are only checked here: what a name resolves to must be
+/// checked again when connecting (the dispatcher's job).
+pub fn https_url(text: &str, production: bool) -> Result<(), String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| "must be an https:// URL".to_owned())?;
+    let https = uri
+        .scheme_str()
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https"));
+    let Some(authority) = uri.authority().filter(|_| https) else {
+        return Err("must be an https:// URL".into());
+    };
+    if authority.as_str().contains('@') {
+        return Err("must not contain user info (user:password@)".into());
+    }
+    let host = authority.host();
+    if host.is_empty() {
+        return Err("must name a host".into());
+    }
+    if production && internal_host(host) {
+        return Err("must not point at a private, loopback or link-local address".into());
+    }
+    Ok(())
+}
+
+/// True for hosts that name this machine or a private network: localhost names, internal IP
+/// literals, and numeric forms other than dotted quads (`2130706433`, `127.1`, `0x7f.1`), which
+/// URL parsers read as IPv4 addresses but are easy to slip past a check.
+fn internal_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<Ipv6Addr>().is_ok_and(internal_v6);
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return match ip {
+            IpAddr::V4(v4) => internal_v4(v4),
+            IpAddr::V6(v6) => internal_v6(v6),
+        };
+    }
+    let last = host.rsplit('.').next().unwrap_or_default();
+    last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x")
+}
+
+fn internal_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking (RFC 2544)
+        || a >= 240 // reserved
+}
+
+fn internal_v6(ip: Ipv6Addr) -> bool {
+    // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses are IPv4 inside
+    if let Some(v4) = ip.to_ipv4() {
+        return internal_v4(v4);
+    }
+    let first = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local (fc00::/7)
+        || (first & 0xffc0) == 0xfe80 // link-local (fe80::/10)
+        || (first & 0xffc0) == 0xfec0 // site-local, deprecated (fec0::/10)
+        || (ip.segments()[0] == 0x64 && ip.segments()[1] == 0xff9b) // NAT64 (64:ff9b::/96)
+}
+
+/// What to show of a stored token (`PushToken.token_suffix`): its last 8 characters; for a
+/// Web Push subscription, of its endpoint (the end of the JSON would be its keys).
+pub fn suffix(platform: Platform, token: &str) -> String {
+    let shown = match platform {
+        Platform::WebPush => serde_json::from_str::<Subscription>(token)
+            .map(|s| s.endpoint)
+            .unwrap_or_default(),
+        _ => token.to_owned(),
+    };
+    let skip = shown.chars().count().saturating_sub(8);
+    shown.chars().skip(skip).collect()
+}
+
+#[cfg(test)]
+mod tests;
