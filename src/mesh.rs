@@ -28,7 +28,7 @@ const DATA_OWNERS: [Target; 5] = [
 ];
 
 /// Services that serve internal contracts (`*InternalService`) on the internal port.
-const INTERNAL_SERVERS: [Target; 1] = [Target::Presence];
+const INTERNAL_SERVERS: [Target; 2] = [Target::Message, Target::Presence];
 
 /// Whether `targets` serve an internal contract, and so need the internal listener.
 pub fn serves_internal_contracts(targets: &Targets) -> bool {
@@ -353,6 +353,8 @@ async fn add_service(
                 live,
                 send: parts.config.send.clone(),
             };
+            let credential = parts.identity.service_layer();
+            internal.add(credential.layer(echo_message::internal_service(&deps, limit)));
             services.add(authn.layer(echo_message::service(deps, limit)));
         }
         Target::Presence => {
@@ -378,7 +380,16 @@ async fn add_service(
             return Ok(Some(presence));
         }
         Target::Notification => {
-            services.add(authn.layer(echo_notification::service(limit)));
+            let outbox = outbox.context("notification keeps data")?;
+            let deps = echo_notification::NotificationDeps {
+                store: echo_notification::NotificationStore::new(outbox.database().clone()),
+                cache: parts.backends.cache.clone(),
+                // No push provider is configured yet (the delivery pipeline is still to come):
+                // every platform answers PUSH_PLATFORM_UNAVAILABLE until it is.
+                configured: std::collections::HashSet::new(),
+                production: parts.config.is_production(),
+            };
+            services.add(authn.layer(echo_notification::service(deps, limit)));
         }
         Target::Edge => {}
     }
@@ -437,6 +448,7 @@ fn service_migrations(target: Target) -> Option<echo_store::Migrations> {
         Target::User => Some(echo_user::migrations()),
         Target::Message => Some(echo_message::migrations()),
         Target::Presence => Some(echo_presence::migrations()),
+        Target::Notification => Some(echo_notification::migrations()),
         _ => None,
     }
 }
