@@ -1,24 +1,47 @@
 //! Internal contracts (DESIGN §9, spec §0.2), on both backends: the public port refuses
-//! `PresenceInternalService` whatever the credentials (gRPC and grpc-web) and its reflection
-//! leaves it out; the internal port serves it to service tokens only, with one delivery state
-//! per distinct user; in split mode the edge refuses the path too.
+//! `PresenceInternalService` and `MessageInternalService` whatever the credentials (gRPC and
+//! grpc-web) and its reflection leaves them out; the internal port serves them to service
+//! tokens only: one delivery state per distinct user, one notification preview per distinct
+//! message; in split mode the edge refuses the paths too. One file: every contract here is
+//! checked against the same two ports and the same credentials.
 
 mod common;
 
 use std::time::Duration;
 
+use echo_proto::echo::message::v1 as msg;
 use echo_proto::echo::presence::v1 as pb;
 use echo_testkit::{Backend, SignedIn, TestMesh};
 use futures::StreamExt;
+use msg::message_internal_service_client::MessageInternalServiceClient;
 use pb::presence_internal_service_client::PresenceInternalServiceClient;
 use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
 
+use common::messages::{direct, send, send_content, send_request, text};
+use common::users::mask;
 use common::{assert_reason, violated_fields};
 
 const SERVICE: &str = "echo.presence.v1.PresenceInternalService";
 const METHOD: &str = "/echo.presence.v1.PresenceInternalService/GetDeliveryState";
+const PREVIEWS: &str = "echo.message.v1.MessageInternalService";
+
+/// An interceptor adding `authorization: Bearer <token>` when a token is given.
+fn bearer(
+    token: Option<&str>,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    let authorization: Option<tonic::metadata::MetadataValue<_>> =
+        token.map(|token| format!("Bearer {token}").parse().expect("ascii token"));
+    move |mut request: tonic::Request<()>| {
+        if let Some(value) = &authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// GetDeliveryState of `user_ids` on `channel`, with `authorization: Bearer <token>` when a
 /// token is given.
@@ -27,19 +50,7 @@ async fn delivery_state(
     token: Option<&str>,
     user_ids: Vec<String>,
 ) -> Result<pb::GetDeliveryStateResponse, tonic::Status> {
-    let authorization: Option<tonic::metadata::MetadataValue<_>> =
-        token.map(|token| format!("Bearer {token}").parse().expect("ascii token"));
-    let mut client = PresenceInternalServiceClient::with_interceptor(
-        channel,
-        move |mut request: tonic::Request<()>| {
-            if let Some(value) = &authorization {
-                request
-                    .metadata_mut()
-                    .insert("authorization", value.clone());
-            }
-            Ok(request)
-        },
-    );
+    let mut client = PresenceInternalServiceClient::with_interceptor(channel, bearer(token));
     let request = pb::GetDeliveryStateRequest { user_ids };
     client
         .get_delivery_state(request)
@@ -401,4 +412,242 @@ async fn in_split_mode_the_edge_refuses_internal_contracts_too() {
     assert_eq!(states.states.len(), 1);
     edge.shutdown().await;
     services.shutdown().await;
+}
+
+/// GetNotificationPreviews of `message_ids` on `channel`, with `authorization: Bearer <token>`
+/// when a token is given.
+async fn previews(
+    channel: Channel,
+    token: Option<&str>,
+    message_ids: Vec<String>,
+) -> Result<Vec<msg::NotificationPreview>, tonic::Status> {
+    let mut client = MessageInternalServiceClient::with_interceptor(channel, bearer(token));
+    let request = msg::GetNotificationPreviewsRequest { message_ids };
+    let response = client.get_notification_previews(request).await?;
+    Ok(response.into_inner().previews)
+}
+
+/// The previews of `ids` as the notification service reads them.
+async fn previews_of(mesh: &TestMesh, ids: &[&str]) -> Vec<msg::NotificationPreview> {
+    let token = mesh.service_token("notification");
+    let ids = ids.iter().map(|id| (*id).to_owned()).collect();
+    previews(mesh.internal_channel(), Some(&token), ids)
+        .await
+        .expect("previews")
+}
+
+#[tokio::test]
+async fn notification_previews_are_served_to_services_on_the_internal_port_only() {
+    for backend in Backend::BOTH {
+        let Some(mesh) = TestMesh::start(backend).await else {
+            continue;
+        };
+        let ada = mesh.sign_up().await;
+        let bob = mesh.sign_up().await;
+        let chat = direct(&mesh, &ada, &bob).await;
+        let hello = send(&mesh, &ada, &chat, "hello").await;
+        let ids = vec![hello.message_id.clone()];
+        let service_token = mesh.service_token("notification");
+        for token in [
+            None,
+            Some(ada.tokens.access_token.as_str()),
+            Some(service_token.as_str()),
+        ] {
+            let refused = previews(mesh.channel(), token, ids.clone())
+                .await
+                .expect_err("refused on the public port");
+            assert_reason(&refused, Code::PermissionDenied, "SERVICE_ONLY");
+        }
+        // A member's access token is no service credential on the internal port either.
+        let refused = previews(
+            mesh.internal_channel(),
+            Some(&ada.tokens.access_token),
+            ids.clone(),
+        )
+        .await
+        .expect_err("a user's access token");
+        assert_reason(&refused, Code::Unauthenticated, "TOKEN_INVALID");
+        let refused = previews(mesh.internal_channel(), None, ids.clone())
+            .await
+            .expect_err("no token");
+        assert_reason(&refused, Code::Unauthenticated, "TOKEN_MISSING");
+
+        // Only the internal port's reflection knows it.
+        assert!(!describes(mesh.channel(), PREVIEWS).await, "{backend:?}");
+        let internal = listed_services(mesh.internal_channel()).await;
+        assert!(
+            internal.iter().any(|s| s == PREVIEWS),
+            "{backend:?}: {internal:?}"
+        );
+        assert!(
+            !internal
+                .iter()
+                .any(|s| s == "echo.message.v1.MessageService"),
+            "{backend:?}: {internal:?}"
+        );
+        assert!(describes(mesh.internal_channel(), PREVIEWS).await);
+
+        let seen = previews(mesh.internal_channel(), Some(&service_token), ids)
+            .await
+            .unwrap_or_else(|status| panic!("{backend:?}: {status:?}"));
+        assert_eq!(seen.len(), 1, "{backend:?}: {seen:?}");
+        mesh.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn previews_show_the_current_text_or_why_there_is_none() {
+    use msg::NotificationPreviewState::{Available, Deleted, NotFound};
+    for backend in Backend::BOTH {
+        let Some(mesh) = TestMesh::start(backend).await else {
+            continue;
+        };
+        let ada = mesh.sign_up().await;
+        let bob = mesh.sign_up().await;
+        let chat = direct(&mesh, &ada, &bob).await;
+        let hello = send(&mesh, &ada, &chat, "hello Bob").await;
+        let long_text = "0123456789".repeat(30);
+        let long = send(&mesh, &ada, &chat, &long_text).await;
+        let typo = send(&mesh, &ada, &chat, "helo").await;
+        mesh.message_as(&ada)
+            .edit_message(msg::EditMessageRequest {
+                conversation_id: chat.conversation_id.clone(),
+                message_id: typo.message_id.clone(),
+                content: Some(text("hello")),
+                update_mask: mask(&["text"]),
+            })
+            .await
+            .expect("edit");
+        let regret = send(&mesh, &ada, &chat, "something I regret").await;
+        mesh.message_as(&ada)
+            .delete_message(msg::DeleteMessageRequest {
+                conversation_id: chat.conversation_id.clone(),
+                message_id: regret.message_id.clone(),
+                scope: msg::DeleteScope::ForEveryone.into(),
+            })
+            .await
+            .expect("delete for everyone");
+        let photo = msg::MessageContent {
+            attachments: vec![echo_proto::echo::common::v1::Media {
+                url: "https://cdn.example/cat.jpg".into(),
+                mime_type: "image/jpeg".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let photo = send_content(&mesh, &bob, &chat, photo).await;
+        let mut answer = send_request(&chat, &uuid::Uuid::now_v7().to_string(), text("yes!"));
+        answer.reply_to_message_id = hello.message_id.clone();
+        let reply = mesh.message_as(&bob).send_message(answer).await;
+        let reply = reply.expect("reply").into_inner().message.unwrap();
+        let unknown = uuid::Uuid::now_v7().to_string();
+
+        let ids = [
+            &hello, &long, &typo, &regret, &photo, &reply, &hello, // a duplicate
+        ]
+        .map(|m| m.message_id.as_str());
+        let mut asked = ids.to_vec();
+        asked.insert(6, &unknown);
+        let seen = previews_of(&mesh, &asked).await;
+        let order: Vec<&str> = seen.iter().map(|p| p.message_id.as_str()).collect();
+        assert_eq!(
+            order,
+            asked[..7],
+            "{backend:?}: one per distinct id, first-seen order"
+        );
+        let of = |message: &msg::Message| {
+            seen.iter()
+                .find(|p| p.message_id == message.message_id)
+                .unwrap_or_else(|| panic!("no preview of {}", message.message_id))
+        };
+
+        let shown = of(&hello);
+        assert_eq!(
+            (shown.state(), shown.preview.as_str()),
+            (Available, "hello Bob"),
+            "{backend:?}"
+        );
+        assert_eq!(shown.conversation_id, chat.conversation_id);
+        assert_eq!(shown.sender_user_id, ada.tokens.user_id);
+        assert_eq!(shown.seq, hello.seq);
+        assert_eq!(shown.created_at, hello.created_at);
+        assert_eq!(shown.reply_to_sender_user_id, "");
+
+        let cut = &of(&long).preview;
+        assert_eq!(cut.chars().count(), 120, "{backend:?}");
+        assert!(long_text.starts_with(cut.as_str()));
+        assert_eq!(of(&typo).preview, "hello", "{backend:?}: the latest text");
+        assert_eq!(of(&photo).preview, "📷 Photo");
+
+        let gone = of(&regret);
+        assert_eq!(
+            (gone.state(), gone.preview.as_str()),
+            (Deleted, ""),
+            "{backend:?}"
+        );
+        assert_eq!(gone.sender_user_id, ada.tokens.user_id);
+        assert_eq!(gone.conversation_id, chat.conversation_id);
+
+        let answered = of(&reply);
+        assert_eq!(answered.preview, "yes!");
+        assert_eq!(answered.sender_user_id, bob.tokens.user_id);
+        assert_eq!(answered.reply_to_sender_user_id, ada.tokens.user_id);
+
+        let missing = seen
+            .iter()
+            .find(|p| p.message_id == unknown)
+            .expect("listed");
+        assert_eq!(missing.state(), NotFound, "{backend:?}");
+        assert_eq!(
+            (
+                missing.conversation_id.as_str(),
+                missing.sender_user_id.as_str(),
+                missing.seq,
+                missing.created_at
+            ),
+            ("", "", 0, None)
+        );
+        mesh.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_preview_requests_name_the_field() {
+    for backend in Backend::BOTH {
+        let Some(mesh) = TestMesh::start(backend).await else {
+            continue;
+        };
+        let token = mesh.service_token("notification");
+        let valid = uuid::Uuid::now_v7().to_string();
+        let cases = [
+            (Vec::new(), "message_ids"),
+            (vec![valid.clone(); 501], "message_ids"),
+            // Too many is refused before any element is looked at.
+            (vec!["not-a-uuid".to_owned(); 501], "message_ids"),
+            (
+                vec![valid.clone(), "not-a-uuid".to_owned()],
+                "message_ids[1]",
+            ),
+        ];
+        for (ids, field) in cases {
+            let count = ids.len();
+            let refused = previews(mesh.internal_channel(), Some(&token), ids)
+                .await
+                .expect_err("malformed");
+            assert_eq!(
+                refused.code(),
+                Code::InvalidArgument,
+                "{count} ids: {refused:?}"
+            );
+            assert_eq!(violated_fields(&refused), [field], "{backend:?}");
+        }
+        // Exactly 500 is allowed (and collapses to one unknown message).
+        let five_hundred = vec![valid; 500];
+        let seen = previews(mesh.internal_channel(), Some(&token), five_hundred)
+            .await
+            .expect("500 ids");
+        assert_eq!(seen.len(), 1, "{backend:?}");
+        assert_eq!(seen[0].state(), msg::NotificationPreviewState::NotFound);
+        mesh.shutdown().await;
+    }
 }

@@ -6,7 +6,8 @@
 //! the Subscribe streams (hub, replay, cursor); `reading` how one reader sees messages; `rules`
 //! the field rules; `store` the storage seam (one sub-trait per part) with its PostgreSQL and
 //! SQLite implementations; `events` the outbox events; `projections` what it learns from
-//! auth's and the user service's events.
+//! auth's and the user service's events; `internal` the contract other Echo services call
+//! (notification previews, built by `preview`).
 
 pub mod api;
 pub mod conversations;
@@ -14,8 +15,10 @@ pub mod convert;
 pub mod edits;
 pub mod error;
 pub mod events;
+pub mod internal;
 pub mod live;
 pub mod members;
+pub mod preview;
 pub mod projections;
 pub mod reactions;
 pub mod reading;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use echo_bus::ConsumerSpec;
 use echo_bus::consumer::EventHandler;
 use echo_cache::{Cache, Limits};
+use echo_proto::echo::message::v1::message_internal_service_server::MessageInternalServiceServer;
 use echo_proto::echo::message::v1::message_service_server::MessageServiceServer;
 
 pub use api::MessageApi;
@@ -58,6 +62,16 @@ pub fn service(deps: MessageDeps, max_request_bytes: usize) -> MessageServiceSer
     };
     MessageServiceServer::new(MessageApi::new(Arc::new(conversations)))
         .max_decoding_message_size(max_request_bytes)
+}
+
+/// The MessageInternalService server (notification previews; for the internal listener only,
+/// behind the service credential) over the store of `deps`, refusing request messages over
+/// `max_request_bytes`.
+pub fn internal_service(
+    deps: &MessageDeps,
+    max_request_bytes: usize,
+) -> MessageInternalServiceServer<internal::MessageInternalApi> {
+    internal::MessageInternalApi::new(deps.store.clone()).server(max_request_bytes)
 }
 
 /// The durable consumers MessageService runs: auth's account events and the user service's

@@ -42,6 +42,8 @@ mod edits;
 mod live;
 #[path = "store_conformance/members.rs"]
 mod members;
+#[path = "store_conformance/previews.rs"]
+mod previews;
 #[path = "store_conformance/reactions.rs"]
 mod reactions;
 #[path = "store_conformance/reads.rs"]

@@ -1,0 +1,160 @@
+//! MessageInternalService (spec §0.2): notification previews for other Echo services. Bus
+//! events carry no content, so the notification service reads the text of a push here, when it
+//! handles the event: an edit since shows its latest text, a deletion for everyone shows
+//! nothing. No reader's view applies (the caller is a service, not a member). Served on the
+//! internal listener only, behind the service credential; the public port refuses the path.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use echo_proto::echo::message::v1 as pb;
+use echo_proto::echo::message::v1::message_internal_service_server::{
+    MessageInternalService, MessageInternalServiceServer,
+};
+use echo_runtime::{Check, Failure};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::error::MessageError;
+use crate::events::timestamp;
+use crate::preview::preview;
+use crate::store::{Message, MessageStore};
+
+/// Most messages one GetNotificationPreviews reads.
+pub const MAX_MESSAGES: usize = 500;
+
+/// The internal handlers.
+#[derive(Clone)]
+pub struct MessageInternalApi {
+    store: Arc<dyn MessageStore>,
+}
+
+impl MessageInternalApi {
+    /// Handlers over `store`.
+    pub fn new(store: Arc<dyn MessageStore>) -> Self {
+        Self { store }
+    }
+
+    /// The server, refusing request messages over `max_request_bytes`.
+    pub fn server(self, max_request_bytes: usize) -> MessageInternalServiceServer<Self> {
+        MessageInternalServiceServer::new(self).max_decoding_message_size(max_request_bytes)
+    }
+}
+
+/// A message found for a preview, with the sender of the message it replies to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    /// The message as stored now (its latest edit; no content once deleted for everyone).
+    pub message: Message,
+    /// Who sent the message it replies to (None when it replies to none).
+    pub reply_to_sender: Option<Uuid>,
+}
+
+/// The messages of `ids` (distinct) with their reply targets' senders, in the order of `ids`;
+/// None for an id no message has. Two reads by id at most: the messages, then the reply
+/// targets that are not among them (a reply keeps its target, even one deleted since).
+#[tracing::instrument(skip_all, fields(count = ids.len()))]
+pub async fn read(
+    store: &dyn MessageStore,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, Option<Found>)>, MessageError> {
+    let mut messages: HashMap<Uuid, Message> = store
+        .messages_by_id(ids)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let mut senders: HashMap<Uuid, Uuid> = messages.values().map(|m| (m.id, m.sender_id)).collect();
+    let targets: Vec<Uuid> = messages
+        .values()
+        .filter_map(|m| m.reply_to_message_id)
+        .filter(|target| !senders.contains_key(target))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    if !targets.is_empty() {
+        let replied = store.messages_by_id(&targets).await?;
+        senders.extend(replied.into_iter().map(|m| (m.id, m.sender_id)));
+    }
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let found = messages.remove(id).map(|message| Found {
+                reply_to_sender: message
+                    .reply_to_message_id
+                    .and_then(|target| senders.get(&target).copied()),
+                message,
+            });
+            (*id, found)
+        })
+        .collect())
+}
+
+/// The preview of `id`, as read.
+fn preview_pb(id: Uuid, found: Option<Found>) -> pb::NotificationPreview {
+    let Some(Found {
+        message,
+        reply_to_sender,
+    }) = found
+    else {
+        return pb::NotificationPreview {
+            message_id: id.to_string(),
+            state: pb::NotificationPreviewState::NotFound.into(),
+            ..Default::default()
+        };
+    };
+    let (state, text) = match (&message.content, message.deleted_at) {
+        (Some(content), None) => (pb::NotificationPreviewState::Available, preview(content)),
+        _ => (pb::NotificationPreviewState::Deleted, String::new()),
+    };
+    pb::NotificationPreview {
+        message_id: id.to_string(),
+        state: state.into(),
+        conversation_id: message.conversation_id.to_string(),
+        sender_user_id: message.sender_id.to_string(),
+        seq: message.seq,
+        preview: text,
+        reply_to_sender_user_id: reply_to_sender.map(|u| u.to_string()).unwrap_or_default(),
+        created_at: Some(timestamp(message.created_at)),
+    }
+}
+
+/// The distinct ids of `input`, in first-seen order. The count is refused before any element
+/// is looked at, so an oversized request costs no parsing.
+fn message_ids(input: &[String]) -> Result<Vec<Uuid>, Status> {
+    if input.is_empty() {
+        return Err(Failure::invalid("message_ids", "at least one message id is required").into());
+    }
+    if input.len() > MAX_MESSAGES {
+        let message = format!("at most {MAX_MESSAGES} message ids");
+        return Err(Failure::invalid("message_ids", message).into());
+    }
+    let mut check = Check::new();
+    let mut seen = HashSet::new();
+    let ids = input
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| check.id(&format!("message_ids[{i}]"), text))
+        .filter(|id| seen.insert(*id))
+        .collect();
+    check.finish()?;
+    Ok(ids)
+}
+
+#[tonic::async_trait]
+impl MessageInternalService for MessageInternalApi {
+    async fn get_notification_previews(
+        &self,
+        request: Request<pb::GetNotificationPreviewsRequest>,
+    ) -> Result<Response<pb::GetNotificationPreviewsResponse>, Status> {
+        let ids = message_ids(&request.get_ref().message_ids)?;
+        let found = read(self.store.as_ref(), &ids).await?;
+        let previews = found
+            .into_iter()
+            .map(|(id, found)| preview_pb(id, found))
+            .collect();
+        Ok(Response::new(pb::GetNotificationPreviewsResponse {
+            previews,
+        }))
+    }
+}
