@@ -3,8 +3,9 @@
 use std::time::{Duration, SystemTime};
 
 use common::*;
+use echo_auth::store::OtpPurpose;
 use echo_proto::echo::auth::v1 as pb;
-use echo_testkit::{Backend, PASSWORD, TestMesh, phone_number};
+use echo_testkit::{Backend, PASSWORD, TestMesh, phone_number, test_device};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -39,13 +40,109 @@ async fn malformed_fields_are_reported_together() {
     let code = pb::VerifyPhoneRequest {
         phone_number: phone_number(),
         code: "12ab".into(),
-        device: None,
+        device: Some(test_device()),
     };
     assert_eq!(
         violated_fields(&mesh.auth().verify_phone(code).await.unwrap_err()),
         ["code"]
     );
     mesh.shutdown().await;
+}
+
+/// Devices auth.proto's `DeviceInfo` refuses, each with the field it names.
+fn malformed_devices() -> Vec<(Option<pb::DeviceInfo>, &'static str)> {
+    let named = |name: &str| pb::DeviceInfo {
+        name: name.into(),
+        ..test_device()
+    };
+    vec![
+        (None, "device"),
+        (
+            Some(pb::DeviceInfo {
+                name: "x".into(),
+                ..Default::default()
+            }),
+            "device.platform",
+        ),
+        (Some(named("")), "device.name"),
+        (Some(named("   ")), "device.name"),
+        (Some(named(&"d".repeat(65))), "device.name"),
+    ]
+}
+
+#[tokio::test]
+async fn every_sign_in_refuses_a_malformed_device_on_both_backends() {
+    for backend in Backend::BOTH {
+        let Some(mesh) = TestMesh::start(backend).await else {
+            continue;
+        };
+        let known = mesh.sign_up().await;
+        let phone = phone_number();
+        let register = pb::RegisterRequest {
+            phone_number: phone.clone(),
+            password: PASSWORD.into(),
+            display_name: "Ada".into(),
+        };
+        mesh.auth().register(register).await.unwrap();
+        let code = mesh.code_for(&phone, OtpPurpose::Register).await;
+        let otp = pb::RequestLoginOtpRequest {
+            phone_number: known.phone.clone(),
+        };
+        mesh.auth().request_login_otp(otp).await.unwrap();
+        let login_code = mesh.code_for(&known.phone, OtpPurpose::Login).await;
+        let verify = |device| pb::VerifyPhoneRequest {
+            phone_number: phone.clone(),
+            code: code.clone(),
+            device,
+        };
+        let password = |device| pb::LoginWithPasswordRequest {
+            phone_number: known.phone.clone(),
+            password: PASSWORD.into(),
+            device,
+        };
+        let with_otp = |device| pb::LoginWithOtpRequest {
+            phone_number: known.phone.clone(),
+            code: login_code.clone(),
+            device,
+        };
+        for (device, field) in malformed_devices() {
+            let refusals = [
+                mesh.auth().verify_phone(verify(device.clone())).await.err(),
+                mesh.auth()
+                    .login_with_password(password(device.clone()))
+                    .await
+                    .err(),
+                mesh.auth()
+                    .login_with_otp(with_otp(device.clone()))
+                    .await
+                    .err(),
+            ];
+            for (rpc, status) in ["VerifyPhone", "LoginWithPassword", "LoginWithOtp"]
+                .into_iter()
+                .zip(refusals)
+            {
+                let status =
+                    status.unwrap_or_else(|| panic!("{backend:?} {rpc} {device:?} signed in"));
+                assert_eq!(
+                    (status.code(), violated_fields(&status)),
+                    (Code::InvalidArgument, vec![field.to_owned()]),
+                    "{backend:?} {rpc} {device:?}"
+                );
+            }
+        }
+        // The refusals consumed nothing: a well-formed device signs in with the same codes.
+        let device = Some(test_device());
+        mesh.auth()
+            .verify_phone(verify(device.clone()))
+            .await
+            .unwrap();
+        mesh.auth()
+            .login_with_password(password(device.clone()))
+            .await
+            .unwrap();
+        mesh.auth().login_with_otp(with_otp(device)).await.unwrap();
+        mesh.shutdown().await;
+    }
 }
 
 #[tokio::test]

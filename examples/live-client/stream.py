@@ -117,7 +117,9 @@ class LiveClient:
         request = self.pb.auth.LoginWithPasswordRequest(
             phone_number=self.phone,
             password=self.password,
-            device=self.pb.auth.DeviceInfo(name=self.device_name),
+            device=self.pb.auth.DeviceInfo(
+                name=self.device_name, platform=self.pb.auth.DEVICE_PLATFORM_OTHER
+            ),
         )
         try:
             response = await self.auth.LoginWithPassword(request, timeout=UNARY_TIMEOUT)

@@ -22,6 +22,8 @@ use crate::store::{Device, Session};
 
 /// Longest display name, in characters.
 const MAX_DISPLAY_NAME: usize = 64;
+/// Longest device name, in characters.
+const MAX_DEVICE_NAME: usize = 64;
 /// Default and largest page of sessions.
 const DEFAULT_PAGE: i32 = 50;
 const MAX_PAGE: i32 = 200;
@@ -104,13 +106,22 @@ impl AuthCheck for Check {
         code.to_owned()
     }
 
+    /// The required `device` (auth.proto `DeviceInfo`): a known platform other than
+    /// UNSPECIFIED and a 1-64 character name; a missing device is one `device` violation.
     fn device(&mut self, device: Option<pb::DeviceInfo>) -> Device {
-        let device = device.unwrap_or_default();
-        if pb::DevicePlatform::try_from(device.platform).is_err() {
-            self.push("device.platform", "is not a known platform");
+        let Some(device) = device else {
+            self.push("device", "is required");
+            return Device::default();
+        };
+        match pb::DevicePlatform::try_from(device.platform) {
+            Ok(pb::DevicePlatform::Unspecified) => {
+                self.push("device.platform", "is required (not UNSPECIFIED)")
+            }
+            Ok(_) => {}
+            Err(_) => self.push("device.platform", "is not a known platform"),
         }
         Device {
-            name: self.text("device.name", &device.name, 64, false),
+            name: self.text("device.name", &device.name, MAX_DEVICE_NAME, true),
             platform: device.platform,
             app_version: self.text("device.app_version", &device.app_version, 32, false),
         }
