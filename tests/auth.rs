@@ -267,3 +267,45 @@ async fn codes_are_single_use_expire_and_cap_attempts_on_both_backends() {
         mesh.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn list_sessions_caps_large_page_sizes_on_both_backends() {
+    for backend in Backend::BOTH {
+        let Some(mesh) = TestMesh::start(backend).await else {
+            continue;
+        };
+        let user = mesh.sign_up().await;
+        for _ in 0..2 {
+            login(&mesh, &user.phone, PASSWORD).await.unwrap();
+        }
+        let mut client =
+            pb::auth_service_client::AuthServiceClient::new(mesh.authed(&user.tokens.access_token));
+        let list = |page_size: i32, page_token: String| pb::ListSessionsRequest {
+            page_size,
+            page_token,
+        };
+        for size in [201, i32::MAX] {
+            let page = client.list_sessions(list(size, String::new())).await;
+            let page = page.unwrap_or_else(|s| panic!("{backend:?} page_size {size}: {s:?}"));
+            assert_eq!(page.into_inner().sessions.len(), 3, "{backend:?}");
+        }
+        let first = client.list_sessions(list(2, String::new())).await.unwrap();
+        let first = first.into_inner();
+        assert_eq!(first.sessions.len(), 2);
+        let rest = client
+            .list_sessions(list(2, first.next_page_token))
+            .await
+            .unwrap();
+        let rest = rest.into_inner();
+        assert_eq!(
+            (rest.sessions.len(), rest.next_page_token.as_str()),
+            (1, "")
+        );
+        let negative = client
+            .list_sessions(list(-1, String::new()))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&negative), ["page_size"]);
+        mesh.shutdown().await;
+    }
+}

@@ -5,12 +5,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use echo_authn::Caller;
 use echo_proto::echo::auth::v1 as pb;
 use echo_proto::echo::auth::v1::auth_service_server::AuthService;
-use echo_runtime::Check;
+use echo_runtime::{Check, PageSize};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -24,9 +22,11 @@ use crate::store::{Device, Session};
 const MAX_DISPLAY_NAME: usize = 64;
 /// Longest device name, in characters.
 const MAX_DEVICE_NAME: usize = 64;
-/// Default and largest page of sessions.
-const DEFAULT_PAGE: i32 = 50;
-const MAX_PAGE: i32 = 200;
+/// Default and largest page of sessions (larger requests are capped, as on every list).
+const SESSIONS_PAGE: PageSize = PageSize {
+    default: 50,
+    max: 200,
+};
 
 /// The AuthService handlers.
 pub struct AuthApi {
@@ -308,33 +308,14 @@ impl AuthService for AuthApi {
         let caller = caller(&request)?;
         let body = request.into_inner();
         let mut check = Check::default();
-        let size = match body.page_size {
-            0 => DEFAULT_PAGE,
-            n if (1..=MAX_PAGE).contains(&n) => n,
-            _ => {
-                check.push("page_size", format!("must be 0..={MAX_PAGE}"));
-                DEFAULT_PAGE
-            }
-        };
-        let after = match body.page_token.as_str() {
-            "" => None,
-            token => decode_page_token(token).or_else(|| {
-                check.push("page_token", "is not a token from this list");
-                None
-            }),
-        };
+        let page = check.page::<Uuid>(body.page_size, &body.page_token, SESSIONS_PAGE);
         check.done()?;
-        let mut page = self
+        let sessions = self
             .accounts
-            .sessions(&caller, after, i64::from(size) + 1)
+            .sessions(&caller, page.after, page.fetch_limit() as i64)
             .await?;
-        let more = page.len() > size as usize;
-        page.truncate(size as usize);
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => URL_SAFE_NO_PAD.encode(last.session_id.as_bytes()),
-            _ => String::new(),
-        };
-        let sessions = page
+        let (sessions, next_page_token) = page.finish(sessions, |s| s.session_id);
+        let sessions = sessions
             .into_iter()
             .map(|s| session(s, caller.session_id))
             .collect();
@@ -455,9 +436,4 @@ impl AuthService for AuthApi {
             cache_ttl,
         }))
     }
-}
-
-fn decode_page_token(token: &str) -> Option<Uuid> {
-    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-    Uuid::from_slice(&bytes).ok()
 }
