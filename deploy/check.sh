@@ -33,7 +33,13 @@ CONFIG_KEYS = [
     "bus_url", "bus_subject_prefix", "bus_max_age", "bus_duplicate_window", "cache_url",
     "cache_key_prefix", "env", "log_format", "log_filter", "otlp_endpoint", "shutdown_grace",
     "max_request_bytes", "keepalive_interval", "cors_allowed_origins",
-] + [f"upstreams__{s}" for s in SERVICES]
+    "database_max_connections", "internal_listen", "service_secret", "service_secret_file",
+] + [f"upstreams__{s}" for s in SERVICES] + [
+    f"presence__{k}" for k in (
+        "heartbeat_interval", "ttl", "stream_closed_ttl", "watch_heartbeat", "max_watch_streams",
+        "watch_buffer", "reconcile_every", "sweep_every", "damping",
+    )
+]
 ENV_VARS = {"ECHO_" + k.upper() for k in CONFIG_KEYS}
 
 failures = []

@@ -427,9 +427,14 @@ fn auth_deps(outbox: Outbox, parts: &Parts<'_>) -> anyhow::Result<echo_auth::Aut
 
 async fn open_database(config: &Config, target: Target) -> anyhow::Result<Database> {
     let url = config.database_url();
-    let db = Database::connect(&url, target.name(), &config.database_schema_prefix)
-        .await
-        .with_context(|| format!("{target} database at {}", echo_config::redact_url(&url)))?;
+    let db = Database::connect_sized(
+        &url,
+        target.name(),
+        &config.database_schema_prefix,
+        config.database_max_connections,
+    )
+    .await
+    .with_context(|| format!("{target} database at {}", echo_config::redact_url(&url)))?;
     db.migrate(&echo_bus::migrations())
         .await
         .with_context(|| format!("{target} migrations"))?;

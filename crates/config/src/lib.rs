@@ -41,6 +41,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Prefix of each service's Postgres schema (`echo_` gives `echo_auth`, `echo_message`, …).
     pub database_schema_prefix: String,
+    /// PostgreSQL connections each service's pool may hold in this process (at least 1).
+    pub database_max_connections: u32,
     /// `memory://` (in-process, the outbox table is the bus) or `nats://…` (JetStream).
     pub bus_url: String,
     /// Prefix of every subject and stream name on the bus (isolates tenants and tests).
@@ -204,6 +206,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
             database_schema_prefix: "echo_".into(),
+            database_max_connections: 32,
             bus_url: "memory://".into(),
             bus_subject_prefix: String::new(),
             bus_max_age: Duration::from_secs(7 * 24 * 3600),
@@ -342,6 +345,11 @@ impl Config {
         if self.max_request_bytes < 1024 {
             return Err(ConfigError::Inconsistent(
                 "max_request_bytes below 1024 would refuse ordinary requests".into(),
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::Inconsistent(
+                "database_max_connections must be at least 1".into(),
             ));
         }
         if let Some(problem) = self.presence.problem() {

@@ -142,6 +142,9 @@ pub fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
+/// PostgreSQL connections one service's pool may hold unless configured otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
+
 /// How long a caller waits for a pooled connection before the call fails as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -155,9 +158,20 @@ impl Database {
         service: &str,
         schema_prefix: &str,
     ) -> Result<Self, StoreError> {
+        Self::connect_sized(url, service, schema_prefix, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// [`Database::connect`] with at most `max_connections` pooled PostgreSQL connections
+    /// (SQLite keeps its one writer and its readers whatever this says).
+    pub async fn connect_sized(
+        url: &str,
+        service: &str,
+        schema_prefix: &str,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let schema = format!("{schema_prefix}{service}");
-            postgres::connect(url, &schema)
+            postgres::connect(url, &schema, max_connections)
                 .await
                 .map(Database::Postgres)
         } else if let Some(path) = url.strip_prefix("sqlite://") {

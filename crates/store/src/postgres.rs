@@ -7,13 +7,20 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::{ACQUIRE_TIMEOUT, PostgresDatabase, StoreError};
 
-pub(crate) async fn connect(url: &str, schema: &str) -> Result<PostgresDatabase, StoreError> {
+pub(crate) async fn connect(
+    url: &str,
+    schema: &str,
+    max_connections: u32,
+) -> Result<PostgresDatabase, StoreError> {
     let base = PgConnectOptions::from_str(url)?;
     create_schema(&base, schema).await?;
     let options = base.options([("search_path", schema)]);
     let pool = PgPoolOptions::new()
-        .max_connections(32)
+        .max_connections(max_connections.max(1))
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A burst's extra connections close again instead of idling for sqlx's default ten
+        // minutes: many services (and test meshes) share one server's connection limit.
+        .idle_timeout(std::time::Duration::from_secs(60))
         .connect_with(options)
         .await?;
     Ok(PostgresDatabase {

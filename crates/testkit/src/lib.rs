@@ -119,6 +119,9 @@ pub fn test_config(backend: Backend, targets: &str) -> Option<(Config, tempfile:
         let isolation = unique_name("t");
         config.database_url = Some(url(Server::Postgres)?);
         config.database_schema_prefix = format!("{isolation}_");
+        // Tests run meshes side by side (and siblings beside them) on one PostgreSQL whose
+        // connection limit is 100: keep each service's pool small.
+        config.database_max_connections = 8;
         config.bus_url = url(Server::Nats)?;
         config.bus_subject_prefix = format!("{isolation}.");
         config.cache_url = url(Server::Redis)?;
