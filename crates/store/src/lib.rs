@@ -78,12 +78,17 @@ pub enum StoreError {
 impl StoreError {
     /// True when the failure is the database being unreachable (callers answer UNAVAILABLE).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Sqlx(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            )
-        )
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
+            ) => true,
+            // The server refuses new connections for now: too many clients (53300), starting
+            // up or shutting down (57P03).
+            StoreError::Sqlx(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("53300" | "57P03"))
+            }
+            _ => false,
+        }
     }
 }
 
