@@ -85,10 +85,14 @@ fn rewrite(status: &tonic::Status) -> Option<Failure> {
     }
 }
 
-/// The field path in prost's description: `SendMessageRequest.content: MessageContent.text:
-/// invalid string value: …` names `content.text`; '' when it names none.
+/// The field path in prost's description, outermost field first. prost pushes one
+/// `Message.field` per level as the error unwinds, so the innermost comes first:
+/// `MessageContent.text: SendMessageRequest.content: invalid string value: …` names
+/// `content.text`. prost does not say which element of a repeated field failed, so
+/// `content.mentions[3].user_id` comes out as `content.mentions.user_id`. '' when it names
+/// none.
 fn field_path(detail: &str) -> String {
-    detail
+    let mut fields = detail
         .split(": ")
         .map_while(|segment| {
             let (message, field) = segment.split_once('.')?;
@@ -96,8 +100,9 @@ fn field_path(detail: &str) -> String {
                 |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_');
             (is_name(message) && is_name(field)).then_some(field)
         })
-        .collect::<Vec<_>>()
-        .join(".")
+        .collect::<Vec<_>>();
+    fields.reverse();
+    fields.join(".")
 }
 
 /// prost's description without the field path.
@@ -109,18 +114,71 @@ fn problem(detail: &str) -> &str {
 mod tests {
     use super::*;
 
+    /// tonic-prost's status for `bytes` decoded as `M`, exactly as a server answers it.
+    fn decode_status<M: prost::Message + Default>(bytes: &[u8]) -> tonic::Status {
+        let Err(error) = M::decode(bytes) else {
+            panic!("decodes, but the test needs it not to");
+        };
+        tonic::Status::internal(error.to_string())
+    }
+
+    fn violated_field(status: &tonic::Status) -> String {
+        let Some(Failure::InvalidArgument(violations)) = rewrite(status) else {
+            panic!("{status:?} is bad input");
+        };
+        assert_eq!(violations.len(), 1);
+        violations[0].field.clone()
+    }
+
+    /// A length-delimited field `number` holding `payload`.
+    fn field(number: u32, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        prost::encoding::encode_key(
+            number,
+            prost::encoding::WireType::LengthDelimited,
+            &mut bytes,
+        );
+        prost::encoding::encode_varint(payload.len() as u64, &mut bytes);
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    const NOT_UTF8: &[u8] = b"a\xff";
+
+    #[test]
+    fn nested_fields_are_named_outermost_first() {
+        use echo_proto::echo::message::v1::SendMessageRequest;
+        // SendMessageRequest.content (3) → MessageContent.text (1).
+        let request = field(3, &field(1, NOT_UTF8));
+        let status = decode_status::<SendMessageRequest>(&request);
+        assert_eq!(violated_field(&status), "content.text");
+        // UpdateProfileRequest.profile (1) → Profile.avatar (5) → Media.url (1).
+        use echo_proto::echo::user::v1::UpdateProfileRequest;
+        let request = field(1, &field(5, &field(1, NOT_UTF8)));
+        let status = decode_status::<UpdateProfileRequest>(&request);
+        assert_eq!(violated_field(&status), "profile.avatar.url");
+    }
+
+    #[test]
+    fn repeated_fields_are_named_without_an_index() {
+        use echo_proto::echo::message::v1::SendMessageRequest;
+        // SendMessageRequest.content (3) → MessageContent.mentions (2)[1] → Mention.user_id (1).
+        let good = field(2, &field(1, b"0192a0c4-0000-7000-8000-000000000000"));
+        let bad = field(2, &field(1, NOT_UTF8));
+        let content = [good, bad].concat();
+        let status = decode_status::<SendMessageRequest>(&field(3, &content));
+        assert_eq!(violated_field(&status), "content.mentions.user_id");
+    }
+
     #[test]
     fn prost_descriptions_name_the_field() {
-        let detail = "SendMessageRequest.content: MessageContent.text: invalid string value: data is not UTF-8 encoded";
+        let detail = "MessageContent.text: SendMessageRequest.content: invalid string value: data is not UTF-8 encoded";
         assert_eq!(field_path(detail), "content.text");
         assert_eq!(problem(detail), "data is not UTF-8 encoded");
         assert_eq!(field_path("buffer underflow"), "");
         let internal =
             tonic::Status::internal(format!("failed to decode Protobuf message: {detail}"));
-        let Some(Failure::InvalidArgument(violations)) = rewrite(&internal) else {
-            panic!("a decode failure is bad input");
-        };
-        assert_eq!(violations[0].field, "content.text");
+        assert_eq!(violated_field(&internal), "content.text");
         assert!(rewrite(&tonic::Status::internal("database down")).is_none());
     }
 }
