@@ -43,10 +43,29 @@ impl Check {
             self.push(field, "is required");
         } else if text.chars().count() > max_chars {
             self.push(field, format!("must be at most {max_chars} characters"));
-        } else if text.chars().any(char::is_control) {
-            self.push(field, "must not contain control characters");
+        } else {
+            self.printable(field, text, false);
         }
         text.to_owned()
+    }
+
+    /// Records `field` when `input` holds a control character (NUL, escape, …) and returns
+    /// false. Every free-text field goes through this (or [`Check::text`], which calls it)
+    /// before it reaches storage: PostgreSQL refuses NUL in text while SQLite stores it, so
+    /// without it the same request would be INTERNAL on one backend and OK on the other.
+    /// `multiline` text (a message) may hold tabs and line breaks.
+    pub fn printable(&mut self, field: &str, input: &str, multiline: bool) -> bool {
+        let allowed = |c: char| multiline && matches!(c, '\t' | '\n' | '\r');
+        let clean = !input.chars().any(|c| c.is_control() && !allowed(c));
+        if !clean && multiline {
+            self.push(
+                field,
+                "must not contain control characters other than tabs and line breaks",
+            );
+        } else if !clean {
+            self.push(field, "must not contain control characters");
+        }
+        clean
     }
 
     /// A required id (a UUID string).
@@ -121,5 +140,24 @@ mod tests {
         };
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["about", "title", "alias", "user_id"]);
+    }
+
+    #[test]
+    fn printable_text_refuses_nul_and_escapes_but_multiline_keeps_line_breaks() {
+        let mut check = Check::new();
+        assert!(check.printable("a", "tab\tand\r\nbreak", true));
+        assert!(check.printable("b", "plain ünïcödé 👋", false));
+        assert!(check.is_clean());
+        assert!(!check.printable("c", "a\u{0}b", true));
+        assert!(!check.printable("d", "\u{1b}[31m", true));
+        assert!(!check.printable("e", "a\u{7f}", true));
+        assert!(!check.printable("f", "a\u{85}", true));
+        assert!(!check.printable("g", "two\nlines", false));
+        check.text("h", "a\u{0}b", 10, false);
+        let Err(Failure::InvalidArgument(violations)) = check.finish() else {
+            panic!("expected violations");
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["c", "d", "e", "f", "g", "h"]);
     }
 }

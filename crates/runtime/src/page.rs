@@ -88,10 +88,26 @@ pub fn encode<P: Serialize>(position: &P) -> String {
     URL_SAFE_NO_PAD.encode(json)
 }
 
-/// The position in `token`, if it is one of type `P`.
+/// The position in `token`, if it is one of type `P`. A token holding a NUL character is
+/// none of ours (no stored text holds one): refused here, because a position is bound into SQL
+/// and PostgreSQL refuses NUL in text (INTERNAL there, OK on SQLite).
 pub fn decode<P: DeserializeOwned>(token: &str) -> Option<P> {
     let json = URL_SAFE_NO_PAD.decode(token).ok()?;
-    serde_json::from_slice(&json).ok()
+    let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    if holds_nul(&value) {
+        return None;
+    }
+    serde_json::from_value(value).ok()
+}
+
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +164,11 @@ mod tests {
         assert_eq!(last, "", "no token when nothing remains");
         check.page::<After>(2, "garbage!", RULE);
         check.page::<After>(2, &encode(&"a string"), RULE);
+        let nul = After {
+            name: "a\u{0}b".into(),
+            id: 1,
+        };
+        assert_eq!(decode::<After>(&encode(&nul)), None, "NUL reaches no SQL");
         let Err(crate::Failure::InvalidArgument(violations)) = check.finish() else {
             panic!("expected violations");
         };

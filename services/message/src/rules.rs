@@ -24,6 +24,8 @@ pub const MAX_PLACE_NAME: usize = 256;
 pub const MAX_ADDRESS: usize = 512;
 /// Longest idempotency key (`client_message_id`, `client_request_id`), in bytes.
 pub const MAX_CLIENT_KEY: usize = 64;
+/// Longest attachment file name, in UTF-8 bytes (`Media.file_name`).
+pub const MAX_FILE_NAME: usize = 255;
 /// Largest attachment the metadata may claim (4 GiB).
 pub const MAX_ATTACHMENT_BYTES: i64 = 4 << 30;
 
@@ -70,8 +72,8 @@ pub fn text_bytes(
         check.push(field, "is required (not blank)");
     } else if text.len() > max_bytes {
         check.push(field, format!("must be at most {max_bytes} UTF-8 bytes"));
-    } else if text.chars().any(char::is_control) {
-        check.push(field, "must not contain control characters");
+    } else {
+        check.printable(field, text, false);
     }
     text.to_owned()
 }
@@ -85,18 +87,42 @@ pub fn content(check: &mut Check, field: &str, content: &MessageContent) -> Vec<
             format!("{field}.text"),
             format!("must be at most {MAX_TEXT} UTF-8 bytes"),
         );
+    } else {
+        check.printable(&format!("{field}.text"), text, true);
     }
     if text.trim().is_empty() && content.attachments.is_empty() && content.location.is_none() {
         check.push(field, "needs text, an attachment or a location");
     }
-    let utf16_len = text.encode_utf16().count() as i64;
+    let mentioned = mentions(check, field, content);
+    if content.attachments.len() > MAX_ATTACHMENTS {
+        check.push(
+            format!("{field}.attachments"),
+            format!("at most {MAX_ATTACHMENTS}"),
+        );
+    } else {
+        for (i, media) in content.attachments.iter().enumerate() {
+            attachment(check, &format!("{field}.attachments[{i}]"), media);
+        }
+    }
+    if let Some(location) = &content.location {
+        self::location(check, &format!("{field}.location"), location);
+    }
+    mentioned
+}
+
+/// Checks the mentions of `content` (under `field.mentions`); returns the distinct mentioned
+/// users. More than [`MAX_MENTIONS`] is one violation, without looking at each: a request
+/// with thousands of bad mentions must not cost thousands of checks and violations.
+fn mentions(check: &mut Check, field: &str, content: &MessageContent) -> Vec<Uuid> {
+    let mut mentioned = Vec::new();
     if content.mentions.len() > MAX_MENTIONS {
         check.push(
             format!("{field}.mentions"),
             format!("at most {MAX_MENTIONS}"),
         );
+        return mentioned;
     }
-    let mut mentioned = Vec::new();
+    let utf16_len = content.text.encode_utf16().count() as i64;
     // Where the previous mention ends: mentions come ordered by offset and do not overlap.
     let mut previous_end = 0;
     for (i, mention) in content.mentions.iter().enumerate() {
@@ -121,18 +147,6 @@ pub fn content(check: &mut Check, field: &str, content: &MessageContent) -> Vec<
             previous_end = offset + length;
         }
     }
-    if content.attachments.len() > MAX_ATTACHMENTS {
-        check.push(
-            format!("{field}.attachments"),
-            format!("at most {MAX_ATTACHMENTS}"),
-        );
-    }
-    for (i, media) in content.attachments.iter().enumerate() {
-        attachment(check, &format!("{field}.attachments[{i}]"), media);
-    }
-    if let Some(location) = &content.location {
-        self::location(check, &format!("{field}.location"), location);
-    }
     mentioned
 }
 
@@ -141,7 +155,7 @@ pub fn attachment(check: &mut Check, field: &str, media: &Media) {
     let url = media.url.trim();
     if !(url.starts_with("https://") || url.starts_with("http://"))
         || url.len() > 2048
-        || url.chars().any(char::is_whitespace)
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         check.push(
             format!("{field}.url"),
@@ -152,6 +166,29 @@ pub fn attachment(check: &mut Check, field: &str, media: &Media) {
         check.push(
             format!("{field}.mime_type"),
             "must be a MIME type, e.g. image/jpeg",
+        );
+    } else {
+        check.printable(&format!("{field}.mime_type"), &media.mime_type, false);
+    }
+    if media.file_name.len() > MAX_FILE_NAME {
+        check.push(
+            format!("{field}.file_name"),
+            format!("must be at most {MAX_FILE_NAME} UTF-8 bytes"),
+        );
+    } else {
+        check.printable(&format!("{field}.file_name"), &media.file_name, false);
+    }
+    let thumbnail = media.thumbnail_url.as_str();
+    if !thumbnail.is_empty()
+        && (!(thumbnail.starts_with("https://") || thumbnail.starts_with("http://"))
+            || thumbnail.len() > 2048
+            || thumbnail
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control()))
+    {
+        check.push(
+            format!("{field}.thumbnail_url"),
+            "must be empty or an http(s) URL of at most 2048 bytes",
         );
     }
     if !(0..=MAX_ATTACHMENT_BYTES).contains(&media.size_bytes) {
@@ -278,6 +315,45 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(fields(&located), ["content.location.latitude"]);
+    }
+
+    #[test]
+    fn text_keeps_line_breaks_but_refuses_nul_and_other_controls() {
+        let text = |text: &str| MessageContent {
+            text: text.into(),
+            ..Default::default()
+        };
+        assert!(fields(&text("two\nlines\r\n\tindented")).is_empty());
+        for bad in ["a\u{0}b", "\u{1b}[2J", "bell\u{7}", "del\u{7f}"] {
+            assert_eq!(fields(&text(bad)), ["content.text"], "{bad:?}");
+        }
+        let media = |file_name: &str, mime_type: &str| MessageContent {
+            attachments: vec![Media {
+                url: "https://cdn.example/a".into(),
+                mime_type: mime_type.into(),
+                file_name: file_name.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(fields(&media("report.pdf", "application/pdf")).is_empty());
+        assert_eq!(
+            fields(&media("a\u{0}.pdf", "application/pdf\u{0}")),
+            [
+                "content.attachments[0].mime_type",
+                "content.attachments[0].file_name"
+            ]
+        );
+    }
+
+    #[test]
+    fn too_many_mentions_are_one_violation_without_checking_each() {
+        let content = MessageContent {
+            text: "hi".into(),
+            mentions: vec![Mention::default(); 10_000],
+            ..Default::default()
+        };
+        assert_eq!(fields(&content), ["content.mentions"]);
     }
 
     fn text_fields(input: &str, max: usize, required: bool) -> Vec<String> {

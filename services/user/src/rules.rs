@@ -106,6 +106,8 @@ pub fn avatar(
             format!("{field}.mime_type"),
             "must be an image type, e.g. image/jpeg",
         );
+    } else {
+        check.printable(&format!("{field}.mime_type"), mime_type, false);
     }
     if !(0..=MAX_AVATAR_BYTES).contains(&media.size_bytes) {
         check.push(
@@ -184,6 +186,22 @@ mod tests {
         assert!(!username_ok("ada-l"), "dash");
         assert!(!username_ok("ädalo"), "non-ASCII");
         assert!(!username_ok("Admin"), "reserved, any case");
+    }
+
+    #[test]
+    fn avatar_metadata_refuses_control_characters() {
+        let mut check = Check::new();
+        let media = Media {
+            url: "https://cdn.example/a\u{0}.jpg".into(),
+            mime_type: "image/\u{0}jpeg".into(),
+            ..Media::default()
+        };
+        avatar(&mut check, "profile.avatar", &media);
+        let Err(echo_runtime::Failure::InvalidArgument(violations)) = check.finish() else {
+            panic!("expected violations");
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["profile.avatar.url", "profile.avatar.mime_type"]);
     }
 
     #[test]
