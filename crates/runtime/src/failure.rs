@@ -117,22 +117,7 @@ impl Failure {
 impl From<Failure> for Status {
     fn from(failure: Failure) -> Status {
         match failure {
-            Failure::InvalidArgument(violations) => {
-                let summary = violations
-                    .iter()
-                    .map(|v| format!("{}: {}", v.field, v.description))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let violations: Vec<FieldViolation> = violations
-                    .into_iter()
-                    .map(|v| FieldViolation::new(v.field, v.description))
-                    .collect();
-                Status::with_error_details(
-                    Code::InvalidArgument,
-                    format!("invalid request: {summary}"),
-                    ErrorDetails::with_bad_request(violations),
-                )
-            }
+            Failure::InvalidArgument(violations) => invalid_argument(violations),
             Failure::Reason {
                 code,
                 reason,
@@ -168,6 +153,78 @@ impl From<Failure> for Status {
     }
 }
 
+/// Most field violations sent; more are counted in one summary violation.
+pub const MAX_VIOLATIONS: usize = 20;
+/// Longest field path sent, in bytes (longer is cut, marked with `…`).
+const MAX_FIELD_BYTES: usize = 128;
+/// Longest violation description sent, in bytes.
+const MAX_DESCRIPTION_BYTES: usize = 256;
+/// Most bytes of field paths and descriptions in one answer, whatever their number.
+const MAX_VIOLATION_BYTES: usize = 3 * 1024;
+/// Violations quoted in `grpc-message`, and the length of each part there.
+const MESSAGE_VIOLATIONS: usize = 3;
+const MESSAGE_PART_BYTES: usize = 64;
+
+/// INVALID_ARGUMENT with the violations, bounded so that the trailers (`grpc-message` beside
+/// `grpc-status-details-bin`, which carries that message again) stay far below the 8 KiB
+/// metadata limit of common clients, whatever the request: past it grpcio reports
+/// RESOURCE_EXHAUSTED instead of our answer. At most [`MAX_VIOLATIONS`] (and
+/// `MAX_VIOLATION_BYTES`) are listed, each cut to a bounded length, plus one summary
+/// violation (field '') saying how many more there were; `grpc-message` quotes the first few.
+fn invalid_argument(violations: Vec<Violation>) -> Status {
+    let total = violations.len();
+    let mut listed = Vec::new();
+    let mut bytes = 0;
+    for violation in violations {
+        let field = cut(&violation.field, MAX_FIELD_BYTES);
+        let description = cut(&violation.description, MAX_DESCRIPTION_BYTES);
+        bytes += field.len() + description.len();
+        if listed.len() == MAX_VIOLATIONS || bytes > MAX_VIOLATION_BYTES {
+            break;
+        }
+        listed.push(FieldViolation::new(field, description));
+    }
+    let mut summary = listed
+        .iter()
+        .take(MESSAGE_VIOLATIONS)
+        .map(|v| {
+            let field = cut(&v.field, MESSAGE_PART_BYTES);
+            format!("{field}: {}", cut(&v.description, MESSAGE_PART_BYTES))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if total > MESSAGE_VIOLATIONS {
+        summary.push_str(&format!(" (and {} more)", total - MESSAGE_VIOLATIONS));
+    }
+    let unlisted = total - listed.len();
+    if unlisted > 0 {
+        listed.push(FieldViolation::new(
+            "",
+            format!(
+                "{unlisted} more violations not listed (the first {} are); fix these and retry",
+                total - unlisted
+            ),
+        ));
+    }
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {summary}"),
+        ErrorDetails::with_bad_request(listed),
+    )
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +241,77 @@ mod tests {
         let bad = details.bad_request().expect("BadRequest detail");
         assert_eq!(bad.field_violations.len(), 2);
         assert_eq!(bad.field_violations[0].field, "phone_number");
+    }
+
+    /// The size of `status` as a client's metadata limit counts it (RFC 7541: name + value
+    /// + 32 per entry), encoded by tonic as the server sends it.
+    fn metadata_bytes(status: &Status) -> usize {
+        let mut headers = http::HeaderMap::new();
+        status.add_header(&mut headers).expect("encodable");
+        headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum()
+    }
+
+    #[test]
+    fn thousands_of_long_violations_fit_the_metadata_limit() {
+        // Field paths and descriptions as long as a client can make them (descriptions quote
+        // input), non-ASCII so that percent-encoding triples them in grpc-message.
+        let violations = (0..10_000)
+            .map(|i| {
+                Violation::new(
+                    format!("content.mentions[{i}].{}", "ü".repeat(300)),
+                    format!("unknown path `{}`", "é".repeat(2_000)),
+                )
+            })
+            .collect();
+        let status: Status = Failure::InvalidArgument(violations).into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let size = metadata_bytes(&status);
+        assert!(size < 8 * 1024, "{size} bytes of metadata");
+        let details = status.get_error_details();
+        let listed = &details.bad_request().expect("BadRequest").field_violations;
+        assert!(listed.len() <= MAX_VIOLATIONS + 1);
+        let summary = listed.last().expect("a summary");
+        assert_eq!(summary.field, "");
+        assert!(
+            summary.description.contains("more violations"),
+            "{summary:?}"
+        );
+        assert!(
+            status.message().contains("(and 9997 more)"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn few_violations_are_all_listed_in_full() {
+        let violations: Vec<_> = (0..MAX_VIOLATIONS)
+            .map(|i| Violation::new(format!("user_ids[{i}]"), "must be a UUID"))
+            .collect();
+        let status: Status = Failure::InvalidArgument(violations.clone()).into();
+        let details = status.get_error_details();
+        let listed = &details.bad_request().expect("BadRequest").field_violations;
+        let fields: Vec<_> = listed.iter().map(|v| v.field.clone()).collect();
+        let expected: Vec<_> = violations.into_iter().map(|v| v.field).collect();
+        assert_eq!(fields, expected, "no summary when nothing is left out");
+        assert!(
+            status
+                .message()
+                .starts_with("invalid request: user_ids[0]: must be a UUID; user_ids[1]"),
+            "{}",
+            status.message()
+        );
+        assert!(metadata_bytes(&status) < 8 * 1024);
+    }
+
+    #[test]
+    fn cuts_fall_on_character_boundaries() {
+        assert_eq!(cut("short", 10), "short");
+        let cut_text = cut(&"é".repeat(10), 8);
+        assert!(cut_text.len() <= 8 && cut_text.ends_with('…'), "{cut_text}");
     }
 
     #[test]

@@ -76,14 +76,18 @@ impl UserService for UserApi {
         let caller = caller(&request)?;
         let body = request.into_inner();
         let mut check = Check::new();
-        if body.user_ids.is_empty() || body.user_ids.len() > rules::MAX_BATCH {
-            check.push(
-                "user_ids",
-                format!("must name 1-{} users", rules::MAX_BATCH),
-            );
-        }
-        let mut ids: Vec<Uuid> = body
-            .user_ids
+        // An oversized list is one violation: its elements are not looked at one by one.
+        let listed = match body.user_ids.len() {
+            1..=rules::MAX_BATCH => &body.user_ids[..],
+            _ => {
+                check.push(
+                    "user_ids",
+                    format!("must name 1-{} users", rules::MAX_BATCH),
+                );
+                &[]
+            }
+        };
+        let mut ids: Vec<Uuid> = listed
             .iter()
             .enumerate()
             .filter_map(|(i, id)| check.id(&format!("user_ids[{i}]"), id))

@@ -90,15 +90,17 @@ pub(super) async fn add_members(
     let body = request.get_ref();
     let mut check = Check::new();
     let id = check.id("conversation_id", &body.conversation_id);
-    if body.user_ids.is_empty() || body.user_ids.len() > MAX_ADD {
-        check.push("user_ids", format!("name 1 to {MAX_ADD} users"));
-    }
     let mut users = Vec::new();
-    for (i, user) in body.user_ids.iter().enumerate() {
-        if let Some(user) = check.id(&format!("user_ids[{i}]"), user)
-            && !users.contains(&user)
-        {
-            users.push(user);
+    if body.user_ids.is_empty() || body.user_ids.len() > MAX_ADD {
+        // One violation for the list: its elements are not looked at one by one.
+        check.push("user_ids", format!("name 1 to {MAX_ADD} users"));
+    } else {
+        for (i, user) in body.user_ids.iter().enumerate() {
+            if let Some(user) = check.id(&format!("user_ids[{i}]"), user)
+                && !users.contains(&user)
+            {
+                users.push(user);
+            }
         }
     }
     finish(check)?;
