@@ -4,10 +4,15 @@
 //! - a message that is not valid protobuf for its type (e.g. a string field holding invalid
 //!   UTF-8): tonic-prost answers INTERNAL "failed to decode Protobuf message: …"; this becomes
 //!   INVALID_ARGUMENT with a field violation naming the field prost names. The caller sent
-//!   it, the server is fine, and INTERNAL would send operators looking for a bug.
+//!   it, the server is fine, and INTERNAL would send operators looking for a bug;
+//! - a body that is not valid gRPC framing: truncated inside a message (tonic: INTERNAL
+//!   "Unexpected EOF decoding stream.", e.g. a grpc-web POST cut short), a bad compression flag
+//!   or a compressed message that does not decompress; INVALID_ARGUMENT too, for the same
+//!   reason.
 //!
-//! Both arrive as trailers-only responses, so rewriting the status headers is enough; every
-//! other status passes untouched.
+//! Each rewrite is logged at debug level under the request's id (the client gets the id in
+//! `x-request-id`). All arrive as trailers-only responses, so rewriting the status headers is
+//! enough; every other status passes untouched.
 
 use std::task::{Context, Poll};
 
@@ -16,7 +21,7 @@ use http::{Request, Response};
 use tonic::Code;
 use tower::{Layer, Service};
 
-use crate::failure::{Failure, Violation};
+use crate::failure::Failure;
 
 /// See the module docs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -68,20 +73,52 @@ where
 /// What a decode failure becomes; None for every other status.
 fn rewrite(status: &tonic::Status) -> Option<Failure> {
     const UNDECODABLE: &str = "failed to decode Protobuf message: ";
-    match status.code() {
-        Code::OutOfRange if status.message().contains("too large") => Some(Failure::reason(
+    let message = status.message();
+    let failure = match status.code() {
+        Code::OutOfRange if message.contains("too large") => Failure::reason(
             Code::ResourceExhausted,
             "PAYLOAD_TOO_LARGE",
             "request message exceeds the size limit",
-        )),
+        ),
         Code::Internal => {
-            let detail = status.message().strip_prefix(UNDECODABLE)?;
-            Some(Failure::InvalidArgument(vec![Violation::new(
-                field_path(detail),
-                format!("is not valid protobuf: {}", problem(detail)),
-            )]))
+            if let Some(detail) = message.strip_prefix(UNDECODABLE) {
+                Failure::invalid(
+                    field_path(detail),
+                    format!("is not valid protobuf: {}", problem(detail)),
+                )
+            } else if is_framing_error(message) {
+                Failure::invalid("", framing_problem(message))
+            } else {
+                return None;
+            }
         }
-        _ => None,
+        _ => return None,
+    };
+    let request_id = crate::request_id::current().unwrap_or_default();
+    tracing::debug!(%request_id, code = ?status.code(), %message, "undecodable request");
+    Some(failure)
+}
+
+/// tonic's INTERNAL for a request body that is not well-formed gRPC framing (tonic
+/// `codec/decode.rs`): the request was cut short, or its compression flag or compressed bytes
+/// are wrong. Only the request direction: a response's framing is the server's business.
+fn is_framing_error(message: &str) -> bool {
+    message == TRUNCATED
+        || (message.starts_with("protocol error: received message with")
+            && (message.ends_with("while sending request") || !message.contains("while")))
+        || (message.starts_with("Error decompressing:")
+            && message.ends_with("while sending request"))
+}
+
+/// tonic's message for a body that ends inside a length-prefixed message.
+const TRUNCATED: &str = "Unexpected EOF decoding stream.";
+
+/// What to tell the caller about a framing error.
+fn framing_problem(message: &str) -> String {
+    if message == TRUNCATED {
+        "the request body ends inside a gRPC message (truncated)".to_owned()
+    } else {
+        format!("the request body is not valid gRPC framing: {message}")
     }
 }
 
@@ -180,5 +217,23 @@ mod tests {
             tonic::Status::internal(format!("failed to decode Protobuf message: {detail}"));
         assert_eq!(violated_field(&internal), "content.text");
         assert!(rewrite(&tonic::Status::internal("database down")).is_none());
+    }
+
+    #[test]
+    fn broken_framing_is_bad_input() {
+        for message in [
+            "Unexpected EOF decoding stream.",
+            "protocol error: received message with compressed-flag but no grpc-encoding was specified",
+            "protocol error: received message with invalid compression flag: 7 (valid flags are 0 and 1), while sending request",
+            "Error decompressing: corrupt deflate stream, while sending request",
+        ] {
+            let status = tonic::Status::internal(message);
+            assert!(
+                matches!(rewrite(&status), Some(Failure::InvalidArgument(_))),
+                "{message}"
+            );
+        }
+        let response_side = "protocol error: received message with invalid compression flag: 7 (valid flags are 0 and 1) while receiving response with status: 0";
+        assert!(rewrite(&tonic::Status::internal(response_side)).is_none());
     }
 }
