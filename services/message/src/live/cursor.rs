@@ -1,7 +1,7 @@
 //! The Subscribe cursor: `{epoch, position}` in the message outbox, opaque to clients.
 //!
 //! Encoded as `v1.` + base64url (no padding) of 16 bytes of epoch, 8 of transaction and 8 of
-//! row id (big-endian): 50 ASCII characters, under the 256 the contract allows. Clients never
+//! row id (big-endian): 46 ASCII characters, under the 256 the contract allows. Clients never
 //! parse it; the version prefix lets the format change without misreading old cursors.
 
 use base64::Engine as _;
@@ -60,7 +60,8 @@ mod tests {
             },
         };
         let text = cursor.encode();
-        assert!(text.len() <= 256 && text.is_ascii(), "{text}");
+        assert!(text.is_ascii(), "{text}");
+        assert_eq!(text.len(), 46, "as docs/live.md says: {text}");
         assert_eq!(Cursor::decode(&text), Some(cursor));
     }
 
