@@ -232,6 +232,33 @@ async fn code_requests_are_rate_limited_per_phone_with_retry_info() {
 }
 
 #[tokio::test]
+async fn a_resend_before_resend_after_answers_ok_and_sends_nothing_on_both_backends() {
+    for backend in Backend::BOTH {
+        let Some(mesh) = TestMesh::start(backend).await else {
+            continue;
+        };
+        let phone = phone_number();
+        let register = pb::RegisterRequest {
+            phone_number: phone.clone(),
+            password: PASSWORD.into(),
+            display_name: "Ada".into(),
+        };
+        let first = mesh.auth().register(register.clone()).await.unwrap();
+        let code = mesh.code_for(&phone, OtpPurpose::Register).await;
+        let again = mesh.auth().register(register).await.unwrap();
+        assert_eq!(first.into_inner(), again.into_inner(), "{backend:?}");
+        assert_eq!(mesh.otp.count(&phone), 1, "{backend:?}: no second code");
+        let verify = pb::VerifyPhoneRequest {
+            phone_number: phone.clone(),
+            code,
+            device: Some(test_device()),
+        };
+        mesh.auth().verify_phone(verify).await.unwrap();
+        mesh.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn a_reused_refresh_token_revokes_the_session_on_both_backends() {
     for backend in Backend::BOTH {
         let Some(mesh) = TestMesh::start_with(backend, "all", |c| {
