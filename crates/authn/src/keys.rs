@@ -60,7 +60,7 @@ impl SigningKey {
 
     /// The key as PKCS#8 PEM; wiped from memory when dropped.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, AuthnError> {
-        self.key
+        self.pkcs8_v1()
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|err| AuthnError::Key(format!("cannot encode the private key: {err}")))
     }
@@ -109,10 +109,20 @@ impl SigningKey {
     /// PKCS#8 DER, the form `jsonwebtoken` signs with.
     pub(crate) fn pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, AuthnError> {
         let doc = self
-            .key
+            .pkcs8_v1()
             .to_pkcs8_der()
             .map_err(|err| AuthnError::Key(format!("cannot encode the private key: {err}")))?;
         Ok(Zeroizing::new(doc.as_bytes().to_vec()))
+    }
+
+    /// The key as a PKCS#8 v1 structure (RFC 8410: the private key alone), the form OpenSSL
+    /// and every other tool reads. ed25519-dalek's own encoding is v2 (RFC 5958, with the
+    /// public key), which OpenSSL 3.0 refuses ("unsupported"); both parse here.
+    fn pkcs8_v1(&self) -> ed25519_dalek::pkcs8::KeypairBytes {
+        ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        }
     }
 
     fn from_dalek(key: ed25519_dalek::SigningKey) -> Self {
@@ -306,6 +316,48 @@ mod tests {
         assert_eq!(&from_jwk, key.public_key());
         assert_eq!(key.kid().len(), 43);
         assert_ne!(key.kid(), SigningKey::generate().unwrap().kid());
+    }
+
+    #[test]
+    fn the_pem_is_standard_pkcs8_that_openssl_reads() {
+        let key = SigningKey::generate().unwrap();
+        let pem = key.to_pkcs8_pem().unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN PRIVATE KEY-----\n"),
+            "{}",
+            pem.as_str()
+        );
+        // RFC 8410 §10.3: version v1 (0), the Ed25519 OID, the key; no public key.
+        let (_, der) = ed25519_dalek::pkcs8::spki::der::pem::decode_vec(pem.as_bytes()).unwrap();
+        let mut expected = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03];
+        expected.extend_from_slice(&[0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
+        expected.extend_from_slice(&key.key.to_bytes());
+        assert_eq!(der, expected);
+        assert_eq!(*key.pkcs8_der().unwrap(), der);
+        // Keys written before (PKCS#8 v2, with the public key) still load.
+        let v2 = key.key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert_eq!(SigningKey::from_pkcs8_pem(&v2).unwrap().kid(), key.kid());
+        // And OpenSSL itself accepts the file, where it is installed.
+        let dir = tempfile::tempdir().unwrap();
+        let written = SigningKey::load_or_generate(dir.path()).unwrap();
+        let path = dir.path().join(DEV_KEY_FILE);
+        let pem = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            SigningKey::from_pkcs8_pem(&pem).unwrap().kid(),
+            written.kid()
+        );
+        match std::process::Command::new("openssl")
+            .args(["pkey", "-noout", "-in"])
+            .arg(&path)
+            .output()
+        {
+            Ok(out) => assert!(
+                out.status.success(),
+                "openssl pkey refused the key: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(error) => eprintln!("openssl not installed ({error}); checked the DER instead"),
+        }
     }
 
     #[test]
