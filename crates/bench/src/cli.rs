@@ -54,7 +54,7 @@ pub struct Global {
     #[arg(long, global = true)]
     pub server_pid: Option<u32>,
     /// Client HTTP/2 connections carrying the RPCs and streams of latency, throughput,
-    /// fanout and baseline.
+    /// fanout, presence and baseline.
     #[arg(long, global = true, default_value_t = 4)]
     pub connections: usize,
     /// Write every scenario's JSON object to FILE (an array).
@@ -108,6 +108,9 @@ pub enum Scenario {
     Connections(ConnectionsArgs),
     /// A bare tonic unary echo RPC in this process: calls/s and latency of the RPC stack.
     Baseline(BaselineArgs),
+    /// Heartbeats/s and latency, GetPresence of 100 ids, and one status change reaching W
+    /// watchers (on the same instance and, on the real backends, on another).
+    Presence(PresenceArgs),
 }
 
 impl Scenario {
@@ -119,6 +122,7 @@ impl Scenario {
             Scenario::Throughput(ThroughputArgs::default()),
             Scenario::Fanout(FanoutArgs::default()),
             Scenario::Connections(ConnectionsArgs::default()),
+            Scenario::Presence(PresenceArgs::default()),
         ]
     }
 
@@ -131,6 +135,7 @@ impl Scenario {
             Scenario::Fanout(_) => "fanout",
             Scenario::Connections(_) => "connections",
             Scenario::Baseline(_) => "baseline",
+            Scenario::Presence(_) => "presence",
         }
     }
 }
@@ -266,6 +271,73 @@ impl Default for BaselineArgs {
     }
 }
 
+/// `presence`: heartbeats of many devices, GetPresence of 100 ids, and a status change fanned
+/// out to W watch streams of one user.
+#[derive(Debug, Clone, Args)]
+pub struct PresenceArgs {
+    /// Devices that heartbeat (tokens minted with the server's key; each device may heartbeat
+    /// once a second after a burst of 2, so this bounds the rate at devices/s).
+    #[arg(long, default_value_t = 20_000)]
+    pub devices: usize,
+    /// Closed-loop heartbeat callers.
+    #[arg(long, default_value_t = 200)]
+    pub heartbeat_callers: usize,
+    /// Seconds of closed-loop heartbeats (the maximum rate).
+    #[arg(long, default_value_t = 10)]
+    pub heartbeat_duration: u64,
+    /// Heartbeats per second of the open-loop latency run.
+    #[arg(long, default_value_t = 5_000)]
+    pub heartbeat_rate: u32,
+    /// Seconds of the open-loop heartbeat run.
+    #[arg(long, default_value_t = 10)]
+    pub rate_duration: u64,
+    /// GetPresence calls (100 ids each) per second.
+    #[arg(long, default_value_t = 200)]
+    pub get_rate: u32,
+    /// Seconds of GetPresence calls.
+    #[arg(long, default_value_t = 5)]
+    pub get_duration: u64,
+    /// Watchers (W): signed-up users, each with one WatchPresence stream of the target, who
+    /// adds them all to its contacts (so at most 10,000, the contact limit).
+    #[arg(long, default_value_t = 10_000)]
+    pub watchers: usize,
+    /// Status changes of the target (AWAY and ONLINE alternately).
+    #[arg(long, default_value_t = 10)]
+    pub changes: usize,
+    /// Milliseconds between changes (ONLINE↔AWAY is damped to once per 2 s per user).
+    #[arg(long, default_value_t = 2_500)]
+    pub change_every_ms: u64,
+    /// Watch streams being opened at once.
+    #[arg(long, default_value_t = 64)]
+    pub open_concurrency: usize,
+    /// Seconds to wait after opening the watches before reading memory.
+    #[arg(long, default_value_t = 3)]
+    pub settle: u64,
+    /// Skip the second instance (real backends, in-process only).
+    #[arg(long)]
+    pub no_cross: bool,
+}
+
+impl Default for PresenceArgs {
+    fn default() -> Self {
+        Self {
+            devices: 20_000,
+            heartbeat_callers: 200,
+            heartbeat_duration: 10,
+            heartbeat_rate: 5_000,
+            rate_duration: 10,
+            get_rate: 200,
+            get_duration: 5,
+            watchers: 10_000,
+            changes: 10,
+            change_every_ms: 2_500,
+            open_concurrency: 64,
+            settle: 3,
+            no_cross: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +423,48 @@ mod tests {
             (baseline.concurrency, baseline.duration, baseline.payload),
             (default.concurrency, default.duration, default.payload)
         );
+        let Some(Scenario::Presence(presence)) = parse(&["presence"]).scenario else {
+            panic!("presence")
+        };
+        let default = PresenceArgs::default();
+        assert_eq!(
+            (
+                presence.devices,
+                presence.heartbeat_callers,
+                presence.heartbeat_duration,
+                presence.heartbeat_rate,
+                presence.rate_duration,
+                presence.get_rate,
+                presence.get_duration,
+            ),
+            (
+                default.devices,
+                default.heartbeat_callers,
+                default.heartbeat_duration,
+                default.heartbeat_rate,
+                default.rate_duration,
+                default.get_rate,
+                default.get_duration,
+            )
+        );
+        assert_eq!(
+            (
+                presence.watchers,
+                presence.changes,
+                presence.change_every_ms,
+                presence.open_concurrency,
+                presence.settle,
+                presence.no_cross
+            ),
+            (
+                default.watchers,
+                default.changes,
+                default.change_every_ms,
+                default.open_concurrency,
+                default.settle,
+                default.no_cross
+            )
+        );
     }
 
     #[test]
@@ -409,7 +523,14 @@ mod tests {
         let names: Vec<_> = Scenario::every().iter().map(Scenario::name).collect();
         assert_eq!(
             names,
-            ["baseline", "latency", "throughput", "fanout", "connections"]
+            [
+                "baseline",
+                "latency",
+                "throughput",
+                "fanout",
+                "connections",
+                "presence"
+            ]
         );
     }
 }

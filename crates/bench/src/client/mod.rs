@@ -2,6 +2,7 @@
 //! etiquette a real client follows, sign-ups, conversations and Subscribe streams.
 
 pub mod live;
+pub mod presence;
 pub mod users;
 
 use std::net::IpAddr;

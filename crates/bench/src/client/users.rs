@@ -3,10 +3,13 @@
 //! Sign-up is rate-limited per client IP (20 codes an hour) and per number range (100 an
 //! hour). The bench connects from 127.0.0.1, which Echo trusts as a proxy by default, and
 //! names a different client per ten sign-ups in `x-forwarded-for`, from 198.18.0.0/15 (the
-//! range RFC 2544 sets aside for benchmarks: no such client exists); numbers are spread over
-//! random exchanges.
+//! range RFC 2544 sets aside for benchmarks: no such client exists); numbers come from a
+//! counter with a random start, spread over the exchanges (so none repeats within a process).
 
+use std::future::Future;
 use std::net::Ipv4Addr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -30,6 +33,19 @@ const CREATE_MAX_MEMBERS: usize = 256;
 /// Users AddMembers takes per call.
 const ADD_MAX_MEMBERS: usize = 100;
 
+/// Where the one-time codes of sign-ups arrive: an [`Echo`] the bench started or reaches, or
+/// an in-process mesh of a scenario's own.
+pub trait Codes {
+    /// The code the server sent to `phone`, waiting up to `within` for it.
+    fn code_for(&self, phone: &str, within: Duration) -> impl Future<Output = Option<String>>;
+}
+
+impl Codes for Echo {
+    fn code_for(&self, phone: &str, within: Duration) -> impl Future<Output = Option<String>> {
+        Echo::code_for(self, phone, within)
+    }
+}
+
 /// A signed-up user and their first device's token.
 #[derive(Clone, Debug)]
 pub struct User {
@@ -48,7 +64,7 @@ impl User {
 
 /// Sign up `count` users through AuthService (Register, then VerifyPhone with the code).
 pub async fn sign_up(
-    echo: &Echo,
+    echo: &impl Codes,
     pool: &Pool,
     count: usize,
     progress: &Progress,
@@ -75,15 +91,15 @@ pub async fn sign_up(
 }
 
 async fn sign_up_one(
-    echo: &Echo,
+    echo: &impl Codes,
     mut auth: AuthServiceClient<tonic::transport::Channel>,
     index: usize,
     client_ip: Ipv4Addr,
 ) -> anyhow::Result<User> {
-    // Against a --target a random number may already be taken: Register then answers as if it
-    // sent a code (it never tells who is registered), and no code comes. Try another.
+    // Against a --target a number may already be taken: Register then answers as if it sent a
+    // code (it never tells who is registered), and no code comes. Try another.
     for _ in 0..3 {
-        let phone = phone_number(&mut rand::rng());
+        let phone = phone_number(next_number());
         let mut register = tonic::Request::new(RegisterRequest {
             phone_number: phone.clone(),
             password: echo_testkit::PASSWORD.into(),
@@ -120,11 +136,26 @@ async fn sign_up_one(
     )
 }
 
-/// A random valid US number (415 area, exchange 200–999): its range (all but the last four
-/// digits) is one of 800, so a thousand sign-ups stay far below 100 per range.
-fn phone_number(rng: &mut impl rand::Rng) -> String {
-    let exchange = rng.random_range(200..1000);
-    let line = rng.random_range(0..10_000);
+/// Numbers of the 415 area the bench uses: exchanges 200–999, lines 0000–9999.
+const NUMBERS: u64 = 800 * 10_000;
+
+/// This process's next number: a counter from a random start (so runs against one --target
+/// use different numbers), never the same twice within 8 million sign-ups. Random numbers
+/// collided (10,000 draws from 8 million repeat one with probability ~99.8 %), and a repeated
+/// number gets no new code.
+fn next_number() -> u64 {
+    static START: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let start = *START.get_or_init(|| rand::rng().random_range(0..NUMBERS));
+    (start + NEXT.fetch_add(1, Ordering::Relaxed)) % NUMBERS
+}
+
+/// The `n`th valid US number (415 area, exchange 200–999). Consecutive numbers go to
+/// consecutive exchanges, and a range (all but the last four digits) is one exchange, so
+/// 10,000 sign-ups make 13 per range, far below the limit of 100 per range.
+fn phone_number(n: u64) -> String {
+    let exchange = 200 + n % 800;
+    let line = (n / 800) % 10_000;
     format!("+1415{exchange:03}{line:04}")
 }
 
@@ -135,9 +166,10 @@ fn client_ip(first: u32, index: u32) -> Ipv4Addr {
     Ipv4Addr::from(BENCHMARK_NET + (first + index / SIGN_UPS_PER_CLIENT_IP) % SIZE)
 }
 
-/// Retry `call` while the message service has not yet applied a user's registration (it
-/// learns of users from auth's events): USER_NOT_FOUND for a few seconds after sign-up.
-async fn once_known<T, F, Fut>(what: &str, mut call: F) -> anyhow::Result<T>
+/// Retry `call` while a service has not yet applied a user's registration (the message and
+/// user services learn of users from auth's events): USER_NOT_FOUND for a few seconds after
+/// sign-up.
+pub async fn once_known<T, F, Fut>(what: &str, mut call: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Status>>,
@@ -214,15 +246,26 @@ mod tests {
 
     #[test]
     fn generated_numbers_are_valid_and_spread_over_ranges() {
-        let mut rng = rand::rng();
         let mut ranges = std::collections::HashSet::new();
-        for _ in 0..200 {
-            let number = phone_number(&mut rng);
+        let start = next_number();
+        for n in start..start + 200 {
+            let number = phone_number(n % NUMBERS);
             let parsed = echo_authn::PhoneNumber::parse(&number)
                 .unwrap_or_else(|e| panic!("{number} is refused: {e}"));
             ranges.insert(parsed.range().to_owned());
         }
-        assert!(ranges.len() > 100, "{} ranges", ranges.len());
+        assert_eq!(ranges.len(), 200);
+    }
+
+    #[test]
+    fn numbers_do_not_repeat_within_the_numbering() {
+        assert_eq!(phone_number(0), "+14152000000");
+        assert_eq!(phone_number(1), "+14152010000");
+        assert_eq!(phone_number(800), "+14152000001");
+        assert_eq!(phone_number(NUMBERS - 1), "+14159999999");
+        let drawn: std::collections::HashSet<String> =
+            (0..20_000).map(|_| phone_number(next_number())).collect();
+        assert_eq!(drawn.len(), 20_000);
     }
 
     #[test]

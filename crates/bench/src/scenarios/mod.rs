@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod connections;
 pub mod fanout;
 pub mod latency;
+pub mod presence;
 pub mod throughput;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ pub async fn run(scenario: &Scenario, global: &Global) -> anyhow::Result<Vec<Rep
         Scenario::Fanout(args) => fanout::run(args, global).await,
         Scenario::Connections(args) => connections::run(args, global).await,
         Scenario::Baseline(args) => baseline::run(args, global).await,
+        Scenario::Presence(args) => presence::run(args, global).await,
     }
 }
 
