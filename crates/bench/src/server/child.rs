@@ -122,6 +122,7 @@ fn environment(
     let mut env = vec![
         ("ECHO_LISTEN", "127.0.0.1:0".to_owned()),
         ("ECHO_ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
+        ("ECHO_INTERNAL_LISTEN", "127.0.0.1:0".to_owned()),
         ("ECHO_DATA_DIR", data_dir.display().to_string()),
         ("ECHO_LOG_FORMAT", "text".to_owned()),
         ("ECHO_LOG_FILTER", "warn".to_owned()),
@@ -142,6 +143,15 @@ fn environment(
             ("ECHO_CACHE_KEY_PREFIX", format!("{isolation}:")),
             (
                 "ECHO_AUTH__OTP_HMAC_KEY",
+                format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                ),
+            ),
+            // Production mode (real backends) needs the service credential of internal calls.
+            (
+                "ECHO_SERVICE_SECRET",
                 format!(
                     "{}{}",
                     uuid::Uuid::new_v4().simple(),

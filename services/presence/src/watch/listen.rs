@@ -2,10 +2,12 @@
 //! damping clock, and the reconcile (spec §A4): every `reconcile_every`, and at once after the
 //! bus comes back, re-read every watched user and re-check every watcher's visibility.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::Watchers;
@@ -18,12 +20,18 @@ const RECONCILE_CHUNK: usize = 1000;
 
 type Hints = BoxStream<'static, (String, bytes::Bytes)>;
 
-/// Run until `shutdown`.
+/// Run until `shutdown`. Hints are applied in this loop alone; the database work (the
+/// reconcile, visibility re-checks) runs in tasks of its own, so a reconcile over thousands of
+/// streams never holds up a hint.
 pub async fn listen(watchers: Watchers, shutdown: CancellationToken) {
     let bus = watchers.tracker.hints.bus().clone();
     let mut release = tokio::time::interval(RELEASE_EVERY);
-    let mut reconcile = tokio::time::interval(watchers.tracker.settings.reconcile_every);
-    reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let reconcile_now = Arc::new(Notify::new());
+    tokio::spawn(reconciler(
+        watchers.clone(),
+        reconcile_now.clone(),
+        shutdown.clone(),
+    ));
     let mut connected = bus.is_connected();
     loop {
         let Some((mut changes, mut acls)) = subscribe(&watchers).await else {
@@ -33,21 +41,16 @@ pub async fn listen(watchers: Watchers, shutdown: CancellationToken) {
             }
         };
         // Whatever was published while nobody here listened is lost: heal it now.
-        reconcile.reset_immediately();
+        reconcile_now.notify_one();
         loop {
             let now_connected = bus.is_connected();
             if now_connected && !connected {
-                reconcile.reset_immediately();
+                reconcile_now.notify_one();
             }
             connected = now_connected;
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = release.tick() => watchers.release_held(),
-                _ = reconcile.tick() => {
-                    if let Err(error) = run_reconcile(&watchers).await {
-                        tracing::warn!(%error, "presence reconcile failed; the next one heals it");
-                    }
-                }
                 change = changes.next() => match change {
                     Some((_, payload)) => {
                         if let Some(changed) = hints::decode_changed(&payload) {
@@ -58,15 +61,35 @@ pub async fn listen(watchers: Watchers, shutdown: CancellationToken) {
                 },
                 acl = acls.next() => match acl {
                     Some((_, payload)) => {
-                        if let Some((user, other)) = hints::decode_acl(&payload)
-                            && let Err(error) = watchers.recheck(user, other).await
-                        {
-                            tracing::warn!(%error, %user, "visibility not re-checked; the reconcile will");
+                        if let Some((user, other)) = hints::decode_acl(&payload) {
+                            let watchers = watchers.clone();
+                            tokio::spawn(async move {
+                                if let Err(error) = watchers.recheck(user, other).await {
+                                    tracing::warn!(%error, %user, "visibility not re-checked; the reconcile will");
+                                }
+                            });
                         }
                     }
                     None => break,
                 },
             }
+        }
+    }
+}
+
+/// Reconcile every `reconcile_every`, and at once when `now` is notified (a new subscription,
+/// a bus reconnect).
+async fn reconciler(watchers: Watchers, now: Arc<Notify>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(watchers.tracker.settings.reconcile_every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+            () = now.notified() => every.reset(),
+        }
+        if let Err(error) = run_reconcile(&watchers).await {
+            tracing::warn!(%error, "presence reconcile failed; the next one heals it");
         }
     }
 }
