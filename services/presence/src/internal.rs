@@ -2,15 +2,11 @@
 //! are ONLINE and the manual status — with no privacy rules applied. Served on the internal
 //! listener only, behind the service credential; the public port refuses the path.
 
-use std::collections::HashSet;
-
 use echo_proto::echo::presence::v1 as pb;
 use echo_proto::echo::presence::v1::presence_internal_service_server::{
     PresenceInternalService, PresenceInternalServiceServer,
 };
-use echo_runtime::{Check, Failure};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::hints::timestamp;
 use crate::status::Manual;
@@ -46,32 +42,13 @@ fn manual_pb(manual: Option<Manual>) -> pb::PresenceStatus {
     }
 }
 
-fn user_ids(input: &[String]) -> Result<Vec<Uuid>, Status> {
-    if input.is_empty() {
-        return Err(Failure::invalid("user_ids", "at least one user id is required").into());
-    }
-    if input.len() > MAX_USERS {
-        return Err(Failure::invalid("user_ids", format!("at most {MAX_USERS} user ids")).into());
-    }
-    let mut check = Check::new();
-    let mut seen = HashSet::new();
-    let ids = input
-        .iter()
-        .enumerate()
-        .filter_map(|(i, text)| check.id(&format!("user_ids[{i}]"), text))
-        .filter(|id| seen.insert(*id))
-        .collect();
-    check.finish()?;
-    Ok(ids)
-}
-
 #[tonic::async_trait]
 impl PresenceInternalService for PresenceInternalApi {
     async fn get_delivery_state(
         &self,
         request: Request<pb::GetDeliveryStateRequest>,
     ) -> Result<Response<pb::GetDeliveryStateResponse>, Status> {
-        let ids = user_ids(&request.get_ref().user_ids)?;
+        let ids = crate::api::user_ids(&request.get_ref().user_ids, MAX_USERS)?;
         let states = self.tracker.read(&ids).await.map_err(Status::from)?;
         let states = states
             .into_iter()
