@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use echo_authn::{Caller, KeySet, Revocations, TokenIssuer};
+use echo_proto::echo::events::v1::SessionEndReason;
 use uuid::Uuid;
 
 use crate::domain::limits::{self, Limits};
@@ -275,8 +276,13 @@ impl Accounts {
                 }
                 tracing::warn!(user = %session.user_id, session = %session.session_id,
                     "rotated refresh token reused; revoking the session");
-                self.revoke(session.user_id, Some(session.session_id), None)
-                    .await?;
+                self.revoke(
+                    session.user_id,
+                    Some(session.session_id),
+                    None,
+                    SessionEndReason::RefreshTokenReused,
+                )
+                .await?;
                 Err(AuthError::RefreshTokenReused)
             }
             Rotation::Invalid => Err(AuthError::RefreshTokenInvalid),
@@ -285,9 +291,14 @@ impl Accounts {
 
     /// End the caller's session.
     pub async fn logout(&self, caller: &Caller) -> Result<(), AuthError> {
-        self.revoke(caller.user_id, Some(caller.session_id), None)
-            .await
-            .map(|_| ())
+        self.revoke(
+            caller.user_id,
+            Some(caller.session_id),
+            None,
+            SessionEndReason::Logout,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The caller's active sessions, by id, after `after`.
@@ -307,7 +318,12 @@ impl Accounts {
     pub async fn revoke_session(&self, caller: &Caller, session_id: Uuid) -> Result<(), AuthError> {
         match self.store.session(session_id).await? {
             Some(session) if session.user_id == caller.user_id => self
-                .revoke(caller.user_id, Some(session_id), None)
+                .revoke(
+                    caller.user_id,
+                    Some(session_id),
+                    None,
+                    SessionEndReason::Revoked,
+                )
                 .await
                 .map(|_| ()),
             _ => Err(AuthError::SessionNotFound),
@@ -316,9 +332,14 @@ impl Accounts {
 
     /// End every session of the caller but the current one; how many ended.
     pub async fn revoke_other_sessions(&self, caller: &Caller) -> Result<usize, AuthError> {
-        self.revoke(caller.user_id, None, Some(caller.session_id))
-            .await
-            .map(|ids| ids.len())
+        self.revoke(
+            caller.user_id,
+            None,
+            Some(caller.session_id),
+            SessionEndReason::Revoked,
+        )
+        .await
+        .map(|ids| ids.len())
     }
 
     /// Change the password, knowing the current one.
@@ -341,8 +362,13 @@ impl Accounts {
             .set_password(caller.user_id, &self.hasher.hash(new).await?)
             .await?;
         if revoke_others {
-            self.revoke(caller.user_id, None, Some(caller.session_id))
-                .await?;
+            self.revoke(
+                caller.user_id,
+                None,
+                Some(caller.session_id),
+                SessionEndReason::Revoked,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -371,7 +397,9 @@ impl Accounts {
         self.store
             .set_password(account.user_id, &self.hasher.hash(new).await?)
             .await?;
-        self.revoke(account.user_id, None, None).await.map(|_| ())
+        self.revoke(account.user_id, None, None, SessionEndReason::PasswordReset)
+            .await
+            .map(|_| ())
     }
 
     /// Delete the caller's account (confirmed with the password); every session ends and

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use echo_bus::Event;
-use echo_proto::echo::events::v1::{UserDeleted, UserRegistered};
+use echo_proto::echo::events::v1::{SessionEndReason, SessionRevoked, UserDeleted, UserRegistered};
 use prost::Message;
 use uuid::Uuid;
 
@@ -49,6 +49,33 @@ pub fn user_deleted(user_id: Uuid) -> Event {
         id,
         subject,
         "echo.events.v1.UserDeleted",
+        message.encode_to_vec(),
+    )
+}
+
+/// `echo.auth.session_revoked.<user_id>`: a session ended (logout, revocation, password
+/// reset, refresh-token reuse); other services drop what belongs to its device (push tokens,
+/// presence entries). Keyed by user, so one user's sessions end in order.
+pub fn session_revoked(
+    user_id: Uuid,
+    session_id: Uuid,
+    device_id: Uuid,
+    reason: SessionEndReason,
+) -> Event {
+    let id = Uuid::now_v7();
+    let message = SessionRevoked {
+        event_id: id.to_string(),
+        occurred_at: Some(timestamp(Utc::now())),
+        user_id: user_id.to_string(),
+        session_id: session_id.to_string(),
+        device_id: device_id.to_string(),
+        reason: reason as i32,
+    };
+    let subject = format!("echo.auth.session_revoked.{user_id}");
+    Event::now(
+        id,
+        subject,
+        "echo.events.v1.SessionRevoked",
         message.encode_to_vec(),
     )
 }

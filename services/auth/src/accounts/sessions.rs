@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
+use echo_proto::echo::events::v1::SessionEndReason;
 use uuid::Uuid;
 
 use super::{Accounts, Client, Issued, after, now};
@@ -85,8 +86,12 @@ impl Accounts {
         user: Uuid,
         only: Option<Uuid>,
         except: Option<Uuid>,
+        reason: SessionEndReason,
     ) -> Result<Vec<Uuid>, AuthError> {
-        let ended = self.store.revoke_sessions(user, only, except).await?;
+        let ended = self
+            .store
+            .revoke_sessions(user, only, except, reason)
+            .await?;
         for session in &ended {
             self.revocations
                 .revoke(*session, self.policy.access_ttl)

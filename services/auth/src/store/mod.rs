@@ -12,6 +12,7 @@ mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
+use echo_proto::echo::events::v1::SessionEndReason;
 use echo_store::Database;
 use uuid::Uuid;
 
@@ -224,13 +225,15 @@ pub trait AuthStore: Send + Sync + 'static {
     ) -> Result<Vec<Session>, StoreError>;
     /// How many active sessions a user has (the device cap).
     async fn count_active_sessions(&self, user_id: Uuid) -> Result<i64, StoreError>;
-    /// Revoke sessions of `user_id` (all of them, or only `only`, or all except `except`);
-    /// returns the ids revoked now (already revoked ones are not repeated).
+    /// Revoke sessions of `user_id` (all of them, or only `only`, or all except `except`),
+    /// appending one `SessionRevoked` event (with `reason`) per session in the same
+    /// transaction; returns the ids revoked now (already revoked ones are not repeated).
     async fn revoke_sessions(
         &self,
         user_id: Uuid,
         only: Option<Uuid>,
         except: Option<Uuid>,
+        reason: SessionEndReason,
     ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Atomically exchange a refresh token: if `old_hash` is current and unexpired and its

@@ -7,6 +7,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
+use echo_proto::echo::events::v1::SessionEndReason;
+
+use crate::events;
 use echo_store::{PostgresDatabase, Tx};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -272,23 +275,31 @@ impl AuthStore for PostgresAuthStore {
         user_id: Uuid,
         only: Option<Uuid>,
         except: Option<Uuid>,
+        reason: SessionEndReason,
     ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.db.pool.begin().await?;
         // One statement: a session a concurrent call revoked first is skipped after its row lock
         // is released (`revoked_at IS NULL` is re-checked), so no id is reported twice.
-        let mut revoked: Vec<Uuid> = sqlx::query_scalar(
+        let mut revoked: Vec<(Uuid, Uuid)> = sqlx::query_as(
             "UPDATE sessions SET revoked_at = now() \
              WHERE user_id = $1 AND revoked_at IS NULL \
                AND ($2::uuid IS NULL OR session_id = $2) \
                AND ($3::uuid IS NULL OR session_id <> $3) \
-             RETURNING session_id",
+             RETURNING session_id, device_id",
         )
         .bind(user_id)
         .bind(only)
         .bind(except)
-        .fetch_all(&self.db.pool)
+        .fetch_all(&mut *tx)
         .await?;
         revoked.sort_unstable();
-        Ok(revoked)
+        let mut tx = Tx::Postgres(tx);
+        for (session, device) in &revoked {
+            let event = events::session_revoked(user_id, *session, *device, reason);
+            Outbox::append(&mut tx, &event).await?;
+        }
+        self.outbox.commit(tx).await?;
+        Ok(revoked.into_iter().map(|(session, _)| session).collect())
     }
 
     async fn rotate_refresh(

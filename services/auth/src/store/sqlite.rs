@@ -9,6 +9,9 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use echo_bus::{Event, Outbox};
+use echo_proto::echo::events::v1::SessionEndReason;
+
+use crate::events;
 use echo_store::sqlite_rows::{micros, optional_time, parse_uuid, time, uuid};
 use echo_store::{SqliteDatabase, Tx};
 use sqlx::Row;
@@ -281,26 +284,34 @@ impl AuthStore for SqliteAuthStore {
         user_id: Uuid,
         only: Option<Uuid>,
         except: Option<Uuid>,
+        reason: SessionEndReason,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let revoked: Vec<String> = sqlx::query_scalar(
+        let mut tx = self.begin().await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
             "UPDATE sessions SET revoked_at = $4 \
              WHERE user_id = $1 AND revoked_at IS NULL \
                AND ($2 IS NULL OR session_id = $2) \
                AND ($3 IS NULL OR session_id <> $3) \
-             RETURNING session_id",
+             RETURNING session_id, device_id",
         )
         .bind(user_id.to_string())
         .bind(only.map(|id| id.to_string()))
         .bind(except.map(|id| id.to_string()))
         .bind(micros(Utc::now()))
-        .fetch_all(&self.db.writer)
+        .fetch_all(&mut *tx)
         .await?;
-        let mut revoked = revoked
+        let mut revoked = rows
             .iter()
-            .map(|id| parse_uuid(id))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(session, device)| Ok((parse_uuid(session)?, parse_uuid(device)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         revoked.sort_unstable();
-        Ok(revoked)
+        let mut tx = Tx::Sqlite(tx);
+        for (session, device) in &revoked {
+            let event = events::session_revoked(user_id, *session, *device, reason);
+            Outbox::append(&mut tx, &event).await?;
+        }
+        self.outbox.commit(tx).await?;
+        Ok(revoked.into_iter().map(|(session, _)| session).collect())
     }
 
     async fn rotate_refresh(

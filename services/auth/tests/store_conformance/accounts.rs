@@ -2,6 +2,7 @@
 
 use chrono::Duration;
 use echo_auth::store::{OtpPurpose, PendingRegistration, StoreError, StoredOtp};
+use echo_proto::echo::events::v1::SessionEndReason;
 
 use crate::common::*;
 
@@ -181,7 +182,12 @@ pub async fn delete_account_removes_everything(env: &Env) {
     let (second, _) = signed_in(env, account.user_id).await;
     let (gone, _) = signed_in(env, account.user_id).await;
     env.store
-        .revoke_sessions(account.user_id, Some(gone.session_id), None)
+        .revoke_sessions(
+            account.user_id,
+            Some(gone.session_id),
+            None,
+            SessionEndReason::Revoked,
+        )
         .await
         .unwrap();
     let code = StoredOtp {

@@ -2,6 +2,7 @@
 
 use chrono::Duration;
 use echo_auth::store::{Rotation, Session};
+use echo_proto::echo::events::v1::SessionEndReason;
 use uuid::Uuid;
 
 use crate::common::*;
@@ -48,7 +49,12 @@ pub async fn sessions_page_and_count(env: &Env) {
     assert!(page(Some(ids[4]), 2).await.unwrap().is_empty());
 
     env.store
-        .revoke_sessions(account.user_id, Some(ids[2]), None)
+        .revoke_sessions(
+            account.user_id,
+            Some(ids[2]),
+            None,
+            SessionEndReason::Revoked,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -146,9 +152,12 @@ pub async fn rotate_refresh_cases(env: &Env) {
     assert_eq!(stale, Rotation::Invalid, "expired token");
 
     let (revoked, revoked_refresh) = signed_in(env, account.user_id).await;
-    let done = env
-        .store
-        .revoke_sessions(account.user_id, Some(revoked.session_id), None);
+    let done = env.store.revoke_sessions(
+        account.user_id,
+        Some(revoked.session_id),
+        None,
+        SessionEndReason::Revoked,
+    );
     assert_eq!(done.await.unwrap(), vec![revoked.session_id]);
     let next = fresh_refresh(Uuid::nil());
     let after = env
@@ -194,22 +203,28 @@ pub async fn revoke_sessions_only_except_all(env: &Env) {
     let (other, other_session, _) = registered(env, "+14155550199").await;
     let store = &env.store;
     let user = account.user_id;
+    let events_before = env.outbox_ids().await.len();
 
     assert_eq!(
         store
-            .revoke_sessions(user, Some(a.session_id), None)
+            .revoke_sessions(user, Some(a.session_id), None, SessionEndReason::Revoked)
             .await
             .unwrap(),
         [a.session_id]
     );
     assert!(
         store
-            .revoke_sessions(user, Some(a.session_id), None)
+            .revoke_sessions(user, Some(a.session_id), None, SessionEndReason::Revoked)
             .await
             .unwrap()
             .is_empty()
     );
-    let foreign = store.revoke_sessions(user, Some(other_session.session_id), None);
+    let foreign = store.revoke_sessions(
+        user,
+        Some(other_session.session_id),
+        None,
+        SessionEndReason::Revoked,
+    );
     assert!(
         foreign.await.unwrap().is_empty(),
         "revoked another user's session"
@@ -219,22 +234,38 @@ pub async fn revoke_sessions_only_except_all(env: &Env) {
 
     let mut rest = vec![b.session_id, c.session_id];
     rest.sort();
-    let except = store.revoke_sessions(user, None, Some(current.session_id));
+    let except = store.revoke_sessions(
+        user,
+        None,
+        Some(current.session_id),
+        SessionEndReason::Revoked,
+    );
     assert_eq!(except.await.unwrap(), rest);
-    let except = store.revoke_sessions(user, None, Some(current.session_id));
+    let except = store.revoke_sessions(
+        user,
+        None,
+        Some(current.session_id),
+        SessionEndReason::Revoked,
+    );
     assert!(except.await.unwrap().is_empty());
 
     assert_eq!(
-        store.revoke_sessions(user, None, None).await.unwrap(),
+        store
+            .revoke_sessions(user, None, None, SessionEndReason::Revoked)
+            .await
+            .unwrap(),
         [current.session_id]
     );
     assert!(
         store
-            .revoke_sessions(user, None, None)
+            .revoke_sessions(user, None, None, SessionEndReason::Revoked)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(store.count_active_sessions(user).await.unwrap(), 0);
     assert_eq!(store.count_active_sessions(other.user_id).await.unwrap(), 1);
+    // One SessionRevoked event per session revoked (a, b, c, then current), none for the
+    // calls that revoked nothing.
+    assert_eq!(env.outbox_ids().await.len(), events_before + 4);
 }
