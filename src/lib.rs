@@ -4,6 +4,7 @@
 
 mod identity;
 mod mesh;
+mod push;
 
 pub use identity::Identity;
 pub use mesh::{Backends, Mesh, Overrides, migrate, serves_internal_contracts};

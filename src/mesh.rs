@@ -129,6 +129,10 @@ impl Mesh {
                 config.target
             );
         }
+        let internal_addr = match &internal_listener {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        };
         let backends = Backends::connect(config).await?;
         let identity = Identity::load(config, backends.cache.clone(), &shutdown).await?;
         let mut services = Services::new();
@@ -158,6 +162,7 @@ impl Mesh {
             }
             let parts = Parts {
                 config,
+                internal_addr,
                 backends: &backends,
                 identity: &identity,
                 overrides: &overrides,
@@ -274,6 +279,8 @@ impl Mesh {
 /// What building a service may draw on.
 struct Parts<'a> {
     config: &'a Config,
+    /// This process's internal port, when it has one.
+    internal_addr: Option<std::net::SocketAddr>,
     backends: &'a Backends,
     identity: &'a Identity,
     overrides: &'a Overrides,
@@ -381,19 +388,53 @@ async fn add_service(
         }
         Target::Notification => {
             let outbox = outbox.context("notification keeps data")?;
+            let db = outbox.database().clone();
+            let config = parts.config;
             let deps = echo_notification::NotificationDeps {
-                store: echo_notification::NotificationStore::new(outbox.database().clone()),
+                store: echo_notification::NotificationStore::new(db.clone()),
                 cache: parts.backends.cache.clone(),
-                // No push provider is configured yet (the delivery pipeline is still to come):
-                // every platform answers PUSH_PLATFORM_UNAVAILABLE until it is.
-                configured: std::collections::HashSet::new(),
-                production: parts.config.is_production(),
+                providers: crate::push::providers(&config.notification)?,
+                production: config.is_production(),
+                upstream: Arc::new(notification_upstream(parts)?),
+                settings: config.notification.clone(),
             };
-            services.add(authn.layer(echo_notification::service(deps, limit)));
+            let notification = echo_notification::Notification::start(deps, parts.shutdown.clone());
+            consumers.extend(Consumer::all(notification.consumers(), &db));
+            services.add(authn.layer(notification.service(limit)));
         }
         Target::Edge => {}
     }
     Ok(None)
+}
+
+/// Notification's clients of the internal contracts it reads: the services in this process
+/// through its own internal port, the others at their configured internal URLs.
+fn notification_upstream(
+    parts: &Parts<'_>,
+) -> anyhow::Result<echo_notification::upstream::GrpcUpstream> {
+    let config = parts.config;
+    let local = parts.internal_addr.map(|addr| format!("http://{addr}"));
+    let here = |target: Target| {
+        config
+            .target
+            .contains(target)
+            .then(|| local.clone())
+            .flatten()
+    };
+    let message = here(Target::Message)
+        .or_else(|| config.notification.message_internal_url.clone())
+        .context(
+            "notification needs MessageService's internal port: set \
+             notification.message_internal_url (ECHO_NOTIFICATION__MESSAGE_INTERNAL_URL)",
+        )?;
+    let presence =
+        here(Target::Presence).or_else(|| config.notification.presence_internal_url.clone());
+    let tokens = ServiceTokens::new(&parts.identity.service_secret, "notification");
+    Ok(echo_notification::upstream::GrpcUpstream::new(
+        &message,
+        presence.as_deref(),
+        tokens,
+    )?)
 }
 
 fn auth_deps(outbox: Outbox, parts: &Parts<'_>) -> anyhow::Result<echo_auth::AuthDeps> {

@@ -4,6 +4,7 @@
 
 mod cli;
 mod live;
+mod notification;
 mod presence;
 mod sending;
 mod target;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cli::{Cli, Command};
 pub use live::LiveSettings;
+pub use notification::NotificationSettings;
 pub use presence::PresenceSettings;
 pub use sending::SendSettings;
 pub use target::{Target, Targets};
@@ -95,6 +97,8 @@ pub struct Config {
     pub live: LiveSettings,
     /// Presence: heartbeats, entry lifetime, watch streams (DESIGN §9).
     pub presence: PresenceSettings,
+    /// Notifications: push providers, internal contracts, delivery timing (DESIGN §9).
+    pub notification: NotificationSettings,
     /// Group commit of SendMessage: queue bound and batch size.
     pub send: SendSettings,
 }
@@ -229,6 +233,7 @@ impl Default for Config {
             service_secret_file: None,
             live: LiveSettings::default(),
             presence: PresenceSettings::default(),
+            notification: NotificationSettings::default(),
             send: SendSettings::default(),
         }
     }
@@ -353,6 +358,9 @@ impl Config {
             ));
         }
         if let Some(problem) = self.presence.problem() {
+            return Err(ConfigError::Inconsistent(problem));
+        }
+        if let Some(problem) = self.notification.problem() {
             return Err(ConfigError::Inconsistent(problem));
         }
         if self.send.queue == 0 || self.send.max_batch == 0 || self.send.committers == 0 {

@@ -1,13 +1,163 @@
-//! `push_jobs`, the dispatch queue the delivery pipeline fills and drains (spec §B3; not built
-//! yet). Only what the RPCs need lives here now: the hook that drops a removed or moved token's
-//! pending jobs, so a handed-over phone never shows the previous owner's previews.
+//! `push_jobs`, the dispatch queue (spec §B2–§B3): the pipeline writes jobs in the event's
+//! transaction, the dispatcher claims due ones and records what came of each.
+//!
+//! A job is unique per `(message, token, kind)`, so a redelivered event creates nothing new.
+//! A recheck delay is a due time on a stored job, not a sleeping task: a restart mid-delay
+//! neither loses nor doubles a push. A claim is a lease: an instance that dies holding a job
+//! (even after the provider's 2xx) lets it go when the lease ends, and the resend carries the
+//! same device-side dedupe key.
+//!
+//! Every statement is one SQL text for both backends except the claim, whose row locking is
+//! the one dialect-specific primitive (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single
+//! writer already serialises claims).
 
-use echo_store::{Tx, with_tx};
+use chrono::{DateTime, Utc};
+use echo_store::{Database, Tx, with_db, with_tx};
 use uuid::Uuid;
 
-/// `push_jobs.state` of a job waiting to be sent. The dispatcher defines the other states; a
-/// job already being sent is its business (it rechecks the token before sending).
+use crate::store::{from_millis, millis};
+
+/// `push_jobs.state`: waiting (due now or later).
 pub const PENDING: i16 = 1;
+/// Sent: the provider accepted it.
+pub const SENT: i16 = 2;
+/// Not sent, and never will be: read or deleted before it was due, token pruned, expired,
+/// refused by the provider as a payload error.
+pub const SKIPPED: i16 = 3;
+/// A sent alert whose conversation was read since: a dismiss went out for it.
+pub const DISMISSED: i16 = 4;
+
+/// What a job sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// A visible notification of one message.
+    Alert,
+    /// The badge number only.
+    Badge,
+    /// Remove the notifications of a conversation (read elsewhere) or of a message (deleted
+    /// for everyone), with the badge.
+    Dismiss,
+}
+
+impl JobKind {
+    /// `push_jobs.kind`.
+    pub fn code(self) -> i16 {
+        match self {
+            JobKind::Alert => 1,
+            JobKind::Badge => 2,
+            JobKind::Dismiss => 3,
+        }
+    }
+
+    fn from_code(code: i16) -> Option<Self> {
+        match code {
+            1 => Some(JobKind::Alert),
+            2 => Some(JobKind::Badge),
+            3 => Some(JobKind::Dismiss),
+            _ => None,
+        }
+    }
+}
+
+/// An alert's stage (`push_jobs.phase`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Just written: ask presence whether a device is ONLINE.
+    New,
+    /// A device was ONLINE: push only if the message is still unread now.
+    Recheck,
+    /// Decided: send (retries stay here).
+    Send,
+}
+
+impl Phase {
+    fn code(self) -> i16 {
+        match self {
+            Phase::New => 0,
+            Phase::Recheck => 1,
+            Phase::Send => 2,
+        }
+    }
+
+    fn from_code(code: i16) -> Self {
+        match code {
+            0 => Phase::New,
+            1 => Phase::Recheck,
+            _ => Phase::Send,
+        }
+    }
+}
+
+/// A job to write.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    /// The message (alerts, and dismisses of a deleted message).
+    pub message_id: Option<Uuid>,
+    /// The token it goes to.
+    pub token: Uuid,
+    /// Whose token.
+    pub user_id: Uuid,
+    /// What it sends.
+    pub kind: JobKind,
+    /// The conversation it is about.
+    pub conversation_id: Option<Uuid>,
+    /// The message's seq.
+    pub seq: Option<i64>,
+    /// When it is due.
+    pub due: DateTime<Utc>,
+    /// When it expires.
+    pub expires: DateTime<Utc>,
+}
+
+/// Writes `job` unless an equal one exists (same message, token and kind); for badge and
+/// dismiss jobs without a message, unless one of the same kind (and conversation) is still
+/// pending for that token: the pending one will send the number current at its time.
+/// Returns whether it was written.
+pub async fn insert(tx: &mut Tx, job: &NewJob, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    const PENDING_LIKE: &str = "SELECT count(*) FROM push_jobs WHERE push_token_id = $1 \
+         AND kind = $2 AND state = $3 AND message_id IS NULL \
+         AND (conversation_id = $4 OR (conversation_id IS NULL AND $4 IS NULL))";
+    const INSERT: &str = "INSERT INTO push_jobs (push_job_id, message_id, push_token_id, \
+         user_id, kind, due_at_ms, attempts, state, created_at_ms, expires_at_ms, \
+         conversation_id, seq, phase) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (message_id, push_token_id, kind) DO NOTHING";
+    with_tx!(tx, |c| {
+        if job.message_id.is_none() {
+            let pending: i64 = sqlx::query_scalar(PENDING_LIKE)
+                .bind(job.token)
+                .bind(job.kind.code())
+                .bind(PENDING)
+                .bind(job.conversation_id)
+                .fetch_one(&mut *c)
+                .await?;
+            if pending > 0 {
+                return Ok(false);
+            }
+        }
+        let phase = if job.kind == JobKind::Alert {
+            Phase::New
+        } else {
+            Phase::Send
+        };
+        let done = sqlx::query(INSERT)
+            .bind(Uuid::now_v7())
+            .bind(job.message_id)
+            .bind(job.token)
+            .bind(job.user_id)
+            .bind(job.kind.code())
+            .bind(millis(job.due))
+            .bind(PENDING)
+            .bind(millis(now))
+            .bind(millis(job.expires))
+            .bind(job.conversation_id)
+            .bind(job.seq)
+            .bind(phase.code())
+            .execute(c)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    })
+}
 
 /// Deletes `token`'s pending jobs in the caller's transaction (the token was unregistered,
 /// replaced by another device's registration, or is about to be deleted). Returns how many.
@@ -20,5 +170,315 @@ pub async fn cancel_pending(tx: &mut Tx, token: Uuid) -> Result<u64, sqlx::Error
             .execute(c)
             .await?;
         Ok(done.rows_affected())
+    })
+}
+
+/// Marks `user`'s pending alerts in `conversation` up to `seq` skipped (read, muted, left).
+pub async fn skip_alerts(
+    tx: &mut Tx,
+    user: Uuid,
+    conversation: Uuid,
+    up_to_seq: i64,
+) -> Result<u64, sqlx::Error> {
+    const SQL: &str = "UPDATE push_jobs SET state = $1, last_error = 'read' \
+         WHERE user_id = $2 AND conversation_id = $3 AND kind = $4 AND state = $5 AND seq <= $6";
+    with_tx!(tx, |c| {
+        let done = sqlx::query(SQL)
+            .bind(SKIPPED)
+            .bind(user)
+            .bind(conversation)
+            .bind(JobKind::Alert.code())
+            .bind(PENDING)
+            .bind(up_to_seq)
+            .execute(c)
+            .await?;
+        Ok(done.rows_affected())
+    })
+}
+
+/// Marks `user`'s sent alerts in `conversation` up to `seq` dismissed; returns the tokens
+/// they went to (each gets a dismiss push).
+pub async fn dismiss_sent(
+    tx: &mut Tx,
+    user: Uuid,
+    conversation: Uuid,
+    up_to_seq: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    const SQL: &str = "UPDATE push_jobs SET state = $1 \
+         WHERE user_id = $2 AND conversation_id = $3 AND kind = $4 AND state = $5 AND seq <= $6 \
+         RETURNING push_token_id";
+    let mut tokens: Vec<Uuid> = with_tx!(tx, |c| {
+        sqlx::query_scalar(SQL)
+            .bind(DISMISSED)
+            .bind(user)
+            .bind(conversation)
+            .bind(JobKind::Alert.code())
+            .bind(SENT)
+            .bind(up_to_seq)
+            .fetch_all(c)
+            .await?
+    });
+    tokens.sort_unstable();
+    tokens.dedup();
+    Ok(tokens)
+}
+
+/// A message deleted for everyone: its pending jobs go; returns (user, token) of each alert
+/// already sent for it (each gets a dismiss push).
+pub async fn erase_message(tx: &mut Tx, message: Uuid) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    const CANCEL: &str = "DELETE FROM push_jobs WHERE message_id = $1 AND state = $2";
+    const SENT_TO: &str = "UPDATE push_jobs SET state = $1 \
+         WHERE message_id = $2 AND kind = $3 AND state = $4 RETURNING user_id, push_token_id";
+    with_tx!(tx, |c| {
+        sqlx::query(CANCEL)
+            .bind(message)
+            .bind(PENDING)
+            .execute(&mut *c)
+            .await?;
+        let sent: Vec<(Uuid, Uuid)> = sqlx::query_as(SENT_TO)
+            .bind(DISMISSED)
+            .bind(message)
+            .bind(JobKind::Alert.code())
+            .bind(SENT)
+            .fetch_all(c)
+            .await?;
+        Ok(sent)
+    })
+}
+
+/// Deletes `user`'s pending jobs about `message` (deleted for them alone).
+pub async fn cancel_for_message(
+    tx: &mut Tx,
+    user: Uuid,
+    message: Uuid,
+) -> Result<u64, sqlx::Error> {
+    const SQL: &str = "DELETE FROM push_jobs WHERE user_id = $1 AND message_id = $2 AND state = $3";
+    with_tx!(tx, |c| {
+        let done = sqlx::query(SQL)
+            .bind(user)
+            .bind(message)
+            .bind(PENDING)
+            .execute(c)
+            .await?;
+        Ok(done.rows_affected())
+    })
+}
+
+/// A claimed job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// Id (`apns-id`, the webhook's delivery id for pushes without a message).
+    pub id: Uuid,
+    /// The message, if any.
+    pub message_id: Option<Uuid>,
+    /// The token.
+    pub token: Uuid,
+    /// Whose.
+    pub user_id: Uuid,
+    /// What it sends.
+    pub kind: JobKind,
+    /// The alert's stage.
+    pub phase: Phase,
+    /// The conversation.
+    pub conversation_id: Option<Uuid>,
+    /// The message's seq.
+    pub seq: Option<i64>,
+    /// Provider attempts that failed transiently so far.
+    pub attempts: u32,
+    /// When the pipeline wrote it.
+    pub created_at: DateTime<Utc>,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+type JobRow = (
+    Uuid,
+    Option<Uuid>,
+    Uuid,
+    Uuid,
+    i16,
+    i16,
+    Option<Uuid>,
+    Option<i64>,
+    i32,
+    i64,
+    i64,
+);
+
+fn job(row: JobRow) -> Option<Job> {
+    Some(Job {
+        id: row.0,
+        message_id: row.1,
+        token: row.2,
+        user_id: row.3,
+        kind: JobKind::from_code(row.4)?,
+        phase: Phase::from_code(row.5),
+        conversation_id: row.6,
+        seq: row.7,
+        attempts: u32::try_from(row.8).unwrap_or(0),
+        created_at: from_millis(row.9),
+        expires_at: from_millis(row.10),
+    })
+}
+
+/// Claims up to `limit` due jobs until `lease_until`, oldest due first. Jobs another instance
+/// holds (a live lease, or a row it has locked right now) are skipped.
+pub async fn claim(
+    db: &Database,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<Job>, sqlx::Error> {
+    macro_rules! claim_sql {
+        ($lock:literal) => {
+            concat!(
+                "UPDATE push_jobs SET lease_until_ms = $1 WHERE push_job_id IN (\
+                   SELECT push_job_id FROM push_jobs WHERE state = $2 AND due_at_ms <= $3 \
+                   AND (lease_until_ms IS NULL OR lease_until_ms <= $3) \
+                   ORDER BY due_at_ms LIMIT $4",
+                $lock,
+                ") RETURNING push_job_id, message_id, push_token_id, user_id, kind, phase, \
+                 conversation_id, seq, attempts, created_at_ms, expires_at_ms"
+            )
+        };
+    }
+    let limit = echo_store::sql_limit(limit);
+    let rows: Vec<JobRow> = match db {
+        Database::Postgres(db) => {
+            sqlx::query_as(claim_sql!(" FOR UPDATE SKIP LOCKED"))
+                .bind(millis(lease_until))
+                .bind(PENDING)
+                .bind(millis(now))
+                .bind(limit)
+                .fetch_all(&db.pool)
+                .await?
+        }
+        Database::Sqlite(db) => {
+            sqlx::query_as(claim_sql!(""))
+                .bind(millis(lease_until))
+                .bind(PENDING)
+                .bind(millis(now))
+                .bind(limit)
+                .fetch_all(&db.writer)
+                .await?
+        }
+    };
+    Ok(rows.into_iter().filter_map(job).collect())
+}
+
+/// What became of a claimed job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Sent at this time.
+    Sent(DateTime<Utc>),
+    /// Never to be sent, for this reason.
+    Skipped(String),
+    /// Try again at this time, in this phase (a recheck, or a retry after a transient error).
+    Later {
+        /// When.
+        due: DateTime<Utc>,
+        /// In which phase.
+        phase: Phase,
+        /// Counts as a failed attempt (a provider retry, not a recheck).
+        failed: bool,
+        /// The error, if any.
+        error: Option<String>,
+    },
+}
+
+/// Records what became of `job` and releases its lease.
+pub async fn settle(db: &Database, job: &Job, settled: &Settled) -> Result<(), sqlx::Error> {
+    const SENT_SQL: &str = "UPDATE push_jobs SET state = $1, sent_at_ms = $2, \
+         lease_until_ms = NULL WHERE push_job_id = $3 AND state = $4";
+    const SKIP_SQL: &str = "UPDATE push_jobs SET state = $1, last_error = $2, \
+         lease_until_ms = NULL WHERE push_job_id = $3 AND state = $4";
+    const LATER_SQL: &str = "UPDATE push_jobs SET due_at_ms = $1, phase = $2, \
+         attempts = attempts + $3, last_error = $4, lease_until_ms = NULL \
+         WHERE push_job_id = $5 AND state = $6";
+    with_db!(db, write, |c| {
+        match settled {
+            Settled::Sent(at) => {
+                sqlx::query(SENT_SQL)
+                    .bind(SENT)
+                    .bind(millis(*at))
+                    .bind(job.id)
+                    .bind(PENDING)
+                    .execute(c)
+                    .await?;
+            }
+            Settled::Skipped(reason) => {
+                sqlx::query(SKIP_SQL)
+                    .bind(SKIPPED)
+                    .bind(reason)
+                    .bind(job.id)
+                    .bind(PENDING)
+                    .execute(c)
+                    .await?;
+            }
+            Settled::Later {
+                due,
+                phase,
+                failed,
+                error,
+            } => {
+                sqlx::query(LATER_SQL)
+                    .bind(millis(*due))
+                    .bind(phase.code())
+                    .bind(i32::from(*failed))
+                    .bind(error.as_deref())
+                    .bind(job.id)
+                    .bind(PENDING)
+                    .execute(c)
+                    .await?;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Alerts sent to `user` since `since`: in `conversation`, and in all (storm damping).
+pub async fn recent_alerts(
+    db: &Database,
+    user: Uuid,
+    conversation: Option<Uuid>,
+    since: DateTime<Utc>,
+) -> Result<(i64, i64), sqlx::Error> {
+    const SQL: &str = "SELECT \
+         COALESCE(SUM(CASE WHEN conversation_id = $3 THEN 1 ELSE 0 END), 0), count(*) \
+         FROM push_jobs WHERE user_id = $1 AND sent_at_ms > $2 AND kind = $4";
+    Ok(with_db!(db, read, |c| {
+        sqlx::query_as(SQL)
+            .bind(user)
+            .bind(millis(since))
+            .bind(conversation)
+            .bind(JobKind::Alert.code())
+            .fetch_one(c)
+            .await?
+    }))
+}
+
+/// Deletes finished jobs created before `jobs_before`, and the message rows (with their
+/// mentions) of messages created before `messages_before`.
+pub async fn prune(
+    db: &Database,
+    jobs_before: DateTime<Utc>,
+    messages_before: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    const JOBS: &str = "DELETE FROM push_jobs WHERE state <> $1 AND created_at_ms < $2";
+    const MESSAGES: &str = "DELETE FROM notify_messages WHERE created_at_ms < $1";
+    const MENTIONS: &str = "DELETE FROM notify_mentions WHERE message_id NOT IN \
+         (SELECT message_id FROM notify_messages)";
+    with_db!(db, write, |c| {
+        let jobs = sqlx::query(JOBS)
+            .bind(PENDING)
+            .bind(millis(jobs_before))
+            .execute(c)
+            .await?;
+        sqlx::query(MESSAGES)
+            .bind(millis(messages_before))
+            .execute(c)
+            .await?;
+        sqlx::query(MENTIONS).execute(c).await?;
+        Ok(jobs.rows_affected())
     })
 }

@@ -6,27 +6,37 @@
 //! move), `inbox/` (ListInbox, MarkInboxRead), `badge.rs` (GetBadgeCount and the counts it
 //! reads), `settings/` (Get/UpdateNotificationSettings and quiet hours). Each feature holds its
 //! rules, its proto mapping and its statements; `store` is the shared database handle and
-//! encodings, `jobs` the push queue's hook, `error` the one error enum, `api` the handlers.
+//! encodings, `error` the one error enum, `api` the handlers.
 //!
-//! Not built yet: the delivery pipeline (spec §B2–§B5: consumers, projections, push jobs and
-//! providers). Its tables exist (see the migrations), and the writes it will share with the
-//! RPCs live here: [`inbox::store::write_entry`], [`badge::set_counts`], [`badge::set_muted`],
-//! [`jobs::cancel_pending`], and [`settings::in_quiet_hours`] for each push.
+//! The delivery pipeline: `pipeline/` (the consumers, projections and the decision table of
+//! spec §B2, writing inbox entries and push jobs in the event's transaction), `jobs` (the
+//! push queue), `dispatch/` (claims due jobs, rechecks, composes and sends them through
+//! `echo_push` providers, retries, prunes), `upstream` (presence's delivery state and the
+//! message service's previews, over their internal contracts).
 
 pub mod api;
 pub mod badge;
+pub mod dispatch;
 pub mod error;
 pub mod inbox;
 pub mod jobs;
+pub mod pipeline;
 pub mod settings;
 pub mod store;
 pub mod tokens;
+pub mod upstream;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use echo_bus::ConsumerSpec;
+use echo_bus::consumer::EventHandler;
 use echo_cache::{Cache, Limits};
+use echo_config::NotificationSettings;
 use echo_proto::echo::notification::v1::notification_service_server::NotificationServiceServer;
+use echo_push::PushProvider;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 pub use api::NotificationApi;
 pub use error::NotificationError;
@@ -39,27 +49,68 @@ pub struct NotificationDeps {
     pub store: NotificationStore,
     /// Rate limits (registrations per device).
     pub cache: Arc<dyn Cache>,
-    /// Platforms with delivery configured; registering a token for another one answers
-    /// FAILED_PRECONDITION `PUSH_PLATFORM_UNAVAILABLE`.
-    pub configured: HashSet<Platform>,
+    /// The providers of the configured platforms; registering a token for another platform
+    /// answers FAILED_PRECONDITION `PUSH_PLATFORM_UNAVAILABLE`.
+    pub providers: HashMap<Platform, Arc<dyn PushProvider>>,
     /// Production mode: Web Push and webhook URLs must not point at private, loopback or
     /// link-local addresses.
     pub production: bool,
+    /// Presence's delivery state and the message service's previews.
+    pub upstream: Arc<dyn upstream::Upstream>,
+    /// Delivery timing.
+    pub settings: NotificationSettings,
 }
 
-/// The NotificationService server, refusing request messages over `max_request_bytes`.
-pub fn service(
+/// A running NotificationService: its dispatcher started, its server and consumers to add.
+pub struct Notification {
     deps: NotificationDeps,
-    max_request_bytes: usize,
-) -> NotificationServiceServer<NotificationApi> {
-    let tokens = tokens::Tokens::new(
-        deps.store.clone(),
-        Limits::new(deps.cache),
-        deps.configured,
-        deps.production,
-    );
-    NotificationServiceServer::new(NotificationApi::new(tokens, deps.store))
-        .max_decoding_message_size(max_request_bytes)
+    pipeline: pipeline::Pipeline,
+}
+
+impl Notification {
+    /// Starts the dispatcher (until `shutdown`).
+    pub fn start(deps: NotificationDeps, shutdown: CancellationToken) -> Self {
+        let wake = Arc::new(Notify::new());
+        let pipeline = pipeline::Pipeline {
+            upstream: deps.upstream.clone(),
+            job_expiry: deps.settings.job_expiry,
+            wake: wake.clone(),
+        };
+        let settings = &deps.settings;
+        let dispatcher = dispatch::Dispatcher::new(
+            deps.store.clone(),
+            deps.upstream.clone(),
+            deps.providers.clone(),
+            dispatch::DispatchSettings {
+                recheck_delay: settings.recheck_delay,
+                claim_lease: settings.claim_lease,
+                poll_every: settings.poll_every,
+                batch: settings.dispatch_batch,
+                concurrency: settings.dispatch_concurrency,
+            },
+            wake,
+        );
+        tokio::spawn(dispatcher.run(shutdown));
+        Self { deps, pipeline }
+    }
+
+    /// The durable consumers of the pipeline (run them on notification's database).
+    pub fn consumers(&self) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
+        self.pipeline.consumers()
+    }
+
+    /// The NotificationService server, refusing request messages over `max_request_bytes`.
+    pub fn service(&self, max_request_bytes: usize) -> NotificationServiceServer<NotificationApi> {
+        let configured: HashSet<Platform> = self.deps.providers.keys().copied().collect();
+        let tokens = tokens::Tokens::new(
+            self.deps.store.clone(),
+            Limits::new(self.deps.cache.clone()),
+            configured,
+            self.deps.production,
+        );
+        NotificationServiceServer::new(NotificationApi::new(tokens, self.deps.store.clone()))
+            .max_decoding_message_size(max_request_bytes)
+    }
 }
 
 /// NotificationService's migrations for both backends.

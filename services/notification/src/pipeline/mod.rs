@@ -1,0 +1,493 @@
+//! The delivery pipeline's first half (spec §B2): durable consumers over the message, user and
+//! auth events keep the projections (members at a seq, conversation kind and title, names,
+//! blocks, mutes, unread and mention counts reset to the authoritative values read events
+//! carry), decide per recipient of each new message ([`decide`]), and write its inbox entry
+//! and one push job per token, all in the event's transaction (with the event id, so a
+//! redelivered event changes nothing). The dispatcher (`crate::dispatch`) sends the jobs.
+//!
+//! One consumer per stream (one filter each, NATS 2.9): `notification.messages` on
+//! `echo.message.>`, `notification.users` on `echo.user.>`, `notification.auth` on
+//! `echo.auth.>`. A consumer applies its events one at a time in stream order, so one
+//! user's counts change in the order the message service changed them, also with
+//! notification running on several instances (a durable consumer delivers each event to one).
+
+pub mod decide;
+pub mod store;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use echo_bus::consumer::{EventHandler, HandlerError};
+use echo_bus::{ConsumerSpec, Event};
+use echo_proto::echo::events::v1 as events;
+use echo_proto::echo::message::v1::{Conversation, conversation_event, user_event};
+use echo_store::Tx;
+use prost::Message as _;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::badge;
+use crate::inbox::InboxEntry;
+use crate::inbox::store::write_entry;
+use crate::jobs::{self, JobKind, NewJob};
+use crate::upstream::{Preview, Upstream};
+use decide::decide;
+
+/// What the pipeline needs.
+#[derive(Clone)]
+pub struct Pipeline {
+    /// Reads previews for the inbox.
+    pub upstream: Arc<dyn Upstream>,
+    /// A push not delivered this long after its message expires.
+    pub job_expiry: Duration,
+    /// Wakes this instance's dispatcher when an event wrote jobs.
+    pub wake: Arc<Notify>,
+}
+
+impl Pipeline {
+    /// The durable consumers notification runs.
+    pub fn consumers(&self) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
+        let handler: Arc<dyn EventHandler> = Arc::new(self.clone());
+        vec![
+            (
+                ConsumerSpec::new("notification.messages", "echo.message.>"),
+                handler.clone(),
+            ),
+            (
+                ConsumerSpec::new("notification.users", "echo.user.>"),
+                handler.clone(),
+            ),
+            (
+                ConsumerSpec::new("notification.auth", "echo.auth.>"),
+                handler,
+            ),
+        ]
+    }
+
+    fn job(&self, user: Uuid, token: Uuid, kind: JobKind, now: DateTime<Utc>) -> NewJob {
+        NewJob {
+            message_id: None,
+            token,
+            user_id: user,
+            kind,
+            conversation_id: None,
+            seq: None,
+            due: now,
+            expires: now + self.job_expiry,
+        }
+    }
+}
+
+fn id(text: &str) -> Result<Uuid, HandlerError> {
+    Uuid::try_parse(text).map_err(|e| format!("bad id {text:?}: {e}").into())
+}
+
+fn ids(texts: &[String]) -> HashSet<Uuid> {
+    texts
+        .iter()
+        .filter_map(|t| Uuid::try_parse(t).ok())
+        .collect()
+}
+
+fn time(at: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
+    at.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+        .unwrap_or_else(Utc::now)
+}
+
+fn kind_of(conversation: &Conversation) -> i16 {
+    i16::try_from(conversation.r#type).unwrap_or(0)
+}
+
+#[async_trait]
+impl EventHandler for Pipeline {
+    async fn handle(&self, event: &Event, tx: &mut Tx) -> Result<(), HandlerError> {
+        let payload = event.payload.as_ref();
+        match event.event_type.as_str() {
+            "echo.events.v1.ConversationEventRecorded" => {
+                let m = events::ConversationEventRecorded::decode(payload)?;
+                if let Some(event) = m.event {
+                    self.conversation_event(tx, event).await?;
+                }
+            }
+            "echo.events.v1.UserEventRecorded" => {
+                let m = events::UserEventRecorded::decode(payload)?;
+                if let Some(event) = m.event {
+                    self.user_event(tx, event).await?;
+                }
+            }
+            "echo.events.v1.UserBlocked" => {
+                let m = events::UserBlocked::decode(payload)?;
+                store::block(tx, id(&m.blocker_user_id)?, id(&m.blocked_user_id)?, true).await?;
+            }
+            "echo.events.v1.UserUnblocked" => {
+                let m = events::UserUnblocked::decode(payload)?;
+                store::block(tx, id(&m.blocker_user_id)?, id(&m.blocked_user_id)?, false).await?;
+            }
+            "echo.events.v1.ProfileUpdated" => {
+                let m = events::ProfileUpdated::decode(payload)?;
+                let named = m
+                    .update_mask
+                    .as_ref()
+                    .is_none_or(|mask| mask.paths.iter().any(|p| p == "display_name"));
+                if named {
+                    store::set_name(tx, id(&m.user_id)?, &m.display_name).await?;
+                }
+            }
+            "echo.events.v1.UserRegistered" => {
+                let m = events::UserRegistered::decode(payload)?;
+                store::set_name(tx, id(&m.user_id)?, &m.display_name).await?;
+            }
+            "echo.events.v1.SessionRevoked" => {
+                let m = events::SessionRevoked::decode(payload)?;
+                store::remove_device_tokens(tx, id(&m.user_id)?, id(&m.device_id)?).await?;
+            }
+            "echo.events.v1.UserDeleted" => {
+                let m = events::UserDeleted::decode(payload)?;
+                store::erase_user(tx, id(&m.user_id)?).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn committed(&self, _event: &Event) {
+        // Jobs may have been written: this instance's dispatcher looks at once (others find
+        // them on their next poll).
+        self.wake.notify_one();
+    }
+}
+
+impl Pipeline {
+    async fn conversation_event(
+        &self,
+        tx: &mut Tx,
+        event: echo_proto::echo::message::v1::ConversationEvent,
+    ) -> Result<(), HandlerError> {
+        let at = time(event.occurred_at.as_ref());
+        match event.kind {
+            Some(conversation_event::Kind::MessageCreated(created)) => {
+                let Some(message) = created.message else {
+                    return Ok(());
+                };
+                let mentioned = ids(&created.mentioned_user_ids);
+                self.message_created(tx, &message, &mentioned, at).await?;
+            }
+            Some(conversation_event::Kind::MessageEdited(edited)) => {
+                let Some(message) = edited.message else {
+                    return Ok(());
+                };
+                let mentioned = ids(&edited.newly_mentioned_user_ids);
+                self.mentioned_by_edit(tx, &message, &mentioned).await?;
+            }
+            Some(conversation_event::Kind::MessageDeleted(deleted)) => {
+                self.message_deleted(tx, id(&deleted.message_id)?).await?;
+            }
+            Some(conversation_event::Kind::ConversationCreated(created)) => {
+                if let Some(c) = created.conversation {
+                    store::set_conversation(tx, id(&c.conversation_id)?, kind_of(&c), &c.title)
+                        .await?;
+                }
+            }
+            Some(conversation_event::Kind::ConversationUpdated(updated)) => {
+                if let Some(c) = updated.conversation {
+                    store::set_conversation(tx, id(&c.conversation_id)?, kind_of(&c), &c.title)
+                        .await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn user_event(
+        &self,
+        tx: &mut Tx,
+        event: echo_proto::echo::message::v1::UserEvent,
+    ) -> Result<(), HandlerError> {
+        let user = id(&event.user_id)?;
+        let now = Utc::now();
+        match event.kind {
+            Some(user_event::Kind::ConversationJoined(joined)) => {
+                let Some(c) = joined.conversation else {
+                    return Ok(());
+                };
+                let conversation = id(&c.conversation_id)?;
+                store::set_conversation(tx, conversation, kind_of(&c), &c.title).await?;
+                store::join(tx, conversation, user, joined.joined_at_seq).await?;
+            }
+            Some(user_event::Kind::ConversationLeft(left)) => {
+                store::leave(tx, id(&left.conversation_id)?, user).await?;
+                self.badge_jobs(tx, user, &HashSet::new(), None, now)
+                    .await?;
+            }
+            Some(user_event::Kind::ReadMarkerMoved(read)) => {
+                let conversation = id(&read.conversation_id)?;
+                let seq = read.last_read_seq;
+                store::read_up_to(
+                    tx,
+                    user,
+                    conversation,
+                    seq,
+                    read.unread_count,
+                    read.mention_count,
+                )
+                .await?;
+                jobs::skip_alerts(tx, user, conversation, seq).await?;
+                // Tokens that showed an alert of what is now read get a dismiss for the
+                // conversation; the others get the new badge (0 included).
+                let shown: HashSet<Uuid> = jobs::dismiss_sent(tx, user, conversation, seq)
+                    .await?
+                    .into_iter()
+                    .collect();
+                self.badge_jobs(tx, user, &shown, Some(conversation), now)
+                    .await?;
+            }
+            Some(user_event::Kind::MessageDeletedForMe(deleted)) => {
+                let message = id(&deleted.message_id)?;
+                store::deleted_for_me(
+                    tx,
+                    user,
+                    id(&deleted.conversation_id)?,
+                    message,
+                    deleted.unread_count,
+                    deleted.mention_count,
+                )
+                .await?;
+                jobs::cancel_for_message(tx, user, message).await?;
+            }
+            Some(user_event::Kind::MemberSettingsChanged(changed)) => {
+                let conversation = id(&changed.conversation_id)?;
+                let until = changed
+                    .settings
+                    .and_then(|s| s.mute_until)
+                    .map(|t| time(Some(&t)))
+                    .filter(|until| *until > now);
+                badge::set_muted(tx, user, conversation, until).await?;
+                if until.is_some() {
+                    jobs::skip_alerts(tx, user, conversation, i64::MAX).await?;
+                }
+                self.badge_jobs(tx, user, &HashSet::new(), None, now)
+                    .await?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// A badge job for each of `user`'s tokens, or a dismiss of `conversation` for those in
+    /// `dismiss`. The dispatcher sends a badge only when it differs from the last one sent.
+    async fn badge_jobs(
+        &self,
+        tx: &mut Tx,
+        user: Uuid,
+        dismiss: &HashSet<Uuid>,
+        conversation: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        for token in store::user_tokens(tx, user).await? {
+            let job = if dismiss.contains(&token) {
+                NewJob {
+                    conversation_id: conversation,
+                    ..self.job(user, token, JobKind::Dismiss, now)
+                }
+            } else {
+                self.job(user, token, JobKind::Badge, now)
+            };
+            jobs::insert(tx, &job, now).await?;
+        }
+        Ok(())
+    }
+
+    /// The preview of `message` for the inbox; None when the message service does not answer
+    /// now (the entry is written without one: the push reads it again when it is sent).
+    async fn preview(&self, message: Uuid) -> Option<Preview> {
+        match self.upstream.previews(&[message]).await {
+            Ok(mut previews) => previews.remove(&message),
+            Err(status) => {
+                tracing::warn!(%message, %status, "no preview for the inbox (message service)");
+                None
+            }
+        }
+    }
+
+    async fn message_created(
+        &self,
+        tx: &mut Tx,
+        message: &echo_proto::echo::message::v1::Message,
+        mentioned: &HashSet<Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        let message_id = id(&message.message_id)?;
+        let conversation = id(&message.conversation_id)?;
+        let sender = id(&message.sender_user_id)?;
+        let seq = message.seq;
+        if !store::record_message(
+            tx,
+            message_id,
+            conversation,
+            seq,
+            sender,
+            at.timestamp_millis(),
+        )
+        .await?
+        {
+            return Ok(());
+        }
+        store::count_unread(tx, conversation, seq, sender).await?;
+        for user in mentioned.iter().filter(|u| **u != sender) {
+            store::count_mention(tx, message_id, conversation, seq, *user).await?;
+        }
+        self.notify(
+            tx,
+            message_id,
+            conversation,
+            seq,
+            sender,
+            mentioned,
+            None,
+            at,
+        )
+        .await
+    }
+
+    /// Writes the entries and jobs of `message` for its eligible recipients (`only`: just
+    /// these users, for mentions added by an edit).
+    #[allow(clippy::too_many_arguments)]
+    async fn notify(
+        &self,
+        tx: &mut Tx,
+        message: Uuid,
+        conversation: Uuid,
+        seq: i64,
+        sender: Uuid,
+        mentioned: &HashSet<Uuid>,
+        only: Option<&HashSet<Uuid>>,
+        at: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        let mut recipients = store::recipients(tx, conversation, seq, sender).await?;
+        if let Some(only) = only {
+            recipients.retain(|r| only.contains(&r.user));
+        }
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let (text, reply_to_sender) = match self.preview(message).await {
+            Some(Preview::Gone) => return Ok(()),
+            Some(Preview::Available {
+                text,
+                reply_to_sender,
+                ..
+            }) => (text, reply_to_sender),
+            None => (String::new(), None),
+        };
+        let (_, title) = store::conversation(tx, conversation).await?;
+        let sender_name = store::name(tx, sender).await?;
+        let now = Utc::now();
+        let mut notified = HashSet::new();
+        for recipient in &recipients {
+            let mention = mentioned.contains(&recipient.user);
+            let Ok(kind) = decide(
+                recipient,
+                sender,
+                mention,
+                reply_to_sender,
+                now.timestamp_millis(),
+            ) else {
+                continue;
+            };
+            let entry = InboxEntry {
+                id: Uuid::now_v7(),
+                user_id: recipient.user,
+                kind,
+                conversation_id: conversation,
+                message_id: message,
+                seq,
+                sender_user_id: sender,
+                sender_display_name: sender_name.clone(),
+                conversation_title: title.clone(),
+                preview: if recipient.show_previews {
+                    text.clone()
+                } else {
+                    String::new()
+                },
+                created_at: at,
+                read: false,
+            };
+            if write_entry(tx, &entry).await? {
+                notified.insert(recipient.user);
+            }
+        }
+        if notified.is_empty() {
+            return Ok(());
+        }
+        for (token, user) in store::member_tokens(tx, conversation, seq, sender).await? {
+            if !notified.contains(&user) {
+                continue;
+            }
+            let job = NewJob {
+                message_id: Some(message),
+                conversation_id: Some(conversation),
+                seq: Some(seq),
+                ..self.job(user, token, JobKind::Alert, now)
+            };
+            jobs::insert(tx, &job, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn mentioned_by_edit(
+        &self,
+        tx: &mut Tx,
+        message: &echo_proto::echo::message::v1::Message,
+        mentioned: &HashSet<Uuid>,
+    ) -> Result<(), HandlerError> {
+        let message_id = id(&message.message_id)?;
+        let conversation = id(&message.conversation_id)?;
+        let sender = id(&message.sender_user_id)?;
+        let seq = message.seq;
+        let mut counted = HashSet::new();
+        for user in mentioned.iter().filter(|u| **u != sender) {
+            if store::count_mention(tx, message_id, conversation, seq, *user).await? {
+                counted.insert(*user);
+            }
+        }
+        if counted.is_empty() {
+            return Ok(());
+        }
+        // Only users with no entry yet get one (and an alert): write_entry keeps an existing one.
+        let at = time(message.created_at.as_ref());
+        self.notify(
+            tx,
+            message_id,
+            conversation,
+            seq,
+            sender,
+            &counted,
+            Some(&counted),
+            at,
+        )
+        .await
+    }
+
+    async fn message_deleted(&self, tx: &mut Tx, message: Uuid) -> Result<(), HandlerError> {
+        let Some((conversation, seq, sender)) = store::message(tx, message).await? else {
+            // Older than the window: nothing of it is pending, its counts were reset since.
+            return Ok(());
+        };
+        store::deleted_for_everyone(tx, message, conversation, seq, sender).await?;
+        let now = Utc::now();
+        for (user, token) in jobs::erase_message(tx, message).await? {
+            let job = NewJob {
+                message_id: Some(message),
+                conversation_id: Some(conversation),
+                seq: Some(seq),
+                ..self.job(user, token, JobKind::Dismiss, now)
+            };
+            jobs::insert(tx, &job, now).await?;
+        }
+        Ok(())
+    }
+}

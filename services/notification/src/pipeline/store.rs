@@ -1,0 +1,456 @@
+//! The pipeline's statements over the projections, each one SQL text for both backends (see
+//! `crate::store`), all in the event's transaction.
+//!
+//! Counts follow the message service's rule exactly ("unread for a member": current member,
+//! not the sender, seq above their watermark and their join), so the badge equals the
+//! message service's unread total; the values ReadMarkerMoved and MessageDeletedForMe carry
+//! reset them to the authoritative ones.
+
+use echo_store::{Tx, with_tx};
+use uuid::Uuid;
+
+use super::decide::Recipient;
+
+/// Remembers a message of the window; false when it was already recorded (redelivery).
+pub async fn record_message(
+    tx: &mut Tx,
+    message: Uuid,
+    conversation: Uuid,
+    seq: i64,
+    sender: Uuid,
+    at_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    const SQL: &str = "INSERT INTO notify_messages \
+         (message_id, conversation_id, seq, sender_user_id, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING";
+    with_tx!(tx, |c| {
+        let done = sqlx::query(SQL)
+            .bind(message)
+            .bind(conversation)
+            .bind(seq)
+            .bind(sender)
+            .bind(at_ms)
+            .execute(c)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    })
+}
+
+/// A recorded message: (conversation, seq, sender).
+pub async fn message(tx: &mut Tx, message: Uuid) -> Result<Option<(Uuid, i64, Uuid)>, sqlx::Error> {
+    const SQL: &str = "SELECT conversation_id, seq, sender_user_id FROM notify_messages \
+         WHERE message_id = $1";
+    Ok(with_tx!(tx, |c| {
+        sqlx::query_as(SQL).bind(message).fetch_optional(c).await?
+    }))
+}
+
+/// Every member but the sender counts one more unread message.
+pub async fn count_unread(
+    tx: &mut Tx,
+    conversation: Uuid,
+    seq: i64,
+    sender: Uuid,
+) -> Result<(), sqlx::Error> {
+    const SQL: &str = "UPDATE notify_counts SET unread = unread + 1 \
+         WHERE conversation_id = $1 AND user_id <> $2 AND last_read_seq < $3 AND user_id IN \
+         (SELECT user_id FROM notify_members WHERE conversation_id = $1 AND joined_seq < $3)";
+    with_tx!(tx, |c| {
+        sqlx::query(SQL)
+            .bind(conversation)
+            .bind(sender)
+            .bind(seq)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Counts a mention of `user` by message `message` (seq `seq`) when they are a member for
+/// whom it is unread and it was not counted yet. Returns whether it counted.
+pub async fn count_mention(
+    tx: &mut Tx,
+    message: Uuid,
+    conversation: Uuid,
+    seq: i64,
+    user: Uuid,
+) -> Result<bool, sqlx::Error> {
+    const UNREAD_MEMBER: &str = "SELECT count(*) FROM notify_members m JOIN notify_counts n \
+         ON n.user_id = m.user_id AND n.conversation_id = m.conversation_id \
+         WHERE m.conversation_id = $1 AND m.user_id = $2 AND m.joined_seq < $3 \
+         AND n.last_read_seq < $3";
+    const RECORD: &str = "INSERT INTO notify_mentions (message_id, user_id) VALUES ($1, $2) \
+         ON CONFLICT (message_id, user_id) DO NOTHING";
+    const COUNT: &str = "UPDATE notify_counts SET mentions = mentions + 1 \
+         WHERE user_id = $1 AND conversation_id = $2";
+    with_tx!(tx, |c| {
+        let unread: i64 = sqlx::query_scalar(UNREAD_MEMBER)
+            .bind(conversation)
+            .bind(user)
+            .bind(seq)
+            .fetch_one(&mut *c)
+            .await?;
+        if unread == 0 {
+            return Ok(false);
+        }
+        let recorded = sqlx::query(RECORD)
+            .bind(message)
+            .bind(user)
+            .execute(&mut *c)
+            .await?;
+        if recorded.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(COUNT)
+            .bind(user)
+            .bind(conversation)
+            .execute(c)
+            .await?;
+        Ok(true)
+    })
+}
+
+/// The members of `conversation` at `seq` other than `sender`, with what the decision needs.
+pub async fn recipients(
+    tx: &mut Tx,
+    conversation: Uuid,
+    seq: i64,
+    sender: Uuid,
+) -> Result<Vec<Recipient>, sqlx::Error> {
+    const SQL: &str = "SELECT m.user_id, n.muted_until_ms, \
+           (SELECT count(*) FROM notify_blocks b \
+             WHERE b.blocker_id = m.user_id AND b.blocked_id = $3) AS blocks, \
+           COALESCE((SELECT s.show_previews FROM notification_settings s \
+             WHERE s.user_id = m.user_id), TRUE) AS previews \
+         FROM notify_members m LEFT JOIN notify_counts n \
+           ON n.user_id = m.user_id AND n.conversation_id = m.conversation_id \
+         WHERE m.conversation_id = $1 AND m.joined_seq < $2 AND m.user_id <> $3";
+    let rows: Vec<(Uuid, Option<i64>, i64, bool)> = with_tx!(tx, |c| {
+        sqlx::query_as(SQL)
+            .bind(conversation)
+            .bind(seq)
+            .bind(sender)
+            .fetch_all(c)
+            .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(user, muted_until_ms, blocks, show_previews)| Recipient {
+            user,
+            muted_until_ms,
+            blocked_sender: blocks > 0,
+            show_previews,
+        })
+        .collect())
+}
+
+/// The push tokens of the members of `conversation` at `seq` other than `sender`:
+/// (token, user).
+pub async fn member_tokens(
+    tx: &mut Tx,
+    conversation: Uuid,
+    seq: i64,
+    sender: Uuid,
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    const SQL: &str = "SELECT t.push_token_id, t.user_id FROM push_tokens t \
+         JOIN notify_members m ON m.user_id = t.user_id \
+         WHERE m.conversation_id = $1 AND m.joined_seq < $2 AND t.user_id <> $3";
+    Ok(with_tx!(tx, |c| {
+        sqlx::query_as(SQL)
+            .bind(conversation)
+            .bind(seq)
+            .bind(sender)
+            .fetch_all(c)
+            .await?
+    }))
+}
+
+/// `user`'s push tokens.
+pub async fn user_tokens(tx: &mut Tx, user: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    const SQL: &str = "SELECT push_token_id FROM push_tokens WHERE user_id = $1";
+    Ok(with_tx!(tx, |c| {
+        sqlx::query_scalar(SQL).bind(user).fetch_all(c).await?
+    }))
+}
+
+/// A conversation's (kind, title); (0, "") when unknown.
+pub async fn conversation(tx: &mut Tx, conversation: Uuid) -> Result<(i16, String), sqlx::Error> {
+    const SQL: &str = "SELECT kind, title FROM notify_conversations WHERE conversation_id = $1";
+    let row: Option<(i16, String)> = with_tx!(tx, |c| {
+        sqlx::query_as(SQL)
+            .bind(conversation)
+            .fetch_optional(c)
+            .await?
+    });
+    Ok(row.unwrap_or_default())
+}
+
+/// Records a conversation's kind and title.
+pub async fn set_conversation(
+    tx: &mut Tx,
+    conversation: Uuid,
+    kind: i16,
+    title: &str,
+) -> Result<(), sqlx::Error> {
+    const SQL: &str = "INSERT INTO notify_conversations (conversation_id, kind, title) \
+         VALUES ($1, $2, $3) ON CONFLICT (conversation_id) \
+         DO UPDATE SET kind = excluded.kind, title = excluded.title";
+    with_tx!(tx, |c| {
+        sqlx::query(SQL)
+            .bind(conversation)
+            .bind(kind)
+            .bind(title)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}
+
+/// A user's display name ("" when unknown).
+pub async fn name(tx: &mut Tx, user: Uuid) -> Result<String, sqlx::Error> {
+    const SQL: &str = "SELECT display_name FROM notify_names WHERE user_id = $1";
+    let name: Option<String> = with_tx!(tx, |c| {
+        sqlx::query_scalar(SQL).bind(user).fetch_optional(c).await?
+    });
+    Ok(name.unwrap_or_default())
+}
+
+/// Records a user's display name.
+pub async fn set_name(tx: &mut Tx, user: Uuid, name: &str) -> Result<(), sqlx::Error> {
+    const SQL: &str = "INSERT INTO notify_names (user_id, display_name) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name";
+    with_tx!(tx, |c| {
+        sqlx::query(SQL).bind(user).bind(name).execute(c).await?;
+    });
+    Ok(())
+}
+
+/// `user` became a member of `conversation` at `joined_seq`: nothing before it is unread.
+pub async fn join(
+    tx: &mut Tx,
+    conversation: Uuid,
+    user: Uuid,
+    joined_seq: i64,
+) -> Result<(), sqlx::Error> {
+    const MEMBER: &str = "INSERT INTO notify_members (conversation_id, user_id, joined_seq) \
+         VALUES ($1, $2, $3) ON CONFLICT (conversation_id, user_id) \
+         DO UPDATE SET joined_seq = excluded.joined_seq";
+    const COUNTS: &str = "INSERT INTO notify_counts \
+         (user_id, conversation_id, unread, mentions, last_read_seq) VALUES ($1, $2, 0, 0, $3) \
+         ON CONFLICT (user_id, conversation_id) DO UPDATE SET unread = 0, mentions = 0, \
+         last_read_seq = excluded.last_read_seq";
+    with_tx!(tx, |c| {
+        sqlx::query(MEMBER)
+            .bind(conversation)
+            .bind(user)
+            .bind(joined_seq)
+            .execute(&mut *c)
+            .await?;
+        sqlx::query(COUNTS)
+            .bind(user)
+            .bind(conversation)
+            .bind(joined_seq)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}
+
+/// `user` left `conversation`: no longer a member, its counts leave the badge, its pending
+/// alerts go.
+pub async fn leave(tx: &mut Tx, conversation: Uuid, user: Uuid) -> Result<(), sqlx::Error> {
+    const MEMBER: &str = "DELETE FROM notify_members WHERE conversation_id = $1 AND user_id = $2";
+    const COUNTS: &str = "DELETE FROM notify_counts WHERE conversation_id = $1 AND user_id = $2";
+    const JOBS: &str = "DELETE FROM push_jobs WHERE conversation_id = $1 AND user_id = $2 \
+         AND state = $3";
+    with_tx!(tx, |c| {
+        for sql in [MEMBER, COUNTS] {
+            sqlx::query(sql)
+                .bind(conversation)
+                .bind(user)
+                .execute(&mut *c)
+                .await?;
+        }
+        sqlx::query(JOBS)
+            .bind(conversation)
+            .bind(user)
+            .bind(crate::jobs::PENDING)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}
+
+/// `user`'s read watermark in `conversation` moved to `seq` with these authoritative counts:
+/// store them, and mark the inbox entries up to `seq` read.
+pub async fn read_up_to(
+    tx: &mut Tx,
+    user: Uuid,
+    conversation: Uuid,
+    seq: i64,
+    unread: i32,
+    mentions: i32,
+) -> Result<(), sqlx::Error> {
+    const COUNTS: &str = "UPDATE notify_counts SET unread = $3, mentions = $4, \
+         last_read_seq = CASE WHEN last_read_seq > $5 THEN last_read_seq ELSE $5 END \
+         WHERE user_id = $1 AND conversation_id = $2";
+    const INBOX: &str = "UPDATE inbox_entries SET read = TRUE WHERE user_id = $1 \
+         AND conversation_id = $2 AND seq <= $3 AND NOT read";
+    const MENTIONS: &str = "DELETE FROM notify_mentions WHERE user_id = $1 AND message_id IN \
+         (SELECT message_id FROM notify_messages WHERE conversation_id = $2 AND seq <= $3)";
+    with_tx!(tx, |c| {
+        sqlx::query(COUNTS)
+            .bind(user)
+            .bind(conversation)
+            .bind(unread)
+            .bind(mentions)
+            .bind(seq)
+            .execute(&mut *c)
+            .await?;
+        for sql in [INBOX, MENTIONS] {
+            sqlx::query(sql)
+                .bind(user)
+                .bind(conversation)
+                .bind(seq)
+                .execute(&mut *c)
+                .await?;
+        }
+    });
+    Ok(())
+}
+
+/// `user` deleted `message` for themselves, leaving these authoritative counts.
+pub async fn deleted_for_me(
+    tx: &mut Tx,
+    user: Uuid,
+    conversation: Uuid,
+    message: Uuid,
+    unread: i32,
+    mentions: i32,
+) -> Result<(), sqlx::Error> {
+    const COUNTS: &str = "UPDATE notify_counts SET unread = $3, mentions = $4 \
+         WHERE user_id = $1 AND conversation_id = $2";
+    const INBOX: &str = "DELETE FROM inbox_entries WHERE user_id = $1 AND message_id = $2";
+    const MENTION: &str = "DELETE FROM notify_mentions WHERE user_id = $1 AND message_id = $2";
+    with_tx!(tx, |c| {
+        sqlx::query(COUNTS)
+            .bind(user)
+            .bind(conversation)
+            .bind(unread)
+            .bind(mentions)
+            .execute(&mut *c)
+            .await?;
+        for sql in [INBOX, MENTION] {
+            sqlx::query(sql)
+                .bind(user)
+                .bind(message)
+                .execute(&mut *c)
+                .await?;
+        }
+    });
+    Ok(())
+}
+
+/// `message` (seq `seq` by `sender`) was deleted for everyone: it leaves the counts of every
+/// member for whom it was unread, and every inbox with its preview.
+pub async fn deleted_for_everyone(
+    tx: &mut Tx,
+    message: Uuid,
+    conversation: Uuid,
+    seq: i64,
+    sender: Uuid,
+) -> Result<(), sqlx::Error> {
+    const MENTIONS: &str = "UPDATE notify_counts SET mentions = mentions - 1 \
+         WHERE conversation_id = $1 AND last_read_seq < $3 AND mentions > 0 AND user_id IN \
+         (SELECT user_id FROM notify_mentions WHERE message_id = $2)";
+    const UNREAD: &str = "UPDATE notify_counts SET unread = unread - 1 \
+         WHERE conversation_id = $1 AND user_id <> $2 AND last_read_seq < $3 AND unread > 0 \
+         AND user_id IN (SELECT user_id FROM notify_members \
+           WHERE conversation_id = $1 AND joined_seq < $3)";
+    const FORGET: &str = "DELETE FROM notify_mentions WHERE message_id = $1";
+    const INBOX: &str = "DELETE FROM inbox_entries WHERE message_id = $1";
+    with_tx!(tx, |c| {
+        sqlx::query(MENTIONS)
+            .bind(conversation)
+            .bind(message)
+            .bind(seq)
+            .execute(&mut *c)
+            .await?;
+        sqlx::query(UNREAD)
+            .bind(conversation)
+            .bind(sender)
+            .bind(seq)
+            .execute(&mut *c)
+            .await?;
+        for sql in [FORGET, INBOX] {
+            sqlx::query(sql).bind(message).execute(&mut *c).await?;
+        }
+    });
+    Ok(())
+}
+
+/// Records (or, `blocked = false`, removes) that `blocker` blocked `blocked`.
+pub async fn block(
+    tx: &mut Tx,
+    blocker: Uuid,
+    blocked: Uuid,
+    blocking: bool,
+) -> Result<(), sqlx::Error> {
+    const ADD: &str = "INSERT INTO notify_blocks (blocker_id, blocked_id) VALUES ($1, $2) \
+         ON CONFLICT (blocker_id, blocked_id) DO NOTHING";
+    const REMOVE: &str = "DELETE FROM notify_blocks WHERE blocker_id = $1 AND blocked_id = $2";
+    with_tx!(tx, |c| {
+        sqlx::query(if blocking { ADD } else { REMOVE })
+            .bind(blocker)
+            .bind(blocked)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}
+
+/// A device's session ended: its tokens and their pending jobs go.
+pub async fn remove_device_tokens(
+    tx: &mut Tx,
+    user: Uuid,
+    device: Uuid,
+) -> Result<u64, sqlx::Error> {
+    const JOBS: &str = "DELETE FROM push_jobs WHERE state = $3 AND push_token_id IN \
+         (SELECT push_token_id FROM push_tokens WHERE user_id = $1 AND device_id = $2)";
+    const TOKENS: &str = "DELETE FROM push_tokens WHERE user_id = $1 AND device_id = $2";
+    with_tx!(tx, |c| {
+        sqlx::query(JOBS)
+            .bind(user)
+            .bind(device)
+            .bind(crate::jobs::PENDING)
+            .execute(&mut *c)
+            .await?;
+        let done = sqlx::query(TOKENS)
+            .bind(user)
+            .bind(device)
+            .execute(c)
+            .await?;
+        Ok(done.rows_affected())
+    })
+}
+
+/// An account was deleted: everything notification holds about it goes.
+pub async fn erase_user(tx: &mut Tx, user: Uuid) -> Result<(), sqlx::Error> {
+    const BY_USER: [&str; 9] = [
+        "DELETE FROM push_jobs WHERE user_id = $1",
+        "DELETE FROM push_tokens WHERE user_id = $1",
+        "DELETE FROM inbox_entries WHERE user_id = $1",
+        "DELETE FROM notify_counts WHERE user_id = $1",
+        "DELETE FROM notify_members WHERE user_id = $1",
+        "DELETE FROM notify_mentions WHERE user_id = $1",
+        "DELETE FROM notify_names WHERE user_id = $1",
+        "DELETE FROM notification_settings WHERE user_id = $1",
+        "DELETE FROM notify_blocks WHERE blocker_id = $1 OR blocked_id = $1",
+    ];
+    with_tx!(tx, |c| {
+        for sql in BY_USER {
+            sqlx::query(sql).bind(user).execute(&mut *c).await?;
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,489 @@
+//! The notification pipeline end to end, on both backends: messages sent through the public
+//! API reach a fake push service (which checks every request as FCM and APNs would) according
+//! to spec §B2's decision table, with inbox entries, badges, dismisses, retries, pruning and
+//! erasure. Each test starts its own fake and mesh.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use echo_proto::echo::auth::v1 as auth;
+use echo_proto::echo::message::v1 as msg;
+use echo_proto::echo::notification::v1 as pb;
+use echo_proto::echo::presence::v1 as presence;
+use echo_proto::echo::user::v1 as user;
+use echo_push::Platform;
+use echo_push::fake::{FakePushServer, Recorded, Reply};
+use echo_testkit::{Backend, SignedIn, TestMesh};
+use secrecy::ExposeSecret as _;
+
+mod common;
+
+use common::live::eventually;
+use common::messages::{direct, send};
+
+/// Long enough for a push that is coming to arrive on a busy machine.
+const ARRIVES: Duration = Duration::from_secs(15);
+/// The recheck delay these meshes use.
+const RECHECK: Duration = Duration::from_secs(2);
+
+/// A mesh whose notification service sends FCM and APNs pushes to `fake`; the credential
+/// files live in the returned directory.
+async fn start(backend: Backend, fake: &FakePushServer) -> Option<(TestMesh, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fcm = fake.fcm_config();
+    let account = serde_json::json!({
+        "type": "service_account",
+        "project_id": fcm.project_id,
+        "private_key_id": fcm.private_key_id,
+        "private_key": fcm.private_key_pem.expose_secret(),
+        "client_email": fcm.client_email,
+        "token_uri": fcm.token_uri,
+    });
+    let apns = fake.apns_config();
+    let write = |name: &str, contents: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).expect("write credential file");
+        path
+    };
+    let ca = write("ca.pem", fake.ca_pem());
+    let account = write("fcm.json", &account.to_string());
+    let apns_key = write("apns.p8", apns.private_key_pem.expose_secret());
+    let mesh = TestMesh::start_with(backend, "all", |config| {
+        let n = &mut config.notification;
+        n.extra_ca_file = Some(ca);
+        n.fcm_service_account_file = Some(account);
+        n.fcm_base_url = Some(fcm.base_url.clone());
+        n.apns_key_file = Some(apns_key);
+        n.apns_key_id = apns.key_id.clone();
+        n.apns_team_id = apns.team_id.clone();
+        n.apns_topic = apns.topic.clone();
+        n.apns_production_url = Some(apns.production_url.clone());
+        n.apns_sandbox_url = Some(apns.sandbox_url.clone());
+        n.recheck_delay = RECHECK;
+        n.poll_every = Duration::from_millis(50);
+    })
+    .await?;
+    Some((mesh, dir))
+}
+
+/// A fresh FCM registration token, unique by construction.
+fn fcm_token() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "fcm-{}:{}",
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        "A".repeat(140)
+    )
+}
+
+async fn register_fcm(mesh: &TestMesh, who: &SignedIn) -> String {
+    let token = fcm_token();
+    mesh.notification_as(who)
+        .register_push_token(pb::RegisterPushTokenRequest {
+            platform: pb::PushPlatform::Fcm as i32,
+            token: token.clone(),
+            app_id: String::new(),
+            sandbox: false,
+        })
+        .await
+        .expect("register FCM token");
+    token
+}
+
+fn to(fake: &FakePushServer, token: &str) -> Vec<Recorded> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.platform == Platform::Fcm && r.key == token)
+        .collect()
+}
+
+fn data<'a>(request: &'a Recorded, field: &str) -> &'a str {
+    request.payload["message"]["data"][field]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// Waits for the `n`th request to `token` and returns them all.
+async fn nth(fake: &FakePushServer, token: &str, n: usize, what: &str) -> Vec<Recorded> {
+    eventually(ARRIVES, what, || async {
+        let seen = to(fake, token);
+        (seen.len() >= n).then_some(seen)
+    })
+    .await
+}
+
+async fn badge(mesh: &TestMesh, who: &SignedIn) -> i32 {
+    mesh.notification_as(who)
+        .get_badge_count(pb::GetBadgeCountRequest {})
+        .await
+        .expect("badge")
+        .into_inner()
+        .badge_count
+}
+
+async fn inbox(mesh: &TestMesh, who: &SignedIn) -> Vec<pb::InboxEntry> {
+    mesh.notification_as(who)
+        .list_inbox(pb::ListInboxRequest::default())
+        .await
+        .expect("inbox")
+        .into_inner()
+        .entries
+}
+
+async fn mark_read(mesh: &TestMesh, who: &SignedIn, conversation: &msg::Conversation, seq: i64) {
+    mesh.message_as(who)
+        .mark_read(msg::MarkReadRequest {
+            conversation_id: conversation.conversation_id.clone(),
+            last_read_seq: seq,
+        })
+        .await
+        .expect("mark read");
+}
+
+async fn heartbeat(mesh: &TestMesh, who: &SignedIn) {
+    mesh.presence_as(who)
+        .heartbeat(presence::HeartbeatRequest {
+            status: presence::PresenceStatus::Online as i32,
+        })
+        .await
+        .expect("heartbeat");
+}
+
+fn display_name(who: &SignedIn) -> String {
+    format!("Test {}", &who.phone[who.phone.len() - 4..])
+}
+
+/// The alert path for an offline recipient: one FCM request with the sender as title, the
+/// text as body, the absolute badge, the device-side dedupe tag and the conversation as
+/// collapse key; an inbox entry with the preview; the badge. Then reading on another device
+/// pushes a dismiss carrying badge 0.
+#[tokio::test]
+async fn an_offline_recipient_gets_one_alert_then_a_dismiss_with_badge_zero() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some((mesh, _files)) = start(backend, &fake).await else {
+            continue;
+        };
+        let ada = mesh.sign_up().await;
+        let bob = mesh.sign_up().await;
+        let token = register_fcm(&mesh, &bob).await;
+        let chat = direct(&mesh, &ada, &bob).await;
+        let sent = send(&mesh, &ada, &chat, "hello bob").await;
+
+        let alert = nth(&fake, &token, 1, "the alert").await.remove(0);
+        let message = &alert.payload["message"];
+        assert_eq!(
+            message["notification"]["title"],
+            display_name(&ada),
+            "{backend:?}"
+        );
+        assert_eq!(message["notification"]["body"], "hello bob", "{backend:?}");
+        assert_eq!(data(&alert, "type"), "alert");
+        assert_eq!(data(&alert, "message_id"), sent.message_id);
+        assert_eq!(data(&alert, "conversation_id"), chat.conversation_id);
+        assert_eq!(data(&alert, "badge"), "1");
+        assert_eq!(message["android"]["collapse_key"], chat.conversation_id);
+        assert_eq!(
+            message["android"]["notification"]["tag"]
+                .as_str()
+                .map(str::len),
+            Some(32),
+            "the dedupe tag: {message}"
+        );
+        assert!(fake.rejections().is_empty(), "{:?}", fake.rejections());
+
+        let entries = inbox(&mesh, &bob).await;
+        assert_eq!(entries.len(), 1, "{backend:?}");
+        assert_eq!(entries[0].preview, "hello bob");
+        assert_eq!(entries[0].kind, pb::InboxEntryKind::Message as i32);
+        assert_eq!(badge(&mesh, &bob).await, 1);
+        // The sender is never notified of their own message.
+        assert!(inbox(&mesh, &ada).await.is_empty());
+
+        mark_read(&mesh, &bob, &chat, sent.seq).await;
+        let seen = nth(&fake, &token, 2, "the dismiss after reading").await;
+        assert_eq!(data(&seen[1], "type"), "dismiss", "{backend:?}");
+        assert_eq!(data(&seen[1], "badge"), "0");
+        assert_eq!(badge(&mesh, &bob).await, 0);
+        assert!(inbox(&mesh, &bob).await.iter().all(|e| e.read));
+        mesh.shutdown().await;
+    }
+}
+
+/// A recipient with an ONLINE device is not pushed at once: if they read the message before
+/// the recheck, never; if not, at the recheck. Do-not-disturb makes the push silent.
+#[tokio::test]
+async fn an_online_recipient_is_pushed_only_if_still_unread_at_the_recheck() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some((mesh, _files)) = start(backend, &fake).await else {
+            continue;
+        };
+        let ada = mesh.sign_up().await;
+        let bob = mesh.sign_up().await;
+        let token = register_fcm(&mesh, &bob).await;
+        let chat = direct(&mesh, &ada, &bob).await;
+        heartbeat(&mesh, &bob).await;
+
+        let first = send(&mesh, &ada, &chat, "seen in the app").await;
+        tokio::time::sleep(RECHECK / 2).await;
+        mark_read(&mesh, &bob, &chat, first.seq).await;
+        tokio::time::sleep(RECHECK * 2).await;
+        assert!(
+            to(&fake, &token).iter().all(|r| data(r, "type") != "alert"),
+            "{backend:?}: read before the recheck, so no alert: {:?}",
+            to(&fake, &token)
+        );
+
+        mesh.presence_as(&bob)
+            .set_status(presence::SetStatusRequest {
+                status: presence::PresenceStatus::Dnd as i32,
+                clear_after: None,
+            })
+            .await
+            .expect("DND");
+        heartbeat(&mesh, &bob).await;
+        let started = tokio::time::Instant::now();
+        let second = send(&mesh, &ada, &chat, "left unread").await;
+        let alert = eventually(ARRIVES, "the alert at the recheck", || async {
+            to(&fake, &token)
+                .into_iter()
+                .find(|r| data(r, "message_id") == second.message_id)
+        })
+        .await;
+        assert!(
+            started.elapsed() >= RECHECK - Duration::from_millis(200),
+            "{backend:?}: pushed before the recheck ({:?})",
+            started.elapsed()
+        );
+        assert_eq!(data(&alert, "silent"), "true", "{backend:?}: DND is silent");
+        mesh.shutdown().await;
+    }
+}
+
+/// Muted conversations and blocked senders: no entry, no push, not in the badge; a mention
+/// in a group is a MENTION entry; a message deleted for everyone before its push cancels the
+/// push and erases the entry with its preview.
+#[tokio::test]
+async fn mute_block_mention_and_delete_for_everyone_follow_the_decision_table() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some((mesh, _files)) = start(backend, &fake).await else {
+            continue;
+        };
+        let ada = mesh.sign_up().await;
+        let bob = mesh.sign_up().await;
+        let cy = mesh.sign_up().await;
+        let bob_token = register_fcm(&mesh, &bob).await;
+        let cy_token = register_fcm(&mesh, &cy).await;
+        let dan = mesh.sign_up().await;
+        let dan_token = register_fcm(&mesh, &dan).await;
+        let to_bob = direct(&mesh, &ada, &bob).await;
+        let created =
+            common::messages::group(&mesh, &ada, msg::ConversationType::Group, &[&cy, &dan]).await;
+
+        // Bob mutes his chat with Ada; Cy blocks Ada.
+        mesh.message_as(&bob)
+            .update_member_settings(msg::UpdateMemberSettingsRequest {
+                conversation_id: to_bob.conversation_id.clone(),
+                settings: Some(msg::MemberSettings {
+                    mute_until: Some(prost_types::Timestamp {
+                        seconds: chrono::Utc::now().timestamp() + 3600,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["mute_until".into()],
+                }),
+            })
+            .await
+            .expect("mute");
+        mesh.user_as(&cy)
+            .block_user(user::BlockUserRequest {
+                user_id: ada.tokens.user_id.clone(),
+            })
+            .await
+            .expect("block");
+        // Give the settings and block events a moment to reach notification's projections,
+        // then send; Dan's alert for the group message shows the pipeline has passed both
+        // sends (one consumer applies message events in order).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        send(&mesh, &ada, &to_bob, "muted").await;
+        let in_group = send(&mesh, &ada, &created, "hello group").await;
+        eventually(ARRIVES, "Dan's alert for the group message", || async {
+            to(&fake, &dan_token)
+                .into_iter()
+                .find(|r| data(r, "message_id") == in_group.message_id)
+        })
+        .await;
+        assert!(to(&fake, &bob_token).is_empty(), "{backend:?}: muted");
+        assert!(inbox(&mesh, &bob).await.is_empty(), "{backend:?}: muted");
+        assert_eq!(badge(&mesh, &bob).await, 0, "{backend:?}: muted");
+        assert!(to(&fake, &cy_token).is_empty(), "{backend:?}: blocked");
+        assert!(inbox(&mesh, &cy).await.is_empty(), "{backend:?}: blocked");
+        // Blocking silences, it does not hide: the message still counts as unread for Cy.
+        assert_eq!(badge(&mesh, &cy).await, 1, "{backend:?}: blocked");
+
+        // A mention in the group.
+        let mention = msg::MessageContent {
+            text: "@dan rope?".into(),
+            mentions: vec![msg::Mention {
+                user_id: dan.tokens.user_id.clone(),
+                offset: 0,
+                length: 4,
+            }],
+            ..Default::default()
+        };
+        let mentioned = common::messages::send_content(&mesh, &ada, &created, mention).await;
+        let alert = eventually(ARRIVES, "the mention's alert", || async {
+            to(&fake, &dan_token)
+                .into_iter()
+                .find(|r| data(r, "message_id") == mentioned.message_id)
+        })
+        .await;
+        assert_eq!(
+            alert.payload["message"]["notification"]["title"],
+            "Analytical Engine"
+        );
+        assert_eq!(data(&alert, "kind"), "mention");
+        let entry = inbox(&mesh, &dan)
+            .await
+            .into_iter()
+            .find(|e| e.message_id == mentioned.message_id)
+            .expect("the mention's entry");
+        assert_eq!(
+            entry.kind,
+            pb::InboxEntryKind::Mention as i32,
+            "{backend:?}"
+        );
+
+        // Dan comes online, so the next alert waits for the recheck; Ada deletes the message
+        // for everyone before it: no alert, no entry, no preview left.
+        let to_dan = direct(&mesh, &ada, &dan).await;
+        heartbeat(&mesh, &dan).await;
+        let doomed = send(&mesh, &ada, &to_dan, "regret").await;
+        eventually(ARRIVES, "the entry of the doomed message", || async {
+            inbox(&mesh, &dan)
+                .await
+                .iter()
+                .any(|e| e.message_id == doomed.message_id)
+                .then_some(())
+        })
+        .await;
+        mesh.message_as(&ada)
+            .delete_message(msg::DeleteMessageRequest {
+                conversation_id: to_dan.conversation_id.clone(),
+                message_id: doomed.message_id.clone(),
+                scope: msg::DeleteScope::ForEveryone as i32,
+            })
+            .await
+            .expect("delete for everyone");
+        eventually(ARRIVES, "the entry erased", || async {
+            (!inbox(&mesh, &dan)
+                .await
+                .iter()
+                .any(|e| e.message_id == doomed.message_id))
+            .then_some(())
+        })
+        .await;
+        tokio::time::sleep(RECHECK * 2).await;
+        assert!(
+            to(&fake, &dan_token)
+                .iter()
+                .all(|r| data(r, "message_id") != doomed.message_id || data(r, "type") != "alert"),
+            "{backend:?}: the deleted message was pushed"
+        );
+        mesh.shutdown().await;
+    }
+}
+
+/// Provider answers: 503, 503 then 200 is delivered on the third try (same dedupe tag);
+/// FCM 404 UNREGISTERED prunes the token (it leaves ListPushTokens); logging out removes the
+/// device's tokens, so nothing more is sent to them.
+#[tokio::test]
+async fn retries_pruning_and_logout() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some((mesh, _files)) = start(backend, &fake).await else {
+            continue;
+        };
+        let ada = mesh.sign_up().await;
+        let bob = mesh.sign_up().await;
+        let token = register_fcm(&mesh, &bob).await;
+        let chat = direct(&mesh, &ada, &bob).await;
+
+        fake.script(&token, [Reply::status(503), Reply::status(503)]);
+        send(&mesh, &ada, &chat, "third time lucky").await;
+        let tries = eventually(Duration::from_secs(30), "three tries", || async {
+            let seen = to(&fake, &token);
+            (seen.len() >= 3).then_some(seen)
+        })
+        .await;
+        let statuses: Vec<u16> = tries.iter().map(|r| r.status).collect();
+        assert_eq!(statuses[..3], [503, 503, 200], "{backend:?}");
+        let tag = |r: &Recorded| r.payload["message"]["android"]["notification"]["tag"].clone();
+        assert_eq!(
+            tag(&tries[0]),
+            tag(&tries[2]),
+            "a resend keeps the dedupe tag"
+        );
+
+        fake.script(&token, [Reply::fcm_unregistered()]);
+        send(&mesh, &ada, &chat, "to a dead token").await;
+        eventually(ARRIVES, "the token pruned", || async {
+            let listed = mesh
+                .notification_as(&bob)
+                .list_push_tokens(pb::ListPushTokensRequest::default())
+                .await
+                .expect("list")
+                .into_inner();
+            listed.push_tokens.is_empty().then_some(())
+        })
+        .await;
+
+        // A new registration, then logout: the device's tokens go with its session.
+        let again = register_fcm(&mesh, &bob).await;
+        mesh.auth_as(&bob)
+            .logout(auth::LogoutRequest {})
+            .await
+            .expect("logout");
+        // Signed in again on another device: once logout's event is applied, the old
+        // device's token is gone, and a new message reaches nothing of it.
+        let login = mesh
+            .auth()
+            .login_with_password(auth::LoginWithPasswordRequest {
+                phone_number: bob.phone.clone(),
+                password: echo_testkit::PASSWORD.into(),
+                device: Some(echo_testkit::test_device()),
+            })
+            .await
+            .expect("sign in again")
+            .into_inner()
+            .tokens
+            .expect("tokens");
+        let bob_again = SignedIn {
+            phone: bob.phone.clone(),
+            tokens: login,
+        };
+        eventually(ARRIVES, "the token removed at logout", || async {
+            let listed = mesh
+                .notification_as(&bob_again)
+                .list_push_tokens(pb::ListPushTokensRequest::default())
+                .await
+                .expect("list")
+                .into_inner();
+            listed.push_tokens.is_empty().then_some(())
+        })
+        .await;
+        let after = send(&mesh, &ada, &chat, "after logout").await;
+        tokio::time::sleep(RECHECK * 2).await;
+        assert!(
+            to(&fake, &again)
+                .iter()
+                .all(|r| data(r, "message_id") != after.message_id),
+            "{backend:?}: pushed to a logged-out device"
+        );
+        mesh.shutdown().await;
+    }
+}
