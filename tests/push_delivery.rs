@@ -76,6 +76,12 @@ fn fcm_token() -> String {
     )
 }
 
+/// A fresh APNs device token (64 hex digits), unique by construction.
+fn apns_token() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{:064x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 async fn register_fcm(mesh: &TestMesh, who: &SignedIn) -> String {
     let token = fcm_token();
     mesh.notification_as(who)
@@ -167,8 +173,54 @@ async fn an_offline_recipient_gets_one_alert_then_a_dismiss_with_badge_zero() {
         let ada = mesh.sign_up().await;
         let bob = mesh.sign_up().await;
         let token = register_fcm(&mesh, &bob).await;
+        // Bob's iPad: a second device, with an APNs token.
+        let ipad = mesh
+            .auth()
+            .login_with_password(auth::LoginWithPasswordRequest {
+                phone_number: bob.phone.clone(),
+                password: echo_testkit::PASSWORD.into(),
+                device: Some(echo_testkit::test_device()),
+            })
+            .await
+            .expect("second device")
+            .into_inner()
+            .tokens
+            .expect("tokens");
+        let ipad = SignedIn {
+            phone: bob.phone.clone(),
+            tokens: ipad,
+        };
+        let device_token = apns_token();
+        mesh.notification_as(&ipad)
+            .register_push_token(pb::RegisterPushTokenRequest {
+                platform: pb::PushPlatform::Apns as i32,
+                token: device_token.clone(),
+                app_id: String::new(),
+                sandbox: false,
+            })
+            .await
+            .expect("register APNs token");
         let chat = direct(&mesh, &ada, &bob).await;
         let sent = send(&mesh, &ada, &chat, "hello bob").await;
+
+        let apns = eventually(ARRIVES, "the APNs alert", || async {
+            fake.requests()
+                .into_iter()
+                .find(|r| r.platform == Platform::Apns && r.key == device_token)
+        })
+        .await;
+        assert!(apns.http2, "APNs speaks HTTP/2 only");
+        assert_eq!(
+            apns.header("apns-collapse-id"),
+            Some(sent.message_id.as_str())
+        );
+        assert_eq!(apns.header("apns-push-type"), Some("alert"));
+        assert_eq!(
+            apns.payload["aps"]["alert"]["body"], "hello bob",
+            "{backend:?}"
+        );
+        assert_eq!(apns.payload["aps"]["badge"], 1);
+        assert_eq!(apns.payload["aps"]["thread-id"], chat.conversation_id);
 
         let alert = nth(&fake, &token, 1, "the alert").await.remove(0);
         let message = &alert.payload["message"];
@@ -279,6 +331,9 @@ async fn mute_block_mention_and_delete_for_everyone_follow_the_decision_table() 
         let dan = mesh.sign_up().await;
         let dan_token = register_fcm(&mesh, &dan).await;
         let to_bob = direct(&mesh, &ada, &bob).await;
+        // Direct chats first: they wait until the message service knows Cy and Dan.
+        direct(&mesh, &ada, &cy).await;
+        let to_dan = direct(&mesh, &ada, &dan).await;
         let created =
             common::messages::group(&mesh, &ada, msg::ConversationType::Group, &[&cy, &dan]).await;
 
@@ -360,7 +415,6 @@ async fn mute_block_mention_and_delete_for_everyone_follow_the_decision_table() 
 
         // Dan comes online, so the next alert waits for the recheck; Ada deletes the message
         // for everyone before it: no alert, no entry, no preview left.
-        let to_dan = direct(&mesh, &ada, &dan).await;
         heartbeat(&mesh, &dan).await;
         let doomed = send(&mesh, &ada, &to_dan, "regret").await;
         eventually(ARRIVES, "the entry of the doomed message", || async {
@@ -483,6 +537,134 @@ async fn retries_pruning_and_logout() {
                 .iter()
                 .all(|r| data(r, "message_id") != after.message_id),
             "{backend:?}: pushed to a logged-out device"
+        );
+        mesh.shutdown().await;
+    }
+}
+
+/// Σ unread over `who`'s conversations as the message service counts them.
+async fn message_unread_total(mesh: &TestMesh, who: &SignedIn) -> i32 {
+    let listed = mesh
+        .message_as(who)
+        .list_conversations(msg::ListConversationsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list conversations")
+        .into_inner();
+    listed
+        .conversations
+        .iter()
+        .filter_map(|c| c.my_state.as_ref())
+        .map(|s| s.unread_count)
+        .sum()
+}
+
+/// The badge is never stuck: after a long, seeded mix of sends, reads, deletions for everyone
+/// and for one user over three groups of four users, every user's GetBadgeCount equals the
+/// message service's unread total within a second or two of the last change.
+#[tokio::test]
+async fn the_badge_equals_the_message_services_unread_total() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some((mesh, _files)) = start(backend, &fake).await else {
+            continue;
+        };
+        let users = [
+            mesh.sign_up().await,
+            mesh.sign_up().await,
+            mesh.sign_up().await,
+            mesh.sign_up().await,
+        ];
+        // The message service must know every account before groups name them.
+        for other in &users[1..] {
+            direct(&mesh, &users[0], other).await;
+        }
+        let mut groups = Vec::new();
+        for owner in 0..3 {
+            let others: Vec<&SignedIn> = users
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != owner)
+                .map(|(_, u)| u)
+                .collect();
+            groups.push(
+                common::messages::group(
+                    &mesh,
+                    &users[owner],
+                    msg::ConversationType::Group,
+                    &others,
+                )
+                .await,
+            );
+        }
+        // A fixed-seed linear congruential generator: the same sequence every run.
+        let mut state: u64 = 0x5eed_1234;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            usize::try_from(state >> 33).unwrap_or(0) % n
+        };
+        let mut sent: Vec<(usize, usize, msg::Message)> = Vec::new();
+        for step in 0..120 {
+            let who = next(users.len());
+            let group = next(groups.len());
+            match next(10) {
+                0..=5 => {
+                    let message =
+                        send(&mesh, &users[who], &groups[group], &format!("step {step}")).await;
+                    sent.push((who, group, message));
+                }
+                6 | 7 => {
+                    let last = sent.iter().rev().find(|(_, g, _)| *g == group);
+                    if let Some((_, _, message)) = last {
+                        let upto = message.seq - i64::try_from(next(3)).unwrap_or(0);
+                        mark_read(&mesh, &users[who], &groups[group], upto.max(1)).await;
+                    }
+                }
+                8 if !sent.is_empty() => {
+                    let (author, group, message) = sent.remove(next(sent.len()));
+                    mesh.message_as(&users[author])
+                        .delete_message(msg::DeleteMessageRequest {
+                            conversation_id: groups[group].conversation_id.clone(),
+                            message_id: message.message_id.clone(),
+                            scope: msg::DeleteScope::ForEveryone as i32,
+                        })
+                        .await
+                        .expect("delete for everyone");
+                }
+                _ if !sent.is_empty() => {
+                    let (_, group, message) = &sent[next(sent.len())];
+                    let reader = next(users.len());
+                    // Refused when the reader is the author's peer who never saw it, or it
+                    // is gone: both fine, the counts must agree either way.
+                    let _ = mesh
+                        .message_as(&users[reader])
+                        .delete_message(msg::DeleteMessageRequest {
+                            conversation_id: groups[*group].conversation_id.clone(),
+                            message_id: message.message_id.clone(),
+                            scope: msg::DeleteScope::ForMe as i32,
+                        })
+                        .await;
+                }
+                _ => {}
+            }
+        }
+        let mut total = 0;
+        for user in &users {
+            let expected = message_unread_total(&mesh, user).await;
+            total += expected;
+            eventually(Duration::from_secs(10), "badge = unread total", || async {
+                let got = badge(&mesh, user).await;
+                (got == expected).then_some(())
+            })
+            .await;
+        }
+        assert!(
+            total > 0,
+            "{backend:?}: the sequence left nothing unread to compare"
         );
         mesh.shutdown().await;
     }

@@ -7,6 +7,8 @@ mod badge;
 mod common;
 #[path = "store_conformance/inbox.rs"]
 mod inbox;
+#[path = "store_conformance/jobs.rs"]
+mod jobs;
 #[path = "store_conformance/settings.rs"]
 mod settings;
 #[path = "store_conformance/tokens.rs"]
@@ -55,6 +57,9 @@ macro_rules! backend {
                 settings::defaults_without_a_row,
                 settings::updates_change_only_the_masked_fields,
                 settings::settings_are_per_user,
+                jobs::a_job_is_written_once_per_message_token_and_kind,
+                jobs::claims_take_due_jobs_once_under_a_lease,
+                jobs::concurrent_claims_never_share_a_job,
             );
         }
     };

@@ -1,0 +1,164 @@
+//! The push queue: a job is written once per (message, token, kind), claimed by one claimant
+//! at a time under a lease, not before it is due, again after its lease ends (an instance that
+//! died after the provider's 2xx), and settled for good.
+
+use chrono::Duration;
+use echo_notification::jobs::{self, JobKind, NewJob, Phase, Settled};
+use uuid::Uuid;
+
+use crate::common::{Env, now};
+
+fn alert(token: Uuid, user: Uuid, message: Uuid, due: chrono::DateTime<chrono::Utc>) -> NewJob {
+    NewJob {
+        message_id: Some(message),
+        token,
+        user_id: user,
+        kind: JobKind::Alert,
+        conversation_id: Some(Uuid::now_v7()),
+        seq: Some(7),
+        due,
+        expires: due + Duration::minutes(10),
+    }
+}
+
+async fn insert(env: &Env, job: &NewJob) -> bool {
+    let mut tx = env.store.database().begin().await.unwrap();
+    let written = jobs::insert(&mut tx, job, now()).await.unwrap();
+    tx.commit().await.unwrap();
+    written
+}
+
+pub async fn a_job_is_written_once_per_message_token_and_kind(env: &Env) {
+    let (token, user, message) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let job = alert(token, user, message, now());
+    assert!(insert(env, &job).await);
+    assert!(
+        !insert(env, &job).await,
+        "a redelivered event writes nothing"
+    );
+    let dismiss = NewJob {
+        kind: JobKind::Dismiss,
+        ..job.clone()
+    };
+    assert!(insert(env, &dismiss).await, "another kind is another job");
+    // Badge jobs (no message) coalesce while one is pending for the token.
+    let badge = NewJob {
+        message_id: None,
+        kind: JobKind::Badge,
+        conversation_id: None,
+        seq: None,
+        ..job
+    };
+    assert!(insert(env, &badge).await);
+    assert!(
+        !insert(env, &badge).await,
+        "one pending badge job per token"
+    );
+    assert_eq!(env.jobs_of(token).await, 3);
+}
+
+pub async fn claims_take_due_jobs_once_under_a_lease(env: &Env) {
+    let (token, user) = (Uuid::now_v7(), Uuid::now_v7());
+    let t0 = now();
+    let due = alert(token, user, Uuid::now_v7(), t0 - Duration::seconds(1));
+    let later = alert(token, user, Uuid::now_v7(), t0 + Duration::minutes(5));
+    insert(env, &due).await;
+    insert(env, &later).await;
+    let db = env.store.database();
+    let lease = t0 + Duration::seconds(30);
+
+    let claimed = jobs::claim(db, t0, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "only the due job");
+    assert_eq!(claimed[0].message_id, due.message_id);
+    assert_eq!(claimed[0].phase, Phase::New);
+    assert!(
+        jobs::claim(db, t0, lease, 10).await.unwrap().is_empty(),
+        "a leased job is not claimed twice"
+    );
+
+    // The claimant died after sending (no settle): once the lease ends the job is claimed
+    // again, as it was (same id: the resend carries the same dedupe key).
+    let after_lease = lease + Duration::milliseconds(1);
+    let again = jobs::claim(db, after_lease, after_lease + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, claimed[0].id);
+
+    // A recheck: due later, in the next phase, not an attempt.
+    let recheck_at = after_lease + Duration::seconds(10);
+    let settled = Settled::Later {
+        due: recheck_at,
+        phase: Phase::Recheck,
+        failed: false,
+        error: None,
+    };
+    jobs::settle(db, &again[0], &settled).await.unwrap();
+    assert!(
+        jobs::claim(db, after_lease, after_lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before its new due time"
+    );
+    let rechecked = jobs::claim(db, recheck_at, recheck_at + Duration::seconds(30), 1)
+        .await
+        .unwrap();
+    assert_eq!(rechecked.len(), 1);
+    assert_eq!(rechecked[0].phase, Phase::Recheck);
+    assert_eq!(rechecked[0].attempts, 0);
+
+    // A transient failure counts; sent is final.
+    let retry = Settled::Later {
+        due: recheck_at,
+        phase: Phase::Send,
+        failed: true,
+        error: Some("503".into()),
+    };
+    jobs::settle(db, &rechecked[0], &retry).await.unwrap();
+    let retried = jobs::claim(db, recheck_at, recheck_at + Duration::seconds(30), 1)
+        .await
+        .unwrap();
+    assert_eq!(retried[0].attempts, 1);
+    assert_eq!(retried[0].phase, Phase::Send);
+    jobs::settle(db, &retried[0], &Settled::Sent(recheck_at))
+        .await
+        .unwrap();
+    let far = t0 + Duration::hours(1);
+    let rest = jobs::claim(db, far, far, 10).await.unwrap();
+    assert_eq!(rest.len(), 1, "only the later job is left");
+    assert_eq!(rest[0].message_id, later.message_id);
+}
+
+pub async fn concurrent_claims_never_share_a_job(env: &Env) {
+    let (token, user) = (Uuid::now_v7(), Uuid::now_v7());
+    let t0 = now();
+    for _ in 0..40 {
+        insert(env, &alert(token, user, Uuid::now_v7(), t0)).await;
+    }
+    let db = env.store.database().clone();
+    let claimants = (0..4).map(|_| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = jobs::claim(&db, t0, t0 + Duration::seconds(30), 3)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|j| j.id));
+            }
+        })
+    });
+    let mut all = Vec::new();
+    for claimant in claimants {
+        all.extend(claimant.await.unwrap());
+    }
+    let claimed = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), claimed, "a job was claimed twice");
+    assert_eq!(claimed, 40);
+}
