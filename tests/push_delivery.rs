@@ -669,3 +669,84 @@ async fn the_badge_equals_the_message_services_unread_total() {
         mesh.shutdown().await;
     }
 }
+
+/// Two notification instances on one database and bus (a whole mesh, and a second process
+/// running only notification): each message's alert goes out exactly once, and the badge still
+/// equals the message service's unread total (the message events are applied in stream order
+/// across both instances). PostgreSQL, NATS and Redis only: the embedded backend is one process.
+#[tokio::test]
+async fn two_notification_instances_send_each_push_once_and_keep_counts_in_order() {
+    let fake = FakePushServer::start().await;
+    let Some((first, _files)) = start(Backend::Real, &fake).await else {
+        return;
+    };
+    let internal = format!(
+        "http://{}",
+        first.mesh.internal_addr.expect("internal port")
+    );
+    let second = TestMesh::start_with(Backend::Real, "notification", |config| {
+        config.data_dir.clone_from(&first.config.data_dir);
+        config
+            .database_schema_prefix
+            .clone_from(&first.config.database_schema_prefix);
+        config
+            .bus_subject_prefix
+            .clone_from(&first.config.bus_subject_prefix);
+        config
+            .cache_key_prefix
+            .clone_from(&first.config.cache_key_prefix);
+        config.notification = first.config.notification.clone();
+        config.notification.message_internal_url = Some(internal.clone());
+        config.notification.presence_internal_url = Some(internal.clone());
+        // It verifies access tokens with auth's public keys, fetched from the first.
+        config.upstreams.auth = Some(format!("http://{}", first.addr()));
+    })
+    .await
+    .expect("the second notification instance");
+
+    let ada = first.sign_up().await;
+    let bob = first.sign_up().await;
+    let token = register_fcm(&first, &bob).await;
+    let chat = direct(&first, &ada, &bob).await;
+    let mut sent = Vec::new();
+    for n in 0..24 {
+        let message = send(&first, &ada, &chat, &format!("message {n}")).await;
+        if n % 8 == 7 {
+            mark_read(&first, &bob, &chat, message.seq - 2).await;
+        }
+        sent.push(message);
+    }
+    for message in &sent {
+        eventually(ARRIVES, "an alert for every unread message", || async {
+            let alerts = to(&fake, &token)
+                .into_iter()
+                .filter(|r| {
+                    data(r, "type") == "alert" && data(r, "message_id") == message.message_id
+                })
+                .count();
+            // Read before its push was due is the only reason for none.
+            (alerts == 1 || alerts == 0 && message.seq <= sent[23].seq - 2).then_some(())
+        })
+        .await;
+    }
+    let duplicates: Vec<String> = sent
+        .iter()
+        .filter(|m| {
+            to(&fake, &token)
+                .iter()
+                .filter(|r| data(r, "type") == "alert" && data(r, "message_id") == m.message_id)
+                .count()
+                > 1
+        })
+        .map(|m| m.message_id.clone())
+        .collect();
+    assert!(duplicates.is_empty(), "pushed twice: {duplicates:?}");
+    let expected = message_unread_total(&first, &bob).await;
+    assert!(expected > 0);
+    eventually(ARRIVES, "badge = unread total", || async {
+        (badge(&second, &bob).await == expected).then_some(())
+    })
+    .await;
+    second.shutdown().await;
+    first.shutdown().await;
+}

@@ -70,6 +70,12 @@ pub struct ConsumerSpec {
     pub backoff: Vec<Duration>,
     /// How long the broker waits for an ack before redelivering.
     pub ack_wait: Duration,
+    /// At most one event in flight across every instance running this consumer (NATS
+    /// `max_ack_pending = 1`), so events are applied in stream order even when several
+    /// instances share the durable consumer: the next is delivered only after the last was
+    /// acked (or parked). Instances then share the work for failover, not for throughput.
+    /// Consumers whose effects depend on order (counters reset by later events) set it.
+    pub ordered: bool,
 }
 
 impl ConsumerSpec {
@@ -85,7 +91,14 @@ impl ConsumerSpec {
                 Duration::from_secs(30),
             ],
             ack_wait: Duration::from_secs(30),
+            ordered: false,
         }
+    }
+
+    /// This spec with [`ConsumerSpec::ordered`] set.
+    pub fn ordered(mut self) -> Self {
+        self.ordered = true;
+        self
     }
 
     /// The delay before delivery number `attempt + 1`.

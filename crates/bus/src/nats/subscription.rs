@@ -33,7 +33,7 @@ impl NatsSubscription {
             .ok_or_else(|| BusError::Config(format!("filter `{}` names no domain", spec.filter)))?;
         let stream = NatsBus::ensure_stream(js, settings, domain).await?;
         let durable = sanitize_token(&format!("{}{}", settings.subject_prefix, spec.name));
-        let config = consumer::pull::Config {
+        let mut config = consumer::pull::Config {
             durable_name: Some(durable.clone()),
             filter_subject: NatsBus::wire_subject(settings, &spec.filter),
             ack_policy: consumer::AckPolicy::Explicit,
@@ -43,6 +43,9 @@ impl NatsSubscription {
             deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()
         };
+        if spec.ordered {
+            config.max_ack_pending = 1;
+        }
         let consumer = stream
             .get_or_create_consumer(&durable, config)
             .await

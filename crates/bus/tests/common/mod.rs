@@ -304,6 +304,7 @@ pub fn spec(name: &str, filter: &str) -> ConsumerSpec {
         max_deliver: 5,
         backoff: vec![Duration::from_millis(100)],
         ack_wait: Duration::from_secs(5),
+        ordered: false,
     }
 }
 

@@ -7,9 +7,11 @@
 //!
 //! One consumer per stream (one filter each, NATS 2.9): `notification.messages` on
 //! `echo.message.>`, `notification.users` on `echo.user.>`, `notification.auth` on
-//! `echo.auth.>`. A consumer applies its events one at a time in stream order, so one
-//! user's counts change in the order the message service changed them, also with
-//! notification running on several instances (a durable consumer delivers each event to one).
+//! `echo.auth.>`. A consumer applies its events one at a time in stream order, and
+//! `notification.messages` is ordered across instances too (one event in flight, NATS
+//! `max_ack_pending = 1`), so one user's counts change in the order the message service
+//! changed them however many notification instances run: they share the consumer for
+//! failover; the pushes themselves (the dispatcher) scale across instances.
 
 pub mod decide;
 pub mod store;
@@ -53,7 +55,9 @@ impl Pipeline {
         let handler: Arc<dyn EventHandler> = Arc::new(self.clone());
         vec![
             (
-                ConsumerSpec::new("notification.messages", "echo.message.>"),
+                // Counts are reset by later events (read markers): apply in stream order
+                // also when several instances share the consumer.
+                ConsumerSpec::new("notification.messages", "echo.message.>").ordered(),
                 handler.clone(),
             ),
             (
