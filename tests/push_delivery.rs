@@ -48,6 +48,12 @@ async fn start(backend: Backend, fake: &FakePushServer) -> Option<(TestMesh, tem
     let ca = write("ca.pem", fake.ca_pem());
     let account = write("fcm.json", &account.to_string());
     let apns_key = write("apns.p8", apns.private_key_pem.expose_secret());
+    let webpush = fake.webpush_config();
+    let vapid = write("vapid.key", webpush.vapid_private_key.expose_secret());
+    let hook_secret = write(
+        "webhook.secret",
+        fake.webhook_config().secret.expose_secret(),
+    );
     let mesh = TestMesh::start_with(backend, "all", |config| {
         let n = &mut config.notification;
         n.extra_ca_file = Some(ca);
@@ -59,6 +65,9 @@ async fn start(backend: Backend, fake: &FakePushServer) -> Option<(TestMesh, tem
         n.apns_topic = apns.topic.clone();
         n.apns_production_url = Some(apns.production_url.clone());
         n.apns_sandbox_url = Some(apns.sandbox_url.clone());
+        n.webpush_vapid_key_file = Some(vapid);
+        n.webpush_subject = webpush.subject.clone();
+        n.webhook_secret_file = Some(hook_secret);
         n.recheck_delay = RECHECK;
         n.poll_every = Duration::from_millis(50);
     })
@@ -749,4 +758,64 @@ async fn two_notification_instances_send_each_push_once_and_keep_counts_in_order
     .await;
     second.shutdown().await;
     first.shutdown().await;
+}
+
+/// Web Push and webhooks end to end (embedded only: in production mode, which every real
+/// backend is, endpoints on loopback are refused at registration): the Web Push body decrypts
+/// with the subscription's keys (the fake checks VAPID and decrypts), the webhook carries a
+/// valid signature, and both carry the alert.
+#[tokio::test]
+async fn web_push_and_webhook_alerts_reach_their_endpoints() {
+    let fake = FakePushServer::start().await;
+    let Some((mesh, _files)) = start(Backend::Embedded, &fake).await else {
+        return;
+    };
+    let ada = mesh.sign_up().await;
+    let bob = mesh.sign_up().await;
+    let subscription = fake.subscribe();
+    mesh.notification_as(&bob)
+        .register_push_token(pb::RegisterPushTokenRequest {
+            platform: pb::PushPlatform::Webpush as i32,
+            token: subscription.token.clone(),
+            app_id: String::new(),
+            sandbox: false,
+        })
+        .await
+        .expect("register a Web Push subscription");
+    // A webhook is a second device's registration (one token per device and platform).
+    let cy = mesh.sign_up().await;
+    mesh.notification_as(&cy)
+        .register_push_token(pb::RegisterPushTokenRequest {
+            platform: pb::PushPlatform::Webhook as i32,
+            token: fake.webhook_url("cy"),
+            app_id: String::new(),
+            sandbox: false,
+        })
+        .await
+        .expect("register a webhook");
+    let to_bob = direct(&mesh, &ada, &bob).await;
+    let to_cy = direct(&mesh, &ada, &cy).await;
+    let for_bob = send(&mesh, &ada, &to_bob, "over web push").await;
+    let for_cy = send(&mesh, &ada, &to_cy, "over a webhook").await;
+
+    let web = eventually(ARRIVES, "the Web Push alert", || async {
+        fake.requests()
+            .into_iter()
+            .find(|r| r.platform == Platform::WebPush && r.key == subscription.id)
+    })
+    .await;
+    assert_eq!(web.payload["body"], "over web push", "{}", web.payload);
+    assert_eq!(web.payload["message_id"], for_bob.message_id);
+    assert_eq!(web.payload["badge"], 1);
+    assert_eq!(web.header("topic").map(str::len), Some(32));
+    let hook = eventually(ARRIVES, "the webhook alert", || async {
+        fake.requests()
+            .into_iter()
+            .find(|r| r.platform == Platform::Webhook && r.key == "cy")
+    })
+    .await;
+    assert_eq!(hook.payload["body"], "over a webhook", "{}", hook.payload);
+    assert_eq!(hook.payload["message_id"], for_cy.message_id);
+    assert!(fake.rejections().is_empty(), "{:?}", fake.rejections());
+    mesh.shutdown().await;
 }
