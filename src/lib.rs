@@ -5,6 +5,7 @@
 mod identity;
 mod mesh;
 mod push;
+mod signing_keys;
 
 pub use identity::Identity;
 pub use mesh::{Backends, Mesh, Overrides, migrate, serves_internal_contracts};

@@ -102,7 +102,7 @@ async fn a_redis_outage_answers_unavailable_and_expires_nobody_on_return() {
 }
 
 /// `echo --target presence` as a child process on `port`, sharing `mesh`'s backends and
-/// signing key.
+/// verifying tokens with the keys it fetches from the mesh's auth.
 fn presence_process(mesh: &echo_testkit::TestMesh, port: u16) -> tokio::process::Child {
     let config = &mesh.config;
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_echo"));
@@ -124,8 +124,10 @@ fn presence_process(mesh: &echo_testkit::TestMesh, port: u16) -> tokio::process:
             "--internal-listen",
             &format!("127.0.0.1:{}", echo_testenv::free_port()),
         ])
-        // The mesh's data dir holds the development signing key: tokens verify on both.
         .args(["--data-dir", &config.data_dir.display().to_string()])
+        // Production mode holds no signing key outside auth: the child takes the public keys
+        // from the mesh's GetSigningKeys, so tokens verify on both.
+        .env("ECHO_UPSTREAMS__AUTH", format!("http://{}", mesh.addr()))
         .env("ECHO_DATABASE_URL", config.database_url.clone().unwrap())
         .env(
             "ECHO_DATABASE_SCHEMA_PREFIX",

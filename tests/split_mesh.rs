@@ -2,6 +2,9 @@
 //! `echo --target edge` (forwarding to auth) sharing Postgres, NATS and Redis. A token issued
 //! through the edge is accepted there, then refused within a second of logout. Codes travel
 //! through the production webhook sender to a receiver inside the test.
+//!
+//! Only auth holds the private signing key: the edge verifies with the keys it fetches from
+//! auth's GetSigningKeys, and `echo --target message` with the public key alone, from a file.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -74,6 +77,7 @@ fn spawn(target: &str, env: &[(String, String)], data_dir: &std::path::Path) -> 
         .args(["--target", target])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--internal-listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--data-dir", &data_dir.join(target).display().to_string()])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("ECHO_LOG_FORMAT", "text")
@@ -133,49 +137,46 @@ fn authed(
     )
 }
 
-#[tokio::test]
-async fn a_token_issued_through_the_edge_is_refused_there_within_a_second_of_logout() {
-    let (Some(postgres), Some(nats), Some(redis)) =
-        (url(Server::Postgres), url(Server::Nats), url(Server::Redis))
-    else {
-        return;
-    };
+/// The shared backends with a schema, subject and key prefix of this test's own; `None` when
+/// the servers are absent.
+fn backends() -> Option<Vec<(String, String)>> {
     let isolation = unique_name("t");
-    let key = echo_authn::SigningKey::generate().unwrap();
-    let (webhook, inbox) = webhook().await;
-    let env: Vec<(String, String)> = [
-        ("ECHO_DATABASE_URL", postgres),
+    let env = [
+        ("ECHO_DATABASE_URL", url(Server::Postgres)?),
         ("ECHO_DATABASE_SCHEMA_PREFIX", format!("{isolation}_")),
-        ("ECHO_BUS_URL", nats),
+        ("ECHO_BUS_URL", url(Server::Nats)?),
         ("ECHO_BUS_SUBJECT_PREFIX", format!("{isolation}.")),
-        ("ECHO_CACHE_URL", redis),
+        ("ECHO_CACHE_URL", url(Server::Redis)?),
         ("ECHO_CACHE_KEY_PREFIX", format!("{isolation}:")),
+    ];
+    Some(env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// `backends` plus what the auth target alone holds: the signing key, the OTP key, the webhook.
+fn auth_env(
+    backends: &[(String, String)],
+    key: &echo_authn::SigningKey,
+    webhook: &str,
+) -> Vec<(String, String)> {
+    let mut env = backends.to_vec();
+    env.extend([
         (
-            "ECHO_AUTH__JWT_SIGNING_KEY",
+            "ECHO_AUTH__JWT_SIGNING_KEY".to_owned(),
             key.to_pkcs8_pem().unwrap().to_string(),
         ),
         (
-            "ECHO_AUTH__OTP_HMAC_KEY",
+            "ECHO_AUTH__OTP_HMAC_KEY".to_owned(),
             unique_name("k") + &unique_name("k"),
         ),
-        ("ECHO_AUTH__OTP_SENDER", webhook),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let data = tempfile::tempdir().unwrap();
-    let mut auth = spawn("auth", &env, data.path());
-    serving(&mut auth).await;
-    let upstream = format!("http://127.0.0.1:{}", auth.port);
-    let mut edge_env = env.clone();
-    for service in ["AUTH", "USER", "MESSAGE", "PRESENCE", "NOTIFICATION"] {
-        edge_env.push((format!("ECHO_UPSTREAMS__{service}"), upstream.clone()));
-    }
-    let mut edge = spawn("edge", &edge_env, data.path());
-    let channel = serving(&mut edge).await;
-    let mut client = pb::auth_service_client::AuthServiceClient::new(channel.clone());
+        ("ECHO_AUTH__OTP_SENDER".to_owned(), webhook.to_owned()),
+    ]);
+    env
+}
 
-    // Sign up through the edge; the code arrives at the webhook.
+/// Sign a new user up through `channel` (auth, or an edge forwarding to it).
+async fn sign_up(channel: Channel, inbox: &Inbox) -> pb::TokenPair {
+    let mut client = pb::auth_service_client::AuthServiceClient::new(channel);
+    // Sign up; the code arrives at the webhook.
     let phone = phone_number();
     let register = pb::RegisterRequest {
         phone_number: phone.clone(),
@@ -194,13 +195,35 @@ async fn a_token_issued_through_the_edge_is_refused_there_within_a_second_of_log
         code,
         device: Some(test_device()),
     };
-    let tokens = client
+    client
         .verify_phone(verify)
         .await
         .unwrap()
         .into_inner()
         .tokens
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_token_issued_through_the_edge_is_refused_there_within_a_second_of_logout() {
+    let Some(backends) = backends() else {
+        return;
+    };
+    let key = echo_authn::SigningKey::generate().unwrap();
+    let (webhook, inbox) = webhook().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut auth = spawn("auth", &auth_env(&backends, &key, &webhook), data.path());
+    serving(&mut auth).await;
+    // The edge gets no key at all: it fetches the public ones from auth, its upstream.
+    let upstream = format!("http://127.0.0.1:{}", auth.port);
+    let mut edge_env = backends.clone();
+    for service in ["AUTH", "USER", "MESSAGE", "PRESENCE", "NOTIFICATION"] {
+        edge_env.push((format!("ECHO_UPSTREAMS__{service}"), upstream.clone()));
+    }
+    let mut edge = spawn("edge", &edge_env, data.path());
+    let channel = serving(&mut edge).await;
+    let client = pb::auth_service_client::AuthServiceClient::new(channel.clone());
+    let tokens = sign_up(channel.clone(), &inbox).await;
 
     // The token works through the edge (checked there, forwarded, checked again by auth).
     let sessions = authed(channel.clone(), &tokens.access_token)
@@ -209,6 +232,7 @@ async fn a_token_issued_through_the_edge_is_refused_there_within_a_second_of_log
         .unwrap();
     assert_eq!(sessions.into_inner().sessions.len(), 1);
     let missing = client
+        .clone()
         .list_sessions(pb::ListSessionsRequest::default())
         .await
         .unwrap_err();
@@ -245,5 +269,84 @@ async fn a_token_issued_through_the_edge_is_refused_there_within_a_second_of_log
         "SESSION_REVOKED"
     );
     drop(edge);
+    drop(auth);
+}
+
+#[tokio::test]
+async fn a_message_process_with_only_the_public_key_accepts_auths_tokens() {
+    let Some(backends) = backends() else {
+        return;
+    };
+    let key = echo_authn::SigningKey::generate().unwrap();
+    let (webhook, inbox) = webhook().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut auth = spawn("auth", &auth_env(&backends, &key, &webhook), data.path());
+    let auth_channel = serving(&mut auth).await;
+
+    // Message gets the public half in a file, no upstream to fetch from, and a service secret.
+    let public = data.path().join("jwt-public.pem");
+    std::fs::write(&public, key.public_key().to_spki_pem().unwrap()).unwrap();
+    let mut message_env = backends.clone();
+    message_env.extend([
+        (
+            "ECHO_AUTH__JWT_PUBLIC_KEYS_FILE".to_owned(),
+            public.display().to_string(),
+        ),
+        (
+            "ECHO_SERVICE_SECRET".to_owned(),
+            unique_name("s") + &unique_name("s"),
+        ),
+    ]);
+    let mut message = spawn("message", &message_env, data.path());
+    let message_channel = serving(&mut message).await;
+
+    let tokens = sign_up(auth_channel, &inbox).await;
+    let conversations = |token: &str| {
+        let value: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        let mut client = echo_proto::echo::message::v1::message_service_client::MessageServiceClient::with_interceptor(
+            message_channel.clone(),
+            move |mut r: tonic::Request<()>| {
+                r.metadata_mut().insert("authorization", value.clone());
+                Ok(r)
+            },
+        );
+        async move {
+            client
+                .list_conversations(
+                    echo_proto::echo::message::v1::ListConversationsRequest::default(),
+                )
+                .await
+        }
+    };
+    conversations(&tokens.access_token)
+        .await
+        .expect("auth's token is accepted by message");
+
+    // A token signed by any other key is not.
+    let stranger =
+        echo_authn::TokenIssuer::new(&echo_authn::SigningKey::generate().unwrap(), "echo")
+            .unwrap()
+            .issue(
+                uuid::Uuid::now_v7(),
+                uuid::Uuid::now_v7(),
+                uuid::Uuid::now_v7(),
+                Duration::from_secs(60),
+            )
+            .unwrap()
+            .0;
+    let refused = conversations(&stranger).await.unwrap_err();
+    assert_eq!(
+        refused.get_error_details().error_info().unwrap().reason,
+        "TOKEN_INVALID"
+    );
+    // And message minted nothing of auth's: no signing key, no auth secret in its data dir.
+    let message_dir = data.path().join("message");
+    for minted in [echo_authn::DEV_KEY_FILE, "auth-secret"] {
+        assert!(
+            !message_dir.join(minted).exists(),
+            "message wrote {minted} into its data dir"
+        );
+    }
+    drop(message);
     drop(auth);
 }

@@ -222,10 +222,13 @@ pub struct Jwk {
     pub x: String,
 }
 
-/// The key that signs new tokens plus every public key whose tokens are still accepted.
-#[derive(Debug, Clone)]
+/// The key that signs new tokens (auth only) plus every public key whose tokens are accepted.
+///
+/// Only the auth service holds a signing key; every other process verifies with public keys
+/// alone ([`KeySet::verify_only`]), so a leak of a verifier's configuration cannot mint tokens.
+#[derive(Debug, Clone, Default)]
 pub struct KeySet {
-    signing: SigningKey,
+    signing: Option<SigningKey>,
     verifying: BTreeMap<String, PublicKey>,
 }
 
@@ -234,7 +237,16 @@ impl KeySet {
     pub fn new(signing: SigningKey) -> Self {
         let mut verifying = BTreeMap::new();
         verifying.insert(signing.kid().to_owned(), signing.public_key().clone());
-        Self { signing, verifying }
+        Self {
+            signing: Some(signing),
+            verifying,
+        }
+    }
+
+    /// A set that signs nothing and accepts no token yet: a verifier's, to which
+    /// [`KeySet::with_verifying`] adds the public keys it accepts.
+    pub fn verify_only() -> Self {
+        Self::default()
     }
 
     /// Also accepts tokens signed by `key` (a retired key whose tokens have not expired yet,
@@ -244,14 +256,19 @@ impl KeySet {
         self
     }
 
-    /// The key new tokens are signed with.
-    pub fn signing_key(&self) -> &SigningKey {
-        &self.signing
+    /// The key new tokens are signed with; `None` in a verifier.
+    pub fn signing_key(&self) -> Option<&SigningKey> {
+        self.signing.as_ref()
     }
 
     /// Every accepted public key, the signing key's included.
     pub fn public_keys(&self) -> impl Iterator<Item = &PublicKey> {
         self.verifying.values()
+    }
+
+    /// True when no key is accepted at all.
+    pub fn is_empty(&self) -> bool {
+        self.verifying.is_empty()
     }
 
     /// Every accepted key as a JWK, for the GetSigningKeys RPC.
@@ -387,7 +404,9 @@ mod tests {
         let mut expected = vec![old.kid().to_owned(), new.kid().to_owned()];
         expected.sort();
         assert_eq!(kids, expected);
-        assert_eq!(set.signing_key().kid(), new.kid());
+        assert_eq!(set.signing_key().unwrap().kid(), new.kid());
+        assert!(KeySet::verify_only().signing_key().is_none());
+        assert!(KeySet::verify_only().is_empty());
         assert!(
             set.public_jwks()
                 .iter()

@@ -2,11 +2,13 @@
 //! the auth service per request.
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::keys::{PublicKey, SigningKey};
@@ -115,15 +117,20 @@ impl TokenIssuer {
 /// Only EdDSA is accepted (no `none`, no HMAC with a public key as the secret), the issuer must
 /// match, and expiry has no leeway: a token is good through the second of its `exp`. Servers
 /// run NTP, and a client whose token a slightly fast clock rejects simply refreshes.
+///
+/// The key set can be replaced while the verifier is in use ([`Verifier::set_keys`]): a process
+/// that fetches auth's keys follows a rotation without restarting. A token naming a `kid` the
+/// set lacks wakes [`Verifier::unknown_kid`], so the fetcher can look for a new key early.
 pub struct Verifier {
-    keys: HashMap<String, DecodingKey>,
+    keys: RwLock<Arc<HashMap<String, DecodingKey>>>,
     validation: Validation,
+    unknown_kid: Notify,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .field("kids", &self.kids())
             .field("issuer", &self.validation.iss)
             .finish()
     }
@@ -132,18 +139,34 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier accepting tokens from `issuer` signed by any of `keys`.
     pub fn new<'a>(keys: impl IntoIterator<Item = &'a PublicKey>, issuer: &str) -> Self {
-        let keys = keys
-            .into_iter()
-            .map(|key| {
-                let decoding = DecodingKey::from_ed_der(&key.raw());
-                (key.kid().to_owned(), decoding)
-            })
-            .collect();
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 0;
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        Self { keys, validation }
+        Self {
+            keys: RwLock::new(Arc::new(decoding_keys(keys))),
+            validation,
+            unknown_kid: Notify::new(),
+        }
+    }
+
+    /// Accept exactly `keys` from now on (tokens of keys no longer listed stop verifying).
+    pub fn set_keys<'a>(&self, keys: impl IntoIterator<Item = &'a PublicKey>) {
+        let keys = Arc::new(decoding_keys(keys));
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+    }
+
+    /// The ids of the accepted keys, sorted.
+    pub fn kids(&self) -> Vec<String> {
+        let mut kids: Vec<_> = self.current().keys().cloned().collect();
+        kids.sort();
+        kids
+    }
+
+    /// Resolves once a token has named a `kid` this verifier does not know (perhaps a key
+    /// that started signing since the set was fetched). Meant for one waiting task.
+    pub async fn unknown_kid(&self) {
+        self.unknown_kid.notified().await;
     }
 
     /// The caller a valid token names.
@@ -166,10 +189,11 @@ impl Verifier {
         let kid = header
             .kid
             .ok_or_else(|| AuthnError::TokenInvalid("no kid header".to_owned()))?;
-        let key = self
-            .keys
-            .get(&kid)
-            .ok_or_else(|| AuthnError::TokenInvalid(format!("unknown kid {kid:?}")))?;
+        let keys = self.current();
+        let Some(key) = keys.get(&kid) else {
+            self.unknown_kid.notify_one();
+            return Err(AuthnError::TokenInvalid(format!("unknown kid {kid:?}")));
+        };
         // `decode` checks the header's alg against the validation (EdDSA only) before it
         // looks at the key, and the signature before any claim, so only a genuine token can
         // be reported as expired.
@@ -177,6 +201,21 @@ impl Verifier {
             .map(|data| data.claims)
             .map_err(invalid)
     }
+
+    fn current(&self) -> Arc<HashMap<String, DecodingKey>> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn decoding_keys<'a>(
+    keys: impl IntoIterator<Item = &'a PublicKey>,
+) -> HashMap<String, DecodingKey> {
+    keys.into_iter()
+        .map(|key| (key.kid().to_owned(), DecodingKey::from_ed_der(&key.raw())))
+        .collect()
 }
 
 fn invalid(err: jsonwebtoken::errors::Error) -> AuthnError {

@@ -56,7 +56,7 @@ struct Harness {
 impl Harness {
     async fn start(revocations: Revocations) -> Self {
         let keys = KeySet::new(SigningKey::generate().unwrap());
-        let issuer = TokenIssuer::new(keys.signing_key(), ISSUER).unwrap();
+        let issuer = TokenIssuer::new(keys.signing_key().unwrap(), ISSUER).unwrap();
         let verifier = Arc::new(Verifier::new(keys.public_keys(), ISSUER));
         let layer = AuthnLayer::new(verifier, revocations.clone(), PUBLIC);
         let (_reporter, health) = tonic_health::server::health_reporter();

@@ -65,7 +65,7 @@ fn assert_invalid(result: Result<Caller, AuthnError>, what: &str) {
 #[test]
 fn issued_tokens_verify_to_their_caller() {
     let keys = KeySet::new(SigningKey::generate().unwrap());
-    let issuer = TokenIssuer::new(keys.signing_key(), ISSUER).unwrap();
+    let issuer = TokenIssuer::new(keys.signing_key().unwrap(), ISSUER).unwrap();
     let (user, session, device) = ids();
     let (token, expires_at) = issuer.issue(user, session, device, TTL).unwrap();
 
@@ -83,7 +83,10 @@ fn issued_tokens_verify_to_their_caller() {
 
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.alg, Algorithm::EdDSA);
-    assert_eq!(header.kid.as_deref(), Some(keys.signing_key().kid()));
+    assert_eq!(
+        header.kid.as_deref(),
+        Some(keys.signing_key().unwrap().kid())
+    );
     let claims = verifier(&keys).verify_claims(&token).unwrap();
     assert_eq!(claims.iss, ISSUER);
     assert!(Uuid::parse_str(&claims.jti).is_ok());
@@ -104,7 +107,7 @@ fn expired_tokens_are_expired_not_invalid() {
 #[test]
 fn a_tampered_payload_is_invalid() {
     let keys = KeySet::new(SigningKey::generate().unwrap());
-    let issuer = TokenIssuer::new(keys.signing_key(), ISSUER).unwrap();
+    let issuer = TokenIssuer::new(keys.signing_key().unwrap(), ISSUER).unwrap();
     let (user, session, device) = ids();
     let (token, _) = issuer.issue(user, session, device, TTL).unwrap();
     let parts: Vec<&str> = token.split('.').collect();
@@ -169,7 +172,7 @@ fn unknown_or_missing_kids_are_invalid() {
     assert_invalid(verifier(&keys).verify(&token), "unknown kid");
 
     let no_kid = forge(
-        keys.signing_key(),
+        keys.signing_key().unwrap(),
         &json!({"alg": "EdDSA", "typ": "JWT"}),
         &claims(now() + 600, ISSUER),
     );
@@ -216,7 +219,7 @@ fn rotation_accepts_old_and_new_tokens() {
         .unwrap();
 
     let rotated = KeySet::new(new.clone()).with_verifying(old.public_key().clone());
-    let (new_token, _) = TokenIssuer::new(rotated.signing_key(), ISSUER)
+    let (new_token, _) = TokenIssuer::new(rotated.signing_key().unwrap(), ISSUER)
         .unwrap()
         .issue(user, session, device, TTL)
         .unwrap();
@@ -237,4 +240,41 @@ fn rotation_accepts_old_and_new_tokens() {
         Verifier::new(retired.public_keys(), ISSUER).verify(&old_token),
         "retired key",
     );
+}
+
+#[tokio::test]
+async fn a_replaced_key_set_follows_a_rotation_and_an_unknown_kid_is_signalled() {
+    let old = SigningKey::generate().unwrap();
+    let new = SigningKey::generate().unwrap();
+    let (user, session, device) = ids();
+    let token = |key: &SigningKey| {
+        TokenIssuer::new(key, ISSUER)
+            .unwrap()
+            .issue(user, session, device, TTL)
+            .unwrap()
+            .0
+    };
+    // A verifier holding public keys only (no signing key at all).
+    let keys = KeySet::verify_only().with_verifying(old.public_key().clone());
+    assert!(keys.signing_key().is_none());
+    let verifier = std::sync::Arc::new(verifier(&keys));
+    assert_eq!(verifier.verify(&token(&old)).unwrap().user_id, user);
+
+    // A token of a key the set lacks is refused and wakes whoever waits for unknown kids.
+    let waiting = tokio::spawn({
+        let verifier = verifier.clone();
+        async move { verifier.unknown_kid().await }
+    });
+    tokio::task::yield_now().await;
+    assert_invalid(verifier.verify(&token(&new)), "not yet known");
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("the unknown kid was signalled")
+        .unwrap();
+
+    // After the set is replaced, the new key's tokens verify and the dropped key's do not.
+    verifier.set_keys([new.public_key()]);
+    assert_eq!(verifier.kids(), vec![new.kid().to_owned()]);
+    assert_eq!(verifier.verify(&token(&new)).unwrap().user_id, user);
+    assert_invalid(verifier.verify(&token(&old)), "dropped key");
 }

@@ -2,6 +2,7 @@
 //! command-line flags. Unknown keys are errors, so a typo never silently keeps a default.
 //! Secrets (passwords inside URLs, keys) are redacted whenever the config is printed.
 
+mod auth;
 mod cli;
 mod live;
 mod notification;
@@ -17,6 +18,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use auth::AuthSettings;
 pub use cli::{Cli, Command};
 pub use live::LiveSettings;
 pub use notification::NotificationSettings;
@@ -103,48 +105,6 @@ pub struct Config {
     pub send: SendSettings,
 }
 
-/// Identity settings. In development, missing keys are generated into `data_dir`; production
-/// refuses to start without strong ones (see [`Config::check`]).
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthSettings {
-    /// The Ed25519 private key that signs access tokens (PKCS#8 PEM). Secret.
-    pub jwt_signing_key: Option<String>,
-    /// Older public keys (SPKI PEM) whose tokens are still accepted while keys rotate.
-    pub jwt_previous_public_keys: Vec<String>,
-    /// The `iss` claim of every token.
-    pub jwt_issuer: String,
-    /// The key that HMACs OTP codes before they are stored (at least 32 bytes). Secret.
-    pub otp_hmac_key: Option<String>,
-    /// Access token lifetime.
-    #[serde(with = "humantime_secs")]
-    pub access_token_ttl: Duration,
-    /// Refresh token lifetime (each use rotates it).
-    #[serde(with = "humantime_secs")]
-    pub refresh_token_ttl: Duration,
-    /// How long a repeated refresh with the same token returns the same new pair (a retry
-    /// after a lost response) instead of counting as reuse.
-    #[serde(with = "humantime_secs")]
-    pub refresh_retry_grace: Duration,
-    /// How OTP codes are delivered: `log` (development) or an `https://` webhook URL.
-    pub otp_sender: String,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self {
-            jwt_signing_key: None,
-            jwt_previous_public_keys: Vec::new(),
-            jwt_issuer: "echo".into(),
-            otp_hmac_key: None,
-            access_token_ttl: Duration::from_secs(15 * 60),
-            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
-            refresh_retry_grace: Duration::from_secs(30),
-            otp_sender: "log".into(),
-        }
-    }
-}
-
 /// Secrets shorter than this refuse to start in production.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -152,7 +112,8 @@ pub const MIN_SECRET_BYTES: usize = 32;
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Upstreams {
-    /// AuthService upstream.
+    /// AuthService upstream; also where processes without the auth target fetch the
+    /// token-signing public keys (GetSigningKeys) unless `auth.fetch_signing_keys` is false.
     pub auth: Option<String>,
     /// UserService upstream.
     pub user: Option<String>,
@@ -271,26 +232,19 @@ impl Config {
             .merge(Serialized::defaults(cli.overrides()))
             .extract()
             .map_err(Box::new)?;
-        config.read_service_secret_file()?;
-        config.check()?;
-        Ok(config)
-    }
-
-    /// Take `service_secret` from `service_secret_file` when that is set.
-    fn read_service_secret_file(&mut self) -> Result<(), ConfigError> {
-        let Some(path) = &self.service_secret_file else {
-            return Ok(());
-        };
-        if self.service_secret.is_some() {
-            return Err(ConfigError::Inconsistent(
-                "service_secret and service_secret_file are both set; set one".into(),
-            ));
+        read_secret_file(
+            "service_secret",
+            &mut config.service_secret,
+            config.service_secret_file.as_deref(),
+        )?;
+        config.auth.read_files()?;
+        match cli.command {
+            // Migrations touch the database only: no key or service secret is needed (nor
+            // given, in deploy/), whatever the targets.
+            Some(Command::Migrate) => config.check_consistency()?,
+            _ => config.check()?,
         }
-        let secret = std::fs::read_to_string(path).map_err(|error| {
-            ConfigError::Inconsistent(format!("service_secret_file {}: {error}", path.display()))
-        })?;
-        self.service_secret = Some(secret.trim().to_owned());
-        Ok(())
+        Ok(config)
     }
 
     /// The effective database URL: configured, or the embedded SQLite under `data_dir`.
@@ -357,6 +311,9 @@ impl Config {
                 "database_max_connections must be at least 1".into(),
             ));
         }
+        if let Some(problem) = self.auth.problem() {
+            return Err(ConfigError::Inconsistent(problem));
+        }
         if let Some(problem) = self.presence.problem() {
             return Err(ConfigError::Inconsistent(problem));
         }
@@ -373,8 +330,9 @@ impl Config {
 
     /// Production refuses development defaults and weak secrets (DESIGN §5).
     fn check_production_secrets(&self) -> Result<(), ConfigError> {
-        if self.target.contains(Target::Auth) || self.target.contains(Target::Edge) {
-            self.check_token_secrets()?;
+        let auth_upstream = self.upstreams.auth.as_deref();
+        if let Some(problem) = self.auth.production_problem(&self.target, auth_upstream) {
+            return refuse(&problem);
         }
         // The services that serve or call internal contracts authenticate those calls with it.
         let internal = [Target::Message, Target::Presence, Target::Notification];
@@ -396,50 +354,38 @@ impl Config {
         Ok(())
     }
 
-    /// The access-token key, and auth's own secrets when auth runs here.
-    fn check_token_secrets(&self) -> Result<(), ConfigError> {
-        match &self.auth.jwt_signing_key {
-            None => {
-                return refuse(
-                    "needs auth.jwt_signing_key (ECHO_AUTH__JWT_SIGNING_KEY): development keys are generated only for embedded runs",
-                );
-            }
-            Some(key) if !key.contains("PRIVATE KEY") => {
-                return refuse("needs auth.jwt_signing_key as a PKCS#8 PEM Ed25519 private key");
-            }
-            Some(_) => {}
-        }
-        if self.target.contains(Target::Auth) {
-            match &self.auth.otp_hmac_key {
-                None => return refuse("needs auth.otp_hmac_key (ECHO_AUTH__OTP_HMAC_KEY)"),
-                Some(key) if is_weak_secret(key) => {
-                    return refuse(&format!(
-                        "refuses a weak auth.otp_hmac_key: use at least {MIN_SECRET_BYTES} random bytes"
-                    ));
-                }
-                Some(_) => {}
-            }
-            if self.auth.otp_sender == "log" {
-                return refuse(
-                    "refuses otp_sender = log (codes would only reach the log); set auth.otp_sender to a webhook URL",
-                );
-            }
-        }
-        Ok(())
-    }
-
     /// The configuration as TOML with secrets redacted, for logs and `--print-config`.
     pub fn redacted(&self) -> serde_json::Value {
         let mut copy = self.clone();
         copy.database_url = Some(redact_url(&self.database_url()));
         copy.bus_url = redact_url(&self.bus_url);
         copy.cache_url = redact_url(&self.cache_url);
-        let hide = |secret: &Option<String>| secret.as_ref().map(|_| "***".to_owned());
-        copy.auth.jwt_signing_key = hide(&self.auth.jwt_signing_key);
-        copy.auth.otp_hmac_key = hide(&self.auth.otp_hmac_key);
-        copy.service_secret = hide(&self.service_secret);
+        copy.auth = self.auth.redacted();
+        copy.service_secret = self.service_secret.as_ref().map(|_| "***".to_owned());
         serde_json::to_value(copy).unwrap_or_default()
     }
+}
+
+/// Take `value` (named `name`) from the file at `path` when one is given: a mounted secret,
+/// so surrounding whitespace (the trailing newline) is ignored. Setting both is an error.
+fn read_secret_file(
+    name: &str,
+    value: &mut Option<String>,
+    path: Option<&Path>,
+) -> Result<(), ConfigError> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    if value.is_some() {
+        return Err(ConfigError::Inconsistent(format!(
+            "{name} and {name}_file are both set; set one"
+        )));
+    }
+    let secret = std::fs::read_to_string(path).map_err(|error| {
+        ConfigError::Inconsistent(format!("{name}_file {}: {error}", path.display()))
+    })?;
+    *value = Some(secret.trim().to_owned());
+    Ok(())
 }
 
 /// A production-mode refusal saying what is missing or wrong.

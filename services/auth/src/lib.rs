@@ -43,7 +43,7 @@ pub struct AuthDeps {
     pub store: Arc<dyn store::AuthStore>,
     /// Rate limits.
     pub cache: Arc<dyn Cache>,
-    /// Signing key and accepted public keys.
+    /// Signing key (required) and accepted public keys.
     pub keys: KeySet,
     /// The `iss` claim.
     pub issuer: String,
@@ -64,7 +64,11 @@ pub fn service(
     deps: AuthDeps,
     max_request_bytes: usize,
 ) -> Result<AuthServiceServer<AuthApi>, echo_authn::AuthnError> {
-    let issuer = TokenIssuer::new(deps.keys.signing_key(), deps.issuer)?;
+    // Only auth signs: a key set without a signing key (a verifier's) cannot serve it.
+    let signing = deps.keys.signing_key().ok_or_else(|| {
+        echo_authn::AuthnError::Key("the auth service needs a token-signing key".to_owned())
+    })?;
+    let issuer = TokenIssuer::new(signing, deps.issuer)?;
     let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
     let accounts = accounts::Accounts {
         store: deps.store,
