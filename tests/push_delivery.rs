@@ -14,7 +14,6 @@ use echo_proto::echo::user::v1 as user;
 use echo_push::Platform;
 use echo_push::fake::{FakePushServer, Recorded, Reply};
 use echo_testkit::{Backend, SignedIn, TestMesh};
-use secrecy::ExposeSecret as _;
 
 mod common;
 
@@ -30,46 +29,10 @@ const RECHECK: Duration = Duration::from_secs(2);
 /// files live in the returned directory.
 async fn start(backend: Backend, fake: &FakePushServer) -> Option<(TestMesh, tempfile::TempDir)> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let fcm = fake.fcm_config();
-    let account = serde_json::json!({
-        "type": "service_account",
-        "project_id": fcm.project_id,
-        "private_key_id": fcm.private_key_id,
-        "private_key": fcm.private_key_pem.expose_secret(),
-        "client_email": fcm.client_email,
-        "token_uri": fcm.token_uri,
-    });
-    let apns = fake.apns_config();
-    let write = |name: &str, contents: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, contents).expect("write credential file");
-        path
-    };
-    let ca = write("ca.pem", fake.ca_pem());
-    let account = write("fcm.json", &account.to_string());
-    let apns_key = write("apns.p8", apns.private_key_pem.expose_secret());
-    let webpush = fake.webpush_config();
-    let vapid = write("vapid.key", webpush.vapid_private_key.expose_secret());
-    let hook_secret = write(
-        "webhook.secret",
-        fake.webhook_config().secret.expose_secret(),
-    );
     let mesh = TestMesh::start_with(backend, "all", |config| {
-        let n = &mut config.notification;
-        n.extra_ca_file = Some(ca);
-        n.fcm_service_account_file = Some(account);
-        n.fcm_base_url = Some(fcm.base_url.clone());
-        n.apns_key_file = Some(apns_key);
-        n.apns_key_id = apns.key_id.clone();
-        n.apns_team_id = apns.team_id.clone();
-        n.apns_topic = apns.topic.clone();
-        n.apns_production_url = Some(apns.production_url.clone());
-        n.apns_sandbox_url = Some(apns.sandbox_url.clone());
-        n.webpush_vapid_key_file = Some(vapid);
-        n.webpush_subject = webpush.subject.clone();
-        n.webhook_secret_file = Some(hook_secret);
-        n.recheck_delay = RECHECK;
-        n.poll_every = Duration::from_millis(50);
+        echo_testkit::push::configure(config, fake, dir.path());
+        config.notification.recheck_delay = RECHECK;
+        config.notification.poll_every = Duration::from_millis(50);
     })
     .await?;
     Some((mesh, dir))

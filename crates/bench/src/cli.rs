@@ -111,6 +111,9 @@ pub enum Scenario {
     /// Heartbeats/s and latency, GetPresence of 100 ids, and one status change reaching W
     /// watchers (on the same instance and, on the real backends, on another).
     Presence(PresenceArgs),
+    /// Pushes against the in-process fake push service: MessageCreated → provider request
+    /// latency for offline recipients, and provider requests/s draining a group's fan-out.
+    Push(PushArgs),
 }
 
 impl Scenario {
@@ -123,6 +126,7 @@ impl Scenario {
             Scenario::Fanout(FanoutArgs::default()),
             Scenario::Connections(ConnectionsArgs::default()),
             Scenario::Presence(PresenceArgs::default()),
+            Scenario::Push(PushArgs::default()),
         ]
     }
 
@@ -136,6 +140,7 @@ impl Scenario {
             Scenario::Connections(_) => "connections",
             Scenario::Baseline(_) => "baseline",
             Scenario::Presence(_) => "presence",
+            Scenario::Push(_) => "push",
         }
     }
 }
@@ -316,6 +321,38 @@ pub struct PresenceArgs {
     /// Skip the second instance (real backends, in-process only).
     #[arg(long)]
     pub no_cross: bool,
+}
+
+/// `push`: notification's delivery pipeline against the in-process fake push service (FCM).
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// Offline recipients, each with an FCM token and a direct conversation with the sender.
+    #[arg(long, default_value_t = 200)]
+    pub recipients: usize,
+    /// Messages of the latency run (round robin over the recipients).
+    #[arg(long, default_value_t = 400)]
+    pub messages: usize,
+    /// Messages per second of the latency run.
+    #[arg(long, default_value_t = 20)]
+    pub rate: u32,
+    /// Members (besides the sender) of the group whose fan-out measures requests/s.
+    #[arg(long, default_value_t = 1_000)]
+    pub group: usize,
+    /// Messages sent into the group, as fast as the sender may.
+    #[arg(long, default_value_t = 5)]
+    pub group_messages: usize,
+}
+
+impl Default for PushArgs {
+    fn default() -> Self {
+        Self {
+            recipients: 200,
+            messages: 400,
+            rate: 20,
+            group: 1_000,
+            group_messages: 5,
+        }
+    }
 }
 
 impl Default for PresenceArgs {
@@ -529,7 +566,8 @@ mod tests {
                 "throughput",
                 "fanout",
                 "connections",
-                "presence"
+                "presence",
+                "push"
             ]
         );
     }

@@ -5,6 +5,7 @@
 //! Tests that need the real servers get `None` from [`TestMesh::start`] (after a loud skip
 //! notice) when those are absent, unless `ECHO_REQUIRE_SERVICES=1` makes that a failure.
 
+pub mod push;
 mod sibling;
 
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@ pub mod connections;
 pub mod fanout;
 pub mod latency;
 pub mod presence;
+pub mod push;
 pub mod throughput;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub async fn run(scenario: &Scenario, global: &Global) -> anyhow::Result<Vec<Rep
         Scenario::Connections(args) => connections::run(args, global).await,
         Scenario::Baseline(args) => baseline::run(args, global).await,
         Scenario::Presence(args) => presence::run(args, global).await,
+        Scenario::Push(args) => push::run(args, global).await,
     }
 }
 

@@ -132,6 +132,7 @@ pub(super) async fn send(
         payload,
         status: 0,
         http2: true,
+        received_at: std::time::Instant::now(),
     };
     state.accept(recorded, Reply::status(200).header("apns-id", &apns_id))
 }

@@ -182,6 +182,7 @@ pub(super) async fn send(
         payload: json!({ "message": message }),
         status: 0,
         http2: version == Version::HTTP_2,
+        received_at: std::time::Instant::now(),
     };
     let success = Reply {
         body: json!({ "name": name }).to_string(),

@@ -183,6 +183,8 @@ pub struct Recorded {
     pub status: u16,
     /// Whether it came over HTTP/2.
     pub http2: bool,
+    /// When the fake accepted it (benchmarks measure up to here).
+    pub received_at: Instant,
 }
 
 impl Recorded {
@@ -279,6 +281,7 @@ impl State {
             .and_then(VecDeque::pop_front);
         let reply = scripted.unwrap_or(success);
         recorded.status = reply.status;
+        recorded.received_at = Instant::now();
         inner.requests.push(recorded);
         reply.into_response()
     }

@@ -45,6 +45,7 @@ pub(super) async fn receive(
         payload,
         status: 0,
         http2: version == Version::HTTP_2,
+        received_at: std::time::Instant::now(),
     };
     state.accept(recorded, Reply::status(204))
 }

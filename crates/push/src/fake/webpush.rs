@@ -88,6 +88,7 @@ pub(super) async fn send(
         payload,
         status: 0,
         http2: version == Version::HTTP_2,
+        received_at: std::time::Instant::now(),
     };
     let location = format!(
         "{}/message/{}",

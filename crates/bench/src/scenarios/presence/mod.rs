@@ -77,7 +77,7 @@ impl Server<'_> {
 }
 
 /// Codes captured by an in-process mesh of this scenario's own.
-struct MeshCodes<'a>(&'a TestMesh);
+pub(crate) struct MeshCodes<'a>(pub(crate) &'a TestMesh);
 
 impl Codes for MeshCodes<'_> {
     async fn code_for(&self, phone: &str, within: Duration) -> Option<String> {

@@ -1,0 +1,285 @@
+//! `push` (spec §B7): notification's delivery pipeline against the in-process fake push
+//! service, beside the bare tonic baseline of the same run.
+//!
+//! 1. **Latency**: R offline recipients, each with an FCM token and a direct conversation with
+//!    one sender; M messages at a fixed rate, round robin. Latency runs from just before
+//!    SendMessage is called to the fake's acceptance of the FCM request for that message
+//!    (outbox → bus → consumer → inbox entry and job → dispatcher → OAuth'd HTTP/2 request).
+//! 2. **Throughput**: a group of G of those members (more are signed up if G > R), each with
+//!    a token; K messages as fast as the sender may; provider requests/s over the span from the
+//!    first to the last accepted request, and the lag from the last send to the last request.
+//!
+//! The mesh runs in this process (the fake must be reachable and trusted by it), on the
+//! embedded or the real backends. Everything is bounded: fixed counts, waits with deadlines.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use echo_proto::echo::notification::v1 as pb;
+use echo_push::Platform;
+use echo_push::fake::FakePushServer;
+use echo_testkit::{Backend, TestMesh};
+use serde_json::json;
+use tonic::transport::Channel;
+
+use super::presence::MeshCodes;
+use crate::cli::{BackendKind, BaselineArgs, Global, PushArgs};
+use crate::client::users::{self, User};
+use crate::client::{Bearer, Pool, send_text};
+use crate::report::{Progress, Report, Setup, round1};
+use crate::stats::{Latencies, per_second};
+
+/// How long the pushes of a phase may take to arrive after its last send.
+const DRAIN: Duration = Duration::from_secs(120);
+
+type NotificationClient = pb::notification_service_client::NotificationServiceClient<
+    tonic::service::interceptor::InterceptedService<Channel, Bearer>,
+>;
+
+fn notifications(pool: &Pool, index: usize, user: &User) -> NotificationClient {
+    pb::notification_service_client::NotificationServiceClient::with_interceptor(
+        pool.get(index).clone(),
+        user.bearer.clone(),
+    )
+}
+
+/// Run the scenario.
+pub async fn run(args: &PushArgs, global: &Global) -> anyhow::Result<Vec<Report>> {
+    if args.recipients == 0 || args.messages == 0 || args.rate == 0 {
+        bail!("--recipients, --messages and --rate must be above zero");
+    }
+    let baseline = super::baseline::run(&BaselineArgs::default(), global)
+        .await?
+        .into_iter()
+        .next()
+        .context("the baseline reported nothing")?;
+    let backend = match global.backend {
+        BackendKind::Embedded => Backend::Embedded,
+        BackendKind::Real => Backend::Real,
+    };
+    let progress = Progress::new(global.quiet);
+    let fake = FakePushServer::start().await;
+    let dir = tempfile::tempdir()?;
+    let Some(mesh) = TestMesh::start_with(backend, "all", |config| {
+        echo_testkit::push::configure(config, &fake, dir.path());
+        config.notification.poll_every = Duration::from_millis(50);
+    })
+    .await
+    else {
+        bail!("the real backends are not reachable (`just services` starts them)");
+    };
+    let outcome = measure(args, global, &mesh, &fake, &progress).await;
+    mesh.shutdown().await;
+    let figures = outcome?;
+    let setup = Setup {
+        backend: match global.backend {
+            BackendKind::Embedded => "embedded".into(),
+            BackendKind::Real => "real".into(),
+        },
+        server: "in-process, with the fake push service".into(),
+    };
+    Ok(vec![report(args, &setup, &baseline, figures)])
+}
+
+async fn measure(
+    args: &PushArgs,
+    global: &Global,
+    mesh: &TestMesh,
+    fake: &FakePushServer,
+    progress: &Progress,
+) -> anyhow::Result<serde_json::Value> {
+    let pool = Pool::connect(&format!("http://{}", mesh.addr()), global.connections).await?;
+    let people = args.recipients.max(args.group) + 1;
+    let users = users::sign_up(&MeshCodes(mesh), &pool, people, progress).await?;
+    let (sender, others) = users.split_first().context("no users signed up")?;
+    let mut tokens = HashMap::new();
+    let bar = progress.bar(others.len() as u64, "registering FCM tokens");
+    for (i, user) in others.iter().enumerate() {
+        let token = format!("bench-{i}:{}", "A".repeat(140));
+        notifications(&pool, i, user)
+            .register_push_token(pb::RegisterPushTokenRequest {
+                platform: pb::PushPlatform::Fcm as i32,
+                token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .context("register an FCM token")?;
+        tokens.insert(user.user_id.clone(), token);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let latency = latency(
+        args,
+        &pool,
+        sender,
+        &others[..args.recipients],
+        fake,
+        progress,
+    )
+    .await?;
+    let throughput = throughput(args, &pool, sender, &others[..args.group], fake, progress).await?;
+    Ok(json!({ "latency": latency, "throughput": throughput }))
+}
+
+/// Waits until the fake accepted an FCM request for each of `messages`; their acceptance
+/// times by message id.
+async fn arrivals(
+    fake: &FakePushServer,
+    messages: &HashMap<String, Instant>,
+    expected_per_message: usize,
+) -> HashMap<String, Vec<Instant>> {
+    let deadline = Instant::now() + DRAIN;
+    loop {
+        let mut seen: HashMap<String, Vec<Instant>> = HashMap::new();
+        for request in fake.requests() {
+            if request.platform != Platform::Fcm || request.status != 200 {
+                continue;
+            }
+            let id = request.payload["message"]["data"]["message_id"]
+                .as_str()
+                .unwrap_or_default();
+            if messages.contains_key(id) {
+                seen.entry(id.to_owned())
+                    .or_default()
+                    .push(request.received_at);
+            }
+        }
+        let complete =
+            seen.values().map(Vec::len).sum::<usize>() >= messages.len() * expected_per_message;
+        if complete || Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn latency(
+    args: &PushArgs,
+    pool: &Pool,
+    sender: &User,
+    recipients: &[User],
+    fake: &FakePushServer,
+    progress: &Progress,
+) -> anyhow::Result<serde_json::Value> {
+    let mut conversations = Vec::with_capacity(recipients.len());
+    for (i, recipient) in recipients.iter().enumerate() {
+        conversations.push(users::direct(&sender.messages(pool, i), &recipient.user_id).await?);
+    }
+    let bar = progress.bar(args.messages as u64, "sending (latency)");
+    let mut sent = HashMap::new();
+    let every = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let mut tick = tokio::time::interval(every);
+    let mut client = sender.messages(pool, 0);
+    for k in 0..args.messages {
+        tick.tick().await;
+        let conversation = &conversations[k % conversations.len()];
+        let started = Instant::now();
+        let message = send_text(&mut client, conversation, format!("push {k}"))
+            .await
+            .context("send")?
+            .message;
+        sent.insert(message.message_id, started);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let seen = arrivals(fake, &sent, 1).await;
+    let mut latencies = Latencies::new();
+    for (id, started) in &sent {
+        if let Some(first) = seen.get(id).and_then(|times| times.iter().min()) {
+            latencies.record(first.saturating_duration_since(*started));
+        }
+    }
+    let duplicates: usize = seen.values().map(|t| t.len().saturating_sub(1)).sum();
+    Ok(json!({
+        "messages": sent.len(),
+        "pushed": latencies.count(),
+        "missing": sent.len() as u64 - latencies.count(),
+        "duplicates": duplicates,
+        "latency": latencies.summary(),
+    }))
+}
+
+async fn throughput(
+    args: &PushArgs,
+    pool: &Pool,
+    sender: &User,
+    members: &[User],
+    fake: &FakePushServer,
+    progress: &Progress,
+) -> anyhow::Result<serde_json::Value> {
+    let ids: Vec<String> = members.iter().map(|m| m.user_id.clone()).collect();
+    let group = users::group(&sender.messages(pool, 0), &ids).await?;
+    let bar = progress.bar(args.group_messages as u64, "sending (group)");
+    let mut sent = HashMap::new();
+    let mut client = sender.messages(pool, 0);
+    for k in 0..args.group_messages {
+        let started = Instant::now();
+        let message = send_text(&mut client, &group, format!("group {k}"))
+            .await
+            .context("send")?
+            .message;
+        sent.insert(message.message_id, started);
+        bar.inc(1);
+    }
+    let last_send = Instant::now();
+    bar.finish_and_clear();
+    let seen = arrivals(fake, &sent, members.len()).await;
+    let times: Vec<Instant> = seen.values().flatten().copied().collect();
+    let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else {
+        return Ok(json!({ "requests": 0 }));
+    };
+    let span = last.saturating_duration_since(*first);
+    Ok(json!({
+        "members": members.len(),
+        "messages": sent.len(),
+        "requests": times.len(),
+        "expected": sent.len() * members.len(),
+        "requests_per_s": round1(per_second(times.len() as u64, span)),
+        "lag_after_last_send_ms": round1(last.saturating_duration_since(last_send).as_secs_f64() * 1000.0),
+    }))
+}
+
+fn report(args: &PushArgs, setup: &Setup, baseline: &Report, figures: serde_json::Value) -> Report {
+    let baseline_calls = baseline.figure("calls_per_s").unwrap_or(0.0);
+    let number = |path: &[&str]| {
+        path.iter()
+            .try_fold(&figures, |value, key| value.get(key))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let rate = number(&["throughput", "requests_per_s"]);
+    let share = if baseline_calls > 0.0 {
+        round1(100.0 * rate / baseline_calls)
+    } else {
+        0.0
+    };
+    let line = format!(
+        "MessageCreated→FCM request ({} offline recipients, {}/s): p50 {} p99 {} max {} ms, \
+         {} missing, {} duplicates | group of {} ×{}: {rate} requests/s ({share} % of baseline \
+         {baseline_calls} calls/s), {} of {} requests, lag after the last send {} ms",
+        args.recipients,
+        args.rate,
+        number(&["latency", "latency", "p50_ms"]),
+        number(&["latency", "latency", "p99_ms"]),
+        number(&["latency", "latency", "max_ms"]),
+        number(&["latency", "missing"]),
+        number(&["latency", "duplicates"]),
+        args.group,
+        args.group_messages,
+        number(&["throughput", "requests"]),
+        number(&["throughput", "expected"]),
+        number(&["throughput", "lag_after_last_send_ms"]),
+    );
+    let mut json = figures;
+    json["args"] = json!({
+        "recipients": args.recipients,
+        "messages": args.messages,
+        "rate": args.rate,
+        "group": args.group,
+        "group_messages": args.group_messages,
+    });
+    json["baseline"] = baseline.json["figures"].clone();
+    json["requests_share_of_baseline_pct"] = json!(share);
+    Report::new("push", setup, line, json)
+}
