@@ -308,3 +308,33 @@ async fn a_flushed_state_store_never_turns_invisible_into_online_nor_loses_dnd()
         mesh.shutdown().await;
     }
 }
+
+/// Logging out ends the device's presence at once (auth's SessionRevoked event), not when its
+/// entry would have expired: here the TTL is 30 s and the user is OFFLINE within seconds.
+#[tokio::test]
+async fn logging_out_ends_the_devices_presence_at_once() {
+    for backend in Backend::BOTH {
+        let Some(mesh) = mesh_with(backend, |config| {
+            config.presence.ttl = Duration::from_secs(30);
+        })
+        .await
+        else {
+            continue;
+        };
+        let (ada, bob) = pair(&mesh).await;
+        heartbeat(&mesh, &bob, S::Online).await;
+        assert_eq!(status(&one(&mesh, &ada, &bob).await), S::Online);
+        let started = std::time::Instant::now();
+        mesh.auth_as(&bob)
+            .logout(echo_proto::echo::auth::v1::LogoutRequest {})
+            .await
+            .expect("logout");
+        eventually(&mesh, &ada, &bob, |p| status(p) == S::Offline, "offline").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{backend:?}: offline only after {:?}",
+            started.elapsed()
+        );
+        mesh.shutdown().await;
+    }
+}
