@@ -43,6 +43,13 @@ live-example:
 deploy-check:
     bash deploy/check.sh
 
+# Start deploy/compose.yaml's Echo as processes (its exact environment, local servers) and walk
+# a journey through the edge; `cargo build` first, needs grpcurl and `just services`.
+deploy-run *ARGS:
+    cargo build
+    DEPLOY_CHECK_BIN=target/debug/echo bash deploy/check.sh
+    python3 deploy/run-local.py --bin target/debug/echo {{ ARGS }}
+
 # Start whichever of PostgreSQL, NATS and Redis is down on its standard local port.
 services:
     bash scripts/services.sh

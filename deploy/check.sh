@@ -4,6 +4,9 @@
 # (installed if missing); uses `kubectl kustomize` (offline) when kubectl is present.
 #
 #   bash deploy/check.sh        # exits non-zero, listing every problem, on failure
+#   DEPLOY_CHECK_BIN=target/debug/echo bash deploy/check.sh
+#                               # also: CONFIG_KEYS below is exactly what that binary's
+#                               # `echo print-config` prints (no key missing, none stale)
 set -euo pipefail
 
 deploy_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,12 +17,15 @@ if ! python3 -c 'import yaml' 2>/dev/null; then
         || python3 -m pip install --quiet --break-system-packages pyyaml
 fi
 
-exec python3 - "$deploy_dir" <<'PY'
+exec python3 - "$deploy_dir" "${DEPLOY_CHECK_BIN:-}" <<'PY'
+import json
+import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -34,13 +40,91 @@ CONFIG_KEYS = [
     "cache_key_prefix", "env", "log_format", "log_filter", "otlp_endpoint", "shutdown_grace",
     "max_request_bytes", "keepalive_interval", "cors_allowed_origins",
     "database_max_connections", "internal_listen", "service_secret", "service_secret_file",
+    "bus_prune_every", "trusted_proxies",
 ] + [f"upstreams__{s}" for s in SERVICES] + [
     f"presence__{k}" for k in (
         "heartbeat_interval", "ttl", "stream_closed_ttl", "watch_heartbeat", "max_watch_streams",
         "watch_buffer", "reconcile_every", "sweep_every", "damping",
     )
+] + [
+    f"auth__{k}" for k in (
+        "jwt_signing_key", "jwt_signing_key_file", "jwt_public_keys", "jwt_public_keys_file",
+        "jwt_previous_public_keys", "fetch_signing_keys", "jwt_issuer", "otp_hmac_key",
+        "otp_hmac_key_file", "access_token_ttl", "refresh_token_ttl", "refresh_retry_grace",
+        "otp_sender",
+    )
+] + [
+    f"live__{k}" for k in (
+        "heartbeat_interval", "stream_buffer", "replay_limit", "typing_ttl",
+        "receipt_max_members", "streams_alive_every",
+    )
+] + [f"send__{k}" for k in ("queue", "max_batch", "committers")] + [
+    f"notification__{k}" for k in (
+        "recheck_delay", "job_expiry", "claim_lease", "poll_every", "dispatch_batch",
+        "dispatch_concurrency", "message_internal_url", "presence_internal_url",
+        "fcm_service_account_file", "fcm_base_url", "apns_key_file", "apns_key_id",
+        "apns_team_id", "apns_topic", "apns_production_url", "apns_sandbox_url",
+        "webpush_vapid_key_file", "webpush_subject", "webhook_secret_file", "extra_ca_file",
+    )
 ]
 ENV_VARS = {"ECHO_" + k.upper() for k in CONFIG_KEYS}
+
+# Who holds what (DESIGN §5, deploy/README.md "Keys"): only auth has the private signing key
+# and the OTP key; every other target verifies with public keys (configured, or fetched from
+# auth at upstreams.auth); the services of internal contracts share the service secret. Secrets
+# come from files (`*_FILE`), never inline in the manifests.
+AUTH_ONLY = ["ECHO_AUTH__JWT_SIGNING_KEY", "ECHO_AUTH__OTP_HMAC_KEY"]
+INLINE_SECRETS = AUTH_ONLY + ["ECHO_SERVICE_SECRET"]
+INTERNAL_SERVERS = {"message", "presence"}
+INTERNAL_CLIENTS = {"notification"}
+
+
+def identity_problems(target, env, upstream_host):
+    """What `target` with environment `env` lacks or must not have; `upstream_host(t)` names
+    the host other targets reach target `t` at."""
+    problems = []
+    has = lambda key: key in env or key + "_FILE" in env
+    for key in INLINE_SECRETS:
+        if key in env:
+            problems.append(f"{key} inline: give {key}_FILE (a mounted secret) instead")
+    if target == "auth":
+        for key in AUTH_ONLY:
+            if not has(key):
+                problems.append(f"auth needs {key}_FILE")
+        sender = str(env.get("ECHO_AUTH__OTP_SENDER", "log"))
+        if not sender.startswith("http://"):
+            problems.append(f"auth needs ECHO_AUTH__OTP_SENDER as an http:// webhook, got {sender!r}")
+    else:
+        for key in AUTH_ONLY:
+            if has(key):
+                problems.append(f"{key}(_FILE) belongs to auth only")
+        if not (has("ECHO_AUTH__JWT_PUBLIC_KEYS") or "ECHO_UPSTREAMS__AUTH" in env):
+            problems.append("needs ECHO_AUTH__JWT_PUBLIC_KEYS_FILE or ECHO_UPSTREAMS__AUTH to verify tokens")
+        auth = env.get("ECHO_UPSTREAMS__AUTH")
+        if auth is not None and auth != f"http://{upstream_host('auth')}:8080":
+            problems.append(f"ECHO_UPSTREAMS__AUTH must be http://{upstream_host('auth')}:8080, got {auth}")
+    needs_secret = target in INTERNAL_SERVERS | INTERNAL_CLIENTS
+    if needs_secret != has("ECHO_SERVICE_SECRET"):
+        problems.append("needs ECHO_SERVICE_SECRET_FILE" if needs_secret
+                        else "ECHO_SERVICE_SECRET(_FILE) belongs to message, presence and notification only")
+    if target in INTERNAL_SERVERS and not str(env.get("ECHO_INTERNAL_LISTEN", "")).startswith("0.0.0.0:9091"):
+        problems.append("ECHO_INTERNAL_LISTEN must be 0.0.0.0:9091 (other services call its internal contract)")
+    if target in INTERNAL_CLIENTS:
+        for server in sorted(INTERNAL_SERVERS):
+            key = f"ECHO_NOTIFICATION__{server.upper()}_INTERNAL_URL"
+            want = f"http://{upstream_host(server)}:9091"
+            if env.get(key) != want:
+                problems.append(f"{key} must be {want}, got {env.get(key)}")
+    if target == "edge" and "ECHO_DATABASE_URL" in env:
+        problems.append("the edge holds no data: no ECHO_DATABASE_URL")
+    if target != "edge" and "ECHO_DATABASE_URL" not in env:
+        problems.append("needs ECHO_DATABASE_URL")
+    return problems
+
+
+def secret_files(env):
+    """The paths the `*_FILE` variables of `env` name."""
+    return {key: str(value) for key, value in env.items() if key.endswith("_FILE")}
 
 failures = []
 passes = 0
@@ -129,7 +213,6 @@ check(services.get("migrate", {}).get("command") == ["migrate"], "compose: `migr
 
 expected_env = {
     "ECHO_ENV": "production",
-    "ECHO_DATABASE_URL": "postgres://echo:echo@postgres:5432/echo",
     "ECHO_BUS_URL": "nats://nats:4222",
     "ECHO_CACHE_URL": "redis://redis:6379",
     "ECHO_LISTEN": "0.0.0.0:8080",
@@ -137,6 +220,16 @@ expected_env = {
     "ECHO_LOG_FORMAT": "json",
     "ECHO_OTLP_ENDPOINT": "http://otel-collector:4317",
 }
+top_secrets = compose.get("secrets") or {}
+for name, secret in top_secrets.items():
+    path = str((secret or {}).get("file", ""))
+    check(path.startswith("./secrets/"), f"compose: secret {name} must be a file under ./secrets/ (deploy/make-secrets.sh writes them), got {path!r}")
+migrate_env = services.get("migrate", {}).get("environment") or {}
+check(not secret_files(migrate_env) and not services.get("migrate", {}).get("secrets")
+      and not any(k in migrate_env for k in INLINE_SECRETS),
+      "compose migrate: needs no key or secret; give it none")
+check((DEPLOY / "make-secrets.sh").exists(), "deploy/make-secrets.sh is missing")
+
 echo_images = set()
 for target in TARGETS:
     service = services.get(target)
@@ -148,6 +241,21 @@ for target in TARGETS:
     check(isinstance(env, dict), f"compose {target}: environment must be a map")
     for key, value in expected_env.items():
         check(str(env.get(key)) == value, f"compose {target}: {key} must be {value}, got {env.get(key)}")
+    if target != "edge":
+        database = env.get("ECHO_DATABASE_URL")
+        check(database == "postgres://echo:echo@postgres:5432/echo",
+              f"compose {target}: ECHO_DATABASE_URL must be postgres://echo:echo@postgres:5432/echo, got {database}")
+    for problem in identity_problems(target, env, lambda t: t):
+        check(False, f"compose {target}: {problem}")
+    mounted = service.get("secrets") or []
+    for key, path in secret_files(env).items():
+        name = path.removeprefix("/run/secrets/")
+        check(path.startswith("/run/secrets/") and name in mounted and name in top_secrets,
+              f"compose {target}: {key}={path} is not a secret it mounts (secrets: {mounted})")
+    for name in mounted:
+        check(name in top_secrets, f"compose {target}: secret {name} is not defined at the top level")
+        check(any(p == f"/run/secrets/{name}" for p in secret_files(env).values()),
+              f"compose {target}: mounts secret {name} but no *_FILE variable reads it")
     health = " ".join(map(str, (service.get("healthcheck") or {}).get("test", [])))
     check("9090/healthz" in health and "9090/readyz" in health,
           f"compose {target}: healthcheck must probe /healthz and /readyz on 9090")
@@ -232,6 +340,40 @@ def check_pod(where, pod, args):
     return c
 
 
+def pod_env(container):
+    """The container's ECHO_* environment: the shared ConfigMap, the Secrets it takes whole
+    (echo-database gives ECHO_DATABASE_URL), and its own `env`."""
+    env = {}
+    for source in container.get("envFrom", []):
+        if source.get("configMapRef", {}).get("name") == "echo-config":
+            env.update(config_literals)
+        if source.get("secretRef", {}).get("name") == "echo-database":
+            env["ECHO_DATABASE_URL"] = "<secret echo-database>"
+    for entry in container.get("env", []):
+        env[entry["name"]] = entry.get("value", "<valueFrom>")
+    return env
+
+
+def check_mounted_files(where, spec, container, env):
+    """Every *_FILE names a key of a Secret volume the pod mounts, and the pod mounts no key
+    it does not read (each target gets exactly its part of the identity)."""
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    read = set(secret_files(env).values())
+    for mount in container.get("volumeMounts", []):
+        secret = volumes.get(mount["name"], {}).get("secret")
+        if not secret:
+            continue
+        check(mount.get("readOnly") is True, f"{where}: secret volume {mount['name']} must be mounted readOnly")
+        items = [i["path"] for i in secret.get("items", [])]
+        check(items, f"{where}: secret volume {mount['name']} must list its items (only what the target needs)")
+        for item in items:
+            path = f"{mount['mountPath']}/{item}"
+            check(path in read, f"{where}: mounts {path} but no *_FILE variable reads it")
+            read.discard(path)
+    for path in sorted(read):
+        check(False, f"{where}: a *_FILE variable names {path}, which no secret volume provides")
+
+
 for target in TARGETS:
     name = f"echo-{target}"
     deployment = find("Deployment", name)
@@ -253,8 +395,13 @@ for target in TARGETS:
               f"k8s {name}: readinessProbe must GET /readyz on 9090")
         check(live.get("path") == "/healthz" and port_value(c, live.get("port")) == 9090,
               f"k8s {name}: livenessProbe must GET /healthz on 9090")
+        env = pod_env(c)
+        for problem in identity_problems(target, env, lambda t: f"echo-{t}"):
+            check(False, f"k8s {name}: {problem}")
+        check_mounted_files(f"k8s {name}", spec, c, env)
+        if target in INTERNAL_SERVERS:
+            check(9091 in ports, f"k8s {name}: must expose container port 9091 (internal)")
         if target == "edge":
-            env = {e["name"]: e.get("value") for e in c.get("env", [])}
             for upstream in SERVICES:
                 value = env.get(f"ECHO_UPSTREAMS__{upstream.upper()}", "")
                 host = re.fullmatch(r"http://([a-z0-9-]+):8080", value)
@@ -280,7 +427,11 @@ for target in TARGETS:
 
 jobs = [o for o in objects if o.get("kind") == "Job"]
 if check(len(jobs) == 1, "k8s: expected exactly one (migration) Job"):
-    check_pod("k8s Job " + jobs[0]["metadata"]["name"], jobs[0]["spec"]["template"], ["migrate"])
+    job = check_pod("k8s Job " + jobs[0]["metadata"]["name"], jobs[0]["spec"]["template"], ["migrate"])
+    if job:
+        env = pod_env(job)
+        check(not secret_files(env) and not any(k in env for k in INLINE_SECRETS),
+              "k8s Job: migrations need no key or secret; give them none")
 
 # --- 6. kustomize renders (offline) --------------------------------------------------------
 section("kubectl kustomize")
@@ -301,6 +452,33 @@ if kubectl:
         print(f"   ok  {len(rendered)} objects: " + ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds))))
 else:
     print("   skipped: kubectl not installed")
+
+# --- 7. CONFIG_KEYS is exactly the binary's configuration ---------------------------------
+section("CONFIG_KEYS against `echo print-config`")
+echo_bin = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] else ""
+if echo_bin:
+    with tempfile.TemporaryDirectory() as scratch:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("ECHO_")}
+        run = subprocess.run([echo_bin, "--data-dir", scratch, "print-config"], capture_output=True,
+                             text=True, env=clean, cwd=scratch)
+    if check(run.returncode == 0, f"{echo_bin} print-config failed: {run.stderr.strip()[-500:]}"):
+        printed = set()
+
+        def leaves(value, prefix):
+            for key, inner in value.items():
+                if isinstance(inner, dict):
+                    leaves(inner, f"{prefix}{key}__")
+                else:
+                    printed.add(f"{prefix}{key}")
+
+        leaves(json.loads(run.stdout), "")
+        for key in sorted(printed - set(CONFIG_KEYS)):
+            check(False, f"check.sh CONFIG_KEYS lacks `{key}` (a key of {echo_bin})")
+        for key in sorted(set(CONFIG_KEYS) - printed):
+            check(False, f"check.sh CONFIG_KEYS has `{key}`, which {echo_bin} does not know")
+        print(f"   {len(printed)} keys printed, {len(set(CONFIG_KEYS))} listed")
+else:
+    print("   skipped: set DEPLOY_CHECK_BIN to a built echo to compare")
 
 print()
 if failures:
