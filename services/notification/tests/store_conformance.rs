@@ -51,6 +51,7 @@ macro_rules! backend {
                 inbox::mark_up_to_marks_that_entry_and_older,
                 inbox::mark_all_marks_everything,
                 inbox::foreign_and_unknown_entries_are_not_found,
+                inbox::trim_drops_old_entries_and_each_users_oldest_past_the_cap,
                 badge::no_counts_is_all_zero,
                 badge::badge_sums_unread_over_unmuted_conversations,
                 badge::counts_and_mute_are_set_independently,

@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::inbox::store as inbox_store;
 use crate::jobs::{self, Job, JobKind, Phase, Settled};
 use crate::pipeline::decide::{self, Step};
 use crate::settings::in_quiet_hours;
@@ -40,8 +41,10 @@ const KEEP_FINISHED: chrono::Duration = chrono::Duration::days(1);
 /// Message rows are kept as long as the bus keeps events (a MessageDeleted can come that
 /// late).
 const KEEP_MESSAGES: chrono::Duration = chrono::Duration::days(7);
-/// How often an instance prunes.
+/// How often an instance prunes finished jobs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often an instance trims the inbox (a scan of the table: rarely).
+const TRIM_EVERY: Duration = Duration::from_secs(600);
 
 /// How the dispatcher runs.
 #[derive(Clone, Debug)]
@@ -107,6 +110,7 @@ impl Dispatcher {
     /// Drain due jobs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut last_prune = tokio::time::Instant::now();
+        let mut last_trim = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
             let claimed = match self.claim().await {
                 Ok(claimed) => claimed,
@@ -131,6 +135,15 @@ impl Dispatcher {
                     jobs::prune(self.db(), now - KEEP_FINISHED, now - KEEP_MESSAGES).await
                 {
                     tracing::warn!(%error, "pruning push jobs failed");
+                }
+            }
+            if last_trim.elapsed() >= TRIM_EVERY {
+                last_trim = tokio::time::Instant::now();
+                let before = Utc::now() - chrono::Duration::days(inbox_store::KEEP_DAYS);
+                if let Err(error) =
+                    inbox_store::trim(self.db(), before, inbox_store::KEEP_PER_USER).await
+                {
+                    tracing::warn!(%error, "trimming the inbox failed");
                 }
             }
         }

@@ -173,3 +173,28 @@ pub async fn write_entry(tx: &mut Tx, entry: &InboxEntry) -> Result<bool, sqlx::
         Ok(done.rows_affected() == 1)
     })
 }
+
+/// Entries are kept this long.
+pub const KEEP_DAYS: i64 = 90;
+/// And at most this many per user (the newest).
+pub const KEEP_PER_USER: i64 = 1_000;
+
+/// Deletes entries created before `before`, and each user's entries past their newest
+/// `keep_per_user`. Returns how many went.
+pub async fn trim(
+    db: &echo_store::Database,
+    before: chrono::DateTime<chrono::Utc>,
+    keep_per_user: i64,
+) -> Result<u64, sqlx::Error> {
+    const OLD: &str = "DELETE FROM inbox_entries WHERE created_at_ms < $1";
+    // Window functions: PostgreSQL, and SQLite since 3.25.
+    const OVER: &str = "DELETE FROM inbox_entries WHERE inbox_entry_id IN (\
+         SELECT inbox_entry_id FROM (SELECT inbox_entry_id, ROW_NUMBER() OVER \
+           (PARTITION BY user_id ORDER BY inbox_entry_id DESC) AS n FROM inbox_entries) ranked \
+         WHERE n > $1)";
+    with_db!(db, write, |c| {
+        let old = sqlx::query(OLD).bind(millis(before)).execute(c).await?;
+        let over = sqlx::query(OVER).bind(keep_per_user).execute(c).await?;
+        Ok(old.rows_affected() + over.rows_affected())
+    })
+}

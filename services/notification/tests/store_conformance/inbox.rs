@@ -212,3 +212,41 @@ pub async fn foreign_and_unknown_entries_are_not_found(env: &Env) {
     assert_eq!(env.store.unread_inbox(ada).await.unwrap(), 2);
     assert_eq!(env.store.unread_inbox(bob).await.unwrap(), 2);
 }
+
+pub async fn trim_drops_old_entries_and_each_users_oldest_past_the_cap(env: &Env) {
+    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut old = entry(ada, 1);
+    old.created_at = crate::common::now() - chrono::Duration::days(91);
+    env.write_entry(&old).await;
+    let mut adas = Vec::new();
+    for seq in 2..=6 {
+        let e = entry(ada, seq);
+        env.write_entry(&e).await;
+        adas.push(e.id);
+    }
+    let bobs = entry(bob, 1);
+    env.write_entry(&bobs).await;
+    let before = crate::common::now() - chrono::Duration::days(90);
+    let gone = inbox::store::trim(env.store.database(), before, 3)
+        .await
+        .unwrap();
+    assert_eq!(gone, 3, "the old entry and Ada's two oldest past 3");
+    let kept: Vec<Uuid> = env
+        .store
+        .list_inbox(ada, false, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    adas.reverse();
+    assert_eq!(kept, adas[..3], "Ada keeps her 3 newest");
+    assert_eq!(
+        env.store
+            .list_inbox(bob, false, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
