@@ -52,8 +52,15 @@ impl Identity {
         let verifier = Arc::new(Verifier::new(keys.public_keys(), &config.auth.jwt_issuer));
         match config.upstreams.auth.as_deref() {
             Some(auth) if !signs && config.auth.fetch_signing_keys => {
-                crate::signing_keys::follow(auth, keys.clone(), verifier.clone(), shutdown.clone())
-                    .await?;
+                let timings = crate::signing_keys::Timings::DEFAULT;
+                crate::signing_keys::follow(
+                    auth,
+                    keys.clone(),
+                    verifier.clone(),
+                    shutdown.clone(),
+                    timings,
+                )
+                .await?;
             }
             _ => {}
         }

@@ -5,7 +5,7 @@
 //! last fetch) brings the next fetch forward, at most once a minute as auth.proto allows.
 //!
 //! A failed fetch keeps the keys already held; only a process with no key at all waits for the
-//! first answer at start (and gives up after [`STARTUP_WAIT`], to be restarted).
+//! first answer at start (and gives up after [`Timings::startup_wait`], to be restarted).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,17 +18,31 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
-/// How long a verifier without configured keys waits for auth's first answer at start.
-const STARTUP_WAIT: Duration = Duration::from_secs(60);
-/// Fetches prompted by unknown `kid`s are at least this far apart (auth.proto).
-const MIN_REFETCH: Duration = Duration::from_secs(60);
-/// Bounds on the `cache_ttl` auth answers with.
-const MIN_TTL: Duration = Duration::from_secs(5);
-const MAX_TTL: Duration = Duration::from_secs(3600);
-/// Retry delays after a failed fetch: doubling from the first to the last.
-const RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
-/// Each call to auth gives up after this.
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How the follower paces itself ([`Timings::DEFAULT`] in production; tests shrink it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timings {
+    /// How long a verifier without configured keys waits for auth's first answer at start.
+    pub(crate) startup_wait: Duration,
+    /// Fetches prompted by unknown `kid`s are at least this far apart.
+    pub(crate) min_refetch: Duration,
+    /// Bounds on the `cache_ttl` auth answers with.
+    pub(crate) ttl: (Duration, Duration),
+    /// Retry delays after a failed fetch: doubling from the first to the last.
+    pub(crate) retry: (Duration, Duration),
+    /// Each call to auth gives up after this.
+    pub(crate) call_timeout: Duration,
+}
+
+impl Timings {
+    /// Production pacing: auth.proto allows a refetch on an unknown `kid` once a minute.
+    pub(crate) const DEFAULT: Timings = Timings {
+        startup_wait: Duration::from_secs(60),
+        min_refetch: Duration::from_secs(60),
+        ttl: (Duration::from_secs(5), Duration::from_secs(3600)),
+        retry: (Duration::from_secs(1), Duration::from_secs(30)),
+        call_timeout: Duration::from_secs(5),
+    };
+}
 
 /// Fetch auth's keys into `verifier` (beside `configured`) and keep them current until
 /// `shutdown`. Returns once the verifier holds at least one key.
@@ -37,11 +51,12 @@ pub(crate) async fn follow(
     configured: KeySet,
     verifier: Arc<Verifier>,
     shutdown: CancellationToken,
+    timings: Timings,
 ) -> anyhow::Result<()> {
     let channel = Endpoint::from_shared(auth.to_owned())
         .with_context(|| format!("upstreams.auth `{auth}` is not a URL"))?
-        .connect_timeout(CALL_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
+        .connect_timeout(timings.call_timeout)
+        .timeout(timings.call_timeout)
         .connect_lazy();
     let mut follower = Follower {
         auth: auth.to_owned(),
@@ -49,6 +64,7 @@ pub(crate) async fn follow(
         configured,
         verifier,
         last_fetch: None,
+        timings,
     };
     let mut next = follower.first_fetch(&shutdown).await?;
     tokio::spawn(async move {
@@ -75,14 +91,15 @@ struct Follower {
     configured: KeySet,
     verifier: Arc<Verifier>,
     last_fetch: Option<Instant>,
+    timings: Timings,
 }
 
 impl Follower {
     /// The first fetch. With configured keys, a failure is logged and the process starts on
-    /// them; without, nothing could be verified, so it retries until [`STARTUP_WAIT`].
+    /// them; without, nothing could be verified, so it retries until `startup_wait`.
     async fn first_fetch(&mut self, shutdown: &CancellationToken) -> anyhow::Result<Next> {
-        let deadline = Instant::now() + STARTUP_WAIT;
-        let mut delay = RETRY.0;
+        let deadline = Instant::now() + self.timings.startup_wait;
+        let mut delay = self.timings.retry.0;
         loop {
             match self.fetch().await {
                 Ok(ttl) => return Ok(Next::Refresh(ttl)),
@@ -95,7 +112,7 @@ impl Follower {
                         "no key to verify access tokens with: auth at {} did not answer \
                          GetSigningKeys within {}s (set auth.jwt_public_keys to start without it)",
                         self.auth,
-                        STARTUP_WAIT.as_secs()
+                        self.timings.startup_wait.as_secs()
                     )));
                 }
                 Err(error) => {
@@ -106,12 +123,12 @@ impl Follower {
                 () = shutdown.cancelled() => anyhow::bail!("shut down while waiting for auth's token-signing keys"),
                 () = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(RETRY.1);
+            delay = (delay * 2).min(self.timings.retry.1);
         }
     }
 
     /// Wait until the next fetch is due, or a token names an unknown key (no sooner than
-    /// [`MIN_REFETCH`] after the last fetch); `None` on shutdown.
+    /// `min_refetch` after the last fetch); `None` on shutdown.
     async fn wait(&self, next: Next, shutdown: &CancellationToken) -> Option<()> {
         let delay = match next {
             Next::Refresh(delay) | Next::Retry(delay) => delay,
@@ -123,7 +140,7 @@ impl Follower {
         }
         let earliest = self
             .last_fetch
-            .map_or_else(Instant::now, |at| at + MIN_REFETCH);
+            .map_or_else(Instant::now, |at| at + self.timings.min_refetch);
         tokio::select! {
             () = shutdown.cancelled() => None,
             () = tokio::time::sleep_until(earliest) => Some(()),
@@ -135,8 +152,8 @@ impl Follower {
             Ok(ttl) => Next::Refresh(ttl),
             Err(error) => {
                 let delay = match previous {
-                    Next::Refresh(_) => RETRY.0,
-                    Next::Retry(delay) => (delay * 2).min(RETRY.1),
+                    Next::Refresh(_) => self.timings.retry.0,
+                    Next::Retry(delay) => (delay * 2).min(self.timings.retry.1),
                 };
                 tracing::warn!(auth = %self.auth, error = format!("{error:#}"), retry_in_s = delay.as_secs(), "cannot refresh the token-signing keys; keeping the ones held");
                 Next::Retry(delay)
@@ -168,8 +185,8 @@ impl Follower {
         let ttl = answer
             .cache_ttl
             .and_then(|ttl| u64::try_from(ttl.seconds).ok())
-            .map_or(MIN_REFETCH, Duration::from_secs);
-        Ok(ttl.clamp(MIN_TTL, MAX_TTL))
+            .map_or(self.timings.min_refetch, Duration::from_secs);
+        Ok(ttl.clamp(self.timings.ttl.0, self.timings.ttl.1))
     }
 }
 
@@ -204,7 +221,120 @@ fn parse(keys: &[pb::SigningKey]) -> anyhow::Result<Vec<PublicKey>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use echo_authn::SigningKey;
+    use echo_authn::{SigningKey, TokenIssuer};
+    use echo_config::Config;
+    use tokio::net::TcpListener;
+
+    /// Fast pacing: no periodic refresh within a test, an unknown kid refetches at once.
+    const FAST: Timings = Timings {
+        startup_wait: Duration::from_secs(10),
+        min_refetch: Duration::from_millis(100),
+        ttl: (Duration::from_secs(600), Duration::from_secs(600)),
+        retry: (Duration::from_millis(50), Duration::from_millis(200)),
+        call_timeout: Duration::from_secs(2),
+    };
+
+    /// An embedded mesh (auth among it) on `port`, signing with `signing` and also publishing
+    /// `also`.
+    async fn auth_at(
+        port: u16,
+        dir: &std::path::Path,
+        signing: &SigningKey,
+        also: &[&SigningKey],
+    ) -> crate::Mesh {
+        let mut config = Config {
+            data_dir: dir.to_path_buf(),
+            ..Config::default()
+        };
+        config.auth.jwt_signing_key = Some(signing.to_pkcs8_pem().unwrap().to_string());
+        config.auth.jwt_public_keys = also
+            .iter()
+            .map(|key| key.public_key().to_spki_pem().unwrap())
+            .collect();
+        let bind = |port: u16| TcpListener::bind(("127.0.0.1", port));
+        crate::Mesh::start(
+            &config,
+            bind(port).await.unwrap(),
+            bind(0).await.unwrap(),
+            Some(bind(0).await.unwrap()),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn token(key: &SigningKey) -> String {
+        let id = uuid::Uuid::now_v7;
+        TokenIssuer::new(key, "echo")
+            .unwrap()
+            .issue(id(), id(), id(), Duration::from_secs(60))
+            .unwrap()
+            .0
+    }
+
+    async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ok() {
+            assert!(Instant::now() < deadline, "{what} within 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_follower_picks_up_a_rotation_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new, stranger) = (
+            SigningKey::generate().unwrap(),
+            SigningKey::generate().unwrap(),
+            SigningKey::generate().unwrap(),
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let auth = auth_at(port, dir.path(), &old, &[]).await;
+        let verifier = Arc::new(Verifier::new([], "echo"));
+        let shutdown = CancellationToken::new();
+        let url = format!("http://127.0.0.1:{port}");
+        follow(
+            &url,
+            KeySet::verify_only(),
+            verifier.clone(),
+            shutdown.clone(),
+            FAST,
+        )
+        .await
+        .unwrap();
+        assert_eq!(verifier.kids(), vec![old.kid().to_owned()]);
+        assert!(verifier.verify(&token(&old)).is_ok());
+
+        // Auth restarts signing with the new key, the old one still published: the first token
+        // of the new key is refused, and brings the refetch that accepts it.
+        auth.shutdown().await.unwrap();
+        let auth = auth_at(port, dir.path(), &new, &[&old]).await;
+        let fresh = token(&new);
+        eventually("the new key accepted", || verifier.verify(&fresh).is_ok()).await;
+        assert!(
+            verifier.verify(&token(&old)).is_ok(),
+            "the old key still is"
+        );
+
+        // Once auth stops publishing the old key, the next fetch drops it.
+        auth.shutdown().await.unwrap();
+        let auth = auth_at(port, dir.path(), &new, &[]).await;
+        let probe = token(&stranger);
+        eventually("the old key dropped", || {
+            let _ = verifier.verify(&probe);
+            verifier.kids() == vec![new.kid().to_owned()]
+        })
+        .await;
+        assert!(verifier.verify(&token(&old)).is_err());
+        assert!(verifier.verify(&fresh).is_ok());
+        shutdown.cancel();
+        auth.shutdown().await.unwrap();
+    }
 
     fn answer(key: &PublicKey) -> pb::SigningKey {
         let jwk = key.jwk();
