@@ -19,6 +19,7 @@ mod common;
 
 use common::live::eventually;
 use common::messages::{direct, send};
+use common::second_device;
 
 /// Long enough for a push that is coming to arrive on a busy machine.
 const ARRIVES: Duration = Duration::from_secs(15);
@@ -36,6 +37,32 @@ async fn start(backend: Backend, fake: &FakePushServer) -> Option<(TestMesh, tem
     })
     .await?;
     Some((mesh, dir))
+}
+
+/// Ada and Bob in a direct conversation, Bob with an FCM token, on a mesh pushing to a fake.
+struct Chat {
+    mesh: TestMesh,
+    _files: tempfile::TempDir,
+    ada: SignedIn,
+    bob: SignedIn,
+    token: String,
+    chat: msg::Conversation,
+}
+
+async fn chat(backend: Backend, fake: &FakePushServer) -> Option<Chat> {
+    let (mesh, files) = start(backend, fake).await?;
+    let ada = mesh.sign_up().await;
+    let bob = mesh.sign_up().await;
+    let token = register_fcm(&mesh, &bob).await;
+    let chat = direct(&mesh, &ada, &bob).await;
+    Some(Chat {
+        mesh,
+        _files: files,
+        ada,
+        bob,
+        token,
+        chat,
+    })
 }
 
 /// A fresh FCM registration token, unique by construction.
@@ -139,29 +166,19 @@ fn display_name(who: &SignedIn) -> String {
 async fn an_offline_recipient_gets_one_alert_then_a_dismiss_with_badge_zero() {
     for backend in Backend::BOTH {
         let fake = FakePushServer::start().await;
-        let Some((mesh, _files)) = start(backend, &fake).await else {
+        let Some(Chat {
+            mesh,
+            _files,
+            ada,
+            bob,
+            token,
+            chat,
+        }) = chat(backend, &fake).await
+        else {
             continue;
         };
-        let ada = mesh.sign_up().await;
-        let bob = mesh.sign_up().await;
-        let token = register_fcm(&mesh, &bob).await;
         // Bob's iPad: a second device, with an APNs token.
-        let ipad = mesh
-            .auth()
-            .login_with_password(auth::LoginWithPasswordRequest {
-                phone_number: bob.phone.clone(),
-                password: echo_testkit::PASSWORD.into(),
-                device: Some(echo_testkit::test_device()),
-            })
-            .await
-            .expect("second device")
-            .into_inner()
-            .tokens
-            .expect("tokens");
-        let ipad = SignedIn {
-            phone: bob.phone.clone(),
-            tokens: ipad,
-        };
+        let ipad = second_device(&mesh, &bob).await;
         let device_token = apns_token();
         mesh.notification_as(&ipad)
             .register_push_token(pb::RegisterPushTokenRequest {
@@ -172,7 +189,6 @@ async fn an_offline_recipient_gets_one_alert_then_a_dismiss_with_badge_zero() {
             })
             .await
             .expect("register APNs token");
-        let chat = direct(&mesh, &ada, &bob).await;
         let sent = send(&mesh, &ada, &chat, "hello bob").await;
 
         let apns = eventually(ARRIVES, "the APNs alert", || async {
@@ -240,13 +256,17 @@ async fn an_offline_recipient_gets_one_alert_then_a_dismiss_with_badge_zero() {
 async fn an_online_recipient_is_pushed_only_if_still_unread_at_the_recheck() {
     for backend in Backend::BOTH {
         let fake = FakePushServer::start().await;
-        let Some((mesh, _files)) = start(backend, &fake).await else {
+        let Some(Chat {
+            mesh,
+            _files,
+            ada,
+            bob,
+            token,
+            chat,
+        }) = chat(backend, &fake).await
+        else {
             continue;
         };
-        let ada = mesh.sign_up().await;
-        let bob = mesh.sign_up().await;
-        let token = register_fcm(&mesh, &bob).await;
-        let chat = direct(&mesh, &ada, &bob).await;
         heartbeat(&mesh, &bob).await;
 
         let first = send(&mesh, &ada, &chat, "seen in the app").await;
@@ -431,13 +451,17 @@ async fn mute_block_mention_and_delete_for_everyone_follow_the_decision_table() 
 async fn retries_pruning_and_logout() {
     for backend in Backend::BOTH {
         let fake = FakePushServer::start().await;
-        let Some((mesh, _files)) = start(backend, &fake).await else {
+        let Some(Chat {
+            mesh,
+            _files,
+            ada,
+            bob,
+            token,
+            chat,
+        }) = chat(backend, &fake).await
+        else {
             continue;
         };
-        let ada = mesh.sign_up().await;
-        let bob = mesh.sign_up().await;
-        let token = register_fcm(&mesh, &bob).await;
-        let chat = direct(&mesh, &ada, &bob).await;
 
         fake.script(&token, [Reply::status(503), Reply::status(503)]);
         send(&mesh, &ada, &chat, "third time lucky").await;
@@ -476,22 +500,7 @@ async fn retries_pruning_and_logout() {
             .expect("logout");
         // Signed in again on another device: once logout's event is applied, the old
         // device's token is gone, and a new message reaches nothing of it.
-        let login = mesh
-            .auth()
-            .login_with_password(auth::LoginWithPasswordRequest {
-                phone_number: bob.phone.clone(),
-                password: echo_testkit::PASSWORD.into(),
-                device: Some(echo_testkit::test_device()),
-            })
-            .await
-            .expect("sign in again")
-            .into_inner()
-            .tokens
-            .expect("tokens");
-        let bob_again = SignedIn {
-            phone: bob.phone.clone(),
-            tokens: login,
-        };
+        let bob_again = second_device(&mesh, &bob).await;
         eventually(ARRIVES, "the token removed at logout", || async {
             let listed = mesh
                 .notification_as(&bob_again)

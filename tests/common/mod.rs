@@ -8,7 +8,7 @@ pub mod users;
 use std::time::Duration;
 
 use echo_proto::echo::auth::v1 as pb;
-use echo_testkit::{TestMesh, test_device};
+use echo_testkit::{PASSWORD, SignedIn, TestMesh, test_device};
 use tonic_types::StatusExt;
 
 pub fn reason(status: &tonic::Status) -> String {
@@ -69,6 +69,16 @@ pub async fn refused_within_a_second(mesh: &TestMesh, access_token: &str) -> ton
             Ok(_) if started.elapsed() > Duration::from_secs(1) => panic!("token still accepted"),
             Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
+    }
+}
+
+/// A second device of `user`: a new sign-in with the test password.
+pub async fn second_device(mesh: &TestMesh, user: &SignedIn) -> SignedIn {
+    let tokens = login(mesh, &user.phone, PASSWORD).await.expect("login");
+    assert_ne!(tokens.device_id, user.tokens.device_id);
+    SignedIn {
+        phone: user.phone.clone(),
+        tokens,
     }
 }
 

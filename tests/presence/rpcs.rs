@@ -4,21 +4,11 @@
 use std::time::{Duration, SystemTime};
 
 use echo_proto::echo::presence::v1 as pb;
-use echo_testkit::{Backend, PASSWORD, SignedIn, TestMesh};
+use echo_testkit::Backend;
 use tonic::Code;
 
-use crate::common::{assert_reason, login, violated_fields};
+use crate::common::{assert_reason, second_device, violated_fields};
 use crate::helpers::*;
-
-/// A second device of `user` (a new sign-in), as a SignedIn for the clients.
-async fn second_device(mesh: &TestMesh, user: &SignedIn) -> SignedIn {
-    let tokens = login(mesh, &user.phone, PASSWORD).await.expect("login");
-    assert_ne!(tokens.device_id, user.tokens.device_id);
-    SignedIn {
-        phone: user.phone.clone(),
-        tokens,
-    }
-}
 
 fn seconds(at: &prost_types::Timestamp) -> i64 {
     at.seconds
