@@ -373,3 +373,43 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
     );
     mesh.shutdown().await;
 }
+
+/// `RequestLoginOtp` for `count` different numbers, each as if from a different client behind
+/// one proxy (the test's loopback connection); how many the per-IP limit refused.
+async fn login_codes_refused_per_ip(mesh: &TestMesh, count: u8) -> usize {
+    let mut refused = 0;
+    for client in 1..=count {
+        let mut request = tonic::Request::new(pb::RequestLoginOtpRequest {
+            phone_number: phone_number(),
+        });
+        let forwarded = format!("203.0.113.{client}");
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", forwarded.parse().unwrap());
+        if let Err(status) = mesh.auth().request_login_otp(request).await {
+            assert_eq!(reason(&status), "RATE_LIMITED", "{status:?}");
+            refused += 1;
+        }
+    }
+    refused
+}
+
+#[tokio::test]
+async fn a_proxy_inside_a_trusted_range_forwards_each_clients_ip_and_others_share_theirs() {
+    // Loopback inside a trusted /8: 21 clients are 21 IP buckets (the limit is 20 an hour).
+    let trusted = TestMesh::start_with(Backend::Embedded, "all", |config| {
+        config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await
+    .unwrap();
+    assert_eq!(login_codes_refused_per_ip(&trusted, 21).await, 0);
+    trusted.shutdown().await;
+    // The same proxy outside the trusted range: its header is ignored, one bucket for all.
+    let untrusted = TestMesh::start_with(Backend::Embedded, "all", |config| {
+        config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await
+    .unwrap();
+    assert_eq!(login_codes_refused_per_ip(&untrusted, 21).await, 1);
+    untrusted.shutdown().await;
+}

@@ -7,6 +7,7 @@ mod cli;
 mod live;
 mod notification;
 mod presence;
+mod proxies;
 mod sending;
 mod target;
 
@@ -85,8 +86,10 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// In split mode, where the edge forwards each target's RPCs (`http://host:port`).
     pub upstreams: Upstreams,
-    /// Peers (the edge, load balancers) whose `x-forwarded-for` names the client's IP.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Peers (the edge, load balancers, an ingress's range) whose `x-forwarded-for` names the
+    /// client's IP: CIDR ranges (`10.0.0.0/8`, `fd00::/8`) or bare addresses.
+    #[serde(with = "proxies")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Identity settings: signing keys, token lifetimes, OTP (DESIGN §5).
     pub auth: AuthSettings,
     /// The secret every process of a deployment shares to sign and check service tokens
@@ -188,7 +191,10 @@ impl Default for Config {
             keepalive_interval: Duration::from_secs(30),
             cors_allowed_origins: vec!["*".into()],
             upstreams: Upstreams::default(),
-            trusted_proxies: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
+            trusted_proxies: vec![
+                std::net::IpAddr::from([127, 0, 0, 1]).into(),
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST).into(),
+            ],
             auth: AuthSettings::default(),
             service_secret: None,
             service_secret_file: None,

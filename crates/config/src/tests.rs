@@ -490,3 +490,60 @@ fn public_keys_come_from_a_file_of_pem_blocks_and_never_as_private_keys() {
         Ok(())
     });
 }
+
+#[test]
+fn trusted_proxies_take_cidr_ranges_and_bare_addresses() {
+    figment::Jail::expect_with(|jail| {
+        let ranges = |config: &Config| -> Vec<String> {
+            config
+                .trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        let defaults = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        assert_eq!(ranges(&defaults), ["127.0.0.1/32", "::1/128"]);
+        jail.create_file(
+            "echo.toml",
+            r#"trusted_proxies = ["10.0.0.0/8", "192.0.2.7", "fd00::/8", "2001:db8::1"]"#,
+        )?;
+        let from_file = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        assert_eq!(
+            ranges(&from_file),
+            ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8", "2001:db8::1/128"]
+        );
+        assert!(
+            from_file.trusted_proxies[0]
+                .contains(&"10.200.3.4".parse::<std::net::IpAddr>().unwrap())
+        );
+        jail.set_env("ECHO_TRUSTED_PROXIES", "[10.0.0.0/8, ::1]");
+        let list_env = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        assert_eq!(ranges(&list_env), ["10.0.0.0/8", "::1/128"]);
+        jail.set_env("ECHO_TRUSTED_PROXIES", "172.16.0.0/12,127.0.0.1");
+        let comma_env = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        assert_eq!(ranges(&comma_env), ["172.16.0.0/12", "127.0.0.1/32"]);
+        jail.set_env("ECHO_TRUSTED_PROXIES", "[]");
+        let none = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        assert!(none.trusted_proxies.is_empty());
+        Ok(())
+    });
+}
+
+#[test]
+fn trusted_proxies_refuse_malformed_ranges_saying_which() {
+    for (entry, expected) in [
+        ("10.0.0.0/33", "is not a CIDR range"),
+        ("fd00::/129", "is not a CIDR range"),
+        ("10.0.0.0/", "is not a CIDR range"),
+        ("proxy.internal", "is not an IP address or CIDR range"),
+        ("10.1.2.3/8", "did you mean 10.0.0.0/8?"),
+    ] {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("echo.toml", &format!("trusted_proxies = [\"{entry}\"]"))?;
+            let error = Config::load(&cli(&[])).err().expect(entry).to_string();
+            assert!(error.contains(entry), "{error}");
+            assert!(error.contains(expected), "{error}");
+            Ok(())
+        });
+    }
+}

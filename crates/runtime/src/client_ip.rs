@@ -3,10 +3,14 @@
 
 use std::net::IpAddr;
 
-/// The client IP of `request`, trusting forwarding headers only from `trusted` peers.
-pub fn client_ip<T>(request: &tonic::Request<T>, trusted: &[IpAddr]) -> Option<IpAddr> {
+use ipnet::IpNet;
+
+/// The client IP of `request`, trusting forwarding headers only from peers in the `trusted`
+/// ranges.
+pub fn client_ip<T>(request: &tonic::Request<T>, trusted: &[IpNet]) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|range| range.contains(ip));
     let peer = request.remote_addr()?.ip();
-    if !trusted.contains(&peer) {
+    if !is_trusted(&peer) {
         return Some(peer);
     }
     let forwarded = request
@@ -22,7 +26,7 @@ pub fn client_ip<T>(request: &tonic::Request<T>, trusted: &[IpAddr]) -> Option<I
         hops.collect::<Vec<_>>()
             .into_iter()
             .rev()
-            .find(|ip| !trusted.contains(ip))
+            .find(|ip| !is_trusted(ip))
     })
     .or(Some(peer))
 }
@@ -49,7 +53,7 @@ mod tests {
 
     #[test]
     fn forwarding_headers_count_only_from_trusted_peers() {
-        let trusted: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap()];
+        let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
         let spoofed = request("203.0.113.9:1000", Some("1.2.3.4"));
         assert_eq!(
             client_ip(&spoofed, &trusted),
@@ -64,6 +68,27 @@ mod tests {
         assert_eq!(
             client_ip(&direct, &trusted),
             Some("127.0.0.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn every_hop_inside_a_trusted_range_is_skipped() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
+        // Client → ingress (10.1.0.5) → edge (10.2.0.9) → auth.
+        let via_ingress = request("10.2.0.9:1000", Some("198.51.100.7, 10.1.0.5"));
+        assert_eq!(
+            client_ip(&via_ingress, &trusted),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        let v6 = request("[fd12::1]:1000", Some("2001:db8::7"));
+        assert_eq!(
+            client_ip(&v6, &trusted),
+            Some("2001:db8::7".parse().unwrap())
+        );
+        let outside = request("11.0.0.1:1000", Some("198.51.100.7"));
+        assert_eq!(
+            client_ip(&outside, &trusted),
+            Some("11.0.0.1".parse().unwrap())
         );
     }
 }

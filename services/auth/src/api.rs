@@ -1,7 +1,6 @@
 //! The AuthService gRPC handlers: parse and validate → take the caller → call the domain →
 //! map the result. No rules live here.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -31,11 +30,11 @@ const SESSIONS_PAGE: PageSize = PageSize {
 /// The AuthService handlers.
 pub struct AuthApi {
     accounts: Arc<Accounts>,
-    trusted_proxies: Arc<[IpAddr]>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl AuthApi {
-    pub(crate) fn new(accounts: Arc<Accounts>, trusted_proxies: Vec<IpAddr>) -> Self {
+    pub(crate) fn new(accounts: Arc<Accounts>, trusted_proxies: Vec<ipnet::IpNet>) -> Self {
         Self {
             accounts,
             trusted_proxies: trusted_proxies.into(),

@@ -12,7 +12,6 @@ pub mod error;
 mod events;
 pub mod store;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use echo_authn::{KeySet, Revocations, TokenIssuer};
@@ -56,7 +55,7 @@ pub struct AuthDeps {
     /// Token lifetimes and code rules.
     pub policy: Policy,
     /// Peers whose `x-forwarded-for` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The AuthService server, refusing request messages over `max_request_bytes`.
