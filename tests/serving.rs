@@ -352,3 +352,42 @@ async fn every_service_requires_a_token_and_a_signed_in_client_reaches_it() {
     assert!(conversations.into_inner().conversations.is_empty());
     mesh.shutdown().await;
 }
+
+#[tokio::test]
+async fn junk_paths_share_one_unknown_metrics_series_and_served_methods_keep_theirs() {
+    let mesh = TestMesh::start(Backend::Embedded).await.unwrap();
+    health_status(&mesh, "").await;
+    let http = reqwest::Client::builder().http1_only().build().unwrap();
+    let junk = [
+        "/junk.Scanner/Probe1",
+        "/echo.auth.v1.AuthService/NoSuchMethod",
+        "/wp-login.php",
+    ];
+    for path in junk {
+        let response = http
+            .post(format!("http://{}{path}", mesh.addr()))
+            .header("content-type", "application/grpc-web+proto")
+            .header("x-grpc-web", "1")
+            .body(grpc_web_frame(0, &[]))
+            .send()
+            .await
+            .unwrap();
+        // UNIMPLEMENTED, or UNAUTHENTICATED for an unknown method of a known service.
+        let status = response.headers()["grpc-status"].to_str().unwrap();
+        assert!(status == "12" || status == "16", "{path}: {status}");
+    }
+    let metrics = reqwest::get(format!("{}/metrics", mesh.admin_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for path in junk {
+        assert!(!metrics.contains(path), "{path} has a series:\n{metrics}");
+    }
+    let unknown = r#"echo_rpc_requests_total{method="unknown","#;
+    assert!(metrics.contains(unknown), "{metrics}");
+    let check = r#"echo_rpc_requests_total{method="/grpc.health.v1.Health/Check""#;
+    assert!(metrics.contains(check), "{metrics}");
+    mesh.shutdown().await;
+}

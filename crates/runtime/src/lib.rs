@@ -8,6 +8,7 @@ mod check;
 mod client_ip;
 mod failure;
 mod health;
+mod known_methods;
 pub mod layers;
 pub mod page;
 pub mod request_id;
@@ -17,6 +18,7 @@ pub use check::Check;
 pub use client_ip::client_ip;
 pub use failure::{ERROR_DOMAIN, Failure, Violation};
 pub use health::Readiness;
+pub use known_methods::KnownMethods;
 pub use page::{Page, PageSize};
 pub use server::{Running, ServeOptions, Services, serve};
 

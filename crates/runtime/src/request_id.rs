@@ -2,7 +2,7 @@
 //! the response, attached to the request's tracing span, readable anywhere in the handler for
 //! INTERNAL errors), W3C trace context (a `traceparent` header makes the RPC's span a child of
 //! the caller's, so traces continue edge → services) and the RPC metrics (count by method and
-//! code, time to first response).
+//! code, time to first response; paths that are not a served method count as `unknown`).
 
 use std::task::{Context, Poll};
 
@@ -10,6 +10,8 @@ use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 use tracing::Instrument;
+
+use crate::KnownMethods;
 
 /// The header carrying the id, both ways.
 pub const HEADER: &str = "x-request-id";
@@ -23,15 +25,27 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// Adds request ids and a span per RPC.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RequestIdLayer;
+/// Adds request ids, a span and metrics per RPC.
+#[derive(Clone, Debug)]
+pub struct RequestIdLayer {
+    methods: KnownMethods,
+}
+
+impl RequestIdLayer {
+    /// Metrics label calls to `methods` by their path and every other path `unknown`.
+    pub fn new(methods: KnownMethods) -> Self {
+        Self { methods }
+    }
+}
 
 impl<S> Layer<S> for RequestIdLayer {
     type Service = RequestIdService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestIdService { inner }
+        RequestIdService {
+            inner,
+            methods: self.methods.clone(),
+        }
     }
 }
 
@@ -39,6 +53,7 @@ impl<S> Layer<S> for RequestIdLayer {
 #[derive(Clone, Debug)]
 pub struct RequestIdService<S> {
     inner: S,
+    methods: KnownMethods,
 }
 
 impl<S, B, R> Service<Request<B>> for RequestIdService<S>
@@ -71,14 +86,14 @@ where
             echo_telemetry::set_parent(&span, parent);
         }
         let header = HeaderValue::from_str(&id).ok();
-        let method = request.uri().path().to_owned();
+        let method = self.methods.label(request.uri().path());
         let started = std::time::Instant::now();
         let future = self.inner.call(request);
         Box::pin(
             REQUEST_ID
                 .scope(id, async move {
                     let mut response = future.await?;
-                    record(&method, &response, started);
+                    record(method, &response, started);
                     if let Some(header) = header {
                         response.headers_mut().insert(HEADER, header);
                     }
@@ -93,13 +108,12 @@ where
 /// "trailers-only" response whose `grpc-status` is already in the headers; a call whose status
 /// comes in the trailers is counted by that final status only if it failed early, which is what
 /// error-rate alerts need.
-fn record<R>(method: &str, response: &Response<R>, started: std::time::Instant) {
+fn record<R>(method: String, response: &Response<R>, started: std::time::Instant) {
     let code = response
         .headers()
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| "0".to_owned(), str::to_owned);
-    let method = method.to_owned();
     metrics::counter!("echo_rpc_requests_total", "method" => method.clone(), "code" => code)
         .increment(1);
     metrics::histogram!("echo_rpc_response_seconds", "method" => method)
@@ -121,9 +135,13 @@ mod tests {
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         let _guard = tracing::subscriber::set_default(subscriber);
         // The handler reports the trace context it runs in.
-        let service = RequestIdLayer.layer(tower::service_fn(|_: Request<()>| async {
-            Ok::<_, std::convert::Infallible>(Response::new(echo_telemetry::current_traceparent()))
-        }));
+        let service = RequestIdLayer::new(KnownMethods::of(&[])).layer(tower::service_fn(
+            |_: Request<()>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(
+                    echo_telemetry::current_traceparent(),
+                ))
+            },
+        ));
         let request = Request::builder()
             .uri("/echo.v1.Test/Call")
             .header(

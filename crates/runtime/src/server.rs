@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::KnownMethods;
 use crate::health::Readiness;
 use crate::layers::{
     DecodeFailuresLayer, InternalPathsLayer, StreamShutdownLayer, is_internal_service, public_api,
@@ -205,6 +206,7 @@ async fn serve_public(
     shutdown: CancellationToken,
 ) -> std::io::Result<(Running, Readiness)> {
     let addr = listener.local_addr()?;
+    let methods = KnownMethods::of(&services.names);
     let (routes, readiness) = with_health(services, &shutdown).await;
     let public = public_api();
     let routes = add_reflection(routes, &public.descriptors, &public.services);
@@ -215,7 +217,7 @@ async fn serve_public(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(cors(&options.cors_allowed_origins))
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(RequestIdLayer)
+        .layer(RequestIdLayer::new(methods))
         .layer(DecodeFailuresLayer)
         .layer(StreamShutdownLayer::new(shutdown.clone()))
         // Inside grpc-web (a browser gets the refusal as grpc-web too) and request ids.
@@ -236,13 +238,14 @@ async fn serve_internal(
 ) -> std::io::Result<(Running, Readiness)> {
     let addr = listener.local_addr()?;
     let names: Vec<String> = services.names.iter().map(|&n| n.to_owned()).collect();
+    let methods = KnownMethods::of(&services.names);
     let (routes, readiness) = with_health(services, &shutdown).await;
     let routes = add_reflection(routes, echo_proto::FILE_DESCRIPTOR_SET, &names);
 
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(options.keepalive_interval))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .layer(RequestIdLayer)
+        .layer(RequestIdLayer::new(methods))
         .layer(DecodeFailuresLayer)
         .layer(StreamShutdownLayer::new(shutdown.clone()))
         .add_routes(routes);
