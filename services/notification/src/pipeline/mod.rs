@@ -71,6 +71,22 @@ impl Pipeline {
         ]
     }
 
+    /// A `kind` job about `message` (seq `seq` of `conversation`) for `user`'s `token`.
+    fn message_job(
+        &self,
+        (user, token): (Uuid, Uuid),
+        kind: JobKind,
+        (message, conversation, seq): (Uuid, Uuid, i64),
+        now: DateTime<Utc>,
+    ) -> NewJob {
+        NewJob {
+            message_id: Some(message),
+            conversation_id: Some(conversation),
+            seq: Some(seq),
+            ..self.job(user, token, kind, now)
+        }
+    }
+
     fn job(&self, user: Uuid, token: Uuid, kind: JobKind, now: DateTime<Utc>) -> NewJob {
         NewJob {
             message_id: None,
@@ -431,12 +447,8 @@ impl Pipeline {
             if !notified.contains(&user) {
                 continue;
             }
-            let job = NewJob {
-                message_id: Some(message),
-                conversation_id: Some(conversation),
-                seq: Some(seq),
-                ..self.job(user, token, JobKind::Alert, now)
-            };
+            let about = (message, conversation, seq);
+            let job = self.message_job((user, token), JobKind::Alert, about, now);
             jobs::insert(tx, &job, now).await?;
         }
         Ok(())
@@ -484,12 +496,8 @@ impl Pipeline {
         store::deleted_for_everyone(tx, message, conversation, seq, sender).await?;
         let now = Utc::now();
         for (user, token) in jobs::erase_message(tx, message).await? {
-            let job = NewJob {
-                message_id: Some(message),
-                conversation_id: Some(conversation),
-                seq: Some(seq),
-                ..self.job(user, token, JobKind::Dismiss, now)
-            };
+            let about = (message, conversation, seq);
+            let job = self.message_job((user, token), JobKind::Dismiss, about, now);
             jobs::insert(tx, &job, now).await?;
         }
         Ok(())

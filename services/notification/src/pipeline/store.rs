@@ -328,18 +328,10 @@ pub async fn deleted_for_me(
     unread: i32,
     mentions: i32,
 ) -> Result<(), sqlx::Error> {
-    const COUNTS: &str = "UPDATE notify_counts SET unread = $3, mentions = $4 \
-         WHERE user_id = $1 AND conversation_id = $2";
     const INBOX: &str = "DELETE FROM inbox_entries WHERE user_id = $1 AND message_id = $2";
     const MENTION: &str = "DELETE FROM notify_mentions WHERE user_id = $1 AND message_id = $2";
+    crate::badge::set_counts(tx, user, conversation, unread, mentions).await?;
     with_tx!(tx, |c| {
-        sqlx::query(COUNTS)
-            .bind(user)
-            .bind(conversation)
-            .bind(unread)
-            .bind(mentions)
-            .execute(&mut *c)
-            .await?;
         for sql in [INBOX, MENTION] {
             sqlx::query(sql)
                 .bind(user)
