@@ -1,0 +1,224 @@
+//! Dispatch: provider answers (retries, pruning), logout, Web Push and webhooks, and two
+//! notification instances sharing one queue.
+
+use crate::helpers::*;
+
+/// Provider answers: 503, 503 then 200 is delivered on the third try (same dedupe tag);
+/// FCM 404 UNREGISTERED prunes the token (it leaves ListPushTokens); logging out removes the
+/// device's tokens, so nothing more is sent to them.
+#[tokio::test]
+async fn retries_pruning_and_logout() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some(Chat {
+            mesh,
+            _files,
+            ada,
+            bob,
+            token,
+            chat,
+        }) = chat(backend, &fake).await
+        else {
+            continue;
+        };
+
+        fake.script(&token, [Reply::status(503), Reply::status(503)]);
+        send(&mesh, &ada, &chat, "third time lucky").await;
+        let tries = eventually(Duration::from_secs(30), "three tries", || async {
+            let seen = to(&fake, &token);
+            (seen.len() >= 3).then_some(seen)
+        })
+        .await;
+        let statuses: Vec<u16> = tries.iter().map(|r| r.status).collect();
+        assert_eq!(statuses[..3], [503, 503, 200], "{backend:?}");
+        let tag = |r: &Recorded| r.payload["message"]["android"]["notification"]["tag"].clone();
+        assert_eq!(
+            tag(&tries[0]),
+            tag(&tries[2]),
+            "a resend keeps the dedupe tag"
+        );
+
+        fake.script(&token, [Reply::fcm_unregistered()]);
+        send(&mesh, &ada, &chat, "to a dead token").await;
+        eventually(ARRIVES, "the token pruned", || async {
+            let listed = mesh
+                .notification_as(&bob)
+                .list_push_tokens(pb::ListPushTokensRequest::default())
+                .await
+                .expect("list")
+                .into_inner();
+            listed.push_tokens.is_empty().then_some(())
+        })
+        .await;
+
+        // A new registration, then logout: the device's tokens go with its session.
+        let again = register_fcm(&mesh, &bob).await;
+        mesh.auth_as(&bob)
+            .logout(auth::LogoutRequest {})
+            .await
+            .expect("logout");
+        // Signed in again on another device: once logout's event is applied, the old
+        // device's token is gone, and a new message reaches nothing of it.
+        let bob_again = second_device(&mesh, &bob).await;
+        eventually(ARRIVES, "the token removed at logout", || async {
+            let listed = mesh
+                .notification_as(&bob_again)
+                .list_push_tokens(pb::ListPushTokensRequest::default())
+                .await
+                .expect("list")
+                .into_inner();
+            listed.push_tokens.is_empty().then_some(())
+        })
+        .await;
+        let after = send(&mesh, &ada, &chat, "after logout").await;
+        tokio::time::sleep(RECHECK * 2).await;
+        assert!(
+            to(&fake, &again)
+                .iter()
+                .all(|r| data(r, "message_id") != after.message_id),
+            "{backend:?}: pushed to a logged-out device"
+        );
+        mesh.shutdown().await;
+    }
+}
+
+/// Two notification instances on one database and bus (a whole mesh, and a second process
+/// running only notification): each message's alert goes out exactly once, and the badge still
+/// equals the message service's unread total (the message events are applied in stream order
+/// across both instances). PostgreSQL, NATS and Redis only: the embedded backend is one process.
+#[tokio::test]
+async fn two_notification_instances_send_each_push_once_and_keep_counts_in_order() {
+    let fake = FakePushServer::start().await;
+    let Some((first, _files)) = start(Backend::Real, &fake).await else {
+        return;
+    };
+    let internal = format!(
+        "http://{}",
+        first.mesh.internal_addr.expect("internal port")
+    );
+    let second = TestMesh::start_with(Backend::Real, "notification", |config| {
+        config.data_dir.clone_from(&first.config.data_dir);
+        config
+            .database_schema_prefix
+            .clone_from(&first.config.database_schema_prefix);
+        config
+            .bus_subject_prefix
+            .clone_from(&first.config.bus_subject_prefix);
+        config
+            .cache_key_prefix
+            .clone_from(&first.config.cache_key_prefix);
+        config.notification = first.config.notification.clone();
+        config.notification.message_internal_url = Some(internal.clone());
+        config.notification.presence_internal_url = Some(internal.clone());
+        // It verifies access tokens with auth's public keys, fetched from the first.
+        config.upstreams.auth = Some(format!("http://{}", first.addr()));
+    })
+    .await
+    .expect("the second notification instance");
+
+    let ada = first.sign_up().await;
+    let bob = first.sign_up().await;
+    let token = register_fcm(&first, &bob).await;
+    let chat = direct(&first, &ada, &bob).await;
+    let mut sent = Vec::new();
+    for n in 0..24 {
+        let message = send(&first, &ada, &chat, &format!("message {n}")).await;
+        if n % 8 == 7 {
+            mark_read(&first, &bob, &chat, message.seq - 2).await;
+        }
+        sent.push(message);
+    }
+    for message in &sent {
+        eventually(ARRIVES, "an alert for every unread message", || async {
+            let alerts = to(&fake, &token)
+                .into_iter()
+                .filter(|r| {
+                    data(r, "type") == "alert" && data(r, "message_id") == message.message_id
+                })
+                .count();
+            // Read before its push was due is the only reason for none.
+            (alerts == 1 || alerts == 0 && message.seq <= sent[23].seq - 2).then_some(())
+        })
+        .await;
+    }
+    let duplicates: Vec<String> = sent
+        .iter()
+        .filter(|m| {
+            to(&fake, &token)
+                .iter()
+                .filter(|r| data(r, "type") == "alert" && data(r, "message_id") == m.message_id)
+                .count()
+                > 1
+        })
+        .map(|m| m.message_id.clone())
+        .collect();
+    assert!(duplicates.is_empty(), "pushed twice: {duplicates:?}");
+    let expected = message_unread_total(&first, &bob).await;
+    assert!(expected > 0);
+    eventually(ARRIVES, "badge = unread total", || async {
+        (badge(&second, &bob).await == expected).then_some(())
+    })
+    .await;
+    second.shutdown().await;
+    first.shutdown().await;
+}
+
+/// Web Push and webhooks end to end (embedded only: in production mode, which every real
+/// backend is, endpoints on loopback are refused at registration): the Web Push body decrypts
+/// with the subscription's keys (the fake checks VAPID and decrypts), the webhook carries a
+/// valid signature, and both carry the alert.
+#[tokio::test]
+async fn web_push_and_webhook_alerts_reach_their_endpoints() {
+    let fake = FakePushServer::start().await;
+    let Some((mesh, _files)) = start(Backend::Embedded, &fake).await else {
+        return;
+    };
+    let ada = mesh.sign_up().await;
+    let bob = mesh.sign_up().await;
+    let subscription = fake.subscribe();
+    mesh.notification_as(&bob)
+        .register_push_token(pb::RegisterPushTokenRequest {
+            platform: pb::PushPlatform::Webpush as i32,
+            token: subscription.token.clone(),
+            app_id: String::new(),
+            sandbox: false,
+        })
+        .await
+        .expect("register a Web Push subscription");
+    // A webhook is a second device's registration (one token per device and platform).
+    let cy = mesh.sign_up().await;
+    mesh.notification_as(&cy)
+        .register_push_token(pb::RegisterPushTokenRequest {
+            platform: pb::PushPlatform::Webhook as i32,
+            token: fake.webhook_url("cy"),
+            app_id: String::new(),
+            sandbox: false,
+        })
+        .await
+        .expect("register a webhook");
+    let to_bob = direct(&mesh, &ada, &bob).await;
+    let to_cy = direct(&mesh, &ada, &cy).await;
+    let for_bob = send(&mesh, &ada, &to_bob, "over web push").await;
+    let for_cy = send(&mesh, &ada, &to_cy, "over a webhook").await;
+
+    let web = eventually(ARRIVES, "the Web Push alert", || async {
+        fake.requests()
+            .into_iter()
+            .find(|r| r.platform == Platform::WebPush && r.key == subscription.id)
+    })
+    .await;
+    assert_eq!(web.payload["body"], "over web push", "{}", web.payload);
+    assert_eq!(web.payload["message_id"], for_bob.message_id);
+    assert_eq!(web.payload["badge"], 1);
+    assert_eq!(web.header("topic").map(str::len), Some(32));
+    let hook = eventually(ARRIVES, "the webhook alert", || async {
+        fake.requests()
+            .into_iter()
+            .find(|r| r.platform == Platform::Webhook && r.key == "cy")
+    })
+    .await;
+    assert_eq!(hook.payload["body"], "over a webhook", "{}", hook.payload);
+    assert_eq!(hook.payload["message_id"], for_cy.message_id);
+    assert!(fake.rejections().is_empty(), "{:?}", fake.rejections());
+    mesh.shutdown().await;
+}
