@@ -142,6 +142,26 @@ macro_rules! with_tx {
     };
 }
 
+/// `$from, $from+1, …` (`count` of them): an IN list of values bound one by one, the form both
+/// dialects accept (SQLite has no arrays, and ids there are blobs, which `json_each` cannot
+/// carry). Never call it for an empty list: `IN ()` is no SQL.
+pub fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($from, …), (…), …`: `rows` rows of `columns` placeholders numbered from `from`, for a
+/// multi-row VALUES list both dialects accept. Keep `rows × columns` under SQLite's 32,766
+/// bound values per statement.
+pub fn value_rows(from: usize, rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", placeholders(from + row * columns, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `limit` as SQL's LIMIT takes it (stores count in `usize`).
 pub fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)

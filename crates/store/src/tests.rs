@@ -108,3 +108,10 @@ fn service_files_sit_beside_the_configured_file() {
         std::path::Path::new("echo-user.db")
     );
 }
+
+#[test]
+fn placeholders_number_from_the_first() {
+    assert_eq!(placeholders(3, 3), "$3, $4, $5");
+    assert_eq!(placeholders(1, 1), "$1");
+    assert_eq!(value_rows(2, 2, 3), "($2, $3, $4), ($5, $6, $7)");
+}

@@ -12,7 +12,7 @@
 //! writer already serialises claims).
 
 use chrono::{DateTime, Utc};
-use echo_store::{Database, Tx, with_db, with_tx};
+use echo_store::{Database, Tx, value_rows, with_db, with_tx};
 use uuid::Uuid;
 
 use crate::store::{from_millis, millis};
@@ -135,11 +135,7 @@ pub async fn insert(tx: &mut Tx, job: &NewJob, now: DateTime<Utc>) -> Result<boo
                 return Ok(false);
             }
         }
-        let phase = if job.kind == JobKind::Alert {
-            Phase::New
-        } else {
-            Phase::Send
-        };
+        let phase = first_phase(job.kind);
         let done = sqlx::query(INSERT)
             .bind(Uuid::now_v7())
             .bind(job.message_id)
@@ -157,6 +153,59 @@ pub async fn insert(tx: &mut Tx, job: &NewJob, now: DateTime<Utc>) -> Result<boo
             .await?;
         Ok(done.rows_affected() == 1)
     })
+}
+
+/// Rows per INSERT of message jobs: 12 values each, well under SQLite's 32,766 bound values.
+const JOBS_PER_INSERT: usize = 1_000;
+
+/// Writes `batch`, jobs about messages (each with a `message_id`), as multi-row INSERTs; a job
+/// equal to one already written (same message, token and kind: a redelivered event) is not
+/// written again. Returns how many were written.
+pub async fn insert_about_messages(
+    tx: &mut Tx,
+    batch: &[NewJob],
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let mut written = 0;
+    for chunk in batch.chunks(JOBS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO push_jobs (push_job_id, message_id, push_token_id, user_id, kind, \
+               due_at_ms, state, created_at_ms, expires_at_ms, conversation_id, seq, phase) \
+             VALUES {} ON CONFLICT (message_id, push_token_id, kind) DO NOTHING",
+            value_rows(1, chunk.len(), 12)
+        );
+        let done = with_tx!(tx, |c| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for job in chunk {
+                debug_assert!(job.message_id.is_some(), "a job about a message");
+                query = query
+                    .bind(Uuid::now_v7())
+                    .bind(job.message_id)
+                    .bind(job.token)
+                    .bind(job.user_id)
+                    .bind(job.kind.code())
+                    .bind(millis(job.due))
+                    .bind(PENDING)
+                    .bind(millis(now))
+                    .bind(millis(job.expires))
+                    .bind(job.conversation_id)
+                    .bind(job.seq)
+                    .bind(first_phase(job.kind).code());
+            }
+            query.execute(c).await?.rows_affected()
+        });
+        written += done;
+    }
+    Ok(written)
+}
+
+/// The phase a new job starts in: an alert first checks presence, the others just send.
+fn first_phase(kind: JobKind) -> Phase {
+    if kind == JobKind::Alert {
+        Phase::New
+    } else {
+        Phase::Send
+    }
 }
 
 /// Deletes `token`'s pending jobs in the caller's transaction (the token was unregistered,
@@ -386,8 +435,9 @@ pub enum Settled {
     },
 }
 
-/// Records what became of `job` and releases its lease.
-pub async fn settle(db: &Database, job: &Job, settled: &Settled) -> Result<(), sqlx::Error> {
+/// Records what became of `job` and releases its lease, in the caller's transaction (the
+/// dispatcher settles a whole batch in one).
+pub async fn settle(tx: &mut Tx, job: &Job, settled: &Settled) -> Result<(), sqlx::Error> {
     const SENT_SQL: &str = "UPDATE push_jobs SET state = $1, sent_at_ms = $2, \
          lease_until_ms = NULL WHERE push_job_id = $3 AND state = $4";
     const SKIP_SQL: &str = "UPDATE push_jobs SET state = $1, last_error = $2, \
@@ -395,7 +445,7 @@ pub async fn settle(db: &Database, job: &Job, settled: &Settled) -> Result<(), s
     const LATER_SQL: &str = "UPDATE push_jobs SET due_at_ms = $1, phase = $2, \
          attempts = attempts + $3, last_error = $4, lease_until_ms = NULL \
          WHERE push_job_id = $5 AND state = $6";
-    with_db!(db, write, |c| {
+    with_tx!(tx, |c| {
         match settled {
             Settled::Sent(at) => {
                 sqlx::query(SENT_SQL)
@@ -434,27 +484,6 @@ pub async fn settle(db: &Database, job: &Job, settled: &Settled) -> Result<(), s
         }
     });
     Ok(())
-}
-
-/// Alerts sent to `user` since `since`: in `conversation`, and in all (storm damping).
-pub async fn recent_alerts(
-    db: &Database,
-    user: Uuid,
-    conversation: Option<Uuid>,
-    since: DateTime<Utc>,
-) -> Result<(i64, i64), sqlx::Error> {
-    const SQL: &str = "SELECT \
-         COALESCE(SUM(CASE WHEN conversation_id = $3 THEN 1 ELSE 0 END), 0), count(*) \
-         FROM push_jobs WHERE user_id = $1 AND sent_at_ms > $2 AND kind = $4";
-    Ok(with_db!(db, read, |c| {
-        sqlx::query_as(SQL)
-            .bind(user)
-            .bind(millis(since))
-            .bind(conversation)
-            .bind(JobKind::Alert.code())
-            .fetch_one(c)
-            .await?
-    }))
 }
 
 /// Deletes finished jobs created before `jobs_before`, and the message rows (with their

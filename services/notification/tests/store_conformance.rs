@@ -46,6 +46,7 @@ macro_rules! backend {
                 tokens::rpc_rate_limits_registrations_per_device,
                 tokens::rpc_lists_suffixes_never_tokens,
                 inbox::entries_are_written_once_per_message,
+                inbox::a_batch_of_entries_reports_only_the_new_ones,
                 inbox::list_pages_newest_first,
                 inbox::unread_only_is_part_of_the_page_token,
                 inbox::mark_up_to_marks_that_entry_and_older,
@@ -59,6 +60,7 @@ macro_rules! backend {
                 settings::updates_change_only_the_masked_fields,
                 settings::settings_are_per_user,
                 jobs::a_job_is_written_once_per_message_token_and_kind,
+                jobs::message_jobs_in_a_batch_are_written_once,
                 jobs::claims_take_due_jobs_once_under_a_lease,
                 jobs::concurrent_claims_never_share_a_job,
             );

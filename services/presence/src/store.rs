@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use echo_store::{Database, StoreError, Tx, with_db, with_tx};
+use echo_store::{Database, StoreError, Tx, placeholders, with_db, with_tx};
 use sqlx::Row as _;
 use uuid::Uuid;
 
@@ -67,14 +67,6 @@ fn audience_of(code: i32) -> Audience {
         3 => Audience::Nobody,
         _ => Audience::Contacts,
     }
-}
-
-/// `$from, $from+1, …` for `count` binds.
-fn placeholders(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Kinds of rows the relations query returns.

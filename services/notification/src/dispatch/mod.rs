@@ -10,6 +10,7 @@
 //! whose resend carries the same device-side dedupe key.
 
 pub mod compose;
+mod load;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,12 +18,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use echo_push::{Outcome, Push, PushKind, PushProvider, Target};
-use echo_store::{Database, with_db};
+use echo_store::{Database, with_tx};
 use futures::StreamExt as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::error::NotificationError;
 use crate::inbox::store as inbox_store;
 use crate::jobs::{self, Job, JobKind, Phase, Settled};
 use crate::pipeline::decide::{self, Step};
@@ -31,6 +33,7 @@ use crate::store::{NotificationStore, from_millis, millis};
 use crate::tokens::Platform;
 use crate::upstream::{Delivery, Preview, Upstream};
 use compose::{About, alert_text, backoff};
+use load::Facts;
 
 /// Within this long of an alert in the same conversation, the next is silent and summarises.
 const STORM_WINDOW: chrono::Duration = chrono::Duration::seconds(10);
@@ -68,17 +71,6 @@ pub struct Dispatcher {
     providers: HashMap<Platform, Arc<dyn PushProvider>>,
     settings: DispatchSettings,
     wake: Arc<Notify>,
-}
-
-/// A push token as the dispatcher reads it.
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    platform: i16,
-    app_id: String,
-    token: String,
-    sandbox: bool,
-    updated_at_ms: i64,
-    last_badge_sent: Option<i32>,
 }
 
 /// What one batch's alerts share: delivery states and previews, read once per batch.
@@ -159,25 +151,50 @@ impl Dispatcher {
         jobs::claim(self.db(), now, lease, self.settings.batch).await
     }
 
-    /// Handles one claimed batch, `concurrency` jobs at a time.
+    /// Handles one claimed batch: reads what its jobs need (one statement per kind of fact),
+    /// decides and sends each, `concurrency` requests at a time, and records every outcome in
+    /// one transaction.
     pub async fn process(&self, claimed: Vec<Job>) {
-        let context = self.context(&claimed).await;
-        let context = &context;
-        futures::stream::iter(claimed)
-            .for_each_concurrent(self.settings.concurrency, |job| async move {
-                let settled = match self.handle(&job, context).await {
-                    Ok(settled) => settled,
+        let now = Utc::now();
+        let since = now - chrono::Duration::minutes(1);
+        // The other services' answers and our own rows, side by side.
+        let (context, facts) = tokio::join!(
+            self.context(&claimed),
+            load::facts(&self.store, &claimed, now, since)
+        );
+        let facts = match facts {
+            Ok(facts) => facts,
+            Err(error) => {
+                // The leases run out and another claim takes the jobs again.
+                tracing::warn!(%error, jobs = claimed.len(), "reading a push batch failed");
+                return;
+            }
+        };
+        let (context, facts) = (&context, &facts);
+        let outcomes: Vec<Outcomes> = futures::stream::iter(claimed)
+            .map(|job| async move {
+                let (settled, effect) = match self.handle(&job, context, facts, now).await {
+                    Ok(done) => done,
                     Err(error) => {
                         tracing::warn!(job = %job.id, %error, "push job failed; retrying");
-                        self.retry(&job, None, error.to_string())
+                        (self.retry(&job, None, error), Effect::None)
                     }
                 };
-                if let Err(error) = jobs::settle(self.db(), &job, &settled).await {
-                    // The lease runs out and another claim takes it again.
-                    tracing::warn!(job = %job.id, %error, "recording a push job failed");
-                }
+                (job, settled, effect)
             })
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
             .await;
+        if let Err(error) = record(self.db(), &outcomes).await {
+            // One bad row must not hold the others' outcomes back: each on its own.
+            tracing::warn!(%error, "recording a push batch failed; one job at a time");
+            for outcome in &outcomes {
+                if let Err(error) = record(self.db(), std::slice::from_ref(outcome)).await {
+                    // The lease runs out and another claim takes it again.
+                    tracing::warn!(job = %outcome.0.id, %error, "recording a push job failed");
+                }
+            }
+        }
     }
 
     async fn context(&self, claimed: &[Job]) -> BatchContext {
@@ -194,7 +211,17 @@ impl Dispatcher {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let delivery = match self.upstream.delivery(&users).await {
+        let messages: Vec<Uuid> = alerts
+            .iter()
+            .filter_map(|j| j.message_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let (delivery, previews) = tokio::join!(
+            self.upstream.delivery(&users),
+            self.upstream.previews(&messages)
+        );
+        let delivery = match delivery {
             Ok(delivery) => delivery,
             Err(status) => {
                 // Without presence every recipient counts as offline: a push too many beats
@@ -203,13 +230,7 @@ impl Dispatcher {
                 HashMap::new()
             }
         };
-        let messages: Vec<Uuid> = alerts
-            .iter()
-            .filter_map(|j| j.message_id)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let (previews, previews_failed) = match self.upstream.previews(&messages).await {
+        let (previews, previews_failed) = match previews {
             Ok(previews) => (previews, false),
             Err(status) => {
                 tracing::warn!(%status, "no previews (message service)");
@@ -237,35 +258,34 @@ impl Dispatcher {
         }
     }
 
-    async fn token(&self, id: Uuid) -> Result<Option<TokenRow>, sqlx::Error> {
-        const SQL: &str = "SELECT platform, app_id, token, sandbox, updated_at_ms, \
-             last_badge_sent FROM push_tokens WHERE push_token_id = $1";
-        Ok(with_db!(self.db(), read, |c| {
-            sqlx::query_as(SQL).bind(id).fetch_optional(c).await?
-        }))
-    }
-
-    async fn handle(&self, job: &Job, context: &BatchContext) -> Result<Settled, DispatchError> {
-        let now = Utc::now();
+    /// Decides `job` and sends its push. Err: a transient failure (an upstream that did not
+    /// answer), retried until the job expires.
+    async fn handle(
+        &self,
+        job: &Job,
+        context: &BatchContext,
+        facts: &Facts,
+        now: DateTime<Utc>,
+    ) -> Result<(Settled, Effect), String> {
+        let skipped = |why: &str| Ok((Settled::Skipped(why.into()), Effect::None));
         if now > job.expires_at {
             metrics::counter!("echo_push_expired_total").increment(1);
-            return Ok(Settled::Skipped("expired".into()));
+            return skipped("expired");
         }
-        let Some(token) = self.token(job.token).await? else {
-            return Ok(Settled::Skipped("token gone".into()));
+        let Some(token) = facts.tokens.get(&job.token) else {
+            return skipped("token gone");
         };
         let Some(platform) = Platform::from_code(token.platform) else {
-            return Ok(Settled::Skipped("unknown platform".into()));
+            return skipped("unknown platform");
         };
         let Some(provider) = self.providers.get(&platform) else {
-            return Ok(Settled::Skipped("platform not configured".into()));
+            return skipped("platform not configured");
         };
-        let badge = self.store.badge(job.user_id, now).await?.badge;
-        let badge = u32::try_from(badge.max(0)).unwrap_or(u32::MAX);
+        let badge = facts.badge(job.user_id);
         let delivery = context.delivery.get(&job.user_id);
         let push = match job.kind {
             JobKind::Alert => {
-                let read = self.read(job).await?;
+                let read = facts.read(job);
                 let step = match job.phase {
                     Phase::New => {
                         decide::on_new(delivery.is_some_and(|d| !d.online_devices.is_empty()), read)
@@ -274,34 +294,35 @@ impl Dispatcher {
                     Phase::Send => Step::Send,
                 };
                 match step {
-                    Step::Read => return Ok(Settled::Skipped("read".into())),
+                    Step::Read => return skipped("read"),
                     Step::Recheck => {
-                        return Ok(Settled::Later {
+                        let later = Settled::Later {
                             due: job.created_at + self.settings.recheck_delay,
                             phase: Phase::Recheck,
                             failed: false,
                             error: None,
-                        });
+                        };
+                        return Ok((later, Effect::None));
                     }
                     Step::Send => {}
                 }
-                match self.alert(job, context, badge, now).await? {
+                match alert(job, context, facts, badge, now)? {
                     Some(push) => push,
-                    None => return Ok(Settled::Skipped("message gone".into())),
+                    None => return skipped("message gone"),
                 }
             }
             JobKind::Badge => {
                 // A token never sent a badge shows none: 0 needs no push.
                 if token.last_badge_sent.unwrap_or(0) == i32::try_from(badge).unwrap_or(i32::MAX) {
-                    return Ok(Settled::Skipped("badge unchanged".into()));
+                    return skipped("badge unchanged");
                 }
-                self.background(job, PushKind::BadgeOnly, badge)
+                background(job, PushKind::BadgeOnly, badge)
             }
-            JobKind::Dismiss => self.background(job, PushKind::Dismiss, badge),
+            JobKind::Dismiss => background(job, PushKind::Dismiss, badge),
         };
         let target = Target {
-            token: token.token,
-            app_id: Some(token.app_id).filter(|a| !a.is_empty()),
+            token: token.token.clone(),
+            app_id: Some(token.app_id.clone()).filter(|a| !a.is_empty()),
             sandbox: token.sandbox,
             updated_at: from_millis(token.updated_at_ms),
         };
@@ -317,182 +338,164 @@ impl Dispatcher {
             "outcome" => label)
         .increment(1);
         Ok(match outcome {
-            Outcome::Delivered => {
-                self.delivered(job.token, badge, now).await?;
-                Settled::Sent(now)
-            }
-            Outcome::Retry { after } => self.retry(job, after, "provider asked to retry".into()),
+            Outcome::Delivered => (
+                Settled::Sent(now),
+                Effect::Delivered {
+                    token: job.token,
+                    badge,
+                    at: now,
+                },
+            ),
+            Outcome::Retry { after } => (
+                self.retry(job, after, "provider asked to retry".into()),
+                Effect::None,
+            ),
             Outcome::Prune { reason } => {
                 tracing::info!(job = %job.id, %reason, "push token pruned");
-                self.prune(job.token).await?;
-                Settled::Skipped(format!("token pruned: {reason}"))
+                (
+                    Settled::Skipped(format!("token pruned: {reason}")),
+                    Effect::Prune(job.token),
+                )
             }
             Outcome::Drop { reason } => {
                 tracing::warn!(job = %job.id, %reason, "push dropped");
-                Settled::Skipped(format!("dropped: {reason}"))
+                (Settled::Skipped(format!("dropped: {reason}")), Effect::None)
             }
             Outcome::CredentialError { reason } => {
                 // Our credentials, not the token: alert, back off, never prune.
                 tracing::error!(platform = platform_name(platform), %reason,
                     "push provider refused our credentials");
-                self.retry(job, None, format!("credentials: {reason}"))
+                (
+                    self.retry(job, None, format!("credentials: {reason}")),
+                    Effect::None,
+                )
             }
         })
     }
+}
 
-    /// The message was read (watermark at or past it) by now.
-    async fn read(&self, job: &Job) -> Result<bool, sqlx::Error> {
-        const SQL: &str = "SELECT count(*) FROM notify_counts WHERE user_id = $1 \
-             AND conversation_id = $2 AND last_read_seq >= $3";
-        let (Some(conversation), Some(seq)) = (job.conversation_id, job.seq) else {
-            return Ok(false);
-        };
-        let read: i64 = with_db!(self.db(), read, |c| {
-            sqlx::query_scalar(SQL)
-                .bind(job.user_id)
-                .bind(conversation)
-                .bind(seq)
-                .fetch_one(c)
-                .await?
-        });
-        Ok(read > 0)
-    }
+/// A job, what became of it, and what that writes besides the job.
+type Outcomes = (Job, Settled, Effect);
 
-    /// The alert push of `job`, or None when its message or inbox entry is gone.
-    async fn alert(
-        &self,
-        job: &Job,
-        context: &BatchContext,
-        badge: u32,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Push>, DispatchError> {
-        const ENTRY: &str = "SELECT e.kind, e.sender_display_name, e.conversation_title, \
-             e.preview, COALESCE(c.kind, 0), COALESCE(n.unread, 0) \
-             FROM inbox_entries e \
-             LEFT JOIN notify_conversations c ON c.conversation_id = e.conversation_id \
-             LEFT JOIN notify_counts n ON n.user_id = e.user_id \
-               AND n.conversation_id = e.conversation_id \
-             WHERE e.user_id = $1 AND e.message_id = $2";
-        let Some(message) = job.message_id else {
-            return Ok(None);
-        };
-        let entry: Option<(i16, String, String, String, i32, i32)> =
-            with_db!(self.db(), read, |c| {
-                sqlx::query_as(ENTRY)
-                    .bind(job.user_id)
-                    .bind(message)
-                    .fetch_optional(c)
-                    .await?
-            });
-        let Some((kind, sender_name, title, stored_preview, conversation_kind, unread)) = entry
-        else {
-            return Ok(None);
-        };
-        let text = match context.previews.get(&message) {
-            Some(Preview::Gone) => return Ok(None),
-            Some(Preview::Available { text, .. }) => text.clone(),
-            None if context.previews_failed => {
-                return Err(DispatchError::Upstream(
-                    "message service unavailable".into(),
-                ));
-            }
-            None => stored_preview,
-        };
-        let settings = self.store.settings(job.user_id).await?;
-        let dnd = context.delivery.get(&job.user_id).is_some_and(|d| d.dnd);
-        let (in_conversation, _) = jobs::recent_alerts(
-            self.db(),
-            job.user_id,
-            job.conversation_id,
-            now - STORM_WINDOW,
-        )
-        .await?;
-        let (_, last_minute) = jobs::recent_alerts(
-            self.db(),
-            job.user_id,
-            None,
-            now - chrono::Duration::minutes(1),
-        )
-        .await?;
-        let storm = in_conversation > 0;
-        let silent =
-            dnd || in_quiet_hours(&settings, now) || storm || last_minute >= STORM_PER_MINUTE;
-        let kind =
-            crate::inbox::EntryKind::from_code(kind).unwrap_or(crate::inbox::EntryKind::Message);
-        let words = alert_text(&About {
-            conversation_kind: i16::try_from(conversation_kind).unwrap_or(0),
-            conversation_title: &title,
-            sender_name: &sender_name,
-            text: settings.show_previews.then_some(text.as_str()),
-            kind,
-            summary_of: storm.then_some(i64::from(unread)),
-        });
-        let mut data = std::collections::BTreeMap::new();
-        data.insert("kind".to_owned(), kind_name(kind).to_owned());
-        Ok(Some(Push {
-            kind: PushKind::Alert,
-            title: Some(words.title),
-            body: words.body,
-            badge,
-            conversation_id: job.conversation_id,
-            message_id: Some(message),
-            seq: job.seq.and_then(|s| u64::try_from(s).ok()),
-            silent,
-            job_id: job.id,
-            data,
-        }))
-    }
-
-    fn background(&self, job: &Job, kind: PushKind, badge: u32) -> Push {
-        Push {
-            kind,
-            title: None,
-            body: None,
-            badge,
-            conversation_id: job.conversation_id,
-            message_id: job.message_id,
-            seq: job.seq.and_then(|s| u64::try_from(s).ok()),
-            silent: true,
-            job_id: job.id,
-            data: std::collections::BTreeMap::new(),
-        }
-    }
-
-    async fn delivered(
-        &self,
+/// What recording an outcome writes besides the job's own row.
+enum Effect {
+    /// Nothing.
+    None,
+    /// The token showed this badge (a later badge job with the same number sends nothing).
+    Delivered {
         token: Uuid,
         badge: u32,
-        now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
-        const SQL: &str = "UPDATE push_tokens SET last_badge_sent = $1, last_delivered_at_ms = $2 \
-             WHERE push_token_id = $3";
-        with_db!(self.db(), write, |c| {
-            sqlx::query(SQL)
-                .bind(i32::try_from(badge).unwrap_or(i32::MAX))
-                .bind(millis(now))
-                .bind(token)
-                .execute(c)
-                .await?;
-        });
-        Ok(())
-    }
+        at: DateTime<Utc>,
+    },
+    /// The provider said the token is dead: delete it and its pending jobs.
+    Prune(Uuid),
+}
 
-    /// Deletes a dead token and its pending jobs.
-    async fn prune(&self, token: Uuid) -> Result<(), sqlx::Error> {
-        let mut tx = self
-            .db()
-            .begin()
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-        jobs::cancel_pending(&mut tx, token).await?;
-        const SQL: &str = "DELETE FROM push_tokens WHERE push_token_id = $1";
-        echo_store::with_tx!(&mut tx, |c| {
-            sqlx::query(SQL).bind(token).execute(c).await?;
-        });
-        tx.commit()
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-        Ok(())
+/// Records `outcomes` in one transaction (on SQLite one turn of the single writer).
+async fn record(db: &Database, outcomes: &[Outcomes]) -> Result<(), NotificationError> {
+    const DELIVERED: &str = "UPDATE push_tokens SET last_badge_sent = $1, \
+         last_delivered_at_ms = $2 WHERE push_token_id = $3";
+    const PRUNE: &str = "DELETE FROM push_tokens WHERE push_token_id = $1";
+    let mut tx = db.begin().await?;
+    for (job, settled, effect) in outcomes {
+        jobs::settle(&mut tx, job, settled).await?;
+        match effect {
+            Effect::None => {}
+            Effect::Delivered { token, badge, at } => {
+                with_tx!(&mut tx, |c| {
+                    sqlx::query(DELIVERED)
+                        .bind(i32::try_from(*badge).unwrap_or(i32::MAX))
+                        .bind(millis(*at))
+                        .bind(*token)
+                        .execute(c)
+                        .await?;
+                });
+            }
+            Effect::Prune(token) => {
+                jobs::cancel_pending(&mut tx, *token).await?;
+                with_tx!(&mut tx, |c| {
+                    sqlx::query(PRUNE).bind(*token).execute(c).await?;
+                });
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The alert push of `job`, or None when its message or inbox entry is gone.
+fn alert(
+    job: &Job,
+    context: &BatchContext,
+    facts: &Facts,
+    badge: u32,
+    now: DateTime<Utc>,
+) -> Result<Option<Push>, String> {
+    let Some(message) = job.message_id else {
+        return Ok(None);
+    };
+    let Some(entry) = facts.entries.get(&(job.user_id, message)) else {
+        return Ok(None);
+    };
+    let text = match context.previews.get(&message) {
+        Some(Preview::Gone) => return Ok(None),
+        Some(Preview::Available { text, .. }) => text.as_str(),
+        None if context.previews_failed => return Err("message service unavailable".into()),
+        None => entry.preview.as_str(),
+    };
+    let settings = facts
+        .settings
+        .get(&job.user_id)
+        .copied()
+        .unwrap_or_default();
+    let dnd = context.delivery.get(&job.user_id).is_some_and(|d| d.dnd);
+    let (in_conversation, _) =
+        facts.sent_since(job.user_id, job.conversation_id, millis(now - STORM_WINDOW));
+    let (_, last_minute) = facts.sent_since(
+        job.user_id,
+        None,
+        millis(now - chrono::Duration::minutes(1)),
+    );
+    let storm = in_conversation > 0;
+    let silent = dnd || in_quiet_hours(&settings, now) || storm || last_minute >= STORM_PER_MINUTE;
+    let kind =
+        crate::inbox::EntryKind::from_code(entry.kind).unwrap_or(crate::inbox::EntryKind::Message);
+    let words = alert_text(&About {
+        conversation_kind: i16::try_from(entry.conversation_kind).unwrap_or(0),
+        conversation_title: &entry.conversation_title,
+        sender_name: &entry.sender_display_name,
+        text: settings.show_previews.then_some(text),
+        kind,
+        summary_of: storm.then_some(i64::from(entry.unread)),
+    });
+    let mut data = std::collections::BTreeMap::new();
+    data.insert("kind".to_owned(), kind_name(kind).to_owned());
+    Ok(Some(Push {
+        kind: PushKind::Alert,
+        title: Some(words.title),
+        body: words.body,
+        badge,
+        conversation_id: job.conversation_id,
+        message_id: Some(message),
+        seq: job.seq.and_then(|s| u64::try_from(s).ok()),
+        silent,
+        job_id: job.id,
+        data,
+    }))
+}
+
+fn background(job: &Job, kind: PushKind, badge: u32) -> Push {
+    Push {
+        kind,
+        title: None,
+        body: None,
+        badge,
+        conversation_id: job.conversation_id,
+        message_id: job.message_id,
+        seq: job.seq.and_then(|s| u64::try_from(s).ok()),
+        silent: true,
+        job_id: job.id,
+        data: std::collections::BTreeMap::new(),
     }
 }
 
@@ -511,19 +514,4 @@ fn kind_name(kind: crate::inbox::EntryKind) -> &'static str {
         crate::inbox::EntryKind::Mention => "mention",
         crate::inbox::EntryKind::Reply => "reply",
     }
-}
-
-/// A transient failure handling one job: a failed read or write, or an upstream that did
-/// not answer (the job is retried until it expires).
-#[derive(Debug, thiserror::Error)]
-enum DispatchError {
-    /// The database.
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// Notification's own store.
-    #[error("{0}")]
-    Store(#[from] crate::error::NotificationError),
-    /// Another service.
-    #[error("{0}")]
-    Upstream(String),
 }

@@ -1,5 +1,5 @@
 //! The inbox: ListInbox and MarkInboxRead (spec §B1). Entries are written by the delivery
-//! pipeline ([`store::write_entry`], one per recipient and message); the caller
+//! pipeline ([`store::write_entries`], one per recipient and message); the caller
 //! lists them newest first and marks them read.
 
 pub mod store;

@@ -1,6 +1,6 @@
 //! The inbox's statements, each one SQL text for both backends (see `crate::store`).
 
-use echo_store::{Tx, sql_limit, with_db, with_tx};
+use echo_store::{Tx, sql_limit, value_rows, with_db, with_tx};
 use uuid::Uuid;
 
 use super::{EntryKind, InboxEntry, MarkTarget, Marked};
@@ -144,34 +144,43 @@ impl NotificationStore {
     }
 }
 
-/// Writes `entry` in the caller's transaction (the pipeline's write, one per recipient and
-/// message); false when the user already has an entry for that message, which is kept (a
-/// redelivered event changes nothing).
-pub async fn write_entry(tx: &mut Tx, entry: &InboxEntry) -> Result<bool, sqlx::Error> {
-    const SQL: &str = concat!(
-        "INSERT INTO inbox_entries (",
-        entry_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (user_id, message_id) DO NOTHING"
-    );
-    with_tx!(tx, |c| {
-        let done = sqlx::query(SQL)
-            .bind(entry.id)
-            .bind(entry.user_id)
-            .bind(entry.kind.code())
-            .bind(entry.conversation_id)
-            .bind(entry.message_id)
-            .bind(entry.seq)
-            .bind(entry.sender_user_id)
-            .bind(&entry.sender_display_name)
-            .bind(&entry.conversation_title)
-            .bind(&entry.preview)
-            .bind(millis(entry.created_at))
-            .bind(entry.read)
-            .execute(c)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    })
+/// Rows per INSERT of entries: 12 values each, well under SQLite's 32,766 bound values.
+const ENTRIES_PER_INSERT: usize = 1_000;
+
+/// Writes `entries` in the caller's transaction (the pipeline's write: a message's entries,
+/// a multi-row INSERT per thousand recipients); returns the users whose entry is new. A user
+/// who already has an entry for that message keeps it (a redelivered event changes nothing).
+pub async fn write_entries(tx: &mut Tx, entries: &[InboxEntry]) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut written = Vec::with_capacity(entries.len());
+    for chunk in entries.chunks(ENTRIES_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO inbox_entries ({}) VALUES {} \
+             ON CONFLICT (user_id, message_id) DO NOTHING RETURNING user_id",
+            entry_columns!(),
+            value_rows(1, chunk.len(), 12)
+        );
+        let users: Vec<Uuid> = with_tx!(tx, |c| {
+            let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()));
+            for entry in chunk {
+                query = query
+                    .bind(entry.id)
+                    .bind(entry.user_id)
+                    .bind(entry.kind.code())
+                    .bind(entry.conversation_id)
+                    .bind(entry.message_id)
+                    .bind(entry.seq)
+                    .bind(entry.sender_user_id)
+                    .bind(&entry.sender_display_name)
+                    .bind(&entry.conversation_title)
+                    .bind(&entry.preview)
+                    .bind(millis(entry.created_at))
+                    .bind(entry.read);
+            }
+            query.fetch_all(c).await?
+        });
+        written.extend(users);
+    }
+    Ok(written)
 }
 
 /// Entries are kept this long.

@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use crate::badge;
 use crate::inbox::InboxEntry;
-use crate::inbox::store::write_entry;
+use crate::inbox::store::write_entries;
 use crate::jobs::{self, JobKind, NewJob};
 use crate::upstream::{Preview, Upstream};
 use decide::decide;
@@ -406,7 +406,7 @@ impl Pipeline {
         let (_, title) = store::conversation(tx, conversation).await?;
         let sender_name = store::name(tx, sender).await?;
         let now = Utc::now();
-        let mut notified = HashSet::new();
+        let mut entries = Vec::with_capacity(recipients.len());
         for recipient in &recipients {
             let mention = mentioned.contains(&recipient.user);
             let Ok(kind) = decide(
@@ -418,7 +418,7 @@ impl Pipeline {
             ) else {
                 continue;
             };
-            let entry = InboxEntry {
+            entries.push(InboxEntry {
                 id: Uuid::now_v7(),
                 user_id: recipient.user,
                 kind,
@@ -435,22 +435,20 @@ impl Pipeline {
                 },
                 created_at: at,
                 read: false,
-            };
-            if write_entry(tx, &entry).await? {
-                notified.insert(recipient.user);
-            }
+            });
         }
+        let notified: HashSet<Uuid> = write_entries(tx, &entries).await?.into_iter().collect();
         if notified.is_empty() {
             return Ok(());
         }
-        for (token, user) in store::member_tokens(tx, conversation, seq, sender).await? {
-            if !notified.contains(&user) {
-                continue;
-            }
-            let about = (message, conversation, seq);
-            let job = self.message_job((user, token), JobKind::Alert, about, now);
-            jobs::insert(tx, &job, now).await?;
-        }
+        let about = (message, conversation, seq);
+        let alerts: Vec<NewJob> = store::member_tokens(tx, conversation, seq, sender)
+            .await?
+            .into_iter()
+            .filter(|(_, user)| notified.contains(user))
+            .map(|(token, user)| self.message_job((user, token), JobKind::Alert, about, now))
+            .collect();
+        jobs::insert_about_messages(tx, &alerts, now).await?;
         Ok(())
     }
 
@@ -473,7 +471,7 @@ impl Pipeline {
         if counted.is_empty() {
             return Ok(());
         }
-        // Only users with no entry yet get one (and an alert): write_entry keeps an existing one.
+        // Only users with no entry yet get one (and an alert): write_entries keeps an existing one.
         let at = time(message.created_at.as_ref());
         self.notify(
             tx,
@@ -495,11 +493,13 @@ impl Pipeline {
         };
         store::deleted_for_everyone(tx, message, conversation, seq, sender).await?;
         let now = Utc::now();
-        for (user, token) in jobs::erase_message(tx, message).await? {
-            let about = (message, conversation, seq);
-            let job = self.message_job((user, token), JobKind::Dismiss, about, now);
-            jobs::insert(tx, &job, now).await?;
-        }
+        let about = (message, conversation, seq);
+        let dismisses: Vec<NewJob> = jobs::erase_message(tx, message)
+            .await?
+            .into_iter()
+            .map(|(user, token)| self.message_job((user, token), JobKind::Dismiss, about, now))
+            .collect();
+        jobs::insert_about_messages(tx, &dismisses, now).await?;
         Ok(())
     }
 }

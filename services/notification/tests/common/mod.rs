@@ -119,11 +119,12 @@ impl Env {
     /// Write `entry` in a transaction of its own, as the pipeline does; true if it was new.
     pub async fn write_entry(&self, entry: &InboxEntry) -> bool {
         let mut tx = self.store.database().begin().await.expect("begin");
-        let new = inbox::store::write_entry(&mut tx, entry)
+        let new = inbox::store::write_entries(&mut tx, std::slice::from_ref(entry))
             .await
             .expect("write entry");
         tx.commit().await.expect("commit");
-        new
+        assert!(new.len() <= 1);
+        new == [entry.user_id]
     }
 
     /// `n` unread entries for `user`, oldest first.

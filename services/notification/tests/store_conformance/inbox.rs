@@ -27,6 +27,39 @@ pub async fn entries_are_written_once_per_message(env: &Env) {
     assert!(env.write_entry(&theirs).await);
 }
 
+/// A message's entries go in as one multi-row write (several INSERTs past 1,000 recipients):
+/// only the recipients without an entry for it are reported written.
+pub async fn a_batch_of_entries_reports_only_the_new_ones(env: &Env) {
+    let message = Uuid::now_v7();
+    let for_message = |user| {
+        let mut e = entry(user, 3);
+        e.message_id = message;
+        e
+    };
+    let earlier = for_message(Uuid::now_v7());
+    assert!(env.write_entry(&earlier).await);
+    let mut batch: Vec<_> = (0..1_203).map(|_| for_message(Uuid::now_v7())).collect();
+    batch.insert(600, for_message(earlier.user_id));
+    let mut tx = env.store.database().begin().await.unwrap();
+    let written = inbox::store::write_entries(&mut tx, &batch).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut expected: Vec<Uuid> = batch
+        .iter()
+        .map(|e| e.user_id)
+        .filter(|u| *u != earlier.user_id)
+        .collect();
+    let mut written = written;
+    expected.sort();
+    written.sort();
+    assert_eq!(written, expected);
+    let kept = env
+        .store
+        .list_inbox(earlier.user_id, false, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(kept, [earlier], "the existing entry is kept as it was");
+}
+
 /// Every entry id of `user`'s inbox through ListInbox pages of `size`.
 async fn pages(env: &Env, user: Uuid, size: i32, unread_only: bool) -> Vec<Uuid> {
     let mut seen = Vec::new();

@@ -21,6 +21,12 @@ fn alert(token: Uuid, user: Uuid, message: Uuid, due: chrono::DateTime<chrono::U
     }
 }
 
+async fn settle(db: &echo_store::Database, job: &jobs::Job, settled: &Settled) {
+    let mut tx = db.begin().await.unwrap();
+    jobs::settle(&mut tx, job, settled).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
 async fn insert(env: &Env, job: &NewJob) -> bool {
     let mut tx = env.store.database().begin().await.unwrap();
     let written = jobs::insert(&mut tx, job, now()).await.unwrap();
@@ -55,6 +61,46 @@ pub async fn a_job_is_written_once_per_message_token_and_kind(env: &Env) {
         "one pending badge job per token"
     );
     assert_eq!(env.jobs_of(token).await, 3);
+}
+
+/// The pipeline writes a message's jobs as multi-row INSERTs (several past 1,000 tokens): a
+/// redelivered event writes none again, and only the new ones of a mixed batch are written.
+pub async fn message_jobs_in_a_batch_are_written_once(env: &Env) {
+    let message = Uuid::now_v7();
+    let batch: Vec<NewJob> = (0..1_500)
+        .map(|_| alert(Uuid::now_v7(), Uuid::now_v7(), message, now()))
+        .collect();
+    let write = |batch: Vec<NewJob>| async move {
+        let mut tx = env.store.database().begin().await.unwrap();
+        let written = jobs::insert_about_messages(&mut tx, &batch, now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        written
+    };
+    assert_eq!(write(batch.clone()).await, 1_500);
+    assert_eq!(
+        write(batch[..10].to_vec()).await,
+        0,
+        "a redelivered event writes nothing"
+    );
+    let mut mixed = batch[..3].to_vec();
+    mixed.push(alert(Uuid::now_v7(), Uuid::now_v7(), message, now()));
+    assert_eq!(write(mixed).await, 1);
+    let far = now() + Duration::minutes(1);
+    let claimed = jobs::claim(env.store.database(), far, far, 2_000)
+        .await
+        .unwrap();
+    let ours = claimed
+        .iter()
+        .filter(|j| j.message_id == Some(message))
+        .count();
+    assert_eq!(ours, 1_501);
+    assert!(
+        claimed
+            .iter()
+            .all(|j| j.phase == Phase::New && j.attempts == 0)
+    );
 }
 
 pub async fn claims_take_due_jobs_once_under_a_lease(env: &Env) {
@@ -93,7 +139,7 @@ pub async fn claims_take_due_jobs_once_under_a_lease(env: &Env) {
         failed: false,
         error: None,
     };
-    jobs::settle(db, &again[0], &settled).await.unwrap();
+    settle(db, &again[0], &settled).await;
     assert!(
         jobs::claim(db, after_lease, after_lease, 10)
             .await
@@ -115,15 +161,13 @@ pub async fn claims_take_due_jobs_once_under_a_lease(env: &Env) {
         failed: true,
         error: Some("503".into()),
     };
-    jobs::settle(db, &rechecked[0], &retry).await.unwrap();
+    settle(db, &rechecked[0], &retry).await;
     let retried = jobs::claim(db, recheck_at, recheck_at + Duration::seconds(30), 1)
         .await
         .unwrap();
     assert_eq!(retried[0].attempts, 1);
     assert_eq!(retried[0].phase, Phase::Send);
-    jobs::settle(db, &retried[0], &Settled::Sent(recheck_at))
-        .await
-        .unwrap();
+    settle(db, &retried[0], &Settled::Sent(recheck_at)).await;
     let far = t0 + Duration::hours(1);
     let rest = jobs::claim(db, far, far, 10).await.unwrap();
     assert_eq!(rest.len(), 1, "only the later job is left");
