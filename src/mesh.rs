@@ -392,6 +392,7 @@ async fn add_service(
             let config = parts.config;
             let deps = echo_notification::NotificationDeps {
                 store: echo_notification::NotificationStore::new(db.clone()),
+                bus: parts.backends.bus.clone(),
                 cache: parts.backends.cache.clone(),
                 providers: crate::push::providers(&config.notification)?,
                 production: config.is_production(),

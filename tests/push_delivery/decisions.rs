@@ -150,6 +150,73 @@ async fn an_online_recipient_is_pushed_only_if_still_unread_at_the_recheck() {
     }
 }
 
+/// Spec §B2 "when" and "to whom": at the recheck, a message an ONLINE device already has
+/// (MarkDelivered, heard as the live receipt update) is not pushed at all; when the device
+/// that has it is AWAY by then, the push goes out, but only to the user's other devices.
+#[tokio::test]
+async fn a_device_that_has_the_message_is_not_pushed() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some(Chat {
+            mesh,
+            _files,
+            ada,
+            bob,
+            token: phone_token,
+            chat,
+        }) = chat(backend, &fake).await
+        else {
+            continue;
+        };
+        let tablet = second_device(&mesh, &bob).await;
+        let tablet_token = register_fcm(&mesh, &tablet).await;
+        let conversation = chat.conversation_id.as_str();
+
+        heartbeat(&mesh, &bob).await;
+        let first = send(&mesh, &ada, &chat, "seen live on the phone").await;
+        mark_delivered(&mesh, &bob, conversation, first.seq)
+            .await
+            .expect("phone acknowledges");
+        tokio::time::sleep(RECHECK * 2).await;
+        for token in [&phone_token, &tablet_token] {
+            assert!(
+                to(&fake, token)
+                    .iter()
+                    .all(|r| data(r, "message_id") != first.message_id),
+                "{backend:?}: an ONLINE device had it, so no push: {:?}",
+                to(&fake, token)
+            );
+        }
+
+        let second = send(&mesh, &ada, &chat, "the phone got it, then went idle").await;
+        mark_delivered(&mesh, &bob, conversation, second.seq)
+            .await
+            .expect("phone acknowledges");
+        // Halfway to the recheck (the alert is waiting for it by now) the phone goes idle.
+        tokio::time::sleep(RECHECK / 2).await;
+        mesh.presence_as(&bob)
+            .heartbeat(presence::HeartbeatRequest {
+                status: presence::PresenceStatus::Away as i32,
+            })
+            .await
+            .expect("phone goes AWAY");
+        eventually(ARRIVES, "the tablet's alert at the recheck", || async {
+            to(&fake, &tablet_token)
+                .into_iter()
+                .find(|r| data(r, "message_id") == second.message_id)
+        })
+        .await;
+        assert!(
+            to(&fake, &phone_token)
+                .iter()
+                .all(|r| data(r, "message_id") != second.message_id),
+            "{backend:?}: the phone has the message, so its token gets no alert: {:?}",
+            to(&fake, &phone_token)
+        );
+        mesh.shutdown().await;
+    }
+}
+
 /// Muted conversations and blocked senders: no entry, no push, not in the badge; a mention
 /// in a group is a MENTION entry; a message deleted for everyone before its push cancels the
 /// push and erases the entry with its preview.

@@ -14,6 +14,7 @@ pub use echo_testkit::{Backend, SignedIn, TestMesh};
 
 pub(crate) use crate::common;
 pub use crate::common::live::eventually;
+pub use crate::common::live::mark_delivered;
 pub use crate::common::messages::{direct, send};
 pub use crate::common::second_device;
 

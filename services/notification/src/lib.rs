@@ -21,6 +21,7 @@ pub mod error;
 pub mod inbox;
 pub mod jobs;
 pub mod pipeline;
+pub mod receipts;
 pub mod settings;
 pub mod store;
 pub mod tokens;
@@ -47,6 +48,8 @@ pub use tokens::Platform;
 pub struct NotificationDeps {
     /// Notification's database.
     pub store: NotificationStore,
+    /// The bus, for the devices' delivery receipts (ephemeral updates).
+    pub bus: Arc<dyn echo_bus::EventBus>,
     /// Rate limits (registrations per device).
     pub cache: Arc<dyn Cache>,
     /// The providers of the configured platforms; registering a token for another platform
@@ -90,6 +93,11 @@ impl Notification {
             },
             wake,
         );
+        tokio::spawn(receipts::listen(
+            deps.bus.clone(),
+            deps.store.database().clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(dispatcher.run(shutdown));
         Self { deps, pipeline }
     }

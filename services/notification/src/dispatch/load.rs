@@ -20,6 +20,7 @@ use crate::store::{NotificationStore, millis};
 #[derive(sqlx::FromRow)]
 pub(super) struct TokenRow {
     push_token_id: Uuid,
+    pub device_id: Uuid,
     pub platform: i16,
     pub app_id: String,
     pub token: String,
@@ -64,6 +65,8 @@ pub(super) struct Facts {
     pub settings: HashMap<Uuid, Settings>,
     /// Alerts sent in the last minute by user: (conversation, sent at, ms).
     pub sent: HashMap<Uuid, Vec<(Option<Uuid>, i64)>>,
+    /// The seq each device acknowledged, by (user, conversation): (device, seq).
+    pub receipts: HashMap<(Uuid, Uuid), Vec<(Uuid, i64)>>,
 }
 
 impl Facts {
@@ -81,6 +84,17 @@ impl Facts {
         self.read_up_to
             .get(&(job.user_id, conversation))
             .is_some_and(|read| *read >= seq)
+    }
+
+    /// The devices of `job`'s user that have its message.
+    pub fn devices_with(&self, job: &Job) -> impl Iterator<Item = Uuid> + '_ {
+        let (conversation, seq) = (job.conversation_id, job.seq.unwrap_or(i64::MAX));
+        conversation
+            .and_then(|c| self.receipts.get(&(job.user_id, c)))
+            .into_iter()
+            .flatten()
+            .filter(move |(_, delivered)| *delivered >= seq)
+            .map(|(device, _)| *device)
     }
 
     /// Alerts sent to `user` since `since_ms`: in `conversation`, and in all.
@@ -123,6 +137,7 @@ pub(super) async fn facts(
         entries: entries(db, &alerted, &messages).await?,
         settings: store.settings_of(&alerted).await?,
         sent: sent(db, &alerted, sent_since).await?,
+        receipts: receipts(db, &alerted, &conversations).await?,
     })
 }
 
@@ -158,7 +173,7 @@ async fn token_rows(
         db,
         TokenRow,
         format!(
-            "SELECT push_token_id, platform, app_id, token, sandbox, updated_at_ms, \
+            "SELECT push_token_id, device_id, platform, app_id, token, sandbox, updated_at_ms, \
              last_badge_sent FROM push_tokens WHERE push_token_id IN ({})",
             placeholders(1, tokens.len())
         ),
@@ -213,6 +228,37 @@ async fn read_marks(
         [users, conversations]
     );
     Ok(rows.into_iter().map(|(u, c, seq)| ((u, c), seq)).collect())
+}
+
+async fn receipts(
+    db: &Database,
+    users: &[Uuid],
+    conversations: &[Uuid],
+) -> Result<HashMap<(Uuid, Uuid), Vec<(Uuid, i64)>>, sqlx::Error> {
+    if users.is_empty() || conversations.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = fetch_in!(
+        db,
+        (Uuid, Uuid, Uuid, i64),
+        format!(
+            "SELECT user_id, conversation_id, device_id, delivered_up_to_seq \
+             FROM notify_device_receipts \
+             WHERE user_id IN ({}) AND conversation_id IN ({})",
+            placeholders(1, users.len()),
+            placeholders(1 + users.len(), conversations.len())
+        ),
+        [],
+        [users, conversations]
+    );
+    let mut receipts: HashMap<(Uuid, Uuid), Vec<(Uuid, i64)>> = HashMap::new();
+    for (user, conversation, device, seq) in rows {
+        receipts
+            .entry((user, conversation))
+            .or_default()
+            .push((device, seq));
+    }
+    Ok(receipts)
 }
 
 async fn entries(

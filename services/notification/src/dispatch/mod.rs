@@ -128,6 +128,9 @@ impl Dispatcher {
                 {
                     tracing::warn!(%error, "pruning push jobs failed");
                 }
+                if let Err(error) = crate::receipts::prune(self.db(), now - KEEP_MESSAGES).await {
+                    tracing::warn!(%error, "pruning delivery receipts failed");
+                }
             }
             if last_trim.elapsed() >= TRIM_EVERY {
                 last_trim = tokio::time::Instant::now();
@@ -180,6 +183,11 @@ impl Dispatcher {
                         (self.retry(&job, None, error), Effect::None)
                     }
                 };
+                // Where a push's time goes (`RUST_LOG=echo_notification=debug`): written →
+                // claimed, and claimed → settled (reads, upstream calls, the request).
+                tracing::debug!(job = %job.id, kind = ?job.kind, phase = ?job.phase,
+                    waited_ms = (now - job.created_at).num_milliseconds(),
+                    handled_ms = (Utc::now() - now).num_milliseconds(), ?settled, "push job");
                 (job, settled, effect)
             })
             .buffer_unordered(self.settings.concurrency)
@@ -286,15 +294,22 @@ impl Dispatcher {
         let push = match job.kind {
             JobKind::Alert => {
                 let read = facts.read(job);
+                let online = delivery.map(|d| &d.online_devices);
                 let step = match job.phase {
-                    Phase::New => {
-                        decide::on_new(delivery.is_some_and(|d| !d.online_devices.is_empty()), read)
+                    Phase::New => decide::on_new(online.is_some_and(|o| !o.is_empty()), read),
+                    Phase::Recheck => {
+                        let mut has_it = facts.devices_with(job);
+                        decide::on_recheck(
+                            read,
+                            has_it.any(|d| online.is_some_and(|o| o.contains(&d))),
+                        )
                     }
-                    Phase::Recheck => decide::on_recheck(read),
                     Phase::Send => Step::Send,
                 };
-                match step {
+                let device_has_it = facts.devices_with(job).any(|d| d == token.device_id);
+                match decide::for_token(step, device_has_it) {
                     Step::Read => return skipped("read"),
+                    Step::Delivered => return skipped("delivered to the device"),
                     Step::Recheck => {
                         let later = Settled::Later {
                             due: job.created_at + self.settings.recheck_delay,

@@ -65,6 +65,9 @@ pub enum Step {
     Recheck,
     /// Drop it: the message was read (on any device) by now.
     Read,
+    /// Drop it: an ONLINE device of the user has the message (at the recheck), or the
+    /// token's own device has it.
+    Delivered,
 }
 
 /// A new alert: push at once unless a device is ONLINE (AWAY and idle devices never
@@ -79,9 +82,26 @@ pub fn on_new(any_online: bool, read: bool) -> Step {
     }
 }
 
-/// An alert at its recheck: push unless the message was read meanwhile.
-pub fn on_recheck(read: bool) -> Step {
-    if read { Step::Read } else { Step::Send }
+/// An alert at its recheck: push unless the message was read meanwhile, or delivered to a
+/// device that is ONLINE now (an AWAY device that has it still gets the push).
+pub fn on_recheck(read: bool, delivered_to_online: bool) -> Step {
+    if read {
+        Step::Read
+    } else if delivered_to_online {
+        Step::Delivered
+    } else {
+        Step::Send
+    }
+}
+
+/// The step for one token of the user: a push that would go out is not sent to a device that
+/// already acknowledged the message (it shows it itself).
+pub fn for_token(step: Step, device_has_it: bool) -> Step {
+    if step == Step::Send && device_has_it {
+        Step::Delivered
+    } else {
+        step
+    }
 }
 
 #[cfg(test)]
@@ -150,7 +170,17 @@ mod tests {
         assert_eq!(on_new(true, false), Step::Recheck);
         assert_eq!(on_new(true, true), Step::Read);
         assert_eq!(on_new(false, true), Step::Read);
-        assert_eq!(on_recheck(false), Step::Send);
-        assert_eq!(on_recheck(true), Step::Read);
+        assert_eq!(on_recheck(false, false), Step::Send);
+        assert_eq!(on_recheck(true, false), Step::Read);
+        assert_eq!(on_recheck(false, true), Step::Delivered);
+        assert_eq!(on_recheck(true, true), Step::Read);
+    }
+
+    #[test]
+    fn a_device_that_has_the_message_gets_no_alert() {
+        assert_eq!(for_token(Step::Send, true), Step::Delivered);
+        assert_eq!(for_token(Step::Send, false), Step::Send);
+        assert_eq!(for_token(Step::Recheck, true), Step::Recheck);
+        assert_eq!(for_token(Step::Read, true), Step::Read);
     }
 }

@@ -193,6 +193,8 @@ impl Pipeline {
                     return Ok(());
                 };
                 let mentioned = ids(&created.mentioned_user_ids);
+                tracing::debug!(message = %message.message_id,
+                    lag_ms = (Utc::now() - at).num_milliseconds(), "message created: applying");
                 self.message_created(tx, &message, &mentioned, at).await?;
             }
             Some(conversation_event::Kind::MessageEdited(edited)) => {
