@@ -21,6 +21,14 @@ use crate::report::Report;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The in-process server's logs, when asked for (`RUST_LOG=echo_notification=debug`): how
+    // a figure is taken apart. Off by default, so logging costs the figures nothing.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let scenarios = match cli.scenario.clone() {
         None | Some(Scenario::All) => Scenario::every(),
         Some(one) => vec![one],
