@@ -5,6 +5,8 @@
 
 #[path = "push_delivery/badge.rs"]
 mod badge;
+#[path = "push_delivery/channel.rs"]
+mod channel;
 mod common;
 #[path = "push_delivery/decisions.rs"]
 mod decisions;

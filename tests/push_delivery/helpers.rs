@@ -36,6 +36,8 @@ pub async fn start(
         echo_testkit::push::configure(config, fake, dir.path());
         config.notification.recheck_delay = RECHECK;
         config.notification.poll_every = Duration::from_millis(50);
+        // Channel posts fan out in several chunks even to a handful of members.
+        config.notification.fanout_chunk = 2;
     })
     .await?;
     Some((mesh, dir))

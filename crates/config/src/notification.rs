@@ -36,6 +36,9 @@ pub struct NotificationSettings {
     pub dispatch_batch: usize,
     /// Provider requests in flight per instance.
     pub dispatch_concurrency: usize,
+    /// Members a channel post's fan-out notifies per transaction (its own queue, so a large
+    /// channel never holds back the events behind it).
+    pub fanout_chunk: usize,
     /// MessageService's internal port (`http://host:port`) in split mode; the whole mesh uses
     /// its own internal port.
     pub message_internal_url: Option<String>,
@@ -80,6 +83,7 @@ impl Default for NotificationSettings {
             poll_every: Duration::from_millis(250),
             dispatch_batch: 128,
             dispatch_concurrency: 64,
+            fanout_chunk: 2_000,
             message_internal_url: None,
             presence_internal_url: None,
             fcm_service_account_file: None,
@@ -101,12 +105,17 @@ impl Default for NotificationSettings {
 impl NotificationSettings {
     /// Why these settings cannot work, if they cannot.
     pub fn problem(&self) -> Option<String> {
-        if self.dispatch_batch == 0 || self.dispatch_concurrency == 0 {
+        if self.dispatch_batch == 0 || self.dispatch_concurrency == 0 || self.fanout_chunk == 0 {
             return Some(
-                "notification.dispatch_batch and notification.dispatch_concurrency must be at \
-                 least 1"
+                "notification.dispatch_batch, notification.dispatch_concurrency and \
+                 notification.fanout_chunk must be at least 1"
                     .into(),
             );
+        }
+        if self.fanout_chunk > 10_000 {
+            // Entries and jobs go in as multi-row INSERTs and the tokens are read with an IN
+            // list of the chunk's members: SQLite binds at most 32,766 values per statement.
+            return Some("notification.fanout_chunk must be at most 10000".into());
         }
         let zero = [
             ("notification.job_expiry", self.job_expiry),

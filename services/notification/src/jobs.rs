@@ -107,6 +107,9 @@ pub struct NewJob {
     pub due: DateTime<Utc>,
     /// When it expires.
     pub expires: DateTime<Utc>,
+    /// Part of a channel's fan-out: claimed only when no other job is due, so a 100,000-member
+    /// post never holds back a direct message's push (spec §B5, §B7).
+    pub bulk: bool,
 }
 
 /// Writes `job` unless an equal one exists (same message, token and kind); for badge and
@@ -119,8 +122,8 @@ pub async fn insert(tx: &mut Tx, job: &NewJob, now: DateTime<Utc>) -> Result<boo
          AND (conversation_id = $4 OR (conversation_id IS NULL AND $4 IS NULL))";
     const INSERT: &str = "INSERT INTO push_jobs (push_job_id, message_id, push_token_id, \
          user_id, kind, due_at_ms, attempts, state, created_at_ms, expires_at_ms, \
-         conversation_id, seq, phase) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10, $11, $12) \
+         conversation_id, seq, phase, priority) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (message_id, push_token_id, kind) DO NOTHING";
     with_tx!(tx, |c| {
         if job.message_id.is_none() {
@@ -149,13 +152,14 @@ pub async fn insert(tx: &mut Tx, job: &NewJob, now: DateTime<Utc>) -> Result<boo
             .bind(job.conversation_id)
             .bind(job.seq)
             .bind(phase.code())
+            .bind(priority(job))
             .execute(c)
             .await?;
         Ok(done.rows_affected() == 1)
     })
 }
 
-/// Rows per INSERT of message jobs: 12 values each, well under SQLite's 32,766 bound values.
+/// Rows per INSERT of message jobs: 13 values each, well under SQLite's 32,766 bound values.
 const JOBS_PER_INSERT: usize = 1_000;
 
 /// Writes `batch`, jobs about messages (each with a `message_id`), as multi-row INSERTs; a job
@@ -170,9 +174,10 @@ pub async fn insert_about_messages(
     for chunk in batch.chunks(JOBS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO push_jobs (push_job_id, message_id, push_token_id, user_id, kind, \
-               due_at_ms, state, created_at_ms, expires_at_ms, conversation_id, seq, phase) \
+               due_at_ms, state, created_at_ms, expires_at_ms, conversation_id, seq, phase, \
+               priority) \
              VALUES {} ON CONFLICT (message_id, push_token_id, kind) DO NOTHING",
-            value_rows(1, chunk.len(), 12)
+            value_rows(1, chunk.len(), 13)
         );
         let done = with_tx!(tx, |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
@@ -190,13 +195,23 @@ pub async fn insert_about_messages(
                     .bind(millis(job.expires))
                     .bind(job.conversation_id)
                     .bind(job.seq)
-                    .bind(first_phase(job.kind).code());
+                    .bind(first_phase(job.kind).code())
+                    .bind(priority(job));
             }
             query.execute(c).await?.rows_affected()
         });
         written += done;
     }
     Ok(written)
+}
+
+/// `push_jobs.priority`: claimed first.
+const URGENT: i16 = 0;
+/// `push_jobs.priority`: a channel fan-out's, claimed when nothing urgent is due.
+const BULK: i16 = 1;
+
+fn priority(job: &NewJob) -> i16 {
+    if job.bulk { BULK } else { URGENT }
 }
 
 /// The phase a new job starts in: an alert first checks presence, the others just send.
@@ -370,10 +385,26 @@ fn job(row: JobRow) -> Option<Job> {
     })
 }
 
-/// Claims up to `limit` due jobs until `lease_until`, oldest due first. Jobs another instance
-/// holds (a live lease, or a row it has locked right now) are skipped.
+/// Claims up to `limit` due jobs until `lease_until`, oldest due first: urgent ones, then
+/// channel fan-out's with what room is left. Jobs another instance holds (a live lease, or a
+/// row it has locked right now) are skipped.
 pub async fn claim(
     db: &Database,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<Job>, sqlx::Error> {
+    let mut claimed = claim_of(db, URGENT, now, lease_until, limit).await?;
+    if claimed.len() < limit {
+        let room = limit - claimed.len();
+        claimed.extend(claim_of(db, BULK, now, lease_until, room).await?);
+    }
+    Ok(claimed)
+}
+
+async fn claim_of(
+    db: &Database,
+    priority: i16,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: usize,
@@ -382,8 +413,8 @@ pub async fn claim(
         ($lock:literal) => {
             concat!(
                 "UPDATE push_jobs SET lease_until_ms = $1 WHERE push_job_id IN (\
-                   SELECT push_job_id FROM push_jobs WHERE state = $2 AND due_at_ms <= $3 \
-                   AND (lease_until_ms IS NULL OR lease_until_ms <= $3) \
+                   SELECT push_job_id FROM push_jobs WHERE state = $2 AND priority = $5 \
+                   AND due_at_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms <= $3) \
                    ORDER BY due_at_ms LIMIT $4",
                 $lock,
                 ") RETURNING push_job_id, message_id, push_token_id, user_id, kind, phase, \
@@ -399,6 +430,7 @@ pub async fn claim(
                 .bind(PENDING)
                 .bind(millis(now))
                 .bind(limit)
+                .bind(priority)
                 .fetch_all(&db.pool)
                 .await?
         }
@@ -408,6 +440,7 @@ pub async fn claim(
                 .bind(PENDING)
                 .bind(millis(now))
                 .bind(limit)
+                .bind(priority)
                 .fetch_all(&db.writer)
                 .await?
         }

@@ -74,11 +74,20 @@ impl Notification {
     /// Starts the dispatcher (until `shutdown`).
     pub fn start(deps: NotificationDeps, shutdown: CancellationToken) -> Self {
         let wake = Arc::new(Notify::new());
+        let fanout = Arc::new(Notify::new());
         let pipeline = pipeline::Pipeline {
             upstream: deps.upstream.clone(),
             job_expiry: deps.settings.job_expiry,
             wake: wake.clone(),
+            fanout: fanout.clone(),
         };
+        tokio::spawn(pipeline::fanout::run(
+            pipeline.clone(),
+            deps.store.database().clone(),
+            deps.settings.fanout_chunk,
+            fanout,
+            shutdown.clone(),
+        ));
         let settings = &deps.settings;
         let dispatcher = dispatch::Dispatcher::new(
             deps.store.clone(),

@@ -61,6 +61,7 @@ macro_rules! backend {
                 settings::settings_are_per_user,
                 jobs::a_job_is_written_once_per_message_token_and_kind,
                 jobs::message_jobs_in_a_batch_are_written_once,
+                jobs::urgent_jobs_are_claimed_before_bulk_ones,
                 jobs::claims_take_due_jobs_once_under_a_lease,
                 jobs::concurrent_claims_never_share_a_job,
             );

@@ -14,6 +14,7 @@
 //! failover; the pushes themselves (the dispatcher) scale across instances.
 
 pub mod decide;
+pub mod fanout;
 pub mod store;
 
 use std::collections::HashSet;
@@ -37,6 +38,10 @@ use crate::inbox::store::write_entries;
 use crate::jobs::{self, JobKind, NewJob};
 use crate::upstream::{Preview, Upstream};
 use decide::decide;
+use fanout::Fanout;
+
+/// `notify_conversations.kind` of a channel (the proto's CONVERSATION_TYPE_CHANNEL).
+const CHANNEL: i16 = 3;
 
 /// What the pipeline needs.
 #[derive(Clone)]
@@ -47,6 +52,8 @@ pub struct Pipeline {
     pub job_expiry: Duration,
     /// Wakes this instance's dispatcher when an event wrote jobs.
     pub wake: Arc<Notify>,
+    /// Wakes this instance's channel fan-out worker when an event may have queued a post.
+    pub fanout: Arc<Notify>,
 }
 
 impl Pipeline {
@@ -97,6 +104,7 @@ impl Pipeline {
             seq: None,
             due: now,
             expires: now + self.job_expiry,
+            bulk: false,
         }
     }
 }
@@ -177,6 +185,7 @@ impl EventHandler for Pipeline {
         // Jobs may have been written: this instance's dispatcher looks at once (others find
         // them on their next poll).
         self.wake.notify_one();
+        self.fanout.notify_one();
     }
 }
 
@@ -362,42 +371,58 @@ impl Pipeline {
         for user in mentioned.iter().filter(|u| **u != sender) {
             store::count_mention(tx, message_id, conversation, seq, *user).await?;
         }
-        self.notify(
-            tx,
-            message_id,
+        let post = Fanout {
+            message: message_id,
             conversation,
             seq,
             sender,
-            mentioned,
-            None,
             at,
-        )
-        .await
+            after: None,
+        };
+        let (kind, _) = store::conversation(tx, conversation).await?;
+        if kind == CHANNEL {
+            // Its members are notified by the fan-out worker, in chunks (see `fanout`).
+            return Ok(fanout::queue(tx, &post).await?);
+        }
+        self.notify(tx, &post, mentioned, None, None).await?;
+        Ok(())
     }
 
-    /// Writes the entries and jobs of `message` for its eligible recipients (`only`: just
-    /// these users, for mentions added by an edit).
-    #[allow(clippy::too_many_arguments)]
+    /// Writes the entries and jobs of `post` for its eligible recipients (`only`: just these
+    /// users, for mentions added by an edit; `page`: at most that many members after the
+    /// post's cursor, for a channel's fan-out). Returns the last member of a full page (more
+    /// may follow), None when every member is done.
     async fn notify(
         &self,
         tx: &mut Tx,
-        message: Uuid,
-        conversation: Uuid,
-        seq: i64,
-        sender: Uuid,
+        post: &Fanout,
         mentioned: &HashSet<Uuid>,
         only: Option<&HashSet<Uuid>>,
-        at: DateTime<Utc>,
-    ) -> Result<(), HandlerError> {
-        let mut recipients = store::recipients(tx, conversation, seq, sender).await?;
+        page: Option<usize>,
+    ) -> Result<Option<Uuid>, HandlerError> {
+        let &Fanout {
+            message,
+            conversation,
+            seq,
+            sender,
+            at,
+            after,
+        } = post;
+        let limit = page.unwrap_or(usize::MAX);
+        let mut recipients =
+            store::recipients(tx, (conversation, seq, sender), after, limit).await?;
+        let last = recipients
+            .last()
+            .map(|r| r.user)
+            .filter(|_| recipients.len() >= limit);
         if let Some(only) = only {
             recipients.retain(|r| only.contains(&r.user));
         }
         if recipients.is_empty() {
-            return Ok(());
+            return Ok(last);
         }
         let (text, reply_to_sender) = match self.preview(message).await {
-            Some(Preview::Gone) => return Ok(()),
+            Some(Preview::Gone) => return Ok(None),
             Some(Preview::Available {
                 text,
                 reply_to_sender,
@@ -439,19 +464,18 @@ impl Pipeline {
                 read: false,
             });
         }
-        let notified: HashSet<Uuid> = write_entries(tx, &entries).await?.into_iter().collect();
-        if notified.is_empty() {
-            return Ok(());
-        }
+        let notified = write_entries(tx, &entries).await?;
         let about = (message, conversation, seq);
-        let alerts: Vec<NewJob> = store::member_tokens(tx, conversation, seq, sender)
+        let alerts: Vec<NewJob> = store::tokens_of(tx, &notified)
             .await?
             .into_iter()
-            .filter(|(_, user)| notified.contains(user))
-            .map(|(token, user)| self.message_job((user, token), JobKind::Alert, about, now))
+            .map(|(token, user)| NewJob {
+                bulk: page.is_some(),
+                ..self.message_job((user, token), JobKind::Alert, about, now)
+            })
             .collect();
         jobs::insert_about_messages(tx, &alerts, now).await?;
-        Ok(())
+        Ok(last)
     }
 
     async fn mentioned_by_edit(
@@ -474,18 +498,17 @@ impl Pipeline {
             return Ok(());
         }
         // Only users with no entry yet get one (and an alert): write_entries keeps an existing one.
-        let at = time(message.created_at.as_ref());
-        self.notify(
-            tx,
-            message_id,
+        let post = Fanout {
+            message: message_id,
             conversation,
             seq,
             sender,
-            &counted,
-            Some(&counted),
-            at,
-        )
-        .await
+            at: time(message.created_at.as_ref()),
+            after: None,
+        };
+        self.notify(tx, &post, &counted, Some(&counted), None)
+            .await?;
+        Ok(())
     }
 
     async fn message_deleted(&self, tx: &mut Tx, message: Uuid) -> Result<(), HandlerError> {
@@ -494,6 +517,7 @@ impl Pipeline {
             return Ok(());
         };
         store::deleted_for_everyone(tx, message, conversation, seq, sender).await?;
+        fanout::cancel(tx, message).await?;
         let now = Utc::now();
         let about = (message, conversation, seq);
         let dismisses: Vec<NewJob> = jobs::erase_message(tx, message)

@@ -110,12 +110,13 @@ pub async fn count_mention(
     })
 }
 
-/// The members of `conversation` at `seq` other than `sender`, with what the decision needs.
+/// The members of `conversation` at `seq` other than `sender`, with what the decision needs:
+/// in user id order, after `after` (a fan-out's keyset cursor), at most `limit`.
 pub async fn recipients(
     tx: &mut Tx,
-    conversation: Uuid,
-    seq: i64,
-    sender: Uuid,
+    (conversation, seq, sender): (Uuid, i64, Uuid),
+    after: Option<Uuid>,
+    limit: usize,
 ) -> Result<Vec<Recipient>, sqlx::Error> {
     const SQL: &str = "SELECT m.user_id, n.muted_until_ms, \
            (SELECT count(*) FROM notify_blocks b \
@@ -124,12 +125,16 @@ pub async fn recipients(
              WHERE s.user_id = m.user_id), TRUE) AS previews \
          FROM notify_members m LEFT JOIN notify_counts n \
            ON n.user_id = m.user_id AND n.conversation_id = m.conversation_id \
-         WHERE m.conversation_id = $1 AND m.joined_seq < $2 AND m.user_id <> $3";
+         WHERE m.conversation_id = $1 AND m.joined_seq < $2 AND m.user_id <> $3 \
+           AND ($4 IS NULL OR m.user_id > $4) \
+         ORDER BY m.user_id LIMIT $5";
     let rows: Vec<(Uuid, Option<i64>, i64, bool)> = with_tx!(tx, |c| {
         sqlx::query_as(SQL)
             .bind(conversation)
             .bind(seq)
             .bind(sender)
+            .bind(after)
+            .bind(echo_store::sql_limit(limit))
             .fetch_all(c)
             .await?
     });
@@ -144,24 +149,29 @@ pub async fn recipients(
         .collect())
 }
 
-/// The push tokens of the members of `conversation` at `seq` other than `sender`:
-/// (token, user).
-pub async fn member_tokens(
-    tx: &mut Tx,
-    conversation: Uuid,
-    seq: i64,
-    sender: Uuid,
-) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
-    const SQL: &str = "SELECT t.push_token_id, t.user_id FROM push_tokens t \
-         JOIN notify_members m ON m.user_id = t.user_id \
-         WHERE m.conversation_id = $1 AND m.joined_seq < $2 AND t.user_id <> $3";
+/// The push tokens of `users`: (token, user).
+pub async fn tokens_of(tx: &mut Tx, users: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT push_token_id, user_id FROM push_tokens WHERE user_id IN ({})",
+        echo_store::placeholders(1, users.len())
+    );
     Ok(with_tx!(tx, |c| {
-        sqlx::query_as(SQL)
-            .bind(conversation)
-            .bind(seq)
-            .bind(sender)
-            .fetch_all(c)
-            .await?
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+        for user in users {
+            query = query.bind(*user);
+        }
+        query.fetch_all(c).await?
+    }))
+}
+
+/// The users whose mention by `message` was counted.
+pub async fn mentioned(tx: &mut Tx, message: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    const SQL: &str = "SELECT user_id FROM notify_mentions WHERE message_id = $1";
+    Ok(with_tx!(tx, |c| {
+        sqlx::query_scalar(SQL).bind(message).fetch_all(c).await?
     }))
 }
 

@@ -2,6 +2,8 @@
 //! at a time under a lease, not before it is due, again after its lease ends (an instance that
 //! died after the provider's 2xx), and settled for good.
 
+use std::collections::HashSet;
+
 use chrono::Duration;
 use echo_notification::jobs::{self, JobKind, NewJob, Phase, Settled};
 use uuid::Uuid;
@@ -18,6 +20,7 @@ fn alert(token: Uuid, user: Uuid, message: Uuid, due: chrono::DateTime<chrono::U
         seq: Some(7),
         due,
         expires: due + Duration::minutes(10),
+        bulk: false,
     }
 }
 
@@ -101,6 +104,45 @@ pub async fn message_jobs_in_a_batch_are_written_once(env: &Env) {
             .iter()
             .all(|j| j.phase == Phase::New && j.attempts == 0)
     );
+}
+
+/// A channel fan-out's jobs (bulk) wait while any other job is due, even one due later; they
+/// fill what room a claim has left.
+pub async fn urgent_jobs_are_claimed_before_bulk_ones(env: &Env) {
+    let db = env.store.database();
+    let t0 = now();
+    let bulk: Vec<NewJob> = (0..5)
+        .map(|_| NewJob {
+            bulk: true,
+            ..alert(Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), t0)
+        })
+        .collect();
+    for job in &bulk {
+        assert!(insert(env, job).await);
+    }
+    let later = t0 + Duration::seconds(1);
+    let direct: Vec<NewJob> = (0..3)
+        .map(|_| alert(Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), later))
+        .collect();
+    for job in &direct {
+        assert!(insert(env, job).await);
+    }
+    let lease = later + Duration::seconds(30);
+    let first = jobs::claim(db, later, lease, 4).await.unwrap();
+    let users =
+        |claimed: &[jobs::Job]| -> HashSet<Uuid> { claimed.iter().map(|j| j.user_id).collect() };
+    let direct_users: HashSet<Uuid> = direct.iter().map(|j| j.user_id).collect();
+    let bulk_users: HashSet<Uuid> = bulk.iter().map(|j| j.user_id).collect();
+    assert_eq!(users(&first[..3]), direct_users, "the urgent jobs first");
+    assert!(
+        bulk_users.contains(&first[3].user_id),
+        "then bulk ones in the room left"
+    );
+    let rest = jobs::claim(db, later, lease, 10).await.unwrap();
+    let mut all_bulk = users(&rest);
+    all_bulk.insert(first[3].user_id);
+    assert_eq!(rest.len(), 4);
+    assert_eq!(all_bulk, bulk_users);
 }
 
 pub async fn claims_take_due_jobs_once_under_a_lease(env: &Env) {

@@ -1,0 +1,65 @@
+//! Channel fan-out has its own queue (spec §B5): a channel post is queued by the event and its
+//! members are notified in chunks (these meshes use chunks of 2, so five members take three),
+//! each member once, with the same entry and alert a group member gets.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_channel_post_reaches_every_member_once_through_the_fan_out_queue() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some((mesh, _files)) = start(backend, &fake).await else {
+            continue;
+        };
+        let owner = mesh.sign_up().await;
+        let mut members = Vec::new();
+        for _ in 0..5 {
+            let member = mesh.sign_up().await;
+            let token = register_fcm(&mesh, &member).await;
+            members.push((member, token));
+        }
+        let listed: Vec<&SignedIn> = members.iter().map(|(m, _)| m).collect();
+        let channel =
+            common::messages::group(&mesh, &owner, msg::ConversationType::Channel, &listed).await;
+        let (mentioned, _) = &members[2];
+        let content = msg::MessageContent {
+            text: "@you launch at noon".into(),
+            mentions: vec![msg::Mention {
+                user_id: mentioned.tokens.user_id.clone(),
+                offset: 0,
+                length: 4,
+            }],
+            ..Default::default()
+        };
+        let post = common::messages::send_content(&mesh, &owner, &channel, content).await;
+
+        for (i, (member, token)) in members.iter().enumerate() {
+            let alert = eventually(ARRIVES, "the member's alert", || async {
+                to(&fake, token)
+                    .into_iter()
+                    .find(|r| data(r, "message_id") == post.message_id)
+            })
+            .await;
+            let want = if i == 2 { "mention" } else { "message" };
+            assert_eq!(data(&alert, "kind"), want, "{backend:?}: member {i}");
+            let entries = inbox(&mesh, member).await;
+            assert_eq!(entries.len(), 1, "{backend:?}: member {i}: {entries:?}");
+            assert_eq!(entries[0].message_id, post.message_id);
+            assert_eq!(badge(&mesh, member).await, 1, "{backend:?}: member {i}");
+        }
+        // Nothing twice, and nothing for the owner, who posted.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for (i, (_, token)) in members.iter().enumerate() {
+            let alerts = to(&fake, token)
+                .into_iter()
+                .filter(|r| data(r, "message_id") == post.message_id)
+                .count();
+            assert_eq!(alerts, 1, "{backend:?}: member {i} alerted once");
+        }
+        assert!(
+            inbox(&mesh, &owner).await.is_empty(),
+            "{backend:?}: the sender"
+        );
+        mesh.shutdown().await;
+    }
+}
