@@ -389,10 +389,12 @@ for target in TARGETS:
     if c:
         ports = {p.get("containerPort") for p in c.get("ports", [])}
         check({8080, 9090} <= ports, f"k8s {name}: must expose container ports 8080 and 9090")
-        ready = (c.get("readinessProbe") or {}).get("httpGet", {})
+        ready = (c.get("readinessProbe") or {}).get("grpc", {})
         live = (c.get("livenessProbe") or {}).get("httpGet", {})
-        check(ready.get("path") == "/readyz" and port_value(c, ready.get("port")) == 9090,
-              f"k8s {name}: readinessProbe must GET /readyz on 9090")
+        # gRPC health on the serving port (a numeric port: grpc probes take no names); liveness
+        # stays /healthz, which a database outage does not fail.
+        check(ready.get("port") == 8080 and not ready.get("service"),
+              f"k8s {name}: readinessProbe must be a native gRPC health probe (grpc: port: 8080)")
         check(live.get("path") == "/healthz" and port_value(c, live.get("port")) == 9090,
               f"k8s {name}: livenessProbe must GET /healthz on 9090")
         env = pod_env(c)
