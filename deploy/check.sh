@@ -61,7 +61,7 @@ CONFIG_KEYS = [
 ] + [f"send__{k}" for k in ("queue", "max_batch", "committers")] + [
     f"notification__{k}" for k in (
         "recheck_delay", "job_expiry", "claim_lease", "poll_every", "dispatch_batch",
-        "dispatch_concurrency", "message_internal_url", "presence_internal_url",
+        "dispatch_concurrency", "fanout_chunk", "message_internal_url", "presence_internal_url",
         "fcm_service_account_file", "fcm_base_url", "apns_key_file", "apns_key_id",
         "apns_team_id", "apns_topic", "apns_production_url", "apns_sandbox_url",
         "webpush_vapid_key_file", "webpush_subject", "webhook_secret_file", "extra_ca_file",
@@ -77,6 +77,9 @@ AUTH_ONLY = ["ECHO_AUTH__JWT_SIGNING_KEY", "ECHO_AUTH__OTP_HMAC_KEY"]
 INLINE_SECRETS = AUTH_ONLY + ["ECHO_SERVICE_SECRET"]
 INTERNAL_SERVERS = {"message", "presence"}
 INTERNAL_CLIENTS = {"notification"}
+# Where the client IP is read behind proxies (auth's per-IP OTP limits) or will be (the edge):
+# both need the proxy network as CIDR ranges, not the loopback default.
+TRUSTS_PROXIES = {"auth", "edge"}
 
 
 def identity_problems(target, env, upstream_host):
@@ -115,6 +118,13 @@ def identity_problems(target, env, upstream_host):
             want = f"http://{upstream_host(server)}:9091"
             if env.get(key) != want:
                 problems.append(f"{key} must be {want}, got {env.get(key)}")
+    if target in TRUSTS_PROXIES:
+        ranges = [r.strip() for r in str(env.get("ECHO_TRUSTED_PROXIES", "")).split(",") if r.strip()]
+        if not ranges or not all(re.fullmatch(r"[0-9a-fA-F.:]+/\d{1,3}", r) for r in ranges):
+            problems.append("needs ECHO_TRUSTED_PROXIES as CIDR ranges (the proxy/pod network), "
+                            f"got {env.get('ECHO_TRUSTED_PROXIES')!r}")
+    elif "ECHO_TRUSTED_PROXIES" in env:
+        problems.append("ECHO_TRUSTED_PROXIES is read by auth and the edge only")
     if target == "edge" and "ECHO_DATABASE_URL" in env:
         problems.append("the edge holds no data: no ECHO_DATABASE_URL")
     if target != "edge" and "ECHO_DATABASE_URL" not in env:

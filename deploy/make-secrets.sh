@@ -10,6 +10,8 @@
 #   otp-hmac-key          48 random bytes, base64: auth only (OTP codes are stored HMACed)
 #   service-secret        48 random bytes, base64: message, presence, notification (the
 #                         service credential of internal contracts)
+#   push-webhook-secret   48 random bytes, base64: notification (the HMAC key webhook
+#                         pushes are signed with; receivers check Echo-Signature with it)
 #
 # Kubernetes: `kubectl -n echo create secret generic echo-identity --from-file=DIR` (see
 # deploy/README.md). Needs openssl.
@@ -28,7 +30,7 @@ if [[ ! -e $dir/jwt-public-keys.pem ]]; then
     openssl pkey -in "$dir/jwt-signing-key.pem" -pubout -out "$dir/jwt-public-keys.pem"
     echo "make-secrets: wrote $dir/jwt-public-keys.pem"
 fi
-for secret in otp-hmac-key service-secret; do
+for secret in otp-hmac-key service-secret push-webhook-secret; do
     if [[ ! -e $dir/$secret ]]; then
         openssl rand -base64 48 | tr -d '\n' >"$dir/$secret"
         echo "make-secrets: wrote $dir/$secret"
@@ -37,4 +39,5 @@ done
 
 # The containers run as uid 10001 and compose bind-mounts each file as it is on the host: the
 # files are readable by all, inside a directory only their owner can enter.
-chmod 644 "$dir"/jwt-signing-key.pem "$dir"/jwt-public-keys.pem "$dir"/otp-hmac-key "$dir"/service-secret
+chmod 644 "$dir"/jwt-signing-key.pem "$dir"/jwt-public-keys.pem "$dir"/otp-hmac-key "$dir"/service-secret \
+    "$dir"/push-webhook-secret
