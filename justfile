@@ -43,6 +43,11 @@ live-example:
 deploy-check:
     bash deploy/check.sh
 
+# Check deploy/observability/ (promtool tests the alerts; their metrics and the dashboard's are in a live /metrics).
+observability-check:
+    cargo build
+    bash deploy/observability/check.sh target/debug/echo
+
 # Start deploy/compose.yaml's Echo as processes (its exact environment, local servers) and walk
 # a journey through the edge; `cargo build` first, needs grpcurl and `just services`.
 deploy-run *ARGS:
