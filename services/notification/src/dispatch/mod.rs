@@ -44,6 +44,9 @@ const KEEP_FINISHED: chrono::Duration = chrono::Duration::days(1);
 /// Message rows are kept as long as the bus keeps events (a MessageDeleted can come that
 /// late).
 const KEEP_MESSAGES: chrono::Duration = chrono::Duration::days(7);
+/// Claim loops per instance: while one loop's batch is out at the providers, another reads
+/// and records its own, so the database's share of a batch hides behind the requests.
+const LOOPS: usize = 2;
 /// How often an instance prunes finished jobs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often an instance trims the inbox (a scan of the table: rarely).
@@ -99,10 +102,19 @@ impl Dispatcher {
         }
     }
 
-    /// Drain due jobs until `shutdown`.
+    /// Drain due jobs until `shutdown`: [`LOOPS`] claim loops, and the housekeeping.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut last_prune = tokio::time::Instant::now();
-        let mut last_trim = tokio::time::Instant::now();
+        let this = Arc::new(self);
+        let mut loops = tokio::task::JoinSet::new();
+        for _ in 0..LOOPS {
+            loops.spawn(this.clone().drain(shutdown.clone()));
+        }
+        this.housekeeping(&shutdown).await;
+        while loops.join_next().await.is_some() {}
+    }
+
+    /// Claims and handles batches until `shutdown`.
+    async fn drain(self: Arc<Self>, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             let claimed = match self.claim().await {
                 Ok(claimed) => claimed,
@@ -118,23 +130,35 @@ impl Dispatcher {
                     () = tokio::time::sleep(self.settings.poll_every) => {}
                 }
             } else {
+                if claimed.len() == self.settings.batch {
+                    // More may be due: another loop takes the next batch meanwhile.
+                    self.wake.notify_one();
+                }
                 self.process(claimed).await;
             }
-            if last_prune.elapsed() >= PRUNE_EVERY {
-                last_prune = tokio::time::Instant::now();
-                let now = Utc::now();
-                if let Err(error) =
-                    jobs::prune(self.db(), now - KEEP_FINISHED, now - KEEP_MESSAGES).await
-                {
-                    tracing::warn!(%error, "pruning push jobs failed");
-                }
-                if let Err(error) = crate::receipts::prune(self.db(), now - KEEP_MESSAGES).await {
-                    tracing::warn!(%error, "pruning delivery receipts failed");
-                }
+        }
+    }
+
+    /// Prunes finished jobs and old receipts every minute, trims the inbox every 10 minutes.
+    async fn housekeeping(&self, shutdown: &CancellationToken) {
+        let mut last_trim = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(PRUNE_EVERY) => {}
+            }
+            let now = Utc::now();
+            if let Err(error) =
+                jobs::prune(self.db(), now - KEEP_FINISHED, now - KEEP_MESSAGES).await
+            {
+                tracing::warn!(%error, "pruning push jobs failed");
+            }
+            if let Err(error) = crate::receipts::prune(self.db(), now - KEEP_MESSAGES).await {
+                tracing::warn!(%error, "pruning delivery receipts failed");
             }
             if last_trim.elapsed() >= TRIM_EVERY {
                 last_trim = tokio::time::Instant::now();
-                let before = Utc::now() - chrono::Duration::days(inbox_store::KEEP_DAYS);
+                let before = now - chrono::Duration::days(inbox_store::KEEP_DAYS);
                 if let Err(error) =
                     inbox_store::trim(self.db(), before, inbox_store::KEEP_PER_USER).await
                 {
@@ -173,6 +197,8 @@ impl Dispatcher {
                 return;
             }
         };
+        let read_at = Utc::now();
+        let jobs = claimed.len();
         let (context, facts) = (&context, &facts);
         let outcomes: Vec<Outcomes> = futures::stream::iter(claimed)
             .map(|job| async move {
@@ -193,7 +219,16 @@ impl Dispatcher {
             .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
-        if let Err(error) = record(self.db(), &outcomes).await {
+        let sent_at = Utc::now();
+        let recorded = record(self.db(), &outcomes).await;
+        tracing::debug!(
+            jobs,
+            read_ms = (read_at - now).num_milliseconds(),
+            send_ms = (sent_at - read_at).num_milliseconds(),
+            record_ms = (Utc::now() - sent_at).num_milliseconds(),
+            "push batch"
+        );
+        if let Err(error) = recorded {
             // One bad row must not hold the others' outcomes back: each on its own.
             tracing::warn!(%error, "recording a push batch failed; one job at a time");
             for outcome in &outcomes {
