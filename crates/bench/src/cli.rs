@@ -341,6 +341,10 @@ pub struct PushArgs {
     /// Messages sent into the group, as fast as the sender may.
     #[arg(long, default_value_t = 5)]
     pub group_messages: usize,
+    /// Members of a channel seeded straight into notification's database, then one post
+    /// while direct messages go on at `--rate` (0: skip; 100000 for the figure).
+    #[arg(long, default_value_t = 0)]
+    pub channel: usize,
 }
 
 impl Default for PushArgs {
@@ -351,6 +355,7 @@ impl Default for PushArgs {
             rate: 20,
             group: 1_000,
             group_messages: 5,
+            channel: 0,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod api;
 pub mod badge;
 pub mod dispatch;
 pub mod error;
+pub mod fixture;
 pub mod inbox;
 pub mod jobs;
 pub mod pipeline;

@@ -8,6 +8,11 @@
 //! 2. **Throughput**: a group of G of those members (more are signed up if G > R), each with
 //!    a token; K messages as fast as the sender may; provider requests/s over the span from the
 //!    first to the last accepted request, and the lag from the last send to the last request.
+//! 3. **Channel** (`--channel N`, off by default: by hand, outside CI): a channel of the sender
+//!    whose N members, each with an FCM token, are seeded straight into notification's
+//!    database (the issue's fixture: signing up 100,000 users would take hours); one post, and
+//!    meanwhile direct messages at `--rate`: the time from the post to the fake's last request
+//!    for it, and the direct messages' latency while the channel drains.
 //!
 //! The mesh runs in this process (the fake must be reachable and trusted by it), on the
 //! embedded or the real backends. Everything is bounded: fixed counts, waits with deadlines.
@@ -16,6 +21,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use echo_proto::echo::message::v1 as msg;
 use echo_proto::echo::notification::v1 as pb;
 use echo_push::Platform;
 use echo_push::fake::FakePushServer;
@@ -29,6 +35,9 @@ use crate::client::users::{self, User};
 use crate::client::{Bearer, Pool, send_text};
 use crate::report::{Progress, Report, Setup, round1};
 use crate::stats::{Latencies, per_second};
+
+/// Direct messages per second one sender sends (under the SEND rule's 10 a second).
+const DIRECT_PER_SENDER: usize = 5;
 
 /// How long the pushes of a phase may take to arrive after its last send.
 const DRAIN: Duration = Duration::from_secs(120);
@@ -90,9 +99,14 @@ async fn measure(
     progress: &Progress,
 ) -> anyhow::Result<serde_json::Value> {
     let pool = Pool::connect(&format!("http://{}", mesh.addr()), global.connections).await?;
-    let people = args.recipients.max(args.group) + 1;
+    // One user may send 10 messages a second after a burst of 100 (the message service's
+    // SEND rule): the direct messages come from enough senders that each stays at 5/s, so
+    // no latency includes a wait for the sender's rate limit.
+    let senders = (args.rate as usize).div_ceil(DIRECT_PER_SENDER).max(1);
+    let people = args.recipients.max(args.group) + senders;
     let users = users::sign_up(&MeshCodes(mesh), &pool, people, progress).await?;
-    let (sender, others) = users.split_first().context("no users signed up")?;
+    let (senders, others) = users.split_at(senders);
+    let sender = &senders[0];
     let mut tokens = HashMap::new();
     let bar = progress.bar(others.len() as u64, "registering FCM tokens");
     for (i, user) in others.iter().enumerate() {
@@ -109,17 +123,27 @@ async fn measure(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let latency = latency(
-        args,
-        &pool,
-        sender,
-        &others[..args.recipients],
-        fake,
-        progress,
-    )
+    let recipients = &others[..args.recipients];
+    let mut conversations = Vec::with_capacity(recipients.len());
+    for (i, recipient) in recipients.iter().enumerate() {
+        let from = &senders[i % senders.len()];
+        let id = users::direct(&from.messages(&pool, i), &recipient.user_id).await?;
+        conversations.push((from, id));
+    }
+    let bar = progress.bar(args.messages as u64, "sending (latency)");
+    let latency = direct_latency(args, &pool, &conversations, fake, args.messages, || {
+        bar.inc(1);
+        false
+    })
     .await?;
+    bar.finish_and_clear();
     let throughput = throughput(args, &pool, sender, &others[..args.group], fake, progress).await?;
-    Ok(json!({ "latency": latency, "throughput": throughput }))
+    let channel = if args.channel > 0 {
+        channel(args, mesh, &pool, sender, &conversations, fake, progress).await?
+    } else {
+        json!(null)
+    };
+    Ok(json!({ "latency": latency, "throughput": throughput, "channel": channel }))
 }
 
 /// Waits until the fake accepted an FCM request for each of `messages`; their acceptance
@@ -154,35 +178,38 @@ async fn arrivals(
     }
 }
 
-async fn latency(
+/// Sends up to `count` direct messages at `--rate`, round robin over `conversations` (each
+/// from its sender), until `stop` says so (called after each send); the latency of each to
+/// its FCM request.
+async fn direct_latency(
     args: &PushArgs,
     pool: &Pool,
-    sender: &User,
-    recipients: &[User],
+    conversations: &[(&User, String)],
     fake: &FakePushServer,
-    progress: &Progress,
+    count: usize,
+    mut stop: impl FnMut() -> bool,
 ) -> anyhow::Result<serde_json::Value> {
-    let mut conversations = Vec::with_capacity(recipients.len());
-    for (i, recipient) in recipients.iter().enumerate() {
-        conversations.push(users::direct(&sender.messages(pool, i), &recipient.user_id).await?);
-    }
-    let bar = progress.bar(args.messages as u64, "sending (latency)");
     let mut sent = HashMap::new();
+    let mut rate_limited = 0;
     let every = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     let mut tick = tokio::time::interval(every);
-    let mut client = sender.messages(pool, 0);
-    for k in 0..args.messages {
+    for k in 0..count {
         tick.tick().await;
-        let conversation = &conversations[k % conversations.len()];
+        let (from, conversation) = &conversations[k % conversations.len()];
         let started = Instant::now();
-        let message = send_text(&mut client, conversation, format!("push {k}"))
-            .await
-            .context("send")?
-            .message;
-        sent.insert(message.message_id, started);
-        bar.inc(1);
+        let done = send_text(
+            &mut from.messages(pool, k),
+            conversation,
+            format!("push {k}"),
+        )
+        .await
+        .context("send")?;
+        rate_limited += done.rate_limited;
+        sent.insert(done.message.message_id, started);
+        if stop() {
+            break;
+        }
     }
-    bar.finish_and_clear();
     let seen = arrivals(fake, &sent, 1).await;
     let mut latencies = Latencies::new();
     for (id, started) in &sent {
@@ -196,7 +223,104 @@ async fn latency(
         "pushed": latencies.count(),
         "missing": sent.len() as u64 - latencies.count(),
         "duplicates": duplicates,
+        "sends_rate_limited": rate_limited,
         "latency": latencies.summary(),
+    }))
+}
+
+/// Phase 3: a channel of `--channel` seeded members, one post, direct messages meanwhile.
+async fn channel(
+    args: &PushArgs,
+    mesh: &TestMesh,
+    pool: &Pool,
+    sender: &User,
+    conversations: &[(&User, String)],
+    fake: &FakePushServer,
+    progress: &Progress,
+) -> anyhow::Result<serde_json::Value> {
+    let request = msg::CreateConversationRequest {
+        r#type: msg::ConversationType::Channel.into(),
+        title: format!("bench channel of {}", args.channel),
+        client_request_id: uuid::Uuid::now_v7().to_string(),
+        ..Default::default()
+    };
+    let channel = sender
+        .messages(pool, 0)
+        .create_conversation(request)
+        .await
+        .context("create the channel")?
+        .into_inner()
+        .conversation
+        .context("no conversation in the answer")?
+        .conversation_id;
+    let spinner = progress.bar(args.channel as u64, "seeding channel members");
+    let db = echo_store::Database::connect_sized(
+        &mesh.config.database_url(),
+        "notification",
+        &mesh.config.database_schema_prefix,
+        2,
+    )
+    .await
+    .context("notification's database")?;
+    let members: Vec<(uuid::Uuid, String)> = (0..args.channel)
+        .map(|i| {
+            (
+                uuid::Uuid::now_v7(),
+                format!("chan-{i}:{}", "A".repeat(140)),
+            )
+        })
+        .collect();
+    let conversation = uuid::Uuid::try_parse(&channel)?;
+    echo_notification::fixture::seed_members(&db, conversation, &members, chrono::Utc::now())
+        .await
+        .context("seed the channel's members")?;
+    db.close().await;
+    spinner.finish_and_clear();
+
+    let bar = progress.bar(args.channel as u64, "channel post: pushes");
+    let posted = Instant::now();
+    let post = send_text(
+        &mut sender.messages(pool, 0),
+        &channel,
+        "to the whole channel".into(),
+    )
+    .await
+    .context("post")?
+    .message
+    .message_id;
+    // Direct messages keep going while the channel drains; their latency is the figure.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let drained = async {
+        let deadline = posted + DRAIN;
+        let mut last = None;
+        loop {
+            let times: Vec<Instant> = fake
+                .requests()
+                .into_iter()
+                .filter(|r| r.platform == Platform::Fcm && r.status == 200)
+                .filter(|r| r.payload["message"]["data"]["message_id"].as_str() == Some(&post))
+                .map(|r| r.received_at)
+                .collect();
+            bar.set_position(times.len() as u64);
+            last = times.iter().max().copied().or(last);
+            if times.len() >= args.channel || Instant::now() > deadline {
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                return (times.len(), last);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    let direct = direct_latency(args, pool, conversations, fake, usize::MAX, || {
+        done.load(std::sync::atomic::Ordering::Relaxed)
+    });
+    let ((requests, last), direct) = tokio::join!(drained, direct);
+    bar.finish_and_clear();
+    let dispatched_s = last.map(|l| round1(l.saturating_duration_since(posted).as_secs_f64()));
+    Ok(json!({
+        "members": args.channel,
+        "requests": requests,
+        "dispatched_s": dispatched_s,
+        "direct_meanwhile": direct?,
     }))
 }
 
@@ -257,7 +381,7 @@ fn report(args: &PushArgs, setup: &Setup, baseline: &Report, figures: serde_json
     let line = format!(
         "MessageCreated→FCM request ({} offline recipients, {}/s): p50 {} p99 {} max {} ms, \
          {} missing, {} duplicates | group of {} ×{}: {rate} requests/s ({share} % of baseline \
-         {baseline_calls} calls/s), {} of {} requests, lag after the last send {} ms",
+         {baseline_calls} calls/s), {} of {} requests, lag after the last send {} ms{}",
         args.recipients,
         args.rate,
         number(&["latency", "latency", "p50_ms"]),
@@ -270,6 +394,20 @@ fn report(args: &PushArgs, setup: &Setup, baseline: &Report, figures: serde_json
         number(&["throughput", "requests"]),
         number(&["throughput", "expected"]),
         number(&["throughput", "lag_after_last_send_ms"]),
+        if args.channel > 0 {
+            format!(
+                " | channel of {}: {} requests in {} s, direct messages meanwhile p50 {} p99 {} \
+                 ms ({} missing)",
+                args.channel,
+                number(&["channel", "requests"]),
+                number(&["channel", "dispatched_s"]),
+                number(&["channel", "direct_meanwhile", "latency", "p50_ms"]),
+                number(&["channel", "direct_meanwhile", "latency", "p99_ms"]),
+                number(&["channel", "direct_meanwhile", "missing"]),
+            )
+        } else {
+            String::new()
+        },
     );
     let mut json = figures;
     json["args"] = json!({
@@ -278,6 +416,7 @@ fn report(args: &PushArgs, setup: &Setup, baseline: &Report, figures: serde_json
         "rate": args.rate,
         "group": args.group,
         "group_messages": args.group_messages,
+        "channel": args.channel,
     });
     json["baseline"] = baseline.json["figures"].clone();
     json["requests_share_of_baseline_pct"] = json!(share);

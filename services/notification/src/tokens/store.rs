@@ -62,7 +62,7 @@ impl TokenRow {
 
 /// The uniqueness key of a token: tokens may be 4096 bytes, past what a PostgreSQL btree
 /// entry holds, so `(platform, app_id, token_sha256)` is the unique key.
-fn digest(token: &str) -> Vec<u8> {
+pub(crate) fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
