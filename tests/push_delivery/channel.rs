@@ -1,6 +1,7 @@
 //! Channel fan-out has its own queue (spec §B5): a channel post is queued by the event and its
 //! members are notified in chunks (these meshes use chunks of 2, so five members take three),
-//! each member once, with the same entry and alert a group member gets.
+//! each member once, with the same entry and alert a group member gets. Membership changes
+//! apply in order with the messages.
 
 use crate::helpers::*;
 
@@ -59,6 +60,67 @@ async fn a_channel_post_reaches_every_member_once_through_the_fan_out_queue() {
         assert!(
             inbox(&mesh, &owner).await.is_empty(),
             "{backend:?}: the sender"
+        );
+        mesh.shutdown().await;
+    }
+}
+
+/// Membership is applied in order with the messages (the conversation's own MemberJoined and
+/// MemberRemoved events, besides the members' user events): a member added right before a
+/// message is pushed it, one removed right before is not, with no wait in between.
+#[tokio::test]
+async fn members_added_or_removed_right_before_a_message_are_pushed_accordingly() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some((mesh, _files)) = start(backend, &fake).await else {
+            continue;
+        };
+        let (ada, bob, cy) = (
+            mesh.sign_up().await,
+            mesh.sign_up().await,
+            mesh.sign_up().await,
+        );
+        let bob_token = register_fcm(&mesh, &bob).await;
+        let cy_token = register_fcm(&mesh, &cy).await;
+        let group =
+            common::messages::group(&mesh, &ada, msg::ConversationType::Group, &[&bob]).await;
+        let id = group.conversation_id.clone();
+        let mut messages = mesh.message_as(&ada);
+        messages
+            .add_members(msg::AddMembersRequest {
+                conversation_id: id.clone(),
+                user_ids: vec![cy.tokens.user_id.clone()],
+            })
+            .await
+            .expect("add Cy");
+        let welcome = send(&mesh, &ada, &group, "welcome, Cy").await;
+        messages
+            .remove_member(msg::RemoveMemberRequest {
+                conversation_id: id.clone(),
+                user_id: bob.tokens.user_id.clone(),
+            })
+            .await
+            .expect("remove Bob");
+        let after = send(&mesh, &ada, &group, "Bob is gone").await;
+
+        eventually(ARRIVES, "Cy's alert of the welcome", || async {
+            to(&fake, &cy_token)
+                .into_iter()
+                .find(|r| data(r, "message_id") == welcome.message_id)
+        })
+        .await;
+        eventually(ARRIVES, "Cy's alert after Bob left", || async {
+            to(&fake, &cy_token)
+                .into_iter()
+                .find(|r| data(r, "message_id") == after.message_id)
+        })
+        .await;
+        assert!(
+            to(&fake, &bob_token)
+                .iter()
+                .all(|r| data(r, "message_id") != after.message_id),
+            "{backend:?}: Bob was removed before it was sent: {:?}",
+            to(&fake, &bob_token)
         );
         mesh.shutdown().await;
     }

@@ -9,6 +9,8 @@ mod common;
 mod inbox;
 #[path = "store_conformance/jobs.rs"]
 mod jobs;
+#[path = "store_conformance/members.rs"]
+mod members;
 #[path = "store_conformance/settings.rs"]
 mod settings;
 #[path = "store_conformance/tokens.rs"]
@@ -62,6 +64,7 @@ macro_rules! backend {
                 jobs::a_job_is_written_once_per_message_token_and_kind,
                 jobs::message_jobs_in_a_batch_are_written_once,
                 jobs::urgent_jobs_are_claimed_before_bulk_ones,
+                members::a_join_and_a_leave_heard_twice_are_recorded_once,
                 jobs::claims_take_due_jobs_once_under_a_lease,
                 jobs::concurrent_claims_never_share_a_job,
             );

@@ -216,6 +216,25 @@ impl Pipeline {
             Some(conversation_event::Kind::MessageDeleted(deleted)) => {
                 self.message_deleted(tx, id(&deleted.message_id)?).await?;
             }
+            // Membership also comes in order with the messages (see store::join): a member
+            // added just before a message gets it, one removed just before does not.
+            Some(conversation_event::Kind::MemberJoined(joined)) => {
+                if let Some(member) = joined.member {
+                    let conversation = id(&event.conversation_id)?;
+                    let user = id(&member.user_id)?;
+                    store::join(tx, conversation, user, member.joined_at_seq).await?;
+                }
+            }
+            Some(conversation_event::Kind::MemberLeft(
+                echo_proto::echo::message::v1::MemberLeft { user_id },
+            ))
+            | Some(conversation_event::Kind::MemberRemoved(
+                echo_proto::echo::message::v1::MemberRemoved { user_id },
+            )) => {
+                let conversation = id(&event.conversation_id)?;
+                self.left(tx, conversation, id(&user_id)?, event.seq, Utc::now())
+                    .await?;
+            }
             Some(conversation_event::Kind::ConversationCreated(created)) => {
                 if let Some(c) = created.conversation {
                     store::set_conversation(tx, id(&c.conversation_id)?, kind_of(&c), &c.title)
@@ -250,8 +269,8 @@ impl Pipeline {
                 store::join(tx, conversation, user, joined.joined_at_seq).await?;
             }
             Some(user_event::Kind::ConversationLeft(left)) => {
-                store::leave(tx, id(&left.conversation_id)?, user).await?;
-                self.badge_jobs(tx, user, &HashSet::new(), None, now)
+                let conversation = id(&left.conversation_id)?;
+                self.left(tx, conversation, user, left.left_at_seq, now)
                     .await?;
             }
             Some(user_event::Kind::ReadMarkerMoved(read)) => {
@@ -304,6 +323,23 @@ impl Pipeline {
                     .await?;
             }
             None => {}
+        }
+        Ok(())
+    }
+
+    /// `user` left `conversation` at `seq` (heard on either stream): once, with the badge
+    /// jobs the lower count needs.
+    async fn left(
+        &self,
+        tx: &mut Tx,
+        conversation: Uuid,
+        user: Uuid,
+        seq: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        if store::leave(tx, conversation, user, seq).await? {
+            self.badge_jobs(tx, user, &HashSet::new(), None, now)
+                .await?;
         }
         Ok(())
     }

@@ -54,7 +54,8 @@ pub async fn count_unread(
 ) -> Result<(), sqlx::Error> {
     const SQL: &str = "UPDATE notify_counts SET unread = unread + 1 \
          WHERE conversation_id = $1 AND user_id <> $2 AND last_read_seq < $3 AND user_id IN \
-         (SELECT user_id FROM notify_members WHERE conversation_id = $1 AND joined_seq < $3)";
+         (SELECT user_id FROM notify_members WHERE conversation_id = $1 AND joined_seq < $3 \
+           AND (left_seq IS NULL OR left_seq > $3))";
     with_tx!(tx, |c| {
         sqlx::query(SQL)
             .bind(conversation)
@@ -78,7 +79,7 @@ pub async fn count_mention(
     const UNREAD_MEMBER: &str = "SELECT count(*) FROM notify_members m JOIN notify_counts n \
          ON n.user_id = m.user_id AND n.conversation_id = m.conversation_id \
          WHERE m.conversation_id = $1 AND m.user_id = $2 AND m.joined_seq < $3 \
-         AND n.last_read_seq < $3";
+         AND (m.left_seq IS NULL OR m.left_seq > $3) AND n.last_read_seq < $3";
     const RECORD: &str = "INSERT INTO notify_mentions (message_id, user_id) VALUES ($1, $2) \
          ON CONFLICT (message_id, user_id) DO NOTHING";
     const COUNT: &str = "UPDATE notify_counts SET mentions = mentions + 1 \
@@ -126,6 +127,7 @@ pub async fn recipients(
          FROM notify_members m LEFT JOIN notify_counts n \
            ON n.user_id = m.user_id AND n.conversation_id = m.conversation_id \
          WHERE m.conversation_id = $1 AND m.joined_seq < $2 AND m.user_id <> $3 \
+           AND (m.left_seq IS NULL OR m.left_seq > $2) \
            AND ($4 IS NULL OR m.user_id > $4) \
          ORDER BY m.user_id LIMIT $5";
     let rows: Vec<(Uuid, Option<i64>, i64, bool)> = with_tx!(tx, |c| {
@@ -236,59 +238,83 @@ pub async fn set_name(tx: &mut Tx, user: Uuid, name: &str) -> Result<(), sqlx::E
 }
 
 /// `user` became a member of `conversation` at `joined_seq`: nothing before it is unread.
+/// Membership comes from two streams (see migration 0005): a join already recorded, or older
+/// than the membership's last join or leave, changes nothing. Returns whether it applied.
 pub async fn join(
     tx: &mut Tx,
     conversation: Uuid,
     user: Uuid,
     joined_seq: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     const MEMBER: &str = "INSERT INTO notify_members (conversation_id, user_id, joined_seq) \
          VALUES ($1, $2, $3) ON CONFLICT (conversation_id, user_id) \
-         DO UPDATE SET joined_seq = excluded.joined_seq";
+         DO UPDATE SET joined_seq = excluded.joined_seq, left_seq = NULL \
+         WHERE excluded.joined_seq > notify_members.joined_seq \
+           AND notify_members.left_seq IS NOT NULL \
+           AND excluded.joined_seq > notify_members.left_seq";
     const COUNTS: &str = "INSERT INTO notify_counts \
          (user_id, conversation_id, unread, mentions, last_read_seq) VALUES ($1, $2, 0, 0, $3) \
          ON CONFLICT (user_id, conversation_id) DO UPDATE SET unread = 0, mentions = 0, \
          last_read_seq = excluded.last_read_seq";
     with_tx!(tx, |c| {
-        sqlx::query(MEMBER)
+        let joined = sqlx::query(MEMBER)
             .bind(conversation)
             .bind(user)
             .bind(joined_seq)
             .execute(&mut *c)
-            .await?;
+            .await?
+            .rows_affected();
+        if joined == 0 {
+            return Ok(false);
+        }
         sqlx::query(COUNTS)
             .bind(user)
             .bind(conversation)
             .bind(joined_seq)
             .execute(c)
             .await?;
-    });
-    Ok(())
+        Ok(true)
+    })
 }
 
-/// `user` left `conversation`: no longer a member, its counts leave the badge, its pending
-/// alerts go.
-pub async fn leave(tx: &mut Tx, conversation: Uuid, user: Uuid) -> Result<(), sqlx::Error> {
-    const MEMBER: &str = "DELETE FROM notify_members WHERE conversation_id = $1 AND user_id = $2";
+/// `user` left `conversation` at `left_seq`: no longer a member after it, its counts leave
+/// the badge, its pending alerts go. A leave already recorded, or of a membership that began
+/// after it, changes nothing. Returns whether it applied.
+pub async fn leave(
+    tx: &mut Tx,
+    conversation: Uuid,
+    user: Uuid,
+    left_seq: i64,
+) -> Result<bool, sqlx::Error> {
+    const MEMBER: &str = "UPDATE notify_members SET left_seq = $3 \
+         WHERE conversation_id = $1 AND user_id = $2 AND joined_seq < $3 AND left_seq IS NULL";
     const COUNTS: &str = "DELETE FROM notify_counts WHERE conversation_id = $1 AND user_id = $2";
     const JOBS: &str = "DELETE FROM push_jobs WHERE conversation_id = $1 AND user_id = $2 \
          AND state = $3";
     with_tx!(tx, |c| {
-        for sql in [MEMBER, COUNTS] {
-            sqlx::query(sql)
-                .bind(conversation)
-                .bind(user)
-                .execute(&mut *c)
-                .await?;
+        let left = sqlx::query(MEMBER)
+            .bind(conversation)
+            .bind(user)
+            .bind(left_seq)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        if left == 0 {
+            return Ok(false);
         }
+        sqlx::query(COUNTS)
+            .bind(conversation)
+            .bind(user)
+            .execute(&mut *c)
+            .await?;
         sqlx::query(JOBS)
             .bind(conversation)
             .bind(user)
             .bind(crate::jobs::PENDING)
             .execute(c)
             .await?;
-    });
-    Ok(())
+        Ok(true)
+    })
 }
 
 /// `user`'s read watermark in `conversation` moved to `seq` with these authoritative counts:
@@ -368,7 +394,8 @@ pub async fn deleted_for_everyone(
     const UNREAD: &str = "UPDATE notify_counts SET unread = unread - 1 \
          WHERE conversation_id = $1 AND user_id <> $2 AND last_read_seq < $3 AND unread > 0 \
          AND user_id IN (SELECT user_id FROM notify_members \
-           WHERE conversation_id = $1 AND joined_seq < $3)";
+           WHERE conversation_id = $1 AND joined_seq < $3 \
+             AND (left_seq IS NULL OR left_seq > $3))";
     const FORGET: &str = "DELETE FROM notify_mentions WHERE message_id = $1";
     const INBOX: &str = "DELETE FROM inbox_entries WHERE message_id = $1";
     with_tx!(tx, |c| {
