@@ -83,7 +83,7 @@ impl Default for NotificationSettings {
             poll_every: Duration::from_millis(250),
             dispatch_batch: 128,
             dispatch_concurrency: 64,
-            fanout_chunk: 2_000,
+            fanout_chunk: 1_000,
             message_internal_url: None,
             presence_internal_url: None,
             fcm_service_account_file: None,

@@ -214,6 +214,20 @@ fn priority(job: &NewJob) -> i16 {
     if job.bulk { BULK } else { URGENT }
 }
 
+/// Channel fan-out jobs waiting to be sent (the fan-out worker writes more only below a
+/// watermark, so a large post moves at the dispatcher's pace and leaves the database to the
+/// other events meanwhile).
+pub async fn pending_bulk(db: &Database) -> Result<i64, sqlx::Error> {
+    const SQL: &str = "SELECT count(*) FROM push_jobs WHERE state = $1 AND priority = $2";
+    Ok(with_db!(db, read, |c| {
+        sqlx::query_scalar(SQL)
+            .bind(PENDING)
+            .bind(BULK)
+            .fetch_one(c)
+            .await?
+    }))
+}
+
 /// The phase a new job starts in: an alert first checks presence, the others just send.
 fn first_phase(kind: JobKind) -> Phase {
     if kind == JobKind::Alert {

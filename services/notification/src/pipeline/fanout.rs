@@ -6,7 +6,8 @@
 //! transaction per chunk that also moves the row's cursor, so a crash resumes after the last
 //! chunk written and a chunk written twice writes nothing new (entries and jobs are unique per
 //! message and user / token). The jobs it writes are `bulk`: the dispatcher takes them only
-//! when no other push is due.
+//! when no other push is due, and the next chunk waits while two chunks' worth of them are
+//! still pending (back-pressure).
 //!
 //! Several instances may run the worker: a chunk's transaction locks the row it works on
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so instances take different posts; SQLite's single
@@ -23,8 +24,9 @@ use uuid::Uuid;
 use super::Pipeline;
 use crate::store::{from_millis, millis};
 
-/// How often an idle worker looks for posts queued by another instance.
-const POLL: Duration = Duration::from_millis(500);
+/// How often an idle worker looks for posts queued by another instance, or whether the
+/// dispatcher has made room for the next chunk.
+const POLL: Duration = Duration::from_millis(200);
 
 /// A queued channel post.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +161,13 @@ impl Pipeline {
         db: &Database,
         chunk: usize,
     ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        // Back-pressure: the next chunk waits until the dispatcher has sent most of the last
+        // two. The post then takes as long as sending it takes anyway, and every other event
+        // (a direct message behind it, on SQLite's one writer above all) gets the database
+        // between chunks instead of behind a backlog of them.
+        if crate::jobs::pending_bulk(db).await? >= i64::try_from(2 * chunk).unwrap_or(i64::MAX) {
+            return Ok(false);
+        }
         let mut tx = db.begin().await?;
         let Some(post) = next(&mut tx).await? else {
             tx.rollback().await?;
