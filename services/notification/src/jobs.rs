@@ -120,51 +120,29 @@ pub async fn insert(tx: &mut Tx, job: &NewJob, now: DateTime<Utc>) -> Result<boo
     const PENDING_LIKE: &str = "SELECT count(*) FROM push_jobs WHERE push_token_id = $1 \
          AND kind = $2 AND state = $3 AND message_id IS NULL \
          AND (conversation_id = $4 OR (conversation_id IS NULL AND $4 IS NULL))";
-    const INSERT: &str = "INSERT INTO push_jobs (push_job_id, message_id, push_token_id, \
-         user_id, kind, due_at_ms, attempts, state, created_at_ms, expires_at_ms, \
-         conversation_id, seq, phase, priority) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (message_id, push_token_id, kind) DO NOTHING";
-    with_tx!(tx, |c| {
-        if job.message_id.is_none() {
-            let pending: i64 = sqlx::query_scalar(PENDING_LIKE)
+    if job.message_id.is_none() {
+        let pending: i64 = with_tx!(tx, |c| {
+            sqlx::query_scalar(PENDING_LIKE)
                 .bind(job.token)
                 .bind(job.kind.code())
                 .bind(PENDING)
                 .bind(job.conversation_id)
-                .fetch_one(&mut *c)
-                .await?;
-            if pending > 0 {
-                return Ok(false);
-            }
+                .fetch_one(c)
+                .await?
+        });
+        if pending > 0 {
+            return Ok(false);
         }
-        let phase = first_phase(job.kind);
-        let done = sqlx::query(INSERT)
-            .bind(Uuid::now_v7())
-            .bind(job.message_id)
-            .bind(job.token)
-            .bind(job.user_id)
-            .bind(job.kind.code())
-            .bind(millis(job.due))
-            .bind(PENDING)
-            .bind(millis(now))
-            .bind(millis(job.expires))
-            .bind(job.conversation_id)
-            .bind(job.seq)
-            .bind(phase.code())
-            .bind(priority(job))
-            .execute(c)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    })
+    }
+    Ok(insert_about_messages(tx, std::slice::from_ref(job), now).await? == 1)
 }
 
 /// Rows per INSERT of message jobs: 13 values each, well under SQLite's 32,766 bound values.
 const JOBS_PER_INSERT: usize = 1_000;
 
-/// Writes `batch`, jobs about messages (each with a `message_id`), as multi-row INSERTs; a job
-/// equal to one already written (same message, token and kind: a redelivered event) is not
-/// written again. Returns how many were written.
+/// Writes `batch` as multi-row INSERTs; a job about a message equal to one already written
+/// (same message, token and kind: a redelivered event) is not written again. Returns how
+/// many were written. (Jobs without a message go through [`insert`], which coalesces them.)
 pub async fn insert_about_messages(
     tx: &mut Tx,
     batch: &[NewJob],
@@ -182,7 +160,6 @@ pub async fn insert_about_messages(
         let done = with_tx!(tx, |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for job in chunk {
-                debug_assert!(job.message_id.is_some(), "a job about a message");
                 query = query
                     .bind(Uuid::now_v7())
                     .bind(job.message_id)

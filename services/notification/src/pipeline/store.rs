@@ -128,14 +128,16 @@ pub async fn recipients(
            ON n.user_id = m.user_id AND n.conversation_id = m.conversation_id \
          WHERE m.conversation_id = $1 AND m.joined_seq < $2 AND m.user_id <> $3 \
            AND (m.left_seq IS NULL OR m.left_seq > $2) \
-           AND ($4 IS NULL OR m.user_id > $4) \
+           AND m.user_id > $4 \
          ORDER BY m.user_id LIMIT $5";
     let rows: Vec<(Uuid, Option<i64>, i64, bool)> = with_tx!(tx, |c| {
         sqlx::query_as(SQL)
             .bind(conversation)
             .bind(seq)
             .bind(sender)
-            .bind(after)
+            // From the start: the nil id sorts before every id (a plain range on the
+            // members' primary key, which `$4 IS NULL OR …` would not be).
+            .bind(after.unwrap_or(Uuid::nil()))
             .bind(echo_store::sql_limit(limit))
             .fetch_all(c)
             .await?
