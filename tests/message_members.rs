@@ -355,22 +355,3 @@ async fn adding_removing_and_adding_back() {
         mesh.shutdown().await;
     }
 }
-
-/// Waits until the message service has applied `blocker`'s block of `blocked` (opening their
-/// direct conversation is refused from then on).
-async fn wait_for_block(mesh: &TestMesh, blocked: &SignedIn, blocker: &SignedIn) {
-    for _ in 0..250 {
-        let request = pb::CreateDirectConversationRequest {
-            peer_user_id: id_of(blocker),
-        };
-        match mesh
-            .message_as(blocked)
-            .create_direct_conversation(request)
-            .await
-        {
-            Err(status) if reason(&status) == "BLOCKED" => return,
-            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-        }
-    }
-    panic!("the block never reached the message service");
-}

@@ -73,6 +73,9 @@ pub async fn send_content(
     sent.expect("send").into_inner().message.unwrap()
 }
 
+/// A conversation of `kind` that `owner` creates with `members`. Until the message service has
+/// applied every member's registration, creating says USER_NOT_FOUND: retry briefly (with the
+/// same key, so a retry never creates twice).
 pub async fn group(
     mesh: &TestMesh,
     owner: &SignedIn,
@@ -86,13 +89,63 @@ pub async fn group(
         client_request_id: uuid::Uuid::now_v7().to_string(),
         ..Default::default()
     };
-    mesh.message_as(owner)
-        .create_conversation(request)
-        .await
-        .expect("create conversation")
-        .into_inner()
-        .conversation
-        .unwrap()
+    for _ in 0..250 {
+        match mesh
+            .message_as(owner)
+            .create_conversation(request.clone())
+            .await
+        {
+            Ok(created) => return created.into_inner().conversation.expect("conversation"),
+            Err(status) if reason(&status) == "USER_NOT_FOUND" => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("create conversation: {status:?}"),
+        }
+    }
+    panic!("the message service never learnt of the members");
+}
+
+/// Add `users` to `conversation` as `by`, retried while the message service has not yet
+/// applied a user's registration (USER_NOT_FOUND); the members added.
+pub async fn add_members(
+    mesh: &TestMesh,
+    by: &SignedIn,
+    conversation: &str,
+    users: &[&SignedIn],
+) -> Vec<pb::Member> {
+    let request = pb::AddMembersRequest {
+        conversation_id: conversation.into(),
+        user_ids: users.iter().map(|u| u.tokens.user_id.clone()).collect(),
+    };
+    for _ in 0..250 {
+        match mesh.message_as(by).add_members(request.clone()).await {
+            Ok(added) => return added.into_inner().members,
+            Err(status) if reason(&status) == "USER_NOT_FOUND" => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("add members: {status:?}"),
+        }
+    }
+    panic!("the message service never learnt of the users added");
+}
+
+/// Waits until the message service has applied `blocker`'s block of `blocked` (a direct
+/// conversation between them is then refused as BLOCKED).
+pub async fn wait_for_block(mesh: &TestMesh, blocked: &SignedIn, blocker: &SignedIn) {
+    for _ in 0..250 {
+        let request = pb::CreateDirectConversationRequest {
+            peer_user_id: blocker.tokens.user_id.clone(),
+        };
+        match mesh
+            .message_as(blocked)
+            .create_direct_conversation(request)
+            .await
+        {
+            Err(status) if reason(&status) == "BLOCKED" => return,
+            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    panic!("the block never reached the message service");
 }
 
 pub async fn my_view(

@@ -85,16 +85,9 @@ async fn members_added_or_removed_right_before_a_message_are_pushed_accordingly(
         let group =
             common::messages::group(&mesh, &ada, msg::ConversationType::Group, &[&bob]).await;
         let id = group.conversation_id.clone();
-        let mut messages = mesh.message_as(&ada);
-        messages
-            .add_members(msg::AddMembersRequest {
-                conversation_id: id.clone(),
-                user_ids: vec![cy.tokens.user_id.clone()],
-            })
-            .await
-            .expect("add Cy");
+        common::messages::add_members(&mesh, &ada, &id, &[&cy]).await;
         let welcome = send(&mesh, &ada, &group, "welcome, Cy").await;
-        messages
+        mesh.message_as(&ada)
             .remove_member(msg::RemoveMemberRequest {
                 conversation_id: id.clone(),
                 user_id: bob.tokens.user_id.clone(),

@@ -1,13 +1,11 @@
 //! The calls live tests make around their streams: second devices, conversations, membership,
 //! typing, edits, reactions, read state, and the admin gauges.
 
-use std::time::Duration;
-
 use echo_proto::echo::message::v1 as pb;
 use echo_testkit::{PASSWORD, SignedIn, TestMesh};
 use tonic::Status;
 
-use crate::common::{login, reason};
+use crate::common::login;
 
 /// Another device of `user`: a second sign-in with its own session and device id.
 pub async fn other_device(mesh: &TestMesh, user: &SignedIn) -> SignedIn {
@@ -27,23 +25,7 @@ pub async fn conversation_of(
     kind: pb::ConversationType,
     members: &[&SignedIn],
 ) -> pb::Conversation {
-    let request = || pb::CreateConversationRequest {
-        r#type: kind.into(),
-        title: "Difference Engine".into(),
-        member_user_ids: members.iter().map(|m| m.tokens.user_id.clone()).collect(),
-        client_request_id: uuid::Uuid::now_v7().to_string(),
-        ..Default::default()
-    };
-    for _ in 0..250 {
-        match mesh.message_as(owner).create_conversation(request()).await {
-            Ok(created) => return created.into_inner().conversation.expect("conversation"),
-            Err(status) if reason(&status) == "USER_NOT_FOUND" => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(status) => panic!("create conversation: {status:?}"),
-        }
-    }
-    panic!("the message service never learnt of the members");
+    crate::common::messages::group(mesh, owner, kind, members).await
 }
 
 /// A GROUP of `owner` and `members`.
@@ -57,13 +39,7 @@ pub async fn group_of(
 
 /// Add `users` to `conversation` as `by`.
 pub async fn add(mesh: &TestMesh, by: &SignedIn, conversation: &str, users: &[&SignedIn]) {
-    mesh.message_as(by)
-        .add_members(pb::AddMembersRequest {
-            conversation_id: conversation.into(),
-            user_ids: users.iter().map(|u| u.tokens.user_id.clone()).collect(),
-        })
-        .await
-        .expect("add members");
+    crate::common::messages::add_members(mesh, by, conversation, users).await;
 }
 
 /// Remove `user` from `conversation` as `by`; the seq of the MemberRemoved event.
