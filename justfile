@@ -12,6 +12,10 @@ run *ARGS:
 test:
     cargo test --workspace
 
+# Run the reliability suite of docs/reliability.md (authorization matrix, chaos, outages).
+reliability:
+    cargo test --test authorization_matrix --test live_chaos --test live_instances --test presence_failures --test malformed_requests
+
 # Check formatting and lints of the Rust code and the protos, as CI does.
 lint:
     cargo fmt --all --check
