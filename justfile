@@ -14,7 +14,11 @@ test:
 
 # Run the reliability suite of docs/reliability.md (authorization matrix, chaos, outages).
 reliability:
-    cargo test --test authorization_matrix --test live_chaos --test live_instances --test presence_failures --test malformed_requests
+    cargo test --test authorization_matrix --test live_chaos --test live_instances --test presence_failures --test malformed_requests --test fuzz_requests
+
+# Fuzz every RPC for longer than CI does (docs/reliability.md, R4): `just fuzz 400 7` = 400 requests per RPC, seed 7.
+fuzz CASES="400" SEED="1":
+    FUZZ_CASES={{ CASES }} FUZZ_SEED={{ SEED }} cargo test --test fuzz_requests -- --nocapture
 
 # Check formatting and lints of the Rust code and the protos, as CI does.
 lint:

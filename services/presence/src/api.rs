@@ -111,8 +111,11 @@ fn manual_status(request: &pb::SetStatusRequest) -> Result<Option<ManualStatus>,
     };
     let mut clears_at = None;
     if let Some(after) = request.clear_after {
-        match Duration::try_from(after) {
-            Ok(after) if (CLEAR_AFTER.0..=CLEAR_AFTER.1).contains(&after) => {
+        // Negative parts never reach prost-types' conversion: it negates them, which overflows
+        // (a panic in debug builds) for i64::MIN seconds.
+        let after = (after.seconds >= 0 && after.nanos >= 0).then(|| Duration::try_from(after));
+        match after {
+            Some(Ok(after)) if (CLEAR_AFTER.0..=CLEAR_AFTER.1).contains(&after) => {
                 clears_at = Some(Utc::now() + after);
             }
             _ => check.push("clear_after", "must be between 1 minute and 7 days"),
