@@ -23,7 +23,7 @@ mod redis;
 
 pub use limits::{Limits, Rule};
 pub use memory::MemoryCache;
-pub use rate::{RateDecision, RateLimit};
+pub use rate::{Bucket, Outcome, RateDecision, RateLimit, TAKE_FUNCTION};
 pub use redis::{RedisCache, RedisOptions, is_transient as is_transient_redis_error};
 
 /// Why a cache call failed.

@@ -33,7 +33,7 @@ impl RateLimit {
     }
 
     /// Refill rate in tokens per millisecond, the unit both backends compute in.
-    pub(crate) fn per_ms(&self) -> f64 {
+    pub fn per_ms(&self) -> f64 {
         self.refill_per_second / 1000.0
     }
 
@@ -81,14 +81,17 @@ impl RateDecision {
 
 /// The stored state of one bucket: its tokens as of `at_ms`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Bucket {
+pub struct Bucket {
+    /// Tokens left (fractions accumulate).
     pub tokens: f64,
+    /// The instant of `tokens`, in milliseconds of the caller's clock.
     pub at_ms: f64,
 }
 
 /// What [`Bucket::take`] decided, plus what to store and for how long.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Outcome {
+pub struct Outcome {
+    /// Taken, or how long to wait.
     pub decision: RateDecision,
     /// The new state to store, or `None` when nothing changed (a limited take).
     pub store: Option<Bucket>,
@@ -99,7 +102,7 @@ pub(crate) struct Outcome {
 
 impl Bucket {
     /// Takes `cost` tokens from `state` (a missing bucket is full) at time `now_ms`.
-    pub(crate) fn take(state: Option<Bucket>, now_ms: f64, limit: RateLimit, cost: u32) -> Outcome {
+    pub fn take(state: Option<Bucket>, now_ms: f64, limit: RateLimit, cost: u32) -> Outcome {
         let capacity = f64::from(limit.capacity);
         let rate = limit.per_ms();
         let mut bucket = state.unwrap_or(Bucket {
@@ -135,37 +138,57 @@ impl Bucket {
     }
 }
 
+/// [`Bucket::take`] in Lua, as the function
+/// `take_bucket(key, capacity, rate_per_ms, cost, now_ms)` over the bucket hash `key`: returns
+/// `{allowed (0|1), remaining whole tokens, retry_after_ms}` and, when allowed, stores the bucket
+/// with its expiry (as [`Outcome`]). A macro so [`TAKE_SCRIPT`] and [`TAKE_FUNCTION`] are one
+/// text: the cache reads the server's clock, a caller of the function passes its own.
+macro_rules! take_function {
+    () => {
+        r#"
+local function take_bucket(key, capacity, rate, cost, now)
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(state[1])
+  local at = tonumber(state[2])
+  if tokens == nil or at == nil then
+    tokens = capacity
+    at = now
+  end
+  if now > at then
+    tokens = math.min(capacity, tokens + (now - at) * rate)
+    at = now
+  end
+  if tokens >= cost then
+    tokens = tokens - cost
+    redis.call('HSET', key, 'tokens', string.format('%.17g', tokens), 'at', string.format('%.17g', at))
+    local ttl = math.max(1, math.ceil((capacity - tokens) / rate))
+    redis.call('PEXPIRE', key, ttl)
+    return {1, math.floor(tokens), 0}
+  end
+  return {0, 0, math.max(1, math.ceil((cost - tokens) / rate))}
+end
+"#
+    };
+}
+
+/// The Lua function `take_bucket(key, capacity, rate_per_ms, cost, now_ms)`, [`Bucket::take`]
+/// for scripts of other crates that take a token in the same round trip as their own writes
+/// (presence's heartbeat). Prepend it to the script; numbers as [`RateLimit::per_ms`] gives.
+pub const TAKE_FUNCTION: &str = take_function!();
+
 /// [`Bucket::take`] in Lua. KEYS[1] = bucket hash; ARGV = capacity, tokens per ms, cost.
 /// Returns `{allowed (0|1), remaining whole tokens, retry_after_ms}`.
 ///
 /// It reads the server's TIME so every instance shares one clock; Redis 7 replicates script
 /// effects, so calling TIME before writing is allowed.
-pub(crate) const TAKE_SCRIPT: &str = r#"
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
+pub(crate) const TAKE_SCRIPT: &str = concat!(
+    take_function!(),
+    r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1])
-local at = tonumber(state[2])
-if tokens == nil or at == nil then
-  tokens = capacity
-  at = now
-end
-if now > at then
-  tokens = math.min(capacity, tokens + (now - at) * rate)
-  at = now
-end
-if tokens >= cost then
-  tokens = tokens - cost
-  redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%.17g', at))
-  local ttl = math.max(1, math.ceil((capacity - tokens) / rate))
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  return {1, math.floor(tokens), 0}
-end
-return {0, 0, math.max(1, math.ceil((cost - tokens) / rate))}
-"#;
+return take_bucket(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), now)
+"#
+);
 
 #[cfg(test)]
 mod tests {

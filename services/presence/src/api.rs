@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use echo_authn::{Caller, Revocations};
-use echo_cache::{Cache, Limits, Rule};
+use echo_cache::{Cache, Rule};
 use echo_proto::echo::presence::v1 as pb;
 use echo_proto::echo::presence::v1::presence_service_server::PresenceService;
 use echo_runtime::{Check, Failure};
@@ -23,6 +23,7 @@ use crate::watch::stream::{Lease, StreamParts, WatchStream, respond};
 use crate::watch::{Watchers, presence_pb};
 
 /// Heartbeats per device: a burst of 2 (a retry after a lost response passes), then 1 a second.
+/// The state store keeps the buckets and takes the token in the heartbeat's own round trip.
 const HEARTBEAT: Rule = Rule::per("presence.heartbeat", 2, Duration::from_secs(2));
 /// Most ids one GetPresence reads.
 pub const MAX_GET: usize = 100;
@@ -143,13 +144,9 @@ impl PresenceService for PresenceApi {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let caller = Caller::of(&request).map_err(Failure::from)?;
         let activity = heartbeat_activity(request.get_ref().status)?;
-        let device = caller.device_id.to_string();
-        Limits::new(self.cache.clone())
-            .take(&[(HEARTBEAT, &device)])
-            .await
-            .map_err(|wait| fail(PresenceError::RateLimited(wait)))?;
+        // The limit is taken by the state store in the refresh's own round trip.
         self.tracker
-            .refresh(caller.user_id, caller.device_id, Some(activity))
+            .heartbeat(caller.user_id, caller.device_id, activity, HEARTBEAT.limit)
             .await
             .map_err(fail)?;
         let settings = &self.tracker.settings;

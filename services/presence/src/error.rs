@@ -40,7 +40,9 @@ impl From<PresenceError> for Failure {
     fn from(error: PresenceError) -> Failure {
         match error {
             PresenceError::Invalid(violations) => Failure::InvalidArgument(violations),
-            PresenceError::RateLimited(wait) => Failure::rate_limited(wait),
+            PresenceError::RateLimited(wait) | PresenceError::State(StateError::Limited(wait)) => {
+                Failure::rate_limited(wait)
+            }
             PresenceError::TooManyStreams(limit) => Failure::limit_exceeded(
                 "watch_streams",
                 format!("at most {limit} presence watch streams may be open per user"),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use echo_cache::RateLimit;
 use echo_config::PresenceSettings;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -124,6 +125,28 @@ impl Tracker {
             self.state.refresh(user, device, activity, ttl, Utc::now())
         })
         .await
+    }
+
+    /// A Heartbeat of `device` with its `activity`, behind the device's rate `limit` (checked
+    /// and taken by the state store in the same step as the refresh). A refused heartbeat
+    /// writes nothing: [`PresenceError::RateLimited`].
+    pub async fn heartbeat(
+        &self,
+        user: Uuid,
+        device: Uuid,
+        activity: Activity,
+        limit: RateLimit,
+    ) -> Result<Update, PresenceError> {
+        let ttl = self.settings.ttl;
+        self.write(user, || {
+            self.state
+                .heartbeat(user, device, activity, ttl, limit, Utc::now())
+        })
+        .await
+        .map_err(|error| match error {
+            PresenceError::State(StateError::Limited(wait)) => PresenceError::RateLimited(wait),
+            other => other,
+        })
     }
 
     /// Sets (or clears) the manual status: the database first, so it survives the state store.

@@ -15,6 +15,8 @@ use uuid::Uuid;
 
 #[path = "state_conformance/expiry.rs"]
 mod expiry;
+#[path = "state_conformance/heartbeat.rs"]
+mod heartbeat;
 #[path = "state_conformance/outage.rs"]
 mod outage;
 #[path = "state_conformance/writes.rs"]
@@ -66,6 +68,11 @@ state_suite! {
     expiry::extend_until_respects_its_limit,
     expiry::forget_leaves_nothing_behind,
     expiry::versions_grow_across_forget_and_seed,
+    heartbeat::a_burst_of_two_then_refused_without_a_write,
+    heartbeat::the_bucket_refills_on_the_callers_clock,
+    heartbeat::each_device_has_its_own_bucket,
+    heartbeat::an_unseeded_user_takes_no_token,
+    heartbeat::a_heartbeat_reports_its_activity,
 }
 
 /// A fresh, empty store, and what it takes to open a second handle on the same data.

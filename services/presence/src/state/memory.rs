@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use echo_cache::{Bucket, RateDecision, RateLimit};
 use uuid::Uuid;
 
-use super::{PresenceState, StateError, duration_ms, from_millis, millis, next_version};
+use super::{PresenceState, StateError, bucket_ms, duration_ms, from_millis, millis, next_version};
 use crate::status::{Activity, DeviceEntry, ManualStatus, Update, UserState};
 
 /// What the expiry index orders: a device entry or a manual status that clears itself.
@@ -24,7 +25,15 @@ struct Inner {
     users: HashMap<Uuid, UserState>,
     /// `(due ms, what)`, the sorted set.
     index: BTreeSet<(i64, Due)>,
+    /// Heartbeat buckets by device, each with the ms (of the callers' clock) after which it
+    /// would be full again and so may go, as the Redis key's PEXPIRE.
+    buckets: HashMap<Uuid, (Bucket, f64)>,
+    /// When `buckets` is next cleared of full ones.
+    prune_at: f64,
 }
+
+/// How often (ms) the heartbeat buckets are cleared of full ones: they live ≤ 2 s each.
+const PRUNE_EVERY_MS: f64 = 1_000.0;
 
 /// [`PresenceState`] in process memory (the embedded default: one process, nothing shared).
 #[derive(Default)]
@@ -86,33 +95,49 @@ impl Inner {
         })
     }
 
-    fn set_device_expiry(&mut self, user: Uuid, device: Uuid, old: Option<i64>, new: i64) {
-        if let Some(old) = old {
-            self.index.remove(&(old, Due::Device(user, device)));
-        }
-        self.index.insert((new, Due::Device(user, device)));
-    }
-}
-
-#[async_trait]
-impl PresenceState for MemoryState {
-    async fn refresh(
-        &self,
-        user: Uuid,
+    /// Takes one token from `device`'s bucket at `now_ms` (its wait when empty).
+    fn take_token(
+        &mut self,
         device: Uuid,
+        limit: RateLimit,
+        now_ms: f64,
+    ) -> Result<(), StateError> {
+        if now_ms >= self.prune_at {
+            self.buckets.retain(|_, (_, full_at)| *full_at > now_ms);
+            self.prune_at = now_ms + PRUNE_EVERY_MS;
+        }
+        let current = self
+            .buckets
+            .get(&device)
+            .filter(|(_, full_at)| *full_at > now_ms)
+            .map(|(bucket, _)| *bucket);
+        let outcome = Bucket::take(current, now_ms, limit, 1);
+        if let RateDecision::Limited { retry_after } = outcome.decision {
+            return Err(StateError::Limited(retry_after));
+        }
+        if let Some(bucket) = outcome.store {
+            let full_at = now_ms + outcome.ttl_ms as f64;
+            self.buckets.insert(device, (bucket, full_at));
+        }
+        Ok(())
+    }
+
+    /// Refreshes `device` of a seeded `user` (refresh and heartbeat).
+    fn refresh(
+        &mut self,
+        (user, device): (Uuid, Uuid),
         activity: Option<Activity>,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<Update, StateError> {
-        let mut inner = self.lock();
         let expires = millis(now) + duration_ms(ttl);
-        let old = inner.users.get(&user).and_then(|s| {
+        let old = self.users.get(&user).and_then(|s| {
             s.devices
                 .iter()
                 .find(|d| d.device_id == device)
                 .map(|d| millis(d.expires_at))
         });
-        let update = inner.write(user, now, |state, _| {
+        let update = self.write(user, now, |state, _| {
             let entry = DeviceEntry {
                 device_id: device,
                 activity: Activity::Online,
@@ -133,8 +158,46 @@ impl PresenceState for MemoryState {
                 state.last_seen = Some(whole_ms(now));
             }
         })?;
-        inner.set_device_expiry(user, device, old, expires);
+        self.set_device_expiry(user, device, old, expires);
         Ok(update)
+    }
+
+    fn set_device_expiry(&mut self, user: Uuid, device: Uuid, old: Option<i64>, new: i64) {
+        if let Some(old) = old {
+            self.index.remove(&(old, Due::Device(user, device)));
+        }
+        self.index.insert((new, Due::Device(user, device)));
+    }
+}
+
+#[async_trait]
+impl PresenceState for MemoryState {
+    async fn refresh(
+        &self,
+        user: Uuid,
+        device: Uuid,
+        activity: Option<Activity>,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Update, StateError> {
+        self.lock().refresh((user, device), activity, ttl, now)
+    }
+
+    async fn heartbeat(
+        &self,
+        user: Uuid,
+        device: Uuid,
+        activity: Activity,
+        ttl: Duration,
+        limit: RateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<Update, StateError> {
+        let mut inner = self.lock();
+        if !inner.users.contains_key(&user) {
+            return Err(StateError::Unseeded(user));
+        }
+        inner.take_token(device, limit, bucket_ms(now))?;
+        inner.refresh((user, device), Some(activity), ttl, now)
     }
 
     async fn expire_within(

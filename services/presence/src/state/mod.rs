@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use echo_cache::RateLimit;
 use uuid::Uuid;
 
 pub use memory::MemoryState;
@@ -36,6 +37,10 @@ pub enum StateError {
     /// The user is not seeded: load the persisted status, [`PresenceState::seed`], retry.
     #[error("presence state of {0} is not seeded")]
     Unseeded(Uuid),
+    /// [`PresenceState::heartbeat`] found the device's bucket empty: nothing was written;
+    /// retry after this long (RATE_LIMITED with RetryInfo).
+    #[error("heartbeats of this device are limited; retry in {0:?}")]
+    Limited(Duration),
     /// The backend answered something unexpected (a bug or a corrupted entry).
     #[error("presence state: {0}")]
     Backend(String),
@@ -53,6 +58,21 @@ pub trait PresenceState: Send + Sync + 'static {
         device: Uuid,
         activity: Option<Activity>,
         ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Update, StateError>;
+
+    /// A Heartbeat: [`PresenceState::refresh`] with `Some(activity)`, behind the device's rate
+    /// limit, in one step (one Redis round trip). In this order: an unseeded user answers
+    /// [`StateError::Unseeded`] with nothing taken (the caller seeds and calls again); then one
+    /// token is taken from `device`'s bucket under `limit` ([`echo_cache::Bucket::take`], on
+    /// the clock of `now`); an empty bucket answers [`StateError::Limited`] and writes nothing.
+    async fn heartbeat(
+        &self,
+        user: Uuid,
+        device: Uuid,
+        activity: Activity,
+        ttl: Duration,
+        limit: RateLimit,
         now: DateTime<Utc>,
     ) -> Result<Update, StateError>;
 
@@ -127,6 +147,12 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
 pub(crate) fn next_version(current: u64, now: DateTime<Utc>) -> u64 {
     let clock = u64::try_from(now.timestamp_micros()).unwrap_or(0);
     (current + 1).max(clock)
+}
+
+/// `now` in milliseconds with its microseconds, the clock of the heartbeat buckets on both
+/// stores (the Redis script divides the same microseconds by 1000).
+pub(crate) fn bucket_ms(now: DateTime<Utc>) -> f64 {
+    now.timestamp_micros() as f64 / 1000.0
 }
 
 /// `duration` in whole milliseconds (rounded up), as both stores count.

@@ -9,6 +9,8 @@
 //!   `i` INVISIBLE), absent when none; `ls` = last_seen ms, absent when never seen; `v` = version.
 //! - `{prefix}:pres:exp` ZSET: `d:{user}:{device}` scored by the entry's expiry, `m:{user}` by
 //!   the manual status's `clears_ms`.
+//! - `{prefix}:pres:hb:{device}` HASH: the device's heartbeat bucket, echo-cache's token bucket
+//!   (`tokens`, `at` in ms of the callers' clock), expiring once it would be full again.
 //!
 //! Each hash (and the index) expires [`HASH_TTL`] after its last write, so users idle for a
 //! week cost no memory; they are unseeded then and reload from the database like after a flush.
@@ -28,6 +30,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, Script, ScriptInvocation, Value};
 use uuid::Uuid;
 
+use echo_cache::RateLimit;
+
 use super::{PresenceState, StateError, duration_ms, from_millis, millis};
 use crate::status::{Activity, DeviceEntry, Manual, ManualStatus, Update, UserState};
 
@@ -44,6 +48,7 @@ const HASH_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// One script per mutation, each prefixed with the shared helpers.
 struct Scripts {
     refresh: Script,
+    heartbeat: Script,
     expire_within: Script,
     remove_device: Script,
     set_manual: Script,
@@ -62,8 +67,15 @@ impl Scripts {
                 include_str!("lua/common.lua")
             ))
         };
+        // The cache's token bucket, the same Lua as its rate limits run.
+        let heartbeat = format!(
+            "{}\n{}",
+            echo_cache::TAKE_FUNCTION,
+            include_str!("lua/heartbeat.lua")
+        );
         Self {
             refresh: script(include_str!("lua/refresh.lua")),
+            heartbeat: script(&heartbeat),
             expire_within: script(include_str!("lua/expire_within.lua")),
             remove_device: script(include_str!("lua/remove_device.lua")),
             set_manual: script(include_str!("lua/set_manual.lua")),
@@ -82,6 +94,8 @@ pub struct RedisState {
     users: String,
     /// `{prefix}:pres:exp`.
     exp: String,
+    /// `{prefix}:pres:hb:`, to which a device id is appended.
+    buckets: String,
     timeout: Duration,
     scripts: Scripts,
 }
@@ -126,6 +140,7 @@ impl RedisState {
             conn,
             users: format!("{key_prefix}:pres:u:"),
             exp: format!("{key_prefix}:pres:exp"),
+            buckets: format!("{key_prefix}:pres:hb:"),
             timeout,
             scripts: Scripts::new(),
         })
@@ -155,11 +170,34 @@ impl RedisState {
         bounded(self.timeout, call.invoke_async(&mut conn)).await
     }
 
-    /// Runs a write script answering `{before, after}` (or false when `user` is unseeded).
+    /// A refresh (or heartbeat) of `device`: the arguments both scripts start with.
+    fn on_device<'s>(
+        &self,
+        script: &'s Script,
+        (user, device): (Uuid, Uuid),
+        activity: Option<Activity>,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> ScriptInvocation<'s> {
+        let mut call = self.on_user(script, user, now);
+        call.arg(device.to_string())
+            .arg(activity.map_or("", |a| code(&ACTIVITIES, a)))
+            .arg(millis(now))
+            .arg(millis(now) + duration_ms(ttl));
+        call
+    }
+
+    /// Runs a write script answering `{before, after}`, false when `user` is unseeded, or (a
+    /// heartbeat refused) the wait in ms.
     async fn write(&self, call: &ScriptInvocation<'_>, user: Uuid) -> Result<Update, StateError> {
         let reply = self.run(call).await?;
-        if reply == Value::Nil {
-            return Err(StateError::Unseeded(user));
+        match reply {
+            Value::Nil => return Err(StateError::Unseeded(user)),
+            Value::Int(wait_ms) => {
+                let wait_ms = u64::try_from(wait_ms).map_err(|_| malformed())?;
+                return Err(StateError::Limited(Duration::from_millis(wait_ms)));
+            }
+            _ => {}
         }
         let [before, after] = <[Value; 2]>::try_from(array(reply)?).map_err(|_| malformed())?;
         update(user, before, after)
@@ -320,11 +358,25 @@ impl PresenceState for RedisState {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<Update, StateError> {
-        let mut call = self.on_user(&self.scripts.refresh, user, now);
-        call.arg(device.to_string())
-            .arg(activity.map_or("", |a| code(&ACTIVITIES, a)))
-            .arg(millis(now))
-            .arg(millis(now) + duration_ms(ttl));
+        let call = self.on_device(&self.scripts.refresh, (user, device), activity, ttl, now);
+        self.write(&call, user).await
+    }
+
+    async fn heartbeat(
+        &self,
+        user: Uuid,
+        device: Uuid,
+        activity: Activity,
+        ttl: Duration,
+        limit: RateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<Update, StateError> {
+        let script = &self.scripts.heartbeat;
+        let mut call = self.on_device(script, (user, device), Some(activity), ttl, now);
+        call.key(format!("{}{device}", self.buckets))
+            .arg(limit.capacity)
+            .arg(limit.per_ms());
+        // The script's bucket clock is `now_us` / 1000: `bucket_ms(now)`, as memory.rs.
         self.write(&call, user).await
     }
 

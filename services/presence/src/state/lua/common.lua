@@ -40,3 +40,26 @@ local function touch(hash, exp)
   redis.call('PEXPIRE', hash, HASH_TTL_MS)
   redis.call('PEXPIRE', exp, HASH_TTL_MS)
 end
+
+-- The write of refresh.lua, which heartbeat.lua makes too once its token is taken: the device's
+-- entry until expires_ms with `activity` ('o', 'a', or '' to keep the last report, ONLINE for
+-- a new entry), last_seen = now_ms unless INVISIBLE, the version. The hash must be seeded.
+-- Returns {before, after} (HGETALL).
+local function refresh_device(hash, exp, user, now_us, device, activity, now_ms, expires_ms)
+  local before = redis.call('HGETALL', hash)
+  local field = 'd:' .. device
+  if activity == '' then
+    local entry = redis.call('HGET', hash, field)
+    activity = entry and string.sub(entry, 1, 1) or 'o'
+  end
+  redis.call('HSET', hash, field, activity .. '|' .. expires_ms)
+  redis.call('ZADD', exp, expires_ms, device_member(user, device))
+  -- INVISIBLE freezes last_seen.
+  local manual = redis.call('HGET', hash, 'm')
+  if not (manual and string.sub(manual, 1, 1) == 'i') then
+    redis.call('HSET', hash, 'ls', now_ms)
+  end
+  bump(hash, now_us)
+  touch(hash, exp)
+  return {before, redis.call('HGETALL', hash)}
+end
