@@ -14,7 +14,7 @@ test:
 
 # Run the reliability suite of docs/reliability.md (authorization matrix, chaos, outages).
 reliability:
-    cargo test --test authorization_matrix --test live_chaos --test live_instances --test presence_failures --test malformed_requests --test fuzz_requests
+    cargo test --test authorization_matrix --test live_chaos --test live_instances --test presence_failures --test malformed_requests --test fuzz_requests --test outages
 
 # Fuzz every RPC for longer than CI does (docs/reliability.md, R4): `just fuzz 400 7` = 400 requests per RPC, seed 7.
 fuzz CASES="400" SEED="1":

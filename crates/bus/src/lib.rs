@@ -50,6 +50,18 @@ pub enum BusError {
     Config(String),
 }
 
+impl BusError {
+    /// True when the database behind the outbox or the broker could not be reached (callers
+    /// answer UNAVAILABLE, not INTERNAL).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            BusError::Unavailable(_) => true,
+            BusError::Store(error) => error.is_unavailable(),
+            BusError::Malformed(_) | BusError::Config(_) => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for BusError {
     fn from(error: sqlx::Error) -> Self {
         BusError::Store(error.into())

@@ -92,6 +92,19 @@ impl Failure {
         }
     }
 
+    /// UNAVAILABLE `DEPENDENCY_UNAVAILABLE` with a RetryInfo of a second: the database this
+    /// call needs did not answer (`cause` is logged, never sent). What the call would have
+    /// written may or may not have been committed; a retry with the same idempotency key is
+    /// safe either way.
+    pub fn dependency_unavailable(service: &str, cause: &str) -> Self {
+        tracing::warn!(cause, "a dependency is unavailable");
+        Self::unavailable(
+            "DEPENDENCY_UNAVAILABLE",
+            format!("the {service} service is unavailable right now; retry shortly"),
+            Duration::from_secs(1),
+        )
+    }
+
     /// UNAVAILABLE with `RetryInfo`, for a dependency outage or load shedding.
     pub fn unavailable(reason: &'static str, message: impl Into<String>, retry: Duration) -> Self {
         Failure::Reason {

@@ -41,6 +41,9 @@ pub enum AuthError {
     /// No such session of the caller.
     #[error("session not found")]
     SessionNotFound,
+    /// The database did not answer.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A dependency failed (database, cache, code delivery).
     #[error("internal: {0}")]
     Internal(String),
@@ -60,7 +63,15 @@ impl AuthError {
 
 impl From<crate::store::StoreError> for AuthError {
     fn from(error: crate::store::StoreError) -> Self {
-        AuthError::internal(error)
+        match error {
+            crate::store::StoreError::Database(error) if error.is_unavailable() => {
+                AuthError::Unavailable(error.to_string())
+            }
+            crate::store::StoreError::Bus(error) if error.is_unavailable() => {
+                AuthError::Unavailable(error.to_string())
+            }
+            error => AuthError::internal(error),
+        }
     }
 }
 
@@ -126,6 +137,7 @@ impl From<AuthError> for Failure {
                 "this refresh token was already used; the session was ended for safety",
             ),
             SessionNotFound => reason(Code::NotFound, "SESSION_NOT_FOUND", "no such session"),
+            Unavailable(cause) => Failure::dependency_unavailable("auth", &cause),
             Internal(cause) => Failure::Internal(cause.into()),
         }
     }

@@ -56,6 +56,9 @@ pub enum MessageError {
     /// Too much waiting to be stored: refused at once (load shedding), retry after this.
     #[error("overloaded")]
     Overloaded(Duration),
+    /// The database did not answer.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A dependency failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -76,9 +79,10 @@ impl From<StoreError> for MessageError {
             StoreError::LastOwner => MessageError::LastOwner,
             StoreError::InviteInvalid => MessageError::InviteInvalid,
             StoreError::InviteExpired => MessageError::InviteExpired,
+            failure if failure.is_unavailable() => MessageError::Unavailable(failure.to_string()),
             failure @ (StoreError::Database(_)
             | StoreError::Bus(_)
-            | StoreError::BatchFailed(_)) => MessageError::Internal(failure.to_string()),
+            | StoreError::BatchFailed { .. }) => MessageError::Internal(failure.to_string()),
         }
     }
 }
@@ -152,6 +156,7 @@ impl From<MessageError> for Failure {
                  client_message_id",
                 retry,
             ),
+            Unavailable(cause) => Failure::dependency_unavailable("message", &cause),
             Internal(cause) => Failure::Internal(cause.into()),
         }
     }

@@ -136,8 +136,13 @@ async fn commit_batches(
             Err(error) => {
                 tracing::error!(%error, sends = taken, "a batch of sends failed; none stored");
                 let cause = error.to_string();
+                let unavailable = error.is_unavailable();
                 for job in jobs.drain(..) {
-                    let _ = job.answer.send(Err(StoreError::BatchFailed(cause.clone())));
+                    let failed = StoreError::BatchFailed {
+                        cause: cause.clone(),
+                        unavailable,
+                    };
+                    let _ = job.answer.send(Err(failed));
                 }
             }
         }

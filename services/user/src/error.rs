@@ -48,6 +48,9 @@ pub enum UserError {
     /// A rate limit.
     #[error("rate limited")]
     RateLimited(Duration),
+    /// The database did not answer.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A dependency failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -71,6 +74,12 @@ impl From<StoreError> for UserError {
                 limit: "contacts",
                 max: crate::rules::MAX_CONTACTS,
             },
+            StoreError::Database(error) if error.is_unavailable() => {
+                UserError::Unavailable(error.to_string())
+            }
+            StoreError::Bus(error) if error.is_unavailable() => {
+                UserError::Unavailable(error.to_string())
+            }
             failure @ (StoreError::Database(_) | StoreError::Bus(_)) => {
                 UserError::Internal(failure.to_string())
             }
@@ -130,6 +139,7 @@ impl From<UserError> for Failure {
                 "this account was deleted",
             ),
             RateLimited(retry) => Failure::rate_limited(retry),
+            Unavailable(cause) => Failure::dependency_unavailable("user", &cause),
             Internal(cause) => Failure::Internal(cause.into()),
         }
     }

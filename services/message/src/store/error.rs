@@ -52,8 +52,25 @@ pub enum StoreError {
     Bus(#[from] echo_bus::BusError),
     /// The batch this write was grouped into failed as a whole (see `send_batch`): nothing
     /// of it was stored. Carries the batch's failure, for the log.
-    #[error("batch failed: {0}")]
-    BatchFailed(String),
+    #[error("batch failed: {cause}")]
+    BatchFailed {
+        /// The batch's failure.
+        cause: String,
+        /// Whether it was the database being unreachable (UNAVAILABLE, not INTERNAL).
+        unavailable: bool,
+    },
+}
+
+impl StoreError {
+    /// True when the database could not be reached (the call answers UNAVAILABLE).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(error) => error.is_unavailable(),
+            StoreError::Bus(error) => error.is_unavailable(),
+            StoreError::BatchFailed { unavailable, .. } => *unavailable,
+            _ => false,
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

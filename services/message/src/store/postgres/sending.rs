@@ -73,9 +73,10 @@ pub(super) async fn send_batch(
             Attempt::Failed(index, error) => left_out[index] = Some(error),
         }
     }
-    Err(StoreError::BatchFailed(
-        "sends kept racing on their idempotency keys".into(),
-    ))
+    Err(StoreError::BatchFailed {
+        cause: "sends kept racing on their idempotency keys".into(),
+        unavailable: false,
+    })
 }
 
 /// One transaction over the sends not `left_out`.

@@ -1,0 +1,448 @@
+//! Dependency outages under load (issue 17, R2), on the real backends: the test puts a TCP
+//! proxy it owns in front of the shared PostgreSQL or NATS (never stopping the servers other
+//! tests use) and cuts it while four users send to one group without pause.
+//!
+//! What must hold: no acknowledged message is lost; while the database is away a send fails
+//! with UNAVAILABLE and RetryInfo (never INTERNAL) within the pool's acquire timeout (5 s) and
+//! `/readyz` says 503; sends succeed again within 5 s of its return; a refused send retried
+//! with its key is stored once; the live stream from a cursor taken before the outage holds
+//! every seq once, in order (the outbox drained); with NATS away sends go on, and the
+//! notification consumers catch up afterwards with exactly one inbox entry per message.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::live::{WAIT, caught_up, collect, conversation_event, eventually, message_of};
+use common::messages::{group, send_request, text};
+use common::users::known_user;
+use echo_proto::echo::auth::v1 as auth_pb;
+use echo_proto::echo::message::v1 as pb;
+use echo_proto::echo::notification::v1 as notify_pb;
+use echo_proto::echo::user::v1 as user_pb;
+use echo_testenv::{Server, TcpProxy, url};
+use echo_testkit::{Backend, SignedIn, TestMesh};
+use tokio::time::Instant;
+use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
+
+/// How long the pool waits for a connection before a call fails (crates/store).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One send of the load.
+#[derive(Debug)]
+struct Sent {
+    key: String,
+    answer: Result<pb::Message, Status>,
+    started: Instant,
+    took: Duration,
+}
+
+/// Four senders in one group, each sending as fast as its rate limit allows (10/s) until
+/// `stop`; what each send answered.
+fn load(
+    mesh: &TestMesh,
+    senders: &[SignedIn],
+    chat: &pb::Conversation,
+    stop: &Arc<AtomicBool>,
+) -> tokio::task::JoinSet<Vec<Sent>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, sender) in senders.iter().enumerate() {
+        let mut client = mesh.message_as(sender);
+        let (chat, stop) = (chat.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut sent = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::Acquire) {
+                let key = format!("s{index}-{n}");
+                n += 1;
+                let started = Instant::now();
+                let answer = client
+                    .send_message(send_request(&chat, &key, text(&key)))
+                    .await
+                    .map(|r| r.into_inner().message.expect("message"));
+                sent.push(Sent {
+                    key,
+                    answer,
+                    started,
+                    took: started.elapsed(),
+                });
+                tokio::time::sleep(Duration::from_millis(110)).await;
+            }
+            sent
+        });
+    }
+    tasks
+}
+
+/// `/readyz` polled every 100 ms until `stop`: when it answered and whether it said ready.
+fn readiness(
+    mesh: &TestMesh,
+    stop: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(Instant, bool)>> {
+    let (url, stop) = (format!("{}/readyz", mesh.admin_url()), stop.clone());
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while !stop.load(Ordering::Acquire) {
+            let ready = reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            seen.push((Instant::now(), ready));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        seen
+    })
+}
+
+/// Ada and four senders in one group; Ada's cursor from before anything is sent.
+async fn group_under_load(mesh: &TestMesh) -> (SignedIn, Vec<SignedIn>, pb::Conversation, String) {
+    let ada = known_user(mesh).await;
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        senders.push(known_user(mesh).await);
+    }
+    let members: Vec<&SignedIn> = senders.iter().collect();
+    let chat = group(mesh, &ada, pb::ConversationType::Group, &members).await;
+    let cursor = caught_up(mesh, &ada, &ada, &chat).await;
+    (ada, senders, chat, cursor)
+}
+
+/// The whole history of `chat` as `reader` sees it, oldest first.
+async fn history(mesh: &TestMesh, reader: &SignedIn, chat: &pb::Conversation) -> Vec<pb::Message> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = mesh
+            .message_as(reader)
+            .list_messages(pb::ListMessagesRequest {
+                conversation_id: chat.conversation_id.clone(),
+                anchor: Some(pb::list_messages_request::Anchor::AfterSeq(after)),
+                page_size: 200,
+                ..Default::default()
+            })
+            .await
+            .expect("history")
+            .into_inner();
+        if page.messages.is_empty() {
+            return all;
+        }
+        after = page.messages.iter().map(|m| m.seq).max().unwrap();
+        all.extend(page.messages);
+    }
+}
+
+/// Every refused send retried with its key until it is stored; the messages, by key, of the
+/// acknowledged and the retried sends.
+async fn settle(
+    mesh: &TestMesh,
+    senders: &[SignedIn],
+    chat: &pb::Conversation,
+    sent: &[Vec<Sent>],
+) -> BTreeMap<String, pb::Message> {
+    let mut stored = BTreeMap::new();
+    for (index, sends) in sent.iter().enumerate() {
+        for send in sends {
+            let message = match &send.answer {
+                Ok(message) => message.clone(),
+                Err(_) => {
+                    let client = mesh.message_as(&senders[index]);
+                    let request = send_request(chat, &send.key, text(&send.key));
+                    eventually(WAIT, "a refused send stored on retry", || {
+                        let (mut client, request) = (client.clone(), request.clone());
+                        async move { client.send_message(request).await.ok() }
+                    })
+                    .await
+                    .into_inner()
+                    .message
+                    .expect("message")
+                }
+            };
+            stored.insert(send.key.clone(), message);
+        }
+    }
+    stored
+}
+
+/// The history holds every stored message once, and Ada's stream from before the load holds
+/// every seq once, in order.
+async fn nothing_lost(
+    mesh: &TestMesh,
+    ada: &SignedIn,
+    chat: &pb::Conversation,
+    cursor: &str,
+    stored: &BTreeMap<String, pb::Message>,
+) {
+    let history = history(mesh, ada, chat).await;
+    // Message ids, not keys: a message's client_message_id is shown to its sender only.
+    let mut by_id: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for message in &history {
+        by_id
+            .entry(message.message_id.as_str())
+            .or_default()
+            .push(message.seq);
+    }
+    for (key, message) in stored {
+        assert_eq!(
+            by_id.get(message.message_id.as_str()),
+            Some(&vec![message.seq]),
+            "{key}: stored once, at the seq it was acknowledged with"
+        );
+    }
+    let ids: BTreeSet<&str> = stored.values().map(|m| m.message_id.as_str()).collect();
+    let last = stored.values().map(|m| m.seq).max().expect("messages");
+    let stream = collect(common::live::subscribe(mesh, ada, cursor).await);
+    stream
+        .wait_for(WAIT, |c| {
+            c.items
+                .iter()
+                .filter_map(conversation_event)
+                .any(|e| e.seq == last)
+        })
+        .await;
+    let seqs: Vec<i64> = stream
+        .stop()
+        .await
+        .items
+        .iter()
+        .filter_map(conversation_event)
+        .filter(|e| e.conversation_id == chat.conversation_id)
+        .filter(|e| message_of(e).is_some())
+        .map(|e| e.seq)
+        .collect();
+    let expected: Vec<i64> = history
+        .iter()
+        .filter(|m| ids.contains(m.message_id.as_str()))
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(
+        seqs, expected,
+        "the live stream: every message once, in order"
+    );
+}
+
+#[tokio::test]
+async fn postgres_cut_under_send_load_loses_nothing_and_recovers() {
+    let Some(postgres) = url(Server::Postgres) else {
+        return;
+    };
+    let (proxy, proxied) = TcpProxy::in_front_of(&postgres).await;
+    let Some(mesh) = TestMesh::start_with(Backend::Real, "all", |config| {
+        config.database_url = Some(proxied.clone());
+    })
+    .await
+    else {
+        return;
+    };
+    let (ada, senders, chat, cursor) = group_under_load(&mesh).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ready = readiness(&mesh, &stop);
+    let mut load = load(&mesh, &senders, &chat, &stop);
+
+    // A short cut, then one longer than every timeout (the pool's 5 s acquire timeout).
+    let mut outages = Vec::new();
+    let mut reads = Vec::new();
+    for length in [Duration::from_secs(2), Duration::from_secs(8)] {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        proxy.cut();
+        let cut = Instant::now();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Reads of every service that owns data are refused alike.
+        reads.push(
+            mesh.user_as(&ada)
+                .get_me(user_pb::GetMeRequest {})
+                .await
+                .map(|_| ()),
+        );
+        reads.push(
+            mesh.auth_as(&ada)
+                .list_sessions(auth_pb::ListSessionsRequest::default())
+                .await
+                .map(|_| ()),
+        );
+        reads.push(
+            mesh.message_as(&ada)
+                .get_conversation(pb::GetConversationRequest {
+                    conversation_id: chat.conversation_id.clone(),
+                })
+                .await
+                .map(|_| ()),
+        );
+        tokio::time::sleep(length.saturating_sub(cut.elapsed())).await;
+        proxy.restore();
+        outages.push((cut, Instant::now()));
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    stop.store(true, Ordering::Release);
+    let mut sent = Vec::new();
+    while let Some(task) = load.join_next().await {
+        sent.push(task.expect("sender"));
+    }
+    let ready = ready.await.expect("readiness poller");
+
+    // Refusals: UNAVAILABLE with RetryInfo, within the acquire timeout.
+    let all: Vec<&Sent> = sent.iter().flatten().collect();
+    let refused: Vec<&Sent> = all.iter().copied().filter(|s| s.answer.is_err()).collect();
+    assert!(
+        !refused.is_empty(),
+        "sends were refused while PostgreSQL was cut"
+    );
+    for send in &refused {
+        let status = send.answer.as_ref().unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{}: {status:?}", send.key);
+        assert_eq!(
+            common::reason(status),
+            "DEPENDENCY_UNAVAILABLE",
+            "{}: {status:?}",
+            send.key
+        );
+        assert!(
+            status.get_error_details().retry_info().is_some(),
+            "{}: RetryInfo: {status:?}",
+            send.key
+        );
+        assert!(
+            send.took <= ACQUIRE_TIMEOUT + Duration::from_secs(2),
+            "{}: refused after {:?}",
+            send.key,
+            send.took
+        );
+    }
+    for read in &reads {
+        let status = read
+            .as_ref()
+            .expect_err("reads are refused while PostgreSQL is cut");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert_eq!(
+            common::reason(status),
+            "DEPENDENCY_UNAVAILABLE",
+            "{status:?}"
+        );
+        assert!(
+            status.get_error_details().retry_info().is_some(),
+            "{status:?}"
+        );
+    }
+    // Readiness said 503 during the long outage and 200 again within 5 s of its end.
+    let (long_cut, long_end) = outages[1];
+    assert!(
+        ready
+            .iter()
+            .any(|(at, ok)| !ok && *at > long_cut && *at < long_end),
+        "/readyz said 503 while PostgreSQL was cut"
+    );
+    for (_, end) in &outages {
+        let back = all
+            .iter()
+            .filter(|s| s.answer.is_ok() && s.started > *end)
+            .map(|s| s.started + s.took)
+            .min()
+            .expect("sends succeed after the outage");
+        assert!(
+            back.duration_since(*end) <= Duration::from_secs(5),
+            "sends succeed again {:?} after PostgreSQL returned",
+            back.duration_since(*end)
+        );
+        let ready_again = ready
+            .iter()
+            .find(|(at, ok)| *ok && at > end)
+            .expect("ready again");
+        assert!(ready_again.0.duration_since(*end) <= Duration::from_secs(5));
+    }
+    let acked = all.iter().filter(|s| s.answer.is_ok()).count();
+    eprintln!(
+        "PostgreSQL cut twice (2 s, 8 s): {} sends, {acked} acknowledged, {} refused, the \
+         slowest refusal {:?}",
+        all.len(),
+        refused.len(),
+        refused.iter().map(|s| s.took).max()
+    );
+    let stored = settle(&mesh, &senders, &chat, &sent).await;
+    nothing_lost(&mesh, &ada, &chat, &cursor, &stored).await;
+    mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn nats_cut_under_send_load_delays_consumers_and_loses_nothing() {
+    let Some(nats) = url(Server::Nats) else {
+        return;
+    };
+    let (proxy, proxied) = TcpProxy::in_front_of(&nats).await;
+    let Some(mesh) = TestMesh::start_with(Backend::Real, "all", |config| {
+        config.bus_url = proxied.clone();
+    })
+    .await
+    else {
+        return;
+    };
+    let (ada, senders, chat, cursor) = group_under_load(&mesh).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = load(&mesh, &senders, &chat, &stop);
+    for length in [Duration::from_secs(2), Duration::from_secs(8)] {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        proxy.cut();
+        tokio::time::sleep(length).await;
+        proxy.restore();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Release);
+    let mut sent = Vec::new();
+    while let Some(task) = load.join_next().await {
+        sent.push(task.expect("sender"));
+    }
+    let all: Vec<&Sent> = sent.iter().flatten().collect();
+    // The database holds the events (the outbox): sends need no bus.
+    let refused: Vec<_> = all.iter().filter(|s| s.answer.is_err()).collect();
+    assert!(
+        refused.is_empty(),
+        "no send is refused while NATS is away: {refused:?}"
+    );
+    let stored = settle(&mesh, &senders, &chat, &sent).await;
+    nothing_lost(&mesh, &ada, &chat, &cursor, &stored).await;
+    // The notification consumers catch up: one inbox entry per message for Ada, who sent none.
+    let keys: BTreeSet<String> = stored.values().map(|m| m.message_id.clone()).collect();
+    let entries = eventually(Duration::from_secs(30), "Ada's inbox complete", || async {
+        let entries = inbox(&mesh, &ada).await;
+        (entries.len() >= keys.len()).then_some(entries)
+    })
+    .await;
+    let ids: Vec<&String> = entries.iter().map(|e| &e.message_id).collect();
+    let unique: BTreeSet<&String> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "one inbox entry per message");
+    assert_eq!(
+        unique,
+        keys.iter().collect::<BTreeSet<_>>(),
+        "an entry for every message"
+    );
+    eprintln!(
+        "NATS cut twice (2 s, 8 s): {} sends acknowledged, {} inbox entries once each",
+        all.len(),
+        entries.len()
+    );
+    mesh.shutdown().await;
+}
+
+/// Every inbox entry of `user`.
+async fn inbox(mesh: &TestMesh, user: &SignedIn) -> Vec<notify_pb::InboxEntry> {
+    let mut entries = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = mesh
+            .notification_as(user)
+            .list_inbox(notify_pb::ListInboxRequest {
+                page_size: 200,
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("inbox")
+            .into_inner();
+        entries.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            return entries;
+        }
+        page_token = page.next_page_token;
+    }
+}
