@@ -16,6 +16,10 @@ test:
 reliability:
     cargo test --test authorization_matrix --test live_chaos --test live_instances --test presence_failures --test malformed_requests --test fuzz_requests --test outages
 
+# Live delivery chaos for longer than CI does (docs/reliability.md, R1): `just chaos 600` writes for 600 s per backend.
+chaos SECS="600":
+    CHAOS_SECS={{ SECS }} cargo test --test live_chaos -- --nocapture
+
 # Fuzz every RPC for longer than CI does (docs/reliability.md, R4): `just fuzz 400 7` = 400 requests per RPC, seed 7.
 fuzz CASES="400" SEED="1":
     FUZZ_CASES={{ CASES }} FUZZ_SEED={{ SEED }} cargo test --test fuzz_requests -- --nocapture

@@ -35,8 +35,14 @@ mod verify;
 #[path = "live_chaos/world.rs"]
 mod world;
 
-/// How long the writers write.
-const CHAOS: Duration = Duration::from_secs(12);
+/// How long the writers write: `CHAOS_SECS` (12 in CI; `just chaos 600` for a long run).
+fn chaos() -> Duration {
+    let secs = std::env::var("CHAOS_SECS")
+        .ok()
+        .map(|s| s.parse().expect("CHAOS_SECS is a number of seconds"))
+        .unwrap_or(12);
+    Duration::from_secs(secs)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subscriber_gets_exactly_its_events() {
@@ -88,7 +94,7 @@ async fn run(mesh: TestMesh, seed: u64) -> (Arc<World>, Vec<Device>, Vec<LiveStr
             tokio::spawn(churn(world.clone(), device, stream, seed, stop.clone()))
         })
         .collect();
-    let until = Instant::now() + CHAOS;
+    let until = Instant::now() + chaos();
     let mut writers = Vec::new();
     for user in 0..USERS {
         let seed = seed.wrapping_add(1000 + user as u64);
