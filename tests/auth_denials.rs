@@ -1,6 +1,6 @@
 //! AuthService denials and attacks, each with its code and google.rpc detail.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::*;
 use echo_auth::store::OtpPurpose;
@@ -303,19 +303,7 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
     let (user, session, device) = ids(&me.tokens);
 
     // Expired: signed by the real key, an hour in the past.
-    let real = echo_authn::SigningKey::load_or_generate(&mesh.config.data_dir).unwrap();
-    let issuer = echo_authn::TokenIssuer::new(&real, "echo").unwrap();
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    let (expired, _) = issuer
-        .issue_at(
-            user,
-            session,
-            device,
-            an_hour_ago,
-            Duration::from_secs(60),
-            uuid::Uuid::now_v7(),
-        )
-        .unwrap();
+    let expired = expired_token(&mesh, &me.tokens);
     expect(
         list_sessions(&mesh, &expired).await.unwrap_err(),
         "TOKEN_EXPIRED",

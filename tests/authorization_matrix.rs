@@ -31,7 +31,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -76,7 +75,6 @@ async fn callers(mesh: &TestMesh, ada: &SignedIn, member: SignedIn, removed: Sig
     let blocked = known_user(mesh).await;
     block(mesh, ada, &blocked).await;
     wait_for_block(mesh, &blocked, ada).await;
-    let (user, session, device) = ids(&stranger);
     // Ada's id in the stranger's claims, the signature left as it was.
     let parts: Vec<&str> = stranger.tokens.access_token.split('.').collect();
     let mut claims: serde_json::Value =
@@ -84,19 +82,7 @@ async fn callers(mesh: &TestMesh, ada: &SignedIn, member: SignedIn, removed: Sig
     claims["sub"] = serde_json::Value::String(ada.tokens.user_id.clone());
     let forged = URL_SAFE_NO_PAD.encode(claims.to_string());
     let tampered = format!("{}.{}.{}", parts[0], forged, parts[2]);
-    let key = echo_authn::SigningKey::load_or_generate(&mesh.config.data_dir).unwrap();
-    let issuer = echo_authn::TokenIssuer::new(&key, mesh.config.auth.jwt_issuer.clone()).unwrap();
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    let (expired, _) = issuer
-        .issue_at(
-            user,
-            session,
-            device,
-            an_hour_ago,
-            Duration::from_secs(60),
-            uuid::Uuid::now_v7(),
-        )
-        .unwrap();
+    let expired = common::expired_token(mesh, &stranger.tokens);
     let revoked = mesh.sign_up().await;
     mesh.auth_as(&revoked)
         .logout(auth_pb::LogoutRequest {})
@@ -120,15 +106,6 @@ async fn callers(mesh: &TestMesh, ada: &SignedIn, member: SignedIn, removed: Sig
         deleted: deleted.tokens.access_token,
         service: mesh.service_token("notification"),
     }
-}
-
-fn ids(user: &SignedIn) -> (uuid::Uuid, uuid::Uuid, uuid::Uuid) {
-    let t = &user.tokens;
-    (
-        t.user_id.parse().unwrap(),
-        t.session_id.parse().unwrap(),
-        t.device_id.parse().unwrap(),
-    )
 }
 
 /// Every cell of one backend's matrix, and the existence leaks found on the way.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use common::assert_reason;
-use common::messages::{group, send_request, text};
+use common::messages::{group, history, send_request, text};
 use common::users::known_user;
 use echo_config::Target;
 use echo_proto::echo::message::v1 as pb;
@@ -16,30 +16,6 @@ use tonic::Code;
 use tonic_types::StatusExt as _;
 
 mod common;
-
-/// Every message of `conversation` that `reader` sees, oldest first.
-async fn history(mesh: &TestMesh, reader: &SignedIn, conversation: &str) -> Vec<pb::Message> {
-    let mut all = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = mesh
-            .message_as(reader)
-            .list_messages(pb::ListMessagesRequest {
-                conversation_id: conversation.to_owned(),
-                anchor: Some(pb::list_messages_request::Anchor::AfterSeq(after)),
-                page_size: 200,
-                ..Default::default()
-            })
-            .await
-            .expect("list messages")
-            .into_inner();
-        let Some(last) = page.messages.last() else {
-            return all;
-        };
-        after = last.seq;
-        all.extend(page.messages);
-    }
-}
 
 /// Sends `body` with idempotency key `key`.
 async fn send_keyed(

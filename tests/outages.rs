@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::live::{WAIT, caught_up, collect, conversation_event, eventually, message_of};
-use common::messages::{group, send_request, text};
+use common::messages::{group, history, send_request, text};
 use common::users::known_user;
 use echo_proto::echo::auth::v1 as auth_pb;
 use echo_proto::echo::message::v1 as pb;
@@ -110,30 +110,6 @@ async fn group_under_load(mesh: &TestMesh) -> (SignedIn, Vec<SignedIn>, pb::Conv
     (ada, senders, chat, cursor)
 }
 
-/// The whole history of `chat` as `reader` sees it, oldest first.
-async fn history(mesh: &TestMesh, reader: &SignedIn, chat: &pb::Conversation) -> Vec<pb::Message> {
-    let mut all = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = mesh
-            .message_as(reader)
-            .list_messages(pb::ListMessagesRequest {
-                conversation_id: chat.conversation_id.clone(),
-                anchor: Some(pb::list_messages_request::Anchor::AfterSeq(after)),
-                page_size: 200,
-                ..Default::default()
-            })
-            .await
-            .expect("history")
-            .into_inner();
-        if page.messages.is_empty() {
-            return all;
-        }
-        after = page.messages.iter().map(|m| m.seq).max().unwrap();
-        all.extend(page.messages);
-    }
-}
-
 /// Every refused send retried with its key until it is stored; the messages, by key, of the
 /// acknowledged and the retried sends.
 async fn settle(
@@ -175,7 +151,7 @@ async fn nothing_lost(
     cursor: &str,
     stored: &BTreeMap<String, pb::Message>,
 ) {
-    let history = history(mesh, ada, chat).await;
+    let history = history(mesh, ada, &chat.conversation_id).await;
     // Message ids, not keys: a message's client_message_id is shown to its sender only.
     let mut by_id: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for message in &history {
@@ -403,7 +379,8 @@ async fn nats_cut_under_send_load_delays_consumers_and_loses_nothing() {
     nothing_lost(&mesh, &ada, &chat, &cursor, &stored).await;
     // The notification consumers catch up: one inbox entry per message for Ada, who sent none.
     let keys: BTreeSet<String> = stored.values().map(|m| m.message_id.clone()).collect();
-    let entries = eventually(Duration::from_secs(30), "Ada's inbox complete", || async {
+    let catching_up = Instant::now();
+    let entries = eventually(Duration::from_secs(90), "Ada's inbox complete", || async {
         let entries = inbox(&mesh, &ada).await;
         (entries.len() >= keys.len()).then_some(entries)
     })
@@ -417,9 +394,11 @@ async fn nats_cut_under_send_load_delays_consumers_and_loses_nothing() {
         "an entry for every message"
     );
     eprintln!(
-        "NATS cut twice (2 s, 8 s): {} sends acknowledged, {} inbox entries once each",
+        "NATS cut twice (2 s, 8 s): {} sends acknowledged, {} inbox entries once each, the \
+         last {:?} after the history was checked",
         all.len(),
-        entries.len()
+        entries.len(),
+        catching_up.elapsed()
     );
     mesh.shutdown().await;
 }

@@ -148,6 +148,30 @@ pub async fn wait_for_block(mesh: &TestMesh, blocked: &SignedIn, blocker: &Signe
     panic!("the block never reached the message service");
 }
 
+/// Every message of `conversation` that `reader` sees, oldest first.
+pub async fn history(mesh: &TestMesh, reader: &SignedIn, conversation: &str) -> Vec<pb::Message> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = mesh
+            .message_as(reader)
+            .list_messages(pb::ListMessagesRequest {
+                conversation_id: conversation.to_owned(),
+                anchor: Some(pb::list_messages_request::Anchor::AfterSeq(after)),
+                page_size: 200,
+                ..Default::default()
+            })
+            .await
+            .expect("list messages")
+            .into_inner();
+        let Some(last) = page.messages.last() else {
+            return all;
+        };
+        after = last.seq;
+        all.extend(page.messages);
+    }
+}
+
 pub async fn my_view(
     mesh: &TestMesh,
     user: &SignedIn,

@@ -43,6 +43,31 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     bad.into_iter().map(|v| v.field).collect()
 }
 
+/// An access token for `user`'s session, signed with the mesh's real key but issued an hour
+/// ago for a minute: expired.
+pub fn expired_token(mesh: &TestMesh, user: &pb::TokenPair) -> String {
+    let ids = (
+        user.user_id.parse().expect("user id"),
+        user.session_id.parse().expect("session id"),
+        user.device_id.parse().expect("device id"),
+    );
+    let key = echo_authn::SigningKey::load_or_generate(&mesh.config.data_dir).expect("key");
+    let issuer =
+        echo_authn::TokenIssuer::new(&key, mesh.config.auth.jwt_issuer.clone()).expect("issuer");
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let (expired, _) = issuer
+        .issue_at(
+            ids.0,
+            ids.1,
+            ids.2,
+            an_hour_ago,
+            Duration::from_secs(60),
+            uuid::Uuid::now_v7(),
+        )
+        .expect("token");
+    expired
+}
+
 pub async fn list_sessions(
     mesh: &TestMesh,
     access_token: &str,

@@ -15,6 +15,10 @@ use super::{HEADER_OCCURRED, HEADER_TRACEPARENT, HEADER_TYPE, NatsBus};
 use crate::subject::{dead_letter_subject, domain, sanitize_token};
 use crate::{BusError, ConsumerSpec, Delivery, DeliveryHandle, Event, NatsSettings};
 
+/// How long an unconfirmed ack is sent again before the delivery is left to the broker's
+/// redelivery after ack_wait (bounded so shutdown is not held up for long).
+const ACK_RETRY_FOR: Duration = Duration::from_secs(12);
+
 pub(super) struct NatsSubscription {
     messages: consumer::pull::Stream,
     js: jetstream::Context,
@@ -136,7 +140,24 @@ impl crate::Subscription for NatsSubscription {
 
     async fn ack(&mut self, delivery: Delivery) -> Result<(), BusError> {
         // double_ack waits for the server's confirmation, so an ack lost in flight is noticed.
-        message(delivery)?.double_ack().await.map_err(unavailable)
+        // It is sent again (acks are idempotent) while the connection comes back: otherwise
+        // the broker redelivers only after ack_wait (30 s), and an ordered consumer
+        // (max_ack_pending 1) stands still that long after every broker outage.
+        let message = message(delivery)?;
+        let mut delay = Duration::from_millis(100);
+        let mut waited = Duration::ZERO;
+        loop {
+            match message.double_ack().await {
+                Ok(()) => return Ok(()),
+                Err(error) if waited < ACK_RETRY_FOR => {
+                    tracing::debug!(consumer = %self.consumer, %error, "ack not confirmed; sending it again");
+                    tokio::time::sleep(delay).await;
+                    waited += delay;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(error) => return Err(unavailable(error)),
+            }
+        }
     }
 
     async fn retry(&mut self, delivery: Delivery, delay: Duration) -> Result<(), BusError> {
