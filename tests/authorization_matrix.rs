@@ -19,7 +19,8 @@
 //!   learn that a resource exists;
 //! - `blocked`: a user Ada has blocked (and the message service knows it), aiming at Ada's
 //!   things; `removed`: a member Ada removed from the group; `member`: a plain MEMBER of the
-//!   group, neither owner nor admin, calling on Ada's message, invite and membership;
+//!   group, neither owner nor admin, calling on Ada's message, invite and membership; `admin`:
+//!   Bob, whom Ada made an ADMIN; `owner`: Ada herself;
 //! - `internal_none`, `internal_user`, `internal_service`: the internal listener with no
 //!   credential, with a user's access token, and with a service token (internal services only:
 //!   `-` elsewhere).
@@ -42,7 +43,7 @@ use echo_testkit::{Backend, PASSWORD, SignedIn, TestMesh};
 
 const TABLE: &str = include_str!("authorization_matrix.txt");
 
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 14] = [
     "none",
     "tampered",
     "expired",
@@ -52,6 +53,8 @@ const COLUMNS: [&str; 12] = [
     "blocked",
     "removed",
     "member",
+    "admin",
+    "owner",
     "internal_none",
     "internal_user",
     "internal_service",
@@ -154,7 +157,11 @@ async fn observe(backend: Backend) -> Option<(BTreeMap<String, Vec<String>>, Vec
             let token = Some(caller.tokens.access_token.as_str());
             cells.push(call(public.clone(), token, rpc, body()).await.cell());
         }
-        let token = Some(callers.member.tokens.access_token.as_str());
+        for caller in [&callers.member, &bob] {
+            let token = Some(caller.tokens.access_token.as_str());
+            cells.push(call(public.clone(), token, rpc, body()).await.cell());
+        }
+        let token = Some(ada.tokens.access_token.as_str());
         let answer = call(public.clone(), token, rpc, body()).await;
         cells.push(answer.cell());
         if rpc.internal {

@@ -19,16 +19,20 @@ use tonic::{Code, Status};
 
 use super::messages::{direct, group, send};
 
-/// RPCs that change how others see the caller (a block of Ada, undone right after) or end the
-/// caller's membership, session or account (or would, with the right password) are called
-/// last, in this order, so every caller is still what its column says for every other row.
-pub const LAST: [&str; 7] = [
+/// RPCs that change how others see the caller (a block of Ada, undone right after), destroy
+/// Ada's invite or message, or end the caller's membership, session or account (or would,
+/// with the right password) are called last, in this order, so every caller and target is
+/// still what its column says for every other row.
+pub const LAST: [&str; 10] = [
     "BlockUser",
     "UnblockUser",
+    "RevokeInvite",
+    "DeleteMessage",
     "LeaveConversation",
     "RevokeOtherSessions",
     "ChangePassword",
     "DeleteAccount",
+    "RevokeSession",
     "Logout",
 ];
 
@@ -344,7 +348,7 @@ pub async fn call(channel: Channel, token: Option<&str>, rpc: &Rpc, body: Vec<u8
 }
 
 /// Ada's things: a group of Ada, Bob, `member` and `removed` holding a message, after which
-/// Ada removed `removed`; an invite; a contact request to Bob.
+/// Ada removed `removed` and made Bob an ADMIN; an invite; a contact request to Bob.
 pub async fn targets(
     mesh: &TestMesh,
     ada: &SignedIn,
@@ -363,6 +367,14 @@ pub async fn targets(
         })
         .await
         .expect("remove");
+    mesh.message_as(ada)
+        .update_member_role(msg_pb::UpdateMemberRoleRequest {
+            conversation_id: room.conversation_id.clone(),
+            user_id: bob.tokens.user_id.clone(),
+            role: msg_pb::MemberRole::Admin.into(),
+        })
+        .await
+        .expect("Bob made an admin");
     let invite = mesh
         .message_as(ada)
         .create_invite(msg_pb::CreateInviteRequest {
