@@ -3,7 +3,8 @@
 //! tests use) and cuts it while four users send to one group without pause.
 //!
 //! What must hold: no acknowledged message is lost; while the database is away a send fails
-//! with UNAVAILABLE and RetryInfo (never INTERNAL) within the pool's acquire timeout (5 s) and
+//! with UNAVAILABLE and RetryInfo (never INTERNAL), at worst after two of the pool's acquire
+//! timeouts (5 s: its own, and the one of the batch ahead of it in its lane), and
 //! `/readyz` says 503; sends succeed again within 5 s of its return; a refused send retried
 //! with its key is stored once; the live stream from a cursor taken before the outage holds
 //! every seq once, in order (the outbox drained); with NATS away sends go on, and the
@@ -280,7 +281,9 @@ async fn postgres_cut_under_send_load_loses_nothing_and_recovers() {
             send.key
         );
         assert!(
-            send.took <= ACQUIRE_TIMEOUT + Duration::from_secs(2),
+            // A send may wait in its lane behind a batch that waits out the acquire timeout,
+            // then wait it out itself: two timeouts, and slack for a loaded machine.
+            send.took <= 2 * ACQUIRE_TIMEOUT + Duration::from_secs(2),
             "{}: refused after {:?}",
             send.key,
             send.took
@@ -328,12 +331,15 @@ async fn postgres_cut_under_send_load_loses_nothing_and_recovers() {
         assert!(ready_again.0.duration_since(*end) <= Duration::from_secs(5));
     }
     let acked = all.iter().filter(|s| s.answer.is_ok()).count();
+    let mut took: Vec<Duration> = refused.iter().map(|s| s.took).collect();
+    took.sort();
     eprintln!(
-        "PostgreSQL cut twice (2 s, 8 s): {} sends, {acked} acknowledged, {} refused, the \
-         slowest refusal {:?}",
+        "PostgreSQL cut twice (2 s, 8 s): {} sends, {acked} acknowledged, {} refused in {:?} \
+         (median), {:?} (slowest)",
         all.len(),
         refused.len(),
-        refused.iter().map(|s| s.took).max()
+        took[took.len() / 2],
+        took.last()
     );
     let stored = settle(&mesh, &senders, &chat, &sent).await;
     nothing_lost(&mesh, &ada, &chat, &cursor, &stored).await;
