@@ -1,5 +1,5 @@
 //! Dependency outages under load (issue 17, R2), on the real backends: the test puts a TCP
-//! proxy it owns in front of the shared PostgreSQL or NATS (never stopping the servers other
+//! proxy it owns in front of the shared PostgreSQL, NATS or Redis (never stopping the servers other
 //! tests use) and cuts it while four users send to one group without pause.
 //!
 //! What must hold: no acknowledged message is lost; while the database is away a send fails
@@ -406,6 +406,73 @@ async fn nats_cut_under_send_load_delays_consumers_and_loses_nothing() {
         entries.len(),
         catching_up.elapsed()
     );
+    mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn redis_cut_under_send_load_refuses_with_retry_info_and_loses_nothing() {
+    let Some(redis) = url(Server::Redis) else {
+        return;
+    };
+    let (proxy, proxied) = TcpProxy::in_front_of(&redis).await;
+    let Some(mesh) = TestMesh::start_with(Backend::Real, "all", |config| {
+        config.cache_url = proxied.clone();
+    })
+    .await
+    else {
+        return;
+    };
+    let (ada, senders, chat, cursor) = group_under_load(&mesh).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = load(&mesh, &senders, &chat, &stop);
+    let mut ends = Vec::new();
+    for length in [Duration::from_secs(2), Duration::from_secs(8)] {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        proxy.cut();
+        tokio::time::sleep(length).await;
+        proxy.restore();
+        ends.push(Instant::now());
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    stop.store(true, Ordering::Release);
+    let mut sent = Vec::new();
+    while let Some(task) = load.join_next().await {
+        sent.push(task.expect("sender"));
+    }
+    let all: Vec<&Sent> = sent.iter().flatten().collect();
+    // Rate limits fail open and revocations are followed locally, so sends go on; once the
+    // revocation feed has been away for 5 s, token checks fail closed: UNAVAILABLE with
+    // RetryInfo, never anything else.
+    let refused: Vec<&Sent> = all.iter().copied().filter(|s| s.answer.is_err()).collect();
+    for send in &refused {
+        let status = send.answer.as_ref().unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{}: {status:?}", send.key);
+        assert!(
+            status.get_error_details().retry_info().is_some(),
+            "{}: RetryInfo: {status:?}",
+            send.key
+        );
+    }
+    for end in &ends {
+        let back = all
+            .iter()
+            .filter(|s| s.answer.is_ok() && s.started > *end)
+            .map(|s| s.started + s.took)
+            .min()
+            .expect("sends succeed after the outage");
+        assert!(
+            back.duration_since(*end) <= Duration::from_secs(5),
+            "sends succeed again {:?} after Redis returned",
+            back.duration_since(*end)
+        );
+    }
+    eprintln!(
+        "Redis cut twice (2 s, 8 s): {} sends, {} refused",
+        all.len(),
+        refused.len()
+    );
+    let stored = settle(&mesh, &senders, &chat, &sent).await;
+    nothing_lost(&mesh, &ada, &chat, &cursor, &stored).await;
     mesh.shutdown().await;
 }
 
