@@ -24,7 +24,7 @@ use echo_proto::echo::auth::v1 as auth_pb;
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::notification::v1 as notify_pb;
 use echo_proto::echo::user::v1 as user_pb;
-use echo_testenv::{Server, TcpProxy, url};
+use echo_testenv::{PrivateNats, Server, TcpProxy, url};
 use echo_testkit::{Backend, SignedIn, TestMesh};
 use tokio::time::Instant;
 use tonic::{Code, Status};
@@ -374,38 +374,16 @@ async fn nats_cut_under_send_load_delays_consumers_and_loses_nothing() {
     while let Some(task) = load.join_next().await {
         sent.push(task.expect("sender"));
     }
-    let all: Vec<&Sent> = sent.iter().flatten().collect();
-    // The database holds the events (the outbox): sends need no bus.
-    let refused: Vec<_> = all.iter().filter(|s| s.answer.is_err()).collect();
-    assert!(
-        refused.is_empty(),
-        "no send is refused while NATS is away: {refused:?}"
-    );
-    let stored = settle(&mesh, &senders, &chat, &sent).await;
-    nothing_lost(&mesh, &ada, &chat, &cursor, &stored).await;
-    // The notification consumers catch up: one inbox entry per message for Ada, who sent none.
-    let keys: BTreeSet<String> = stored.values().map(|m| m.message_id.clone()).collect();
-    let catching_up = Instant::now();
-    let entries = eventually(Duration::from_secs(90), "Ada's inbox complete", || async {
-        let entries = inbox(&mesh, &ada).await;
-        (entries.len() >= keys.len()).then_some(entries)
-    })
+    bus_outage_survived(
+        &mesh,
+        &ada,
+        &senders,
+        &chat,
+        &cursor,
+        &sent,
+        "NATS cut twice (2 s, 8 s)",
+    )
     .await;
-    let ids: Vec<&String> = entries.iter().map(|e| &e.message_id).collect();
-    let unique: BTreeSet<&String> = ids.iter().copied().collect();
-    assert_eq!(ids.len(), unique.len(), "one inbox entry per message");
-    assert_eq!(
-        unique,
-        keys.iter().collect::<BTreeSet<_>>(),
-        "an entry for every message"
-    );
-    eprintln!(
-        "NATS cut twice (2 s, 8 s): {} sends acknowledged, {} inbox entries once each, the \
-         last {:?} after the history was checked",
-        all.len(),
-        entries.len(),
-        catching_up.elapsed()
-    );
     mesh.shutdown().await;
 }
 
@@ -473,6 +451,83 @@ async fn redis_cut_under_send_load_refuses_with_retry_info_and_loses_nothing() {
     );
     let stored = settle(&mesh, &senders, &chat, &sent).await;
     nothing_lost(&mesh, &ada, &chat, &cursor, &stored).await;
+    mesh.shutdown().await;
+}
+
+/// What a bus outage must leave: no send refused (the outbox is in the database), nothing lost,
+/// and the notification consumers caught up with one inbox entry per message for Ada (who
+/// sent none).
+async fn bus_outage_survived(
+    mesh: &TestMesh,
+    ada: &SignedIn,
+    senders: &[SignedIn],
+    chat: &pb::Conversation,
+    cursor: &str,
+    sent: &[Vec<Sent>],
+    outage: &str,
+) {
+    let all: Vec<&Sent> = sent.iter().flatten().collect();
+    let refused: Vec<_> = all.iter().filter(|s| s.answer.is_err()).collect();
+    assert!(
+        refused.is_empty(),
+        "no send is refused while NATS is away: {refused:?}"
+    );
+    let stored = settle(mesh, senders, chat, sent).await;
+    nothing_lost(mesh, ada, chat, cursor, &stored).await;
+    let keys: BTreeSet<String> = stored.values().map(|m| m.message_id.clone()).collect();
+    let catching_up = Instant::now();
+    let entries = eventually(Duration::from_secs(90), "Ada's inbox complete", || async {
+        let entries = inbox(mesh, ada).await;
+        (entries.len() >= keys.len()).then_some(entries)
+    })
+    .await;
+    let ids: Vec<&String> = entries.iter().map(|e| &e.message_id).collect();
+    let unique: BTreeSet<&String> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "one inbox entry per message");
+    assert_eq!(
+        unique,
+        keys.iter().collect::<BTreeSet<_>>(),
+        "an entry for every message"
+    );
+    eprintln!(
+        "{outage}: {} sends acknowledged, {} inbox entries once each, the last {:?} after the \
+         history was checked",
+        all.len(),
+        entries.len(),
+        catching_up.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn nats_killed_and_restarted_under_send_load_loses_nothing() {
+    let store = tempfile::tempdir().expect("JetStream store");
+    let port = echo_testenv::free_port();
+    let Some(nats) = PrivateNats::start(port, store.path()) else {
+        return;
+    };
+    let Some(mesh) = TestMesh::start_with(Backend::Real, "all", |config| {
+        config.bus_url = nats.url();
+    })
+    .await
+    else {
+        return;
+    };
+    let (ada, senders, chat, cursor) = group_under_load(&mesh).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = load(&mesh, &senders, &chat, &stop);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // SIGKILL: no goodbye to clients, JetStream recovers from its store on the restart.
+    nats.kill();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let _nats = PrivateNats::start(port, store.path()).expect("restart nats-server");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Release);
+    let mut sent = Vec::new();
+    while let Some(task) = load.join_next().await {
+        sent.push(task.expect("sender"));
+    }
+    let outage = "NATS killed for 6 s and restarted";
+    bus_outage_survived(&mesh, &ada, &senders, &chat, &cursor, &sent, outage).await;
     mesh.shutdown().await;
 }
 

@@ -10,7 +10,7 @@ mod proxy;
 
 use std::net::{TcpStream, ToSocketAddrs};
 
-pub use private::PrivateRedis;
+pub use private::{PrivateNats, PrivateRedis};
 pub use proxy::TcpProxy;
 use std::time::Duration;
 
