@@ -111,6 +111,132 @@ async fn group_under_load(mesh: &TestMesh) -> (SignedIn, Vec<SignedIn>, pb::Conv
     (ada, senders, chat, cursor)
 }
 
+/// A group under the four-sender load, on a real-backend mesh `configure`d to reach one
+/// dependency through the test's proxy or private server.
+struct Loaded {
+    mesh: TestMesh,
+    ada: SignedIn,
+    senders: Vec<SignedIn>,
+    chat: pb::Conversation,
+    cursor: String,
+    stop: Arc<AtomicBool>,
+    load: tokio::task::JoinSet<Vec<Sent>>,
+}
+
+async fn loaded(configure: impl FnOnce(&mut echo_config::Config)) -> Option<Loaded> {
+    let mesh = TestMesh::start_with(Backend::Real, "all", configure).await?;
+    let (ada, senders, chat, cursor) = group_under_load(&mesh).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load(&mesh, &senders, &chat, &stop);
+    Some(Loaded {
+        mesh,
+        ada,
+        senders,
+        chat,
+        cursor,
+        stop,
+        load,
+    })
+}
+
+impl Loaded {
+    /// Every refused send retried with its key, then nothing lost (see [`nothing_lost`]); the
+    /// mesh shut down.
+    async fn nothing_lost(self, sent: &[Vec<Sent>]) {
+        let stored = settle(&self.mesh, &self.senders, &self.chat, sent).await;
+        nothing_lost(&self.mesh, &self.ada, &self.chat, &self.cursor, &stored).await;
+        self.mesh.shutdown().await;
+    }
+
+    /// What a bus outage must leave: no send refused (the outbox is in the database), nothing
+    /// lost, and the notification consumers caught up with one inbox entry per message for Ada
+    /// (who sent none).
+    async fn bus_outage_survived(self, sent: &[Vec<Sent>], outage: &str) {
+        let all: Vec<&Sent> = sent.iter().flatten().collect();
+        let refused: Vec<_> = all.iter().filter(|s| s.answer.is_err()).collect();
+        assert!(
+            refused.is_empty(),
+            "no send is refused while NATS is away: {refused:?}"
+        );
+        let (mesh, ada) = (&self.mesh, &self.ada);
+        let stored = settle(mesh, &self.senders, &self.chat, sent).await;
+        nothing_lost(mesh, ada, &self.chat, &self.cursor, &stored).await;
+        let keys: BTreeSet<String> = stored.values().map(|m| m.message_id.clone()).collect();
+        let catching_up = Instant::now();
+        let entries = eventually(Duration::from_secs(90), "Ada's inbox complete", || async {
+            let entries = inbox(mesh, ada).await;
+            (entries.len() >= keys.len()).then_some(entries)
+        })
+        .await;
+        let ids: Vec<&String> = entries.iter().map(|e| &e.message_id).collect();
+        let unique: BTreeSet<&String> = ids.iter().copied().collect();
+        assert_eq!(ids.len(), unique.len(), "one inbox entry per message");
+        assert_eq!(
+            unique,
+            keys.iter().collect::<BTreeSet<_>>(),
+            "an entry for every message"
+        );
+        eprintln!(
+            "{outage}: {} sends acknowledged, {} inbox entries once each, the last {:?} after \
+             the history was checked",
+            all.len(),
+            entries.len(),
+            catching_up.elapsed()
+        );
+        self.mesh.shutdown().await;
+    }
+
+    /// Let the load run `for` longer, stop it, and hand back every sender's sends.
+    async fn finish(&mut self, r#for: Duration) -> Vec<Vec<Sent>> {
+        tokio::time::sleep(r#for).await;
+        self.stop.store(true, Ordering::Release);
+        let mut sent = Vec::new();
+        while let Some(task) = self.load.join_next().await {
+            sent.push(task.expect("sender"));
+        }
+        sent
+    }
+}
+
+/// Cut `proxy` for 2 s, then for 8 s (longer than the pool's 5 s acquire timeout), 2 s after
+/// the load or the last cut; when each cut ended.
+async fn cut_twice(proxy: &TcpProxy) -> Vec<Instant> {
+    let mut ends = Vec::new();
+    for length in [Duration::from_secs(2), Duration::from_secs(8)] {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        proxy.cut();
+        tokio::time::sleep(length).await;
+        proxy.restore();
+        ends.push(Instant::now());
+    }
+    ends
+}
+
+/// `status` is UNAVAILABLE with `reason` and RetryInfo (`what` names the call).
+fn assert_retryable(status: &Status, reason: &str, what: &str) {
+    assert_eq!(status.code(), Code::Unavailable, "{what}: {status:?}");
+    assert_eq!(common::reason(status), reason, "{what}: {status:?}");
+    assert!(
+        status.get_error_details().retry_info().is_some(),
+        "{what}: RetryInfo: {status:?}"
+    );
+}
+
+/// Some send started after `end` (a dependency's return) succeeded within 5 s of it.
+fn back_within_5s(all: &[&Sent], end: Instant, dependency: &str) {
+    let back = all
+        .iter()
+        .filter(|s| s.answer.is_ok() && s.started > end)
+        .map(|s| s.started + s.took)
+        .min()
+        .expect("sends succeed after the outage");
+    assert!(
+        back.duration_since(end) <= Duration::from_secs(5),
+        "sends succeed again {:?} after {dependency} returned",
+        back.duration_since(end)
+    );
+}
+
 /// Every refused send retried with its key until it is stored; the messages, by key, of the
 /// acknowledged and the retried sends.
 async fn settle(
@@ -206,18 +332,12 @@ async fn postgres_cut_under_send_load_loses_nothing_and_recovers() {
         return;
     };
     let (proxy, proxied) = TcpProxy::in_front_of(&postgres).await;
-    let Some(mesh) = TestMesh::start_with(Backend::Real, "all", |config| {
-        config.database_url = Some(proxied.clone());
-    })
-    .await
+    let Some(mut loaded) = loaded(|config| config.database_url = Some(proxied.clone())).await
     else {
         return;
     };
-    let (ada, senders, chat, cursor) = group_under_load(&mesh).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let ready = readiness(&mesh, &stop);
-    let mut load = load(&mesh, &senders, &chat, &stop);
-
+    let ready = readiness(&loaded.mesh, &loaded.stop);
+    let (mesh, ada) = (&loaded.mesh, &loaded.ada);
     // A short cut, then one longer than every timeout (the pool's 5 s acquire timeout).
     let mut outages = Vec::new();
     let mut reads = Vec::new();
@@ -227,39 +347,22 @@ async fn postgres_cut_under_send_load_loses_nothing_and_recovers() {
         let cut = Instant::now();
         tokio::time::sleep(Duration::from_millis(500)).await;
         // Reads of every service that owns data are refused alike.
-        reads.push(
-            mesh.user_as(&ada)
-                .get_me(user_pb::GetMeRequest {})
-                .await
-                .map(|_| ()),
-        );
-        reads.push(
-            mesh.auth_as(&ada)
-                .list_sessions(auth_pb::ListSessionsRequest::default())
-                .await
-                .map(|_| ()),
-        );
-        reads.push(
-            mesh.message_as(&ada)
-                .get_conversation(pb::GetConversationRequest {
-                    conversation_id: chat.conversation_id.clone(),
-                })
-                .await
-                .map(|_| ()),
-        );
+        let me = mesh.user_as(ada).get_me(user_pb::GetMeRequest {}).await;
+        reads.push(me.map(|_| ()));
+        let sessions = auth_pb::ListSessionsRequest::default();
+        reads.push(mesh.auth_as(ada).list_sessions(sessions).await.map(|_| ()));
+        let conversation = pb::GetConversationRequest {
+            conversation_id: loaded.chat.conversation_id.clone(),
+        };
+        let read = mesh.message_as(ada).get_conversation(conversation).await;
+        reads.push(read.map(|_| ()));
         tokio::time::sleep(length.saturating_sub(cut.elapsed())).await;
         proxy.restore();
         outages.push((cut, Instant::now()));
     }
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    stop.store(true, Ordering::Release);
-    let mut sent = Vec::new();
-    while let Some(task) = load.join_next().await {
-        sent.push(task.expect("sender"));
-    }
+    let sent = loaded.finish(Duration::from_secs(7)).await;
     let ready = ready.await.expect("readiness poller");
 
-    // Refusals: UNAVAILABLE with RetryInfo, within the acquire timeout.
     let all: Vec<&Sent> = sent.iter().flatten().collect();
     let refused: Vec<&Sent> = all.iter().copied().filter(|s| s.answer.is_err()).collect();
     assert!(
@@ -268,18 +371,7 @@ async fn postgres_cut_under_send_load_loses_nothing_and_recovers() {
     );
     for send in &refused {
         let status = send.answer.as_ref().unwrap_err();
-        assert_eq!(status.code(), Code::Unavailable, "{}: {status:?}", send.key);
-        assert_eq!(
-            common::reason(status),
-            "DEPENDENCY_UNAVAILABLE",
-            "{}: {status:?}",
-            send.key
-        );
-        assert!(
-            status.get_error_details().retry_info().is_some(),
-            "{}: RetryInfo: {status:?}",
-            send.key
-        );
+        assert_retryable(status, "DEPENDENCY_UNAVAILABLE", &send.key);
         assert!(
             // A send may wait in its lane behind a batch that waits out the acquire timeout,
             // then wait it out itself: two timeouts, and slack for a loaded machine.
@@ -293,16 +385,7 @@ async fn postgres_cut_under_send_load_loses_nothing_and_recovers() {
         let status = read
             .as_ref()
             .expect_err("reads are refused while PostgreSQL is cut");
-        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-        assert_eq!(
-            common::reason(status),
-            "DEPENDENCY_UNAVAILABLE",
-            "{status:?}"
-        );
-        assert!(
-            status.get_error_details().retry_info().is_some(),
-            "{status:?}"
-        );
+        assert_retryable(status, "DEPENDENCY_UNAVAILABLE", "a read");
     }
     // Readiness said 503 during the long outage and 200 again within 5 s of its end.
     let (long_cut, long_end) = outages[1];
@@ -313,17 +396,7 @@ async fn postgres_cut_under_send_load_loses_nothing_and_recovers() {
         "/readyz said 503 while PostgreSQL was cut"
     );
     for (_, end) in &outages {
-        let back = all
-            .iter()
-            .filter(|s| s.answer.is_ok() && s.started > *end)
-            .map(|s| s.started + s.took)
-            .min()
-            .expect("sends succeed after the outage");
-        assert!(
-            back.duration_since(*end) <= Duration::from_secs(5),
-            "sends succeed again {:?} after PostgreSQL returned",
-            back.duration_since(*end)
-        );
+        back_within_5s(&all, *end, "PostgreSQL");
         let ready_again = ready
             .iter()
             .find(|(at, ok)| *ok && at > end)
@@ -341,9 +414,7 @@ async fn postgres_cut_under_send_load_loses_nothing_and_recovers() {
         took[took.len() / 2],
         took.last()
     );
-    let stored = settle(&mesh, &senders, &chat, &sent).await;
-    nothing_lost(&mesh, &ada, &chat, &cursor, &stored).await;
-    mesh.shutdown().await;
+    loaded.nothing_lost(&sent).await;
 }
 
 #[tokio::test]
@@ -352,39 +423,14 @@ async fn nats_cut_under_send_load_delays_consumers_and_loses_nothing() {
         return;
     };
     let (proxy, proxied) = TcpProxy::in_front_of(&nats).await;
-    let Some(mesh) = TestMesh::start_with(Backend::Real, "all", |config| {
-        config.bus_url = proxied.clone();
-    })
-    .await
-    else {
+    let Some(mut loaded) = loaded(|config| config.bus_url = proxied.clone()).await else {
         return;
     };
-    let (ada, senders, chat, cursor) = group_under_load(&mesh).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut load = load(&mesh, &senders, &chat, &stop);
-    for length in [Duration::from_secs(2), Duration::from_secs(8)] {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        proxy.cut();
-        tokio::time::sleep(length).await;
-        proxy.restore();
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Release);
-    let mut sent = Vec::new();
-    while let Some(task) = load.join_next().await {
-        sent.push(task.expect("sender"));
-    }
-    bus_outage_survived(
-        &mesh,
-        &ada,
-        &senders,
-        &chat,
-        &cursor,
-        &sent,
-        "NATS cut twice (2 s, 8 s)",
-    )
-    .await;
-    mesh.shutdown().await;
+    cut_twice(&proxy).await;
+    let sent = loaded.finish(Duration::from_secs(3)).await;
+    loaded
+        .bus_outage_survived(&sent, "NATS cut twice (2 s, 8 s)")
+        .await;
 }
 
 #[tokio::test]
@@ -393,30 +439,11 @@ async fn redis_cut_under_send_load_refuses_with_retry_info_and_loses_nothing() {
         return;
     };
     let (proxy, proxied) = TcpProxy::in_front_of(&redis).await;
-    let Some(mesh) = TestMesh::start_with(Backend::Real, "all", |config| {
-        config.cache_url = proxied.clone();
-    })
-    .await
-    else {
+    let Some(mut loaded) = loaded(|config| config.cache_url = proxied.clone()).await else {
         return;
     };
-    let (ada, senders, chat, cursor) = group_under_load(&mesh).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut load = load(&mesh, &senders, &chat, &stop);
-    let mut ends = Vec::new();
-    for length in [Duration::from_secs(2), Duration::from_secs(8)] {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        proxy.cut();
-        tokio::time::sleep(length).await;
-        proxy.restore();
-        ends.push(Instant::now());
-    }
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    stop.store(true, Ordering::Release);
-    let mut sent = Vec::new();
-    while let Some(task) = load.join_next().await {
-        sent.push(task.expect("sender"));
-    }
+    let ends = cut_twice(&proxy).await;
+    let sent = loaded.finish(Duration::from_secs(7)).await;
     let all: Vec<&Sent> = sent.iter().flatten().collect();
     // Rate limits fail open and revocations are followed locally, so sends go on; once the
     // revocation feed has been away for 5 s, token checks fail closed: UNAVAILABLE with
@@ -424,78 +451,17 @@ async fn redis_cut_under_send_load_refuses_with_retry_info_and_loses_nothing() {
     let refused: Vec<&Sent> = all.iter().copied().filter(|s| s.answer.is_err()).collect();
     for send in &refused {
         let status = send.answer.as_ref().unwrap_err();
-        assert_eq!(status.code(), Code::Unavailable, "{}: {status:?}", send.key);
-        assert!(
-            status.get_error_details().retry_info().is_some(),
-            "{}: RetryInfo: {status:?}",
-            send.key
-        );
+        assert_retryable(status, "DEPENDENCY_UNAVAILABLE", &send.key);
     }
     for end in &ends {
-        let back = all
-            .iter()
-            .filter(|s| s.answer.is_ok() && s.started > *end)
-            .map(|s| s.started + s.took)
-            .min()
-            .expect("sends succeed after the outage");
-        assert!(
-            back.duration_since(*end) <= Duration::from_secs(5),
-            "sends succeed again {:?} after Redis returned",
-            back.duration_since(*end)
-        );
+        back_within_5s(&all, *end, "Redis");
     }
     eprintln!(
         "Redis cut twice (2 s, 8 s): {} sends, {} refused",
         all.len(),
         refused.len()
     );
-    let stored = settle(&mesh, &senders, &chat, &sent).await;
-    nothing_lost(&mesh, &ada, &chat, &cursor, &stored).await;
-    mesh.shutdown().await;
-}
-
-/// What a bus outage must leave: no send refused (the outbox is in the database), nothing lost,
-/// and the notification consumers caught up with one inbox entry per message for Ada (who
-/// sent none).
-async fn bus_outage_survived(
-    mesh: &TestMesh,
-    ada: &SignedIn,
-    senders: &[SignedIn],
-    chat: &pb::Conversation,
-    cursor: &str,
-    sent: &[Vec<Sent>],
-    outage: &str,
-) {
-    let all: Vec<&Sent> = sent.iter().flatten().collect();
-    let refused: Vec<_> = all.iter().filter(|s| s.answer.is_err()).collect();
-    assert!(
-        refused.is_empty(),
-        "no send is refused while NATS is away: {refused:?}"
-    );
-    let stored = settle(mesh, senders, chat, sent).await;
-    nothing_lost(mesh, ada, chat, cursor, &stored).await;
-    let keys: BTreeSet<String> = stored.values().map(|m| m.message_id.clone()).collect();
-    let catching_up = Instant::now();
-    let entries = eventually(Duration::from_secs(90), "Ada's inbox complete", || async {
-        let entries = inbox(mesh, ada).await;
-        (entries.len() >= keys.len()).then_some(entries)
-    })
-    .await;
-    let ids: Vec<&String> = entries.iter().map(|e| &e.message_id).collect();
-    let unique: BTreeSet<&String> = ids.iter().copied().collect();
-    assert_eq!(ids.len(), unique.len(), "one inbox entry per message");
-    assert_eq!(
-        unique,
-        keys.iter().collect::<BTreeSet<_>>(),
-        "an entry for every message"
-    );
-    eprintln!(
-        "{outage}: {} sends acknowledged, {} inbox entries once each, the last {:?} after the \
-         history was checked",
-        all.len(),
-        entries.len(),
-        catching_up.elapsed()
-    );
+    loaded.nothing_lost(&sent).await;
 }
 
 #[tokio::test]
@@ -505,30 +471,18 @@ async fn nats_killed_and_restarted_under_send_load_loses_nothing() {
     let Some(nats) = PrivateNats::start(port, store.path()) else {
         return;
     };
-    let Some(mesh) = TestMesh::start_with(Backend::Real, "all", |config| {
-        config.bus_url = nats.url();
-    })
-    .await
-    else {
+    let Some(mut loaded) = loaded(|config| config.bus_url = nats.url()).await else {
         return;
     };
-    let (ada, senders, chat, cursor) = group_under_load(&mesh).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut load = load(&mesh, &senders, &chat, &stop);
     tokio::time::sleep(Duration::from_secs(2)).await;
     // SIGKILL: no goodbye to clients, JetStream recovers from its store on the restart.
     nats.kill();
     tokio::time::sleep(Duration::from_secs(6)).await;
     let _nats = PrivateNats::start(port, store.path()).expect("restart nats-server");
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    stop.store(true, Ordering::Release);
-    let mut sent = Vec::new();
-    while let Some(task) = load.join_next().await {
-        sent.push(task.expect("sender"));
-    }
-    let outage = "NATS killed for 6 s and restarted";
-    bus_outage_survived(&mesh, &ada, &senders, &chat, &cursor, &sent, outage).await;
-    mesh.shutdown().await;
+    let sent = loaded.finish(Duration::from_secs(4)).await;
+    loaded
+        .bus_outage_survived(&sent, "NATS killed for 6 s and restarted")
+        .await;
 }
 
 /// Every inbox entry of `user`.
