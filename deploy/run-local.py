@@ -44,6 +44,8 @@ import yaml
 
 DEPLOY = pathlib.Path(__file__).resolve().parent
 ROOT = DEPLOY.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import ports  # noqa: E402  (scripts/ports.py: ports no outgoing connection can take)
 POSTGRES = ("127.0.0.1", 5432)
 NATS = ("127.0.0.1", 4222)
 REDIS = ("127.0.0.1", 6379)
@@ -57,12 +59,6 @@ def fail(message):
 
 def say(message):
     print(f"run-local: {message}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dockerfile_env():
@@ -109,10 +105,13 @@ class Run:
         self.id = "deploy_" + secrets.token_hex(4)
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="echo-run-local."))
         self.database = self.id
-        self.ports = {n: {"public": free_port(), "admin": free_port(), "internal": free_port()}
+        # Below the ephemeral range and locked while this script runs: a port merely found free
+        # was once taken by a service's outgoing connection before its owner started.
+        free = iter(ports.reserve(3 * len(self.echo) + 2))
+        self.ports = {n: {"public": next(free), "admin": next(free), "internal": next(free)}
                       for n in self.echo}
-        self.sink_port = free_port()
-        self.otel_port = free_port()  # nothing listens: traces are dropped
+        self.sink_port = next(free)
+        self.otel_port = next(free)  # nothing listens: traces are dropped
         self.processes = {}
         self.created_role = False
 

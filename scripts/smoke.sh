@@ -67,13 +67,10 @@ command -v curl >/dev/null || fail "curl is missing"
 ok "$(grpcurl -version 2>&1)"
 
 step "pick a free port pair"
-read -r grpc_port admin_port < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-') || fail "could not pick free ports with python3"
+# Below the ephemeral range and held while this script runs (scripts/ports.py), so no outgoing
+# connection takes one before the server binds it.
+read -r grpc_port admin_port < <(python3 "$(dirname "${BASH_SOURCE[0]}")/ports.py" 2 --for $$) \
+    || fail "could not pick free ports with python3"
 grpc=127.0.0.1:$grpc_port
 admin=127.0.0.1:$admin_port
 ok "gRPC $grpc, admin $admin"

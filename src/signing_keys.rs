@@ -288,12 +288,7 @@ mod tests {
             SigningKey::generate().unwrap(),
             SigningKey::generate().unwrap(),
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = echo_testenv::free_port();
         let auth = auth_at(port, dir.path(), &old, &[]).await;
         let verifier = Arc::new(Verifier::new([], "echo"));
         let shutdown = CancellationToken::new();

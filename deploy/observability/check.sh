@@ -256,13 +256,8 @@ if ! command -v grpcurl >/dev/null; then
 fi
 command -v grpcurl >/dev/null || die "grpcurl is not on PATH"
 
-read -r grpc_port admin_port internal_port < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-')
+# Ports no outgoing connection can take, held while this script runs (scripts/ports.py).
+read -r grpc_port admin_port internal_port < <(python3 "$repo/scripts/ports.py" 3 --for $$)
 grpc=127.0.0.1:$grpc_port
 admin=127.0.0.1:$admin_port
 internal=127.0.0.1:$internal_port

@@ -5,11 +5,13 @@
 //! cannot be reached the test says so loudly on stderr and skips (the caller gets `None`),
 //! unless `ECHO_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns absence into a panic.
 
+mod ports;
 mod private;
 mod proxy;
 
 use std::net::{TcpStream, ToSocketAddrs};
 
+pub use ports::free_port;
 pub use private::{PrivateNats, PrivateRedis};
 pub use proxy::TcpProxy;
 use std::time::Duration;
@@ -73,14 +75,6 @@ pub fn unique_name(prefix: &str) -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
     // The tail of a v7 id is random; the head is the timestamp, which sorts runs together.
     format!("{prefix}_{}_{}", &id[..12], &id[20..])
-}
-
-/// A free TCP port on 127.0.0.1 (for private servers started by outage tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind an ephemeral port on 127.0.0.1")
 }
 
 fn reachable(url: &str) -> bool {
