@@ -116,6 +116,38 @@ fn a_tampered_payload_is_invalid() {
     payload["sub"] = json!(Uuid::now_v7().to_string());
     let tampered = format!("{}.{}.{}", parts[0], b64(&payload), parts[2]);
     assert_invalid(verifier(&keys).verify(&tampered), "tampered payload");
+
+    // Nor after the genuine token was verified (and remembered) by the same verifier: the
+    // signature is the genuine one, the rest of the token is not.
+    let verifier = verifier(&keys);
+    assert_eq!(verifier.verify(&token).unwrap().user_id, user);
+    assert_invalid(
+        verifier.verify(&tampered),
+        "tampered payload, genuine one remembered",
+    );
+    assert_eq!(verifier.verify(&token).unwrap().user_id, user);
+}
+
+#[test]
+fn a_remembered_token_still_expires() {
+    let key = SigningKey::generate().unwrap();
+    let keys = KeySet::new(key.clone());
+    let exp = now() + 1;
+    let token = forge(&key, &eddsa_header(key.kid()), &claims(exp, ISSUER));
+    let verifier = verifier(&keys);
+    assert!(
+        verifier.verify(&token).is_ok(),
+        "good through the second of its exp"
+    );
+    assert!(verifier.verify(&token).is_ok(), "remembered");
+    while now() <= exp {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let result = verifier.verify(&token);
+    assert!(
+        matches!(result, Err(AuthnError::TokenExpired)),
+        "a remembered token past its exp: {result:?}"
+    );
 }
 
 #[test]
@@ -258,7 +290,9 @@ async fn a_replaced_key_set_follows_a_rotation_and_an_unknown_kid_is_signalled()
     let keys = KeySet::verify_only().with_verifying(old.public_key().clone());
     assert!(keys.signing_key().is_none());
     let verifier = std::sync::Arc::new(verifier(&keys));
-    assert_eq!(verifier.verify(&token(&old)).unwrap().user_id, user);
+    // The same token before and after the change: the verifier remembers it was valid.
+    let old_token = token(&old);
+    assert_eq!(verifier.verify(&old_token).unwrap().user_id, user);
 
     // A token of a key the set lacks is refused and wakes whoever waits for unknown kids.
     let waiting = tokio::spawn({
@@ -276,5 +310,8 @@ async fn a_replaced_key_set_follows_a_rotation_and_an_unknown_kid_is_signalled()
     verifier.set_keys([new.public_key()]);
     assert_eq!(verifier.kids(), vec![new.kid().to_owned()]);
     assert_eq!(verifier.verify(&token(&new)).unwrap().user_id, user);
-    assert_invalid(verifier.verify(&token(&old)), "dropped key");
+    assert_invalid(
+        verifier.verify(&old_token),
+        "dropped key, token remembered before",
+    );
 }
