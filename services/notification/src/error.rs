@@ -8,9 +8,6 @@ use tonic::{Code, Status};
 
 use crate::tokens::Platform;
 
-/// How long a client waits before retrying when the database is unreachable.
-pub const RETRY_OUTAGE: Duration = Duration::from_secs(1);
-
 /// Why a notification call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NotificationError {
@@ -72,11 +69,9 @@ impl From<NotificationError> for Failure {
                 "INBOX_ENTRY_NOT_FOUND",
                 "the inbox entry does not exist",
             ),
-            NotificationError::Store(error) if error.is_unavailable() => Failure::unavailable(
-                "DEPENDENCY_UNAVAILABLE",
-                "notifications are unavailable right now; retry shortly",
-                RETRY_OUTAGE,
-            ),
+            NotificationError::Store(ref store) if store.is_unavailable() => {
+                Failure::dependency_unavailable("notification", &error.to_string())
+            }
             NotificationError::Authn(error) => Failure::from(error),
             NotificationError::Store(_) => Failure::internal(error),
         }

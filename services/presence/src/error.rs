@@ -7,9 +7,6 @@ use tonic::{Code, Status};
 
 use crate::state::StateError;
 
-/// How long a client waits before retrying when presence state is unreachable.
-pub const RETRY_OUTAGE: Duration = Duration::from_secs(1);
-
 /// Why a presence call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceError {
@@ -48,16 +45,12 @@ impl From<PresenceError> for Failure {
                 format!("at most {limit} presence watch streams may be open per user"),
             ),
             PresenceError::State(StateError::Unavailable(_))
-            | PresenceError::Cache(echo_cache::CacheError::Unavailable(_)) => Failure::unavailable(
-                "DEPENDENCY_UNAVAILABLE",
-                "presence is unavailable right now; retry shortly",
-                RETRY_OUTAGE,
-            ),
-            PresenceError::Store(error) if error.is_unavailable() => Failure::unavailable(
-                "DEPENDENCY_UNAVAILABLE",
-                "presence is unavailable right now; retry shortly",
-                RETRY_OUTAGE,
-            ),
+            | PresenceError::Cache(echo_cache::CacheError::Unavailable(_)) => {
+                Failure::dependency_unavailable("presence", &error.to_string())
+            }
+            PresenceError::Store(ref store) if store.is_unavailable() => {
+                Failure::dependency_unavailable("presence", &error.to_string())
+            }
             PresenceError::Authn(error) => Failure::from(error),
             other => Failure::internal(other),
         }
