@@ -134,9 +134,15 @@ async fn commit_batches(
                 }
             }
             Err(error) => {
-                tracing::error!(%error, sends = taken, "a batch of sends failed; none stored");
                 let cause = error.to_string();
                 let unavailable = error.is_unavailable();
+                if unavailable {
+                    // An outage: each caller gets UNAVAILABLE with a retry hint; one line per
+                    // batch, dozens a second, is an operator's warning, not a defect.
+                    tracing::warn!(%error, sends = taken, "a batch of sends failed (database unavailable); none stored");
+                } else {
+                    tracing::error!(%error, sends = taken, "a batch of sends failed; none stored");
+                }
                 for job in jobs.drain(..) {
                     let failed = StoreError::BatchFailed {
                         cause: cause.clone(),
