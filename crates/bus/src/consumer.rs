@@ -101,9 +101,16 @@ pub async fn run(
                     break;
                 }
             };
-            if let Err(error) =
-                settle(&db, &spec, handler.as_ref(), &mut *subscription, delivery).await
-            {
+            let settled = settle(
+                &db,
+                &spec,
+                handler.as_ref(),
+                &mut *subscription,
+                delivery,
+                &shutdown,
+            )
+            .await;
+            if let Err(error) = settled {
                 tracing::warn!(consumer = %spec.name, %error, "settling a delivery failed");
                 pause(&shutdown, Duration::from_millis(200)).await;
                 break;
@@ -118,6 +125,7 @@ async fn settle(
     handler: &dyn EventHandler,
     subscription: &mut dyn crate::Subscription,
     delivery: Delivery,
+    shutdown: &CancellationToken,
 ) -> Result<(), BusError> {
     let event_id = delivery.event.id;
     let applied = match apply(db, spec, handler, &delivery).await {
@@ -138,7 +146,13 @@ async fn settle(
         Applied::Done | Applied::AlreadyProcessed => {
             metrics::counter!("echo_events_consumed_total", "consumer" => spec.name.clone())
                 .increment(1);
-            subscription.ack(delivery).await
+            // An ack the broker does not confirm is sent again for a while (NATS); shutdown
+            // does not wait for it: the event is recorded as processed, so its redelivery to
+            // the next run is dropped as a duplicate.
+            tokio::select! {
+                () = shutdown.cancelled() => Ok(()),
+                acked = subscription.ack(delivery) => acked,
+            }
         }
         Applied::Failed(error) if delivery.attempt >= spec.max_deliver => {
             tracing::error!(consumer = %spec.name, %event_id, attempts = delivery.attempt, %error,

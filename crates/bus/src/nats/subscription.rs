@@ -16,7 +16,7 @@ use crate::subject::{dead_letter_subject, domain, sanitize_token};
 use crate::{BusError, ConsumerSpec, Delivery, DeliveryHandle, Event, NatsSettings};
 
 /// How long an unconfirmed ack is sent again before the delivery is left to the broker's
-/// redelivery after ack_wait (bounded so shutdown is not held up for long).
+/// redelivery after ack_wait (the consumer loop stops waiting for it at shutdown).
 const ACK_RETRY_FOR: Duration = Duration::from_secs(12);
 
 pub(super) struct NatsSubscription {
