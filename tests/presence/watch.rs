@@ -108,8 +108,9 @@ async fn online_away_flaps_are_damped_latest_wins() {
 
 #[tokio::test]
 async fn idle_watches_get_heartbeats() {
+    const EVERY: Duration = Duration::from_millis(600);
     let Some(mesh) = mesh_with(Backend::Embedded, |c| {
-        c.presence.watch_heartbeat = Duration::from_millis(300);
+        c.presence.watch_heartbeat = EVERY;
     })
     .await
     else {
@@ -118,17 +119,40 @@ async fn idle_watches_get_heartbeats() {
     let (ada, bob) = pair(&mesh).await;
     let mut stream = watch(&mesh, &ada, &[&bob]).await;
     next_presence(&mut stream, Duration::from_secs(5)).await;
-    let item = tokio::time::timeout(Duration::from_secs(2), stream.message())
+    let beat = next_heartbeat(&mut stream).await;
+    assert!(beat.server_time.is_some());
+    assert_eq!(beat.interval.unwrap().nanos, 600_000_000);
+
+    // A heartbeat comes a whole interval after the stream's last item, not on a fixed beat:
+    // a change half-way through the interval pushes the next heartbeat back.
+    tokio::time::sleep(EVERY / 2).await;
+    let sent = std::time::SystemTime::now();
+    heartbeat(&mesh, &bob, S::Online).await;
+    next_presence(&mut stream, Duration::from_secs(5)).await; // heartbeats before it skipped
+    let beat = next_heartbeat(&mut stream).await;
+    let at = std::time::SystemTime::try_from(beat.server_time.unwrap()).unwrap();
+    // The change's item was made after `sent`, and the heartbeat at least EVERY after it.
+    assert!(
+        at.duration_since(sent).unwrap_or_default() >= EVERY - Duration::from_millis(2),
+        "a heartbeat {:?} after the change was sent (interval {EVERY:?})",
+        at.duration_since(sent)
+    );
+    mesh.shutdown().await;
+}
+
+/// The next item of `stream`, which must be a heartbeat.
+async fn next_heartbeat(
+    stream: &mut tonic::Streaming<pb::WatchPresenceResponse>,
+) -> pb::StreamHeartbeat {
+    let item = tokio::time::timeout(Duration::from_secs(5), stream.message())
         .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+        .expect("an item in time")
+        .expect("the stream stays up")
+        .expect("the stream stays open");
     let Some(pb::watch_presence_response::Event::Heartbeat(beat)) = item.event else {
         panic!("expected a heartbeat, got {item:?}");
     };
-    assert!(beat.server_time.is_some());
-    assert_eq!(beat.interval.unwrap().nanos, 300_000_000);
-    mesh.shutdown().await;
+    beat
 }
 
 #[tokio::test]

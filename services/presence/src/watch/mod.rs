@@ -371,6 +371,8 @@ impl Index {
         let Some(ids) = self.by_target.get(&user) else {
             return;
         };
+        // Every watcher who sees a change gets one of two items: built once each, cloned.
+        let (mut visible, mut restricted) = (None, None);
         for id in ids {
             let Some(watch) = self.streams.get_mut(id) else {
                 continue;
@@ -384,7 +386,11 @@ impl Index {
                 continue;
             }
             slot.shown = Some(now);
-            watch.send(now.to_pb(user));
+            let item = match now {
+                Shown::Visible(_) => &mut visible,
+                Shown::Restricted => &mut restricted,
+            };
+            watch.send(item.get_or_insert_with(|| now.to_pb(user)).clone());
         }
     }
 }

@@ -103,7 +103,11 @@ struct State {
     snapshot: VecDeque<pb::Presence>,
     parts: StreamParts,
     heartbeat_every: Duration,
+    /// Fires at the latest `heartbeat_every` after the last item; an item does not move it
+    /// (re-arming a timer per item cost the timer wheel's lock per delivery): when it fires
+    /// early it is re-armed from the last item.
     idle: Pin<Box<Sleep>>,
+    last_item: Instant,
     lease_refresh: tokio::time::Interval,
     done: bool,
 }
@@ -128,6 +132,7 @@ pub fn respond(watchers: Watchers, mut opened: Opened, parts: StreamParts) -> Wa
         parts,
         heartbeat_every,
         idle: Box::pin(tokio::time::sleep(heartbeat_every)),
+        last_item: Instant::now(),
         lease_refresh,
         done: false,
     };
@@ -174,6 +179,11 @@ impl State {
                     };
                 }
                 () = &mut self.idle => {
+                    let due = self.last_item + self.heartbeat_every;
+                    if due > Instant::now() {
+                        self.idle.as_mut().reset(due);
+                        continue;
+                    }
                     let heartbeat = pb::StreamHeartbeat {
                         server_time: Some(SystemTime::now().into()),
                         interval: prost_types::Duration::try_from(self.heartbeat_every).ok(),
@@ -186,9 +196,12 @@ impl State {
     }
 
     fn item(&mut self, event: Event) -> pb::WatchPresenceResponse {
-        self.idle
-            .as_mut()
-            .reset(Instant::now() + self.heartbeat_every);
+        self.last_item = Instant::now();
+        if matches!(event, Event::Heartbeat(_)) {
+            self.idle
+                .as_mut()
+                .reset(self.last_item + self.heartbeat_every);
+        }
         pb::WatchPresenceResponse { event: Some(event) }
     }
 }
