@@ -7,6 +7,7 @@ pub mod fanout;
 pub mod latency;
 pub mod presence;
 pub mod push;
+pub mod stream_floor;
 pub mod throughput;
 
 use std::collections::BTreeMap;

@@ -17,6 +17,10 @@
 //! 4. **Across instances** (real backends, in-process only): a second instance sharing the
 //!    backends; the watchers move their streams to it and the target changes on the first.
 //!
+//! Beside the unary baseline, the fan-out has a floor of its own, run second: the same W
+//! streams over the same connections on a bare tonic streaming RPC, one item handed to each
+//! stream's channel per change ([`super::stream_floor`]).
+//!
 //! Everything is bounded: fixed counts and durations, waits with deadlines.
 
 mod reads;
@@ -30,6 +34,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::Run;
+use super::stream_floor::Floor;
 use crate::cli::{BackendKind, BaselineArgs, Global, PresenceArgs, ServerKind};
 use crate::client::Pool;
 use crate::client::users::{self, Codes, User};
@@ -41,6 +46,8 @@ use crate::stats::Clock;
 const MAX_WATCHERS: usize = 10_000;
 /// Ids per GetPresence (its maximum).
 const GET_IDS: usize = 100;
+/// Time between the floor's items (bare tonic has no damping to respect).
+const FLOOR_EVERY: Duration = Duration::from_millis(300);
 
 /// The Echo under load, as the phases need it.
 enum Server<'a> {
@@ -123,6 +130,17 @@ pub async fn run(args: &PresenceArgs, global: &Global) -> anyhow::Result<Vec<Rep
         .into_iter()
         .next()
         .context("the baseline reported nothing")?;
+    // The same fan-out on bare tonic: the floor this machine sets for the watchers' figures.
+    let floor = super::stream_floor::run(
+        &Floor {
+            streams: args.watchers,
+            connections: global.connections,
+            changes: args.changes,
+            every: FLOOR_EVERY,
+        },
+        global.quiet,
+    )
+    .await?;
     let pair = global.backend == BackendKind::Real
         && global.target.is_none()
         && global.server.unwrap_or(ServerKind::InProcess) == ServerKind::InProcess
@@ -145,7 +163,9 @@ pub async fn run(args: &PresenceArgs, global: &Global) -> anyhow::Result<Vec<Rep
         })
         .await?
     };
-    Ok(vec![report(args, global, &setup, &baseline, figures)])
+    Ok(vec![report(
+        args, global, &setup, &baseline, &floor, figures,
+    )])
 }
 
 /// Two in-process instances on the real backends, sharing schemas, subjects, keys and the
@@ -214,16 +234,11 @@ fn report(
     global: &Global,
     setup: &Setup,
     baseline: &Report,
+    floor: &serde_json::Value,
     figures: serde_json::Value,
 ) -> Report {
     let baseline_calls = baseline.figure("calls_per_s").unwrap_or(0.0);
-    let share = |rate: f64| {
-        if baseline_calls > 0.0 {
-            round1(100.0 * rate / baseline_calls)
-        } else {
-            0.0
-        }
-    };
+    let share = |rate: f64| share_of(rate, baseline_calls);
     let number = |path: &[&str]| {
         path.iter()
             .try_fold(&figures, |value, key| value.get(key))
@@ -257,6 +272,17 @@ fn report(
         number(&["fanout", "per_watch_kib"]),
         figures["fanout"]["memory_of"].as_str().unwrap_or("?"),
     );
+    let floor_p99 = floor["latency"]["p99_ms"].as_f64().unwrap_or(0.0);
+    let times = |value: f64, of: f64| if of > 0.0 { round1(value / of) } else { 0.0 };
+    let fanout_p99 = number(&["fanout", "latency", "p99_ms"]);
+    let floor_rate = floor["items_per_s"].as_f64().unwrap_or(0.0);
+    line.push_str(&format!(
+        " | bare tonic floor of that fan-out: p50 {} p99 {floor_p99} ms, {floor_rate} items/s \
+         (Echo's p99 ×{}, items/s {} %)",
+        floor["latency"]["p50_ms"].as_f64().unwrap_or(0.0),
+        times(fanout_p99, floor_p99),
+        share_of(items_rate, floor_rate),
+    ));
     if figures["fanout_across"].is_null() {
         if global.backend == BackendKind::Real && !args.no_cross {
             note("across instances: only with the real backends in-process (two instances)");
@@ -285,7 +311,19 @@ fn report(
         "client_connections": global.connections,
     });
     json["baseline"] = baseline.json["figures"].clone();
+    json["fanout_floor"] = floor.clone();
+    json["fanout_p99_over_floor"] = json!(times(fanout_p99, floor_p99));
+    json["fanout_items_share_of_floor_pct"] = json!(share_of(items_rate, floor_rate));
     json["heartbeats_max_share_of_baseline_pct"] = json!(share(max_rate));
     json["get_presence_share_of_baseline_pct"] = json!(share(get_rate));
     Report::new("presence", setup, line, json)
+}
+
+/// `part` as a percentage of `whole` (0 when there is no whole).
+fn share_of(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        round1(100.0 * part / whole)
+    } else {
+        0.0
+    }
 }

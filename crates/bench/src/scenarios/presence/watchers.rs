@@ -422,22 +422,8 @@ impl Matched {
     /// Items per second while one change is handed out (its items over the time from its
     /// first to its last arrival), the median over the changes.
     fn items_per_s(&self) -> f64 {
-        let mut rates: Vec<f64> = self
-            .per_change
-            .iter()
-            .zip(&self.spans)
-            .filter_map(|(latencies, span)| {
-                let (first, last) = (*span)?;
-                let took = Duration::from_micros(last.saturating_sub(first));
-                (latencies.count() > 1 && !took.is_zero())
-                    .then(|| per_second(latencies.count(), took))
-            })
-            .collect();
-        if rates.is_empty() {
-            return 0.0;
-        }
-        rates.sort_by(f64::total_cmp);
-        rates[rates.len() / 2]
+        let counts: Vec<u64> = self.per_change.iter().map(Latencies::count).collect();
+        crate::scenarios::stream_floor::median_rate(&counts, &self.spans)
     }
 }
 
