@@ -439,6 +439,37 @@ async fn claim_of(
     Ok(rows.into_iter().filter_map(job).collect())
 }
 
+/// Gives `jobs` back, due again at `due`, when this claim could not handle them (the batch's
+/// reads failed): without it they would wait for their lease to run out (30 s by default).
+/// Only this claim's leases (`lease_until`) are released: a job whose lease ran out and was
+/// claimed again meanwhile belongs to that claim. Attempts are not counted.
+pub async fn release(
+    db: &Database,
+    jobs: &[Job],
+    lease_until: DateTime<Utc>,
+    due: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "UPDATE push_jobs SET lease_until_ms = NULL, due_at_ms = $1 \
+         WHERE state = $2 AND lease_until_ms = $3 AND push_job_id IN ({})",
+        echo_store::placeholders(4, jobs.len())
+    );
+    with_db!(db, write, |c| {
+        // Only numbered placeholders are formatted in; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(millis(due))
+            .bind(PENDING)
+            .bind(millis(lease_until));
+        for job in jobs {
+            query = query.bind(job.id);
+        }
+        Ok(query.execute(c).await?.rows_affected())
+    })
+}
+
 /// What became of a claimed job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Settled {

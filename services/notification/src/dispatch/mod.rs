@@ -47,6 +47,8 @@ const KEEP_MESSAGES: chrono::Duration = chrono::Duration::days(7);
 /// Claim loops per instance: while one loop's batch is out at the providers, another reads
 /// and records its own, so the database's share of a batch hides behind the requests.
 const LOOPS: usize = 2;
+/// A batch whose reads failed is due again this soon (its jobs are released, not left leased).
+const RELEASE_RETRY: chrono::Duration = chrono::Duration::seconds(1);
 /// How often an instance prunes finished jobs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often an instance trims the inbox (a scan of the table: rarely).
@@ -116,7 +118,8 @@ impl Dispatcher {
     /// Claims and handles batches until `shutdown`.
     async fn drain(self: Arc<Self>, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            let claimed = match self.claim().await {
+            let lease_until = Utc::now() + self.settings.claim_lease;
+            let claimed = match self.claim(lease_until).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(%error, "claiming push jobs failed");
@@ -134,7 +137,7 @@ impl Dispatcher {
                     // More may be due: another loop takes the next batch meanwhile.
                     self.wake.notify_one();
                 }
-                self.process(claimed).await;
+                self.process(claimed, lease_until).await;
             }
         }
     }
@@ -172,16 +175,14 @@ impl Dispatcher {
         self.store.database()
     }
 
-    async fn claim(&self) -> Result<Vec<Job>, sqlx::Error> {
-        let now = Utc::now();
-        let lease = now + self.settings.claim_lease;
-        jobs::claim(self.db(), now, lease, self.settings.batch).await
+    async fn claim(&self, lease_until: DateTime<Utc>) -> Result<Vec<Job>, sqlx::Error> {
+        jobs::claim(self.db(), Utc::now(), lease_until, self.settings.batch).await
     }
 
     /// Handles one claimed batch: reads what its jobs need (one statement per kind of fact),
     /// decides and sends each, `concurrency` requests at a time, and records every outcome in
-    /// one transaction.
-    pub async fn process(&self, claimed: Vec<Job>) {
+    /// one transaction. The jobs are held until `lease_until`.
+    pub async fn process(&self, claimed: Vec<Job>, lease_until: DateTime<Utc>) {
         let now = Utc::now();
         let since = now - chrono::Duration::minutes(1);
         // The other services' answers and our own rows, side by side.
@@ -192,8 +193,14 @@ impl Dispatcher {
         let facts = match facts {
             Ok(facts) => facts,
             Err(error) => {
-                // The leases run out and another claim takes the jobs again.
-                tracing::warn!(%error, jobs = claimed.len(), "reading a push batch failed");
+                // Nothing was sent: the jobs are given back, due again shortly, instead of
+                // waiting out their leases. If even that fails, the leases run out and
+                // another claim takes them.
+                tracing::warn!(%error, jobs = claimed.len(), "reading a push batch failed; releasing it");
+                let due = Utc::now() + RELEASE_RETRY;
+                if let Err(error) = jobs::release(self.db(), &claimed, lease_until, due).await {
+                    tracing::warn!(%error, "releasing a push batch failed; its leases will run out");
+                }
                 return;
             }
         };

@@ -216,6 +216,64 @@ pub async fn claims_take_due_jobs_once_under_a_lease(env: &Env) {
     assert_eq!(rest[0].message_id, later.message_id);
 }
 
+/// A claim that cannot handle its batch (its reads failed) gives the jobs back, due again
+/// when it says, instead of holding them until the lease ends; it releases only what it still
+/// holds, never a job another claim took after its lease ran out.
+pub async fn a_released_claim_is_due_again_without_waiting_for_its_lease(env: &Env) {
+    let db = env.store.database();
+    let t0 = now();
+    let job = alert(
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        t0 - Duration::seconds(1),
+    );
+    insert(env, &job).await;
+    let lease = t0 + Duration::seconds(30);
+    let claimed = jobs::claim(db, t0, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    let soon = t0 + Duration::seconds(1);
+    let other_lease = lease + Duration::milliseconds(1);
+    assert_eq!(
+        jobs::release(db, &claimed, other_lease, soon)
+            .await
+            .unwrap(),
+        0,
+        "a claim releases only its own lease"
+    );
+    assert_eq!(jobs::release(db, &claimed, lease, soon).await.unwrap(), 1);
+    assert!(
+        jobs::claim(db, t0, t0 + Duration::seconds(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before the due time it was given back with"
+    );
+    let lease2 = soon + Duration::seconds(30);
+    let again = jobs::claim(db, soon, lease2, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "due again long before the first lease ends");
+    assert_eq!(again[0].id, claimed[0].id);
+    assert_eq!(again[0].attempts, 0, "a release is not a failed attempt");
+
+    // The second claim's lease ran out and a third claim took the job: the second, late,
+    // cannot give it back.
+    let after = lease2 + Duration::milliseconds(1);
+    let third = jobs::claim(db, after, after + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(third.len(), 1);
+    assert_eq!(jobs::release(db, &again, lease2, after).await.unwrap(), 0);
+    assert!(
+        jobs::claim(db, after, after + Duration::seconds(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "still the third claim's"
+    );
+    assert_eq!(jobs::release(db, &[], lease2, after).await.unwrap(), 0);
+}
+
 pub async fn concurrent_claims_never_share_a_job(env: &Env) {
     let (token, user) = (Uuid::now_v7(), Uuid::now_v7());
     let t0 = now();
