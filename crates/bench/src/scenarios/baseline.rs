@@ -3,15 +3,22 @@
 //! as `throughput` has senders, over as many connections. What this machine's RPC stack can
 //! do, so Echo's figures read as a fraction of it.
 //!
-//! The service is written out by hand (what tonic's codegen would emit for one unary method):
-//! a proto for it would put bench-only types into the public API crate.
+//! The service is written out by hand (what tonic's codegen would emit): a proto for it would
+//! put bench-only types into the public API crate. It also serves `Watch`, a server-streaming
+//! method whose streams are fed through a [`Hub`], for the fan-out floor
+//! ([`super::stream_floor`]).
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::transport::server::TcpIncoming;
@@ -25,6 +32,13 @@ use crate::stats::{Latencies, per_second};
 
 const SERVICE: &str = "echo.bench.v1.Baseline";
 const METHOD_PATH: &str = "/echo.bench.v1.Baseline/Echo";
+/// The server-streaming method of the fan-out floor.
+pub const WATCH_PATH: &str = "/echo.bench.v1.Baseline/Watch";
+/// A Watch stream's channel capacity (presence's default `watch_buffer`).
+const WATCH_BUFFER: usize = 256;
+
+/// The senders of every open Watch stream, in the order they were opened.
+pub type Hub = Arc<Mutex<Vec<mpsc::Sender<Payload>>>>;
 
 /// The request and the answer: bytes, echoed.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -34,9 +48,11 @@ pub struct Payload {
     pub data: bytes::Bytes,
 }
 
-/// The server side: one unary method.
+/// The server side: Echo (unary) and Watch (server-streaming, fed through `hub`).
 #[derive(Clone, Debug, Default)]
-struct Baseline;
+struct Baseline {
+    hub: Hub,
+}
 
 impl tonic::server::NamedService for Baseline {
     const NAME: &'static str = SERVICE;
@@ -56,13 +72,71 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let hub = self.hub.clone();
         Box::pin(async move {
-            if request.uri().path() != METHOD_PATH {
-                return Ok(Status::unimplemented("only Echo is served").into_http());
-            }
             let mut grpc = tonic::server::Grpc::new(ProstCodec::<Payload, Payload>::default());
-            Ok(grpc.unary(EchoMethod, request).await)
+            match request.uri().path() {
+                METHOD_PATH => Ok(grpc.unary(EchoMethod, request).await),
+                WATCH_PATH => Ok(grpc.server_streaming(WatchMethod(hub), request).await),
+                _ => Ok(Status::unimplemented("only Echo and Watch are served").into_http()),
+            }
         })
+    }
+}
+
+struct WatchMethod(Hub);
+
+type Items = Pin<Box<dyn futures::Stream<Item = Result<Payload, Status>> + Send>>;
+
+impl tonic::server::ServerStreamingService<Payload> for WatchMethod {
+    type Response = Payload;
+    type ResponseStream = Items;
+    type Future = Ready<Result<Response<Items>, Status>>;
+
+    fn call(&mut self, _request: Request<Payload>) -> Self::Future {
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        let items = futures::stream::unfold(rx, |mut rx| async move {
+            let item = rx.recv().await?;
+            Some((Ok(item), rx))
+        });
+        ready(Ok(Response::new(Box::pin(items))))
+    }
+}
+
+/// The service served on 127.0.0.1 with tonic's defaults until the token is cancelled.
+pub struct Served {
+    /// Where.
+    pub addr: SocketAddr,
+    /// Cancel to stop it.
+    pub shutdown: CancellationToken,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Served {
+    /// Serve Echo and Watch (fed through `hub`).
+    pub async fn start(hub: Hub) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        // What `Server::serve(addr)` does with tonic's defaults: TCP_NODELAY on.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(Baseline { hub })
+                .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
+        );
+        Ok(Self {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stop and wait for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
     }
 }
 
@@ -92,23 +166,13 @@ async fn call(channel: &tonic::transport::Channel, payload: Payload) -> Result<P
 
 /// Run the scenario.
 pub async fn run(args: &BaselineArgs, global: &Global) -> anyhow::Result<Vec<Report>> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    // What `Server::serve(addr)` does with tonic's defaults: TCP_NODELAY on.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(Baseline)
-            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
-    );
-    let pool = Pool::connect(&format!("http://{addr}"), global.connections).await;
+    let served = Served::start(Hub::default()).await?;
+    let pool = Pool::connect(&format!("http://{}", served.addr), global.connections).await;
     let outcome = match pool {
         Ok(pool) => load(args, global, &pool).await,
         Err(error) => Err(error),
     };
-    shutdown.cancel();
-    let _ = server.await;
+    served.stop().await;
     outcome
 }
 

@@ -5,34 +5,24 @@
 //! channel (capacity 256, presence's `watch_buffer`), under one lock. What this machine's RPC
 //! stack takes to deliver one item to W streams, so a fan-out figure reads as a multiple of it.
 //!
-//! Written out by hand like [`super::baseline`] (a proto would put bench-only types into the
-//! public API crate); the item is that scenario's `Payload`, 56 bytes, about a presence item.
+//! The server is [`super::baseline`]'s hand-written service (its `Watch` method); the item is
+//! its `Payload`, 56 bytes, about a presence item.
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
-use tonic::transport::server::TcpIncoming;
-use tonic::{Request, Response, Status};
+use tonic::Request;
+use tonic::codegen::http;
 use tonic_prost::ProstCodec;
 
-use super::baseline::Payload;
+use super::baseline::{Hub, Payload, Served, WATCH_PATH};
 use crate::client::{Pool, live};
 use crate::report::{Progress, round1};
 use crate::stats::{Clock, Latencies, per_second};
 
-const SERVICE: &str = "echo.bench.v1.Floor";
-const WATCH_PATH: &str = "/echo.bench.v1.Floor/Watch";
-/// Presence's default `watch_buffer`.
-const BUFFER: usize = 256;
 const ITEM_BYTES: usize = 56;
 
 /// What to measure.
@@ -47,83 +37,19 @@ pub struct Floor {
     pub every: Duration,
 }
 
-type Hub = Arc<Mutex<Vec<mpsc::Sender<Payload>>>>;
-
-#[derive(Clone, Default)]
-struct FloorService {
-    hub: Hub,
-}
-
-impl tonic::server::NamedService for FloorService {
-    const NAME: &'static str = SERVICE;
-}
-
-impl<B> Service<http::Request<B>> for FloorService
-where
-    B: Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let hub = self.hub.clone();
-        Box::pin(async move {
-            if request.uri().path() != WATCH_PATH {
-                return Ok(Status::unimplemented("only Watch is served").into_http());
-            }
-            let mut grpc = tonic::server::Grpc::new(ProstCodec::<Payload, Payload>::default());
-            Ok(grpc.server_streaming(Watch(hub), request).await)
-        })
-    }
-}
-
-struct Watch(Hub);
-
-type Items = Pin<Box<dyn futures::Stream<Item = Result<Payload, Status>> + Send>>;
-
-impl tonic::server::ServerStreamingService<Payload> for Watch {
-    type Response = Payload;
-    type ResponseStream = Items;
-    type Future = Ready<Result<Response<Items>, Status>>;
-
-    fn call(&mut self, _request: Request<Payload>) -> Self::Future {
-        let (tx, rx) = mpsc::channel(BUFFER);
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
-        let items = futures::stream::unfold(rx, |mut rx| async move {
-            let item = rx.recv().await?;
-            Some((Ok(item), rx))
-        });
-        ready(Ok(Response::new(Box::pin(items))))
-    }
-}
-
 /// Run it: the figures (`latency`, `items_per_s`, `lost`), as JSON.
 pub async fn run(floor: &Floor, quiet: bool) -> anyhow::Result<Value> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let shutdown = CancellationToken::new();
-    let service = FloorService::default();
-    let hub = service.hub.clone();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
-    );
+    let hub = Hub::default();
+    let served = Served::start(hub.clone()).await?;
     let outcome = async {
-        let pool = Pool::connect(&format!("http://{addr}"), floor.connections).await?;
+        let pool = Pool::connect(&format!("http://{}", served.addr), floor.connections).await?;
         measure(floor, &pool, &hub, quiet).await
     }
     .await;
-    shutdown.cancel();
+    served.shutdown.cancel();
+    // Ends the streams, so the server's graceful shutdown does not wait for them.
     hub.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    let _ = server.await;
+    served.stop().await;
     outcome
 }
 
