@@ -46,6 +46,11 @@ async fn a_channel_post_reaches_every_member_once_through_the_fan_out_queue() {
             let entries = inbox(&mesh, member).await;
             assert_eq!(entries.len(), 1, "{backend:?}: member {i}: {entries:?}");
             assert_eq!(entries[0].message_id, post.message_id);
+            // Every chunk's entries carry the preview (asked between the chunk's transactions).
+            assert_eq!(
+                entries[0].preview, "@you launch at noon",
+                "{backend:?}: member {i}"
+            );
             assert_eq!(badge(&mesh, member).await, 1, "{backend:?}: member {i}");
         }
         // Nothing twice, and nothing for the owner, who posted.

@@ -168,17 +168,30 @@ impl Pipeline {
         if crate::jobs::pending_bulk(db).await? >= i64::try_from(2 * chunk).unwrap_or(i64::MAX) {
             return Ok(false);
         }
+        // The post's preview is a call to the message service: made between two
+        // transactions, so no chunk holds the database (SQLite's one writer above all) while
+        // it waits for an answer.
+        let mut peek = db.begin().await?;
+        let peeked = next(&mut peek).await?;
+        peek.rollback().await?;
+        let Some(peeked) = peeked else {
+            return Ok(false);
+        };
+        let preview = self.preview(peeked.message).await;
         let mut tx = db.begin().await?;
         let Some(post) = next(&mut tx).await? else {
             tx.rollback().await?;
             return Ok(false);
         };
+        // Another instance may have taken the peeked post meanwhile: this one's preview is
+        // then fetched in the transaction after all.
+        let preview = (post.message == peeked.message).then_some(preview);
         let mentioned = super::store::mentioned(&mut tx, post.message)
             .await?
             .into_iter()
             .collect();
         let last = self
-            .notify(&mut tx, &post, &mentioned, None, Some(chunk))
+            .notify(&mut tx, &post, &mentioned, None, Some(chunk), preview)
             .await?;
         advance(&mut tx, post.message, last).await?;
         tx.commit().await?;

@@ -420,14 +420,15 @@ impl Pipeline {
             // Its members are notified by the fan-out worker, in chunks (see `fanout`).
             return Ok(fanout::queue(tx, &post).await?);
         }
-        self.notify(tx, &post, mentioned, None, None).await?;
+        self.notify(tx, &post, mentioned, None, None, None).await?;
         Ok(())
     }
 
     /// Writes the entries and jobs of `post` for its eligible recipients (`only`: just these
     /// users, for mentions added by an edit; `page`: at most that many members after the
-    /// post's cursor, for a channel's fan-out). Returns the last member of a full page (more
-    /// may follow), None when every member is done.
+    /// post's cursor, for a channel's fan-out). `preview`: the message service's answer when
+    /// the caller asked it before its transaction; asked here otherwise. Returns the last
+    /// member of a full page (more may follow), None when every member is done.
     async fn notify(
         &self,
         tx: &mut Tx,
@@ -435,6 +436,7 @@ impl Pipeline {
         mentioned: &HashSet<Uuid>,
         only: Option<&HashSet<Uuid>>,
         page: Option<usize>,
+        preview: Option<Option<Preview>>,
     ) -> Result<Option<Uuid>, HandlerError> {
         let &Fanout {
             message,
@@ -457,7 +459,11 @@ impl Pipeline {
         if recipients.is_empty() {
             return Ok(last);
         }
-        let (text, reply_to_sender) = match self.preview(message).await {
+        let preview = match preview {
+            Some(fetched) => fetched,
+            None => self.preview(message).await,
+        };
+        let (text, reply_to_sender) = match preview {
             Some(Preview::Gone) => return Ok(None),
             Some(Preview::Available {
                 text,
@@ -542,7 +548,7 @@ impl Pipeline {
             at: time(message.created_at.as_ref()),
             after: None,
         };
-        self.notify(tx, &post, &counted, Some(&counted), None)
+        self.notify(tx, &post, &counted, Some(&counted), None, None)
             .await?;
         Ok(())
     }
