@@ -5,7 +5,7 @@
 //! in this process wake them at once; a short poll covers everything else.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,7 +13,7 @@ use bytes::Bytes;
 use echo_store::Database;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::consumer::{load_position, park};
@@ -32,6 +32,17 @@ pub struct EmbeddedBus {
     // Ephemeral traffic (typing, presence hints) may be dropped for a lagging receiver by design:
     // it is never stored anywhere, on either bus.
     ephemeral: broadcast::Sender<(String, Bytes)>,
+    /// Shared ephemeral subscriptions by group: its filter, and one queue its members take
+    /// turns reading (so each publish reaches one of them).
+    groups: Mutex<HashMap<String, Group>>,
+}
+
+type Shared = tokio::sync::Mutex<mpsc::Receiver<(String, Bytes)>>;
+
+struct Group {
+    filter: String,
+    tx: mpsc::Sender<(String, Bytes)>,
+    members: Weak<Shared>,
 }
 
 impl Default for EmbeddedBus {
@@ -47,6 +58,7 @@ impl EmbeddedBus {
             outboxes: Mutex::new(HashMap::new()),
             attached: watch::channel(0).0,
             ephemeral: broadcast::channel(4096).0,
+            groups: Mutex::new(HashMap::new()),
         }
     }
 
@@ -97,7 +109,15 @@ impl EventBus for EmbeddedBus {
 
     async fn publish_ephemeral(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
         // No receiver is not an error: nobody is watching that conversation right now.
-        let _ = self.ephemeral.send((subject.to_owned(), payload));
+        let _ = self.ephemeral.send((subject.to_owned(), payload.clone()));
+        let mut groups = self.groups.lock().expect("ephemeral groups");
+        // A group whose members are all gone is forgotten; a full queue drops (ephemeral).
+        groups.retain(|_, group| group.members.strong_count() > 0);
+        for group in groups.values() {
+            if matches(&group.filter, subject) {
+                let _ = group.tx.try_send((subject.to_owned(), payload.clone()));
+            }
+        }
         Ok(())
     }
 
@@ -119,6 +139,41 @@ impl EventBus for EmbeddedBus {
         Ok(stream
             .filter(move |(subject, _)| futures::future::ready(matches(&filter, subject)))
             .boxed())
+    }
+
+    async fn subscribe_ephemeral_shared(
+        &self,
+        filter: &str,
+        group: &str,
+    ) -> Result<BoxStream<'static, (String, Bytes)>, BusError> {
+        let members = {
+            let mut groups = self.groups.lock().expect("ephemeral groups");
+            let joined = groups
+                .get(group)
+                .filter(|g| g.filter == filter)
+                .and_then(|g| g.members.upgrade());
+            match joined {
+                Some(members) => members,
+                None => {
+                    let (tx, rx) = mpsc::channel(4096);
+                    let members = Arc::new(tokio::sync::Mutex::new(rx));
+                    groups.insert(
+                        group.to_owned(),
+                        Group {
+                            filter: filter.to_owned(),
+                            tx,
+                            members: Arc::downgrade(&members),
+                        },
+                    );
+                    members
+                }
+            }
+        };
+        Ok(futures::stream::unfold(members, |members| async move {
+            let item = members.lock().await.recv().await?;
+            Some((item, members))
+        })
+        .boxed())
     }
 
     fn is_connected(&self) -> bool {

@@ -176,6 +176,15 @@ pub trait EventBus: Send + Sync + 'static {
         filter: &str,
     ) -> Result<BoxStream<'static, (String, Bytes)>, BusError>;
 
+    /// Like [`EventBus::subscribe_ephemeral`], but each publish reaches ONE subscriber of
+    /// `group` (across instances: a NATS queue group), for work one instance should do once
+    /// rather than every instance again. A group has one filter.
+    async fn subscribe_ephemeral_shared(
+        &self,
+        filter: &str,
+        group: &str,
+    ) -> Result<BoxStream<'static, (String, Bytes)>, BusError>;
+
     /// Whether the broker is reachable right now (for metrics, never for readiness).
     fn is_connected(&self) -> bool;
 

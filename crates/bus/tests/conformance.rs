@@ -313,6 +313,53 @@ async fn ephemeral_reaches_matching_filters_only(env: &Env) {
     }
 }
 
+/// A shared ephemeral subscription: each publish reaches one member of the group (not every
+/// one), while a plain subscriber still sees everything.
+async fn a_shared_ephemeral_publish_reaches_one_member_of_its_group(env: &Env) {
+    let filter = "echo.live.receipt.>";
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        members.push(
+            env.bus
+                .subscribe_ephemeral_shared(filter, "receipts")
+                .await
+                .unwrap(),
+        );
+    }
+    let mut everyone = env.bus.subscribe_ephemeral(filter).await.unwrap();
+    const SENT: usize = 20;
+    for n in 0..SENT {
+        env.bus
+            .publish_ephemeral(&format!("echo.live.receipt.c{n}"), Bytes::from("r"))
+            .await
+            .unwrap();
+    }
+    for _ in 0..SENT {
+        next(&mut everyone).await;
+    }
+    let mut received = Vec::new();
+    loop {
+        let mut got = false;
+        for member in &mut members {
+            if let Ok(Some((subject, _))) =
+                tokio::time::timeout(Duration::from_millis(300), member.next()).await
+            {
+                received.push(subject);
+                got = true;
+            }
+        }
+        if !got {
+            break;
+        }
+    }
+    received.sort();
+    let mut expected: Vec<String> = (0..SENT)
+        .map(|n| format!("echo.live.receipt.c{n}"))
+        .collect();
+    expected.sort();
+    assert_eq!(received, expected, "each publish once across the group");
+}
+
 macro_rules! cases {
     ($kind:expr; $($case:ident),* $(,)?) => { $(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,6 +383,7 @@ macro_rules! backend {
                 failing_then_succeeding_handler_is_applied_once,
                 poison_event_is_dead_lettered_and_consumer_moves_on,
                 ephemeral_reaches_matching_filters_only,
+                a_shared_ephemeral_publish_reaches_one_member_of_its_group,
                 consumer_database_failure_never_parks_an_event,
                 pending_retry_survives_a_cancelled_next,
             );

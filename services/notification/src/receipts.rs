@@ -6,9 +6,10 @@
 //! it.
 //!
 //! The updates are ephemeral, so one can be lost (a broker hiccup, a lagging receiver): that
-//! only costs a push that could have been skipped, never a missing one. Every instance hears
-//! every update and writes it (an upsert that only moves forward, so N instances agree);
-//! updates are coalesced per device and written as one multi-row statement every
+//! only costs a push that could have been skipped, never a missing one. The instances share
+//! one subscription (a NATS queue group), so each update is written once, by one of them (an
+//! upsert that only moves forward, so order between instances does not matter); updates are
+//! coalesced per device and written as one multi-row statement every
 //! [`FLUSH_EVERY`] or [`FLUSH_AT`] devices, whichever comes first.
 
 use std::collections::HashMap;
@@ -28,6 +29,8 @@ use crate::store::millis;
 
 /// The updates listened to.
 pub const SUBJECT: &str = "echo.live.receipt.>";
+/// The instances share one subscription: each update is written by one of them.
+const GROUP: &str = "notification.receipts";
 /// Longest an update waits before it is written.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Devices that make a write at once.
@@ -41,7 +44,7 @@ pub type Key = (Uuid, Uuid, Uuid);
 /// Records receipt updates until `shutdown`, resubscribing when the bus drops the stream.
 pub async fn listen(bus: Arc<dyn EventBus>, db: Database, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        let mut updates = match bus.subscribe_ephemeral(SUBJECT).await {
+        let mut updates = match bus.subscribe_ephemeral_shared(SUBJECT, GROUP).await {
             Ok(updates) => updates,
             Err(error) => {
                 tracing::warn!(%error, "receipt updates unavailable; retrying");

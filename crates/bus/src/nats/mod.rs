@@ -170,6 +170,23 @@ impl EventBus for NatsBus {
             .boxed())
     }
 
+    async fn subscribe_ephemeral_shared(
+        &self,
+        filter: &str,
+        group: &str,
+    ) -> Result<BoxStream<'static, (String, Bytes)>, BusError> {
+        let wire = Self::wire_subject(&self.settings, filter);
+        let prefix_len = self.settings.subject_prefix.len();
+        let subscriber = self
+            .client
+            .queue_subscribe(wire, group.to_owned())
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        Ok(subscriber
+            .map(move |message| (message.subject[prefix_len..].to_owned(), message.payload))
+            .boxed())
+    }
+
     fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
