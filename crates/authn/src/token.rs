@@ -144,8 +144,9 @@ struct Keys {
 /// to match: a genuine signature under a forged payload hashes elsewhere), each with its
 /// caller and `exp`. A hit costs a hash of the token (~1 µs) instead of an Ed25519 verify
 /// (~45 µs here) and is still refused once expired. Only successes are remembered. Bounded:
-/// [`Verified::CAPACITY`] entries of ~90 bytes (~6 MiB); when full, expired entries go, and if
-/// that frees too little, all of them (each is then verified once more).
+/// [`Verified::CAPACITY`] entries of ~90 bytes (~12 MiB with the map's spare buckets); when
+/// full, expired entries go, and if that frees too little, all of them (each is then verified
+/// once more).
 #[derive(Default)]
 struct Verified(Mutex<HashMap<[u8; 32], (Caller, u64)>>);
 
