@@ -159,15 +159,8 @@ impl EventBus for NatsBus {
         filter: &str,
     ) -> Result<BoxStream<'static, (String, Bytes)>, BusError> {
         let wire = Self::wire_subject(&self.settings, filter);
-        let prefix_len = self.settings.subject_prefix.len();
-        let subscriber = self
-            .client
-            .subscribe(wire)
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        Ok(subscriber
-            .map(move |message| (message.subject[prefix_len..].to_owned(), message.payload))
-            .boxed())
+        let subscriber = self.client.subscribe(wire).await;
+        self.ephemeral(subscriber)
     }
 
     async fn subscribe_ephemeral_shared(
@@ -176,15 +169,8 @@ impl EventBus for NatsBus {
         group: &str,
     ) -> Result<BoxStream<'static, (String, Bytes)>, BusError> {
         let wire = Self::wire_subject(&self.settings, filter);
-        let prefix_len = self.settings.subject_prefix.len();
-        let subscriber = self
-            .client
-            .queue_subscribe(wire, group.to_owned())
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        Ok(subscriber
-            .map(move |message| (message.subject[prefix_len..].to_owned(), message.payload))
-            .boxed())
+        let subscriber = self.client.queue_subscribe(wire, group.to_owned()).await;
+        self.ephemeral(subscriber)
     }
 
     fn is_connected(&self) -> bool {
@@ -193,6 +179,20 @@ impl EventBus for NatsBus {
 
     fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+}
+
+impl NatsBus {
+    /// An ephemeral subscription's messages as `(subject without this bus's prefix, payload)`.
+    fn ephemeral(
+        &self,
+        subscriber: Result<async_nats::Subscriber, async_nats::SubscribeError>,
+    ) -> Result<BoxStream<'static, (String, Bytes)>, BusError> {
+        let subscriber = subscriber.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let prefix_len = self.settings.subject_prefix.len();
+        Ok(subscriber
+            .map(move |message| (message.subject[prefix_len..].to_owned(), message.payload))
+            .boxed())
     }
 }
 
