@@ -32,12 +32,14 @@ pub async fn seed_members(
                token_sha256, created_at_ms, updated_at_ms) VALUES {}",
             value_rows(1, chunk.len(), 8)
         );
-        with_db!(db, write, |c| {
+        with_db!(db, write, members_sql, |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(members_sql.as_str()));
             for (user, _) in chunk {
                 query = query.bind(conversation).bind(*user).bind(0_i64);
             }
             query.execute(c).await?;
+        });
+        with_db!(db, write, tokens_sql, |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(tokens_sql.as_str()));
             for (user, token) in chunk {
                 query = query

@@ -157,7 +157,7 @@ pub async fn insert_about_messages(
              VALUES {} ON CONFLICT (message_id, push_token_id, kind) DO NOTHING",
             value_rows(1, chunk.len(), 13)
         );
-        let done = with_tx!(tx, |c| {
+        let done = with_tx!(tx, sql, |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for job in chunk {
                 query = query
@@ -457,7 +457,7 @@ pub async fn release(
          WHERE state = $2 AND lease_until_ms = $3 AND push_job_id IN ({})",
         echo_store::placeholders(4, jobs.len())
     );
-    with_db!(db, write, |c| {
+    with_db!(db, write, sql, |c| {
         // Only numbered placeholders are formatted in; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(millis(due))

@@ -124,7 +124,7 @@ pub async fn record(
              WHERE excluded.delivered_up_to_seq > notify_device_receipts.delivered_up_to_seq",
             value_rows(1, chunk.len(), 5)
         );
-        with_db!(db, write, |c| {
+        with_db!(db, write, sql, |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for ((user, conversation, device), seq) in chunk {
                 query = query

@@ -98,7 +98,7 @@ impl PresenceStore {
             placeholders(1, users.len())
         );
         let mut loaded = HashMap::new();
-        with_db!(&self.db, read, |c| {
+        with_db!(&self.db, read, sql, |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for user in users {
                 query = query.bind(*user);

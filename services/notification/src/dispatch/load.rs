@@ -150,7 +150,7 @@ fn distinct(ids: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
 macro_rules! fetch_in {
     ($db:expr, $row:ty, $sql:expr, [$($first:expr),*], [$($list:expr),+]) => {{
         let sql = $sql;
-        let rows: Vec<$row> = with_db!($db, read, |c| {
+        let rows: Vec<$row> = with_db!($db, read, sql, |c| {
             #[allow(unused_mut)]
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))$(.bind($first))*;
             $(for value in $list {

@@ -159,7 +159,7 @@ pub async fn write_entries(tx: &mut Tx, entries: &[InboxEntry]) -> Result<Vec<Uu
             entry_columns!(),
             value_rows(1, chunk.len(), 12)
         );
-        let users: Vec<Uuid> = with_tx!(tx, |c| {
+        let users: Vec<Uuid> = with_tx!(tx, sql, |c| {
             let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()));
             for entry in chunk {
                 query = query

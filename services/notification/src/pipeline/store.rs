@@ -162,7 +162,7 @@ pub async fn tokens_of(tx: &mut Tx, users: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>,
         "SELECT push_token_id, user_id FROM push_tokens WHERE user_id IN ({})",
         echo_store::placeholders(1, users.len())
     );
-    Ok(with_tx!(tx, |c| {
+    Ok(with_tx!(tx, sql, |c| {
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
         for user in users {
             query = query.bind(*user);

@@ -82,7 +82,7 @@ impl NotificationStore {
             settings_columns!(),
             placeholders(1, users.len())
         );
-        let rows: Vec<UserSettingsRow> = with_db!(&self.db, read, |c| {
+        let rows: Vec<UserSettingsRow> = with_db!(&self.db, read, sql, |c| {
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
             for user in users {
                 query = query.bind(*user);
