@@ -11,8 +11,10 @@
 //! the one dialect-specific primitive (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single
 //! writer already serialises claims).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use echo_store::{Database, Tx, value_rows, with_db, with_tx};
+use echo_store::{Database, Tx, placeholders, value_rows, with_db, with_tx};
 use uuid::Uuid;
 
 use crate::store::{from_millis, millis};
@@ -490,54 +492,77 @@ pub enum Settled {
     },
 }
 
-/// Records what became of `job` and releases its lease, in the caller's transaction (the
-/// dispatcher settles a whole batch in one).
-pub async fn settle(tx: &mut Tx, job: &Job, settled: &Settled) -> Result<(), sqlx::Error> {
+/// Ids per statement of a batch's settles (the dispatcher's batches are smaller).
+const IDS_PER_SETTLE: usize = 1_000;
+
+/// Records what became of each job and releases its lease, in the caller's transaction (the
+/// dispatcher settles a whole batch in one): one UPDATE per group of jobs settled alike
+/// (a batch sent at one time is one statement), one per job to try again later (each has its
+/// own due time). A job no longer pending (cancelled meanwhile) is left as it is.
+pub async fn settle(tx: &mut Tx, settled: &[(&Job, &Settled)]) -> Result<(), sqlx::Error> {
     const SENT_SQL: &str = "UPDATE push_jobs SET state = $1, sent_at_ms = $2, \
-         lease_until_ms = NULL WHERE push_job_id = $3 AND state = $4";
+         lease_until_ms = NULL WHERE state = $3 AND push_job_id IN";
     const SKIP_SQL: &str = "UPDATE push_jobs SET state = $1, last_error = $2, \
-         lease_until_ms = NULL WHERE push_job_id = $3 AND state = $4";
+         lease_until_ms = NULL WHERE state = $3 AND push_job_id IN";
     const LATER_SQL: &str = "UPDATE push_jobs SET due_at_ms = $1, phase = $2, \
          attempts = attempts + $3, last_error = $4, lease_until_ms = NULL \
          WHERE push_job_id = $5 AND state = $6";
-    with_tx!(tx, |c| {
+    let mut sent: BTreeMap<i64, Vec<Uuid>> = BTreeMap::new();
+    let mut skipped: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+    for &(job, settled) in settled {
         match settled {
-            Settled::Sent(at) => {
-                sqlx::query(SENT_SQL)
-                    .bind(SENT)
-                    .bind(millis(*at))
-                    .bind(job.id)
-                    .bind(PENDING)
-                    .execute(c)
-                    .await?;
-            }
-            Settled::Skipped(reason) => {
-                sqlx::query(SKIP_SQL)
-                    .bind(SKIPPED)
-                    .bind(reason)
-                    .bind(job.id)
-                    .bind(PENDING)
-                    .execute(c)
-                    .await?;
-            }
+            Settled::Sent(at) => sent.entry(millis(*at)).or_default().push(job.id),
+            Settled::Skipped(reason) => skipped.entry(reason).or_default().push(job.id),
             Settled::Later {
                 due,
                 phase,
                 failed,
                 error,
             } => {
-                sqlx::query(LATER_SQL)
-                    .bind(millis(*due))
-                    .bind(phase.code())
-                    .bind(i32::from(*failed))
-                    .bind(error.as_deref())
-                    .bind(job.id)
-                    .bind(PENDING)
-                    .execute(c)
-                    .await?;
+                with_tx!(&mut *tx, |c| {
+                    sqlx::query(LATER_SQL)
+                        .bind(millis(*due))
+                        .bind(phase.code())
+                        .bind(i32::from(*failed))
+                        .bind(error.as_deref())
+                        .bind(job.id)
+                        .bind(PENDING)
+                        .execute(c)
+                        .await?;
+                });
             }
         }
-    });
+    }
+    for (at, ids) in &sent {
+        for chunk in ids.chunks(IDS_PER_SETTLE) {
+            let sql = format!("{SENT_SQL} ({})", placeholders(4, chunk.len()));
+            with_tx!(&mut *tx, sql, |c| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(SENT)
+                    .bind(*at)
+                    .bind(PENDING);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(c).await?;
+            });
+        }
+    }
+    for (reason, ids) in &skipped {
+        for chunk in ids.chunks(IDS_PER_SETTLE) {
+            let sql = format!("{SKIP_SQL} ({})", placeholders(4, chunk.len()));
+            with_tx!(&mut *tx, sql, |c| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(SKIPPED)
+                    .bind(*reason)
+                    .bind(PENDING);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(c).await?;
+            });
+        }
+    }
     Ok(())
 }
 

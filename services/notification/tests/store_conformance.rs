@@ -66,6 +66,7 @@ macro_rules! backend {
                 jobs::urgent_jobs_are_claimed_before_bulk_ones,
                 members::a_join_and_a_leave_heard_twice_are_recorded_once,
                 jobs::claims_take_due_jobs_once_under_a_lease,
+                jobs::a_batch_settles_each_job_as_decided,
                 jobs::a_released_claim_is_due_again_without_waiting_for_its_lease,
                 jobs::concurrent_claims_never_share_a_job,
             );

@@ -12,7 +12,7 @@
 pub mod compose;
 mod load;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -448,32 +448,47 @@ enum Effect {
     Prune(Uuid),
 }
 
-/// Records `outcomes` in one transaction (on SQLite one turn of the single writer).
+/// Records `outcomes` in one transaction (on SQLite one turn of the single writer): the jobs'
+/// settles grouped (see [`jobs::settle`]), the tokens that showed one badge at one time in one
+/// UPDATE, then the prunes.
 async fn record(db: &Database, outcomes: &[Outcomes]) -> Result<(), NotificationError> {
     const DELIVERED: &str = "UPDATE push_tokens SET last_badge_sent = $1, \
-         last_delivered_at_ms = $2 WHERE push_token_id = $3";
+         last_delivered_at_ms = $2 WHERE push_token_id IN";
     const PRUNE: &str = "DELETE FROM push_tokens WHERE push_token_id = $1";
+    let mut delivered: BTreeMap<(i32, i64), Vec<Uuid>> = BTreeMap::new();
+    for (_, _, effect) in outcomes {
+        if let Effect::Delivered { token, badge, at } = effect {
+            let badge = i32::try_from(*badge).unwrap_or(i32::MAX);
+            delivered
+                .entry((badge, millis(*at)))
+                .or_default()
+                .push(*token);
+        }
+    }
     let mut tx = db.begin().await?;
-    for (job, settled, effect) in outcomes {
-        jobs::settle(&mut tx, job, settled).await?;
-        match effect {
-            Effect::None => {}
-            Effect::Delivered { token, badge, at } => {
-                with_tx!(&mut tx, |c| {
-                    sqlx::query(DELIVERED)
-                        .bind(i32::try_from(*badge).unwrap_or(i32::MAX))
-                        .bind(millis(*at))
-                        .bind(*token)
-                        .execute(c)
-                        .await?;
-                });
+    let settled: Vec<(&Job, &Settled)> = outcomes.iter().map(|(job, s, _)| (job, s)).collect();
+    jobs::settle(&mut tx, &settled).await?;
+    for ((badge, at), tokens) in &delivered {
+        let sql = format!(
+            "{DELIVERED} ({})",
+            echo_store::placeholders(3, tokens.len())
+        );
+        with_tx!(&mut tx, sql, |c| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(*badge)
+                .bind(*at);
+            for token in tokens {
+                query = query.bind(*token);
             }
-            Effect::Prune(token) => {
-                jobs::cancel_pending(&mut tx, *token).await?;
-                with_tx!(&mut tx, |c| {
-                    sqlx::query(PRUNE).bind(*token).execute(c).await?;
-                });
-            }
+            query.execute(c).await?;
+        });
+    }
+    for (_, _, effect) in outcomes {
+        if let Effect::Prune(token) = effect {
+            jobs::cancel_pending(&mut tx, *token).await?;
+            with_tx!(&mut tx, |c| {
+                sqlx::query(PRUNE).bind(*token).execute(c).await?;
+            });
         }
     }
     tx.commit().await?;

@@ -26,7 +26,7 @@ fn alert(token: Uuid, user: Uuid, message: Uuid, due: chrono::DateTime<chrono::U
 
 async fn settle(db: &echo_store::Database, job: &jobs::Job, settled: &Settled) {
     let mut tx = db.begin().await.unwrap();
-    jobs::settle(&mut tx, job, settled).await.unwrap();
+    jobs::settle(&mut tx, &[(job, settled)]).await.unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -214,6 +214,65 @@ pub async fn claims_take_due_jobs_once_under_a_lease(env: &Env) {
     let rest = jobs::claim(db, far, far, 10).await.unwrap();
     assert_eq!(rest.len(), 1, "only the later job is left");
     assert_eq!(rest[0].message_id, later.message_id);
+}
+
+/// A batch is settled in one call, jobs settled alike in one statement: each job ends as
+/// decided (sent, skipped with its reason, or due again later as a failed attempt).
+pub async fn a_batch_settles_each_job_as_decided(env: &Env) {
+    let db = env.store.database();
+    let (token, user) = (Uuid::now_v7(), Uuid::now_v7());
+    let t0 = now();
+    for _ in 0..4 {
+        insert(
+            env,
+            &alert(token, user, Uuid::now_v7(), t0 - Duration::seconds(1)),
+        )
+        .await;
+    }
+    let claimed = jobs::claim(db, t0, t0 + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    let (sent, skipped) = (Settled::Sent(t0), Settled::Skipped("read".into()));
+    let later = Settled::Later {
+        due: t0 + Duration::minutes(1),
+        phase: Phase::Send,
+        failed: true,
+        error: Some("503".into()),
+    };
+    let mut tx = db.begin().await.unwrap();
+    jobs::settle(
+        &mut tx,
+        &[
+            (&claimed[0], &sent),
+            (&claimed[1], &skipped),
+            (&claimed[2], &sent),
+            (&claimed[3], &later),
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let sent_count = env
+        .count(
+            "SELECT count(*) FROM push_jobs WHERE push_token_id = $1 AND sent_at_ms IS NOT NULL",
+            token,
+        )
+        .await;
+    assert_eq!(sent_count, 2);
+    let read = env
+        .count(
+            "SELECT count(*) FROM push_jobs WHERE push_token_id = $1 AND last_error = 'read' \
+             AND sent_at_ms IS NULL",
+            token,
+        )
+        .await;
+    assert_eq!(read, 1);
+    let far = t0 + Duration::minutes(2);
+    let again = jobs::claim(db, far, far, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "only the job to try again is pending");
+    assert_eq!(again[0].id, claimed[3].id);
+    assert_eq!(again[0].attempts, 1);
 }
 
 /// A claim that cannot handle its batch (its reads failed) gives the jobs back, due again
