@@ -6,8 +6,11 @@
 //!    SendMessage is called to the fake's acceptance of the FCM request for that message
 //!    (outbox → bus → consumer → inbox entry and job → dispatcher → OAuth'd HTTP/2 request).
 //! 2. **Throughput**: a group of G of those members (more are signed up if G > R), each with
-//!    a token; K messages as fast as the sender may; provider requests/s over the span from the
-//!    first to the last accepted request, and the lag from the last send to the last request.
+//!    a token. One probe message's pushes are awaited first (the group's 2·G membership events
+//!    are applied by then), then K messages at `--group-rate` (0: as fast as the sender may):
+//!    provider requests/s over the span from the first to the last accepted request, each
+//!    message's lag (its send to its last push), and the lag from the last send to the last
+//!    request.
 //! 3. **Channel** (`--channel N`, off by default: by hand, outside CI): a channel of the sender
 //!    whose N members, each with an FCM token, are seeded straight into notification's
 //!    database (the issue's fixture: signing up 100,000 users would take hours); one post, and
@@ -337,10 +340,34 @@ async fn throughput(
 ) -> anyhow::Result<serde_json::Value> {
     let ids: Vec<String> = members.iter().map(|m| m.user_id.clone()).collect();
     let group = users::group(&sender.messages(pool, 0), &ids).await?;
+    let mut client = sender.messages(pool, 0);
+    // The group's membership events come before its first message in the ordered consumer:
+    // one probe's pushes arriving means they are applied.
+    let spinner = progress.bar(1, "group: probe");
+    let probe = send_text(&mut client, &group, "group probe".into())
+        .await
+        .context("send")?
+        .message;
+    let probed = arrivals(
+        fake,
+        &HashMap::from([(probe.message_id, Instant::now())]),
+        members.len(),
+    )
+    .await;
+    if probed.values().map(Vec::len).sum::<usize>() < members.len() {
+        bail!("the group's probe message was not pushed to every member within {DRAIN:?}");
+    }
+    spinner.finish_and_clear();
     let bar = progress.bar(args.group_messages as u64, "sending (group)");
     let mut sent = HashMap::new();
-    let mut client = sender.messages(pool, 0);
+    let every =
+        (args.group_rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(args.group_rate)));
+    let start = Instant::now();
     for k in 0..args.group_messages {
+        if let Some(every) = every {
+            tokio::time::sleep_until((start + every * u32::try_from(k).unwrap_or(u32::MAX)).into())
+                .await;
+        }
         let started = Instant::now();
         let message = send_text(&mut client, &group, format!("group {k}"))
             .await
@@ -357,12 +384,21 @@ async fn throughput(
         return Ok(json!({ "requests": 0 }));
     };
     let span = last.saturating_duration_since(*first);
+    // Each message's lag: from its send to the last of its pushes.
+    let mut lags = Latencies::default();
+    for (message, pushes) in &seen {
+        if let (Some(sent_at), Some(done)) = (sent.get(message), pushes.iter().max()) {
+            lags.record(done.saturating_duration_since(*sent_at));
+        }
+    }
     Ok(json!({
         "members": members.len(),
         "messages": sent.len(),
+        "rate": args.group_rate,
         "requests": times.len(),
         "expected": sent.len() * members.len(),
         "requests_per_s": round1(per_second(times.len() as u64, span)),
+        "message_lag": lags.summary(),
         "lag_after_last_send_ms": round1(last.saturating_duration_since(last_send).as_secs_f64() * 1000.0),
     }))
 }
@@ -383,8 +419,9 @@ fn report(args: &PushArgs, setup: &Setup, baseline: &Report, figures: serde_json
     };
     let line = format!(
         "MessageCreated→FCM request ({} offline recipients, {}/s): p50 {} p99 {} max {} ms, \
-         {} missing, {} duplicates | group of {} ×{}: {rate} requests/s ({share} % of baseline \
-         {baseline_calls} calls/s), {} of {} requests, lag after the last send {} ms{}",
+         {} missing, {} duplicates | group of {} ×{} at {}/s: {rate} requests/s ({share} % of \
+         baseline {baseline_calls} calls/s), {} of {} requests, each message's lag p50 {} max {} \
+         ms, lag after the last send {} ms{}",
         args.recipients,
         args.rate,
         number(&["latency", "latency", "p50_ms"]),
@@ -394,8 +431,11 @@ fn report(args: &PushArgs, setup: &Setup, baseline: &Report, figures: serde_json
         number(&["latency", "duplicates"]),
         args.group,
         args.group_messages,
+        args.group_rate,
         number(&["throughput", "requests"]),
         number(&["throughput", "expected"]),
+        number(&["throughput", "message_lag", "p50_ms"]),
+        number(&["throughput", "message_lag", "max_ms"]),
         number(&["throughput", "lag_after_last_send_ms"]),
         if args.channel > 0 {
             format!(
@@ -419,6 +459,7 @@ fn report(args: &PushArgs, setup: &Setup, baseline: &Report, figures: serde_json
         "rate": args.rate,
         "group": args.group,
         "group_messages": args.group_messages,
+        "group_rate": args.group_rate,
         "channel": args.channel,
     });
     json["baseline"] = baseline.json["figures"].clone();
