@@ -55,5 +55,11 @@ pub async fn seed_members(
             query.execute(c).await?;
         });
     }
+    // As after any bulk load: fresh planner statistics (the same statement in both dialects).
+    // Without them PostgreSQL guesses that an IN list of 128 users matches most of a table
+    // it has not analysed yet, and scans all of it for each batch the dispatcher reads.
+    with_db!(db, write, |c| {
+        sqlx::query("ANALYZE").execute(c).await?;
+    });
     Ok(())
 }

@@ -129,12 +129,17 @@ pub(super) async fn facts(
         .collect();
     let alerted = distinct(alerts.iter().map(|j| j.user_id));
     let conversations = distinct(alerts.iter().filter_map(|j| j.conversation_id));
-    let messages = distinct(alerts.iter().filter_map(|j| j.message_id));
+    let pairs: Vec<(Uuid, Uuid)> = alerts
+        .iter()
+        .filter_map(|j| Some((j.user_id, j.message_id?)))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     Ok(Facts {
         tokens: token_rows(db, &tokens).await?,
         badges: badges(db, &users, now).await?,
         read_up_to: read_marks(db, &alerted, &conversations).await?,
-        entries: entries(db, &alerted, &messages).await?,
+        entries: entries(db, &pairs).await?,
         settings: store.settings_of(&alerted).await?,
         sent: sent(db, &alerted, sent_since).await?,
         receipts: receipts(db, &alerted, &conversations).await?,
@@ -261,32 +266,44 @@ async fn receipts(
     Ok(receipts)
 }
 
+/// The entries of exactly these (user, message) pairs: each an equality on the
+/// `(user_id, message_id)` unique key, a plan no statistics can spoil (with `user IN (…) AND
+/// message IN (…)`, PostgreSQL took a channel post's 100,000 entries by message and filtered
+/// them, 10–130 ms a batch).
 async fn entries(
     db: &Database,
-    users: &[Uuid],
-    messages: &[Uuid],
+    pairs: &[(Uuid, Uuid)],
 ) -> Result<HashMap<(Uuid, Uuid), EntryRow>, sqlx::Error> {
-    if users.is_empty() || messages.is_empty() {
+    if pairs.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = fetch_in!(
-        db,
-        EntryRow,
-        format!(
-            "SELECT e.user_id, e.message_id, e.kind, e.sender_display_name, \
-               e.conversation_title, e.preview, COALESCE(c.kind, 0) AS conversation_kind, \
-               COALESCE(n.unread, 0) AS unread \
-             FROM inbox_entries e \
-             LEFT JOIN notify_conversations c ON c.conversation_id = e.conversation_id \
-             LEFT JOIN notify_counts n ON n.user_id = e.user_id \
-               AND n.conversation_id = e.conversation_id \
-             WHERE e.user_id IN ({}) AND e.message_id IN ({})",
-            placeholders(1, users.len()),
-            placeholders(1 + users.len(), messages.len())
-        ),
-        [],
-        [users, messages]
+    let keys: Vec<String> = (0..pairs.len())
+        .map(|k| {
+            format!(
+                "(e.user_id = ${} AND e.message_id = ${})",
+                2 * k + 1,
+                2 * k + 2
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT e.user_id, e.message_id, e.kind, e.sender_display_name, \
+           e.conversation_title, e.preview, COALESCE(c.kind, 0) AS conversation_kind, \
+           COALESCE(n.unread, 0) AS unread \
+         FROM inbox_entries e \
+         LEFT JOIN notify_conversations c ON c.conversation_id = e.conversation_id \
+         LEFT JOIN notify_counts n ON n.user_id = e.user_id \
+           AND n.conversation_id = e.conversation_id \
+         WHERE {}",
+        keys.join(" OR ")
     );
+    let rows: Vec<EntryRow> = with_db!(db, read, sql, |c| {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+        for (user, message) in pairs {
+            query = query.bind(*user).bind(*message);
+        }
+        query.fetch_all(c).await?
+    });
     Ok(rows
         .into_iter()
         .map(|r| ((r.user_id, r.message_id), r))
