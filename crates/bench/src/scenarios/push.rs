@@ -160,9 +160,12 @@ async fn arrivals(
     expected_per_message: usize,
 ) -> HashMap<String, Vec<Instant>> {
     let deadline = Instant::now() + DRAIN;
+    let mut seen: HashMap<String, Vec<Instant>> = HashMap::new();
+    let mut looked = 0;
     loop {
-        let mut seen: HashMap<String, Vec<Instant>> = HashMap::new();
-        for request in fake.requests() {
+        let new = fake.requests_since(looked);
+        looked += new.len();
+        for request in new {
             if request.platform != Platform::Fcm || request.status != 200 {
                 continue;
             }
@@ -298,20 +301,23 @@ async fn channel(
     let done = std::sync::atomic::AtomicBool::new(false);
     let drained = async {
         let deadline = posted + DRAIN;
-        let mut last = None;
+        let (mut last, mut count, mut looked) = (None, 0, 0);
         loop {
-            let times: Vec<Instant> = fake
-                .requests()
-                .into_iter()
-                .filter(|r| r.platform == Platform::Fcm && r.status == 200)
-                .filter(|r| r.payload["message"]["data"]["message_id"].as_str() == Some(&post))
-                .map(|r| r.received_at)
-                .collect();
-            bar.set_position(times.len() as u64);
-            last = times.iter().max().copied().or(last);
-            if times.len() >= args.channel || Instant::now() > deadline {
+            let new = fake.requests_since(looked);
+            looked += new.len();
+            for request in new {
+                if request.platform == Platform::Fcm
+                    && request.status == 200
+                    && request.payload["message"]["data"]["message_id"].as_str() == Some(&post)
+                {
+                    count += 1;
+                    last = last.max(Some(request.received_at));
+                }
+            }
+            bar.set_position(count as u64);
+            if count >= args.channel || Instant::now() > deadline {
                 done.store(true, std::sync::atomic::Ordering::Relaxed);
-                return (times.len(), last);
+                return (count, last);
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
