@@ -100,76 +100,45 @@ impl StoreError {
 #[macro_export]
 macro_rules! with_db {
     ($db:expr, write, |$c:ident| $body:expr) => {
-        match $db {
-            $crate::Database::Postgres(db) => {
-                let $c = &db.pool;
-                $body
-            }
-            $crate::Database::Sqlite(db) => {
-                let $c = &db.writer;
-                $body
-            }
-        }
+        $crate::with_db!(@on $db, writer, [], |$c| $body)
     };
     ($db:expr, read, |$c:ident| $body:expr) => {
-        match $db {
-            $crate::Database::Postgres(db) => {
-                let $c = &db.pool;
-                $body
-            }
-            $crate::Database::Sqlite(db) => {
-                let $c = &db.reader;
-                $body
-            }
-        }
+        $crate::with_db!(@on $db, reader, [], |$c| $body)
     };
     // A statement with a long, generated parameter list (`$sql`, a `String` the body binds):
     // on SQLite it runs as `sqlite_params($sql)`.
     ($db:expr, write, $sql:ident, |$c:ident| $body:expr) => {
-        match $db {
-            $crate::Database::Postgres(db) => {
-                let $c = &db.pool;
-                $body
-            }
-            $crate::Database::Sqlite(db) => {
-                let $c = &db.writer;
-                let $sql = $crate::sqlite_params(&$sql);
-                $body
-            }
-        }
+        $crate::with_db!(@on $db, writer, [$sql], |$c| $body)
     };
     ($db:expr, read, $sql:ident, |$c:ident| $body:expr) => {
+        $crate::with_db!(@on $db, reader, [$sql], |$c| $body)
+    };
+    (@on $db:expr, $sqlite_pool:ident, [$($sql:ident)?], |$c:ident| $body:expr) => {
         match $db {
             $crate::Database::Postgres(db) => {
                 let $c = &db.pool;
                 $body
             }
             $crate::Database::Sqlite(db) => {
-                let $c = &db.reader;
-                let $sql = $crate::sqlite_params(&$sql);
+                let $c = &db.$sqlite_pool;
+                $(let $sql = $crate::sqlite_params(&$sql);)?
                 $body
             }
         }
     };
 }
 
-/// Runs `$body` with `$c` bound to the connection inside a transaction of either backend.
+/// Runs `$body` with `$c` bound to the connection inside a transaction of either backend
+/// (`with_tx!(tx, sql, |c| …)`: a statement with a generated parameter list, see `with_db!`).
 #[macro_export]
 macro_rules! with_tx {
     ($tx:expr, |$c:ident| $body:expr) => {
-        match $tx {
-            $crate::Tx::Postgres(tx) => {
-                let $c: &mut $crate::sqlx::PgConnection = &mut **tx;
-                $body
-            }
-            $crate::Tx::Sqlite(tx) => {
-                let $c: &mut $crate::sqlx::SqliteConnection = &mut **tx;
-                $body
-            }
-        }
+        $crate::with_tx!(@on $tx, [], |$c| $body)
     };
-    // A statement with a long, generated parameter list: see `with_db!`.
     ($tx:expr, $sql:ident, |$c:ident| $body:expr) => {
+        $crate::with_tx!(@on $tx, [$sql], |$c| $body)
+    };
+    (@on $tx:expr, [$($sql:ident)?], |$c:ident| $body:expr) => {
         match $tx {
             $crate::Tx::Postgres(tx) => {
                 let $c: &mut $crate::sqlx::PgConnection = &mut **tx;
@@ -177,7 +146,7 @@ macro_rules! with_tx {
             }
             $crate::Tx::Sqlite(tx) => {
                 let $c: &mut $crate::sqlx::SqliteConnection = &mut **tx;
-                let $sql = $crate::sqlite_params(&$sql);
+                $(let $sql = $crate::sqlite_params(&$sql);)?
                 $body
             }
         }

@@ -500,19 +500,20 @@ const IDS_PER_SETTLE: usize = 1_000;
 /// (a batch sent at one time is one statement), one per job to try again later (each has its
 /// own due time). A job no longer pending (cancelled meanwhile) is left as it is.
 pub async fn settle(tx: &mut Tx, settled: &[(&Job, &Settled)]) -> Result<(), sqlx::Error> {
-    const SENT_SQL: &str = "UPDATE push_jobs SET state = $1, sent_at_ms = $2, \
-         lease_until_ms = NULL WHERE state = $3 AND push_job_id IN";
-    const SKIP_SQL: &str = "UPDATE push_jobs SET state = $1, last_error = $2, \
-         lease_until_ms = NULL WHERE state = $3 AND push_job_id IN";
+    // Sent: its time; skipped: its reason (a sent job keeps the error of a failed attempt).
+    const FINAL_SQL: &str = "UPDATE push_jobs SET state = $1, sent_at_ms = $2, \
+         last_error = COALESCE($3, last_error), lease_until_ms = NULL \
+         WHERE state = $4 AND push_job_id IN";
     const LATER_SQL: &str = "UPDATE push_jobs SET due_at_ms = $1, phase = $2, \
          attempts = attempts + $3, last_error = $4, lease_until_ms = NULL \
          WHERE push_job_id = $5 AND state = $6";
-    let mut sent: BTreeMap<i64, Vec<Uuid>> = BTreeMap::new();
-    let mut skipped: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+    // (state, sent at, reason) → the jobs settled so.
+    type Final<'a> = (i16, Option<i64>, Option<&'a str>);
+    let mut finished: BTreeMap<Final<'_>, Vec<Uuid>> = BTreeMap::new();
     for &(job, settled) in settled {
-        match settled {
-            Settled::Sent(at) => sent.entry(millis(*at)).or_default().push(job.id),
-            Settled::Skipped(reason) => skipped.entry(reason).or_default().push(job.id),
+        let key = match settled {
+            Settled::Sent(at) => (SENT, Some(millis(*at)), None),
+            Settled::Skipped(reason) => (SKIPPED, None, Some(reason.as_str())),
             Settled::Later {
                 due,
                 phase,
@@ -530,30 +531,18 @@ pub async fn settle(tx: &mut Tx, settled: &[(&Job, &Settled)]) -> Result<(), sql
                         .execute(c)
                         .await?;
                 });
+                continue;
             }
-        }
+        };
+        finished.entry(key).or_default().push(job.id);
     }
-    for (at, ids) in &sent {
+    for ((state, sent_at, reason), ids) in &finished {
         for chunk in ids.chunks(IDS_PER_SETTLE) {
-            let sql = format!("{SENT_SQL} ({})", placeholders(4, chunk.len()));
+            let sql = format!("{FINAL_SQL} ({})", placeholders(5, chunk.len()));
             with_tx!(&mut *tx, sql, |c| {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(SENT)
-                    .bind(*at)
-                    .bind(PENDING);
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                query.execute(c).await?;
-            });
-        }
-    }
-    for (reason, ids) in &skipped {
-        for chunk in ids.chunks(IDS_PER_SETTLE) {
-            let sql = format!("{SKIP_SQL} ({})", placeholders(4, chunk.len()));
-            with_tx!(&mut *tx, sql, |c| {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(SKIPPED)
+                    .bind(*state)
+                    .bind(*sent_at)
                     .bind(*reason)
                     .bind(PENDING);
                 for id in chunk {
