@@ -135,7 +135,8 @@ pub(super) async fn facts(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    // Side by side: seven statements on as many pooled readers, not one after another.
+    // Side by side on as many pooled readers (PostgreSQL: up to six of the pool's connections
+    // per claim loop), not one after another; the settings come through their own store.
     let (tokens, badges, read_up_to, entries, sent, receipts) = tokio::try_join!(
         token_rows(db, &tokens),
         badges(db, &users, now),
