@@ -117,6 +117,11 @@ impl NotificationSettings {
             // list of the chunk's members: SQLite binds at most 32,766 values per statement.
             return Some("notification.fanout_chunk must be at most 10000".into());
         }
+        if self.dispatch_batch > 10_000 {
+            // A claimed batch's inbox entries are read by (user, message) key: two bound
+            // values per job, under SQLite's 32,766.
+            return Some("notification.dispatch_batch must be at most 10000".into());
+        }
         let zero = [
             ("notification.job_expiry", self.job_expiry),
             ("notification.claim_lease", self.claim_lease),

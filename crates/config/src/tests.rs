@@ -547,3 +547,24 @@ fn trusted_proxies_refuse_malformed_ranges_saying_which() {
         });
     }
 }
+
+#[test]
+fn notification_batches_are_bounded_by_what_one_statement_can_bind() {
+    let mut settings = NotificationSettings::default();
+    assert_eq!(settings.problem(), None);
+    settings.dispatch_batch = 10_000;
+    assert_eq!(settings.problem(), None);
+    settings.dispatch_batch = 10_001;
+    assert!(
+        settings
+            .problem()
+            .is_some_and(|p| p.contains("dispatch_batch"))
+    );
+    settings.dispatch_batch = 128;
+    settings.fanout_chunk = 10_001;
+    assert!(
+        settings
+            .problem()
+            .is_some_and(|p| p.contains("fanout_chunk"))
+    );
+}
