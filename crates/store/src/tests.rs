@@ -151,6 +151,12 @@ async fn postgres_gets_a_schema_per_service() {
     .await
     .unwrap();
     assert_eq!(schema, pg.schema);
+    // Every pooled connection runs without JIT (short OLTP statements; see `connect`).
+    let jit: String = sqlx::query_scalar("SHOW jit")
+        .fetch_one(&pg.pool)
+        .await
+        .unwrap();
+    assert_eq!(jit, "off");
 }
 
 #[test]
