@@ -355,3 +355,67 @@ async fn mute_block_mention_and_delete_for_everyone_follow_the_decision_table() 
         mesh.shutdown().await;
     }
 }
+
+/// Storm damping (spec §B5): within 10 s of an alert in the same conversation, the next
+/// alerts are silent and summarise the unread count instead of showing their text.
+#[tokio::test]
+async fn alerts_in_quick_succession_go_silent_with_a_summary() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some(Chat {
+            mesh,
+            _files,
+            ada,
+            bob,
+            token,
+            chat,
+        }) = chat(backend, &fake).await
+        else {
+            continue;
+        };
+        send(&mesh, &ada, &chat, "first of three").await;
+        let first = nth(&fake, &token, 1, "the first alert").await.remove(0);
+        assert_eq!(
+            data(&first, "silent"),
+            "",
+            "{backend:?}: the first alert rings"
+        );
+        assert_eq!(
+            first.payload["message"]["notification"]["body"],
+            "first of three"
+        );
+        // The alert is recorded as sent (with the token's delivery time, in one transaction)
+        // before the next message, so its damping cannot read a moment too early.
+        eventually(ARRIVES, "the first alert recorded", || async {
+            let listed = mesh
+                .notification_as(&bob)
+                .list_push_tokens(pb::ListPushTokensRequest::default())
+                .await
+                .expect("list")
+                .into_inner();
+            listed
+                .push_tokens
+                .iter()
+                .any(|t| t.last_delivered_at.is_some())
+                .then_some(())
+        })
+        .await;
+
+        send(&mesh, &ada, &chat, "second of three").await;
+        send(&mesh, &ada, &chat, "third of three").await;
+        let seen = nth(&fake, &token, 3, "the storm's alerts").await;
+        for alert in &seen[1..] {
+            assert_eq!(data(alert, "type"), "alert");
+            assert_eq!(data(alert, "silent"), "true", "{backend:?}: damped");
+            let body = alert.payload["message"]["notification"]["body"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                body.ends_with(" new messages") && !body.contains("of three"),
+                "{backend:?}: a summary, not the text: {body:?}"
+            );
+        }
+        assert_eq!(badge(&mesh, &bob).await, 3);
+        mesh.shutdown().await;
+    }
+}

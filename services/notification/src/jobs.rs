@@ -19,8 +19,13 @@ use uuid::Uuid;
 
 use crate::store::{from_millis, millis};
 
-/// `push_jobs.state`: waiting (due now or later).
+/// `push_jobs.state`: waiting (due now or later). The claim's partial index (`push_jobs_due`,
+/// `WHERE state = 1`) and the statements it serves spell this value out.
 pub const PENDING: i16 = 1;
+const _: () = assert!(
+    PENDING == 1,
+    "push_jobs_due is a partial index on state = 1"
+);
 /// Sent: the provider accepted it.
 pub const SENT: i16 = 2;
 /// Not sent, and never will be: read or deleted before it was due, token pruned, expired,
@@ -197,13 +202,9 @@ fn priority(job: &NewJob) -> i16 {
 /// watermark, so a large post moves at the dispatcher's pace and leaves the database to the
 /// other events meanwhile).
 pub async fn pending_bulk(db: &Database) -> Result<i64, sqlx::Error> {
-    const SQL: &str = "SELECT count(*) FROM push_jobs WHERE state = $1 AND priority = $2";
+    const SQL: &str = "SELECT count(*) FROM push_jobs WHERE state = 1 AND priority = $1";
     Ok(with_db!(db, read, |c| {
-        sqlx::query_scalar(SQL)
-            .bind(PENDING)
-            .bind(BULK)
-            .fetch_one(c)
-            .await?
+        sqlx::query_scalar(SQL).bind(BULK).fetch_one(c).await?
     }))
 }
 
@@ -406,7 +407,7 @@ async fn claim_of(
         ($lock:literal) => {
             concat!(
                 "UPDATE push_jobs SET lease_until_ms = $1 WHERE push_job_id IN (\
-                   SELECT push_job_id FROM push_jobs WHERE state = $2 AND priority = $5 \
+                   SELECT push_job_id FROM push_jobs WHERE state = 1 AND priority = $2 \
                    AND due_at_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms <= $3) \
                    ORDER BY due_at_ms LIMIT $4",
                 $lock,
@@ -420,20 +421,18 @@ async fn claim_of(
         Database::Postgres(db) => {
             sqlx::query_as(claim_sql!(" FOR UPDATE SKIP LOCKED"))
                 .bind(millis(lease_until))
-                .bind(PENDING)
+                .bind(priority)
                 .bind(millis(now))
                 .bind(limit)
-                .bind(priority)
                 .fetch_all(&db.pool)
                 .await?
         }
         Database::Sqlite(db) => {
             sqlx::query_as(claim_sql!(""))
                 .bind(millis(lease_until))
-                .bind(PENDING)
+                .bind(priority)
                 .bind(millis(now))
                 .bind(limit)
-                .bind(priority)
                 .fetch_all(&db.writer)
                 .await?
         }

@@ -18,7 +18,7 @@ use crate::store::{NotificationStore, millis};
 
 /// A push token as the dispatcher reads it.
 #[derive(sqlx::FromRow)]
-pub(super) struct TokenRow {
+pub struct TokenRow {
     push_token_id: Uuid,
     pub device_id: Uuid,
     pub platform: i16,
@@ -31,7 +31,7 @@ pub(super) struct TokenRow {
 
 /// An alert's inbox entry, with its conversation's kind and the unread count there.
 #[derive(sqlx::FromRow)]
-pub(super) struct EntryRow {
+pub struct EntryRow {
     user_id: Uuid,
     message_id: Uuid,
     pub kind: i16,
@@ -42,17 +42,26 @@ pub(super) struct EntryRow {
     pub unread: i32,
 }
 
-/// An alert sent lately (storm damping).
+/// What storm damping counts (spec §B5): alerts sent to a user in a conversation since
+/// `recent_since`, and to the user in all since `minute_since`, counted up to `cap`.
+pub struct Damping {
+    pub recent_since: DateTime<Utc>,
+    pub minute_since: DateTime<Utc>,
+    pub cap: i64,
+}
+
+/// One alerted (user, conversation)'s storm counts.
 #[derive(sqlx::FromRow)]
-struct SentRow {
+struct StormRow {
     user_id: Uuid,
     conversation_id: Option<Uuid>,
-    sent_at_ms: i64,
+    last_minute: i64,
+    recent: i64,
 }
 
 /// The stored facts of one batch.
 #[derive(Default)]
-pub(super) struct Facts {
+pub struct Facts {
     /// By token id (a token gone since the job was written is missing).
     pub tokens: HashMap<Uuid, TokenRow>,
     /// The absolute badge by user (users with no counts have 0).
@@ -63,8 +72,10 @@ pub(super) struct Facts {
     pub entries: HashMap<(Uuid, Uuid), EntryRow>,
     /// Notification settings by alerted user.
     pub settings: HashMap<Uuid, Settings>,
-    /// Alerts sent in the last minute by user: (conversation, sent at, ms).
-    pub sent: HashMap<Uuid, Vec<(Option<Uuid>, i64)>>,
+    /// The (user, conversation) pairs alerted within the storm window.
+    pub recent: HashSet<(Uuid, Uuid)>,
+    /// Alerts sent in the last minute by user, counted up to the damping cap.
+    pub last_minute: HashMap<Uuid, i64>,
     /// The seq each device acknowledged, by (user, conversation): (device, seq).
     pub receipts: HashMap<(Uuid, Uuid), Vec<(Uuid, i64)>>,
 }
@@ -97,28 +108,20 @@ impl Facts {
             .map(|(device, _)| *device)
     }
 
-    /// Alerts sent to `user` since `since_ms`: in `conversation`, and in all.
-    pub fn sent_since(&self, user: Uuid, conversation: Option<Uuid>, since_ms: i64) -> (i64, i64) {
-        let mut in_conversation = 0;
-        let mut all = 0;
-        for (c, at) in self.sent.get(&user).into_iter().flatten() {
-            if *at > since_ms {
-                all += 1;
-                if *c == conversation {
-                    in_conversation += 1;
-                }
-            }
-        }
-        (in_conversation, all)
+    /// Storm damping for an alert to `user` in `conversation`: whether one went there within
+    /// the window, and how many went to the user in the last minute (up to the cap).
+    pub fn storm(&self, user: Uuid, conversation: Option<Uuid>) -> (bool, i64) {
+        let recent = conversation.is_some_and(|c| self.recent.contains(&(user, c)));
+        (recent, self.last_minute.get(&user).copied().unwrap_or(0))
     }
 }
 
-/// Reads the facts of `claimed` (alerts sent since `sent_since` count for damping).
-pub(super) async fn facts(
+/// Reads the facts of `claimed`, with storm counts as `damping` says.
+pub async fn facts(
     store: &NotificationStore,
     claimed: &[Job],
     now: DateTime<Utc>,
-    sent_since: DateTime<Utc>,
+    damping: &Damping,
 ) -> Result<Facts, NotificationError> {
     let db = store.database();
     let tokens = distinct(claimed.iter().map(|j| j.token));
@@ -129,6 +132,12 @@ pub(super) async fn facts(
         .collect();
     let alerted = distinct(alerts.iter().map(|j| j.user_id));
     let conversations = distinct(alerts.iter().filter_map(|j| j.conversation_id));
+    let alerted_in: Vec<(Uuid, Option<Uuid>)> = alerts
+        .iter()
+        .map(|j| (j.user_id, j.conversation_id))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let pairs: Vec<(Uuid, Uuid)> = alerts
         .iter()
         .filter_map(|j| Some((j.user_id, j.message_id?)))
@@ -137,12 +146,12 @@ pub(super) async fn facts(
         .collect();
     // Side by side on as many pooled readers (PostgreSQL: up to six of the pool's connections
     // per claim loop), not one after another; the settings come through their own store.
-    let (tokens, badges, read_up_to, entries, sent, receipts) = tokio::try_join!(
+    let (tokens, badges, read_up_to, entries, storms, receipts) = tokio::try_join!(
         token_rows(db, &tokens),
         badges(db, &users, now),
         read_marks(db, &alerted, &conversations),
         entries(db, &pairs),
-        sent(db, &alerted, sent_since),
+        storms(db, &alerted_in, damping),
         receipts(db, &alerted, &conversations),
     )?;
     Ok(Facts {
@@ -151,7 +160,15 @@ pub(super) async fn facts(
         read_up_to,
         entries,
         settings: store.settings_of(&alerted).await?,
-        sent,
+        recent: storms
+            .iter()
+            .filter(|r| r.recent > 0)
+            .filter_map(|r| Some((r.user_id, r.conversation_id?)))
+            .collect(),
+        last_minute: storms
+            .into_iter()
+            .map(|r| (r.user_id, r.last_minute))
+            .collect(),
         receipts,
     })
 }
@@ -320,30 +337,51 @@ async fn entries(
         .collect())
 }
 
-async fn sent(
+/// Storm counts per alerted (user, conversation). Each count is a correlated subquery that
+/// stops at its LIMIT on the `(user_id, sent_at_ms)` index: the work is per alerted user, not
+/// per sent job (an `IN` list over `push_jobs` read every alert of the last minute, and
+/// PostgreSQL planned it as a scan of the whole table while the table had no statistics).
+async fn storms(
     db: &Database,
-    users: &[Uuid],
-    since: DateTime<Utc>,
-) -> Result<HashMap<Uuid, Vec<(Option<Uuid>, i64)>>, sqlx::Error> {
-    if users.is_empty() {
-        return Ok(HashMap::new());
+    alerted: &[(Uuid, Option<Uuid>)],
+    damping: &Damping,
+) -> Result<Vec<StormRow>, sqlx::Error> {
+    if alerted.is_empty() {
+        return Ok(Vec::new());
     }
-    let rows = fetch_in!(
-        db,
-        SentRow,
-        format!(
-            "SELECT user_id, conversation_id, sent_at_ms FROM push_jobs \
-             WHERE kind = $1 AND sent_at_ms > $2 AND user_id IN ({})",
-            placeholders(3, users.len())
-        ),
-        [JobKind::Alert.code(), millis(since)],
-        [users]
+    // Numbered in the order they appear, each once, so SQLite binds them anonymously.
+    let n = 2 * alerted.len();
+    let values: Vec<String> = (0..alerted.len())
+        .map(|k| format!("(${}, ${})", 2 * k + 1, 2 * k + 2))
+        .collect();
+    let sql = format!(
+        "WITH v(user_id, conversation_id) AS (VALUES {}) \
+         SELECT v.user_id, v.conversation_id, \
+           (SELECT COUNT(*) FROM (SELECT 1 FROM push_jobs j WHERE j.user_id = v.user_id \
+              AND j.sent_at_ms > ${} AND j.kind = ${} LIMIT ${}) AS m) AS last_minute, \
+           (SELECT COUNT(*) FROM (SELECT 1 FROM push_jobs j WHERE j.user_id = v.user_id \
+              AND j.sent_at_ms > ${} AND j.kind = ${} \
+              AND j.conversation_id = v.conversation_id LIMIT 1) AS r) AS recent \
+         FROM v",
+        values.join(", "),
+        n + 1,
+        n + 2,
+        n + 3,
+        n + 4,
+        n + 5,
     );
-    let mut sent: HashMap<Uuid, Vec<(Option<Uuid>, i64)>> = HashMap::new();
-    for row in rows {
-        sent.entry(row.user_id)
-            .or_default()
-            .push((row.conversation_id, row.sent_at_ms));
-    }
-    Ok(sent)
+    let rows: Vec<StormRow> = with_db!(db, read, sql, |c| {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+        for (user, conversation) in alerted {
+            query = query.bind(*user).bind(*conversation);
+        }
+        query = query
+            .bind(millis(damping.minute_since))
+            .bind(JobKind::Alert.code())
+            .bind(damping.cap)
+            .bind(millis(damping.recent_since))
+            .bind(JobKind::Alert.code());
+        query.fetch_all(c).await?
+    });
+    Ok(rows)
 }

@@ -10,7 +10,7 @@
 //! whose resend carries the same device-side dedupe key.
 
 pub mod compose;
-mod load;
+pub mod load;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -184,11 +184,15 @@ impl Dispatcher {
     /// one transaction. The jobs are held until `lease_until`.
     pub async fn process(&self, claimed: Vec<Job>, lease_until: DateTime<Utc>) {
         let now = Utc::now();
-        let since = now - chrono::Duration::minutes(1);
+        let damping = load::Damping {
+            recent_since: now - STORM_WINDOW,
+            minute_since: now - chrono::Duration::minutes(1),
+            cap: STORM_PER_MINUTE,
+        };
         // The other services' answers and our own rows, side by side.
         let (context, facts) = tokio::join!(
             self.context(&claimed),
-            load::facts(&self.store, &claimed, now, since)
+            load::facts(&self.store, &claimed, now, &damping)
         );
         let facts = match facts {
             Ok(facts) => facts,
@@ -521,14 +525,7 @@ fn alert(
         .copied()
         .unwrap_or_default();
     let dnd = context.delivery.get(&job.user_id).is_some_and(|d| d.dnd);
-    let (in_conversation, _) =
-        facts.sent_since(job.user_id, job.conversation_id, millis(now - STORM_WINDOW));
-    let (_, last_minute) = facts.sent_since(
-        job.user_id,
-        None,
-        millis(now - chrono::Duration::minutes(1)),
-    );
-    let storm = in_conversation > 0;
+    let (storm, last_minute) = facts.storm(job.user_id, job.conversation_id);
     let silent = dnd || in_quiet_hours(&settings, now) || storm || last_minute >= STORM_PER_MINUTE;
     let kind =
         crate::inbox::EntryKind::from_code(entry.kind).unwrap_or(crate::inbox::EntryKind::Message);

@@ -365,3 +365,79 @@ pub async fn concurrent_claims_never_share_a_job(env: &Env) {
     assert_eq!(all.len(), claimed, "a job was claimed twice");
     assert_eq!(claimed, 40);
 }
+
+/// Storm damping's counts (spec §B5) as the dispatcher reads them for a claimed batch: an
+/// alert in the same conversation within the window; alerts to the user in the last minute,
+/// counted up to the cap; nothing older, nothing unsent, nobody else's.
+pub async fn storm_counts_see_recent_alerts_up_to_the_cap(env: &Env) {
+    use echo_notification::dispatch::load::{self, Damping};
+    let db = env.store.database();
+    let (token, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let t0 = now();
+    // Ada's history: 34 alerts in as many conversations 30 s ago, one in `busy` 5 s ago, one
+    // 2 minutes ago, and one never sent. Bob's: three, 20 s ago.
+    let busy = Uuid::now_v7();
+    let mut history: Vec<(NewJob, Option<chrono::DateTime<chrono::Utc>>)> = Vec::new();
+    for k in 0..34 {
+        let at = t0 - Duration::seconds(30) - Duration::milliseconds(k);
+        history.push((alert(token, ada, Uuid::now_v7(), at), Some(at)));
+    }
+    let recent = NewJob {
+        conversation_id: Some(busy),
+        ..alert(token, ada, Uuid::now_v7(), t0 - Duration::seconds(5))
+    };
+    history.push((recent, Some(t0 - Duration::seconds(5))));
+    let old = t0 - Duration::minutes(2);
+    history.push((alert(token, ada, Uuid::now_v7(), old), Some(old)));
+    history.push((
+        alert(token, ada, Uuid::now_v7(), t0 - Duration::seconds(3)),
+        None,
+    ));
+    for k in 0..3 {
+        let at = t0 - Duration::seconds(20) - Duration::milliseconds(k);
+        history.push((alert(token, bob, Uuid::now_v7(), at), Some(at)));
+    }
+    for (job, _) in &history {
+        assert!(insert(env, job).await);
+    }
+    let claimed = jobs::claim(db, t0, t0 + Duration::seconds(30), 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), history.len());
+    for job in &claimed {
+        let sent = history
+            .iter()
+            .find(|(new, _)| new.message_id == job.message_id)
+            .and_then(|(_, sent)| *sent);
+        let settled = match sent {
+            Some(at) => Settled::Sent(at),
+            None => Settled::Skipped("read".into()),
+        };
+        settle(db, job, &settled).await;
+    }
+
+    // The batch being decided: Ada in `busy` and in a quiet conversation; Bob; Cy (no history).
+    let cy = Uuid::now_v7();
+    let quiet = Uuid::now_v7();
+    for (user, conversation) in [(ada, busy), (ada, quiet), (bob, quiet), (cy, quiet)] {
+        let job = NewJob {
+            conversation_id: Some(conversation),
+            ..alert(token, user, Uuid::now_v7(), t0)
+        };
+        assert!(insert(env, &job).await);
+    }
+    let batch = jobs::claim(db, t0, t0 + Duration::seconds(30), 100)
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 4);
+    let damping = Damping {
+        recent_since: t0 - Duration::seconds(10),
+        minute_since: t0 - Duration::minutes(1),
+        cap: 30,
+    };
+    let facts = load::facts(&env.store, &batch, t0, &damping).await.unwrap();
+    assert_eq!(facts.storm(ada, Some(busy)), (true, 30), "capped at 30");
+    assert_eq!(facts.storm(ada, Some(quiet)), (false, 30));
+    assert_eq!(facts.storm(bob, Some(quiet)), (false, 3));
+    assert_eq!(facts.storm(cy, Some(quiet)), (false, 0));
+}
