@@ -349,6 +349,12 @@ pub struct PushArgs {
     /// while direct messages go on at `--rate` (0: skip; 100000 for the figure).
     #[arg(long, default_value_t = 0)]
     pub channel: usize,
+    /// The dispatcher's `notification.dispatch_batch` (unset: the configuration default).
+    #[arg(long)]
+    pub dispatch_batch: Option<usize>,
+    /// The dispatcher's `notification.dispatch_concurrency` (unset: the default).
+    #[arg(long)]
+    pub dispatch_concurrency: Option<usize>,
 }
 
 impl Default for PushArgs {
@@ -361,6 +367,8 @@ impl Default for PushArgs {
             group_messages: 10,
             group_rate: 5,
             channel: 0,
+            dispatch_batch: None,
+            dispatch_concurrency: None,
         }
     }
 }

@@ -76,6 +76,12 @@ pub async fn run(args: &PushArgs, global: &Global) -> anyhow::Result<Vec<Report>
     let Some(mesh) = TestMesh::start_with(backend, "all", |config| {
         echo_testkit::push::configure(config, &fake, dir.path());
         config.notification.poll_every = Duration::from_millis(50);
+        if let Some(batch) = args.dispatch_batch {
+            config.notification.dispatch_batch = batch;
+        }
+        if let Some(concurrency) = args.dispatch_concurrency {
+            config.notification.dispatch_concurrency = concurrency;
+        }
     })
     .await
     else {
