@@ -347,6 +347,8 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
+    /// The lease of the claim that took it (ms): only that claim settles it.
+    pub lease_until_ms: i64,
 }
 
 type JobRow = (
@@ -359,6 +361,7 @@ type JobRow = (
     Option<Uuid>,
     Option<i64>,
     i32,
+    i64,
     i64,
     i64,
 );
@@ -376,6 +379,7 @@ fn job(row: JobRow) -> Option<Job> {
         attempts: u32::try_from(row.8).unwrap_or(0),
         created_at: from_millis(row.9),
         expires_at: from_millis(row.10),
+        lease_until_ms: row.11,
     })
 }
 
@@ -412,7 +416,7 @@ async fn claim_of(
                    ORDER BY due_at_ms LIMIT $4",
                 $lock,
                 ") RETURNING push_job_id, message_id, push_token_id, user_id, kind, phase, \
-                 conversation_id, seq, attempts, created_at_ms, expires_at_ms"
+                 conversation_id, seq, attempts, created_at_ms, expires_at_ms, lease_until_ms"
             )
         };
     }
@@ -455,14 +459,13 @@ pub async fn release(
     }
     let sql = format!(
         "UPDATE push_jobs SET lease_until_ms = NULL, due_at_ms = $1 \
-         WHERE state = $2 AND lease_until_ms = $3 AND push_job_id IN ({})",
-        echo_store::placeholders(4, jobs.len())
+         WHERE lease_until_ms = $2 AND push_job_id IN ({})",
+        echo_store::placeholders(3, jobs.len())
     );
     with_db!(db, write, sql, |c| {
         // Only numbered placeholders are formatted in; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(millis(due))
-            .bind(PENDING)
             .bind(millis(lease_until));
         for job in jobs {
             query = query.bind(job.id);
@@ -497,22 +500,26 @@ const IDS_PER_SETTLE: usize = 1_000;
 /// Records what became of each job and releases its lease, in the caller's transaction (the
 /// dispatcher settles a whole batch in one): one UPDATE per group of jobs settled alike
 /// (a batch sent at one time is one statement), one per job to try again later (each has its
-/// own due time). A job no longer pending (cancelled meanwhile) is left as it is.
+/// own due time). Only the claim that holds a job settles it: a job cancelled meanwhile
+/// (deleted), or whose lease ran out and was claimed again, is left as it is. The guard is the
+/// lease, not `state = 1`: that would let a planner without statistics serve the UPDATE from
+/// the pending-jobs index and filter every pending job against the batch's ids (70–100 ms a
+/// settle during a backlog) instead of looking the ids up by primary key.
 pub async fn settle(tx: &mut Tx, settled: &[(&Job, &Settled)]) -> Result<(), sqlx::Error> {
     // Sent: its time; skipped: its reason (a sent job keeps the error of a failed attempt).
     const FINAL_SQL: &str = "UPDATE push_jobs SET state = $1, sent_at_ms = $2, \
          last_error = COALESCE($3, last_error), lease_until_ms = NULL \
-         WHERE state = $4 AND push_job_id IN";
+         WHERE lease_until_ms = $4 AND push_job_id IN";
     const LATER_SQL: &str = "UPDATE push_jobs SET due_at_ms = $1, phase = $2, \
          attempts = attempts + $3, last_error = $4, lease_until_ms = NULL \
-         WHERE push_job_id = $5 AND state = $6";
-    // (state, sent at, reason) → the jobs settled so.
-    type Final<'a> = (i16, Option<i64>, Option<&'a str>);
+         WHERE push_job_id = $5 AND lease_until_ms = $6";
+    // (state, sent at, reason, lease) → the jobs settled so.
+    type Final<'a> = (i16, Option<i64>, Option<&'a str>, i64);
     let mut finished: BTreeMap<Final<'_>, Vec<Uuid>> = BTreeMap::new();
     for &(job, settled) in settled {
         let key = match settled {
-            Settled::Sent(at) => (SENT, Some(millis(*at)), None),
-            Settled::Skipped(reason) => (SKIPPED, None, Some(reason.as_str())),
+            Settled::Sent(at) => (SENT, Some(millis(*at)), None, job.lease_until_ms),
+            Settled::Skipped(reason) => (SKIPPED, None, Some(reason.as_str()), job.lease_until_ms),
             Settled::Later {
                 due,
                 phase,
@@ -526,7 +533,7 @@ pub async fn settle(tx: &mut Tx, settled: &[(&Job, &Settled)]) -> Result<(), sql
                         .bind(i32::from(*failed))
                         .bind(error.as_deref())
                         .bind(job.id)
-                        .bind(PENDING)
+                        .bind(job.lease_until_ms)
                         .execute(c)
                         .await?;
                 });
@@ -535,7 +542,7 @@ pub async fn settle(tx: &mut Tx, settled: &[(&Job, &Settled)]) -> Result<(), sql
         };
         finished.entry(key).or_default().push(job.id);
     }
-    for ((state, sent_at, reason), ids) in &finished {
+    for ((state, sent_at, reason, lease), ids) in &finished {
         for chunk in ids.chunks(IDS_PER_SETTLE) {
             let sql = format!("{FINAL_SQL} ({})", placeholders(5, chunk.len()));
             with_tx!(&mut *tx, sql, |c| {
@@ -543,7 +550,7 @@ pub async fn settle(tx: &mut Tx, settled: &[(&Job, &Settled)]) -> Result<(), sql
                     .bind(*state)
                     .bind(*sent_at)
                     .bind(*reason)
-                    .bind(PENDING);
+                    .bind(*lease);
                 for id in chunk {
                     query = query.bind(*id);
                 }

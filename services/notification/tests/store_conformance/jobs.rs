@@ -441,3 +441,46 @@ pub async fn storm_counts_see_recent_alerts_up_to_the_cap(env: &Env) {
     assert_eq!(facts.storm(bob, Some(quiet)), (false, 3));
     assert_eq!(facts.storm(cy, Some(quiet)), (false, 0));
 }
+
+/// Only the claim that holds a job settles it: a claim whose lease ran out, and whose job was
+/// claimed again meanwhile, settles nothing; the new holder does.
+pub async fn only_the_holding_claim_settles_a_job(env: &Env) {
+    let db = env.store.database();
+    let t0 = now();
+    let job = alert(
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        t0 - Duration::seconds(1),
+    );
+    insert(env, &job).await;
+    let first = jobs::claim(db, t0, t0 + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let t1 = t0 + Duration::seconds(31);
+    let second = jobs::claim(db, t1, t1 + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1, "the lease ran out: claimed again");
+
+    settle(db, &first[0], &Settled::Skipped("late".into())).await;
+    let sent = |id: Uuid| {
+        env.count(
+            "SELECT count(*) FROM push_jobs WHERE push_job_id = $1 AND sent_at_ms IS NOT NULL",
+            id,
+        )
+    };
+    assert_eq!(sent(first[0].id).await, 0);
+    let pending = env
+        .count(
+            "SELECT count(*) FROM push_jobs WHERE push_job_id = $1 AND state = 1 \
+             AND last_error IS NULL",
+            first[0].id,
+        )
+        .await;
+    assert_eq!(pending, 1, "the stale claim settled nothing");
+
+    settle(db, &second[0], &Settled::Sent(t1)).await;
+    assert_eq!(sent(first[0].id).await, 1, "the holder settles it");
+}
