@@ -11,6 +11,9 @@ mod scenarios;
 mod server;
 mod stats;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser as _;
