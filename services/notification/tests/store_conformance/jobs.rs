@@ -30,6 +30,17 @@ async fn settle(db: &echo_store::Database, job: &jobs::Job, settled: &Settled) {
     tx.commit().await.unwrap();
 }
 
+/// Inserts an alert to a new user and token, due a second before `t0`.
+async fn one_due_alert(env: &Env, t0: chrono::DateTime<chrono::Utc>) {
+    let job = alert(
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        t0 - Duration::seconds(1),
+    );
+    assert!(insert(env, &job).await);
+}
+
 async fn insert(env: &Env, job: &NewJob) -> bool {
     let mut tx = env.store.database().begin().await.unwrap();
     let written = jobs::insert(&mut tx, job, now()).await.unwrap();
@@ -281,13 +292,7 @@ pub async fn a_batch_settles_each_job_as_decided(env: &Env) {
 pub async fn a_released_claim_is_due_again_without_waiting_for_its_lease(env: &Env) {
     let db = env.store.database();
     let t0 = now();
-    let job = alert(
-        Uuid::now_v7(),
-        Uuid::now_v7(),
-        Uuid::now_v7(),
-        t0 - Duration::seconds(1),
-    );
-    insert(env, &job).await;
+    one_due_alert(env, t0).await;
     let lease = t0 + Duration::seconds(30);
     let claimed = jobs::claim(db, t0, lease, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -447,13 +452,7 @@ pub async fn storm_counts_see_recent_alerts_up_to_the_cap(env: &Env) {
 pub async fn only_the_holding_claim_settles_a_job(env: &Env) {
     let db = env.store.database();
     let t0 = now();
-    let job = alert(
-        Uuid::now_v7(),
-        Uuid::now_v7(),
-        Uuid::now_v7(),
-        t0 - Duration::seconds(1),
-    );
-    insert(env, &job).await;
+    one_due_alert(env, t0).await;
     let first = jobs::claim(db, t0, t0 + Duration::seconds(30), 10)
         .await
         .unwrap();
