@@ -1,6 +1,7 @@
 //! Echo's push providers: one seam, [`PushProvider`], with an implementation per platform
-//! (FCM HTTP v1, APNs, Web Push, webhook) and, behind the `fake` feature, a [`fake`] push
-//! service that checks every request the way the real one would (spec §B3, §B4, §B6).
+//! (FCM HTTP v1, APNs, Web Push, UnifiedPush over Web Push, webhook) and, behind the `fake`
+//! feature, a [`fake`] push service that checks every request the way the real one would
+//! (spec §B3, §B4, §B6).
 //!
 //! A provider turns one [`Push`] for one [`Target`] into one HTTP request and classifies the
 //! answer as an [`Outcome`]: delivered, retry (with the server's `Retry-After`), prune the token
@@ -22,6 +23,7 @@ mod fcm;
 mod http;
 mod keys;
 mod push;
+pub mod unifiedpush;
 pub mod webhook;
 pub mod webpush;
 
@@ -35,6 +37,7 @@ pub use config::{
 };
 pub use fcm::{FCM_SCOPE, FcmProvider};
 pub use push::{Outcome, Platform, Push, PushKind, PushProvider, Target};
+pub use unifiedpush::UnifiedPushProvider;
 pub use webhook::WebhookProvider;
 pub use webpush::WebPushProvider;
 

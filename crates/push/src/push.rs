@@ -17,8 +17,10 @@ pub enum Platform {
     Fcm,
     /// Apple Push Notification service, token-based (JWT) authentication over HTTP/2.
     Apns,
-    /// Web Push (RFC 8030/8291/8292); UnifiedPush speaks the same.
+    /// Web Push (RFC 8030/8291/8292).
     WebPush,
+    /// UnifiedPush: sent as Web Push, to an endpoint that answered UnifiedPush's discovery.
+    UnifiedPush,
     /// An HTTPS endpoint of the user's, sent signed JSON.
     Webhook,
 }
@@ -30,6 +32,7 @@ impl Platform {
             Platform::Fcm => "fcm",
             Platform::Apns => "apns",
             Platform::WebPush => "webpush",
+            Platform::UnifiedPush => "unifiedpush",
             Platform::Webhook => "webhook",
         }
     }
@@ -224,6 +227,14 @@ pub trait PushProvider: Send + Sync + 'static {
 
     /// Sends one push to one target and classifies the answer. Never panics on a bad answer.
     async fn send(&self, push: &Push, token: &Target) -> Outcome;
+
+    /// Asks the destination, at registration, whether `target` may be registered: for the
+    /// platforms whose protocol says to (UnifiedPush's discovery GET). `Err` says why not, as a
+    /// sentence for the `token` field violation. The default asks nothing.
+    async fn check_registration(&self, target: &Target) -> Result<(), String> {
+        let _ = target;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@
 //! `kid`, `iss`, `iat` under an hour), headers and the 4 KB limit; the VAPID JWT (`aud` = the
 //! endpoint's origin, `exp` within 24 h, signed by `k`, `k` = the key the browser subscribed
 //! with) and that the body decrypts with the subscription's private key; the webhook HMAC.
+//! A `GET` of a Web Push endpoint is UnifiedPush discovery: it answers
+//! `{"unifiedpush":{"version":1}}` unless the test said otherwise
+//! ([`FakePushServer::answer_discovery`]), and is kept in [`FakePushServer::discoveries`].
 //! A refused request answers what the real service answers and is kept in
 //! [`FakePushServer::rejections`]; an accepted one is recorded, decoded, in
 //! [`FakePushServer::requests`], and answered with the next scripted [`Reply`] for its token,
@@ -75,6 +78,20 @@ impl Reply {
     /// 429 with `Retry-After: <seconds>`.
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
         Reply::status(429).header("Retry-After", &retry_after_secs.to_string())
+    }
+
+    /// `status` with a JSON body (`Content-Type: application/json`).
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Reply {
+            body: body.to_string(),
+            ..Self::status(status)
+        }
+        .header("content-type", "application/json")
+    }
+
+    /// UnifiedPush's discovery answer, `{"unifiedpush":{"version":1}}`.
+    pub fn unifiedpush() -> Self {
+        Self::json(200, &json!({ "unifiedpush": { "version": 1 } }))
     }
 
     /// Adds a response header.
@@ -238,6 +255,8 @@ struct Inner {
     token_fetches: usize,
     subscriptions: HashMap<String, SubscriptionKeys>,
     scripts: HashMap<String, VecDeque<Reply>>,
+    discovery_replies: HashMap<String, Reply>,
+    discoveries: Vec<String>,
     requests: Vec<Recorded>,
     rejections: Vec<Rejection>,
 }
@@ -362,7 +381,7 @@ impl FakePushServer {
             .route("/token", post(fcm::token))
             .route("/v1/projects/{project}/messages:send", post(fcm::send))
             .route("/3/device/{token}", post(apns::send))
-            .route("/push/{id}", post(webpush::send))
+            .route("/push/{id}", post(webpush::send).get(webpush::discover))
             .route("/hook/{name}", post(webhook::receive))
             .with_state(state.clone());
         let (tls, ca_pem) = tls::server_config();
@@ -460,6 +479,21 @@ impl FakePushServer {
             .subscriptions
             .insert(id.clone(), SubscriptionKeys { private, auth });
         FakeSubscription { id, token }
+    }
+
+    /// What a `GET` of subscription `id`'s endpoint answers from now on, instead of UnifiedPush's
+    /// discovery answer: a push service that is not a UnifiedPush server (a browser's answers
+    /// 404 or 405, a misconfigured one `{}`).
+    pub fn answer_discovery(&self, id: &str, reply: Reply) {
+        self.state
+            .inner()
+            .discovery_replies
+            .insert(id.to_owned(), reply);
+    }
+
+    /// The subscription ids whose endpoints were `GET` (UnifiedPush discovery), in order.
+    pub fn discoveries(&self) -> Vec<String> {
+        self.state.inner().discoveries.clone()
     }
 
     /// The receiver URL for a webhook called `name`.

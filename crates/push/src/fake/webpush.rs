@@ -1,5 +1,7 @@
 //! The fake Web Push service: `POST /push/<id>`, with VAPID (RFC 8292) checked and the body
-//! decrypted (RFC 8291) with the subscription's private key.
+//! decrypted (RFC 8291) with the subscription's private key; `GET /push/<id>`, UnifiedPush
+//! discovery. The service is the same for UnifiedPush (the protocol is), so what it accepts is
+//! recorded as Web Push either way.
 
 use std::sync::Arc;
 
@@ -96,6 +98,24 @@ pub(super) async fn send(
         hex::encode(rand::random::<[u8; 8]>())
     );
     state.accept(recorded, Reply::status(201).header("location", &location))
+}
+
+/// `GET /push/{id}`: UnifiedPush discovery. The test's answer for this subscription if it set
+/// one, else `{"unifiedpush":{"version":1}}` for a subscription the fake made, 404 for others.
+pub(super) async fn discover(
+    Extract(state): Extract<Arc<State>>,
+    Path(id): Path<String>,
+) -> Response {
+    let reply = {
+        let mut inner = state.inner();
+        inner.discoveries.push(id.clone());
+        match inner.discovery_replies.get(&id) {
+            Some(reply) => reply.clone(),
+            None if inner.subscriptions.contains_key(&id) => Reply::unifiedpush(),
+            None => Reply::status(404),
+        }
+    };
+    reply.into_response()
 }
 
 /// RFC 8292: `vapid t=<jwt>, k=<key>`; the JWT is ES256 by `k`, `aud` is this origin, `exp`

@@ -7,5 +7,6 @@ extern crate reqwest_push as reqwest;
 mod apns;
 mod common;
 mod fcm;
+mod unifiedpush;
 mod webhook;
 mod webpush;
