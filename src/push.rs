@@ -1,6 +1,8 @@
 //! The push providers this process is configured for (`notification.*`), built from their
 //! credential files. A platform without credentials has no provider, and its tokens are
-//! refused at registration with `PUSH_PLATFORM_UNAVAILABLE`.
+//! refused at registration with `PUSH_PLATFORM_UNAVAILABLE`. UnifiedPush is Web Push to a
+//! distributor's endpoint: it is configured exactly when Web Push is, and sends through the
+//! same provider (one VAPID key).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,7 +13,7 @@ use echo_config::NotificationSettings;
 use echo_notification::Platform;
 use echo_push::{
     APNS_PRODUCTION_URL, APNS_SANDBOX_URL, ApnsConfig, FcmConfig, HttpConfig, ProviderConfig,
-    PushProvider, WebPushConfig, WebhookConfig,
+    PushProvider, UnifiedPushProvider, WebPushConfig, WebhookConfig,
 };
 use secrecy::SecretString;
 
@@ -85,6 +87,11 @@ pub fn providers(
         let provider = echo_push::build_provider(config)
             .with_context(|| format!("push provider {platform:?}"))?;
         providers.insert(platform, provider);
+    }
+    if let Some(web_push) = providers.get(&Platform::WebPush).cloned() {
+        let unified =
+            UnifiedPushProvider::new(web_push, &http).context("push provider UnifiedPush")?;
+        providers.insert(Platform::UnifiedPush, Arc::new(unified));
     }
     Ok(providers)
 }

@@ -28,7 +28,7 @@ pub mod store;
 pub mod tokens;
 pub mod upstream;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use echo_bus::ConsumerSpec;
@@ -54,7 +54,8 @@ pub struct NotificationDeps {
     /// Rate limits (registrations per device).
     pub cache: Arc<dyn Cache>,
     /// The providers of the configured platforms; registering a token for another platform
-    /// answers FAILED_PRECONDITION `PUSH_PLATFORM_UNAVAILABLE`.
+    /// answers FAILED_PRECONDITION `PUSH_PLATFORM_UNAVAILABLE`. A provider also checks a
+    /// registration before it is stored (UnifiedPush's discovery GET).
     pub providers: HashMap<Platform, Arc<dyn PushProvider>>,
     /// Production mode: Web Push and webhook URLs must not point at private, loopback or
     /// link-local addresses.
@@ -119,11 +120,10 @@ impl Notification {
 
     /// The NotificationService server, refusing request messages over `max_request_bytes`.
     pub fn service(&self, max_request_bytes: usize) -> NotificationServiceServer<NotificationApi> {
-        let configured: HashSet<Platform> = self.deps.providers.keys().copied().collect();
-        let tokens = tokens::Tokens::new(
+        let tokens = tokens::Tokens::with_providers(
             self.deps.store.clone(),
             Limits::new(self.deps.cache.clone()),
-            configured,
+            self.deps.providers.clone(),
             self.deps.production,
         );
         NotificationServiceServer::new(NotificationApi::new(tokens, self.deps.store.clone()))

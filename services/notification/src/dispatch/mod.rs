@@ -574,6 +574,7 @@ fn platform_name(platform: Platform) -> &'static str {
         Platform::Apns => "apns",
         Platform::WebPush => "webpush",
         Platform::Webhook => "webhook",
+        Platform::UnifiedPush => "unifiedpush",
     }
 }
 

@@ -31,15 +31,19 @@ pub enum Platform {
     WebPush,
     /// An HTTPS endpoint of the user's.
     Webhook,
+    /// UnifiedPush: a Web Push subscription from a distributor app, whose endpoint must answer
+    /// UnifiedPush's discovery at registration.
+    UnifiedPush,
 }
 
 impl Platform {
     /// Every platform.
-    pub const ALL: [Platform; 4] = [
+    pub const ALL: [Platform; 5] = [
         Platform::Fcm,
         Platform::Apns,
         Platform::WebPush,
         Platform::Webhook,
+        Platform::UnifiedPush,
     ];
 
     /// The platform a request names; None for UNSPECIFIED and unknown numbers.
@@ -50,6 +54,7 @@ impl Platform {
             pb::PushPlatform::Apns => Some(Platform::Apns),
             pb::PushPlatform::Webpush => Some(Platform::WebPush),
             pb::PushPlatform::Webhook => Some(Platform::Webhook),
+            pb::PushPlatform::Unifiedpush => Some(Platform::UnifiedPush),
         }
     }
 
@@ -60,6 +65,7 @@ impl Platform {
             Platform::Apns => pb::PushPlatform::Apns,
             Platform::WebPush => pb::PushPlatform::Webpush,
             Platform::Webhook => pb::PushPlatform::Webhook,
+            Platform::UnifiedPush => pb::PushPlatform::Unifiedpush,
         }
     }
 
@@ -73,13 +79,15 @@ impl Platform {
         Platform::from_proto(i32::from(code))
     }
 
-    /// The name errors and configuration use (`FCM`, `APNS`, `WEBPUSH`, `WEBHOOK`).
+    /// The name errors and configuration use (`FCM`, `APNS`, `WEBPUSH`, `WEBHOOK`,
+    /// `UNIFIEDPUSH`).
     pub fn name(self) -> &'static str {
         match self {
             Platform::Fcm => "FCM",
             Platform::Apns => "APNS",
             Platform::WebPush => "WEBPUSH",
             Platform::Webhook => "WEBHOOK",
+            Platform::UnifiedPush => "UNIFIEDPUSH",
         }
     }
 }
@@ -97,8 +105,8 @@ struct SubscriptionKeys {
     auth: String,
 }
 
-/// `token` checked for `platform`, in its stored form: as given, except a Web Push subscription,
-/// which is re-serialised compactly with only `endpoint` and `keys` (so the same subscription
+/// `token` checked for `platform`, in its stored form: as given, except a Web Push (or
+/// UnifiedPush: the same JSON) subscription, which is re-serialised compactly with only `endpoint` and `keys` (so the same subscription
 /// sent with other spacing or extra members is the same token). `production` refuses URLs that
 /// point at private, loopback or link-local addresses. The error says what is wrong, for the
 /// `token` field violation.
@@ -107,7 +115,7 @@ pub fn parse_token(platform: Platform, token: &str, production: bool) -> Result<
     match platform {
         Platform::Apns => apns(token).map(|()| token.to_owned()),
         Platform::Fcm => fcm(token).map(|()| token.to_owned()),
-        Platform::WebPush => web_push(token, production),
+        Platform::WebPush | Platform::UnifiedPush => web_push(token, production),
         Platform::Webhook => https_url(token, production).map(|()| token.to_owned()),
     }
 }
@@ -148,7 +156,7 @@ fn fcm(token: &str) -> Result<(), String> {
 
 fn web_push(token: &str, production: bool) -> Result<String, String> {
     let subscription: Subscription = serde_json::from_str(token).map_err(|_| {
-        "a Web Push token is the PushSubscription as JSON: \
+        "a Web Push or UnifiedPush token is the PushSubscription as JSON: \
          {\"endpoint\", \"keys\": {\"p256dh\", \"auth\"}}"
             .to_owned()
     })?;
@@ -255,10 +263,11 @@ fn internal_v6(ip: Ipv6Addr) -> bool {
 }
 
 /// What to show of a stored token (`PushToken.token_suffix`): its last 8 characters; for a
-/// Web Push subscription, of its endpoint (the end of the JSON would be its keys).
+/// Web Push or UnifiedPush subscription, of its endpoint (the end of the JSON would be its
+/// keys).
 pub fn suffix(platform: Platform, token: &str) -> String {
     let shown = match platform {
-        Platform::WebPush => serde_json::from_str::<Subscription>(token)
+        Platform::WebPush | Platform::UnifiedPush => serde_json::from_str::<Subscription>(token)
             .map(|s| s.endpoint)
             .unwrap_or_default(),
         _ => token.to_owned(),

@@ -6,17 +6,26 @@
 //! user is moved: that registration and its pending pushes end in the same transaction, and
 //! the caller's registration carries the token. `format` says what a token looks like on each
 //! platform; `store` holds the transaction scripts.
+//!
+//! Some platforms ask the destination before a token is stored: a UnifiedPush endpoint must
+//! answer the distributor's discovery `GET` (spec §B4), which the platform's provider does
+//! ([`PushProvider::check_registration`]). Any other answer, or none, is INVALID_ARGUMENT on
+//! `token`, an unreachable endpoint included: the endpoint is the client's, and a refusal the
+//! client can read ("could not be reached") serves it better than UNAVAILABLE, which would
+//! blame this server and invite retries of a registration that cannot succeed as it is.
 
 mod format;
 pub mod store;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use echo_authn::Caller;
 use echo_cache::{Limits, Rule};
 use echo_proto::echo::notification::v1 as pb;
+use echo_push::{PushProvider, Target};
 use echo_runtime::{Check, PageSize};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -98,12 +107,15 @@ pub struct Tokens {
     store: NotificationStore,
     limits: Limits,
     configured: HashSet<Platform>,
+    /// The providers that check a registration before it is stored (see the module doc).
+    providers: HashMap<Platform, Arc<dyn PushProvider>>,
     production: bool,
 }
 
 impl Tokens {
-    /// Token handlers accepting registrations for `configured` platforms; `production` refuses
-    /// URLs that point inside the network.
+    /// Token handlers accepting registrations for `configured` platforms without asking any
+    /// destination (tests of the rules and the store); `production` refuses URLs that point
+    /// inside the network.
     pub fn new(
         store: NotificationStore,
         limits: Limits,
@@ -114,11 +126,31 @@ impl Tokens {
             store,
             limits,
             configured,
+            providers: HashMap::new(),
             production,
         }
     }
 
-    /// RegisterPushToken: check → platform available → rate limit → store (cap, replace, move).
+    /// Token handlers accepting registrations for the platforms `providers` has, each checked
+    /// by its provider before it is stored (UnifiedPush's discovery).
+    pub fn with_providers(
+        store: NotificationStore,
+        limits: Limits,
+        providers: HashMap<Platform, Arc<dyn PushProvider>>,
+        production: bool,
+    ) -> Self {
+        Self {
+            store,
+            limits,
+            configured: providers.keys().copied().collect(),
+            providers,
+            production,
+        }
+    }
+
+    /// RegisterPushToken: check → platform available → rate limit → ask the destination (for
+    /// UnifiedPush) → store (cap, replace, move). The rate limit comes before the destination
+    /// is asked, so a device cannot make this server GET more than 20 URLs an hour.
     #[tracing::instrument(skip_all, fields(user = %caller.user_id, device = %caller.device_id))]
     pub async fn register(
         &self,
@@ -136,6 +168,7 @@ impl Tokens {
             .take(&[(REGISTER, &device)])
             .await
             .map_err(NotificationError::RateLimited)?;
+        self.check_destination(&registration).await?;
         let token = self
             .store
             .register_token(&registration, Utc::now(), MAX_TOKENS_PER_USER)
@@ -143,6 +176,31 @@ impl Tokens {
         Ok(pb::RegisterPushTokenResponse {
             push_token: Some(token_pb(&token)),
         })
+    }
+
+    /// The platform's provider's registration check (a field violation on `token`), if the
+    /// platform has one.
+    async fn check_destination(
+        &self,
+        registration: &Registration,
+    ) -> Result<(), NotificationError> {
+        let Some(provider) = self.providers.get(&registration.platform) else {
+            return Ok(());
+        };
+        let mut target = Target::new(registration.token.clone(), Utc::now());
+        target.app_id = Some(registration.app_id.clone()).filter(|id| !id.is_empty());
+        target.sandbox = registration.sandbox;
+        if let Err(why) = provider.check_registration(&target).await {
+            tracing::info!(
+                platform = registration.platform.name(),
+                %why,
+                "push token refused by its destination"
+            );
+            let mut check = Check::new();
+            check.push("token", why);
+            checked(check)?;
+        }
+        Ok(())
     }
 
     /// UnregisterPushToken: removes the caller's own registration; unknown and foreign ids
@@ -196,7 +254,10 @@ pub fn registration(
     let mut check = Check::new();
     let platform = Platform::from_proto(request.platform);
     if platform.is_none() {
-        check.push("platform", "must be FCM, APNS, WEBPUSH or WEBHOOK");
+        check.push(
+            "platform",
+            "must be FCM, APNS, WEBPUSH, WEBHOOK or UNIFIEDPUSH",
+        );
     }
     // A huge app_id is refused on its byte length, before its characters are counted.
     let app_id = if request.app_id.len() > MAX_APP_ID_CHARS * 4 {

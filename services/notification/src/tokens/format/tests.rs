@@ -1,4 +1,5 @@
-//! Token formats per platform (spec §B1), and the URL rule for Web Push and webhooks.
+//! Token formats per platform (spec §B1), and the URL rule for Web Push, UnifiedPush and
+//! webhooks.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
@@ -156,6 +157,61 @@ fn web_push_refusals_name_the_part() {
         let error = refused(Platform::WebPush, &token, PROD);
         assert!(error.contains(why), "{token}: {error}");
     }
+}
+
+/// A UnifiedPush token is a Web Push subscription from a distributor: the same parse, the same
+/// stored form, the same refusals (whether the endpoint is a UnifiedPush server is asked at
+/// registration, not here).
+#[test]
+fn unifiedpush_tokens_are_web_push_subscriptions() {
+    let token = subscription(
+        "https://ntfy.example.net/upABC123?up=1",
+        &point(),
+        &secret(),
+    );
+    let stored = parse_token(Platform::UnifiedPush, &token, PROD).unwrap();
+    assert_eq!(
+        stored,
+        parse_token(Platform::WebPush, &token, PROD).unwrap()
+    );
+    assert_eq!(suffix(Platform::UnifiedPush, &stored), "123?up=1");
+    let (p, a) = (point(), secret());
+    for (bad, why) in [
+        (
+            "https://ntfy.example.net/up".to_owned(),
+            "PushSubscription as JSON",
+        ),
+        (
+            subscription("http://ntfy.example.net/up", &p, &a),
+            "endpoint must be an https:// URL",
+        ),
+        (
+            subscription("https://192.168.1.20/up", &p, &a),
+            "endpoint must not point at a private",
+        ),
+        (
+            subscription("https://ntfy.example.net/up", "AAAA", &a),
+            "keys.p256dh",
+        ),
+    ] {
+        let error = refused(Platform::UnifiedPush, &bad, PROD);
+        assert!(error.contains(why), "{bad}: {error}");
+    }
+    // a self-hosted distributor on the LAN is fine in development
+    let lan = subscription("https://192.168.1.20/up", &p, &a);
+    assert!(parse_token(Platform::UnifiedPush, &lan, DEV).is_ok());
+}
+
+#[test]
+fn platform_names_are_the_protos_without_its_prefix() {
+    for platform in Platform::ALL {
+        assert_eq!(
+            format!("PUSH_PLATFORM_{}", platform.name()),
+            platform.proto().as_str_name()
+        );
+    }
+    assert_eq!(Platform::UnifiedPush.name(), "UNIFIEDPUSH");
+    assert_eq!(Platform::UnifiedPush.code(), 5);
 }
 
 #[test]
