@@ -14,3 +14,5 @@ mod decisions;
 mod dispatch;
 #[path = "push_delivery/helpers.rs"]
 mod helpers;
+#[path = "push_delivery/unifiedpush.rs"]
+mod unifiedpush;
