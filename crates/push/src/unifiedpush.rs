@@ -68,11 +68,14 @@ impl UnifiedPushProvider {
             .await
             .map_err(|error| refuse(&unreachable(&error)))?;
         let status = response.status();
-        if !status.is_success() {
+        if status.is_redirection() {
             return Err(refuse(&format!(
-                "GET answered {} (redirects are not followed)",
+                "GET answered {}: redirects are not followed",
                 status.as_u16()
             )));
+        }
+        if !status.is_success() {
+            return Err(refuse(&format!("GET answered {}", status.as_u16())));
         }
         if response
             .content_length()

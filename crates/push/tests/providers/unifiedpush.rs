@@ -47,7 +47,7 @@ async fn anything_but_the_discovery_answer_is_refused_and_says_why() {
         (Reply::status(503), "GET answered 503"),
         (
             Reply::status(301).header("location", &good.token),
-            "GET answered 301 (redirects are not followed)",
+            "GET answered 301: redirects are not followed",
         ),
         (Reply::json(200, &json!({})), "did not answer"),
         (
