@@ -39,6 +39,7 @@ pub fn providers(
             fcm.base_url.clone_from(base);
         }
         fcm.http = http.clone();
+        fcm.max_requests_per_minute = settings.fcm_max_requests_per_minute;
         configs.push((Platform::Fcm, ProviderConfig::Fcm(fcm)));
     }
     if let Some(path) = &settings.apns_key_file {

@@ -25,6 +25,10 @@ pub struct NotificationSettings {
     /// A push not delivered this long after it was created expires (counted, never sent).
     #[serde(with = "humantime_secs")]
     pub job_expiry: Duration,
+    /// At most one badge-only push per user per this long (spec §B5): a badge change sooner
+    /// after the last one waits, and sends the number current when it goes. 0: no limit.
+    #[serde(with = "humantime_secs")]
+    pub badge_interval: Duration,
     /// How long a claimed push job is held by the instance that claimed it; a crash releases
     /// it after this (the resend carries the same device-side dedupe key).
     #[serde(with = "humantime_secs")]
@@ -51,6 +55,10 @@ pub struct NotificationSettings {
     pub fcm_service_account_file: Option<PathBuf>,
     /// FCM's base URL (tests point it at a fake).
     pub fcm_base_url: Option<String>,
+    /// FCM send requests per minute this instance makes at most: 80 % of FCM's default
+    /// project quota (600,000 a minute). Instances share the project's quota: with N
+    /// instances, give each its share.
+    pub fcm_max_requests_per_minute: u32,
     /// APNs: the `.p8` signing key file (P-256, PKCS#8 PEM).
     pub apns_key_file: Option<PathBuf>,
     /// APNs: the key's id (JWT `kid`).
@@ -79,6 +87,7 @@ impl Default for NotificationSettings {
         Self {
             recheck_delay: Duration::from_secs(10),
             job_expiry: Duration::from_secs(600),
+            badge_interval: Duration::from_secs(10),
             claim_lease: Duration::from_secs(30),
             poll_every: Duration::from_millis(250),
             dispatch_batch: 512,
@@ -88,6 +97,7 @@ impl Default for NotificationSettings {
             presence_internal_url: None,
             fcm_service_account_file: None,
             fcm_base_url: None,
+            fcm_max_requests_per_minute: 480_000,
             apns_key_file: None,
             apns_key_id: String::new(),
             apns_team_id: String::new(),
@@ -111,6 +121,9 @@ impl NotificationSettings {
                  notification.fanout_chunk must be at least 1"
                     .into(),
             );
+        }
+        if self.fcm_max_requests_per_minute < 60 {
+            return Some("notification.fcm_max_requests_per_minute must be at least 60".into());
         }
         if self.fanout_chunk > 10_000 {
             // Entries and jobs go in as multi-row INSERTs and the tokens are read with an IN

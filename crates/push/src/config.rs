@@ -75,9 +75,18 @@ pub struct FcmConfig {
     pub token_uri: String,
     /// FCM's base URL.
     pub base_url: String,
+    /// The most send requests this instance makes per minute: 80 % of FCM's default project
+    /// quota (600,000 a minute) by default. Instances share the project's quota, so with N
+    /// instances set it to the share of each.
+    pub max_requests_per_minute: u32,
     /// HTTP settings.
     pub http: HttpConfig,
 }
+
+/// FCM's default project quota of send requests per minute.
+pub const FCM_PROJECT_QUOTA_PER_MINUTE: u32 = 600_000;
+/// What an instance sends at most by default: 80 % of the project quota.
+pub const FCM_DEFAULT_MAX_PER_MINUTE: u32 = FCM_PROJECT_QUOTA_PER_MINUTE / 5 * 4;
 
 impl FcmConfig {
     /// Reads a Google service-account JSON key file's contents (`project_id`, `client_email`,
@@ -100,6 +109,7 @@ impl FcmConfig {
             private_key_pem: SecretString::from(account.private_key),
             token_uri: account.token_uri.unwrap_or_else(|| GOOGLE_TOKEN_URI.into()),
             base_url: FCM_BASE_URL.into(),
+            max_requests_per_minute: FCM_DEFAULT_MAX_PER_MINUTE,
             http: HttpConfig::default(),
         })
     }
@@ -200,6 +210,7 @@ mod tests {
             private_key_pem: SecretString::from("-----BEGIN PRIVATE KEY-----\nMIIsecret"),
             token_uri: GOOGLE_TOKEN_URI.into(),
             base_url: FCM_BASE_URL.into(),
+            max_requests_per_minute: FCM_DEFAULT_MAX_PER_MINUTE,
             http: HttpConfig::default(),
         };
         let shown = format!("{config:?} {fcm:?}");

@@ -6,6 +6,9 @@
 
 mod oauth;
 
+use std::num::NonZeroU32;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use secrecy::ExposeSecret;
@@ -26,6 +29,8 @@ pub struct FcmProvider {
     client: reqwest::Client,
     send_url: String,
     tokens: AccessTokens,
+    /// Keeps this instance under its share of the project's quota (spec §B3: 80 % of it).
+    throttle: DefaultDirectRateLimiter,
 }
 
 impl std::fmt::Debug for FcmProvider {
@@ -58,10 +63,12 @@ impl FcmProvider {
             client,
             send_url,
             tokens,
+            throttle: RateLimiter::direct(throttle(config.max_requests_per_minute)?),
         })
     }
 
     async fn post(&self, body: &[u8], bearer: &str) -> Outcome {
+        self.throttle.until_ready().await;
         let response = match self
             .client
             .post(&self.send_url)
@@ -79,6 +86,16 @@ impl FcmProvider {
         let text = response.text().await.unwrap_or_default();
         classify(status, &headers, &text)
     }
+}
+
+/// `per_minute` requests a minute, spread evenly with at most a second's worth at once: any
+/// minute then holds at most `per_minute` plus one second's worth (8,000 by default), which
+/// stays under the project quota the default is 80 % of.
+fn throttle(per_minute: u32) -> Result<Quota, ConfigError> {
+    let per_second = NonZeroU32::new(per_minute / 60).ok_or_else(|| {
+        ConfigError::invalid("fcm max_requests_per_minute", "must be at least 60")
+    })?;
+    Ok(Quota::per_second(per_second))
 }
 
 #[async_trait::async_trait]

@@ -32,8 +32,9 @@ pub mod fake;
 
 pub use apns::ApnsProvider;
 pub use config::{
-    APNS_PRODUCTION_URL, APNS_SANDBOX_URL, ApnsConfig, ConfigError, FCM_BASE_URL, FcmConfig,
-    GOOGLE_TOKEN_URI, HttpConfig, ProviderConfig, WebPushConfig, WebhookConfig, build_provider,
+    APNS_PRODUCTION_URL, APNS_SANDBOX_URL, ApnsConfig, ConfigError, FCM_BASE_URL,
+    FCM_DEFAULT_MAX_PER_MINUTE, FCM_PROJECT_QUOTA_PER_MINUTE, FcmConfig, GOOGLE_TOKEN_URI,
+    HttpConfig, ProviderConfig, WebPushConfig, WebhookConfig, build_provider,
 };
 pub use fcm::{FCM_SCOPE, FcmProvider};
 pub use push::{Outcome, Platform, Push, PushKind, PushProvider, Target};

@@ -426,6 +426,7 @@ impl FakePushServer {
             private_key_pem: SecretString::from(SERVICE_ACCOUNT_PEM),
             token_uri: format!("{}/token", self.base_url()),
             base_url: self.base_url().into(),
+            max_requests_per_minute: crate::FCM_DEFAULT_MAX_PER_MINUTE,
             http: self.http_config(),
         }
     }

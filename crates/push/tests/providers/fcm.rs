@@ -319,3 +319,32 @@ async fn the_fake_refuses_non_string_data_and_reserved_keys() {
             .contains("Invalid data payload key")
     );
 }
+
+/// Sends are throttled to the configured share of the project quota: at 600 a minute, a
+/// second's worth (10) goes at once and the rest 100 ms apart; below 60 a minute is refused.
+#[tokio::test]
+async fn sends_are_throttled_to_the_configured_requests_per_minute() {
+    let fake = FakePushServer::start().await;
+    let mut config = fake.fcm_config();
+    config.max_requests_per_minute = 600;
+    let fcm = std::sync::Arc::new(FcmProvider::new(config.clone()).unwrap());
+    let started = std::time::Instant::now();
+    let sends = (0..30).map(|i| {
+        let fcm = fcm.clone();
+        tokio::spawn(async move { fcm.send(&alert(), &target(&format!("throttled-{i}"))).await })
+    });
+    for send in sends {
+        assert_eq!(send.await.unwrap(), Outcome::Delivered);
+    }
+    // 10 at once, then 20 at 10 a second: at least 2 s (a lower bound: never flaky).
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_900),
+        "30 sends took {took:?}"
+    );
+    assert_eq!(fake.requests().len(), 30);
+
+    config.max_requests_per_minute = 59;
+    let refused = FcmProvider::new(config).unwrap_err().to_string();
+    assert!(refused.contains("max_requests_per_minute"), "{refused}");
+}
