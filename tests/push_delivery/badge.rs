@@ -110,3 +110,75 @@ async fn the_badge_equals_the_message_services_unread_total() {
         mesh.shutdown().await;
     }
 }
+
+/// A badge change is pushed on its own (a mute lowers it, 0 included), at most once per user
+/// per `notification.badge_interval`: a change sooner after the last badge push waits out the
+/// interval and then sends the number current at that time.
+#[tokio::test]
+async fn badge_pushes_follow_mutes_at_most_once_per_interval() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some(Chat {
+            mesh,
+            _files,
+            ada,
+            bob,
+            token,
+            chat,
+        }) = crate::helpers::chat(backend, &fake).await
+        else {
+            continue;
+        };
+        send(&mesh, &ada, &chat, "one").await;
+        send(&mesh, &ada, &chat, "two").await;
+        let alerts = nth(&fake, &token, 2, "two alerts").await;
+        assert_eq!(data(&alerts[1], "badge"), "2", "{backend:?}");
+
+        mute(&mesh, &bob, &chat, Some(3600)).await;
+        let seen = nth(&fake, &token, 3, "the badge push after muting").await;
+        assert_eq!(data(&seen[2], "type"), "badge", "{backend:?}");
+        assert_eq!(data(&seen[2], "badge"), "0", "{backend:?}: muted");
+        // Badge-only pushes show nothing: normal priority, data only.
+        assert_eq!(seen[2].payload["message"]["android"]["priority"], "NORMAL");
+        assert!(seen[2].payload["message"]["notification"].is_null());
+
+        // Unmuting at once raises the badge again, but the push waits out the interval.
+        mute(&mesh, &bob, &chat, None).await;
+        let seen = nth(&fake, &token, 4, "the badge push after unmuting").await;
+        assert_eq!(data(&seen[3], "type"), "badge", "{backend:?}");
+        assert_eq!(data(&seen[3], "badge"), "2", "{backend:?}: unmuted");
+        let apart = seen[3].received_at - seen[2].received_at;
+        // The interval counts from when the first was sent, a moment before the fake saw it.
+        assert!(
+            apart >= BADGE_INTERVAL - Duration::from_millis(500),
+            "{backend:?}: two badge pushes {apart:?} apart"
+        );
+        assert_eq!(badge(&mesh, &bob).await, 2);
+        mesh.shutdown().await;
+    }
+}
+
+/// `who` mutes `conversation` for `secs` seconds from now, or unmutes it (None).
+async fn mute(
+    mesh: &TestMesh,
+    who: &SignedIn,
+    conversation: &msg::Conversation,
+    secs: Option<i64>,
+) {
+    mesh.message_as(who)
+        .update_member_settings(msg::UpdateMemberSettingsRequest {
+            conversation_id: conversation.conversation_id.clone(),
+            settings: Some(msg::MemberSettings {
+                mute_until: secs.map(|secs| prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() + secs,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["mute_until".into()],
+            }),
+        })
+        .await
+        .expect("update mute");
+}

@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const ARRIVES: Duration = Duration::from_secs(15);
 /// The recheck delay these meshes use.
 pub const RECHECK: Duration = Duration::from_secs(2);
+/// The badge push interval these meshes use (10 s by default).
+pub const BADGE_INTERVAL: Duration = Duration::from_secs(3);
 
 /// A mesh whose notification service sends FCM and APNs pushes to `fake`; the credential
 /// files live in the returned directory.
@@ -35,6 +37,7 @@ pub async fn start(
     let mesh = TestMesh::start_with(backend, "all", |config| {
         echo_testkit::push::configure(config, fake, dir.path());
         config.notification.recheck_delay = RECHECK;
+        config.notification.badge_interval = BADGE_INTERVAL;
         config.notification.poll_every = Duration::from_millis(50);
         // Channel posts fan out in several chunks even to a handful of members.
         config.notification.fanout_chunk = 2;

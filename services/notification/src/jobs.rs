@@ -144,6 +144,30 @@ pub async fn insert(tx: &mut Tx, job: &NewJob, now: DateTime<Utc>) -> Result<boo
     Ok(insert_about_messages(tx, std::slice::from_ref(job), now).await? == 1)
 }
 
+/// When a badge job for `user` may be due: `interval` after the user's last badge push, or
+/// `now` if that is past (spec §B5: at most one badge push per user per interval).
+pub async fn badge_slot(
+    tx: &mut Tx,
+    user: Uuid,
+    now: DateTime<Utc>,
+    interval: std::time::Duration,
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    // Served by push_jobs_user_sent (user_id, sent_at_ms, kind, …) alone.
+    const SQL: &str = "SELECT max(sent_at_ms) FROM push_jobs WHERE user_id = $1 AND kind = $2";
+    if interval.is_zero() {
+        return Ok(now);
+    }
+    let last: Option<i64> = with_tx!(tx, |c| {
+        sqlx::query_scalar(SQL)
+            .bind(user)
+            .bind(JobKind::Badge.code())
+            .fetch_one(c)
+            .await?
+    });
+    let slot = last.map(|at| from_millis(at) + interval);
+    Ok(slot.filter(|slot| *slot > now).unwrap_or(now))
+}
+
 /// Rows per INSERT of message jobs: 13 values each, well under SQLite's 32,766 bound values.
 const JOBS_PER_INSERT: usize = 1_000;
 

@@ -80,6 +80,7 @@ impl Notification {
         let pipeline = pipeline::Pipeline {
             upstream: deps.upstream.clone(),
             job_expiry: deps.settings.job_expiry,
+            badge_interval: deps.settings.badge_interval,
             wake: wake.clone(),
             fanout: fanout.clone(),
         };

@@ -69,6 +69,7 @@ macro_rules! backend {
                 jobs::a_batch_settles_each_job_as_decided,
                 jobs::storm_counts_see_recent_alerts_up_to_the_cap,
                 jobs::only_the_holding_claim_settles_a_job,
+                jobs::badge_pushes_are_spaced_per_user,
                 jobs::a_released_claim_is_due_again_without_waiting_for_its_lease,
                 jobs::concurrent_claims_never_share_a_job,
             );

@@ -50,6 +50,8 @@ pub struct Pipeline {
     pub upstream: Arc<dyn Upstream>,
     /// A push not delivered this long after its message expires.
     pub job_expiry: Duration,
+    /// At most one badge-only push per user per this long.
+    pub badge_interval: Duration,
     /// Wakes this instance's dispatcher when an event wrote jobs.
     pub wake: Arc<Notify>,
     /// Wakes this instance's channel fan-out worker when an event may have queued a post.
@@ -345,7 +347,9 @@ impl Pipeline {
     }
 
     /// A badge job for each of `user`'s tokens, or a dismiss of `conversation` for those in
-    /// `dismiss`. The dispatcher sends a badge only when it differs from the last one sent.
+    /// `dismiss`. The dispatcher sends a badge only when it differs from the last one sent;
+    /// badge jobs are due no sooner than `badge_interval` after the user's last badge push
+    /// (a dismiss, which takes a read conversation off the lock screen, goes at once).
     async fn badge_jobs(
         &self,
         tx: &mut Tx,
@@ -354,14 +358,23 @@ impl Pipeline {
         conversation: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
-        for token in store::user_tokens(tx, user).await? {
+        let tokens = store::user_tokens(tx, user).await?;
+        let badge_due = if tokens.iter().any(|t| !dismiss.contains(t)) {
+            jobs::badge_slot(tx, user, now, self.badge_interval).await?
+        } else {
+            now
+        };
+        for token in tokens {
             let job = if dismiss.contains(&token) {
                 NewJob {
                     conversation_id: conversation,
                     ..self.job(user, token, JobKind::Dismiss, now)
                 }
             } else {
-                self.job(user, token, JobKind::Badge, now)
+                NewJob {
+                    due: badge_due,
+                    ..self.job(user, token, JobKind::Badge, now)
+                }
             };
             jobs::insert(tx, &job, now).await?;
         }

@@ -483,3 +483,62 @@ pub async fn only_the_holding_claim_settles_a_job(env: &Env) {
     settle(db, &second[0], &Settled::Sent(t1)).await;
     assert_eq!(sent(first[0].id).await, 1, "the holder settles it");
 }
+
+/// A user's badge jobs are due no sooner than the interval after the user's last badge push
+/// (alerts and other users' badges do not count; interval 0 means no limit).
+pub async fn badge_pushes_are_spaced_per_user(env: &Env) {
+    let db = env.store.database();
+    let t0 = now();
+    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let interval = std::time::Duration::from_secs(10);
+    let slot = |user: Uuid, at: chrono::DateTime<chrono::Utc>, interval| async move {
+        let mut tx = db.begin().await.unwrap();
+        let slot = jobs::badge_slot(&mut tx, user, at, interval).await.unwrap();
+        tx.commit().await.unwrap();
+        slot
+    };
+    assert_eq!(slot(ada, t0, interval).await, t0, "no badge sent yet");
+
+    let badge = NewJob {
+        message_id: None,
+        kind: JobKind::Badge,
+        conversation_id: None,
+        seq: None,
+        ..alert(Uuid::now_v7(), ada, Uuid::now_v7(), t0)
+    };
+    assert!(insert(env, &badge).await);
+    let claimed = jobs::claim(db, t0, t0 + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    let claimed: Vec<_> = claimed.iter().filter(|j| j.user_id == ada).collect();
+    assert_eq!(claimed.len(), 1);
+    settle(db, claimed[0], &Settled::Sent(t0)).await;
+    // An alert sent later than the badge does not move the badge's slot.
+    let mut alert_to_ada = alert(Uuid::now_v7(), ada, Uuid::now_v7(), t0);
+    alert_to_ada.due = t0 + Duration::seconds(1);
+    assert!(insert(env, &alert_to_ada).await);
+    let t1 = t0 + Duration::seconds(1);
+    for job in jobs::claim(db, t1, t1 + Duration::seconds(30), 10)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|j| j.user_id == ada)
+    {
+        settle(db, job, &Settled::Sent(t1)).await;
+    }
+
+    let t2 = t0 + Duration::seconds(2);
+    assert_eq!(slot(ada, t2, interval).await, t0 + Duration::seconds(10));
+    let t11 = t0 + Duration::seconds(11);
+    assert_eq!(
+        slot(ada, t11, interval).await,
+        t11,
+        "the interval has passed"
+    );
+    assert_eq!(slot(bob, t2, interval).await, t2, "per user");
+    assert_eq!(
+        slot(ada, t2, std::time::Duration::ZERO).await,
+        t2,
+        "no limit"
+    );
+}
