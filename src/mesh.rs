@@ -14,6 +14,7 @@ use echo_store::Database;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::Layer as _;
 
 use crate::identity::Identity;
@@ -89,6 +90,9 @@ pub struct Mesh {
     internal: Option<Running>,
     admin: JoinHandle<std::io::Result<()>>,
     consumers: Vec<JoinHandle<()>>,
+    /// The services' background work on their databases (notification's dispatcher and
+    /// workers), joined before the databases close.
+    tasks: TaskTracker,
     service_secret: ServiceSecret,
 }
 
@@ -140,6 +144,7 @@ impl Mesh {
         let mut databases = Vec::new();
         let mut consumers = Vec::new();
         let mut presence = None;
+        let tasks = TaskTracker::new();
         for target in config.target.iter() {
             let mut outbox = None;
             if DATA_OWNERS.contains(&target) {
@@ -148,7 +153,7 @@ impl Mesh {
                 backends.bus.attach_outbox(service_outbox.clone()).await?;
                 // Embedded, the outbox is the bus and keeps every row for `bus_max_age`; with
                 // NATS it keeps published rows that long, for replays (Subscribe resumes).
-                tokio::spawn(echo_bus::prune_periodically(
+                tasks.spawn(echo_bus::prune_periodically(
                     service_outbox.clone(),
                     config.bus_max_age,
                     !config.bus_url.starts_with("memory:"),
@@ -167,6 +172,7 @@ impl Mesh {
                 identity: &identity,
                 overrides: &overrides,
                 shutdown: &shutdown,
+                tasks: &tasks,
             };
             let started = add_service(
                 &mut services,
@@ -238,6 +244,7 @@ impl Mesh {
             internal,
             admin,
             consumers,
+            tasks,
             service_secret: identity.service_secret.clone(),
         })
     }
@@ -268,6 +275,9 @@ impl Mesh {
         for consumer in self.consumers {
             consumer.await.context("event consumer")?;
         }
+        // A dispatcher finishing its in-flight pushes records them before the pools close.
+        self.tasks.close();
+        self.tasks.wait().await;
         self.backends.bus.shutdown();
         for (_, db) in &self.databases {
             db.close().await;
@@ -285,6 +295,8 @@ struct Parts<'a> {
     identity: &'a Identity,
     overrides: &'a Overrides,
     shutdown: &'a CancellationToken,
+    /// Where services spawn background work that must end before the databases close.
+    tasks: &'a TaskTracker,
 }
 
 /// A durable event consumer of one service, on that service's database.
@@ -399,7 +411,8 @@ async fn add_service(
                 upstream: Arc::new(notification_upstream(parts)?),
                 settings: config.notification.clone(),
             };
-            let notification = echo_notification::Notification::start(deps, parts.shutdown.clone());
+            let notification =
+                echo_notification::Notification::start(deps, parts.shutdown.clone(), parts.tasks);
             consumers.extend(Consumer::all(notification.consumers(), &db));
             services.add(authn.layer(notification.service(limit)));
         }

@@ -39,6 +39,7 @@ use echo_proto::echo::notification::v1::notification_service_server::Notificatio
 use echo_push::PushProvider;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use api::NotificationApi;
 pub use error::NotificationError;
@@ -73,8 +74,9 @@ pub struct Notification {
 }
 
 impl Notification {
-    /// Starts the dispatcher (until `shutdown`).
-    pub fn start(deps: NotificationDeps, shutdown: CancellationToken) -> Self {
+    /// Starts the dispatcher, the channel fan-out worker and the receipt listener on `tasks`
+    /// (until `shutdown`; the caller waits for `tasks` before closing the database).
+    pub fn start(deps: NotificationDeps, shutdown: CancellationToken, tasks: &TaskTracker) -> Self {
         let wake = Arc::new(Notify::new());
         let fanout = Arc::new(Notify::new());
         let pipeline = pipeline::Pipeline {
@@ -84,7 +86,7 @@ impl Notification {
             wake: wake.clone(),
             fanout: fanout.clone(),
         };
-        tokio::spawn(pipeline::fanout::run(
+        tasks.spawn(pipeline::fanout::run(
             pipeline.clone(),
             deps.store.database().clone(),
             deps.settings.fanout_chunk,
@@ -105,12 +107,12 @@ impl Notification {
             },
             wake,
         );
-        tokio::spawn(receipts::listen(
+        tasks.spawn(receipts::listen(
             deps.bus.clone(),
             deps.store.database().clone(),
             shutdown.clone(),
         ));
-        tokio::spawn(dispatcher.run(shutdown));
+        tasks.spawn(dispatcher.run(shutdown));
         Self { deps, pipeline }
     }
 
