@@ -82,6 +82,100 @@ async fn retries_pruning_and_logout() {
     }
 }
 
+/// Deleting an account purges what notification holds of it: its tokens, inbox, counts,
+/// settings, and a push still waiting for its recheck, which is never sent.
+#[tokio::test]
+async fn account_deletion_purges_tokens_inbox_counts_settings_and_pending_pushes() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some(Chat {
+            mesh,
+            _files,
+            ada,
+            bob,
+            token,
+            chat,
+        }) = chat(backend, &fake).await
+        else {
+            continue;
+        };
+        mesh.notification_as(&bob)
+            .update_notification_settings(pb::UpdateNotificationSettingsRequest {
+                settings: Some(pb::NotificationSettings {
+                    show_previews: false,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["show_previews".into()],
+                }),
+            })
+            .await
+            .expect("settings");
+        // Bob ONLINE: the alert waits for its recheck, and the account goes meanwhile.
+        heartbeat(&mesh, &bob).await;
+        send(&mesh, &ada, &chat, "before the account goes").await;
+        eventually(ARRIVES, "Bob's inbox entry", || async {
+            (!inbox(&mesh, &bob).await.is_empty()).then_some(())
+        })
+        .await;
+        let user: uuid::Uuid = bob.tokens.user_id.parse().expect("user id");
+        assert!(held(&mesh, user).await > 0, "{backend:?}: nothing to purge");
+
+        mesh.auth_as(&bob)
+            .delete_account(auth::DeleteAccountRequest {
+                password: echo_testkit::PASSWORD.into(),
+            })
+            .await
+            .expect("delete account");
+        eventually(ARRIVES, "everything of Bob purged", || async {
+            (held(&mesh, user).await == 0).then_some(())
+        })
+        .await;
+        tokio::time::sleep(RECHECK * 2).await;
+        assert!(
+            to(&fake, &token).is_empty(),
+            "{backend:?}: pushed to a deleted account"
+        );
+        mesh.shutdown().await;
+    }
+}
+
+/// Rows notification holds about `user`, over every table keyed by user.
+async fn held(mesh: &TestMesh, user: uuid::Uuid) -> i64 {
+    const TABLES: [&str; 5] = [
+        "push_tokens",
+        "push_jobs",
+        "inbox_entries",
+        "notify_counts",
+        "notification_settings",
+    ];
+    let (_, db) = mesh
+        .mesh
+        .databases
+        .iter()
+        .find(|(t, _)| t.name() == "notification")
+        .expect("notification's database");
+    let mut total = 0;
+    for table in TABLES {
+        let sql = format!("SELECT count(*) FROM {table} WHERE user_id = $1");
+        let sql = sqlx::AssertSqlSafe(sql);
+        let rows: i64 = match db {
+            echo_store::Database::Postgres(pg) => sqlx::query_scalar(sql)
+                .bind(user)
+                .fetch_one(&pg.pool)
+                .await
+                .expect("count"),
+            echo_store::Database::Sqlite(lite) => sqlx::query_scalar(sql)
+                .bind(user)
+                .fetch_one(&lite.reader)
+                .await
+                .expect("count"),
+        };
+        total += rows;
+    }
+    total
+}
+
 /// Two notification instances on one database and bus (a whole mesh, and a second process
 /// running only notification): each message's alert goes out exactly once, and the badge still
 /// equals the message service's unread total (the message events are applied in stream order
