@@ -406,7 +406,7 @@ async fn add_service(
                 store: echo_notification::NotificationStore::new(db.clone()),
                 bus: parts.backends.bus.clone(),
                 cache: parts.backends.cache.clone(),
-                providers: crate::push::providers(&config.notification)?,
+                providers: crate::push::providers(&config.notification, config.is_production())?,
                 production: config.is_production(),
                 upstream: Arc::new(notification_upstream(parts)?),
                 settings: config.notification.clone(),

@@ -21,15 +21,22 @@ fn read(path: &Path, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("{what} ({})", path.display()))
 }
 
-/// Builds the configured providers.
+/// Builds the configured providers. In `production`, the users' own URLs (Web Push and
+/// UnifiedPush endpoints, webhooks) may lead only to public addresses, whatever their names
+/// resolve to.
 pub fn providers(
     settings: &NotificationSettings,
+    production: bool,
 ) -> anyhow::Result<HashMap<Platform, Arc<dyn PushProvider>>> {
     let mut http = HttpConfig::default();
     if let Some(path) = &settings.extra_ca_file {
         http.extra_root_pems
             .push(read(path, "notification.extra_ca_file")?);
     }
+    let users_urls = HttpConfig {
+        public_only: production,
+        ..http.clone()
+    };
     let mut configs = Vec::new();
     if let Some(path) = &settings.fcm_service_account_file {
         let json = read(path, "notification.fcm_service_account_file")?;
@@ -70,17 +77,17 @@ pub fn providers(
             ProviderConfig::WebPush(WebPushConfig {
                 vapid_private_key: SecretString::from(key.trim().to_owned()),
                 subject: settings.webpush_subject.clone(),
-                http: http.clone(),
+                http: users_urls.clone(),
             }),
         ));
     }
     if let Some(path) = &settings.webhook_secret_file {
         let secret = read(path, "notification.webhook_secret_file")?;
         let mut webhook = WebhookConfig::new(SecretString::from(secret.trim().to_owned()));
-        webhook
-            .http
-            .extra_root_pems
-            .clone_from(&http.extra_root_pems);
+        webhook.http = HttpConfig {
+            timeout: webhook.http.timeout,
+            ..users_urls.clone()
+        };
         configs.push((Platform::Webhook, ProviderConfig::Webhook(webhook)));
     }
     let mut providers = HashMap::new();
@@ -91,7 +98,7 @@ pub fn providers(
     }
     if let Some(web_push) = providers.get(&Platform::WebPush).cloned() {
         let unified =
-            UnifiedPushProvider::new(web_push, &http).context("push provider UnifiedPush")?;
+            UnifiedPushProvider::new(web_push, &users_urls).context("push provider UnifiedPush")?;
         providers.insert(Platform::UnifiedPush, Arc::new(unified));
     }
     Ok(providers)

@@ -49,6 +49,10 @@ pub struct HttpConfig {
     pub extra_root_pems: Vec<String>,
     /// Whole-request timeout; a timeout is an [`Outcome::Retry`](crate::Outcome::Retry).
     pub timeout: Duration,
+    /// Connect only to public addresses: a host written as an internal address, or a name
+    /// that resolves only to internal ones ([`crate::address`]), is refused before any byte is
+    /// sent. For the users' own URLs (Web Push, UnifiedPush, webhooks) in production.
+    pub public_only: bool,
 }
 
 impl Default for HttpConfig {
@@ -56,6 +60,7 @@ impl Default for HttpConfig {
         HttpConfig {
             extra_root_pems: Vec::new(),
             timeout: Duration::from_secs(10),
+            public_only: false,
         }
     }
 }

@@ -17,6 +17,7 @@
 // reqwest 0.12 under its own name in the workspace (see the root Cargo.toml), `reqwest` here.
 extern crate reqwest_push as reqwest;
 
+pub mod address;
 mod apns;
 mod config;
 mod fcm;

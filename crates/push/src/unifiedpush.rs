@@ -30,6 +30,8 @@ const VERSION: u64 = 1;
 pub struct UnifiedPushProvider {
     web_push: Arc<dyn PushProvider>,
     client: reqwest::Client,
+    /// Endpoints must lead to public addresses (production).
+    public_only: bool,
 }
 
 impl std::fmt::Debug for UnifiedPushProvider {
@@ -50,6 +52,7 @@ impl UnifiedPushProvider {
         Ok(UnifiedPushProvider {
             web_push,
             client: http::client(&discovery, false)?,
+            public_only: http.public_only,
         })
     }
 
@@ -60,6 +63,9 @@ impl UnifiedPushProvider {
     #[tracing::instrument(skip_all)]
     pub async fn discover(&self, endpoint: &str) -> Result<(), String> {
         let refuse = |why: &str| format!("endpoint is not a UnifiedPush server: {why}");
+        if let Some(Outcome::Drop { reason }) = http::refuse_internal(self.public_only, endpoint) {
+            return Err(format!("endpoint refused: {reason}"));
+        }
         let mut response = self
             .client
             .get(endpoint)
@@ -122,7 +128,9 @@ impl UnifiedPushProvider {
 /// What a failed discovery request says about the endpoint, coarsely.
 fn unreachable(error: &reqwest::Error) -> String {
     tracing::debug!(%error, "unifiedpush discovery failed in transport");
-    if error.is_timeout() {
+    if http::refused_internal(error) {
+        http::InternalAddress.to_string()
+    } else if error.is_timeout() {
         format!("GET got no answer within {} s", DISCOVERY_TIMEOUT.as_secs())
     } else if error.is_connect() {
         "it could not be reached".into()

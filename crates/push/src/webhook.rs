@@ -21,6 +21,7 @@ pub const DELIVERY_ID_HEADER: &str = "Echo-Delivery-Id";
 pub struct WebhookProvider {
     client: reqwest::Client,
     secret: SecretString,
+    public_only: bool,
 }
 
 impl std::fmt::Debug for WebhookProvider {
@@ -35,6 +36,7 @@ impl WebhookProvider {
         Ok(WebhookProvider {
             client: http::client(&config.http, false)?,
             secret: config.secret,
+            public_only: config.http.public_only,
         })
     }
 }
@@ -60,6 +62,9 @@ impl PushProvider for WebhookProvider {
 
     #[tracing::instrument(skip_all, fields(platform = "webhook", job_id = %push.job_id))]
     async fn send(&self, push: &Push, target: &Target) -> Outcome {
+        if let Some(refused) = http::refuse_internal(self.public_only, &target.token) {
+            return refused;
+        }
         let body = push.json_document().to_string().into_bytes();
         let timestamp = chrono::Utc::now().timestamp();
         let signed = signature(self.secret.expose_secret().as_bytes(), timestamp, &body);

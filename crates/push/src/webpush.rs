@@ -84,6 +84,8 @@ pub struct WebPushProvider {
     public_key: String,
     /// VAPID JWTs per push-service origin (`aud`).
     jwts: Mutex<HashMap<String, (String, Instant)>>,
+    /// Endpoints must lead to public addresses (production).
+    public_only: bool,
 }
 
 impl std::fmt::Debug for WebPushProvider {
@@ -107,6 +109,7 @@ impl WebPushProvider {
             key: keys::p256_encoding_key(&secret, "vapid key")?,
             public_key,
             jwts: Mutex::new(HashMap::new()),
+            public_only: config.http.public_only,
         })
     }
 
@@ -193,6 +196,9 @@ impl PushProvider for WebPushProvider {
                 };
             }
         };
+        if let Some(refused) = http::refuse_internal(self.public_only, &subscription.endpoint) {
+            return refused;
+        }
         let plaintext = push.json_document().to_string();
         let padded = plaintext.len().div_ceil(PAD_BLOCK) * PAD_BLOCK;
         let body = match ece::encrypt(

@@ -134,3 +134,32 @@ async fn an_endpoint_that_never_answers_is_refused_after_five_seconds() {
         "{waited:?}"
     );
 }
+
+/// With `public_only` (production), neither discovery nor a push reaches an endpoint that
+/// leads inside our network, by name or by address.
+#[tokio::test]
+async fn public_only_refuses_endpoints_that_lead_inside() {
+    let fake = FakePushServer::start().await;
+    let mut http = fake.http_config();
+    http.public_only = true;
+    let mut web = fake.webpush_config();
+    web.http = http.clone();
+    let web_push = Arc::new(WebPushProvider::new(web).unwrap());
+    let unified = UnifiedPushProvider::new(web_push.clone(), &http).unwrap();
+    let subscription = fake.subscribe();
+    let by_name = subscription.token.replace("127.0.0.1", "localhost");
+    assert_ne!(by_name, subscription.token);
+    for token in [&by_name, &subscription.token] {
+        let refused = unified
+            .check_registration(&target(token))
+            .await
+            .unwrap_err();
+        assert!(refused.contains("private, loopback"), "{refused}");
+        match web_push.send(&alert(), &target(token)).await {
+            Outcome::Drop { reason } => assert!(reason.contains("private, loopback"), "{reason}"),
+            other => panic!("{token}: {other:?}"),
+        }
+    }
+    assert!(fake.discoveries().is_empty());
+    assert!(fake.requests().is_empty());
+}

@@ -118,3 +118,29 @@ async fn an_endpoint_that_never_answers_times_out_into_a_retry() {
     assert!(started.elapsed() < Duration::from_secs(3));
     holder.abort();
 }
+
+/// With `public_only` (production), a webhook that leads inside our network is dropped before
+/// any request: a name resolving only to loopback (`localhost` here; a public name pointing
+/// inside is the same case) and an address literal alike. Without it, the same name delivers.
+#[tokio::test]
+async fn public_only_refuses_names_and_literals_that_lead_inside() {
+    let fake = FakePushServer::start().await;
+    let by_name = fake.webhook_url("inside").replace("127.0.0.1", "localhost");
+    assert!(by_name.starts_with("https://localhost:"), "{by_name}");
+    let open = WebhookProvider::new(fake.webhook_config()).unwrap();
+    assert_eq!(
+        open.send(&alert(), &target(&by_name)).await,
+        Outcome::Delivered
+    );
+
+    let mut config = fake.webhook_config();
+    config.http.public_only = true;
+    let guarded = WebhookProvider::new(config).unwrap();
+    for url in [by_name, fake.webhook_url("literal")] {
+        match guarded.send(&alert(), &target(&url)).await {
+            Outcome::Drop { reason } => assert!(reason.contains("private, loopback"), "{reason}"),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+    assert_eq!(fake.requests().len(), 1, "only the unguarded delivery");
+}

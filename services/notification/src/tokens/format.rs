@@ -2,11 +2,10 @@
 //! test: parse, don't validate (STYLE 3). A token that passes is returned in the form it is
 //! stored and delivered in.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use echo_proto::echo::notification::v1 as pb;
+use echo_push::address::internal_host;
 use serde::{Deserialize, Serialize};
 
 /// The most bytes a token may have (the proto's limit), checked before anything else.
@@ -209,57 +208,6 @@ pub fn https_url(text: &str, production: bool) -> Result<(), String> {
         return Err("must not point at a private, loopback or link-local address".into());
     }
     Ok(())
-}
-
-/// True for hosts that name this machine or a private network: localhost names, internal IP
-/// literals, and numeric forms other than dotted quads (`2130706433`, `127.1`, `0x7f.1`), which
-/// URL parsers read as IPv4 addresses but are easy to slip past a check.
-fn internal_host(host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if host == "localhost" || host.ends_with(".localhost") {
-        return true;
-    }
-    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return v6.parse::<Ipv6Addr>().is_ok_and(internal_v6);
-    }
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return match ip {
-            IpAddr::V4(v4) => internal_v4(v4),
-            IpAddr::V6(v6) => internal_v6(v6),
-        };
-    }
-    let last = host.rsplit('.').next().unwrap_or_default();
-    last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x")
-}
-
-fn internal_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || ip.is_multicast()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking (RFC 2544)
-        || a >= 240 // reserved
-}
-
-fn internal_v6(ip: Ipv6Addr) -> bool {
-    // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses are IPv4 inside
-    if let Some(v4) = ip.to_ipv4() {
-        return internal_v4(v4);
-    }
-    let first = ip.segments()[0];
-    ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local (fc00::/7)
-        || (first & 0xffc0) == 0xfe80 // link-local (fe80::/10)
-        || (first & 0xffc0) == 0xfec0 // site-local, deprecated (fec0::/10)
-        || (ip.segments()[0] == 0x64 && ip.segments()[1] == 0xff9b) // NAT64 (64:ff9b::/96)
 }
 
 /// What to show of a stored token (`PushToken.token_suffix`): its last 8 characters; for a
