@@ -43,13 +43,13 @@ struct Sent {
 }
 
 /// Four senders in one group, each sending as fast as its rate limit allows (10/s) until
-/// `stop`; what each send answered.
+/// `stop`; what each send answered, with the sender's index.
 fn load(
     mesh: &TestMesh,
     senders: &[SignedIn],
     chat: &pb::Conversation,
     stop: &Arc<AtomicBool>,
-) -> tokio::task::JoinSet<Vec<Sent>> {
+) -> tokio::task::JoinSet<(usize, Vec<Sent>)> {
     let mut tasks = tokio::task::JoinSet::new();
     for (index, sender) in senders.iter().enumerate() {
         let mut client = mesh.message_as(sender);
@@ -73,7 +73,7 @@ fn load(
                 });
                 tokio::time::sleep(Duration::from_millis(110)).await;
             }
-            sent
+            (index, sent)
         });
     }
     tasks
@@ -120,7 +120,7 @@ struct Loaded {
     chat: pb::Conversation,
     cursor: String,
     stop: Arc<AtomicBool>,
-    load: tokio::task::JoinSet<Vec<Sent>>,
+    load: tokio::task::JoinSet<(usize, Vec<Sent>)>,
 }
 
 async fn loaded(configure: impl FnOnce(&mut echo_config::Config)) -> Option<Loaded> {
@@ -186,15 +186,19 @@ impl Loaded {
         self.mesh.shutdown().await;
     }
 
-    /// Let the load run `for` longer, stop it, and hand back every sender's sends.
+    /// Let the load run `for` longer, stop it, and hand back every sender's sends, in the
+    /// senders' order: `settle` retries `sent[i]` as `senders[i]`, and the tasks end in any
+    /// order (retrying one sender's key as another once stored a second message for a send
+    /// that had been committed but answered with an error).
     async fn finish(&mut self, r#for: Duration) -> Vec<Vec<Sent>> {
         tokio::time::sleep(r#for).await;
         self.stop.store(true, Ordering::Release);
-        let mut sent = Vec::new();
+        let mut sent: Vec<(usize, Vec<Sent>)> = Vec::new();
         while let Some(task) = self.load.join_next().await {
             sent.push(task.expect("sender"));
         }
-        sent
+        sent.sort_by_key(|(index, _)| *index);
+        sent.into_iter().map(|(_, sends)| sends).collect()
     }
 }
 
@@ -320,6 +324,18 @@ async fn nothing_lost(
         .filter(|m| ids.contains(m.message_id.as_str()))
         .map(|m| m.seq)
         .collect();
+    if seqs != expected {
+        // Say what the extra or missing seqs are in the history, to tell a lost acknowledgement
+        // from a message the stream showed but the database does not hold.
+        let at: BTreeMap<i64, &pb::Message> = history.iter().map(|m| (m.seq, m)).collect();
+        for seq in seqs.iter().filter(|s| !expected.contains(s)) {
+            let held = at.get(seq).map(|m| (&m.message_id, &m.sender_user_id));
+            eprintln!("stream seq {seq} not expected; the history holds {held:?}");
+        }
+        for seq in expected.iter().filter(|s| !seqs.contains(s)) {
+            eprintln!("expected seq {seq} missing from the stream");
+        }
+    }
     assert_eq!(
         seqs, expected,
         "the live stream: every message once, in order"
