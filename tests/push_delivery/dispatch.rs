@@ -82,6 +82,52 @@ async fn retries_pruning_and_logout() {
     }
 }
 
+/// Our credentials refused (FCM 401, and 401 again after the re-mint): the platform pauses
+/// (spec §B3's circuit breaker) — no request at all until the pause ends, the token kept —
+/// then the held pushes go.
+#[tokio::test]
+async fn refused_credentials_pause_the_platform_and_never_prune() {
+    for backend in Backend::BOTH {
+        let fake = FakePushServer::start().await;
+        let Some(Chat {
+            mesh,
+            _files,
+            ada,
+            bob,
+            token,
+            chat,
+        }) = chat(backend, &fake).await
+        else {
+            continue;
+        };
+        fake.script(&token, [Reply::status(401), Reply::status(401)]);
+        let refused = send(&mesh, &ada, &chat, "refused").await;
+        nth(&fake, &token, 2, "the send and its re-mint refused").await;
+        let held = send(&mesh, &ada, &chat, "held while paused").await;
+        let seen = nth(&fake, &token, 4, "both pushes after the pause").await;
+        assert_eq!(seen[0].status, 401, "{backend:?}");
+        assert_eq!(seen[1].status, 401, "{backend:?}");
+        let quiet = seen[2].received_at - seen[1].received_at;
+        assert!(
+            quiet >= CREDENTIAL_PAUSE - Duration::from_millis(500),
+            "{backend:?}: the next request came {quiet:?} after the refusal"
+        );
+        let mut delivered: Vec<&str> = seen[2..].iter().map(|r| data(r, "message_id")).collect();
+        delivered.sort_unstable();
+        let mut expected = [refused.message_id.as_str(), held.message_id.as_str()];
+        expected.sort_unstable();
+        assert_eq!(delivered, expected, "{backend:?}");
+        let listed = mesh
+            .notification_as(&bob)
+            .list_push_tokens(pb::ListPushTokensRequest::default())
+            .await
+            .expect("list")
+            .into_inner();
+        assert_eq!(listed.push_tokens.len(), 1, "{backend:?}: never pruned");
+        mesh.shutdown().await;
+    }
+}
+
 /// Deleting an account purges what notification holds of it: its tokens, inbox, counts,
 /// settings, and a push still waiting for its recheck, which is never sent.
 #[tokio::test]

@@ -26,6 +26,8 @@ pub const ARRIVES: Duration = Duration::from_secs(15);
 pub const RECHECK: Duration = Duration::from_secs(2);
 /// The badge push interval these meshes use (10 s by default).
 pub const BADGE_INTERVAL: Duration = Duration::from_secs(3);
+/// How long these meshes pause a platform that refused our credentials (30 s by default).
+pub const CREDENTIAL_PAUSE: Duration = Duration::from_secs(2);
 
 /// A mesh whose notification service sends FCM and APNs pushes to `fake`; the credential
 /// files live in the returned directory.
@@ -38,6 +40,7 @@ pub async fn start(
         echo_testkit::push::configure(config, fake, dir.path());
         config.notification.recheck_delay = RECHECK;
         config.notification.badge_interval = BADGE_INTERVAL;
+        config.notification.credential_pause = CREDENTIAL_PAUSE;
         config.notification.poll_every = Duration::from_millis(50);
         // Channel posts fan out in several chunks even to a handful of members.
         config.notification.fanout_chunk = 2;

@@ -25,6 +25,10 @@ pub struct NotificationSettings {
     /// A push not delivered this long after it was created expires (counted, never sent).
     #[serde(with = "humantime_secs")]
     pub job_expiry: Duration,
+    /// How long a push platform is paused after it refused our credentials (spec §B3's
+    /// circuit breaker; doubling while it keeps refusing, up to 5 minutes).
+    #[serde(with = "humantime_secs")]
+    pub credential_pause: Duration,
     /// At most one badge-only push per user per this long (spec §B5): a badge change sooner
     /// after the last one waits, and sends the number current when it goes. 0: no limit.
     #[serde(with = "humantime_secs")]
@@ -87,6 +91,7 @@ impl Default for NotificationSettings {
         Self {
             recheck_delay: Duration::from_secs(10),
             job_expiry: Duration::from_secs(600),
+            credential_pause: Duration::from_secs(30),
             badge_interval: Duration::from_secs(10),
             claim_lease: Duration::from_secs(30),
             poll_every: Duration::from_millis(250),
@@ -139,6 +144,7 @@ impl NotificationSettings {
             ("notification.job_expiry", self.job_expiry),
             ("notification.claim_lease", self.claim_lease),
             ("notification.poll_every", self.poll_every),
+            ("notification.credential_pause", self.credential_pause),
         ]
         .into_iter()
         .find(|(_, value)| value.is_zero());

@@ -104,6 +104,7 @@ impl Notification {
                 poll_every: settings.poll_every,
                 batch: settings.dispatch_batch,
                 concurrency: settings.dispatch_concurrency,
+                credential_pause: settings.credential_pause,
             },
             wake,
         );

@@ -67,6 +67,47 @@ pub struct DispatchSettings {
     pub batch: usize,
     /// Provider requests in flight.
     pub concurrency: usize,
+    /// How long a platform is paused after it refused our credentials (doubling while it
+    /// keeps refusing, up to [`MAX_CREDENTIAL_PAUSE`]).
+    pub credential_pause: Duration,
+}
+
+/// The longest a platform stays paused for refused credentials before the next try.
+pub const MAX_CREDENTIAL_PAUSE: Duration = Duration::from_secs(300);
+
+/// Per platform, the circuit breaker of spec §B3: a provider that refused our credentials
+/// (after its one re-mint) gets no request until the pause ends; then one batch tries again.
+#[derive(Default)]
+struct Breakers {
+    open: std::sync::Mutex<HashMap<Platform, (std::time::Instant, Duration)>>,
+}
+
+impl Breakers {
+    /// Until when `platform` is paused, if it is.
+    fn paused(&self, platform: Platform) -> Option<std::time::Instant> {
+        let open = self.open.lock().expect("breakers");
+        open.get(&platform)
+            .map(|(until, _)| *until)
+            .filter(|until| *until > std::time::Instant::now())
+    }
+
+    /// `platform` refused our credentials: pause it, twice as long as last time.
+    fn trip(&self, platform: Platform, first: Duration) -> Duration {
+        let mut open = self.open.lock().expect("breakers");
+        let now = std::time::Instant::now();
+        let pause = match open.get(&platform) {
+            Some((until, _)) if *until > now => return until.duration_since(now),
+            Some((_, last)) => (*last * 2).min(MAX_CREDENTIAL_PAUSE),
+            None => first,
+        };
+        open.insert(platform, (now + pause, pause));
+        pause
+    }
+
+    /// `platform` answered with our credentials accepted: closed again.
+    fn reset(&self, platform: Platform) {
+        self.open.lock().expect("breakers").remove(&platform);
+    }
 }
 
 /// Sends the queued pushes.
@@ -76,6 +117,7 @@ pub struct Dispatcher {
     providers: HashMap<Platform, Arc<dyn PushProvider>>,
     settings: DispatchSettings,
     wake: Arc<Notify>,
+    breakers: Breakers,
 }
 
 /// What one batch's alerts share: delivery states and previews, read once per batch.
@@ -101,6 +143,7 @@ impl Dispatcher {
             providers,
             settings,
             wake,
+            breakers: Breakers::default(),
         }
     }
 
@@ -387,7 +430,23 @@ impl Dispatcher {
             sandbox: token.sandbox,
             updated_at: from_millis(token.updated_at_ms),
         };
+        if let Some(until) = self.breakers.paused(platform) {
+            let wait = until.saturating_duration_since(std::time::Instant::now());
+            let later = Settled::Later {
+                due: now + wait,
+                phase: Phase::Send,
+                failed: false,
+                error: Some("paused: the provider refused our credentials".into()),
+            };
+            return Ok((later, Effect::None));
+        }
         let outcome = provider.send(&push, &target).await;
+        if !matches!(
+            outcome,
+            Outcome::CredentialError { .. } | Outcome::Retry { .. }
+        ) {
+            self.breakers.reset(platform);
+        }
         let label = match &outcome {
             Outcome::Delivered => "delivered",
             Outcome::Retry { .. } => "retry",
@@ -423,11 +482,15 @@ impl Dispatcher {
                 (Settled::Skipped(format!("dropped: {reason}")), Effect::None)
             }
             Outcome::CredentialError { reason } => {
-                // Our credentials, not the token: alert, back off, never prune.
-                tracing::error!(platform = platform_name(platform), %reason,
-                    "push provider refused our credentials");
+                // Our credentials, not the token: alert, pause the platform, never prune.
+                let pause = self.breakers.trip(platform, self.settings.credential_pause);
+                metrics::counter!("echo_push_credential_pauses_total",
+                    "platform" => platform_name(platform))
+                .increment(1);
+                tracing::error!(platform = platform_name(platform), %reason, ?pause,
+                    "push provider refused our credentials; pausing its pushes");
                 (
-                    self.retry(job, None, format!("credentials: {reason}")),
+                    self.retry(job, Some(pause), format!("credentials: {reason}")),
                     Effect::None,
                 )
             }
