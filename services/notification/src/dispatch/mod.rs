@@ -648,3 +648,42 @@ fn kind_name(kind: crate::inbox::EntryKind) -> &'static str {
         crate::inbox::EntryKind::Reply => "reply",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pause doubles while the platform keeps refusing, up to the cap; another platform is
+    /// not paused; an accepted request closes the breaker (the next pause starts over).
+    #[test]
+    fn credential_pauses_double_up_to_the_cap_and_reset() {
+        let breakers = Breakers::default();
+        let first = Duration::from_millis(2);
+        assert_eq!(breakers.trip(Platform::Fcm, first), first);
+        assert!(breakers.paused(Platform::Fcm).is_some());
+        assert!(breakers.paused(Platform::Apns).is_none());
+        // Refused again while paused (a request already in flight): the same pause.
+        assert!(breakers.trip(Platform::Fcm, first) <= first);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(breakers.paused(Platform::Fcm).is_none(), "the pause ended");
+        assert_eq!(breakers.trip(Platform::Fcm, first), first * 2);
+        std::thread::sleep(Duration::from_millis(10));
+        assert_eq!(breakers.trip(Platform::Fcm, first), first * 4);
+        breakers.reset(Platform::Fcm);
+        assert!(breakers.paused(Platform::Fcm).is_none());
+        assert_eq!(breakers.trip(Platform::Fcm, first), first);
+
+        let long = MAX_CREDENTIAL_PAUSE - Duration::from_millis(1);
+        let breakers = Breakers::default();
+        breakers.trip(Platform::Apns, long);
+        // Force the pause over without waiting it out.
+        breakers
+            .open
+            .lock()
+            .unwrap()
+            .get_mut(&Platform::Apns)
+            .unwrap()
+            .0 = std::time::Instant::now();
+        assert_eq!(breakers.trip(Platform::Apns, long), MAX_CREDENTIAL_PAUSE);
+    }
+}
