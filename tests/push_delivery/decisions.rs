@@ -387,14 +387,8 @@ async fn alerts_in_quick_succession_go_silent_with_a_summary() {
         // The alert is recorded as sent (with the token's delivery time, in one transaction)
         // before the next message, so its damping cannot read a moment too early.
         eventually(ARRIVES, "the first alert recorded", || async {
-            let listed = mesh
-                .notification_as(&bob)
-                .list_push_tokens(pb::ListPushTokensRequest::default())
+            tokens(&mesh, &bob)
                 .await
-                .expect("list")
-                .into_inner();
-            listed
-                .push_tokens
                 .iter()
                 .any(|t| t.last_delivered_at.is_some())
                 .then_some(())

@@ -41,13 +41,7 @@ async fn retries_pruning_and_logout() {
         fake.script(&token, [Reply::fcm_unregistered()]);
         send(&mesh, &ada, &chat, "to a dead token").await;
         eventually(ARRIVES, "the token pruned", || async {
-            let listed = mesh
-                .notification_as(&bob)
-                .list_push_tokens(pb::ListPushTokensRequest::default())
-                .await
-                .expect("list")
-                .into_inner();
-            listed.push_tokens.is_empty().then_some(())
+            tokens(&mesh, &bob).await.is_empty().then_some(())
         })
         .await;
 
@@ -61,13 +55,7 @@ async fn retries_pruning_and_logout() {
         // device's token is gone, and a new message reaches nothing of it.
         let bob_again = second_device(&mesh, &bob).await;
         eventually(ARRIVES, "the token removed at logout", || async {
-            let listed = mesh
-                .notification_as(&bob_again)
-                .list_push_tokens(pb::ListPushTokensRequest::default())
-                .await
-                .expect("list")
-                .into_inner();
-            listed.push_tokens.is_empty().then_some(())
+            tokens(&mesh, &bob_again).await.is_empty().then_some(())
         })
         .await;
         let after = send(&mesh, &ada, &chat, "after logout").await;
@@ -117,13 +105,11 @@ async fn refused_credentials_pause_the_platform_and_never_prune() {
         let mut expected = [refused.message_id.as_str(), held.message_id.as_str()];
         expected.sort_unstable();
         assert_eq!(delivered, expected, "{backend:?}");
-        let listed = mesh
-            .notification_as(&bob)
-            .list_push_tokens(pb::ListPushTokensRequest::default())
-            .await
-            .expect("list")
-            .into_inner();
-        assert_eq!(listed.push_tokens.len(), 1, "{backend:?}: never pruned");
+        assert_eq!(
+            tokens(&mesh, &bob).await.len(),
+            1,
+            "{backend:?}: never pruned"
+        );
         mesh.shutdown().await;
     }
 }

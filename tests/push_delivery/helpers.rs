@@ -191,3 +191,13 @@ pub async fn message_unread_total(mesh: &TestMesh, who: &SignedIn) -> i32 {
         .map(|s| s.unread_count)
         .sum()
 }
+
+/// `who`'s push tokens, as ListPushTokens lists them.
+pub async fn tokens(mesh: &TestMesh, who: &SignedIn) -> Vec<pb::PushToken> {
+    mesh.notification_as(who)
+        .list_push_tokens(pb::ListPushTokensRequest::default())
+        .await
+        .expect("list push tokens")
+        .into_inner()
+        .push_tokens
+}

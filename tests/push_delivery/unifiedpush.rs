@@ -52,15 +52,6 @@ async fn refused(mesh: &TestMesh, who: &SignedIn, token: String) -> tonic::Statu
         .expect_err("a registration that fails discovery")
 }
 
-async fn tokens(mesh: &TestMesh, who: &SignedIn) -> Vec<pb::PushToken> {
-    mesh.notification_as(who)
-        .list_push_tokens(pb::ListPushTokensRequest::default())
-        .await
-        .expect("list push tokens")
-        .into_inner()
-        .push_tokens
-}
-
 /// Embedded only: in production mode, which every real backend is, the fake's loopback endpoint
 /// is refused at registration (see the next test). Bob registers a UnifiedPush subscription
 /// (discovered) and a Web Push one (never GET) on the same device; a message to him while he is
