@@ -10,6 +10,9 @@
 //! Every statement is one SQL text for both backends except the claim, whose row locking is
 //! the one dialect-specific primitive (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single
 //! writer already serialises claims).
+//!
+//! One idea, kept whole: every statement on `push_jobs`, so the queue's states and indexes are
+//! read in one place.
 
 use std::collections::BTreeMap;
 

@@ -8,8 +8,13 @@
 //! Several instances drain one queue: a claim locks rows it takes (`FOR UPDATE SKIP LOCKED`)
 //! and holds them for a lease, so a crash mid-send releases the job for another instance,
 //! whose resend carries the same device-side dedupe key.
+//!
+//! One idea, kept whole: a job's way from claim to record. The parts that stand alone live
+//! beside it: the batch's reads (`load`), the payloads (`compose`), the credential breaker
+//! (`breaker`).
 
-pub mod compose;
+mod breaker;
+mod compose;
 pub mod load;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -32,6 +37,8 @@ use crate::settings::in_quiet_hours;
 use crate::store::{NotificationStore, from_millis, millis};
 use crate::tokens::Platform;
 use crate::upstream::{Delivery, Preview, Upstream};
+use breaker::Breakers;
+pub use breaker::MAX_CREDENTIAL_PAUSE;
 use compose::{About, alert_text, backoff};
 use load::Facts;
 
@@ -70,44 +77,6 @@ pub struct DispatchSettings {
     /// How long a platform is paused after it refused our credentials (doubling while it
     /// keeps refusing, up to [`MAX_CREDENTIAL_PAUSE`]).
     pub credential_pause: Duration,
-}
-
-/// The longest a platform stays paused for refused credentials before the next try.
-pub const MAX_CREDENTIAL_PAUSE: Duration = Duration::from_secs(300);
-
-/// Per platform, the circuit breaker of spec §B3: a provider that refused our credentials
-/// (after its one re-mint) gets no request until the pause ends; then one batch tries again.
-#[derive(Default)]
-struct Breakers {
-    open: std::sync::Mutex<HashMap<Platform, (std::time::Instant, Duration)>>,
-}
-
-impl Breakers {
-    /// Until when `platform` is paused, if it is.
-    fn paused(&self, platform: Platform) -> Option<std::time::Instant> {
-        let open = self.open.lock().expect("breakers");
-        open.get(&platform)
-            .map(|(until, _)| *until)
-            .filter(|until| *until > std::time::Instant::now())
-    }
-
-    /// `platform` refused our credentials: pause it, twice as long as last time.
-    fn trip(&self, platform: Platform, first: Duration) -> Duration {
-        let mut open = self.open.lock().expect("breakers");
-        let now = std::time::Instant::now();
-        let pause = match open.get(&platform) {
-            Some((until, _)) if *until > now => return until.duration_since(now),
-            Some((_, last)) => (*last * 2).min(MAX_CREDENTIAL_PAUSE),
-            None => first,
-        };
-        open.insert(platform, (now + pause, pause));
-        pause
-    }
-
-    /// `platform` answered with our credentials accepted: closed again.
-    fn reset(&self, platform: Platform) {
-        self.open.lock().expect("breakers").remove(&platform);
-    }
 }
 
 /// Sends the queued pushes.
@@ -646,44 +615,5 @@ fn kind_name(kind: crate::inbox::EntryKind) -> &'static str {
         crate::inbox::EntryKind::Message => "message",
         crate::inbox::EntryKind::Mention => "mention",
         crate::inbox::EntryKind::Reply => "reply",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A pause doubles while the platform keeps refusing, up to the cap; another platform is
-    /// not paused; an accepted request closes the breaker (the next pause starts over).
-    #[test]
-    fn credential_pauses_double_up_to_the_cap_and_reset() {
-        let breakers = Breakers::default();
-        let first = Duration::from_millis(2);
-        assert_eq!(breakers.trip(Platform::Fcm, first), first);
-        assert!(breakers.paused(Platform::Fcm).is_some());
-        assert!(breakers.paused(Platform::Apns).is_none());
-        // Refused again while paused (a request already in flight): the same pause.
-        assert!(breakers.trip(Platform::Fcm, first) <= first);
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(breakers.paused(Platform::Fcm).is_none(), "the pause ended");
-        assert_eq!(breakers.trip(Platform::Fcm, first), first * 2);
-        std::thread::sleep(Duration::from_millis(10));
-        assert_eq!(breakers.trip(Platform::Fcm, first), first * 4);
-        breakers.reset(Platform::Fcm);
-        assert!(breakers.paused(Platform::Fcm).is_none());
-        assert_eq!(breakers.trip(Platform::Fcm, first), first);
-
-        let long = MAX_CREDENTIAL_PAUSE - Duration::from_millis(1);
-        let breakers = Breakers::default();
-        breakers.trip(Platform::Apns, long);
-        // Force the pause over without waiting it out.
-        breakers
-            .open
-            .lock()
-            .unwrap()
-            .get_mut(&Platform::Apns)
-            .unwrap()
-            .0 = std::time::Instant::now();
-        assert_eq!(breakers.trip(Platform::Apns, long), MAX_CREDENTIAL_PAUSE);
     }
 }
