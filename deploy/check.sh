@@ -60,9 +60,10 @@ CONFIG_KEYS = [
     )
 ] + [f"send__{k}" for k in ("queue", "max_batch", "committers")] + [
     f"notification__{k}" for k in (
-        "recheck_delay", "job_expiry", "claim_lease", "poll_every", "dispatch_batch",
-        "dispatch_concurrency", "fanout_chunk", "message_internal_url", "presence_internal_url",
-        "fcm_service_account_file", "fcm_base_url", "apns_key_file", "apns_key_id",
+        "recheck_delay", "job_expiry", "credential_pause", "badge_interval", "claim_lease",
+        "poll_every", "dispatch_batch", "dispatch_concurrency", "fanout_chunk",
+        "message_internal_url", "presence_internal_url", "fcm_service_account_file",
+        "fcm_base_url", "fcm_max_requests_per_minute", "apns_key_file", "apns_key_id",
         "apns_team_id", "apns_topic", "apns_production_url", "apns_sandbox_url",
         "webpush_vapid_key_file", "webpush_subject", "webhook_secret_file", "extra_ca_file",
     )
