@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use echo_store::{Database, Tx};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{BusError, ConsumerSpec, Delivery, Event, EventBus, Position};
@@ -119,7 +120,33 @@ pub async fn run(
     }
 }
 
+/// Settle one delivery inside an `event.consume` span that continues the trace of the request
+/// that caused the event (its `traceparent`), so a trace runs from the edge through the
+/// producing service and the bus to every consumer.
 async fn settle(
+    db: &Database,
+    spec: &ConsumerSpec,
+    handler: &dyn EventHandler,
+    subscription: &mut dyn crate::Subscription,
+    delivery: Delivery,
+    shutdown: &CancellationToken,
+) -> Result<(), BusError> {
+    let span = tracing::info_span!(
+        "event.consume",
+        consumer = %spec.name,
+        event_type = %delivery.event.event_type,
+        event_id = %delivery.event.id,
+        attempt = delivery.attempt,
+    );
+    if let Some(parent) = &delivery.event.trace_parent {
+        echo_telemetry::set_parent(&span, parent);
+    }
+    settle_traced(db, spec, handler, subscription, delivery, shutdown)
+        .instrument(span)
+        .await
+}
+
+async fn settle_traced(
     db: &Database,
     spec: &ConsumerSpec,
     handler: &dyn EventHandler,

@@ -26,6 +26,8 @@ struct Job {
     actor: Actor,
     new: NewMessage,
     at: DateTime<Utc>,
+    /// The call's trace context, for its event (see [`SendRequest::trace_parent`]).
+    trace_parent: Option<String>,
     answer: oneshot::Sender<Result<Sent, StoreError>>,
 }
 
@@ -79,6 +81,7 @@ impl SendQueue {
             actor,
             new,
             at,
+            trace_parent: echo_telemetry::current_traceparent(),
             answer,
         };
         if let Err(refused) = lane.try_send(job) {
@@ -121,6 +124,7 @@ async fn commit_batches(
                 actor: job.actor,
                 new: &job.new,
                 at: job.at,
+                trace_parent: job.trace_parent.as_deref(),
             })
             .collect();
         let outcome = store.send_batch(&requests).await;

@@ -12,8 +12,9 @@ use async_nats::jetstream;
 use echo_store::Database;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
-use super::NatsBus;
+use super::{HEADER_TRACEPARENT, NatsBus};
 use crate::{BusError, NatsSettings, Outbox};
 
 /// Rows read per round.
@@ -133,13 +134,28 @@ impl Relay {
         let mut failure = None;
         for (id, event) in &rows {
             let subject = NatsBus::wire_subject(&self.settings, &event.subject);
+            // The publish continues the trace of the request that appended the event, and the
+            // message carries the publish span's context, so consumers hang below it.
+            let span = tracing::info_span!(
+                "outbox.publish",
+                subject = %event.subject,
+                event_type = %event.event_type,
+                event_id = %event.id,
+            );
+            if let Some(parent) = &event.trace_parent {
+                echo_telemetry::set_parent(&span, parent);
+            }
             let published = async {
+                let mut headers = NatsBus::headers(event);
+                if let Some(traceparent) = echo_telemetry::current_traceparent() {
+                    headers.insert(HEADER_TRACEPARENT, traceparent.as_str());
+                }
                 self.js
-                    .publish_with_headers(subject, NatsBus::headers(event), event.payload.clone())
+                    .publish_with_headers(subject, headers, event.payload.clone())
                     .await?
                     .await
             };
-            match published.await {
+            match published.instrument(span).await {
                 Ok(_ack) => acked.push(*id),
                 Err(error) => {
                     failure = Some(BusError::Unavailable(error.to_string()));

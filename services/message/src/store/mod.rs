@@ -434,7 +434,14 @@ pub trait MessageStore:
         new: &NewMessage,
         at: DateTime<Utc>,
     ) -> Result<Sent, StoreError> {
-        let mut outcomes = self.send_batch(&[SendRequest { actor, new, at }]).await?;
+        let trace_parent = echo_telemetry::current_traceparent();
+        let request = SendRequest {
+            actor,
+            new,
+            at,
+            trace_parent: trace_parent.as_deref(),
+        };
+        let mut outcomes = self.send_batch(&[request]).await?;
         outcomes.pop().expect("one outcome per send")
     }
 

@@ -15,6 +15,9 @@ pub struct SendRequest<'a> {
     pub new: &'a NewMessage,
     /// When the server received it.
     pub at: DateTime<Utc>,
+    /// The W3C `traceparent` of the SendMessage call, for its MessageCreated: the batch is
+    /// stored by a committer task, outside the call's span.
+    pub trace_parent: Option<&'a str>,
 }
 
 /// Each send's outcome, in the batch's order; `Err` for the whole batch when nothing could
@@ -30,10 +33,14 @@ pub(crate) enum Stored {
 }
 
 impl Stored {
-    /// The send's answer, collecting its event (if any) into `events`.
-    pub(crate) fn record(self, events: &mut Vec<Event>) -> Sent {
+    /// The answer to `request`, collecting its event (if any, continuing the request's
+    /// trace) into `events`.
+    pub(crate) fn record(self, request: &SendRequest<'_>, events: &mut Vec<Event>) -> Sent {
         match self {
-            Stored::Created(message, event) => {
+            Stored::Created(message, mut event) => {
+                if let Some(parent) = request.trace_parent {
+                    event.trace_parent = Some(parent.to_owned());
+                }
                 events.push(event);
                 Sent::Created(message)
             }

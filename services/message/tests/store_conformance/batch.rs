@@ -38,7 +38,12 @@ pub async fn a_batch_stores_each_send_as_if_alone(env: &Env) {
     dangling.reply_to_message_id = Some(Uuid::now_v7());
     let elsewhere = text_message(theirs.id, "in the other group");
     let at = now();
-    let request = |actor, new| SendRequest { actor, new, at };
+    let request = |actor, new| SendRequest {
+        actor,
+        new,
+        at,
+        trace_parent: None,
+    };
     let outcomes = env
         .store
         .send_batch(&[
@@ -120,11 +125,13 @@ pub async fn a_batch_of_refusals_stores_nothing(env: &Env) {
                 actor: device(eve),
                 new: &one,
                 at,
+                trace_parent: None,
             },
             SendRequest {
                 actor: device(eve),
                 new: &two,
                 at,
+                trace_parent: None,
             },
         ])
         .await
@@ -155,6 +162,7 @@ pub async fn a_failing_send_fails_alone(env: &Env) {
             actor: device(ada),
             new,
             at,
+            trace_parent: None,
         })
         .collect();
     let outcomes = env

@@ -177,7 +177,12 @@ async fn send_in_batch(
     let at = now();
     let requests: Vec<SendRequest<'_>> = news
         .iter()
-        .map(|new| SendRequest { actor, new, at })
+        .map(|new| SendRequest {
+            actor,
+            new,
+            at,
+            trace_parent: None,
+        })
         .collect();
     let outcomes = store.send_batch(&requests).await.expect("batch commits");
     let mut created = outcomes.into_iter().map(|outcome| match outcome {

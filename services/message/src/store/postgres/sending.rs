@@ -97,7 +97,7 @@ async fn attempt(
             continue;
         }
         match send(&mut tx, request, &mut tally).await {
-            Ok(stored) => outcomes.push(Ok(stored.record(&mut events))),
+            Ok(stored) => outcomes.push(Ok(stored.record(request, &mut events))),
             Err(Stop::Refused(refusal)) => outcomes.push(Err(refusal)),
             Err(Stop::Raced) => {
                 tx.rollback().await?;
@@ -173,7 +173,7 @@ async fn send(
     request: &SendRequest<'_>,
     tally: &mut Tally,
 ) -> Result<Stored, Stop> {
-    let SendRequest { actor, new, at } = *request;
+    let SendRequest { actor, new, at, .. } = *request;
     let gate = sqlx::query(GATE)
         .bind(new.conversation_id)
         .bind(actor.user_id)

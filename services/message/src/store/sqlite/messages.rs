@@ -28,7 +28,11 @@ pub(super) async fn send_batch(
     let mut events = Vec::with_capacity(sends.len());
     if let [only] = sends {
         // Alone in its transaction: a refusal rolls the whole transaction back below.
-        outcomes.push(send(&mut tx, only).await.map(|s| s.record(&mut events)));
+        outcomes.push(
+            send(&mut tx, only)
+                .await
+                .map(|s| s.record(only, &mut events)),
+        );
     } else {
         // One writer, in-process: a savepoint per send costs little and keeps each refusal
         // to itself.
@@ -40,7 +44,7 @@ pub(super) async fn send_batch(
             } else {
                 savepoint.rollback().await?;
             }
-            outcomes.push(outcome.map(|s| s.record(&mut events)));
+            outcomes.push(outcome.map(|s| s.record(request, &mut events)));
         }
     }
     if events.is_empty() {
@@ -56,7 +60,7 @@ async fn send(
     conn: &mut SqliteConnection,
     request: &SendRequest<'_>,
 ) -> Result<Stored, StoreError> {
-    let SendRequest { actor, new, at } = *request;
+    let SendRequest { actor, new, at, .. } = *request;
     if let Some(outcome) = earlier(&mut *conn, actor, new).await? {
         return outcome.map(Stored::Repeated);
     }
