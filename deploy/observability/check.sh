@@ -360,9 +360,10 @@ ALLOWED_ABSENT = {
     "echo_presence_watch_resumes_total": "a presence watch overflowing its buffer",
     "echo_push_requests_total": "a push to a configured provider (embedded defaults configure none)",
     "echo_push_expired_total": "a push job expiring",
+    "echo_push_credential_pauses_total": "a push provider refusing our credentials",
 }
 
-# The live exposition: sample names (summaries add _sum and _count) and their label names.
+# The live exposition: sample names (histograms add _bucket, _sum and _count) and their label names.
 live, types = {}, {}
 for line in (work / "metrics.txt").read_text().splitlines():
     if line.startswith("# TYPE "):
@@ -375,7 +376,8 @@ for line in (work / "metrics.txt").read_text().splitlines():
             live.setdefault(match.group(1), set()).update(labels)
 
 # The source: every metrics::counter!/gauge!/histogram! call and its label keys (up to the
-# .increment/.set/.record/... that ends the statement). A histogram is rendered as a summary.
+# .increment/.set/.record/... that ends the statement). Histograms are rendered with buckets
+# (crates/runtime/src/admin.rs): _bucket (with `le`), _sum and _count.
 source = {}
 for root in ("crates", "services", "src"):
     for path in (repo / root).rglob("*.rs"):
@@ -387,10 +389,10 @@ for root in ("crates", "services", "src"):
             end = re.compile(r"\.\s*(increment|decrement|set|record|absolute)\s*\(").search(text, match.end())
             call = text[match.end():end.start() if end else match.end()]
             labels = set(re.findall(r'"(\w+)"\s*=>', call))
-            series = [name] if kind != "histogram" else [name, f"{name}_sum", f"{name}_count"]
+            series = [name] if kind != "histogram" else [f"{name}_bucket", f"{name}_sum", f"{name}_count"]
             for s in series:
                 entry = source.setdefault(s, {"kind": kind, "labels": set(), "at": f"{path.relative_to(repo)}"})
-                entry["labels"] |= labels | ({"quantile"} if kind == "histogram" and s == name else set())
+                entry["labels"] |= labels | ({"le"} if s.endswith("_bucket") else set())
 
 problems, notes = [], []
 
@@ -409,7 +411,7 @@ for where_query, metrics, clause_labels in json.loads((work / "grouping.json").r
             problems.append(f"{where_query}: groups or matches by `{label}`, which none of {metrics} has")
 
 for name, labels in sorted(used.items()):
-    base = re.sub(r"_(sum|count)$", "", name)
+    base = re.sub(r"_(bucket|sum|count)$", "", name)
     if name in live:
         missing = labels - live[name]
         if missing:

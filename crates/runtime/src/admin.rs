@@ -7,17 +7,41 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+/// Bucket bounds of `echo_rpc_response_seconds`: 1 ms to 10 s, so latency quantiles can be
+/// computed over many pods (`histogram_quantile` over summed buckets), which a summary's
+/// per-pod quantiles cannot.
+const RPC_SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Bucket bounds of `echo_send_batch_size` (sends per committed transaction, at most
+/// `send.max_batch`).
+const BATCH_SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
 /// The process-wide Prometheus recorder (installed once, shared by every server in a process).
+/// Echo's histograms are exported with buckets (`_bucket{le}`, `_sum`, `_count`).
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("echo_rpc_response_seconds".into()),
+                    RPC_SECONDS,
+                )
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("echo_send_batch_size".into()),
+                        BATCH_SIZES,
+                    )
+                })
+                .expect("the bucket lists are not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (tests embedding us); then ours only
             // renders what it was given, which is still a valid exposition.
