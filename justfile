@@ -33,6 +33,7 @@ lint:
     buf breaking --against ".git#ref=dc3ccb5d8b32d907b92944a6ae2b5d93aa02f331,depth=100000"
     buf breaking --against ".git#ref=$(git rev-parse HEAD~1),depth=100000"
     cargo machete
+    cargo deny --offline check licenses bans sources
 
 # Format the Rust code and the protos in place.
 fmt:
