@@ -71,6 +71,11 @@ deploy-run *ARGS:
     DEPLOY_CHECK_BIN=target/debug/echo bash deploy/check.sh
     python3 deploy/run-local.py --bin target/debug/echo {{ ARGS }}
 
+# Soak a child echo under a steady mixed load (docs/reliability.md, R6): `just soak 3600 --backend real`.
+soak SECS="3600" *ARGS:
+    cargo build --release -p echo -p echo-bench
+    target/release/echo-bench --server child {{ ARGS }} soak --duration {{ SECS }} --check --strict
+
 # Start whichever of PostgreSQL, NATS and Redis is down on its standard local port.
 services:
     bash scripts/services.sh

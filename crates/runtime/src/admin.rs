@@ -70,7 +70,15 @@ pub async fn serve(
     let app = Router::new()
         .route(
             "/metrics",
-            get(|State(s): State<AdminState>| async move { s.metrics.render() }),
+            get(|State(s): State<AdminState>| async move {
+                // The runtime's live tasks at the scrape: a leak (tasks outliving their
+                // streams or connections) shows as growth under a steady load.
+                let tasks = tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks();
+                metrics::gauge!("echo_runtime_alive_tasks").set(tasks as f64);
+                s.metrics.render()
+            }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route(

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
-use super::{MessageClient, failure_label};
+use super::{Bearer, MessageClient, failure_label};
 use crate::stats::{Clock, Latencies};
 
 /// Resumes one stream may make before the bench gives up on it.
@@ -80,17 +80,43 @@ pub struct Collected {
     pub last_at_micros: u64,
     /// Times the stream was resumed after the server ended it.
     pub resumes: u32,
+    /// Times the bench itself closed the stream and resumed it on a new connection
+    /// ([`Churn`]).
+    pub churns: u32,
     /// Why the stream ended before the bench stopped it, if it did.
     pub ended: Option<String>,
 }
 
+/// A client that goes away and comes back: every `every`, the stream is dropped and resumed
+/// from its cursor on a new connection to `endpoint` (as a phone switching networks does).
+pub struct Churn {
+    /// How often.
+    pub every: Duration,
+    /// Where to reconnect.
+    pub endpoint: String,
+    /// As whom.
+    pub bearer: Bearer,
+}
+
 /// Read `opened` in a task until `stop`; `delivered` counts every message received.
 pub fn collect(
+    client: MessageClient,
+    opened: Opened,
+    clock: Clock,
+    delivered: Arc<AtomicU64>,
+    stop: CancellationToken,
+) -> JoinHandle<Collected> {
+    collect_churning(client, opened, clock, delivered, stop, None)
+}
+
+/// [`collect`], also closing and resuming the stream on a new connection per `churn`.
+pub fn collect_churning(
     mut client: MessageClient,
     opened: Opened,
     clock: Clock,
     delivered: Arc<AtomicU64>,
     stop: CancellationToken,
+    churn: Option<Churn>,
 ) -> JoinHandle<Collected> {
     tokio::spawn(async move {
         let Opened {
@@ -99,10 +125,43 @@ pub fn collect(
             ..
         } = opened;
         let mut collected = Collected::default();
+        let period = churn.as_ref().map_or(Duration::MAX, |c| c.every);
+        let mut next_churn = tokio::time::Instant::now() + period.min(Duration::from_secs(86_400));
         loop {
             let item = tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
+                () = tokio::time::sleep_until(next_churn), if churn.is_some() => {
+                    next_churn += period;
+                    let Some(churn) = &churn else { continue };
+                    // Drop the stream and its connection; resume on a new one.
+                    drop(stream);
+                    let reopened = async {
+                        let channel = super::connect(&churn.endpoint, None).await?;
+                        let mut fresh = super::message_client(&channel, &churn.bearer);
+                        let opened = open(&mut fresh, cursor.clone()).await?;
+                        anyhow::Ok((fresh, opened))
+                    };
+                    match reopened.await {
+                        Ok((fresh, opened)) => {
+                            collected.churns += 1;
+                            for response in opened.replayed {
+                                if let Some(message) = created(response) {
+                                    record(&mut collected, message, clock);
+                                    delivered.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            client = fresh;
+                            stream = opened.stream;
+                            cursor = opened.cursor;
+                            continue;
+                        }
+                        Err(error) => {
+                            collected.ended = Some(format!("reconnecting failed: {error}"));
+                            break;
+                        }
+                    }
+                }
                 item = stream.message() => item,
             };
             let ending = match item {

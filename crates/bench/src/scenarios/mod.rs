@@ -7,6 +7,7 @@ pub mod fanout;
 pub mod latency;
 pub mod presence;
 pub mod push;
+pub mod soak;
 pub mod stream_floor;
 pub mod throughput;
 
@@ -29,6 +30,7 @@ pub async fn run(scenario: &Scenario, global: &Global) -> anyhow::Result<Vec<Rep
         Scenario::Baseline(args) => baseline::run(args, global).await,
         Scenario::Presence(args) => presence::run(args, global).await,
         Scenario::Push(args) => push::run(args, global).await,
+        Scenario::Soak(args) => soak::run(args, global).await,
     }
 }
 

@@ -25,6 +25,8 @@ pub struct ChildEcho {
     pub addr: SocketAddr,
     /// Its process id.
     pub pid: u32,
+    /// Its admin port (`/metrics`).
+    pub admin: SocketAddr,
     _data_dir: tempfile::TempDir,
 }
 
@@ -70,13 +72,13 @@ impl ChildEcho {
             .with_context(|| format!("start {}", spec.echo_bin.display()))?;
         let pid = child.id().context("the child exited at once")?;
         let stderr = child.stderr.take().context("the child's stderr")?;
-        let addr = match tokio::time::timeout(
+        let (addr, admin) = match tokio::time::timeout(
             Duration::from_secs(90),
             read_address(stderr, log_path.clone()),
         )
         .await
         {
-            Ok(Ok(addr)) => addr,
+            Ok(Ok(addresses)) => addresses,
             outcome => {
                 let _ = child.start_kill();
                 let tail = log_tail(&log_path);
@@ -87,6 +89,7 @@ impl ChildEcho {
             child,
             addr,
             pid,
+            admin,
             _data_dir: data_dir,
         })
     }
@@ -166,12 +169,12 @@ fn environment(
         .collect())
 }
 
-/// Copy the child's stderr to its log until the line naming its address, which it returns;
-/// the rest keeps flowing to the log in the background.
+/// Copy the child's stderr to its log until the line naming its addresses (public, admin),
+/// which it returns; the rest keeps flowing to the log in the background.
 async fn read_address(
     stderr: tokio::process::ChildStderr,
     log_path: PathBuf,
-) -> anyhow::Result<SocketAddr> {
+) -> anyhow::Result<(SocketAddr, SocketAddr)> {
     let mut log = tokio::fs::OpenOptions::new()
         .append(true)
         .open(&log_path)
@@ -180,14 +183,14 @@ async fn read_address(
     while let Some(line) = lines.next_line().await? {
         log.write_all(line.as_bytes()).await?;
         log.write_all(b"\n").await?;
-        if let Some(addr) = up_address(&line) {
+        if let (Some(addr), Some(admin)) = (up_address(&line), admin_address(&line)) {
             tokio::spawn(async move {
                 while let Ok(Some(line)) = lines.next_line().await {
                     let _ = log.write_all(line.as_bytes()).await;
                     let _ = log.write_all(b"\n").await;
                 }
             });
-            return Ok(addr);
+            return Ok((addr, admin));
         }
     }
     bail!("the child closed stderr before saying it was up")
@@ -196,6 +199,14 @@ async fn read_address(
 /// The address in echo's "up" line.
 fn up_address(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find(UP_LINE)? + UP_LINE.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The admin address in echo's "up" line.
+fn admin_address(line: &str) -> Option<SocketAddr> {
+    const ADMIN: &str = "admin on http://";
+    line.find(UP_LINE)?;
+    let rest = &line[line.find(ADMIN)? + ADMIN.len()..];
     rest.split_whitespace().next()?.parse().ok()
 }
 
@@ -225,6 +236,10 @@ mod tests {
         let line = "echo is up: gRPC + grpc-web on 127.0.0.1:41234 (try: grpcurl -plaintext \
                     127.0.0.1:41234 list), admin on http://127.0.0.1:41235";
         assert_eq!(up_address(line), Some("127.0.0.1:41234".parse().unwrap()));
+        assert_eq!(
+            admin_address(line),
+            Some("127.0.0.1:41235".parse().unwrap())
+        );
         assert_eq!(up_address("2026-11-21 WARN something else"), None);
     }
 

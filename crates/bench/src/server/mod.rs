@@ -94,6 +94,8 @@ impl ServerSpec {
 pub struct Echo {
     /// `http://host:port` of its public port.
     pub endpoint: String,
+    /// `http://host:port` of its admin port (`/metrics`), when the bench started it.
+    pub admin: Option<String>,
     codes: Codes,
     minter: Option<TokenIssuer>,
     pid: Option<u32>,
@@ -140,6 +142,7 @@ impl Echo {
         let minter = TokenIssuer::new(&key, mesh.config.auth.jwt_issuer.clone())?;
         Ok(Self {
             endpoint: format!("http://{}", mesh.addr()),
+            admin: Some(mesh.admin_url()),
             codes: Codes::Captured(mesh.otp.clone()),
             minter: Some(minter),
             pid: Some(std::process::id()),
@@ -156,6 +159,7 @@ impl Echo {
         let child = child::ChildEcho::start(spec, &webhook.url(), &pem).await?;
         Ok(Self {
             endpoint: format!("http://{}", child.addr),
+            admin: Some(format!("http://{}", child.admin)),
             codes: Codes::Webhook(webhook),
             minter: Some(minter),
             pid: Some(child.pid),
@@ -180,6 +184,7 @@ impl Echo {
         };
         Ok(Self {
             endpoint: url.trim_end_matches('/').to_owned(),
+            admin: None,
             codes: Codes::Webhook(webhook),
             minter,
             pid: spec.server_pid,
@@ -241,6 +246,11 @@ impl Echo {
     /// The server process's resident memory, if the bench knows its process.
     pub fn memory_kib(&self) -> Option<u64> {
         self.pid.and_then(memory_kib)
+    }
+
+    /// The server process's id, if the bench knows it.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
     }
 
     /// Whether the server shares this process (its memory then includes the load's).
