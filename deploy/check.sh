@@ -59,6 +59,11 @@ CONFIG_KEYS = [
         "receipt_max_members", "streams_alive_every",
     )
 ] + [f"send__{k}" for k in ("queue", "max_batch", "committers")] + [
+    f"public__{k}" for k in (
+        "tls_cert_file", "tls_key_file", "max_connections", "max_concurrent_streams",
+        "max_header_bytes", "handshake_timeout", "idle_timeout", "request_timeout",
+    )
+] + [
     f"notification__{k}" for k in (
         "recheck_delay", "job_expiry", "credential_pause", "badge_interval", "claim_lease",
         "poll_every", "dispatch_batch", "dispatch_concurrency", "fanout_chunk",

@@ -8,6 +8,7 @@ mod live;
 mod notification;
 mod presence;
 mod proxies;
+mod public_port;
 mod sending;
 mod target;
 
@@ -24,6 +25,7 @@ pub use cli::{Cli, Command};
 pub use live::LiveSettings;
 pub use notification::NotificationSettings;
 pub use presence::PresenceSettings;
+pub use public_port::{MIN_HEADER_BYTES, PublicPortSettings};
 pub use sending::SendSettings;
 pub use target::{Target, Targets};
 
@@ -106,6 +108,9 @@ pub struct Config {
     pub notification: NotificationSettings,
     /// Group commit of SendMessage: queue bound and batch size.
     pub send: SendSettings,
+    /// The public port's defences: TLS (certificate reloaded on change), connection and
+    /// stream caps, header size, handshake, idle and request timeouts.
+    pub public: PublicPortSettings,
 }
 
 /// Secrets shorter than this refuse to start in production.
@@ -202,6 +207,7 @@ impl Default for Config {
             presence: PresenceSettings::default(),
             notification: NotificationSettings::default(),
             send: SendSettings::default(),
+            public: PublicPortSettings::default(),
         }
     }
 }
@@ -324,6 +330,9 @@ impl Config {
             return Err(ConfigError::Inconsistent(problem));
         }
         if let Some(problem) = self.notification.problem() {
+            return Err(ConfigError::Inconsistent(problem));
+        }
+        if let Some(problem) = self.public.problem() {
             return Err(ConfigError::Inconsistent(problem));
         }
         if self.send.queue == 0 || self.send.max_batch == 0 || self.send.committers == 0 {

@@ -568,3 +568,60 @@ fn notification_batches_are_bounded_by_what_one_statement_can_bind() {
             .is_some_and(|p| p.contains("fanout_chunk"))
     );
 }
+
+// ---- public port (TLS, caps, timeouts) ----
+
+#[test]
+fn public_port_settings_come_from_the_file_and_env() {
+    figment::Jail::expect_with(|jail| {
+        let defaults = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        assert!(!defaults.public.has_tls());
+        assert_eq!(defaults.public.max_connections, 10_000);
+        assert_eq!(defaults.public.request_timeout, Duration::from_secs(30));
+        jail.create_file(
+            "echo.toml",
+            "[public]\ntls_cert_file = \"cert.pem\"\ntls_key_file = \"key.pem\"\nmax_connections = 5",
+        )?;
+        jail.set_env("ECHO_PUBLIC__IDLE_TIMEOUT", "0.5");
+        jail.set_env("ECHO_PUBLIC__MAX_HEADER_BYTES", "9000");
+        let config = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        assert!(config.public.has_tls());
+        assert_eq!(config.public.max_connections, 5);
+        assert_eq!(config.public.idle_timeout, Duration::from_millis(500));
+        assert_eq!(config.public.max_header_bytes, 9000);
+        jail.set_env("ECHO_PUBLIC__MAX_STREAMS", "5");
+        let error = Config::load(&cli(&[]))
+            .err()
+            .expect("unknown key")
+            .to_string();
+        assert!(error.contains("max_streams"), "{error}");
+        Ok(())
+    });
+}
+
+#[test]
+fn public_port_refuses_half_a_tls_pair_and_unworkable_caps() {
+    let problem = |edit: fn(&mut PublicPortSettings)| {
+        let mut settings = PublicPortSettings::default();
+        edit(&mut settings);
+        settings.problem().unwrap_or_default()
+    };
+    assert_eq!(PublicPortSettings::default().problem(), None);
+    assert!(problem(|s| s.tls_cert_file = Some("cert.pem".into())).contains("go together"));
+    assert!(problem(|s| s.tls_key_file = Some("key.pem".into())).contains("go together"));
+    assert!(problem(|s| s.max_connections = 0).contains("max_connections"));
+    assert!(problem(|s| s.max_concurrent_streams = 0).contains("max_concurrent_streams"));
+    assert!(problem(|s| s.max_header_bytes = 8191).contains("max_header_bytes"));
+    assert!(problem(|s| s.handshake_timeout = Duration::ZERO).contains("handshake_timeout"));
+    assert!(problem(|s| s.idle_timeout = Duration::ZERO).contains("idle_timeout"));
+    assert!(problem(|s| s.request_timeout = Duration::ZERO).contains("request_timeout"));
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("ECHO_PUBLIC__TLS_KEY_FILE", "key.pem");
+        let error = Config::load(&cli(&[]))
+            .err()
+            .expect("half a pair")
+            .to_string();
+        assert!(error.contains("public.tls_cert_file"), "{error}");
+        Ok(())
+    });
+}

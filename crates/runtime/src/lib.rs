@@ -11,6 +11,7 @@ mod health;
 mod known_methods;
 pub mod layers;
 pub mod page;
+mod public_port;
 pub mod request_id;
 mod server;
 

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use echo_config::PublicPortSettings;
 use echo_store::Database;
 use http::{HeaderName, Method};
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ use crate::health::Readiness;
 use crate::layers::{
     DecodeFailuresLayer, InternalPathsLayer, StreamShutdownLayer, is_internal_service, public_api,
 };
+use crate::public_port::{self, PortLimits, RequestTimeoutLayer};
 use crate::request_id::RequestIdLayer;
 
 /// How a port (public or internal) behaves.
@@ -30,6 +32,9 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Origins allowed for browser (grpc-web) calls; `*` allows any (public port only).
     pub cors_allowed_origins: Vec<String>,
+    /// The public port's TLS, caps and timeouts (the internal port is plaintext on the
+    /// internal network and keeps tonic's defaults).
+    pub public: PublicPortSettings,
 }
 
 impl ServeOptions {
@@ -39,6 +44,7 @@ impl ServeOptions {
             keepalive_interval: config.keepalive_interval,
             shutdown_grace: config.shutdown_grace,
             cors_allowed_origins: config.cors_allowed_origins.clone(),
+            public: config.public.clone(),
         }
     }
 }
@@ -183,6 +189,9 @@ impl Running {
 /// internal port speaks gRPC over HTTP/2 only (no grpc-web, no CORS: browsers never call it)
 /// and reflects what it serves.
 ///
+/// The public port defends itself (TLS when configured, caps, timeouts: `public_port`); the
+/// internal port is plaintext, for the internal network only.
+///
 /// Shutdown order, on both: health reports NOT_SERVING, open streams end with a resumable
 /// status, new connections are refused, in-flight calls drain, and after `shutdown_grace`
 /// whatever is left is closed.
@@ -211,22 +220,27 @@ async fn serve_public(
     let public = public_api();
     let routes = add_reflection(routes, &public.descriptors, &public.services);
 
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .http2_keepalive_interval(Some(options.keepalive_interval))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+    let tls = public_port::tls_acceptor(&options.public, &shutdown)?;
+    let service = tower::ServiceBuilder::new()
         .layer(cors(&options.cors_allowed_origins))
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(RequestIdLayer::new(methods))
+        // Inside request ids, so a timed-out call is logged and counted with its status.
+        .layer(RequestTimeoutLayer::new(options.public.request_timeout))
         .layer(DecodeFailuresLayer)
         .layer(StreamShutdownLayer::new(shutdown.clone()))
         // Inside grpc-web (a browser gets the refusal as grpc-web too) and request ids.
         .layer(InternalPathsLayer)
-        .add_routes(routes);
-    let serving =
-        server.serve_with_incoming_shutdown(incoming(listener), shutdown.clone().cancelled_owned());
+        .service(routes.prepare());
+    let has_tls = tls.is_some();
+    let limits = PortLimits {
+        settings: options.public.clone(),
+        keepalive_interval: options.keepalive_interval,
+        shutdown_grace: options.shutdown_grace,
+    };
+    let serving = public_port::serve(listener, service, tls, limits, shutdown.clone());
     let task = spawn_until_drained(serving, shutdown, options.shutdown_grace);
-    tracing::info!(%addr, "serving gRPC and grpc-web");
+    tracing::info!(%addr, tls = has_tls, "serving gRPC and grpc-web");
     Ok((Running { addr, task }, readiness))
 }
 
@@ -257,7 +271,7 @@ async fn serve_internal(
 }
 
 /// How long a keepalive ping may go unanswered before the connection is closed.
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The services' routes with health added, and the readiness that drives it. Every service is
 /// known to health from the first moment (NOT_SERVING, never NOT_FOUND) until the first

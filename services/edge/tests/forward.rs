@@ -53,6 +53,7 @@ impl Port {
             keepalive_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(3),
             cors_allowed_origins: vec!["*".into()],
+            public: Default::default(),
         };
         let shutdown = CancellationToken::new();
         let (running, _readiness) =
