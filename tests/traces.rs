@@ -15,20 +15,14 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use echo_telemetry::testing::otlp_receiver;
 use echo_testkit::{Backend, TestMesh};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Long enough for a slow CI machine; a broken chain fails instead of hanging.
@@ -40,32 +34,6 @@ const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
 fn trace_id(run: u8) -> String {
     format!("4bf92f3577b34da6a3ce929d0e0e47{run:02x}")
-}
-
-/// An OTLP trace collector that hands every export to the test.
-struct Receiver(mpsc::UnboundedSender<ExportTraceServiceRequest>);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let _ = self.0.send(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-async fn start_receiver() -> (String, mpsc::UnboundedReceiver<ExportTraceServiceRequest>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(Receiver(tx)))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    (format!("http://{addr}"), rx)
 }
 
 /// The services in one mesh and the edge in another, forwarding to it (sharing the data dir,
@@ -277,7 +245,7 @@ async fn one_trace_through(
 // runtime to make progress.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_is_one_trace_from_the_edge_to_every_consumer() {
-    let (endpoint, mut received) = start_receiver().await;
+    let (endpoint, mut received) = otlp_receiver().await;
     let provider = echo_telemetry::otlp_provider(&endpoint, "echo-traces-test").unwrap();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::INFO)

@@ -4,21 +4,13 @@
 
 use std::time::Duration;
 
+use echo_telemetry::testing::otlp_receiver as start_receiver;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio::time::timeout;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status};
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Long enough for a slow CI machine, short enough that a broken export fails instead of hanging.
@@ -26,33 +18,6 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A trace id and parent span id chosen by "another process".
 const REMOTE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-/// An OTLP trace collector that hands every export to the test.
-struct Receiver(mpsc::UnboundedSender<ExportTraceServiceRequest>);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let _ = self.0.send(request.into_inner());
-        Ok(Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-/// Start a receiver on a free port; its endpoint URL and what it receives.
-async fn start_receiver() -> (String, mpsc::UnboundedReceiver<ExportTraceServiceRequest>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(Receiver(tx)))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    (format!("http://{addr}"), rx)
-}
 
 /// A subscriber that only feeds spans to `provider`, for use as a scoped (not global) default.
 fn subscriber(provider: &SdkTracerProvider) -> impl tracing::Subscriber + Send + Sync {
