@@ -37,6 +37,7 @@ HPA_TARGETS = {"message", "edge"}
 CONFIG_KEYS = [
     "target", "listen", "admin_listen", "data_dir", "database_url", "database_schema_prefix",
     "bus_url", "bus_subject_prefix", "bus_max_age", "bus_duplicate_window", "cache_url",
+    "cache_tls_ca_file",
     "cache_key_prefix", "env", "log_format", "log_filter", "otlp_endpoint", "shutdown_grace",
     "max_request_bytes", "keepalive_interval", "cors_allowed_origins",
     "database_max_connections", "internal_listen", "service_secret", "service_secret_file",

@@ -56,9 +56,16 @@ impl Backends {
         let bus = echo_bus::connect(&config.bus_url, settings)
             .await
             .with_context(|| format!("bus {}", echo_config::redact_url(&config.bus_url)))?;
-        let cache = echo_cache::connect(&config.cache_url, &config.cache_key_prefix)
-            .await
-            .with_context(|| format!("cache {}", echo_config::redact_url(&config.cache_url)))?;
+        let ca_file = config.cache_tls_ca_file.as_deref();
+        let cache =
+            echo_cache::connect_with_ca(&config.cache_url, &config.cache_key_prefix, ca_file)
+                .await
+                .with_context(|| format!("cache {}", echo_config::redact_url(&config.cache_url)))?;
+        if !config.cache_url.starts_with("memory:") {
+            // rediss:// connects over TLS or not at all.
+            let tls = config.cache_url.starts_with("rediss://");
+            log_link("cache", None, tls, config);
+        }
         Ok(Self { bus, cache })
     }
 }
@@ -380,9 +387,13 @@ async fn add_service(
             let outbox = outbox.context("presence keeps data")?;
             let db = outbox.database().clone();
             let config = parts.config;
-            let state = echo_presence::state::connect(&config.cache_url, &config.cache_key_prefix)
-                .await
-                .context("presence state")?;
+            let state = echo_presence::state::connect(
+                &config.cache_url,
+                &config.cache_key_prefix,
+                config.cache_tls_ca_file.as_deref(),
+            )
+            .await
+            .context("presence state")?;
             let deps = echo_presence::PresenceDeps {
                 state,
                 store: echo_presence::PresenceStore::new(db.clone()),
@@ -490,6 +501,14 @@ async fn open_database(config: &Config, target: Target) -> anyhow::Result<Databa
     )
     .await
     .with_context(|| format!("{target} database at {}", echo_config::redact_url(&url)))?;
+    match db.uses_tls().await {
+        Ok(Some(tls)) => log_link("database", Some(target), tls, config),
+        Ok(None) => {}
+        // Only a log line is at stake: never fail the start over it.
+        Err(error) => {
+            tracing::warn!(service = %target, %error, "cannot tell whether the database link is encrypted")
+        }
+    }
     db.migrate(&echo_bus::migrations())
         .await
         .with_context(|| format!("{target} migrations"))?;
@@ -499,6 +518,17 @@ async fn open_database(config: &Config, target: Target) -> anyhow::Result<Databa
             .with_context(|| format!("{target} migrations"))?;
     }
     Ok(db)
+}
+
+/// Says whether the link to a backend is encrypted; a plaintext one in production is a warning
+/// (not a refusal: a private network or a sidecar may carry it).
+fn log_link(backend: &'static str, service: Option<Target>, tls: bool, config: &Config) {
+    let service = service.map(Target::name);
+    if !tls && config.env == echo_config::Environment::Production {
+        tracing::warn!(backend, service, tls, "backend link is not encrypted");
+    } else {
+        tracing::info!(backend, service, tls, "backend link");
+    }
 }
 
 /// A service's own migrations (beside the bus tables every data owner has).

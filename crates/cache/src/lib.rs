@@ -9,6 +9,7 @@
 //! revocation checks fail closed after a grace. Every Redis call is bounded by a short
 //! timeout so a dead Redis answers with that error instead of hanging a request.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,9 @@ mod redis;
 pub use limits::{Limits, Rule};
 pub use memory::MemoryCache;
 pub use rate::{Bucket, Outcome, RateDecision, RateLimit, TAKE_FUNCTION};
-pub use redis::{RedisCache, RedisOptions, is_transient as is_transient_redis_error};
+pub use redis::{
+    RedisCache, RedisOptions, client as redis_client, is_transient as is_transient_redis_error,
+};
 
 /// Why a cache call failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,15 @@ pub enum CacheError {
     InvalidUrl {
         /// The URL as given.
         url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The CA bundle for a `rediss://` server cannot be used (unreadable, no certificate in
+    /// it, or given with a URL that is not `rediss://`).
+    #[error("cannot use cache tls ca file {path:?}: {reason}")]
+    InvalidTlsCa {
+        /// The file as configured.
+        path: PathBuf,
         /// What is wrong with it.
         reason: String,
     },
@@ -106,10 +118,35 @@ pub trait Cache: Send + Sync + 'static {
 /// Builds the cache named by `url`: `memory://` or `redis://…`/`rediss://…`, with every key
 /// and channel under `key_prefix`.
 pub async fn connect(url: &str, key_prefix: &str) -> Result<Arc<dyn Cache>, CacheError> {
+    connect_with_ca(url, key_prefix, None).await
+}
+
+/// [`connect`], verifying a `rediss://` server against the PEM CA bundle `tls_ca_file`
+/// (configuration `cache_tls_ca_file`) instead of the system's root store; see
+/// [`redis_client`].
+pub async fn connect_with_ca(
+    url: &str,
+    key_prefix: &str,
+    tls_ca_file: Option<&Path>,
+) -> Result<Arc<dyn Cache>, CacheError> {
     let scheme = url.split_once("://").map(|(scheme, _)| scheme);
     match scheme {
-        Some("memory") => Ok(Arc::new(MemoryCache::new(key_prefix))),
-        Some("redis" | "rediss") => Ok(Arc::new(RedisCache::connect(url, key_prefix).await?)),
+        Some("memory") => match tls_ca_file {
+            Some(path) => Err(CacheError::InvalidTlsCa {
+                path: path.to_owned(),
+                reason: "only a rediss:// url uses it".to_owned(),
+            }),
+            None => Ok(Arc::new(MemoryCache::new(key_prefix))),
+        },
+        Some("redis" | "rediss") => {
+            let options = RedisOptions {
+                tls_ca_file: tls_ca_file.map(Path::to_owned),
+                ..RedisOptions::default()
+            };
+            Ok(Arc::new(
+                RedisCache::connect_with(url, key_prefix, options).await?,
+            ))
+        }
         _ => Err(CacheError::InvalidUrl {
             url: url.to_owned(),
             reason: "expected memory://, redis:// or rediss://".to_owned(),

@@ -6,13 +6,17 @@
 //! pub/sub one resubscribes its channels after a reconnect.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client, ErrorKind, Msg, ProtocolVersion, PushInfo, RedisError, Script};
+use redis::{
+    AsyncCommands, Client, ErrorKind, Msg, ProtocolVersion, PushInfo, RedisError, Script,
+    TlsCertificates,
+};
 
 use crate::fanout::Fanout;
 use crate::rate::TAKE_SCRIPT;
@@ -41,6 +45,9 @@ pub struct RedisOptions {
     pub timeout: Duration,
     /// Upper bound on each attempt to open a TCP/TLS connection.
     pub connect_timeout: Duration,
+    /// The PEM CA bundle that verifies a `rediss://` server (see [`client`]); none trusts the
+    /// system's root store.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for RedisOptions {
@@ -48,6 +55,7 @@ impl Default for RedisOptions {
         Self {
             timeout: Duration::from_millis(250),
             connect_timeout: Duration::from_secs(1),
+            tls_ca_file: None,
         }
     }
 }
@@ -81,6 +89,43 @@ impl std::fmt::Debug for RedisCache {
     }
 }
 
+/// A Redis client for `url`. A `rediss://` server is verified against the PEM bundle
+/// `tls_ca_file` when one is given (a private CA: configuration `cache_tls_ca_file`), else
+/// against the system's root store. A CA file beside a plaintext URL is refused rather than
+/// silently ignored. Every Redis client in Echo is built here, so they all trust alike.
+pub fn client(url: &str, tls_ca_file: Option<&Path>) -> Result<Client, CacheError> {
+    let invalid = |e: RedisError| CacheError::InvalidUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    };
+    let Some(path) = tls_ca_file else {
+        return Client::open(url).map_err(invalid);
+    };
+    let refuse = |reason: String| CacheError::InvalidTlsCa {
+        path: path.to_owned(),
+        reason,
+    };
+    if !url.starts_with("rediss://") {
+        return Err(refuse("only a rediss:// url uses it".to_owned()));
+    }
+    let pem = std::fs::read(path).map_err(|e| refuse(e.to_string()))?;
+    // A file without a certificate would leave an empty trust store: every server refused,
+    // later and less clearly.
+    if !pem
+        .windows(CERTIFICATE_PEM.len())
+        .any(|w| w == CERTIFICATE_PEM)
+    {
+        return Err(refuse("it holds no PEM certificate".to_owned()));
+    }
+    let certificates = TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    Client::build_with_tls(url, certificates).map_err(|e| refuse(e.to_string()))
+}
+
+const CERTIFICATE_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
 impl RedisCache {
     /// Connects to `url` (`redis://` or `rediss://`) with [`RedisOptions::default`].
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, CacheError> {
@@ -97,8 +142,9 @@ impl RedisCache {
             url: url.to_owned(),
             reason: e.to_string(),
         };
-        let client = Client::open(url).map_err(invalid)?;
-        // Push messages need RESP3; the command connection stays on the default protocol.
+        let client = client(url, options.tls_ca_file.as_deref())?;
+        // Push messages need RESP3; the command connection stays on the default protocol. The
+        // connection info carries the TLS trust anchors along.
         let info = client.get_connection_info().clone();
         let resp3 = info
             .redis_settings()

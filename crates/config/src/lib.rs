@@ -64,8 +64,12 @@ pub struct Config {
     /// ResyncRequired / CURSOR_EXPIRED).
     #[serde(with = "humantime_secs")]
     pub bus_prune_every: Duration,
-    /// `memory://` or `redis://…`.
+    /// `memory://` or `redis://…` (`rediss://…` for TLS).
     pub cache_url: String,
+    /// A PEM bundle of the certificate authorities that verify the Redis server of a
+    /// `rediss://` `cache_url` (e.g. a private CA); none trusts the system's root store. Only
+    /// valid with `rediss://`.
+    pub cache_tls_ca_file: Option<PathBuf>,
     /// Prefix of every cache key and channel.
     pub cache_key_prefix: String,
     /// `development` or `production`; production refuses development defaults.
@@ -186,6 +190,7 @@ impl Default for Config {
             bus_duplicate_window: Duration::from_secs(120),
             bus_prune_every: Duration::from_secs(600),
             cache_url: "memory://".into(),
+            cache_tls_ca_file: None,
             cache_key_prefix: "echo:".into(),
             env: Environment::Development,
             log_format: LogFormat::Json,

@@ -290,6 +290,17 @@ impl Database {
         Ok(())
     }
 
+    /// Whether the link to the database is encrypted, as the server sees it: `Some(true)` for
+    /// PostgreSQL over TLS, `Some(false)` for plaintext, `None` for SQLite (no link). For
+    /// startup logs; the URL's `sslmode` decides (`prefer`, the default, may fall back to
+    /// plaintext, which this reports).
+    pub async fn uses_tls(&self) -> Result<Option<bool>, StoreError> {
+        match self {
+            Database::Postgres(db) => postgres::uses_tls(&db.pool).await.map(Some),
+            Database::Sqlite(_) => Ok(None),
+        }
+    }
+
     /// Which backend this is, for logs and metrics labels.
     pub fn backend(&self) -> &'static str {
         match self {

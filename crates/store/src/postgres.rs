@@ -33,6 +33,16 @@ pub(crate) async fn connect(
     })
 }
 
+/// Whether a pooled connection is encrypted, per the server (`pg_stat_ssl` shows each session
+/// its own row).
+pub(crate) async fn uses_tls(pool: &sqlx::PgPool) -> Result<bool, StoreError> {
+    let tls: Option<bool> =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_optional(pool)
+            .await?;
+    Ok(tls.unwrap_or(false))
+}
+
 async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), StoreError> {
     let mut conn = options.connect().await?;
     let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));

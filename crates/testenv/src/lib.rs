@@ -19,7 +19,8 @@ use std::time::Duration;
 /// A shared server that integration tests may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Server {
-    /// PostgreSQL, default `postgres://postgres@127.0.0.1:5432/postgres`.
+    /// PostgreSQL, default `postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable` (TLS
+    /// on loopback would only cost CPU; `tests/backend_tls.rs` tests TLS on servers of its own).
     Postgres,
     /// NATS with JetStream, default `nats://127.0.0.1:4222`.
     Nats,
@@ -38,7 +39,7 @@ impl Server {
 
     fn default_url(self) -> &'static str {
         match self {
-            Server::Postgres => "postgres://postgres@127.0.0.1:5432/postgres",
+            Server::Postgres => "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
             Server::Nats => "nats://127.0.0.1:4222",
             Server::Redis => "redis://127.0.0.1:6379",
         }

@@ -161,16 +161,18 @@ pub(crate) fn duration_ms(duration: Duration) -> i64 {
 }
 
 /// The state store for the cache URL: in memory for `memory://` (the embedded default), Redis
-/// for `redis://`/`rediss://`, with every key under `key_prefix`.
+/// for `redis://`/`rediss://` (a `rediss://` server verified against the PEM CA bundle
+/// `tls_ca_file` when given, else the system's root store), with every key under `key_prefix`.
 pub async fn connect(
     url: &str,
     key_prefix: &str,
+    tls_ca_file: Option<&std::path::Path>,
 ) -> Result<std::sync::Arc<dyn PresenceState>, StateError> {
     if url.starts_with("memory:") {
         Ok(std::sync::Arc::new(MemoryState::new()))
     } else {
         Ok(std::sync::Arc::new(
-            RedisState::connect(url, key_prefix).await?,
+            RedisState::connect_with_ca(url, key_prefix, tls_ca_file).await?,
         ))
     }
 }

@@ -115,6 +115,18 @@ impl RedisState {
         Self::connect_with(url, key_prefix, DEFAULT_TIMEOUT).await
     }
 
+    /// Connects to `url`, verifying a `rediss://` server against the PEM CA bundle
+    /// `tls_ca_file` (the cache's `cache_tls_ca_file`) instead of the system's root store.
+    pub async fn connect_with_ca(
+        url: &str,
+        key_prefix: &str,
+        tls_ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, StateError> {
+        let client = echo_cache::redis_client(url, tls_ca_file)
+            .map_err(|e| StateError::Backend(e.to_string()))?;
+        Self::open(client, key_prefix, DEFAULT_TIMEOUT).await
+    }
+
     /// Connects to `url`; every later call fails with [`StateError::Unavailable`] when Redis
     /// has not answered within `timeout` (reconnecting included).
     pub async fn connect_with(
@@ -124,6 +136,10 @@ impl RedisState {
     ) -> Result<Self, StateError> {
         let client = Client::open(url)
             .map_err(|e| StateError::Backend(format!("invalid redis url {url:?}: {e}")))?;
+        Self::open(client, key_prefix, timeout).await
+    }
+
+    async fn open(client: Client, key_prefix: &str, timeout: Duration) -> Result<Self, StateError> {
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(timeout))
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
