@@ -60,6 +60,11 @@ CONFIG_KEYS = [
         "receipt_max_members", "streams_alive_every",
     )
 ] + [f"send__{k}" for k in ("queue", "max_batch", "committers")] + [
+    f"edge__{k}" for k in (
+        "resolve_every", "down_for", "ip_calls_per_second", "ip_burst",
+        "user_calls_per_second", "user_burst", "user_streams",
+    )
+] + [
     f"public__{k}" for k in (
         "tls_cert_file", "tls_key_file", "max_connections", "max_concurrent_streams",
         "max_header_bytes", "handshake_timeout", "idle_timeout", "request_timeout",

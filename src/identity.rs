@@ -50,7 +50,10 @@ impl Identity {
         let signs = config.target.contains(Target::Auth);
         let keys = token_keys(config, signs)?;
         let verifier = Arc::new(Verifier::new(keys.public_keys(), &config.auth.jwt_issuer));
-        match config.upstreams.auth.as_deref() {
+        // Of a list of auth instances (`http://a:8080,http://b:8080`) the first: every one
+        // answers the same key set.
+        let auth_upstream = config.upstreams.auth.as_deref();
+        match auth_upstream.and_then(|list| list.split(',').map(str::trim).next()) {
             Some(auth) if !signs && config.auth.fetch_signing_keys => {
                 let timings = crate::signing_keys::Timings::DEFAULT;
                 crate::signing_keys::follow(

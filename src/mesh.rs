@@ -193,12 +193,20 @@ impl Mesh {
             presence = presence.or(started);
         }
         if config.target.contains(Target::Edge) && !config.target.is_whole_mesh() {
-            // Split mode: everything not served here is forwarded, after the edge's own check.
-            let forwarder =
-                echo_edge::Forwarder::from_upstreams(&config.upstreams, &config.target)?;
+            // Split mode: everything not served here is forwarded, after the edge's own check
+            // and limits (per IP before authentication, per user after; docs/edge.md).
+            let forwarder = echo_edge::Forwarder::from_upstreams_with(
+                &config.upstreams,
+                &config.target,
+                forward_options(config),
+            )?;
+            forwarder.resolve().await;
+            let limits = echo_edge::EdgeLimits::new(&config.edge, config.trusted_proxies.clone());
             let names: Vec<_> = forwarder.service_names().collect();
             for name in names {
-                services.forward(name, identity.layer().layer(forwarder.clone()));
+                let user_side = limits.per_user().layer(forwarder.clone());
+                let service = limits.per_ip().layer(identity.layer().layer(user_side));
+                services.forward(name, service);
             }
         }
         let consumers = consumers
@@ -290,6 +298,17 @@ impl Mesh {
             db.close().await;
         }
         Ok(())
+    }
+}
+
+/// How the edge reaches its upstreams: `edge.*` timings, and a body cap of one
+/// `max_request_bytes` message with its 5-byte gRPC frame header.
+fn forward_options(config: &Config) -> echo_edge::ForwardOptions {
+    echo_edge::ForwardOptions {
+        resolve_every: config.edge.resolve_every,
+        down_for: config.edge.down_for,
+        max_request_body: config.max_request_bytes.saturating_add(5),
+        ..echo_edge::ForwardOptions::default()
     }
 }
 

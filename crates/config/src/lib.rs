@@ -4,6 +4,7 @@
 
 mod auth;
 mod cli;
+mod edge;
 mod live;
 mod notification;
 mod presence;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::AuthSettings;
 pub use cli::{Cli, Command};
+pub use edge::EdgeSettings;
 pub use live::LiveSettings;
 pub use notification::NotificationSettings;
 pub use presence::PresenceSettings;
@@ -90,7 +92,9 @@ pub struct Config {
     pub keepalive_interval: Duration,
     /// Origins allowed to call from browsers (grpc-web); `*` allows any.
     pub cors_allowed_origins: Vec<String>,
-    /// In split mode, where the edge forwards each target's RPCs (`http://host:port`).
+    /// In split mode, where the edge forwards each target's RPCs: `http://host:port`, or
+    /// several comma-separated, one per instance (a host name stands for every address it
+    /// resolves to; see `edge`).
     pub upstreams: Upstreams,
     /// Peers (the edge, load balancers, an ingress's range) whose `x-forwarded-for` names the
     /// client's IP: CIDR ranges (`10.0.0.0/8`, `fd00::/8`) or bare addresses.
@@ -115,6 +119,8 @@ pub struct Config {
     /// The public port's defences: TLS (certificate reloaded on change), connection and
     /// stream caps, header size, handshake, idle and request timeouts.
     pub public: PublicPortSettings,
+    /// The edge in split mode: upstream resolution, balancing, limits on forwarded calls.
+    pub edge: EdgeSettings,
 }
 
 /// Secrets shorter than this refuse to start in production.
@@ -213,6 +219,7 @@ impl Default for Config {
             notification: NotificationSettings::default(),
             send: SendSettings::default(),
             public: PublicPortSettings::default(),
+            edge: EdgeSettings::default(),
         }
     }
 }
@@ -338,6 +345,9 @@ impl Config {
             return Err(ConfigError::Inconsistent(problem));
         }
         if let Some(problem) = self.public.problem() {
+            return Err(ConfigError::Inconsistent(problem));
+        }
+        if let Some(problem) = self.edge.problem() {
             return Err(ConfigError::Inconsistent(problem));
         }
         if self.send.queue == 0 || self.send.max_batch == 0 || self.send.committers == 0 {

@@ -625,3 +625,41 @@ fn public_port_refuses_half_a_tls_pair_and_unworkable_caps() {
         Ok(())
     });
 }
+
+#[test]
+fn edge_settings_come_from_the_environment_and_a_bucket_below_its_rate_is_refused() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("ECHO_EDGE__IP_CALLS_PER_SECOND", "30");
+        jail.set_env("ECHO_EDGE__IP_BURST", "60");
+        jail.set_env("ECHO_EDGE__USER_STREAMS", "4");
+        jail.set_env("ECHO_EDGE__RESOLVE_EVERY", "2.5");
+        let config = Config::load(&cli(&[])).map_err(|e| e.to_string())?;
+        assert_eq!(
+            (config.edge.ip_calls_per_second, config.edge.ip_burst),
+            (30, 60)
+        );
+        assert_eq!(config.edge.user_streams, 4);
+        assert_eq!(config.edge.resolve_every, Duration::from_millis(2500));
+
+        jail.set_env("ECHO_EDGE__USER_CALLS_PER_SECOND", "10");
+        jail.set_env("ECHO_EDGE__USER_BURST", "5");
+        let error = Config::load(&cli(&[])).err().expect("burst below rate");
+        assert!(error.to_string().contains("edge.user_burst"), "{error}");
+
+        jail.set_env("ECHO_EDGE__USER_BURST", "10");
+        jail.set_env("ECHO_EDGE__DOWN_FOR", "0");
+        let error = Config::load(&cli(&[])).err().expect("no back-off");
+        assert!(error.to_string().contains("edge.down_for"), "{error}");
+        Ok(())
+    });
+    // Off is allowed: 0 with any burst.
+    let off = EdgeSettings {
+        ip_calls_per_second: 0,
+        ip_burst: 0,
+        user_calls_per_second: 0,
+        user_burst: 0,
+        user_streams: 0,
+        ..EdgeSettings::default()
+    };
+    assert_eq!(off.problem(), None);
+}

@@ -2,7 +2,8 @@
 //!
 //! A stream the upstream breaks off (its process died, the connection reset) would otherwise
 //! reach the client as an HTTP/2 reset with no gRPC status; it ends instead with trailers:
-//! UNAVAILABLE, ErrorInfo `DEPENDENCY_UNAVAILABLE`, RetryInfo.
+//! UNAVAILABLE, ErrorInfo `DEPENDENCY_UNAVAILABLE`, RetryInfo, and the instance is skipped for a
+//! while. The body holds the call's place in its instance's load until it ends.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,6 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
+use crate::balance::InFlight;
 use crate::forward::unavailable;
 
 pin_project! {
@@ -22,15 +24,17 @@ pin_project! {
         inner: Incoming,
         service: &'static str,
         broken: bool,
+        in_flight: InFlight,
     }
 }
 
 impl UpstreamBody {
-    pub(crate) fn new(inner: Incoming, service: &'static str) -> Self {
+    pub(crate) fn new(inner: Incoming, service: &'static str, in_flight: InFlight) -> Self {
         Self {
             inner,
             service,
             broken: false,
+            in_flight,
         }
     }
 }
@@ -49,7 +53,9 @@ impl Body for UpstreamBody {
         }
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Err(error))) => {
-                tracing::warn!(%error, service = *this.service, "upstream stream broke off");
+                let instance = this.in_flight.instance();
+                tracing::warn!(%error, service = *this.service, upstream = %instance.addr, "upstream stream broke off");
+                instance.mark_down();
                 *this.broken = true;
                 let mut trailers = HeaderMap::new();
                 let _ = unavailable(this.service).add_header(&mut trailers);
