@@ -369,20 +369,7 @@ async fn in_split_mode_the_edge_refuses_internal_contracts_too() {
     else {
         return;
     };
-    let upstream = format!("http://{}", services.addr());
-    let data_dir = services.config.data_dir.clone();
-    let edge = TestMesh::start_with(Backend::Real, "edge", |config| {
-        config.data_dir = data_dir;
-        config.upstreams = echo_config::Upstreams {
-            auth: Some(upstream.clone()),
-            user: Some(upstream.clone()),
-            message: Some(upstream.clone()),
-            presence: Some(upstream.clone()),
-            notification: Some(upstream),
-        };
-    })
-    .await
-    .expect("the real backends are up");
+    let edge = services.start_edge().await;
     let ada = services.sign_up().await;
 
     // Presence itself is forwarded...

@@ -42,19 +42,7 @@ async fn split() -> Option<(TestMesh, TestMesh)> {
     let backend = Backend::Real;
     let services =
         TestMesh::start_with(backend, "auth,user,message,presence,notification", |_| {}).await?;
-    let upstream = format!("http://{}", services.addr());
-    let data_dir = services.config.data_dir.clone();
-    let edge = TestMesh::start_with(backend, "edge", |config| {
-        config.data_dir = data_dir;
-        config.upstreams = echo_config::Upstreams {
-            auth: Some(upstream.clone()),
-            user: Some(upstream.clone()),
-            message: Some(upstream.clone()),
-            presence: Some(upstream.clone()),
-            notification: Some(upstream),
-        };
-    })
-    .await?;
+    let edge = services.start_edge().await;
     Some((services, edge))
 }
 

@@ -54,3 +54,25 @@ impl TestMesh {
         }
     }
 }
+
+impl TestMesh {
+    /// Start an edge (`--target edge`, split mode) forwarding every service to this mesh's
+    /// public port, sharing its data dir (so the same signing key and service secret). Only
+    /// for the real backends (split mode needs a bus between processes).
+    pub async fn start_edge(&self) -> TestMesh {
+        let upstream = format!("http://{}", self.addr());
+        let data_dir = self.config.data_dir.clone();
+        TestMesh::start_with(crate::Backend::Real, "edge", |config| {
+            config.data_dir = data_dir;
+            config.upstreams = echo_config::Upstreams {
+                auth: Some(upstream.clone()),
+                user: Some(upstream.clone()),
+                message: Some(upstream.clone()),
+                presence: Some(upstream.clone()),
+                notification: Some(upstream),
+            };
+        })
+        .await
+        .expect("the real backends are up")
+    }
+}

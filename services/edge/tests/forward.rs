@@ -2,24 +2,25 @@
 //! serving kit on 127.0.0.1:0, and generated tonic clients (or grpc-web over HTTP/1.1) talking
 //! to the edge only.
 
-use std::future::Future;
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::{Port, within};
 use echo_edge::Forwarder;
 use echo_proto::echo::user::v1::user_service_client::UserServiceClient;
 use echo_proto::echo::user::v1::{GetMeRequest, ListContactsRequest};
 use echo_proto::service_names;
-use echo_runtime::{Running, ServeOptions, Services};
+use echo_runtime::Services;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message as _;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::body::Body;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
@@ -27,46 +28,10 @@ use tonic_types::StatusExt;
 use tower::ServiceExt as _;
 use tower::util::MapRequest;
 
-/// Every wait is bounded, so a broken proxy fails the test instead of hanging it.
-const PATIENCE: Duration = Duration::from_secs(10);
-
 /// Health served under another name, so the edge's own health does not shadow it.
 const RELAYED_HEALTH: &str = "relay.v1.Health";
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// A running port (upstream or edge) and the token that shuts it down.
-struct Port {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    running: Running,
-}
-
 impl Port {
-    async fn start(services: Services) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let options = ServeOptions {
-            keepalive_interval: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(3),
-            cors_allowed_origins: vec!["*".into()],
-            public: Default::default(),
-        };
-        let shutdown = CancellationToken::new();
-        let (running, _readiness) =
-            echo_runtime::serve(listener, services, &options, shutdown.clone())
-                .await
-                .unwrap();
-        Self {
-            addr: running.addr,
-            shutdown,
-            running,
-        }
-    }
-
     /// An edge forwarding each `service` to `upstream`.
     async fn edge(services: &[&'static str], upstream: SocketAddr) -> Self {
         let uri: http::Uri = format!("http://{upstream}").parse().unwrap();
@@ -74,19 +39,6 @@ impl Port {
         let mut edge = Services::new();
         forwarder.mount(&mut edge);
         Self::start(edge).await
-    }
-
-    fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect_lazy()
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        within("the port to stop", self.running.stopped())
-            .await
-            .unwrap();
     }
 }
 

@@ -31,8 +31,8 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 /// A running port (upstream or edge) and the token that shuts it down.
 pub struct Port {
     pub addr: SocketAddr,
-    shutdown: CancellationToken,
-    running: Running,
+    pub shutdown: CancellationToken,
+    pub running: Running,
 }
 
 impl Port {
