@@ -14,7 +14,7 @@ test:
 
 # Run the reliability suite of docs/reliability.md (authorization matrix, chaos, outages).
 reliability:
-    cargo test --test authorization_matrix --test live_chaos --test live_instances --test presence_failures --test malformed_requests --test fuzz_requests --test outages
+    cargo test --test authorization_matrix --test live_chaos --test live_instances --test presence_failures --test malformed_requests --test fuzz_requests --test outages --test instance_kill --test edge_scale_out
 
 # Live delivery chaos for longer than CI does (docs/reliability.md, R1): `just chaos 600` writes for 600 s per backend.
 chaos SECS="600":

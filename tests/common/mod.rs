@@ -3,6 +3,7 @@
 
 pub mod live;
 pub mod messages;
+pub mod processes;
 pub mod rpcs;
 pub mod users;
 

@@ -48,6 +48,15 @@ impl tonic::service::Interceptor for Bearer {
 /// A channel whose calls carry an access token.
 pub type Authed = InterceptedService<Channel, Bearer>;
 
+/// `channel` with every call carrying `access_token` (for servers the test reaches by channel,
+/// e.g. child processes; a [`TestMesh`]'s own is [`TestMesh::authed`]).
+pub fn authed_on(channel: &Channel, access_token: &str) -> Authed {
+    let value = format!("Bearer {access_token}")
+        .parse()
+        .expect("ascii token");
+    InterceptedService::new(channel.clone(), Bearer(value))
+}
+
 /// A signed-up, signed-in test user.
 #[derive(Clone, Debug)]
 pub struct SignedIn {
@@ -235,10 +244,7 @@ impl TestMesh {
 
     /// A channel whose calls carry `access_token`.
     pub fn authed(&self, access_token: &str) -> Authed {
-        let value = format!("Bearer {access_token}")
-            .parse()
-            .expect("ascii token");
-        InterceptedService::new(self.channel(), Bearer(value))
+        authed_on(&self.channel(), access_token)
     }
 
     /// An AuthService client acting as `user`.

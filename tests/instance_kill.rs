@@ -1,0 +1,210 @@
+//! R3 (docs/reliability.md): SIGKILL of an Echo instance under load. Two whole-mesh `echo`
+//! processes share the real backends (PostgreSQL, NATS, Redis) and the identity; Ada sends
+//! through both in turn while Bob's Subscribe stream is on the first and Ada's own on the
+//! second. Half-way, the first gets SIGKILL (no shutdown, no drain: its sockets vanish). A send
+//! the dead instance does not answer is retried on the survivor with the same
+//! `client_message_id`, as a client does. Then: every message Ada was told was stored is in
+//! the history once; Bob resumes from his last cursor on the survivor and receives every
+//! acknowledged message once, in order, with no gap; Ada's stream on the survivor never broke.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::live::{LiveStream, Next};
+use common::processes::{auth_env, backends, serving, sign_up, spawn, webhook};
+use echo_proto::echo::message::v1 as pb;
+use echo_testenv::unique_name;
+use pb::subscribe_response::Item;
+use tonic::transport::Channel;
+
+/// Messages Ada sends; the kill comes after half of them.
+const MESSAGES: usize = 60;
+/// Every wait is bounded, so a broken recovery fails instead of hanging.
+const WAIT: Duration = Duration::from_secs(20);
+
+type Client = pb::message_service_client::MessageServiceClient<echo_testkit::Authed>;
+
+fn client(channel: &Channel, token: &str) -> Client {
+    pb::message_service_client::MessageServiceClient::new(echo_testkit::authed_on(channel, token))
+}
+
+/// Bob's stream from `cursor`, read up to its Ready (replayed items first, kept in `seen`).
+async fn subscribe(client: &mut Client, cursor: &str) -> LiveStream {
+    let request = pb::SubscribeRequest {
+        cursor: cursor.into(),
+    };
+    let mut stream = LiveStream::open(client.subscribe(request).await).expect("subscribe");
+    loop {
+        match stream.next(WAIT).await {
+            Next::Item(item) if matches!(item.item, Some(Item::Ready(_))) => return stream,
+            Next::Item(_) => {}
+            other => panic!("the stream ended before Ready: {other:?}"),
+        }
+    }
+}
+
+/// The MessageCreated seqs of `conversation` among `items`, in arrival order.
+fn created(items: &[pb::SubscribeResponse], conversation: &str) -> Vec<i64> {
+    items
+        .iter()
+        .filter_map(common::live::conversation_event)
+        .filter(|event| event.conversation_id == conversation)
+        .filter_map(common::live::message_of)
+        .map(|message| message.seq)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_an_instance_under_load_loses_no_acknowledged_message() {
+    let Some(backends) = backends() else {
+        return;
+    };
+    let key = echo_authn::SigningKey::generate().unwrap();
+    let (webhook, inbox) = webhook().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut env = auth_env(&backends, &key, &webhook);
+    env.push((
+        "ECHO_SERVICE_SECRET".to_owned(),
+        unique_name("s") + &unique_name("s"),
+    ));
+    let (first_dir, second_dir) = (data.path().join("first"), data.path().join("second"));
+    let mut first = spawn("all", &env, &first_dir);
+    let mut second = spawn("all", &env, &second_dir);
+    let (on_first, on_second) = (serving(&mut first).await, serving(&mut second).await);
+
+    let ada = sign_up(on_first.clone(), &inbox).await;
+    let bob = sign_up(on_second.clone(), &inbox).await;
+    let mut ada_first = client(&on_first, &ada.access_token);
+    let mut ada_second = client(&on_second, &ada.access_token);
+    let conversation = loop {
+        let request = pb::CreateDirectConversationRequest {
+            peer_user_id: bob.user_id.clone(),
+        };
+        match ada_first.create_direct_conversation(request).await {
+            Ok(created) => break created.into_inner().conversation.unwrap().conversation_id,
+            // Until message has applied Bob's registration.
+            Err(status) if common::reason(&status) == "USER_NOT_FOUND" => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("create the conversation: {status:?}"),
+        }
+    };
+    let mut bob_first = client(&on_first, &bob.access_token);
+    let mut bob_second = client(&on_second, &bob.access_token);
+    let mut bob_stream = subscribe(&mut bob_first, "").await;
+    let mut ada_stream = subscribe(&mut client(&on_second, &ada.access_token), "").await;
+
+    let mut acked = BTreeSet::new();
+    let mut killed = false;
+    for index in 0..MESSAGES {
+        if index == MESSAGES / 2 {
+            // SIGKILL: no drain, no goodbye.
+            first.child.start_kill().unwrap();
+            first.child.wait().await.unwrap();
+            killed = true;
+        }
+        let request = pb::SendMessageRequest {
+            conversation_id: conversation.clone(),
+            client_message_id: format!("kill-{index}"),
+            content: Some(pb::MessageContent {
+                text: format!("message {index}"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // Alternate the instances while both live; a send the first does not answer is
+        // retried on the second with the same key.
+        let via_first = index % 2 == 0 && !killed;
+        let sent = if via_first {
+            ada_first.send_message(request.clone()).await
+        } else {
+            Err(tonic::Status::unavailable("not tried"))
+        };
+        let message = match sent {
+            Ok(sent) => sent.into_inner().message.unwrap(),
+            Err(_) => {
+                let mut retried = None;
+                for _ in 0..50 {
+                    match ada_second.send_message(request.clone()).await {
+                        Ok(sent) => {
+                            retried = sent.into_inner().message;
+                            break;
+                        }
+                        Err(status) if status.code() == tonic::Code::Unavailable => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(status) => panic!("send {index} on the survivor: {status:?}"),
+                    }
+                }
+                retried.unwrap_or_else(|| panic!("send {index} never stored"))
+            }
+        };
+        assert!(acked.insert(message.seq), "seq {} twice", message.seq);
+    }
+    assert_eq!(acked.len(), MESSAGES);
+
+    // Bob's stream on the killed instance ends (a transport error: the process is gone); he
+    // resumes from his last cursor on the survivor.
+    let mut bob_seen = Vec::new();
+    loop {
+        match bob_stream.next(WAIT).await {
+            Next::Item(_) => {}
+            Next::Ended(_) | Next::Closed => break,
+            Next::Timeout => panic!("Bob's stream on the killed instance did not end"),
+        }
+    }
+    bob_seen.extend(bob_stream.seen.clone());
+    let cursor = bob_stream.cursor.clone();
+    let mut resumed = subscribe(&mut bob_second, &cursor).await;
+    let last = *acked.last().unwrap();
+    while !created(&resumed.seen, &conversation).contains(&last) {
+        match resumed.next(WAIT).await {
+            Next::Item(_) => {}
+            other => panic!("Bob's resumed stream: {other:?} before seq {last}"),
+        }
+    }
+    bob_seen.extend(resumed.seen.clone());
+    let bob_seqs = created(&bob_seen, &conversation);
+    let expected: Vec<i64> = acked.iter().copied().collect();
+    assert_eq!(
+        bob_seqs, expected,
+        "Bob: every acknowledged message once, in order, across the kill"
+    );
+
+    // Ada's stream on the survivor never broke and saw them all too.
+    while !created(&ada_stream.seen, &conversation).contains(&last) {
+        match ada_stream.next(WAIT).await {
+            Next::Item(_) => {}
+            other => panic!("Ada's stream on the survivor: {other:?} before seq {last}"),
+        }
+    }
+    assert_eq!(created(&ada_stream.seen, &conversation), expected);
+
+    // The history holds each once.
+    let history = ada_second
+        .list_messages(pb::ListMessagesRequest {
+            conversation_id: conversation.clone(),
+            page_size: 200,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages;
+    let stored: BTreeSet<i64> = history
+        .iter()
+        .filter(|m| {
+            m.content
+                .as_ref()
+                .is_some_and(|c| c.text.starts_with("message "))
+        })
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(
+        stored, acked,
+        "the history: every acknowledged message, once"
+    );
+    drop(second);
+}
