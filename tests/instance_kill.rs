@@ -21,6 +21,9 @@ use tonic::transport::Channel;
 
 /// Messages Ada sends; the kill comes after half of them.
 const MESSAGES: usize = 60;
+/// Messages sent during the rolling restart, 80 ms apart (within the send limit of a burst of
+/// 100 and then 10 a second), so both restarts fall inside the load.
+const ROLLING_MESSAGES: usize = 120;
 /// Every wait is bounded, so a broken recovery fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -207,4 +210,166 @@ async fn sigkill_of_an_instance_under_load_loses_no_acknowledged_message() {
         "the history: every acknowledged message, once"
     );
     drop(second);
+}
+
+/// Ask `process` to stop (SIGTERM) and wait for it: a drained exit is status 0.
+async fn terminate(process: &mut common::processes::Process) {
+    let pid = process.child.id().expect("still running").to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
+    let exited = tokio::time::timeout(WAIT, process.child.wait())
+        .await
+        .expect("drained within the wait")
+        .unwrap();
+    assert!(exited.success(), "a SIGTERM'd instance exits 0: {exited}");
+}
+
+/// A rolling restart under load (R3): each of two instances in turn is stopped with SIGTERM,
+/// drains, exits 0 and is started again, while Ada keeps sending through whichever instance
+/// is up. Every refusal a client meets is UNAVAILABLE (retried with the same key on the other
+/// instance), nothing acknowledged is lost or doubled, and Bob, whose stream the first restart
+/// ended, resumes from his cursor and has every message once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_under_load_loses_nothing() {
+    let Some(backends) = backends() else {
+        return;
+    };
+    let key = echo_authn::SigningKey::generate().unwrap();
+    let (webhook, inbox) = webhook().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut env = auth_env(&backends, &key, &webhook);
+    env.push((
+        "ECHO_SERVICE_SECRET".to_owned(),
+        unique_name("s") + &unique_name("s"),
+    ));
+    let dirs = [data.path().join("first"), data.path().join("second")];
+    let mut processes = [spawn("all", &env, &dirs[0]), spawn("all", &env, &dirs[1])];
+    let mut channels = [
+        serving(&mut processes[0]).await,
+        serving(&mut processes[1]).await,
+    ];
+    let ada = sign_up(channels[0].clone(), &inbox).await;
+    let bob = sign_up(channels[1].clone(), &inbox).await;
+    let conversation = loop {
+        let request = pb::CreateDirectConversationRequest {
+            peer_user_id: bob.user_id.clone(),
+        };
+        match client(&channels[0], &ada.access_token)
+            .create_direct_conversation(request)
+            .await
+        {
+            Ok(created) => break created.into_inner().conversation.unwrap().conversation_id,
+            Err(status) if common::reason(&status) == "USER_NOT_FOUND" => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("create the conversation: {status:?}"),
+        }
+    };
+    let mut bob_stream = subscribe(&mut client(&channels[0], &bob.access_token), "").await;
+
+    // Ada sends in the background, 80 ms apart, through whichever instance is up, while the
+    // instances restart one by one.
+    let live = std::sync::Arc::new(std::sync::Mutex::new(channels.clone()));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sender = tokio::spawn({
+        let (live, sent, conversation) = (live.clone(), sent.clone(), conversation.clone());
+        let token = ada.access_token.clone();
+        async move {
+            let mut acked = BTreeSet::new();
+            let mut refusals = Vec::new();
+            for index in 0..ROLLING_MESSAGES {
+                let request = pb::SendMessageRequest {
+                    conversation_id: conversation.clone(),
+                    client_message_id: format!("roll-{index}"),
+                    content: Some(pb::MessageContent {
+                        text: format!("message {index}"),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                let mut stored = None;
+                for attempt in 0..100 {
+                    let channel = live.lock().unwrap()[(index + attempt) % 2].clone();
+                    match client(&channel, &token).send_message(request.clone()).await {
+                        Ok(answer) => {
+                            stored = answer.into_inner().message;
+                            break;
+                        }
+                        Err(status) => {
+                            refusals.push(status.code());
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+                let message = stored.unwrap_or_else(|| panic!("send {index} never stored"));
+                assert!(acked.insert(message.seq), "seq {} twice", message.seq);
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(80)).await;
+            }
+            (acked, refusals)
+        }
+    });
+    for (at, which) in [(ROLLING_MESSAGES / 4, 0), (ROLLING_MESSAGES / 2, 1)] {
+        while sent.load(std::sync::atomic::Ordering::Relaxed) < at {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        terminate(&mut processes[which]).await;
+        processes[which] = spawn("all", &env, &dirs[which]);
+        channels[which] = serving(&mut processes[which]).await;
+        live.lock().unwrap()[which] = channels[which].clone();
+    }
+    let (acked, refusals) = tokio::time::timeout(Duration::from_secs(120), sender)
+        .await
+        .expect("the sends finish")
+        .unwrap();
+    assert_eq!(acked.len(), ROLLING_MESSAGES);
+    assert!(
+        refusals
+            .iter()
+            .all(|code| *code == tonic::Code::Unavailable),
+        "every refusal during the rollout is UNAVAILABLE: {refusals:?}"
+    );
+    assert!(
+        !refusals.is_empty(),
+        "some sends met a stopped instance (else the rollout was not under load)"
+    );
+
+    // Bob's stream was ended by the first restart (resumable); he resumes from its cursor.
+    loop {
+        match bob_stream.next(WAIT).await {
+            Next::Item(_) => {}
+            Next::Ended(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                break;
+            }
+            other => panic!("Bob's stream on the restarted instance: {other:?}"),
+        }
+    }
+    let mut bob_seen = bob_stream.seen.clone();
+    let mut resumed = subscribe(
+        &mut client(&channels[1], &bob.access_token),
+        &bob_stream.cursor,
+    )
+    .await;
+    let last = *acked.last().unwrap();
+    while !created(&resumed.seen, &conversation).contains(&last) {
+        match resumed.next(WAIT).await {
+            Next::Item(_) => {}
+            other => panic!("Bob's resumed stream: {other:?} before seq {last}"),
+        }
+    }
+    bob_seen.extend(resumed.seen.clone());
+    let expected: Vec<i64> = acked.iter().copied().collect();
+    assert_eq!(
+        created(&bob_seen, &conversation),
+        expected,
+        "Bob: every acknowledged message once, in order, across the rollout"
+    );
+    for process in &mut processes {
+        terminate(process).await;
+    }
 }
