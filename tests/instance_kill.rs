@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::live::{LiveStream, Next};
-use common::processes::{auth_env, backends, serving, sign_up, spawn, webhook};
+use common::processes::{
+    another_device, auth_env, backends, serving, sign_up, sign_up_with_phone, spawn, webhook,
+};
 use echo_proto::echo::message::v1 as pb;
 use echo_testenv::unique_name;
 use pb::subscribe_response::Item;
@@ -372,4 +374,137 @@ async fn a_rolling_restart_under_load_loses_nothing() {
     for process in &mut processes {
         terminate(process).await;
     }
+}
+
+/// Bob's devices, each with its Subscribe stream through the edge: with two instances the
+/// edge alternates them, so some are on the instance that is killed.
+const EDGE_STREAMS: usize = 4;
+
+/// R3 behind the edge (issue 16's scale-out): two instances behind one `--target edge`
+/// process listing both; Bob's four devices each hold a Subscribe stream through the edge
+/// (spread over the two), Ada sends through the edge, and half-way one instance gets SIGKILL. Sends go on
+/// through the edge (a refused connection is tried on the other instance; anything else is
+/// UNAVAILABLE and retried with the same key), and every stream — broken ones resumed
+/// through the edge from their cursor — has every acknowledged message once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_an_instance_behind_the_edge_loses_nothing() {
+    let Some(backends) = backends() else {
+        return;
+    };
+    let key = echo_authn::SigningKey::generate().unwrap();
+    let (webhook, inbox) = webhook().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut env = auth_env(&backends, &key, &webhook);
+    env.push((
+        "ECHO_SERVICE_SECRET".to_owned(),
+        unique_name("s") + &unique_name("s"),
+    ));
+    let mut first = spawn("all", &env, &data.path().join("first"));
+    let mut second = spawn("all", &env, &data.path().join("second"));
+    serving(&mut first).await;
+    serving(&mut second).await;
+    let both = format!(
+        "http://127.0.0.1:{},http://127.0.0.1:{}",
+        first.port, second.port
+    );
+    let mut edge_env = backends.clone();
+    for service in ["AUTH", "USER", "MESSAGE", "PRESENCE", "NOTIFICATION"] {
+        edge_env.push((format!("ECHO_UPSTREAMS__{service}"), both.clone()));
+    }
+    let mut edge = spawn("edge", &edge_env, data.path());
+    let through_edge = serving(&mut edge).await;
+
+    let ada = sign_up(through_edge.clone(), &inbox).await;
+    let (bob_phone, bob) = sign_up_with_phone(through_edge.clone(), &inbox).await;
+    let mut ada_client = client(&through_edge, &ada.access_token);
+    let conversation = loop {
+        let request = pb::CreateDirectConversationRequest {
+            peer_user_id: bob.user_id.clone(),
+        };
+        match ada_client.create_direct_conversation(request).await {
+            Ok(created) => break created.into_inner().conversation.unwrap().conversation_id,
+            Err(status) if common::reason(&status) == "USER_NOT_FOUND" => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("create the conversation: {status:?}"),
+        }
+    };
+    let mut devices = vec![client(&through_edge, &bob.access_token)];
+    while devices.len() < EDGE_STREAMS {
+        let tokens = another_device(through_edge.clone(), &bob_phone).await;
+        devices.push(client(&through_edge, &tokens.access_token));
+    }
+    let mut streams = Vec::new();
+    for device in &mut devices {
+        streams.push(subscribe(device, "").await);
+    }
+
+    let mut acked = BTreeSet::new();
+    for index in 0..MESSAGES {
+        if index == MESSAGES / 2 {
+            first.child.start_kill().unwrap();
+            first.child.wait().await.unwrap();
+        }
+        let request = pb::SendMessageRequest {
+            conversation_id: conversation.clone(),
+            client_message_id: format!("edge-kill-{index}"),
+            content: Some(pb::MessageContent {
+                text: format!("message {index}"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut stored = None;
+        for _ in 0..50 {
+            match ada_client.send_message(request.clone()).await {
+                Ok(sent) => {
+                    stored = sent.into_inner().message;
+                    break;
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(status) => panic!("send {index} through the edge: {status:?}"),
+            }
+        }
+        let message = stored.unwrap_or_else(|| panic!("send {index} never stored"));
+        assert!(acked.insert(message.seq), "seq {} twice", message.seq);
+    }
+
+    // Each stream: read until the last message; a stream the kill broke ends UNAVAILABLE
+    // and is resumed through the edge from its cursor.
+    let last = *acked.last().unwrap();
+    let expected: Vec<i64> = acked.iter().copied().collect();
+    let mut broken = 0;
+    for (mut stream, device) in streams.into_iter().zip(&mut devices) {
+        let mut seen = Vec::new();
+        loop {
+            if created(&stream.seen, &conversation).contains(&last) {
+                break;
+            }
+            match stream.next(WAIT).await {
+                Next::Item(_) => {}
+                Next::Ended(status) => {
+                    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                    broken += 1;
+                    seen.extend(stream.seen.clone());
+                    let cursor = stream.cursor.clone();
+                    stream = subscribe(device, &cursor).await;
+                }
+                other => panic!("a stream through the edge: {other:?}"),
+            }
+        }
+        seen.extend(stream.seen.clone());
+        assert_eq!(
+            created(&seen, &conversation),
+            expected,
+            "every acknowledged message once, in order, on each stream"
+        );
+    }
+    assert!(
+        broken > 0,
+        "some streams were on the killed instance (the edge spreads them)"
+    );
+    drop(edge);
+    drop(second);
 }

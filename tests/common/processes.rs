@@ -154,6 +154,11 @@ pub fn auth_env(
 
 /// Sign a new user up through `channel` (auth, or an edge forwarding to it).
 pub async fn sign_up(channel: Channel, inbox: &Inbox) -> pb::TokenPair {
+    sign_up_with_phone(channel, inbox).await.1
+}
+
+/// [`sign_up`], also giving the user's phone number (for [`another_device`]).
+pub async fn sign_up_with_phone(channel: Channel, inbox: &Inbox) -> (String, pb::TokenPair) {
     let mut client = pb::auth_service_client::AuthServiceClient::new(channel);
     // Sign up; the code arrives at the webhook.
     let phone = phone_number();
@@ -170,12 +175,29 @@ pub async fn sign_up(channel: Channel, inbox: &Inbox) -> pb::TokenPair {
         .cloned()
         .expect("the webhook got the code");
     let verify = pb::VerifyPhoneRequest {
-        phone_number: phone,
+        phone_number: phone.clone(),
         code,
         device: Some(test_device()),
     };
-    client
+    let tokens = client
         .verify_phone(verify)
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    (phone, tokens)
+}
+
+/// Another device of the user with `phone`: a new sign-in with the test password.
+pub async fn another_device(channel: Channel, phone: &str) -> pb::TokenPair {
+    let request = pb::LoginWithPasswordRequest {
+        phone_number: phone.into(),
+        password: PASSWORD.into(),
+        device: Some(test_device()),
+    };
+    pb::auth_service_client::AuthServiceClient::new(channel)
+        .login_with_password(request)
         .await
         .unwrap()
         .into_inner()
