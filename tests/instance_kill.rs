@@ -35,6 +35,63 @@ fn client(channel: &Channel, token: &str) -> Client {
     pb::message_service_client::MessageServiceClient::new(echo_testkit::authed_on(channel, token))
 }
 
+/// What every test here starts from: the shared backends under a prefix of its own, the
+/// environment each `echo` gets (auth's secrets, the service secret), the OTP webhook's inbox
+/// and a data dir.
+struct Deployment {
+    backends: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+    inbox: common::processes::Inbox,
+    data: tempfile::TempDir,
+}
+
+async fn deployment() -> Option<Deployment> {
+    let backends = backends()?;
+    let key = echo_authn::SigningKey::generate().unwrap();
+    let (webhook, inbox) = webhook().await;
+    let mut env = auth_env(&backends, &key, &webhook);
+    env.push((
+        "ECHO_SERVICE_SECRET".to_owned(),
+        unique_name("s") + &unique_name("s"),
+    ));
+    Some(Deployment {
+        backends,
+        env,
+        inbox,
+        data: tempfile::tempdir().unwrap(),
+    })
+}
+
+/// The direct conversation of `client`'s user with `peer`, once message knows the peer.
+async fn direct(client: &mut Client, peer: &str) -> String {
+    loop {
+        let request = pb::CreateDirectConversationRequest {
+            peer_user_id: peer.to_owned(),
+        };
+        match client.create_direct_conversation(request).await {
+            Ok(created) => return created.into_inner().conversation.unwrap().conversation_id,
+            // Until message has applied the peer's registration.
+            Err(status) if common::reason(&status) == "USER_NOT_FOUND" => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("create the conversation: {status:?}"),
+        }
+    }
+}
+
+/// Message `index` of a run: text "message {index}", idempotency key "{prefix}-{index}".
+fn numbered(conversation: &str, prefix: &str, index: usize) -> pb::SendMessageRequest {
+    pb::SendMessageRequest {
+        conversation_id: conversation.to_owned(),
+        client_message_id: format!("{prefix}-{index}"),
+        content: Some(pb::MessageContent {
+            text: format!("message {index}"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Bob's stream from `cursor`, read up to its Ready (replayed items first, kept in `seen`).
 async fn subscribe(client: &mut Client, cursor: &str) -> LiveStream {
     let request = pb::SubscribeRequest {
@@ -63,17 +120,12 @@ fn created(items: &[pb::SubscribeResponse], conversation: &str) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_an_instance_under_load_loses_no_acknowledged_message() {
-    let Some(backends) = backends() else {
+    let Some(Deployment {
+        env, inbox, data, ..
+    }) = deployment().await
+    else {
         return;
     };
-    let key = echo_authn::SigningKey::generate().unwrap();
-    let (webhook, inbox) = webhook().await;
-    let data = tempfile::tempdir().unwrap();
-    let mut env = auth_env(&backends, &key, &webhook);
-    env.push((
-        "ECHO_SERVICE_SECRET".to_owned(),
-        unique_name("s") + &unique_name("s"),
-    ));
     let (first_dir, second_dir) = (data.path().join("first"), data.path().join("second"));
     let mut first = spawn("all", &env, &first_dir);
     let mut second = spawn("all", &env, &second_dir);
@@ -83,19 +135,7 @@ async fn sigkill_of_an_instance_under_load_loses_no_acknowledged_message() {
     let bob = sign_up(on_second.clone(), &inbox).await;
     let mut ada_first = client(&on_first, &ada.access_token);
     let mut ada_second = client(&on_second, &ada.access_token);
-    let conversation = loop {
-        let request = pb::CreateDirectConversationRequest {
-            peer_user_id: bob.user_id.clone(),
-        };
-        match ada_first.create_direct_conversation(request).await {
-            Ok(created) => break created.into_inner().conversation.unwrap().conversation_id,
-            // Until message has applied Bob's registration.
-            Err(status) if common::reason(&status) == "USER_NOT_FOUND" => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(status) => panic!("create the conversation: {status:?}"),
-        }
-    };
+    let conversation = direct(&mut ada_first, &bob.user_id).await;
     let mut bob_first = client(&on_first, &bob.access_token);
     let mut bob_second = client(&on_second, &bob.access_token);
     let mut bob_stream = subscribe(&mut bob_first, "").await;
@@ -110,15 +150,7 @@ async fn sigkill_of_an_instance_under_load_loses_no_acknowledged_message() {
             first.child.wait().await.unwrap();
             killed = true;
         }
-        let request = pb::SendMessageRequest {
-            conversation_id: conversation.clone(),
-            client_message_id: format!("kill-{index}"),
-            content: Some(pb::MessageContent {
-                text: format!("message {index}"),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let request = numbered(&conversation, "kill", index);
         // Alternate the instances while both live; a send the first does not answer is
         // retried on the second with the same key.
         let via_first = index % 2 == 0 && !killed;
@@ -237,17 +269,12 @@ async fn terminate(process: &mut common::processes::Process) {
 /// ended, resumes from his cursor and has every message once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_under_load_loses_nothing() {
-    let Some(backends) = backends() else {
+    let Some(Deployment {
+        env, inbox, data, ..
+    }) = deployment().await
+    else {
         return;
     };
-    let key = echo_authn::SigningKey::generate().unwrap();
-    let (webhook, inbox) = webhook().await;
-    let data = tempfile::tempdir().unwrap();
-    let mut env = auth_env(&backends, &key, &webhook);
-    env.push((
-        "ECHO_SERVICE_SECRET".to_owned(),
-        unique_name("s") + &unique_name("s"),
-    ));
     let dirs = [data.path().join("first"), data.path().join("second")];
     let mut processes = [spawn("all", &env, &dirs[0]), spawn("all", &env, &dirs[1])];
     let mut channels = [
@@ -256,21 +283,7 @@ async fn a_rolling_restart_under_load_loses_nothing() {
     ];
     let ada = sign_up(channels[0].clone(), &inbox).await;
     let bob = sign_up(channels[1].clone(), &inbox).await;
-    let conversation = loop {
-        let request = pb::CreateDirectConversationRequest {
-            peer_user_id: bob.user_id.clone(),
-        };
-        match client(&channels[0], &ada.access_token)
-            .create_direct_conversation(request)
-            .await
-        {
-            Ok(created) => break created.into_inner().conversation.unwrap().conversation_id,
-            Err(status) if common::reason(&status) == "USER_NOT_FOUND" => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(status) => panic!("create the conversation: {status:?}"),
-        }
-    };
+    let conversation = direct(&mut client(&channels[0], &ada.access_token), &bob.user_id).await;
     let mut bob_stream = subscribe(&mut client(&channels[0], &bob.access_token), "").await;
 
     // Ada sends in the background, 80 ms apart, through whichever instance is up, while the
@@ -284,15 +297,7 @@ async fn a_rolling_restart_under_load_loses_nothing() {
             let mut acked = BTreeSet::new();
             let mut refusals = Vec::new();
             for index in 0..ROLLING_MESSAGES {
-                let request = pb::SendMessageRequest {
-                    conversation_id: conversation.clone(),
-                    client_message_id: format!("roll-{index}"),
-                    content: Some(pb::MessageContent {
-                        text: format!("message {index}"),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
+                let request = numbered(&conversation, "roll", index);
                 let mut stored = None;
                 for attempt in 0..100 {
                     let channel = live.lock().unwrap()[(index + attempt) % 2].clone();
@@ -388,17 +393,15 @@ const EDGE_STREAMS: usize = 4;
 /// through the edge from their cursor — has every acknowledged message once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_an_instance_behind_the_edge_loses_nothing() {
-    let Some(backends) = backends() else {
+    let Some(Deployment {
+        backends,
+        env,
+        inbox,
+        data,
+    }) = deployment().await
+    else {
         return;
     };
-    let key = echo_authn::SigningKey::generate().unwrap();
-    let (webhook, inbox) = webhook().await;
-    let data = tempfile::tempdir().unwrap();
-    let mut env = auth_env(&backends, &key, &webhook);
-    env.push((
-        "ECHO_SERVICE_SECRET".to_owned(),
-        unique_name("s") + &unique_name("s"),
-    ));
     let mut first = spawn("all", &env, &data.path().join("first"));
     let mut second = spawn("all", &env, &data.path().join("second"));
     serving(&mut first).await;
@@ -417,18 +420,7 @@ async fn sigkill_of_an_instance_behind_the_edge_loses_nothing() {
     let ada = sign_up(through_edge.clone(), &inbox).await;
     let (bob_phone, bob) = sign_up_with_phone(through_edge.clone(), &inbox).await;
     let mut ada_client = client(&through_edge, &ada.access_token);
-    let conversation = loop {
-        let request = pb::CreateDirectConversationRequest {
-            peer_user_id: bob.user_id.clone(),
-        };
-        match ada_client.create_direct_conversation(request).await {
-            Ok(created) => break created.into_inner().conversation.unwrap().conversation_id,
-            Err(status) if common::reason(&status) == "USER_NOT_FOUND" => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(status) => panic!("create the conversation: {status:?}"),
-        }
-    };
+    let conversation = direct(&mut ada_client, &bob.user_id).await;
     let mut devices = vec![client(&through_edge, &bob.access_token)];
     while devices.len() < EDGE_STREAMS {
         let tokens = another_device(through_edge.clone(), &bob_phone).await;
@@ -445,15 +437,7 @@ async fn sigkill_of_an_instance_behind_the_edge_loses_nothing() {
             first.child.start_kill().unwrap();
             first.child.wait().await.unwrap();
         }
-        let request = pb::SendMessageRequest {
-            conversation_id: conversation.clone(),
-            client_message_id: format!("edge-kill-{index}"),
-            content: Some(pb::MessageContent {
-                text: format!("message {index}"),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let request = numbered(&conversation, "edge-kill", index);
         let mut stored = None;
         for _ in 0..50 {
             match ada_client.send_message(request.clone()).await {
