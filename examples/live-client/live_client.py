@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A live Echo client: one Subscribe stream per device, resumed without loss after any failure.
 
-    pip install -r examples/live-client/requirements.txt
+    pip install ./clients/python              # the echo-client package (stubs + helpers)
     ECHO_PASSWORD=... python3 examples/live-client/live_client.py \\
         --server 127.0.0.1:8080 --phone +14155550102 --state bob.json
 
@@ -59,9 +59,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="Heartbeat.interval assumed until the server sends one (twice it in silence: dead)",
     )
     parser.add_argument(
-        "--proto-dir", type=Path, help="proto/ to generate stubs from (default: the repository's)"
-    )
-    parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every item, heartbeats included"
     )
     return parser.parse_args(argv)
@@ -76,13 +73,10 @@ def main(argv: list[str]) -> int:
     )
     if args.verbose:
         log.setLevel(logging.DEBUG)
-    # Imported after argument parsing so that --help works without the requirements.
-    import stubs
+    # Imported after argument parsing so that --help works without echo-client installed.
     from stream import LiveClient, SignInRequired
 
-    pb = stubs.load(args.proto_dir) if args.proto_dir else stubs.load()
     client = LiveClient(
-        pb,
         server=args.server,
         tls=args.tls,
         state_path=args.state,

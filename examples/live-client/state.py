@@ -15,15 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
-@dataclass
-class Tokens:
-    """The session this device signed in with (AuthService TokenPair)."""
-
-    access_token: str
-    refresh_token: str = ""
-    user_id: str = ""
-    device_id: str = ""
+from echo_client import Tokens  # the session this device signed in with (TokenPair)
 
 
 @dataclass
