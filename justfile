@@ -59,6 +59,11 @@ python-client:
     cargo build
     bash clients/python/tests/run.sh target/debug/echo
 
+# The web chat (docs/web.md): regenerate clients/ts and web/dist, then two users in headless Chromium.
+web-test:
+    cargo build
+    bash web/test/run.sh target/debug/echo
+
 # Statically check deploy/ (YAML, compose, Kubernetes manifests, ECHO_* variables).
 deploy-check:
     bash deploy/check.sh

@@ -67,7 +67,7 @@ CONFIG_KEYS = [
 ] + [
     f"public__{k}" for k in (
         "tls_cert_file", "tls_key_file", "max_connections", "max_concurrent_streams",
-        "max_header_bytes", "handshake_timeout", "idle_timeout", "request_timeout",
+        "max_header_bytes", "handshake_timeout", "idle_timeout", "request_timeout", "web_app",
     )
 ] + [
     f"notification__{k}" for k in (

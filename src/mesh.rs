@@ -147,6 +147,9 @@ impl Mesh {
         let backends = Backends::connect(config).await?;
         let identity = Identity::load(config, backends.cache.clone(), &shutdown).await?;
         let mut services = Services::new();
+        if config.public.serves_web_app(config.is_production()) {
+            services.web_app();
+        }
         let mut internal = Services::internal();
         let mut databases = Vec::new();
         let mut consumers = Vec::new();

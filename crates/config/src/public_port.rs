@@ -45,6 +45,9 @@ pub struct PublicPortSettings {
     /// (Subscribe, WatchPresence) live on once started.
     #[serde(with = "humantime_secs")]
     pub request_timeout: Duration,
+    /// Serve the web chat (`web/dist`, built into the binary) at `/` of this port. Unset: on
+    /// in development, off in production (a CDN serves it there; docs/web.md).
+    pub web_app: Option<bool>,
 }
 
 impl Default for PublicPortSettings {
@@ -70,6 +73,7 @@ impl Default for PublicPortSettings {
             // Unary calls answer in milliseconds; 30 s is far beyond a healthy call and frees
             // what a stuck one holds.
             request_timeout: Duration::from_secs(30),
+            web_app: None,
         }
     }
 }
@@ -107,6 +111,11 @@ impl PublicPortSettings {
             return Some(format!("{name} must be above zero"));
         }
         None
+    }
+
+    /// Whether the port serves the web chat: `web_app` when set, else only in development.
+    pub fn serves_web_app(&self, production: bool) -> bool {
+        self.web_app.unwrap_or(!production)
     }
 
     /// Whether the public port speaks TLS itself.

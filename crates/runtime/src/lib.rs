@@ -14,6 +14,7 @@ pub mod page;
 mod public_port;
 pub mod request_id;
 mod server;
+mod web;
 
 pub use check::Check;
 pub use client_ip::client_ip;

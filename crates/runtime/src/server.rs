@@ -22,6 +22,7 @@ use crate::layers::{
 };
 use crate::public_port::{self, PortLimits, RequestTimeoutLayer};
 use crate::request_id::RequestIdLayer;
+use crate::web::WebApp;
 
 /// How a port (public or internal) behaves.
 #[derive(Clone, Debug)]
@@ -57,6 +58,7 @@ pub struct Services {
     names: Vec<&'static str>,
     databases: Vec<Database>,
     internal: bool,
+    web_app: bool,
 }
 
 impl Default for Services {
@@ -73,6 +75,7 @@ impl Services {
             names: Vec::new(),
             databases: Vec::new(),
             internal: false,
+            web_app: false,
         }
     }
 
@@ -149,6 +152,13 @@ impl Services {
         self
     }
 
+    /// Serve the web chat's files (`web/dist`, built in) at `/`, `/app.js` and `/app.css`
+    /// (docs/web.md); without it those paths answer 404.
+    pub fn web_app(&mut self) -> &mut Self {
+        self.web_app = true;
+        self
+    }
+
     /// Count `db` in readiness (the port is ready only while every database answers).
     pub fn ready_with(&mut self, db: Database) -> &mut Self {
         self.databases.push(db);
@@ -216,6 +226,7 @@ async fn serve_public(
 ) -> std::io::Result<(Running, Readiness)> {
     let addr = listener.local_addr()?;
     let methods = KnownMethods::of(&services.names);
+    let web_app = services.web_app;
     let (routes, readiness) = with_health(services, &shutdown).await;
     let public = public_api();
     let routes = add_reflection(routes, &public.descriptors, &public.services);
@@ -232,6 +243,7 @@ async fn serve_public(
         // Inside grpc-web (a browser gets the refusal as grpc-web too) and request ids.
         .layer(InternalPathsLayer)
         .service(routes.prepare());
+    let service = WebApp::new(service, web_app);
     let has_tls = tls.is_some();
     let limits = PortLimits {
         settings: options.public.clone(),
