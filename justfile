@@ -14,7 +14,7 @@ test:
 
 # Run the reliability suite of docs/reliability.md (authorization matrix, chaos, outages).
 reliability:
-    cargo test --test authorization_matrix --test live_chaos --test live_instances --test presence_failures --test malformed_requests --test fuzz_requests --test outages --test instance_kill --test edge_scale_out
+    cargo test --test authorization_matrix --test live_chaos --test live_instances --test presence_failures --test malformed_requests --test fuzz_requests --test fuzz_frames --test outages --test instance_kill --test relay_failover --test edge_scale_out
 
 # Live delivery chaos for longer than CI does (docs/reliability.md, R1): `just chaos 600` writes for 600 s per backend.
 chaos SECS="600":
@@ -23,6 +23,10 @@ chaos SECS="600":
 # Fuzz every RPC for longer than CI does (docs/reliability.md, R4): `just fuzz 400 7` = 400 requests per RPC, seed 7.
 fuzz CASES="400" SEED="1":
     FUZZ_CASES={{ CASES }} FUZZ_SEED={{ SEED }} cargo test --test fuzz_requests -- --nocapture
+
+# Damage the gRPC framing of every RPC for longer than CI does (docs/reliability.md, R4): `just fuzz-frames 50 7` = 50 rounds, seed 7.
+fuzz-frames ROUNDS="50" SEED="1":
+    FRAMES_ROUNDS={{ ROUNDS }} FRAMES_SEED={{ SEED }} cargo test --test fuzz_frames -- --nocapture
 
 # Check formatting and lints of the Rust code and the protos, as CI does.
 lint:

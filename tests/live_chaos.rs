@@ -10,6 +10,12 @@
 //! periods come from that log; every device holds exactly the seqs its user was a member at,
 //! each once after dedupe, every stream segment in order and without repeats; user events
 //! run without gaps. `CHAOS_SEED=<n>` repeats a run's choices.
+//!
+//! Across instances (real backends only): a second instance of the mesh on the same
+//! PostgreSQL schemas, NATS and Redis prefixes; every call (sends, edits, membership changes)
+//! and every resume goes to either instance at random, devices start on alternate instances
+//! and make their final resume on the other one, so cursors cross instances all the time.
+//! The same checks.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -35,53 +41,93 @@ mod verify;
 #[path = "live_chaos/world.rs"]
 mod world;
 
-/// How long the writers write: `CHAOS_SECS` (12 in CI; `just chaos 600` for a long run).
-fn chaos() -> Duration {
+/// How long the writers write: `CHAOS_SECS`, else `ci` seconds (CI's 12 s per backend: all
+/// of it on one embedded instance, half each to one and two real instances; `just chaos 600`
+/// gives every run 600 s).
+fn chaos(ci: u64) -> Duration {
     let secs = std::env::var("CHAOS_SECS")
         .ok()
         .map(|s| s.parse().expect("CHAOS_SECS is a number of seconds"))
-        .unwrap_or(12);
+        .unwrap_or(ci);
     Duration::from_secs(secs)
 }
 
+/// One chaos run at a time: a real-backend mesh holds up to 40 PostgreSQL connections, and
+/// two instances beside a third would take most of the shared server's 100.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subscriber_gets_exactly_its_events() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     for backend in Backend::BOTH {
         let Some(mesh) = TestMesh::start(backend).await else {
             continue;
         };
-        let seed = std::env::var("CHAOS_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(rand::random::<u64>);
-        eprintln!("live chaos on {backend:?} with CHAOS_SEED={seed}");
-        let (world, devices, finals) = run(mesh, seed).await;
-        let failures = judge(&world, devices, finals, backend).await;
-        assert!(
-            failures.is_empty(),
-            "{backend:?} (CHAOS_SEED={seed}): {} failures, the first:\n{}",
-            failures.len(),
-            failures
-                .iter()
-                .take(40)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        let world = Arc::try_unwrap(world)
-            .unwrap_or_else(|_| panic!("every task has finished with the world"));
-        world.mesh.shutdown().await;
+        let secs = if backend == Backend::Real { 6 } else { 12 };
+        chaos_on(mesh, false, chaos(secs), backend).await;
     }
 }
 
-/// Cast, subscribe, create the groups, run the writers and readers, quiesce, and resume every
-/// device once more: the world, its devices, and their final streams (past Ready).
-async fn run(mesh: TestMesh, seed: u64) -> (Arc<World>, Vec<Device>, Vec<LiveStream>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscriber_gets_exactly_its_events_resuming_across_instances() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(mesh) = TestMesh::start(Backend::Real).await else {
+        return;
+    };
+    chaos_on(mesh, true, chaos(6), Backend::Real).await;
+}
+
+/// One chaos run on `mesh` (and a sibling of it when `across`), judged.
+async fn chaos_on(mesh: TestMesh, across: bool, chaos: Duration, backend: Backend) {
+    let seed = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    let instances = if across { 2 } else { 1 };
+    eprintln!("live chaos on {backend:?} ({instances} instances) with CHAOS_SEED={seed}");
+    let sibling = if across {
+        Some(mesh.start_sibling().await)
+    } else {
+        None
+    };
+    let (world, devices, finals) = run(mesh, sibling, seed, chaos).await;
+    let label = format!("{backend:?} ({instances} instances)");
+    let failures = judge(&world, devices, finals, &label).await;
+    assert!(
+        failures.is_empty(),
+        "{label} (CHAOS_SEED={seed}): {} failures, the first:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let world =
+        Arc::try_unwrap(world).unwrap_or_else(|_| panic!("every task has finished with the world"));
+    // The sibling first: the mesh holds the data dir with the shared signing key.
+    if let Some(sibling) = world.sibling {
+        sibling.shutdown().await;
+    }
+    world.mesh.shutdown().await;
+}
+
+/// Cast, subscribe, create the groups, run the writers and readers for `chaos`, quiesce, and
+/// resume every device once more: the world, its devices, and their final streams (past
+/// Ready).
+async fn run(
+    mesh: TestMesh,
+    sibling: Option<TestMesh>,
+    seed: u64,
+    chaos: Duration,
+) -> (Arc<World>, Vec<Device>, Vec<LiveStream>) {
     let mut world = World::cast(mesh).await;
+    world.sibling = sibling;
     // Every device subscribes before the groups exist, so each must get all its events.
     let mut opened = Vec::new();
-    for (user, signed_in) in world.devices.clone() {
-        opened.push(Device::open(&world, user, signed_in).await);
+    for (n, (user, signed_in)) in world.devices.clone().into_iter().enumerate() {
+        opened.push(Device::open(&world, n, user, signed_in).await);
     }
     world.create_groups(seed).await;
     let world = Arc::new(world);
@@ -94,7 +140,7 @@ async fn run(mesh: TestMesh, seed: u64) -> (Arc<World>, Vec<Device>, Vec<LiveStr
             tokio::spawn(churn(world.clone(), device, stream, seed, stop.clone()))
         })
         .collect();
-    let until = Instant::now() + chaos();
+    let until = Instant::now() + chaos;
     let mut writers = Vec::new();
     for user in 0..USERS {
         let seed = seed.wrapping_add(1000 + user as u64);
@@ -129,7 +175,14 @@ async fn run(mesh: TestMesh, seed: u64) -> (Arc<World>, Vec<Device>, Vec<LiveStr
         devices.push(reader.await.expect("reader"));
     }
     let segments: usize = devices.iter().map(|d| d.segments.len()).sum();
-    eprintln!("{segments} stream segments; slow transactions: {held:?}");
+    let moves: usize = devices.iter().map(subscribers::moves).sum();
+    if world.sibling.is_some() {
+        assert!(moves > 0, "no resume went to the other instance");
+    }
+    eprintln!(
+        "{segments} stream segments ({moves} resumed on another instance); slow transactions: \
+         {held:?}"
+    );
     let mut finals = Vec::new();
     for device in &mut devices {
         finals.push(final_stream(&world, device).await);
@@ -143,7 +196,7 @@ async fn judge(
     world: &World,
     mut devices: Vec<Device>,
     mut finals: Vec<LiveStream>,
-    backend: Backend,
+    backend: &str,
 ) -> Vec<String> {
     let mut failures = world.problems.lock().expect("problems").clone();
     let ids: Vec<String> = world
@@ -204,7 +257,7 @@ async fn judge(
             .read(stream, Instant::now() + Duration::from_millis(200))
             .await;
         let label = format!(
-            "{backend:?} user {} device {}",
+            "{backend} user {} device {}",
             device.user, device.signed_in.tokens.device_id
         );
         for (id, want) in ids.iter().zip(&wanted) {
@@ -223,7 +276,7 @@ async fn judge(
         .filter(|change| matches!(change, Some(subscribers::Change::Gone { .. })))
         .count();
     eprintln!(
-        "{backend:?}: last seqs {last:?} with {departures} departures; {events} conversation \
+        "{backend}: last seqs {last:?} with {departures} departures; {events} conversation \
          events and {user_events} user events held by {} devices",
         devices.len()
     );

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::frames::{frame, grpc_web, message_frame};
 use common::messages::{direct, send, send_request, text};
 use common::users::{avatar, known_user, mask};
 use common::violated_fields;
@@ -198,56 +199,6 @@ async fn thousands_of_bad_list_elements_answer_within_the_metadata_limit() {
     mesh.shutdown().await;
 }
 
-/// A grpc-web data frame announcing `announced` bytes and carrying `payload`.
-fn web_frame(announced: usize, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0];
-    frame.extend_from_slice(&u32::try_from(announced).expect("small").to_be_bytes());
-    frame.extend_from_slice(payload);
-    frame
-}
-
-/// POSTs `body` as grpc-web to `path`; the answer's status (from the headers of a
-/// trailers-only answer or from the trailer frame) and its `x-request-id`.
-async fn grpc_web(mesh: &TestMesh, path: &str, body: Vec<u8>) -> (tonic::Status, String) {
-    let http = reqwest::Client::builder()
-        .http1_only()
-        .build()
-        .expect("client");
-    let response = http
-        .post(format!("http://{}{path}", mesh.addr()))
-        .header("content-type", "application/grpc-web+proto")
-        .header("x-grpc-web", "1")
-        .body(body)
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(response.status(), 200);
-    let mut headers = response.headers().clone();
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let body = response.bytes().await.expect("body");
-    // Trailer frames (flag 0x80) hold `name: value` lines.
-    let mut rest = &body[..];
-    while rest.len() >= 5 {
-        let length = u32::from_be_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
-        let (frame, after) = rest[5..].split_at(length);
-        if rest[0] & 0x80 != 0 {
-            for line in String::from_utf8_lossy(frame).split("\r\n") {
-                if let Some((name, value)) = line.split_once(':') {
-                    let name = http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap();
-                    headers.insert(name, value.trim().parse().expect("header value"));
-                }
-            }
-        }
-        rest = after;
-    }
-    let status = tonic::Status::from_header_map(&headers).expect("a grpc-status");
-    (status, request_id)
-}
-
 #[tokio::test]
 async fn undecodable_grpc_web_bodies_are_invalid_argument() {
     let mesh = TestMesh::start(Backend::Embedded).await.unwrap();
@@ -258,9 +209,9 @@ async fn undecodable_grpc_web_bodies_are_invalid_argument() {
     }
     .encode_to_vec();
     // The frame announces the whole message; the body ends ten bytes into it.
-    let truncated = web_frame(request.len(), &request[..10]);
+    let truncated = frame(0, request.len() as u32, &request[..10]);
     let path = "/echo.auth.v1.AuthService/Register";
-    let (status, request_id) = grpc_web(&mesh, path, truncated).await;
+    let (status, request_id) = grpc_web(mesh.addr(), path, None, truncated).await;
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(!request_id.is_empty(), "the answer carries a request id");
     // Invalid UTF-8 one level down is named outermost first: VerifyPhoneRequest.device (3)
@@ -270,7 +221,7 @@ async fn undecodable_grpc_web_bodies_are_invalid_argument() {
     let mut verify = Vec::new();
     prost::encoding::bytes::encode(3, &device, &mut verify);
     let path = "/echo.auth.v1.AuthService/VerifyPhone";
-    let (status, request_id) = grpc_web(&mesh, path, web_frame(verify.len(), &verify)).await;
+    let (status, request_id) = grpc_web(mesh.addr(), path, None, message_frame(&verify)).await;
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(violated_fields(&status), ["device.name"]);
     assert!(!request_id.is_empty(), "the answer carries a request id");

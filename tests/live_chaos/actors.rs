@@ -20,10 +20,16 @@ const EMOJI: [&str; 4] = ["👍", "🎉", "❤️", "😂"];
 /// One user's actions until `until`.
 pub async fn user_actor(world: Arc<World>, user: usize, seed: u64, until: Instant) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut client = world.mesh.message_as(&world.users[user]);
+    let clients: Vec<_> = world
+        .instances()
+        .iter()
+        .map(|mesh| mesh.message_as(&world.users[user]))
+        .collect();
     let mut sent = 0;
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(rng.random_range(60..180))).await;
+        // Across instances, each call goes to either.
+        let mut client = clients[world.instance(&mut rng).0].clone();
         let Some((group, own, any, newest)) = pick(&world, user, &mut rng) else {
             continue;
         };
@@ -156,7 +162,8 @@ pub async fn membership_actor(world: Arc<World>, group: usize, seed: u64, until:
             .collect();
         let gone: Vec<usize> = gone.into_iter().collect();
         let roll = rng.random_range(0..100);
-        let client = |user: usize| world.mesh.message_as(&world.users[user]);
+        let mesh = world.instance(&mut rng).1;
+        let client = |user: usize| mesh.message_as(&world.users[user]);
         if roll < 35 && others.len() > 3 {
             let member = *others.choose(&mut rng).expect("members");
             let request = pb::RemoveMemberRequest {

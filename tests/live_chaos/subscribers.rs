@@ -87,6 +87,8 @@ pub struct Segment {
     pub items: Vec<Got>,
     /// The status it ended with, if the server ended it.
     pub ended: Option<String>,
+    /// The instance it was opened on (0: the mesh, 1: its sibling).
+    pub instance: usize,
 }
 
 /// One subscribing device and everything its streams delivered.
@@ -103,8 +105,16 @@ pub struct Device {
 
 impl Device {
     /// Open the device's first stream (empty cursor) and read its Ready.
-    pub async fn open(world: &World, user: usize, signed_in: SignedIn) -> (Self, LiveStream) {
-        let stream = subscribe_ready(&world.mesh, &signed_in).await;
+    /// Across instances, devices start on alternate ones (`n`: the device's number).
+    pub async fn open(
+        world: &World,
+        n: usize,
+        user: usize,
+        signed_in: SignedIn,
+    ) -> (Self, LiveStream) {
+        let instances = world.instances();
+        let instance = n % instances.len();
+        let stream = subscribe_ready(instances[instance], &signed_in).await;
         let device = Self {
             user,
             signed_in,
@@ -112,6 +122,7 @@ impl Device {
             segments: vec![Segment {
                 items: vec![Got::Ready],
                 ended: None,
+                instance,
             }],
         };
         (device, stream)
@@ -143,10 +154,14 @@ impl Device {
         }
     }
 
-    /// Resume from the last cursor in a new segment.
-    pub async fn resume(&mut self, world: &World) -> Option<LiveStream> {
-        self.segments.push(Segment::default());
-        match try_subscribe(&world.mesh, &self.signed_in, &self.cursor).await {
+    /// Resume from the last cursor in a new segment, on instance `instance`.
+    pub async fn resume(&mut self, world: &World, instance: usize) -> Option<LiveStream> {
+        self.segments.push(Segment {
+            instance,
+            ..Segment::default()
+        });
+        let mesh = world.instances()[instance];
+        match try_subscribe(mesh, &self.signed_in, &self.cursor).await {
             Ok(stream) => Some(stream),
             Err(status) => {
                 self.segment().ended = Some(format!("refused: {status:?}"));
@@ -179,7 +194,8 @@ pub async fn churn(
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..50))).await;
         stream = loop {
-            if let Some(stream) = device.resume(&world).await {
+            let instance = world.instance(&mut rng).0;
+            if let Some(stream) = device.resume(&world, instance).await {
                 break stream;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -187,10 +203,13 @@ pub async fn churn(
     }
 }
 
-/// The final resume of a quiet world: a new segment read up to its Ready.
+/// The final resume of a quiet world: a new segment read up to its Ready. Across instances,
+/// on the instance the device's last stream was not on.
 pub async fn final_stream(world: &World, device: &mut Device) -> LiveStream {
+    let last = device.segments.last().map_or(0, |s| s.instance);
+    let instance = (last + 1) % world.instances().len();
     let mut stream = device
-        .resume(world)
+        .resume(world, instance)
         .await
         .unwrap_or_else(|| panic!("final resume refused: {:?}", device.segments.last()));
     let deadline = Instant::now() + WAIT;
@@ -204,4 +223,13 @@ pub async fn final_stream(world: &World, device: &mut Device) -> LiveStream {
         }
     }
     stream
+}
+
+/// How many of `device`'s resumes went to another instance than its stream before.
+pub fn moves(device: &Device) -> usize {
+    device
+        .segments
+        .windows(2)
+        .filter(|pair| pair[0].instance != pair[1].instance)
+        .count()
 }

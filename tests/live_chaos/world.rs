@@ -7,9 +7,9 @@ use std::sync::Mutex;
 
 use echo_proto::echo::message::v1 as pb;
 use echo_testkit::{SignedIn, TestMesh};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
 use tonic::Code;
 
 use crate::common::live::{group_of, other_device};
@@ -42,6 +42,9 @@ pub struct Beliefs {
 pub struct World {
     /// The mesh.
     pub mesh: TestMesh,
+    /// A second instance on the same PostgreSQL schemas, NATS and Redis prefixes, when the run
+    /// is across instances: calls and resumes then go to either at random.
+    pub sibling: Option<TestMesh>,
     /// Every user's first device.
     pub users: Vec<SignedIn>,
     /// Every subscribing device: (user, sign-in).
@@ -67,6 +70,7 @@ impl World {
         }
         Self {
             mesh,
+            sibling: None,
             users,
             devices,
             groups: Vec::new(),
@@ -96,6 +100,18 @@ impl World {
             beliefs.messages.push(Vec::new());
         }
         *self.beliefs.lock().expect("beliefs") = beliefs;
+    }
+
+    /// The instances calls may go to: the mesh, and the sibling when there is one.
+    pub fn instances(&self) -> Vec<&TestMesh> {
+        std::iter::once(&self.mesh).chain(&self.sibling).collect()
+    }
+
+    /// An instance for the next call, at random, and its index.
+    pub fn instance(&self, rng: &mut StdRng) -> (usize, &TestMesh) {
+        let instances = self.instances();
+        let n = rng.random_range(0..instances.len());
+        (n, instances[n])
     }
 
     /// Record `result` of `what`: refusals a race explains are fine (a member removed a moment

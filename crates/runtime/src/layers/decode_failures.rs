@@ -6,9 +6,11 @@
 //!   INVALID_ARGUMENT with a field violation naming the field prost names. The caller sent
 //!   it, the server is fine, and INTERNAL would send operators looking for a bug;
 //! - a body that is not valid gRPC framing: truncated inside a message (tonic: INTERNAL
-//!   "Unexpected EOF decoding stream.", e.g. a grpc-web POST cut short), a bad compression flag
-//!   or a compressed message that does not decompress; INVALID_ARGUMENT too, for the same
-//!   reason.
+//!   "Unexpected EOF decoding stream.", e.g. a grpc-web POST cut short), empty or ending right
+//!   after a frame header (tonic: INTERNAL "Missing request message."), a bad compression flag
+//!   or a compressed message that does not decompress, grpc-web-text that is not base64
+//!   (tonic-web: INTERNAL "tonic-web: Invalid symbol …"); INVALID_ARGUMENT too, for the same
+//!   reason (tests/fuzz_frames.rs sends each to every RPC).
 //!
 //! Each rewrite is logged at debug level under the request's id (the client gets the id in
 //! `x-request-id`). All arrive as trailers-only responses, so rewriting the status headers is
@@ -104,6 +106,10 @@ fn rewrite(status: &tonic::Status) -> Option<Failure> {
 /// are wrong. Only the request direction: a response's framing is the server's business.
 fn is_framing_error(message: &str) -> bool {
     message == TRUNCATED
+        || message == NO_MESSAGE
+        // tonic-web's own errors reach the service only through the request body it decodes
+        // (a response's are raised outside this layer).
+        || message.starts_with(GRPC_WEB)
         || (message.starts_with("protocol error: received message with")
             && (message.ends_with("while sending request") || !message.contains("while")))
         || (message.starts_with("Error decompressing:")
@@ -113,10 +119,23 @@ fn is_framing_error(message: &str) -> bool {
 /// tonic's message for a body that ends inside a length-prefixed message.
 const TRUNCATED: &str = "Unexpected EOF decoding stream.";
 
+/// tonic's message for a unary or server-streaming request whose body ends before a message:
+/// empty, or cut right after a frame header.
+const NO_MESSAGE: &str = "Missing request message.";
+
+/// The prefix of tonic-web's errors decoding a request body (e.g. grpc-web-text that is not
+/// base64).
+const GRPC_WEB: &str = "tonic-web: ";
+
 /// What to tell the caller about a framing error.
 fn framing_problem(message: &str) -> String {
     if message == TRUNCATED {
         "the request body ends inside a gRPC message (truncated)".to_owned()
+    } else if message == NO_MESSAGE {
+        "the request body ends before a whole gRPC message (empty, or cut after a frame header)"
+            .to_owned()
+    } else if let Some(problem) = message.strip_prefix(GRPC_WEB) {
+        format!("the request body is not valid grpc-web: {problem}")
     } else {
         format!("the request body is not valid gRPC framing: {message}")
     }
@@ -226,6 +245,9 @@ mod tests {
             "protocol error: received message with compressed-flag but no grpc-encoding was specified",
             "protocol error: received message with invalid compression flag: 7 (valid flags are 0 and 1), while sending request",
             "Error decompressing: corrupt deflate stream, while sending request",
+            "Missing request message.",
+            "tonic-web: Invalid symbol 33, offset 108.",
+            "tonic-web: malformed base64 request",
         ] {
             let status = tonic::Status::internal(message);
             assert!(
