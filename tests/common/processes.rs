@@ -63,6 +63,8 @@ pub async fn webhook() -> (String, Inbox) {
 pub struct Process {
     pub child: Child,
     pub port: u16,
+    /// Where the child's output goes (unless `TEST_LOG` shows it): read when it exits early.
+    log: Option<std::path::PathBuf>,
 }
 
 pub fn spawn(target: &str, env: &[(String, String)], data_dir: &std::path::Path) -> Process {
@@ -76,20 +78,28 @@ pub fn spawn(target: &str, env: &[(String, String)], data_dir: &std::path::Path)
         .args(["--data-dir", &data_dir.join(target).display().to_string()])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("ECHO_LOG_FORMAT", "text")
-        .stdout(if std::env::var("TEST_LOG").is_ok() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .stderr(if std::env::var("TEST_LOG").is_ok() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
         .kill_on_drop(true);
+    let log = if std::env::var("TEST_LOG").is_ok() {
+        command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        None
+    } else {
+        // Appended to: a restarted instance (same directory) keeps the earlier run's lines.
+        std::fs::create_dir_all(data_dir).expect("create the data directory");
+        let path = data_dir.join(format!("{target}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("open the log file");
+        command
+            .stdout(file.try_clone().expect("clone the log file"))
+            .stderr(file);
+        Some(path)
+    };
     Process {
         child: command.spawn().expect("start echo"),
         port,
+        log,
     }
 }
 
@@ -98,7 +108,18 @@ pub async fn serving(process: &mut Process) -> Channel {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = process.child.try_wait().unwrap() {
-            panic!("echo exited early with {status}");
+            // Say why: a failure at start-up (a port, the database's connection limit) is
+            // otherwise invisible.
+            let tail = process
+                .log
+                .as_ref()
+                .and_then(|path| std::fs::read_to_string(path).ok())
+                .map(|text| {
+                    let lines: Vec<&str> = text.lines().collect();
+                    lines[lines.len().saturating_sub(20)..].join("\n")
+                })
+                .unwrap_or_else(|| "(TEST_LOG shows the output)".to_owned());
+            panic!("echo exited early with {status}; its last lines:\n{tail}");
         }
         if let Ok(channel) = endpoint.connect().await {
             let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
@@ -123,6 +144,10 @@ pub fn backends() -> Option<Vec<(String, String)>> {
     let env = [
         ("ECHO_DATABASE_URL", url(Server::Postgres)?),
         ("ECHO_DATABASE_SCHEMA_PREFIX", format!("{isolation}_")),
+        // As TestMesh does: tests run several processes side by side on one PostgreSQL whose
+        // connection limit is 100, and a whole mesh at the default (32 per service) could
+        // take it all under load.
+        ("ECHO_DATABASE_MAX_CONNECTIONS", "8".to_owned()),
         ("ECHO_BUS_URL", url(Server::Nats)?),
         ("ECHO_BUS_SUBJECT_PREFIX", format!("{isolation}.")),
         ("ECHO_CACHE_URL", url(Server::Redis)?),
