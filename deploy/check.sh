@@ -59,7 +59,7 @@ CONFIG_KEYS = [
         "heartbeat_interval", "stream_buffer", "replay_limit", "typing_ttl",
         "receipt_max_members", "streams_alive_every",
     )
-] + [f"send__{k}" for k in ("queue", "max_batch", "committers")] + [
+] + [f"send__{k}" for k in ("queue", "max_batch", "committers", "commit_timeout")] + [
     f"edge__{k}" for k in (
         "resolve_every", "down_for", "ip_calls_per_second", "ip_burst",
         "user_calls_per_second", "user_burst", "user_streams",

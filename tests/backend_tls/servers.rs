@@ -5,14 +5,13 @@
 //! binaries are missing the test skips with a loud notice (a failure under
 //! `ECHO_REQUIRE_SERVICES=1`).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{PermissionsExt as _, chown};
-use std::os::unix::process::CommandExt as _;
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use echo_testenv::PrivatePostgres;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -108,82 +107,45 @@ fn missing<T>(what: &str) -> Option<T> {
 }
 
 /// A PostgreSQL child of this test that accepts TLS connections only (`hostssl` alone in
-/// pg_hba.conf), with trust authentication for `postgres`.
+/// pg_hba.conf), with trust authentication for `postgres` (an
+/// [`echo_testenv::PrivatePostgres`] with TLS settings).
 pub struct TlsPostgres {
-    child: Child,
-    port: u16,
-    /// Data dir, socket dir and certificate files; removed after the server stops.
-    dir: TempDir,
+    server: PrivatePostgres,
+    /// Data dir, socket dir and certificate files; removed after the server stops (declared
+    /// after `server`, so dropped after it).
+    _dir: TempDir,
 }
 
 impl TlsPostgres {
     /// initdb a cluster in a temp dir and start it on a free port; `None` when PostgreSQL's
-    /// binaries are not installed. initdb refuses root, so as root both run as `postgres`.
+    /// binaries are not installed.
     pub async fn start(pki: &Pki) -> Option<Self> {
-        let Some(bin) = postgres_bin_dir() else {
-            return missing("PostgreSQL (initdb, postgres)");
-        };
-        let owner = server_owner();
         let dir = tempfile::Builder::new()
             .prefix("echo-tls-pg-")
             .tempdir()
             .expect("postgres temp dir");
-        let data = dir.path().join("data");
         let (cert, key) = pki.install(dir.path());
-        if let Some((uid, gid)) = owner {
-            for path in [dir.path(), &cert, &key] {
-                chown(path, Some(uid), Some(gid)).expect("chown to postgres");
-            }
-        }
-        let init = as_owner(Command::new(bin.join("initdb")), owner, dir.path())
-            .args(["--no-sync", "-A", "trust", "-U", "postgres", "-E", "UTF8"])
-            .arg("-D")
-            .arg(&data)
-            .output()
-            .expect("run initdb");
-        assert!(
-            init.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-        let port = echo_testenv::free_port();
         let settings = format!(
-            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
-             ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n\
-             max_connections = 100\nfsync = off\nsynchronous_commit = off\n",
-            dir.path().display(),
+            "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nfsync = off\n\
+             synchronous_commit = off\n",
             cert.display(),
             key.display(),
         );
-        append(&data.join("postgresql.conf"), &settings);
         // TLS only: a plaintext TCP connection matches no line and is refused.
-        fs::write(
-            data.join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
-        )
-        .expect("write pg_hba.conf");
-        let log = File::create(dir.path().join("postgres.log")).expect("postgres log");
-        if let Some((uid, gid)) = owner {
-            chown(dir.path().join("postgres.log"), Some(uid), Some(gid)).expect("chown log");
-        }
-        let child = as_owner(Command::new(bin.join("postgres")), owner, dir.path())
-            .arg("-D")
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start postgres");
-        let mut server = Self { child, port, dir };
-        server.wait_until_ready(pki).await;
+        let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
+        let port = echo_testenv::free_port();
+        let mut server = PrivatePostgres::init(dir.path(), port, &settings, hba)?;
+        server.give(&cert);
+        server.give(&key);
+        server.start();
+        let server = Self { server, _dir: dir };
+        server.wait_until_verified(pki).await;
         Some(server)
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/postgres?<query>`.
     pub fn url(&self, query: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/postgres?{query}",
-            self.port
-        )
+        self.server.url(query)
     }
 
     /// The URL verifying the server against `ca` (`sslmode=verify-full`).
@@ -191,9 +153,9 @@ impl TlsPostgres {
         self.url(&format!("sslmode=verify-full&sslrootcert={}", ca.display()))
     }
 
-    /// Polls until a verified TLS connection succeeds (the server answers "starting up"
-    /// for a while after it listens).
-    async fn wait_until_ready(&mut self, pki: &Pki) {
+    /// Polls until a verified TLS connection succeeds: the server accepts connections once
+    /// `start` returns, so this fails fast on a certificate the client does not accept.
+    async fn wait_until_verified(&self, pki: &Pki) {
         let url = self.verified_url(&pki.ca);
         let deadline = Instant::now() + START_DEADLINE;
         loop {
@@ -204,32 +166,13 @@ impl TlsPostgres {
                 }
                 Err(err) => err,
             };
-            let exited = self.child.try_wait().expect("poll postgres");
             assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "private postgres did not start ({exited:?}): {err}\n{}",
-                fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+                Instant::now() < deadline,
+                "private postgres refused TLS: {err}\n{}",
+                self.server.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for TlsPostgres {
-    fn drop(&mut self) {
-        // A fast shutdown (SIGINT) ends the backends too; SIGKILL only if it does not.
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -302,64 +245,4 @@ impl Drop for TlsRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The directory holding `initdb` and `postgres`: the newest `/usr/lib/postgresql/<v>/bin`,
-/// else wherever `initdb` is on PATH.
-fn postgres_bin_dir() -> Option<PathBuf> {
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse().ok()?;
-            Some((version, entry.path().join("bin")))
-        })
-        .collect();
-    versions.sort();
-    let packaged = versions.into_iter().map(|(_, bin)| bin).next_back();
-    let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default();
-    packaged
-        .into_iter()
-        .chain(on_path)
-        .find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file())
-}
-
-/// The uid and gid PostgreSQL runs as: `postgres`'s when this process is root (initdb and
-/// postgres refuse root), none (ourselves) otherwise.
-fn server_owner() -> Option<(u32, u32)> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    let effective = uid_line.split_whitespace().nth(2)?;
-    if effective != "0" {
-        return None;
-    }
-    let passwd = fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
-    let fields: Vec<&str> = passwd
-        .lines()
-        .map(|line| line.split(':').collect::<Vec<_>>())
-        .find(|fields| fields.first() == Some(&"postgres"))
-        .expect("running as root needs a `postgres` user to run PostgreSQL as");
-    Some((
-        fields[2].parse().expect("postgres uid"),
-        fields[3].parse().expect("postgres gid"),
-    ))
-}
-
-fn as_owner(mut command: Command, owner: Option<(u32, u32)>, cwd: &Path) -> Command {
-    if let Some((uid, gid)) = owner {
-        command.uid(uid).gid(gid);
-    }
-    command.current_dir(cwd);
-    command
-}
-
-fn append(path: &Path, text: &str) {
-    OpenOptions::new()
-        .append(true)
-        .open(path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .expect("append to postgresql.conf");
 }

@@ -94,6 +94,8 @@ struct Inner {
     state: Mutex<State>,
     /// Bumped whenever the revoked set grows, waking [`Revocations::revoked_signal`]s.
     changed: watch::Sender<()>,
+    /// Counts the feed's returns after an outage (see [`Revocations::feed_returns`]).
+    returns: watch::Sender<u64>,
 }
 
 struct State {
@@ -124,6 +126,7 @@ impl Revocations {
                 options,
                 state: Mutex::new(state),
                 changed: watch::channel(()).0,
+                returns: watch::channel(0).0,
             }),
         }
     }
@@ -178,6 +181,14 @@ impl Revocations {
                 self.inner.outage_decision()
             }
         }
+    }
+
+    /// Changes each time the feed comes back after an outage (the first connection included).
+    /// The cache may have come back empty — a restarted Redis keeps nothing — and with it
+    /// every revocation recorded for processes that start later: whoever holds the durable
+    /// record (the auth service) announces again what may still matter.
+    pub fn feed_returns(&self) -> watch::Receiver<u64> {
+        self.inner.returns.subscribe()
     }
 
     /// Completes once `session` is revoked (as seen by this process), so an open stream can
@@ -280,6 +291,7 @@ impl Inner {
             // Announcements made during the gap are lost: look every session up again.
             state.known.clear();
             tracing::info!(down_for = ?since.elapsed(), "revocation feed live");
+            self.returns.send_modify(|returns| *returns += 1);
         }
     }
 

@@ -355,6 +355,11 @@ impl Config {
                 "send.queue, send.max_batch and send.committers must each be at least 1".into(),
             ));
         }
+        if self.send.commit_timeout.is_zero() {
+            return Err(ConfigError::Inconsistent(
+                "send.commit_timeout must be above zero".into(),
+            ));
+        }
         Ok(())
     }
 

@@ -39,9 +39,12 @@ impl Readiness {
     /// Check `databases` now and every few seconds until `shutdown`, then report NOT_SERVING.
     pub async fn run(self, databases: Vec<Database>, shutdown: CancellationToken) {
         loop {
+            // All at once: a database that does not answer holds its ping for the ping's
+            // timeout, and one after another a mesh's five would take five times that.
+            let pings = futures::future::join_all(databases.iter().map(Database::ping)).await;
             let mut ready = true;
-            for db in &databases {
-                if let Err(error) = db.ping().await {
+            for (db, ping) in databases.iter().zip(pings) {
+                if let Err(error) = ping {
                     tracing::warn!(%error, backend = db.backend(), "database not ready");
                     ready = false;
                 }

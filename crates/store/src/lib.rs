@@ -65,6 +65,9 @@ pub enum StoreError {
     /// The database could not be reached or answered with an error.
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// The database did not answer within a deadline (see [`within`]).
+    #[error("no answer from the database within {0:?}")]
+    TimedOut(Duration),
     /// A migration failed.
     #[error("migration of `{service}` failed: {source}")]
     Migrate {
@@ -82,6 +85,7 @@ impl StoreError {
             StoreError::Sqlx(
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
             ) => true,
+            StoreError::TimedOut(_) => true,
             // The server refuses new connections for now: too many clients (53300), starting
             // up or shutting down (57P03).
             StoreError::Sqlx(sqlx::Error::Database(e)) => {
@@ -90,6 +94,24 @@ impl StoreError {
             _ => false,
         }
     }
+}
+
+/// `operation`, or [`StoreError::TimedOut`] once `deadline` has passed without its end.
+///
+/// Why: a database that stops answering without refusing (packets dropped on a dead link, a
+/// host gone without a reset) leaves a statement on an open connection waiting until the
+/// kernel gives the connection up, many minutes later; PostgreSQL's own `statement_timeout`
+/// runs on the server, which never hears of it. The pool's acquire timeout bounds only the
+/// wait for a connection. Dropping `operation` rolls its transaction back, unless its COMMIT
+/// was already sent: then the outcome is unknown to the caller, which must answer so (a
+/// retryable failure), and a retry with the same idempotency key finds what was stored.
+pub async fn within<T, E: From<StoreError>>(
+    deadline: Duration,
+    operation: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout(deadline, operation)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::TimedOut(deadline).into()))
 }
 
 /// "Rules once, dialect twice" (STYLE 15) for statements both dialects accept: runs `$body`
@@ -280,14 +302,18 @@ impl Database {
         migrations.run(self).await
     }
 
-    /// A cheap round trip, for readiness.
+    /// A cheap round trip, for readiness: an error when the database refuses, or does not
+    /// answer within the acquire timeout (a silent database is not ready either).
     pub async fn ping(&self) -> Result<(), StoreError> {
         const PROBE: &str = "SELECT 1";
-        match self {
-            Database::Postgres(db) => sqlx::query(PROBE).execute(&db.pool).await.map(|_| ())?,
-            Database::Sqlite(db) => sqlx::query(PROBE).execute(&db.reader).await.map(|_| ())?,
-        }
-        Ok(())
+        within(ACQUIRE_TIMEOUT, async {
+            match self {
+                Database::Postgres(db) => sqlx::query(PROBE).execute(&db.pool).await.map(|_| ())?,
+                Database::Sqlite(db) => sqlx::query(PROBE).execute(&db.reader).await.map(|_| ())?,
+            };
+            Ok::<_, StoreError>(())
+        })
+        .await
     }
 
     /// Whether the link to the database is encrypted, as the server sees it: `Some(true)` for

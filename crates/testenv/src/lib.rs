@@ -6,12 +6,14 @@
 //! unless `ECHO_REQUIRE_SERVICES=1` (set by `.ci/run`), which turns absence into a panic.
 
 mod ports;
+mod postgres;
 mod private;
 mod proxy;
 
 use std::net::{TcpStream, ToSocketAddrs};
 
 pub use ports::free_port;
+pub use postgres::PrivatePostgres;
 pub use private::{PrivateNats, PrivateRedis};
 pub use proxy::TcpProxy;
 use std::time::Duration;

@@ -81,7 +81,9 @@ pub fn service(
         revocations: deps.revocations,
         policy: deps.policy,
     };
-    let api = AuthApi::new(Arc::new(accounts), deps.trusted_proxies);
+    let accounts = Arc::new(accounts);
+    accounts.announce_revocations_after_cache_returns();
+    let api = AuthApi::new(accounts, deps.trusted_proxies);
     Ok(AuthServiceServer::new(api).max_decoding_message_size(max_request_bytes))
 }
 

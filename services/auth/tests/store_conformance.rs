@@ -32,6 +32,7 @@ macro_rules! backend {
                 sessions::rotate_refresh_cases,
                 sessions::concurrent_rotations_rotate_once,
                 sessions::revoke_sessions_only_except_all,
+                sessions::revoked_since_lists_recent_revocations,
                 accounts::set_password,
                 accounts::delete_account_removes_everything,
             );

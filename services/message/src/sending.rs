@@ -58,6 +58,7 @@ impl SendQueue {
                     store.clone(),
                     queued,
                     settings.max_batch.max(1),
+                    settings.commit_timeout,
                 ));
                 jobs
             })
@@ -105,11 +106,14 @@ impl SendQueue {
 }
 
 /// One committer: takes everything queued in its lane (up to `max_batch`), stores it in one transaction,
-/// answers each send, and goes again.
+/// answers each send, and goes again. A batch not stored within `commit_timeout` (a database
+/// that stopped answering) is given up and its sends answered UNAVAILABLE, so the lane moves
+/// on instead of waiting for the kernel to drop the connection.
 async fn commit_batches(
     store: Arc<dyn MessageStore>,
     mut queued: mpsc::Receiver<Job>,
     max_batch: usize,
+    commit_timeout: Duration,
 ) {
     let mut jobs = Vec::with_capacity(max_batch);
     loop {
@@ -127,7 +131,7 @@ async fn commit_batches(
                 trace_parent: job.trace_parent.as_deref(),
             })
             .collect();
-        let outcome = store.send_batch(&requests).await;
+        let outcome = echo_store::within(commit_timeout, store.send_batch(&requests)).await;
         drop(requests);
         match outcome {
             Ok(outcomes) => {
@@ -140,7 +144,11 @@ async fn commit_batches(
             Err(error) => {
                 let cause = error.to_string();
                 let unavailable = error.is_unavailable();
-                if unavailable {
+                if let StoreError::Database(echo_store::StoreError::TimedOut(_)) = error {
+                    // Given up, not refused: a COMMIT already sent may still land. Retries
+                    // with the same keys find out (idempotency).
+                    tracing::warn!(%error, sends = taken, "a batch of sends got no answer in time; outcome unknown");
+                } else if unavailable {
                     // An outage: each caller gets UNAVAILABLE with a retry hint; one line per
                     // batch, dozens a second, is an operator's warning, not a defect.
                     tracing::warn!(%error, sends = taken, "a batch of sends failed (database unavailable); none stored");

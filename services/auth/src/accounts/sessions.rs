@@ -1,6 +1,7 @@
 //! Sessions and the token pairs they are issued.
 
-use std::time::SystemTime;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use echo_proto::echo::events::v1::SessionEndReason;
@@ -10,6 +11,9 @@ use super::{Accounts, Client, Issued, after, now};
 use crate::domain::refresh::RefreshTokens;
 use crate::error::AuthError;
 use crate::store::{Account, Device, RefreshRecord, Session};
+
+/// How soon announcing revocations again is retried after it failed.
+const ANNOUNCE_RETRY: Duration = Duration::from_secs(1);
 
 impl Accounts {
     pub(super) fn new_session(
@@ -98,5 +102,70 @@ impl Accounts {
                 .await?;
         }
         Ok(ended)
+    }
+
+    /// Announces again every revocation an access token may still be alive for (sessions
+    /// revoked within the access-token lifetime), each for what is left of that lifetime:
+    /// recorded in the cache for processes that start later, and published. The database
+    /// is the durable record; the cache's copy is gone after a restart of Redis, and without
+    /// this a process that never heard of a logout would let its tokens through again.
+    pub(crate) async fn announce_revocations_again(&self) -> Result<usize, AuthError> {
+        let now = Utc::now();
+        let lifetime =
+            chrono::Duration::from_std(self.policy.access_ttl).unwrap_or(chrono::Duration::MAX);
+        let revoked = self
+            .store
+            .revoked_since(now.checked_sub_signed(lifetime).unwrap_or(now))
+            .await?;
+        for (session, revoked_at) in &revoked {
+            // A token is good through the second of its expiry: one more second.
+            let left = (*revoked_at + lifetime - now).to_std().unwrap_or_default();
+            self.revocations
+                .revoke(*session, left + Duration::from_secs(1))
+                .await?;
+        }
+        Ok(revoked.len())
+    }
+
+    /// Spawns the task that announces revocations again (see
+    /// [`Accounts::announce_revocations_again`]) now and after every return of the cache's
+    /// feed, retrying while that fails. It ends once these accounts are dropped (the service
+    /// stopped) and the feed is gone.
+    pub(crate) fn announce_revocations_after_cache_returns(self: &Arc<Self>) {
+        let accounts: Weak<Self> = Arc::downgrade(self);
+        let mut returns = self.revocations.feed_returns();
+        tokio::spawn(async move {
+            loop {
+                let Some(live) = accounts.upgrade() else {
+                    return;
+                };
+                let announced = live.announce_revocations_again().await;
+                drop(live);
+                let wait = match announced {
+                    Ok(count) => {
+                        if count > 0 {
+                            tracing::info!(count, "revocations announced again");
+                        }
+                        None
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot announce revocations again yet; retrying");
+                        Some(ANNOUNCE_RETRY)
+                    }
+                };
+                let returned = async {
+                    match wait {
+                        Some(retry) => tokio::select! {
+                            () = tokio::time::sleep(retry) => true,
+                            changed = returns.changed() => changed.is_ok(),
+                        },
+                        None => returns.changed().await.is_ok(),
+                    }
+                };
+                if !returned.await {
+                    return;
+                }
+            }
+        });
     }
 }

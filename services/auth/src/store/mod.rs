@@ -236,6 +236,13 @@ pub trait AuthStore: Send + Sync + 'static {
         reason: SessionEndReason,
     ) -> Result<Vec<Uuid>, StoreError>;
 
+    /// Every session revoked after `since`, with when: the revocations an access token may
+    /// still be alive for, to announce again after the cache lost them.
+    async fn revoked_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
+
     /// Atomically exchange a refresh token: if `old_hash` is current and unexpired and its
     /// session is active, mark it rotated AT `new.issued_at`, store `new` under the old
     /// token's session (`new.session_id` is ignored: the caller knows only the hash), touch

@@ -302,6 +302,18 @@ impl AuthStore for PostgresAuthStore {
         Ok(revoked.into_iter().map(|(session, _)| session).collect())
     }
 
+    async fn revoked_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT session_id, revoked_at FROM sessions WHERE revoked_at > $1")
+                .bind(since)
+                .fetch_all(&self.db.pool)
+                .await?,
+        )
+    }
+
     async fn rotate_refresh(
         &self,
         old_hash: &[u8],

@@ -7,7 +7,7 @@
 //! times as unix microseconds (see the migration).
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
 use echo_proto::echo::events::v1::SessionEndReason;
 
@@ -312,6 +312,20 @@ impl AuthStore for SqliteAuthStore {
         }
         self.outbox.commit(tx).await?;
         Ok(revoked.into_iter().map(|(session, _)| session).collect())
+    }
+
+    async fn revoked_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query("SELECT session_id, revoked_at FROM sessions WHERE revoked_at > $1")
+            .bind(micros(since))
+            .fetch_all(&self.db.reader)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((uuid(row, "session_id")?, time(row, "revoked_at")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     async fn rotate_refresh(

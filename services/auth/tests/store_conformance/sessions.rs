@@ -269,3 +269,45 @@ pub async fn revoke_sessions_only_except_all(env: &Env) {
     // calls that revoked nothing.
     assert_eq!(env.outbox_ids().await.len(), events_before + 4);
 }
+
+/// revoked_since lists every session revoked after the instant, with when it was revoked
+/// (what the auth service announces again after the cache lost its revocations), and no
+/// active session.
+pub async fn revoked_since_lists_recent_revocations(env: &Env) {
+    let (account, active, _) = registered(env, PHONE).await;
+    let (early, _) = signed_in(env, account.user_id).await;
+    let (late, _) = signed_in(env, account.user_id).await;
+    let store = &env.store;
+    let revoke = |session: Uuid| {
+        store.revoke_sessions(
+            account.user_id,
+            Some(session),
+            None,
+            SessionEndReason::Revoked,
+        )
+    };
+    revoke(early.session_id).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    revoke(late.session_id).await.unwrap();
+
+    let recent = store.revoked_since(between).await.unwrap();
+    let revoked_at = store
+        .session(late.session_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at;
+    assert_eq!(recent, [(late.session_id, revoked_at.unwrap())]);
+    let mut all: Vec<Uuid> = store
+        .revoked_since(between - Duration::minutes(1))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(session, _)| session)
+        .collect();
+    all.sort();
+    assert_eq!(all, [early.session_id, late.session_id]);
+    assert!(!all.contains(&active.session_id));
+}
