@@ -74,10 +74,19 @@ pub fn url(server: Server) -> Option<String> {
 
 /// A name unique to this call, safe as a Postgres schema, a NATS subject token or a Redis key
 /// prefix: lowercase letters, digits and underscores, starting with `prefix`.
+///
+/// Unique by construction, not by a random draw: the time in milliseconds (which also sorts
+/// runs together), this process's id (no two live processes share one) and a per-process
+/// counter. A process id comes back only after the kernel has cycled through every other, so
+/// the same (time, id) pair would need a second process with that id in the same millisecond.
 pub fn unique_name(prefix: &str) -> String {
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    // The tail of a v7 id is random; the head is the timestamp, which sorts runs together.
-    format!("{prefix}_{}_{}", &id[..12], &id[20..])
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis();
+    format!("{prefix}_{millis:x}_{:x}_{count:x}", std::process::id())
 }
 
 fn reachable(url: &str) -> bool {
