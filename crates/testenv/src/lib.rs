@@ -86,7 +86,7 @@ pub fn unique_name(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("the clock is after 1970")
         .as_millis();
-    format!("{prefix}_{millis:x}_{:x}_{count:x}", std::process::id())
+    format!("{prefix}_{millis:012x}_{:x}_{count:x}", std::process::id())
 }
 
 fn reachable(url: &str) -> bool {
