@@ -2,7 +2,8 @@
 """Delete the JetStream streams tests left on a NATS server: `python3 scripts/drop-test-streams.py`.
 
 Tests on the real backends isolate themselves with a subject prefix from
-`echo_testenv::unique_name("t")`, so their streams are named `T_<time>_<id>_ECHO_<SERVICE>`;
+`echo_testenv::unique_name("t")` (or, in the web and Python client tests, `t_web_…`,
+`t_pyjourney_…`), so their streams are named `T_<…>_ECHO_<SERVICE>`;
 they are not deleted when a test ends (a killed test could not anyway), and the shared server
 would collect hundreds per CI run. CI runs this before the tests, beside dropping the test
 schemas. Only names of that shape are touched; any other stream stays. Speaks the NATS client
@@ -19,7 +20,7 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
-TEST_STREAM = re.compile(r"^T_[0-9A-F]+_[0-9A-F_]+_ECHO_[A-Z]+$")
+TEST_STREAM = re.compile(r"^T_[0-9A-Z_]+_ECHO_[A-Z]+$")
 INBOX = "_INBOX.drop_test_streams"
 
 

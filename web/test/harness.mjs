@@ -128,7 +128,8 @@ function reachable(port) {
 /** The shared servers' environment for an isolated echo, or null when one is down. */
 async function realBackends() {
   if (!(await reachable(5432)) || !(await reachable(4222)) || !(await reachable(6379))) return null;
-  const isolation = `t_web${randomBytes(5).toString("hex")}`;
+  // Unique by construction: the time and this process (one real echo per test process).
+  const isolation = `t_web_${Date.now().toString(16).padStart(12, "0")}_${process.pid.toString(16)}`;
   const key = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" });
   return {
     isolation,

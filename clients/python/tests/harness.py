@@ -3,7 +3,7 @@ webhook that receives its OTP codes, and a TCP proxy that can cut a connection.
 
 `echo` runs as CI's binary does: embedded (SQLite in a temporary directory, in-process bus,
 in-memory cache) or on the shared PostgreSQL, NATS and Redis (production mode, isolated by a
-schema, subject and key prefix of its own: `t_pyjourney_<random>`, which CI's clean-up of
+schema, subject and key prefix of its own: `t_pyjourney_<time>_<pid>_<n>`, which CI's clean-up of
 leftover `t_` schemas also covers). Nothing from the caller's ECHO_* environment leaks in.
 """
 
@@ -12,17 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
+import itertools
 import json
 import os
 import secrets
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 WAIT = 30.0  # seconds for any one expectation
 ACCESS_TOKEN_TTL = 3  # seconds: the journey outlives several tokens
+_ISOLATIONS = itertools.count()  # this process's isolations, for names unique by construction
 
 # Where the shared servers are: the same variables and defaults as crates/testenv.
 SERVERS = {
@@ -132,7 +135,8 @@ class Echo:
         self.port, admin, internal = ports
         self.target = f"127.0.0.1:{self.port}"
         self.backend = backend
-        self.isolation = f"t_pyjourney_{secrets.token_hex(6)}"
+        # Unique by construction: the time, this process and a count within it.
+        self.isolation = f"t_pyjourney_{int(time.time() * 1000):012x}_{os.getpid():x}_{next(_ISOLATIONS):x}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ECHO_")}
         env.update(
             ECHO_AUTH__OTP_SENDER=otp_url,
