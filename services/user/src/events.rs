@@ -144,12 +144,12 @@ pub fn accounts_consumer() -> ConsumerSpec {
 /// Applies `user_registered` (create or complete the profile) and `user_deleted` (erase the
 /// user's profile, contacts, requests and blocks) in the consumer's transaction.
 pub struct AccountEvents {
-    store: Arc<dyn UserStore>,
+    store: Arc<UserStore>,
 }
 
 impl AccountEvents {
     /// Applies account events to `store`.
-    pub fn new(store: Arc<dyn UserStore>) -> Self {
+    pub fn new(store: Arc<UserStore>) -> Self {
         Self { store }
     }
 }

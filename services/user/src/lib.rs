@@ -27,7 +27,7 @@ pub use api::UserApi;
 /// Everything UserService needs, built by the binary (or the testkit).
 pub struct UserDeps {
     /// Storage (writes its events to the service's outbox).
-    pub store: Arc<dyn store::UserStore>,
+    pub store: Arc<store::UserStore>,
     /// Rate limits.
     pub cache: Arc<dyn Cache>,
 }
@@ -43,7 +43,7 @@ pub fn service(deps: UserDeps, max_request_bytes: usize) -> UserServiceServer<Us
 }
 
 /// The durable consumers UserService runs, with their handlers: auth's account events.
-pub fn consumers(store: Arc<dyn store::UserStore>) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
+pub fn consumers(store: Arc<store::UserStore>) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
     vec![(
         events::accounts_consumer(),
         Arc::new(events::AccountEvents::new(store)),

@@ -28,7 +28,7 @@ const REGISTRATION_POLL: Duration = Duration::from_millis(20);
 
 /// The user service's rules over its store.
 pub struct People {
-    pub(crate) store: Arc<dyn UserStore>,
+    pub(crate) store: Arc<UserStore>,
     pub(crate) limits: Limits,
 }
 

@@ -13,9 +13,7 @@ use echo_proto::echo::events::v1 as events;
 use echo_store::Database;
 pub use echo_store::testing::TestBackend as Backend;
 use echo_store::testing::{Arg, TestDatabase, text};
-use echo_user::store::{
-    PostgresUserStore, Profile, ProfileChange, Registration, SqliteUserStore, UserStore,
-};
+use echo_user::store::{Profile, ProfileChange, Registration, UserStore};
 use prost::Message;
 use uuid::Uuid;
 
@@ -30,7 +28,7 @@ pub struct Appended {
 
 /// One isolated database and the store under test on it.
 pub struct Env {
-    pub store: Arc<dyn UserStore>,
+    pub store: Arc<UserStore>,
     pub test_db: TestDatabase,
 }
 
@@ -40,10 +38,7 @@ impl Env {
         let migrations = [&echo_bus::migrations(), &echo_user::migrations()];
         let test_db = TestDatabase::open(backend, "user", &migrations).await?;
         let outbox = Outbox::new("user", test_db.db.clone());
-        let store: Arc<dyn UserStore> = match &test_db.db {
-            Database::Postgres(pg) => Arc::new(PostgresUserStore::new(pg.clone(), outbox)),
-            Database::Sqlite(sqlite) => Arc::new(SqliteUserStore::new(sqlite.clone(), outbox)),
-        };
+        let store = Arc::new(UserStore::new(test_db.db.clone(), outbox));
         Some(Env { store, test_db })
     }
 
