@@ -12,6 +12,9 @@ use reqwest::header::{HeaderMap, HeaderValue};
 const ALLOWED: &str = "https://app.example";
 const HEALTH: &str = "/grpc.health.v1.Health/Check";
 
+/// Request headers as sent: names and raw bytes (some are not valid text on purpose).
+type Headers<'a> = Vec<(&'a str, &'a [u8])>;
+
 async fn mesh() -> TestMesh {
     TestMesh::start_with(Backend::Embedded, "all", |config| {
         config.cors_allowed_origins = vec![ALLOWED.into()];
@@ -130,7 +133,7 @@ async fn odd_preflights_get_a_clean_answer_and_the_port_serves_on() {
     let mesh = mesh().await;
     let origin: (&str, &[u8]) = ("origin", ALLOWED.as_bytes());
     let long_list = vec!["x-h"; 5_000].join(",");
-    let cases: Vec<(&str, &str, Vec<(&str, &[u8])>)> = vec![
+    let cases: Vec<(&str, &str, Headers)> = vec![
         // OPTIONS without Access-Control-Request-Method is not a preflight.
         ("no request method", HEALTH, vec![origin]),
         (
