@@ -94,7 +94,7 @@ pub struct Client {
 
 /// The auth domain.
 pub struct Accounts {
-    pub(crate) store: Arc<dyn AuthStore>,
+    pub(crate) store: Arc<AuthStore>,
     pub(crate) hasher: PasswordHasher,
     pub(crate) codes: OtpCodes,
     pub(crate) sender: Arc<dyn OtpSender>,

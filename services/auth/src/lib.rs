@@ -39,7 +39,7 @@ pub const PUBLIC_METHODS: &[&str] = &[
 /// Everything AuthService needs, built by the binary (or the testkit).
 pub struct AuthDeps {
     /// Storage (writes its events to the service's outbox).
-    pub store: Arc<dyn store::AuthStore>,
+    pub store: Arc<store::AuthStore>,
     /// Rate limits.
     pub cache: Arc<dyn Cache>,
     /// Signing key (required) and accepted public keys.

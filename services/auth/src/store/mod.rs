@@ -1,23 +1,21 @@
-//! AuthService's storage seam: one trait, a PostgreSQL and a SQLite implementation, one
-//! conformance suite (`tests/store_conformance.rs`).
+//! AuthService's storage: one store whose scripts run on PostgreSQL and SQLite alike, one
+//! conformance suite (`tests/store_conformance.rs`) run on both.
 //!
 //! Every method that changes what other services must learn about (an account created or
-//! deleted) takes the [`Event`] to publish and appends it to the outbox in the SAME transaction
-//! as the change. Secrets never reach this layer in the clear: passwords arrive as argon2id
-//! PHC strings, OTP codes and refresh tokens as keyed/SHA-256 hashes.
+//! deleted) takes the [`Event`](echo_bus::Event) to publish and appends it to the outbox in the
+//! SAME transaction as the change. Secrets never reach this layer in the clear: passwords arrive
+//! as argon2id PHC strings, OTP codes and refresh tokens as keyed/SHA-256 hashes.
 
-mod postgres;
-mod sqlite;
+mod accounts;
+mod codec;
+mod otp;
+mod rotation;
+mod sessions;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use echo_bus::{Event, Outbox};
-use echo_proto::echo::events::v1::SessionEndReason;
+use echo_bus::Outbox;
 use echo_store::Database;
 use uuid::Uuid;
-
-pub use postgres::PostgresAuthStore;
-pub use sqlite::SqliteAuthStore;
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -162,113 +160,29 @@ pub enum Rotation {
     Invalid,
 }
 
-/// AuthService storage.
-#[async_trait]
-pub trait AuthStore: Send + Sync + 'static {
-    /// The account with this phone, if any.
-    async fn account_by_phone(&self, phone: &str) -> Result<Option<Account>, StoreError>;
-    /// The account with this id, if any.
-    async fn account_by_id(&self, user_id: Uuid) -> Result<Option<Account>, StoreError>;
+/// AuthService storage on either backend: each operation is one transaction script (read,
+/// refusals in contract order, writes, the outbox event) written once over `echo_store`'s
+/// per-backend connections, with the shared encodings of `codec` (STYLE 15). The scripts live
+/// by concept: `accounts` (accounts, pending registrations, deletion), `otp`, `sessions`
+/// (opening, listing, revocation), `rotation` (the refresh-token exchange).
+///
+/// A concrete type rather than a trait with one implementation per backend: there is one
+/// implementation now, so callers hold `Arc<AuthStore>` and the conformance suite runs it on
+/// both backends.
+#[derive(Clone)]
+pub struct AuthStore {
+    db: Database,
+    outbox: Outbox,
+}
 
-    /// Remember (or replace) a registration until its phone is verified.
-    async fn put_pending_registration(
-        &self,
-        pending: &PendingRegistration,
-    ) -> Result<(), StoreError>;
-    /// The pending registration for this phone, if any.
-    async fn pending_registration(
-        &self,
-        phone: &str,
-    ) -> Result<Option<PendingRegistration>, StoreError>;
-
-    /// Store a new code for (phone, purpose), replacing any earlier one.
-    async fn put_otp(
-        &self,
-        phone: &str,
-        purpose: OtpPurpose,
-        otp: &StoredOtp,
-    ) -> Result<(), StoreError>;
-    /// The stored code for (phone, purpose), expired or not (the caller tells expiry apart).
-    async fn otp(&self, phone: &str, purpose: OtpPurpose) -> Result<Option<StoredOtp>, StoreError>;
-    /// Count one wrong guess; returns the attempts so far.
-    async fn record_otp_failure(&self, phone: &str, purpose: OtpPurpose)
-    -> Result<i32, StoreError>;
-    /// Delete the code (used, or exhausted). True if it existed: a code works at most once.
-    async fn consume_otp(&self, phone: &str, purpose: OtpPurpose) -> Result<bool, StoreError>;
-
-    /// Atomically: create the account from the pending registration (deleting it), open the
-    /// first session, store its refresh token, and append `event` (user registered).
-    /// `Conflict` if the phone already has an account.
-    async fn create_account(
-        &self,
-        account: &Account,
-        session: &Session,
-        refresh: &RefreshRecord,
-        event: &Event,
-    ) -> Result<(), StoreError>;
-
-    /// Atomically open a session with its first refresh token.
-    async fn open_session(
-        &self,
-        session: &Session,
-        refresh: &RefreshRecord,
-    ) -> Result<(), StoreError>;
-    /// The session, if it exists.
-    async fn session(&self, session_id: Uuid) -> Result<Option<Session>, StoreError>;
-    /// A user's sessions that are not revoked, ordered by session id, after `after`, at most
-    /// `limit`.
-    async fn active_sessions(
-        &self,
-        user_id: Uuid,
-        after: Option<Uuid>,
-        limit: i64,
-    ) -> Result<Vec<Session>, StoreError>;
-    /// How many active sessions a user has (the device cap).
-    async fn count_active_sessions(&self, user_id: Uuid) -> Result<i64, StoreError>;
-    /// Revoke sessions of `user_id` (all of them, or only `only`, or all except `except`),
-    /// appending one `SessionRevoked` event (with `reason`) per session in the same
-    /// transaction; returns the ids revoked now (already revoked ones are not repeated).
-    async fn revoke_sessions(
-        &self,
-        user_id: Uuid,
-        only: Option<Uuid>,
-        except: Option<Uuid>,
-        reason: SessionEndReason,
-    ) -> Result<Vec<Uuid>, StoreError>;
-
-    /// Every session revoked after `since`, with when: the revocations an access token may
-    /// still be alive for, to announce again after the cache lost them.
-    async fn revoked_since(
-        &self,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
-
-    /// Atomically exchange a refresh token: if `old_hash` is current and unexpired and its
-    /// session is active, mark it rotated AT `new.issued_at`, store `new` under the old
-    /// token's session (`new.session_id` is ignored: the caller knows only the hash), touch
-    /// the session (`last_ip`); see [`Rotation`] for the other cases. Concurrent calls with
-    /// the same token: exactly one rotates.
-    async fn rotate_refresh(
-        &self,
-        old_hash: &[u8],
-        new: &RefreshRecord,
-        ip: Option<&str>,
-    ) -> Result<Rotation, StoreError>;
-
-    /// Set a new password hash.
-    async fn set_password(&self, user_id: Uuid, password_hash: &str) -> Result<(), StoreError>;
-
-    /// Atomically delete the account with its sessions, tokens and codes, and append `event`
-    /// (user deleted). Returns the session ids that were active (to revoke them everywhere).
-    async fn delete_account(&self, user_id: Uuid, event: &Event) -> Result<Vec<Uuid>, StoreError>;
+impl AuthStore {
+    /// The store on `db` (auth and bus migrations applied), appending events to `outbox`.
+    pub fn new(db: Database, outbox: Outbox) -> Self {
+        Self { db, outbox }
+    }
 }
 
 /// The store for `db` (whose auth and bus migrations have run), writing events to `outbox`.
-pub fn for_database(db: &Database, outbox: Outbox) -> std::sync::Arc<dyn AuthStore> {
-    match db {
-        Database::Postgres(pg) => std::sync::Arc::new(PostgresAuthStore::new(pg.clone(), outbox)),
-        Database::Sqlite(sqlite) => {
-            std::sync::Arc::new(SqliteAuthStore::new(sqlite.clone(), outbox))
-        }
-    }
+pub fn for_database(db: &Database, outbox: Outbox) -> std::sync::Arc<AuthStore> {
+    std::sync::Arc::new(AuthStore::new(db.clone(), outbox))
 }

@@ -7,18 +7,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use echo_auth::store::{
-    Account, AuthStore, Device, PostgresAuthStore, RefreshRecord, Session, SqliteAuthStore,
-};
+use echo_auth::store::{Account, AuthStore, Device, RefreshRecord, Session};
 use echo_bus::{Event, Outbox};
-use echo_store::Database;
 use echo_store::testing::TestDatabase;
 pub use echo_store::testing::{Arg, TestBackend as Backend, text};
 use uuid::Uuid;
 
 /// One isolated database and the store under test on it.
 pub struct Env {
-    pub store: Arc<dyn AuthStore>,
+    pub store: Arc<AuthStore>,
     pub test_db: TestDatabase,
 }
 
@@ -28,10 +25,7 @@ impl Env {
         let migrations = [&echo_bus::migrations(), &echo_auth::migrations()];
         let test_db = TestDatabase::open(backend, "auth", &migrations).await?;
         let outbox = Outbox::new("auth", test_db.db.clone());
-        let store: Arc<dyn AuthStore> = match &test_db.db {
-            Database::Postgres(pg) => Arc::new(PostgresAuthStore::new(pg.clone(), outbox)),
-            Database::Sqlite(sqlite) => Arc::new(SqliteAuthStore::new(sqlite.clone(), outbox)),
-        };
+        let store = echo_auth::store::for_database(&test_db.db, outbox);
         Some(Env { store, test_db })
     }
 

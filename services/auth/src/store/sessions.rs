@@ -1,0 +1,176 @@
+//! Sessions: opening one with its first refresh token, reading them, revoking them. One script
+//! per operation for both backends; the refresh-token exchange is in `rotation`.
+
+use chrono::{DateTime, Utc};
+use echo_bus::Outbox;
+use echo_proto::echo::events::v1::SessionEndReason;
+use echo_store::{Tx, with_db, with_tx};
+use uuid::Uuid;
+
+use super::codec::{At, Id, SessionRow, now, session_columns};
+use super::{AuthStore, RefreshRecord, Session, StoreError};
+use crate::events;
+
+impl AuthStore {
+    /// Atomically open a session with its first refresh token.
+    pub async fn open_session(
+        &self,
+        session: &Session,
+        refresh: &RefreshRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        insert(&mut tx, session, refresh).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The session, if it exists.
+    pub async fn session(&self, session_id: Uuid) -> Result<Option<Session>, StoreError> {
+        let row: Option<SessionRow> = with_db!(&self.db, read, |c| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE session_id = $1"
+            ))
+            .bind(Id(session_id))
+            .fetch_optional(c)
+            .await
+        })?;
+        Ok(row.map(Session::from))
+    }
+
+    /// A user's sessions that are not revoked, ordered by session id, after `after`, at most
+    /// `limit`.
+    pub async fn active_sessions(
+        &self,
+        user_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows: Vec<SessionRow> = with_db!(&self.db, read, |c| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+                  AND ($2 IS NULL OR session_id > $2) ORDER BY session_id LIMIT $3"
+            ))
+            .bind(Id(user_id))
+            .bind(after.map(Id))
+            .bind(limit.max(0))
+            .fetch_all(c)
+            .await
+        })?;
+        Ok(rows.into_iter().map(Session::from).collect())
+    }
+
+    /// How many active sessions a user has (the device cap).
+    pub async fn count_active_sessions(&self, user_id: Uuid) -> Result<i64, StoreError> {
+        Ok(with_db!(&self.db, read, |c| {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(Id(user_id))
+            .fetch_one(c)
+            .await
+        })?)
+    }
+
+    /// Revoke sessions of `user_id` (all of them, or only `only`, or all except `except`),
+    /// appending one `SessionRevoked` event (with `reason`) per session in the same
+    /// transaction; returns the ids revoked now (already revoked ones are not repeated).
+    pub async fn revoke_sessions(
+        &self,
+        user_id: Uuid,
+        only: Option<Uuid>,
+        except: Option<Uuid>,
+        reason: SessionEndReason,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.db.begin().await?;
+        // One statement: on PostgreSQL a session a concurrent call revoked first is skipped
+        // after its row lock is released (`revoked_at IS NULL` is re-checked); on SQLite the
+        // writer runs one call at a time. Either way no id is reported twice.
+        let mut revoked: Vec<(Id, Id)> = with_tx!(&mut tx, |c| {
+            sqlx::query_as(
+                "UPDATE sessions SET revoked_at = $4 \
+                 WHERE user_id = $1 AND revoked_at IS NULL \
+                   AND ($2 IS NULL OR session_id = $2) \
+                   AND ($3 IS NULL OR session_id <> $3) \
+                 RETURNING session_id, device_id",
+            )
+            .bind(Id(user_id))
+            .bind(only.map(Id))
+            .bind(except.map(Id))
+            .bind(now())
+            .fetch_all(c)
+            .await
+        })?;
+        revoked.sort_unstable();
+        for (Id(session), Id(device)) in &revoked {
+            let event = events::session_revoked(user_id, *session, *device, reason);
+            Outbox::append(&mut tx, &event).await?;
+        }
+        self.outbox.commit(tx).await?;
+        Ok(revoked
+            .into_iter()
+            .map(|(Id(session), _)| session)
+            .collect())
+    }
+
+    /// Every session revoked after `since`, with when: the revocations an access token may
+    /// still be alive for, to announce again after the cache lost them.
+    pub async fn revoked_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
+        let rows: Vec<(Id, At)> = with_db!(&self.db, read, |c| {
+            sqlx::query_as("SELECT session_id, revoked_at FROM sessions WHERE revoked_at > $1")
+                .bind(At(since))
+                .fetch_all(c)
+                .await
+        })?;
+        Ok(rows.into_iter().map(|(Id(id), At(at))| (id, at)).collect())
+    }
+}
+
+/// Insert a session and its first refresh token (inside the caller's transaction).
+pub(super) async fn insert(
+    tx: &mut Tx,
+    session: &Session,
+    refresh: &RefreshRecord,
+) -> Result<(), sqlx::Error> {
+    with_tx!(&mut *tx, |c| {
+        sqlx::query(concat!(
+            "INSERT INTO sessions (",
+            session_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(Id(session.session_id))
+        .bind(Id(session.user_id))
+        .bind(Id(session.device_id))
+        .bind(&session.device.name)
+        .bind(session.device.platform)
+        .bind(&session.device.app_version)
+        .bind(At(session.created_at))
+        .bind(At(session.last_active_at))
+        .bind(&session.last_ip)
+        .bind(session.revoked_at.map(At))
+        .execute(c)
+        .await
+        .map(|_| ())
+    })?;
+    with_tx!(&mut *tx, |c| {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at, \
+             rotated_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&refresh.token_hash)
+        .bind(Id(session.session_id))
+        .bind(At(refresh.issued_at))
+        .bind(At(refresh.expires_at))
+        .bind(refresh.rotated_at.map(At))
+        .execute(c)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
