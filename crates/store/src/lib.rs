@@ -8,6 +8,7 @@
 //! (`_echo_migrations_<name>`), so migration sets never collide.
 
 mod migrate;
+pub mod native;
 mod postgres;
 mod sqlite;
 pub mod sqlite_rows;

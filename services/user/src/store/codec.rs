@@ -1,123 +1,14 @@
-//! The encodings and primitives every store script shares, so each script is written once
-//! over both backends (STYLE 15).
-//!
-//! The user schema predates the shared `echo_store` encodings (migrations stay as they are):
-//! PostgreSQL keeps ids as `uuid` and times as `timestamptz`, SQLite ids as hyphenated
-//! lowercase TEXT (which sorts like the UUID's bytes, so pages follow PostgreSQL's order) and
-//! times as INTEGER unix microseconds (PostgreSQL's precision). [`Id`] and [`At`] bind and
-//! decode each backend's way, so one `sqlx::query(SQL).bind(Id(user))` serves both inside
-//! `echo_store::with_tx!` / `with_db!`.
+//! The primitives every user store script shares, so each script is written once over both
+//! backends (STYLE 15). The user schema keeps ids and times in each backend's native types
+//! (migrations stay as they are): [`Id`] and [`At`] from `echo_store::native` bind and decode
+//! them each backend's way.
 
-use chrono::{DateTime, Utc};
+pub(crate) use echo_store::native::{At, Id, for_update};
 use echo_store::{Tx, with_tx};
-use sqlx::encode::IsNull;
-use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
-use sqlx::sqlite::{SqliteArgumentsBuffer, SqliteTypeInfo, SqliteValueRef};
-use sqlx::{AssertSqlSafe, Decode, Encode, Postgres, Sqlite, Type};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::StoreError;
-
-/// A user or request id as stored: `uuid` on PostgreSQL, hyphenated TEXT on SQLite.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Id(pub Uuid);
-
-/// A time as stored: `timestamptz` on PostgreSQL, unix microseconds on SQLite.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct At(pub DateTime<Utc>);
-
-impl Type<Postgres> for Id {
-    fn type_info() -> PgTypeInfo {
-        <Uuid as Type<Postgres>>::type_info()
-    }
-
-    fn compatible(ty: &PgTypeInfo) -> bool {
-        <Uuid as Type<Postgres>>::compatible(ty)
-    }
-}
-
-impl Encode<'_, Postgres> for Id {
-    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <Uuid as Encode<Postgres>>::encode_by_ref(&self.0, buf)
-    }
-}
-
-impl<'r> Decode<'r, Postgres> for Id {
-    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
-        <Uuid as Decode<Postgres>>::decode(value).map(Id)
-    }
-}
-
-impl Type<Sqlite> for Id {
-    fn type_info() -> SqliteTypeInfo {
-        <String as Type<Sqlite>>::type_info()
-    }
-
-    fn compatible(ty: &SqliteTypeInfo) -> bool {
-        <String as Type<Sqlite>>::compatible(ty)
-    }
-}
-
-impl Encode<'_, Sqlite> for Id {
-    fn encode_by_ref(&self, buf: &mut SqliteArgumentsBuffer) -> Result<IsNull, BoxDynError> {
-        <String as Encode<Sqlite>>::encode(self.0.hyphenated().to_string(), buf)
-    }
-}
-
-impl<'r> Decode<'r, Sqlite> for Id {
-    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
-        let text = <&str as Decode<Sqlite>>::decode(value)?;
-        Ok(Id(Uuid::parse_str(text)?))
-    }
-}
-
-impl Type<Postgres> for At {
-    fn type_info() -> PgTypeInfo {
-        <DateTime<Utc> as Type<Postgres>>::type_info()
-    }
-
-    fn compatible(ty: &PgTypeInfo) -> bool {
-        <DateTime<Utc> as Type<Postgres>>::compatible(ty)
-    }
-}
-
-impl Encode<'_, Postgres> for At {
-    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <DateTime<Utc> as Encode<Postgres>>::encode_by_ref(&self.0, buf)
-    }
-}
-
-impl<'r> Decode<'r, Postgres> for At {
-    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
-        <DateTime<Utc> as Decode<Postgres>>::decode(value).map(At)
-    }
-}
-
-impl Type<Sqlite> for At {
-    fn type_info() -> SqliteTypeInfo {
-        <i64 as Type<Sqlite>>::type_info()
-    }
-
-    fn compatible(ty: &SqliteTypeInfo) -> bool {
-        <i64 as Type<Sqlite>>::compatible(ty)
-    }
-}
-
-impl Encode<'_, Sqlite> for At {
-    fn encode_by_ref(&self, buf: &mut SqliteArgumentsBuffer) -> Result<IsNull, BoxDynError> {
-        <i64 as Encode<Sqlite>>::encode(self.0.timestamp_micros(), buf)
-    }
-}
-
-impl<'r> Decode<'r, Sqlite> for At {
-    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
-        let micros = <i64 as Decode<Sqlite>>::decode(value)?;
-        DateTime::from_timestamp_micros(micros)
-            .map(At)
-            .ok_or_else(|| format!("time {micros} is out of range").into())
-    }
-}
 
 /// How [`lock_pair`] holds the two profile rows on PostgreSQL.
 #[derive(Clone, Copy, Debug)]
@@ -160,16 +51,6 @@ pub(crate) async fn lock_pair(
         .into_iter()
         .filter_map(|(Id(id), live)| live.then_some(id))
         .collect())
-}
-
-/// `select` with its rows locked for update on PostgreSQL, for a script that reads a row and
-/// then writes it (at READ COMMITTED a racing call could change it in between); unchanged on
-/// SQLite, where the script's write transaction already excludes every other writer.
-pub(crate) fn for_update(tx: &Tx, select: &str) -> AssertSqlSafe<String> {
-    AssertSqlSafe(match tx {
-        Tx::Postgres(_) => format!("{select} FOR UPDATE"),
-        Tx::Sqlite(_) => select.to_owned(),
-    })
 }
 
 /// Rolls `tx` back (on SQLite freeing the writer at once) and answers `refusal`.
