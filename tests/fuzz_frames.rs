@@ -35,9 +35,8 @@ use std::time::Instant;
 
 use cases::{Damage, TRANSPORTS, Transport, fault, send};
 use common::frames::Answer;
-use common::rpcs::{descriptors, targets};
+use common::rpcs::{assert_survived, descriptors, targets};
 use common::users::known_user;
-use echo_proto::echo::user::v1 as user_pb;
 use echo_testkit::{Backend, TestMesh};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -128,20 +127,7 @@ async fn damaged_framing_of_every_rpc_gets_a_considered_answer_on_both_backends(
             descriptors.rpcs.len(),
             started.elapsed()
         );
-        let alive = mesh
-            .user_as(&others[0])
-            .get_me(user_pb::GetMeRequest {})
-            .await;
-        assert!(
-            alive.is_ok(),
-            "{backend:?}: the server answers afterwards: {alive:?}"
-        );
-        assert!(
-            faults.is_empty(),
-            "{backend:?}: {} unconsidered answers:\n{}",
-            faults.len(),
-            faults.join("\n")
-        );
+        assert_survived(&mesh, &others[0], backend, &faults).await;
         mesh.shutdown().await;
     }
 }

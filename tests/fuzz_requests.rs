@@ -23,9 +23,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::rpcs::{Descriptors, Rpc, Targets, descriptors, status, targets};
+use common::rpcs::{Descriptors, Rpc, Targets, assert_survived, descriptors, status, targets};
 use common::users::known_user;
-use echo_proto::echo::user::v1 as user_pb;
 use echo_testkit::{Backend, TestMesh};
 use prost::encoding::{self, WireType};
 use prost_types::field_descriptor_proto::{Label, Type};
@@ -319,20 +318,7 @@ async fn no_generated_or_damaged_request_gets_an_unconsidered_answer_on_both_bac
             descriptors.rpcs.len()
         );
         // Still serving, and Ada still signed in unless a generated Logout ended her session.
-        let alive = mesh
-            .user_as(&others[0])
-            .get_me(user_pb::GetMeRequest {})
-            .await;
-        assert!(
-            alive.is_ok(),
-            "{backend:?}: the server answers afterwards: {alive:?}"
-        );
-        assert!(
-            faults.is_empty(),
-            "{backend:?}: {} unconsidered answers:\n{}",
-            faults.len(),
-            faults.join("\n")
-        );
+        assert_survived(&mesh, &others[0], backend, &faults).await;
         mesh.shutdown().await;
     }
 }

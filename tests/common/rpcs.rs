@@ -407,3 +407,24 @@ pub async fn targets(
         contact_request: request.contact_request_id,
     }
 }
+
+/// The end of a fuzz run (tests/fuzz_requests.rs, tests/fuzz_frames.rs): the server still
+/// answers `user` afterwards, and no answer was left unconsidered.
+pub async fn assert_survived(
+    mesh: &TestMesh,
+    user: &SignedIn,
+    backend: echo_testkit::Backend,
+    faults: &[String],
+) {
+    let alive = mesh.user_as(user).get_me(user_pb::GetMeRequest {}).await;
+    assert!(
+        alive.is_ok(),
+        "{backend:?}: the server answers afterwards: {alive:?}"
+    );
+    assert!(
+        faults.is_empty(),
+        "{backend:?}: {} unconsidered answers:\n{}",
+        faults.len(),
+        faults.join("\n")
+    );
+}
