@@ -33,6 +33,7 @@ macro_rules! backend {
                 sessions::concurrent_rotations_rotate_once,
                 sessions::revoke_sessions_only_except_all,
                 sessions::revoked_since_lists_recent_revocations,
+                sessions::revoked_since_lists_sessions_of_deleted_accounts,
                 accounts::set_password,
                 accounts::delete_account_removes_everything,
             );

@@ -185,6 +185,27 @@ impl AuthStore {
             .filter_map(|(Id(id), revoked_at)| revoked_at.is_none().then_some(id))
             .collect();
         active.sort_unstable();
+        // Their revocation outlives the rows: revoked_since must still list them if the cache
+        // loses its copy while their access tokens live (a day is far beyond that; older
+        // entries go now).
+        let ended = now();
+        with_tx!(&mut tx, |c| {
+            sqlx::query("DELETE FROM ended_sessions WHERE revoked_at < $1")
+                .bind(At(ended.0 - chrono::Duration::days(1)))
+                .execute(c)
+                .await
+                .map(|_| ())
+        })?;
+        for session in &active {
+            with_tx!(&mut tx, |c| {
+                sqlx::query("INSERT INTO ended_sessions (session_id, revoked_at) VALUES ($1, $2)")
+                    .bind(Id(*session))
+                    .bind(ended)
+                    .execute(c)
+                    .await
+                    .map(|_| ())
+            })?;
+        }
         with_tx!(&mut tx, |c| {
             sqlx::query("DELETE FROM accounts WHERE user_id = $1")
                 .bind(Id(user_id))

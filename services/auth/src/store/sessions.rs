@@ -116,17 +116,22 @@ impl AuthStore {
             .collect())
     }
 
-    /// Every session revoked after `since`, with when: the revocations an access token may
-    /// still be alive for, to announce again after the cache lost them.
+    /// Every session revoked after `since`, with when — those of deleted accounts included
+    /// (for a day): the revocations an access token may still be alive for, to announce again
+    /// after the cache lost them.
     pub async fn revoked_since(
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
         let rows: Vec<(Id, At)> = with_db!(&self.db, read, |c| {
-            sqlx::query_as("SELECT session_id, revoked_at FROM sessions WHERE revoked_at > $1")
-                .bind(At(since))
-                .fetch_all(c)
-                .await
+            // The sessions kept, and those that ended with their account (deleted with it).
+            sqlx::query_as(
+                "SELECT session_id, revoked_at FROM sessions WHERE revoked_at > $1 \
+                 UNION ALL SELECT session_id, revoked_at FROM ended_sessions WHERE revoked_at > $1",
+            )
+            .bind(At(since))
+            .fetch_all(c)
+            .await
         })?;
         Ok(rows.into_iter().map(|(Id(id), At(at))| (id, at)).collect())
     }

@@ -311,3 +311,41 @@ pub async fn revoked_since_lists_recent_revocations(env: &Env) {
     assert_eq!(all, [early.session_id, late.session_id]);
     assert!(!all.contains(&active.session_id));
 }
+
+/// The sessions of a deleted account are gone with it, yet revoked_since still lists those
+/// that were active (their access tokens may live on), and only those.
+pub async fn revoked_since_lists_sessions_of_deleted_accounts(env: &Env) {
+    let (account, active, _) = registered(env, PHONE).await;
+    let (revoked_before, _) = signed_in(env, account.user_id).await;
+    env.store
+        .revoke_sessions(
+            account.user_id,
+            Some(revoked_before.session_id),
+            None,
+            SessionEndReason::Revoked,
+        )
+        .await
+        .unwrap();
+    let between = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    let ended = env
+        .store
+        .delete_account(account.user_id, &event("user_deleted", account.user_id))
+        .await
+        .unwrap();
+    assert_eq!(ended, [active.session_id]);
+    assert_eq!(env.store.session(active.session_id).await.unwrap(), None);
+
+    let listed = env.store.revoked_since(between).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].0, active.session_id);
+    assert!(listed[0].1 > between, "{listed:?}");
+    assert!(
+        env.store
+            .revoked_since(chrono::Utc::now() + Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
