@@ -36,6 +36,7 @@ lint:
     buf format -d --exit-code
     bash scripts/buf-breaking.sh
     cargo machete
+    cargo fetch --locked --quiet
     cargo deny --offline check licenses bans sources
 
 # Format the Rust code and the protos in place.
