@@ -16,6 +16,8 @@ package=$(cd "$here/.." && pwd)
 repo=$(cd "$package/../.." && pwd)
 bin=${1:-$repo/target/debug/echo}
 [[ -x $bin ]] || { echo "python-client: FAIL: no executable at $bin (cargo build first)" >&2; exit 1; }
+# Absolute: the journeys run from a temporary directory (CI passes target/debug/echo).
+bin=$(realpath "$bin")
 work=$(mktemp -d "${TMPDIR:-/tmp}/echo-python-client.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 started=$SECONDS
