@@ -6,6 +6,7 @@ pub mod presence;
 pub mod users;
 
 use std::net::IpAddr;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use echo_proto::echo::message::v1 as pb;
@@ -16,22 +17,38 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-/// Adds `authorization: Bearer <token>` to every call.
+/// Adds `authorization: Bearer <token>` to every call. Clones share the token, so a refresh
+/// ([`Bearer::set`]) reaches every client built from it: runs longer than the access token's
+/// lifetime (about 15 minutes) refresh it (`users::refresh_all`).
 #[derive(Clone, Debug)]
-pub struct Bearer(MetadataValue<Ascii>);
+pub struct Bearer(Arc<RwLock<MetadataValue<Ascii>>>);
 
 impl Bearer {
     /// The header for `access_token`.
     pub fn new(access_token: &str) -> anyhow::Result<Self> {
-        Ok(Self(format!("Bearer {access_token}").parse()?))
+        Ok(Self(Arc::new(RwLock::new(Self::header(access_token)?))))
+    }
+
+    /// From now on, every call carries `access_token`.
+    pub fn set(&self, access_token: &str) -> anyhow::Result<()> {
+        let header = Self::header(access_token)?;
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = header;
+        Ok(())
+    }
+
+    fn header(access_token: &str) -> anyhow::Result<MetadataValue<Ascii>> {
+        Ok(format!("Bearer {access_token}").parse()?)
     }
 }
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
+        let header = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        request.metadata_mut().insert("authorization", header);
         Ok(request)
     }
 }

@@ -8,13 +8,13 @@
 
 use std::future::Future;
 use std::net::Ipv4Addr;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use echo_proto::echo::auth::v1::auth_service_client::AuthServiceClient;
-use echo_proto::echo::auth::v1::{RegisterRequest, VerifyPhoneRequest};
+use echo_proto::echo::auth::v1::{RefreshTokensRequest, RegisterRequest, VerifyPhoneRequest};
 use echo_proto::echo::message::v1 as pb;
 use futures::{StreamExt as _, TryStreamExt as _};
 use rand::Rng as _;
@@ -51,8 +51,10 @@ impl Codes for Echo {
 pub struct User {
     /// Their id.
     pub user_id: String,
-    /// Their access token as a header.
+    /// Their access token as a header (shared by every client made from it).
     pub bearer: Bearer,
+    /// Their latest refresh token (single use: each refresh replaces it).
+    refresh_token: Arc<Mutex<String>>,
 }
 
 impl User {
@@ -88,6 +90,48 @@ pub async fn sign_up(
         .await;
     bar.finish_and_clear();
     users
+}
+
+/// Refreshes every user's tokens (RefreshTokens), so runs longer than an access token's
+/// lifetime keep calling as them: every client made from a user's [`Bearer`] carries the new
+/// access token from then on.
+pub async fn refresh_all(pool: &Pool, users: &[User]) -> anyhow::Result<()> {
+    let calls: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(index, user)| {
+            let auth = AuthServiceClient::new(pool.get(index).clone());
+            refresh_one(auth, user.clone())
+        })
+        .collect();
+    futures::stream::iter(calls)
+        .buffer_unordered(SIGN_UP_CONCURRENCY)
+        .try_collect::<()>()
+        .await
+}
+
+async fn refresh_one(
+    mut auth: AuthServiceClient<tonic::transport::Channel>,
+    user: User,
+) -> anyhow::Result<()> {
+    let refresh_token = user
+        .refresh_token
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let tokens = auth
+        .refresh_tokens(RefreshTokensRequest { refresh_token })
+        .await
+        .with_context(|| format!("refresh the tokens of {}", user.user_id))?
+        .into_inner()
+        .tokens
+        .context("RefreshTokens answered no tokens")?;
+    user.bearer.set(&tokens.access_token)?;
+    *user
+        .refresh_token
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = tokens.refresh_token;
+    Ok(())
 }
 
 async fn sign_up_one(
@@ -129,6 +173,7 @@ async fn sign_up_one(
         return Ok(User {
             user_id: tokens.user_id,
             bearer: Bearer::new(&tokens.access_token)?,
+            refresh_token: Arc::new(Mutex::new(tokens.refresh_token)),
         });
     }
     bail!(

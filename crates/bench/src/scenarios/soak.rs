@@ -42,6 +42,8 @@ use crate::stats::Latencies;
 
 /// Sends in flight at most.
 const MAX_IN_FLIGHT: usize = 1024;
+/// How often every user's tokens are refreshed: well inside the access token's 15 minutes.
+const REFRESH_EVERY: Duration = Duration::from_secs(600);
 /// Descriptors a sample may show above the base under load: a churning stream's new
 /// connection may be open before its old one is closed (plus one per two users).
 const FD_SLACK: i64 = 8;
@@ -126,6 +128,12 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
         shared.clone(),
         stop.clone(),
     ));
+    let refreshes = tokio::spawn(refresh_tokens(
+        users.clone(),
+        run.pool.clone(),
+        shared.clone(),
+        stop.clone(),
+    ));
 
     // The load, and the sampler beside it.
     let started = Instant::now();
@@ -180,6 +188,7 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
     bar.finish_and_clear();
     let collected = live::stop_all(&stop, collectors).await;
     heartbeats.await.ok();
+    refreshes.await.ok();
     let mut check = DeliveryCheck::default();
     for (index, stream) in collected.iter().enumerate() {
         check.add_stream(
@@ -494,6 +503,31 @@ async fn heartbeat_all(
                         failures.add(format!("Heartbeat {}", failure_label(&status)));
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Every user's tokens refreshed every [`REFRESH_EVERY`], as an app refreshes before its
+/// access token expires (about 15 minutes): a longer soak measures the load, not a wall of
+/// TOKEN_EXPIRED.
+async fn refresh_tokens(
+    users: Vec<User>,
+    pool: crate::client::Pool,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(REFRESH_EVERY);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(error) = users::refresh_all(&pool, &users).await {
+            eprintln!("refreshing the soak's tokens: {error:#}");
+            if let Ok(mut failures) = shared.failures.lock() {
+                failures.add("RefreshTokens".into());
             }
         }
     }
