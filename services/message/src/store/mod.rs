@@ -20,6 +20,7 @@
 //! - membership periods ([`MembershipPeriod`], [`LiveStore`]), written in the transaction of
 //!   every join and leave, so who may see the event at seq s is answered exactly, at any time.
 
+mod codec;
 mod edits;
 mod error;
 mod live;
@@ -27,6 +28,7 @@ mod members;
 mod postgres;
 mod reactions;
 mod receipts;
+mod scripts;
 mod search;
 mod sending;
 mod sqlite;
@@ -53,6 +55,7 @@ pub use receipts::{
     Delivered, DeviceReceipt, MAX_PINNED_CONVERSATIONS, MemberReceipt, PINNED_LIMIT, ReadMark,
     ReceiptStore, SettingsChange, SettingsUpdate,
 };
+pub use scripts::MessageDb;
 pub use search::SearchStore;
 pub(crate) use sending::Stored;
 pub use sending::{BatchOutcome, SendRequest};
@@ -473,14 +476,15 @@ pub trait MessageStore:
 
 /// The store for `db`, appending events to `outbox` (whose database is `db`).
 pub fn for_database(db: &Database, outbox: Outbox) -> std::sync::Arc<dyn MessageStore> {
-    match db {
+    let legacy: std::sync::Arc<dyn MessageStore> = match db {
         Database::Postgres(pg) => {
-            std::sync::Arc::new(PostgresMessageStore::new(pg.clone(), outbox))
+            std::sync::Arc::new(PostgresMessageStore::new(pg.clone(), outbox.clone()))
         }
         Database::Sqlite(sqlite) => {
-            std::sync::Arc::new(SqliteMessageStore::new(sqlite.clone(), outbox))
+            std::sync::Arc::new(SqliteMessageStore::new(sqlite.clone(), outbox.clone()))
         }
-    }
+    };
+    std::sync::Arc::new(MessageDb::new(db.clone(), outbox, legacy))
 }
 
 /// The `direct_key` of a pair: the smaller id first, so both users compute the same.
