@@ -7,6 +7,10 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::{ACQUIRE_TIMEOUT, PostgresDatabase, StoreError};
 
+/// How long PostgreSQL lets one of Echo's sessions sit idle inside a transaction before it
+/// ends the session (and so the transaction and its locks); see [`connect`].
+pub(crate) const IDLE_IN_TRANSACTION: &str = "30s";
+
 pub(crate) async fn connect(
     url: &str,
     schema: &str,
@@ -18,7 +22,18 @@ pub(crate) async fn connect(
     // compiles any statement whose estimate passes `jit_above_cost`, which a table without
     // statistics yet (new, or never analysed) makes easy: 20–55 ms of compiling for a
     // dispatcher read that runs in 4 ms.
-    let options = base.options([("search_path", schema), ("jit", "off")]);
+    //
+    // Idle-in-transaction sessions end after IDLE_IN_TRANSACTION: Echo's transactions never
+    // wait between statements longer than a few milliseconds of its own work, so a transaction
+    // left open that long was abandoned — a batch given up by `within` while the link was dead,
+    // a process frozen mid-transaction. Until the server ends it, it keeps its row and
+    // write-order locks (other instances writing to the same conversations wait) and holds the
+    // outbox's commit-safe horizon (DESIGN §7) below it, stalling live delivery everywhere.
+    let options = base.options([
+        ("search_path", schema),
+        ("jit", "off"),
+        ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION),
+    ]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(ACQUIRE_TIMEOUT)

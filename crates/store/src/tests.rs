@@ -157,6 +157,12 @@ async fn postgres_gets_a_schema_per_service() {
         .await
         .unwrap();
     assert_eq!(jit, "off");
+    // …and with a bound on abandoned transactions (their locks and the outbox horizon).
+    let idle: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+        .fetch_one(&pg.pool)
+        .await
+        .unwrap();
+    assert_eq!(idle, postgres::IDLE_IN_TRANSACTION);
 }
 
 #[test]
