@@ -127,7 +127,7 @@ where
                 }
                 Err(err) => {
                     tracing::debug!(%err, method = %request.uri().path(), "request not authenticated");
-                    let status = tonic::Status::from(echo_runtime::Failure::from(err));
+                    let status = tonic::Status::from(echo_status::Failure::from(err));
                     Ok(status.into_http())
                 }
             }

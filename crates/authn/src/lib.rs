@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use echo_runtime::Failure;
+use echo_status::Failure;
 use tonic::Code;
 use uuid::Uuid;
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use echo_runtime::Failure;
+use echo_status::Failure;
 use futures::future::BoxFuture;
 use http::{Request, Response};
 use jsonwebtoken::errors::ErrorKind;

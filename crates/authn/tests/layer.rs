@@ -36,7 +36,7 @@ impl UserService for Stub {
         request: Request<GetMeRequest>,
     ) -> Result<Response<GetMeResponse>, Status> {
         let caller =
-            Caller::of(&request).map_err(|e| Status::from(echo_runtime::Failure::from(e)))?;
+            Caller::of(&request).map_err(|e| Status::from(echo_status::Failure::from(e)))?;
         Ok(Response::new(GetMeResponse {
             profile: Some(Profile {
                 user_id: caller.user_id.to_string(),

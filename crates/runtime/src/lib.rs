@@ -1,27 +1,24 @@
 //! The serving kit every target uses (DESIGN §2, §4, §11): one public port with gRPC,
 //! grpc-web and CORS, health and reflection, request ids and metrics, size limits, shutdown
-//! that ends streams and drains within a deadline; the admin port; and the one mapping from
-//! errors to `tonic::Status`.
+//! that ends streams and drains within a deadline; and the admin port. The one mapping from
+//! errors to `tonic::Status` is `echo_status`'s, re-exported here.
 
 pub mod admin;
-mod check;
 mod client_ip;
-mod failure;
 mod health;
 mod known_methods;
 pub mod layers;
-pub mod page;
 mod public_port;
 pub mod request_id;
 mod server;
 mod web;
 
-pub use check::Check;
 pub use client_ip::client_ip;
-pub use failure::{ERROR_DOMAIN, Failure, Violation};
+// How services say no lives in `echo_status` (no server stack, no database), re-exported here
+// for the services that also serve.
+pub use echo_status::{Check, ERROR_DOMAIN, Failure, Page, PageSize, Violation, page};
 pub use health::Readiness;
 pub use known_methods::KnownMethods;
-pub use page::{Page, PageSize};
 pub use server::{Running, ServeOptions, Services, serve};
 
 /// The largest request message a service accepts by default (4 MiB); configurable per process

@@ -16,14 +16,7 @@ use crate::KnownMethods;
 /// The header carrying the id, both ways.
 pub const HEADER: &str = "x-request-id";
 
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being handled on this task, if any.
-pub fn current() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
+pub use echo_status::request_id::current;
 
 /// Adds request ids, a span and metrics per RPC.
 #[derive(Clone, Debug)]
@@ -90,8 +83,7 @@ where
         let started = std::time::Instant::now();
         let future = self.inner.call(request);
         Box::pin(
-            REQUEST_ID
-                .scope(id, async move {
+            echo_status::request_id::scope(id, async move {
                     let mut response = future.await?;
                     record(method, &response, started);
                     if let Some(header) = header {

@@ -23,7 +23,7 @@ use http::{Request, Response};
 use tonic::Code;
 use tower::{Layer, Service};
 
-use crate::failure::Failure;
+use crate::Failure;
 
 /// See the module docs.
 #[derive(Clone, Copy, Debug, Default)]

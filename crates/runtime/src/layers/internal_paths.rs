@@ -20,7 +20,7 @@ use prost_types::FileDescriptorSet;
 use tonic::Code;
 use tower::{Layer, Service};
 
-use crate::failure::Failure;
+use crate::Failure;
 
 /// The suffix that marks a gRPC service as internal.
 const INTERNAL_SUFFIX: &str = "InternalService";

@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower::{Layer, Service};
 
-use crate::failure::Failure;
+use crate::Failure;
 
 /// See the module docs.
 #[derive(Clone, Debug)]
