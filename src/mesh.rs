@@ -366,44 +366,37 @@ async fn add_service(
     match target {
         Target::Auth => {
             let outbox = outbox.context("auth keeps data")?;
-            let deps = auth_deps(outbox, parts)?;
-            services.add(authn.layer(echo_auth::service(deps, limit)?));
+            let auth = echo_auth::Auth::start(auth_deps(outbox, parts)?)?;
+            services.add(authn.layer(auth.service(limit)));
         }
         Target::User => {
             let outbox = outbox.context("user keeps data")?;
             let db = outbox.database().clone();
-            let store = echo_user::store::for_database(&db, outbox.clone());
-            consumers.extend(Consumer::all(echo_user::consumers(store.clone()), &db));
-            let deps = echo_user::UserDeps {
-                store,
+            let user = echo_user::User::start(echo_user::UserDeps {
+                outbox,
                 cache: parts.backends.cache.clone(),
-            };
-            services.add(authn.layer(echo_user::service(deps, limit)));
+            });
+            consumers.extend(Consumer::all(user.consumers(), &db));
+            services.add(authn.layer(user.service(limit)));
         }
         Target::Message => {
             let outbox = outbox.context("message keeps data")?;
             let db = outbox.database().clone();
-            let store = echo_message::store::for_database(&db, outbox.clone());
-            consumers.extend(Consumer::all(echo_message::consumers(store.clone()), &db));
-            let live = echo_message::live::LiveDeps {
-                store: store.clone(),
-                outbox: outbox.clone(),
-                bus: parts.backends.bus.clone(),
-                revocations: Some(parts.identity.revocations.clone()),
-                settings: parts.config.live.clone(),
-            };
-            let live = echo_message::live::Live::start(live, parts.shutdown.clone())
-                .await
-                .context("live delivery")?;
             let deps = echo_message::MessageDeps {
-                store,
+                outbox,
+                bus: parts.backends.bus.clone(),
                 cache: parts.backends.cache.clone(),
-                live,
+                revocations: Some(parts.identity.revocations.clone()),
+                live: parts.config.live.clone(),
                 send: parts.config.send.clone(),
             };
+            let message = echo_message::Message::start(deps, parts.shutdown.clone())
+                .await
+                .context("live delivery")?;
+            consumers.extend(Consumer::all(message.consumers(), &db));
             let credential = parts.identity.service_layer();
-            internal.add(credential.layer(echo_message::internal_service(&deps, limit)));
-            services.add(authn.layer(echo_message::service(deps, limit)));
+            internal.add(credential.layer(message.internal_service(limit)));
+            services.add(authn.layer(message.service(limit)));
         }
         Target::Presence => {
             let outbox = outbox.context("presence keeps data")?;
@@ -501,7 +494,7 @@ fn auth_deps(outbox: Outbox, parts: &Parts<'_>) -> anyhow::Result<echo_auth::Aut
         ..echo_auth::Policy::default()
     };
     Ok(echo_auth::AuthDeps {
-        store: echo_auth::store::for_database(outbox.database(), outbox.clone()),
+        outbox,
         cache: parts.backends.cache.clone(),
         keys: parts.identity.keys.clone(),
         issuer: config.auth.jwt_issuer.clone(),

@@ -84,14 +84,14 @@ where
         let future = self.inner.call(request);
         Box::pin(
             echo_status::request_id::scope(id, async move {
-                    let mut response = future.await?;
-                    record(method, &response, started);
-                    if let Some(header) = header {
-                        response.headers_mut().insert(HEADER, header);
-                    }
-                    Ok(response)
-                })
-                .instrument(span),
+                let mut response = future.await?;
+                record(method, &response, started);
+                if let Some(header) = header {
+                    response.headers_mut().insert(HEADER, header);
+                }
+                Ok(response)
+            })
+            .instrument(span),
         )
     }
 }

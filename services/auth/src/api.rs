@@ -28,6 +28,7 @@ const SESSIONS_PAGE: PageSize = PageSize {
 };
 
 /// The AuthService handlers.
+#[derive(Clone)]
 pub struct AuthApi {
     accounts: Arc<Accounts>,
     trusted_proxies: Arc<[ipnet::IpNet]>,

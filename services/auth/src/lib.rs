@@ -15,6 +15,7 @@ pub mod store;
 use std::sync::Arc;
 
 use echo_authn::{KeySet, Revocations, TokenIssuer};
+use echo_bus::Outbox;
 use echo_cache::Cache;
 use echo_proto::echo::auth::v1::auth_service_server::AuthServiceServer;
 
@@ -36,10 +37,10 @@ pub const PUBLIC_METHODS: &[&str] = &[
     "/echo.auth.v1.AuthService/GetSigningKeys",
 ];
 
-/// Everything AuthService needs, built by the binary (or the testkit).
+/// Everything AuthService needs, built by the binary (or a test).
 pub struct AuthDeps {
-    /// Storage (writes its events to the service's outbox).
-    pub store: Arc<store::AuthStore>,
+    /// The service's outbox; its database is the service's own.
+    pub outbox: Outbox,
     /// Rate limits.
     pub cache: Arc<dyn Cache>,
     /// Signing key (required) and accepted public keys.
@@ -58,33 +59,45 @@ pub struct AuthDeps {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// The AuthService server, refusing request messages over `max_request_bytes`.
-pub fn service(
-    deps: AuthDeps,
-    max_request_bytes: usize,
-) -> Result<AuthServiceServer<AuthApi>, echo_authn::AuthnError> {
-    // Only auth signs: a key set without a signing key (a verifier's) cannot serve it.
-    let signing = deps.keys.signing_key().ok_or_else(|| {
-        echo_authn::AuthnError::Key("the auth service needs a token-signing key".to_owned())
-    })?;
-    let issuer = TokenIssuer::new(signing, deps.issuer)?;
-    let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
-    let accounts = accounts::Accounts {
-        store: deps.store,
-        hasher: domain::password::PasswordHasher::new(parallelism),
-        codes: domain::otp::OtpCodes::new(&deps.secret),
-        sender: deps.otp_sender,
-        limits: domain::limits::Limits::new(deps.cache),
-        refresh: domain::refresh::RefreshTokens::new(&deps.secret),
-        issuer,
-        keys: deps.keys,
-        revocations: deps.revocations,
-        policy: deps.policy,
-    };
-    let accounts = Arc::new(accounts);
-    accounts.announce_revocations_after_cache_returns();
-    let api = AuthApi::new(accounts, deps.trusted_proxies);
-    Ok(AuthServiceServer::new(api).max_decoding_message_size(max_request_bytes))
+/// An AuthService instance.
+#[derive(Clone)]
+pub struct Auth {
+    api: AuthApi,
+}
+
+impl Auth {
+    /// The instance: its store on the outbox's database; it announces the revocations it
+    /// holds again whenever the cache returns (in the background).
+    pub fn start(deps: AuthDeps) -> Result<Self, echo_authn::AuthnError> {
+        // Only auth signs: a key set without a signing key (a verifier's) cannot serve it.
+        let signing = deps.keys.signing_key().ok_or_else(|| {
+            echo_authn::AuthnError::Key("the auth service needs a token-signing key".to_owned())
+        })?;
+        let issuer = TokenIssuer::new(signing, deps.issuer)?;
+        let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
+        let accounts = accounts::Accounts {
+            store: store::for_database(deps.outbox.database(), deps.outbox.clone()),
+            hasher: domain::password::PasswordHasher::new(parallelism),
+            codes: domain::otp::OtpCodes::new(&deps.secret),
+            sender: deps.otp_sender,
+            limits: domain::limits::Limits::new(deps.cache),
+            refresh: domain::refresh::RefreshTokens::new(&deps.secret),
+            issuer,
+            keys: deps.keys,
+            revocations: deps.revocations,
+            policy: deps.policy,
+        };
+        let accounts = Arc::new(accounts);
+        accounts.announce_revocations_after_cache_returns();
+        Ok(Self {
+            api: AuthApi::new(accounts, deps.trusted_proxies),
+        })
+    }
+
+    /// The AuthService server, refusing request messages over `max_request_bytes`.
+    pub fn service(&self, max_request_bytes: usize) -> AuthServiceServer<AuthApi> {
+        AuthServiceServer::new(self.api.clone()).max_decoding_message_size(max_request_bytes)
+    }
 }
 
 /// AuthService's migrations for both backends.

@@ -78,7 +78,7 @@ pub struct History {
 
 /// The message service's rules over its store.
 pub struct Conversations {
-    pub(crate) store: Arc<dyn MessageStore>,
+    pub(crate) store: Arc<MessageStore>,
     /// SendMessage's group commit (many sends, one transaction).
     pub(crate) sends: crate::sending::SendQueue,
     /// Per-user rate limits (sending, joining by invite code).

@@ -147,12 +147,17 @@ impl Conversations {
     ) -> Result<Message, MessageError> {
         let now = Utc::now();
         match scope {
-            DeleteScope::ForMe => self.store.delete_for_me(actor, conversation, id, now),
+            DeleteScope::ForMe => {
+                self.store
+                    .delete_for_me(actor, conversation, id, now)
+                    .await?;
+            }
             DeleteScope::ForEveryone => {
-                self.store.delete_for_everyone(actor, conversation, id, now)
+                self.store
+                    .delete_for_everyone(actor, conversation, id, now)
+                    .await?;
             }
         }
-        .await?;
         self.message(actor.user_id, conversation, id).await
     }
 

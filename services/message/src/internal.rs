@@ -26,12 +26,12 @@ pub const MAX_MESSAGES: usize = 500;
 /// The internal handlers.
 #[derive(Clone)]
 pub struct MessageInternalApi {
-    store: Arc<dyn MessageStore>,
+    store: Arc<MessageStore>,
 }
 
 impl MessageInternalApi {
     /// Handlers over `store`.
-    pub fn new(store: Arc<dyn MessageStore>) -> Self {
+    pub fn new(store: Arc<MessageStore>) -> Self {
         Self { store }
     }
 
@@ -55,7 +55,7 @@ pub struct Found {
 /// targets that are not among them (a reply keeps its target, even one deleted since).
 #[tracing::instrument(skip_all, fields(count = ids.len()))]
 pub async fn read(
-    store: &dyn MessageStore,
+    store: &MessageStore,
     ids: &[Uuid],
 ) -> Result<Vec<(Uuid, Option<Found>)>, MessageError> {
     let mut messages: HashMap<Uuid, Message> = store

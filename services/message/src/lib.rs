@@ -4,8 +4,8 @@
 //! Layout: `api` parses and maps (one file per part); `conversations` and one module per part
 //! (`members`, `edits`, `reactions`, `receipts`, `search`, `typing`) hold the journeys; `live`
 //! the Subscribe streams (hub, replay, cursor); `reading` how one reader sees messages; `rules`
-//! the field rules; `store` the storage seam (one sub-trait per part) with its PostgreSQL and
-//! SQLite implementations; `events` the outbox events; `projections` what it learns from
+//! the field rules; `store` the storage (one transaction script per operation, written once
+//! for PostgreSQL and SQLite); `events` the outbox events; `projections` what it learns from
 //! auth's and the user service's events; `internal` the contract other Echo services call
 //! (notification previews, built by `preview`).
 
@@ -31,59 +31,99 @@ pub mod typing;
 
 use std::sync::Arc;
 
-use echo_bus::ConsumerSpec;
+use echo_authn::Revocations;
 use echo_bus::consumer::EventHandler;
+use echo_bus::{ConsumerSpec, EventBus, Outbox};
 use echo_cache::{Cache, Limits};
 use echo_proto::echo::message::v1::message_internal_service_server::MessageInternalServiceServer;
 use echo_proto::echo::message::v1::message_service_server::MessageServiceServer;
 
+use tokio_util::sync::CancellationToken;
+
 pub use api::MessageApi;
 
-/// Everything MessageService needs, built by the binary (or the testkit).
+/// Everything MessageService needs, built by the binary (or a test).
 pub struct MessageDeps {
-    /// Storage (writes its events to the service's outbox).
-    pub store: Arc<dyn store::MessageStore>,
+    /// The service's outbox; its database is the service's own.
+    pub outbox: Outbox,
+    /// The bus (live delivery's hints and ephemeral items between instances).
+    pub bus: Arc<dyn EventBus>,
     /// Rate limits.
     pub cache: Arc<dyn Cache>,
-    /// Live delivery, started by the caller ([`live::Live::start`]).
-    pub live: live::Live,
+    /// Session revocations, so a revoked session's streams end within a second.
+    pub revocations: Option<Revocations>,
+    /// Live delivery's stream settings.
+    pub live: echo_config::LiveSettings,
     /// Group commit of SendMessage.
     pub send: echo_config::SendSettings,
 }
 
-/// The MessageService server, refusing request messages over `max_request_bytes`.
-pub fn service(deps: MessageDeps, max_request_bytes: usize) -> MessageServiceServer<MessageApi> {
-    let conversations = conversations::Conversations {
-        sends: sending::SendQueue::start(deps.store.clone(), &deps.send),
-        store: deps.store,
-        limits: Limits::new(deps.cache),
-        edit_window: rules::EDIT_WINDOW,
-        live: deps.live,
-    };
-    MessageServiceServer::new(MessageApi::new(Arc::new(conversations)))
-        .max_decoding_message_size(max_request_bytes)
+/// A running MessageService instance: its live delivery (hub reader, ephemeral listener)
+/// and its send queue run until the shutdown token given to [`Message::start`] fires.
+#[derive(Clone)]
+pub struct Message {
+    conversations: Arc<conversations::Conversations>,
+    store: Arc<store::MessageStore>,
 }
 
-/// The MessageInternalService server (notification previews; for the internal listener only,
-/// behind the service credential) over the store of `deps`, refusing request messages over
-/// `max_request_bytes`.
-pub fn internal_service(
-    deps: &MessageDeps,
-    max_request_bytes: usize,
-) -> MessageInternalServiceServer<internal::MessageInternalApi> {
-    internal::MessageInternalApi::new(deps.store.clone()).server(max_request_bytes)
-}
+impl Message {
+    /// Start the instance: its store on the outbox's database, live delivery and the send
+    /// queue.
+    pub async fn start(
+        deps: MessageDeps,
+        shutdown: CancellationToken,
+    ) -> Result<Self, live::LiveError> {
+        let store = store::for_database(deps.outbox.database(), deps.outbox.clone());
+        let live = live::Live::start(
+            live::LiveDeps {
+                store: store.clone(),
+                outbox: deps.outbox,
+                bus: deps.bus,
+                revocations: deps.revocations,
+                settings: deps.live,
+            },
+            shutdown,
+        )
+        .await?;
+        let conversations = conversations::Conversations {
+            sends: sending::SendQueue::start(store.clone(), &deps.send),
+            store: store.clone(),
+            limits: Limits::new(deps.cache),
+            edit_window: rules::EDIT_WINDOW,
+            live,
+        };
+        Ok(Self {
+            conversations: Arc::new(conversations),
+            store,
+        })
+    }
 
-/// The durable consumers MessageService runs: auth's account events and the user service's
-/// block events, into its projections.
-pub fn consumers(
-    store: Arc<dyn store::MessageStore>,
-) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
-    let projections: Arc<dyn EventHandler> = Arc::new(projections::Projections::new(store));
-    vec![
-        (projections::accounts_consumer(), projections.clone()),
-        (projections::blocks_consumer(), projections),
-    ]
+    /// The MessageService server, refusing request messages over `max_request_bytes`.
+    pub fn service(&self, max_request_bytes: usize) -> MessageServiceServer<MessageApi> {
+        MessageServiceServer::new(MessageApi::new(self.conversations.clone()))
+            .max_decoding_message_size(max_request_bytes)
+    }
+
+    /// The MessageInternalService server (notification previews; for the internal listener
+    /// only, behind the service credential), refusing request messages over
+    /// `max_request_bytes`.
+    pub fn internal_service(
+        &self,
+        max_request_bytes: usize,
+    ) -> MessageInternalServiceServer<internal::MessageInternalApi> {
+        internal::MessageInternalApi::new(self.store.clone()).server(max_request_bytes)
+    }
+
+    /// The durable consumers MessageService runs: auth's account events and the user
+    /// service's block events, into its projections.
+    pub fn consumers(&self) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
+        let projections: Arc<dyn EventHandler> =
+            Arc::new(projections::Projections::new(self.store.clone()));
+        vec![
+            (projections::accounts_consumer(), projections.clone()),
+            (projections::blocks_consumer(), projections),
+        ]
+    }
 }
 
 /// MessageService's migrations for both backends.

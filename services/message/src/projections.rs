@@ -27,12 +27,12 @@ pub fn blocks_consumer() -> ConsumerSpec {
 
 /// Applies account and block events to the store's projections.
 pub struct Projections {
-    store: Arc<dyn MessageStore>,
+    store: Arc<MessageStore>,
 }
 
 impl Projections {
     /// Projections kept in `store`.
-    pub fn new(store: Arc<dyn MessageStore>) -> Self {
+    pub fn new(store: Arc<MessageStore>) -> Self {
         Self { store }
     }
 }

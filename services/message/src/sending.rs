@@ -44,7 +44,7 @@ impl SendQueue {
     /// Starts the committers (one on SQLite, `settings.committers` on PostgreSQL), sharing
     /// `settings.queue` waiting sends between them. They stop once every handle to the queue
     /// is dropped and their lanes have drained.
-    pub fn start(store: Arc<dyn MessageStore>, settings: &SendSettings) -> Self {
+    pub fn start(store: Arc<MessageStore>, settings: &SendSettings) -> Self {
         let committers = if store.single_writer() {
             1
         } else {
@@ -110,7 +110,7 @@ impl SendQueue {
 /// that stopped answering) is given up and its sends answered UNAVAILABLE, so the lane moves
 /// on instead of waiting for the kernel to drop the connection.
 async fn commit_batches(
-    store: Arc<dyn MessageStore>,
+    store: Arc<MessageStore>,
     mut queued: mpsc::Receiver<Job>,
     max_batch: usize,
     commit_timeout: Duration,

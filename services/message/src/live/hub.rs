@@ -92,7 +92,7 @@ impl Routing {
 }
 
 pub(crate) struct Shared {
-    pub store: Arc<dyn MessageStore>,
+    pub store: Arc<MessageStore>,
     pub outbox: Outbox,
     pub bus: Arc<dyn EventBus>,
     pub epoch: Uuid,
@@ -141,7 +141,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Hub {
     /// A hub over `outbox` (the message service's), starting at its current head.
     pub async fn new(
-        store: Arc<dyn MessageStore>,
+        store: Arc<MessageStore>,
         outbox: Outbox,
         bus: Arc<dyn EventBus>,
         settings: LiveSettings,

@@ -65,7 +65,7 @@ pub struct Live {
 /// What [`Live::start`] needs.
 pub struct LiveDeps {
     /// The message store.
-    pub store: Arc<dyn MessageStore>,
+    pub store: Arc<MessageStore>,
     /// The message service's outbox (the event log).
     pub outbox: Outbox,
     /// The bus (hints, ephemeral items).

@@ -9,18 +9,14 @@
 //! (SQLite's single writer orders writes by construction) and the set-based user seq upsert
 //! (one statement instead of one per user, and the row locks in user id order).
 
-// Until every part of the store is rewritten over these (issue 18), some go unused.
-#![allow(dead_code)]
-
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::MessageContent;
-#[allow(unused_imports)] // for the scripts being rewritten (issue 18)
 pub(crate) use echo_store::native::{At, Id, for_update};
-use echo_store::{Tx, placeholders, with_tx};
+use echo_store::{Database, Tx, placeholders, with_tx};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
@@ -34,7 +30,6 @@ macro_rules! conversation_columns {
          last_activity_at, last_message_id"
     };
 }
-#[allow(unused_imports)]
 pub(crate) use conversation_columns;
 
 /// The member columns but `conversation_id` (which a join with `conversations` USING
@@ -56,7 +51,6 @@ macro_rules! member_columns {
         )
     };
 }
-#[allow(unused_imports)]
 pub(crate) use member_columns;
 
 /// The message columns, in [`MessageRow`]'s order.
@@ -67,7 +61,6 @@ macro_rules! message_columns {
          edited_at, edit_count, deleted_at"
     };
 }
-#[allow(unused_imports)]
 pub(crate) use message_columns;
 
 /// A `conversations` row as stored (select [`conversation_columns!`]).
@@ -478,22 +471,75 @@ pub(crate) async fn conversation_in(
     row.map(Conversation::try_from).transpose()
 }
 
-/// The message `id` of `conversation`, read inside `tx`.
-pub(crate) async fn message_in(
+/// How many ids a generated IN list or multi-row VALUES takes at most: statements stay well
+/// under either backend's parameter limit (SQLite: 32,766; PostgreSQL: 65,535).
+pub(crate) const IN_LIST_CHUNK: usize = 1000;
+
+/// The first of `users` (in their order) unknown or deleted.
+pub(crate) async fn first_unknown(
     tx: &mut Tx,
-    conversation: Uuid,
-    id: Uuid,
-) -> Result<Option<Message>, sqlx::Error> {
-    let row: Option<MessageRow> = with_tx!(tx, |c| {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            message_columns!(),
-            " FROM messages WHERE conversation_id = $1 AND message_id = $2"
-        ))
-        .bind(Id(conversation))
-        .bind(Id(id))
-        .fetch_optional(c)
-        .await
-    })?;
-    row.map(Message::try_from).transpose()
+    users: &[Uuid],
+) -> Result<Option<Uuid>, sqlx::Error> {
+    for chunk in users.chunks(IN_LIST_CHUNK) {
+        let sql = format!(
+            "SELECT user_id FROM known_users WHERE deleted_at IS NULL AND user_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let live: Vec<Id> = with_tx!(&mut *tx, sql, |c| {
+            let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
+            for user in chunk {
+                query = query.bind(Id(*user));
+            }
+            query.fetch_all(c).await
+        })?;
+        let live: HashSet<Uuid> = live.into_iter().map(|Id(user)| user).collect();
+        if let Some(unknown) = chunk.iter().find(|user| !live.contains(user)) {
+            return Ok(Some(*unknown));
+        }
+    }
+    Ok(None)
+}
+
+/// The first of `others` (in their order) with a block between them and `user`, either way.
+pub(crate) async fn first_blocked(
+    tx: &mut Tx,
+    user: Uuid,
+    others: &[Uuid],
+) -> Result<Option<Uuid>, sqlx::Error> {
+    for chunk in others.chunks(IN_LIST_CHUNK) {
+        let n = chunk.len();
+        let sql = format!(
+            "SELECT blocked_id FROM blocks WHERE blocker_id = $1 AND blocked_id IN ({}) \
+             UNION SELECT blocker_id FROM blocks WHERE blocked_id = ${} AND blocker_id IN ({})",
+            placeholders(2, n),
+            n + 2,
+            placeholders(n + 3, n)
+        );
+        let found: Vec<Id> = with_tx!(&mut *tx, sql, |c| {
+            let mut query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(Id(user));
+            for other in chunk {
+                query = query.bind(Id(*other));
+            }
+            query = query.bind(Id(user));
+            for other in chunk {
+                query = query.bind(Id(*other));
+            }
+            query.fetch_all(c).await
+        })?;
+        let blocked: HashSet<Uuid> = found.into_iter().map(|Id(other)| other).collect();
+        if let Some(first) = chunk.iter().find(|other| blocked.contains(other)) {
+            return Ok(Some(*first));
+        }
+    }
+    Ok(None)
+}
+
+/// A read-only transaction on `db`: PostgreSQL's pool, or one of SQLite's readers (a deferred
+/// transaction, so its reads share one WAL snapshot; it never takes the writer). For scripts
+/// that read several statements and then decide; drop or roll it back, never write in it.
+pub(crate) async fn read_tx(db: &Database) -> Result<Tx, sqlx::Error> {
+    Ok(match db {
+        Database::Postgres(db) => Tx::Postgres(db.pool.begin().await?),
+        Database::Sqlite(db) => Tx::Sqlite(db.reader.begin().await?),
+    })
 }

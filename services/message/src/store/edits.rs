@@ -7,12 +7,11 @@
 //! counted the message in `unread_count` (and, when mentioned, in `mention_count`), so exactly
 //! those counters move when it is deleted or its mentions change.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_proto::echo::message::v1::MessageContent;
 use uuid::Uuid;
 
-use super::{Actor, Kind, Message, NewMessage, Role, Sent, StoreError};
+use super::{Kind, Message, NewMessage, Role, Sent, StoreError};
 
 /// Most edits of one message (`Message.edit_count` never exceeds it): enough for any real
 /// correction, and it bounds the history GetEditHistory returns unpaged.
@@ -35,7 +34,7 @@ pub struct Edit {
     pub mentioned: Vec<Uuid>,
 }
 
-/// What [`EditStore::edit`] did.
+/// What [`MessageStore::edit`] did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Edited {
     /// Stored: the message after the edit, and the users it mentions now and did not before.
@@ -43,7 +42,7 @@ pub enum Edited {
         /// The message after the edit.
         message: Message,
         /// Mentioned now, not before, and able to see the message (in the order of
-        /// [`Edit::mentioned`]; see [`EditStore::edit`]).
+        /// [`Edit::mentioned`]; see [`MessageStore::edit`]).
         newly_mentioned: Vec<Uuid>,
     },
     /// The new content equals the current one: nothing was written (no seq, no history).
@@ -62,97 +61,6 @@ pub struct EditVersion {
     pub content: MessageContent,
     /// When it came to be (the message's created_at for version 0, the edit time otherwise).
     pub created_at: DateTime<Utc>,
-}
-
-/// Edit and delete storage (see the module doc).
-#[async_trait]
-pub trait EditStore: Send + Sync {
-    /// Of `ids`, the messages `user` deleted for themselves, with when.
-    async fn deleted_for(
-        &self,
-        user: Uuid,
-        ids: &[Uuid],
-    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
-
-    /// Edits a message as `actor`, in one transaction under the conversation's row lock. In
-    /// this order:
-    /// - `ConversationNotFound` unless `actor` is a current member;
-    /// - `MessageNotFound` unless the message is in the conversation after the actor's join
-    ///   and not deleted for them;
-    /// - `NotAllowed` unless `actor` sent it (in any kind of conversation);
-    /// - `MessageDeleted` when it was deleted for everyone;
-    /// - `EditWindowExpired` when `at` is more than `window` after its creation;
-    /// - `LimitExceeded("edits")` when it was edited [`MAX_EDITS`] times already;
-    /// - `Stale` when its edit_count is no longer `base_edit_count` (nothing written);
-    /// - `Unchanged` when the content equals the current one (nothing written).
-    ///
-    /// Mentions are never refused. Of the users `mentioned` adds to the message's mention
-    /// rows, only those who can see the message are counted (mention row, counter, event):
-    /// current members other than the sender who joined before it (`joined_at_seq` < its seq)
-    /// and have not deleted it for themselves; anyone else stays mentioned in the content
-    /// alone. Mention rows kept from before stay, even of users who left since.
-    ///
-    /// Otherwise: the next seq (no activity: the conversation keeps its place in lists); the
-    /// replaced version appended to the history (version = the old edit_count, created_at =
-    /// when that version came to be); content, search body, edited_at = `at` and
-    /// edit_count + 1 on the message; its mention rows for users no longer mentioned deleted
-    /// and rows for the counted new ones added, and for the members for whom it is unread (see
-    /// the module doc) mention_count + 1 when newly counted and - 1 when no longer mentioned;
-    /// one MessageEdited event (no content; `newly_mentioned_user_ids` = the counted new
-    /// ones). `Changed`.
-    async fn edit(
-        &self,
-        actor: Actor,
-        edit: &Edit,
-        at: DateTime<Utc>,
-        window: chrono::Duration,
-    ) -> Result<Edited, StoreError>;
-
-    /// The earlier versions of message `id` of `conversation`, oldest first (empty if never
-    /// edited or deleted for everyone). A plain read: who may see them is decided above.
-    async fn edit_history(
-        &self,
-        conversation: Uuid,
-        id: Uuid,
-    ) -> Result<Vec<EditVersion>, StoreError>;
-
-    /// Deletes message `id` of `conversation` for `actor` alone, in one transaction under the
-    /// conversation's row lock (so its counters cannot race a send or a deletion for
-    /// everyone): `ConversationNotFound` unless `actor` is a current member; `MessageNotFound`
-    /// unless the message is in the conversation after their join (a tombstone deleted for
-    /// everyone may be hidden too). Already deleted for them: false, nothing written.
-    /// Otherwise: a `hidden_messages` row; when the message was unread for them,
-    /// unread_count - 1 (and mention_count - 1 when it mentions them); the actor's next user
-    /// seq with one MessageDeletedForMe carrying their counters after. True.
-    async fn delete_for_me(
-        &self,
-        actor: Actor,
-        conversation: Uuid,
-        id: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-
-    /// Deletes message `id` of `conversation` for everyone, in one transaction under the
-    /// conversation's row lock: `ConversationNotFound` unless `actor` is a current member;
-    /// `MessageNotFound` unless the message is in the conversation after their join;
-    /// `NotAllowed` unless `actor` sent it or is OWNER/ADMIN of a GROUP or CHANNEL (in a
-    /// DIRECT conversation only the sender). Already deleted for everyone: false, nothing
-    /// written. Otherwise, with the next seq (no activity): every member for whom it was
-    /// unread gets unread_count - 1 (and mention_count - 1 when mentioned); the content is
-    /// erased everywhere the store holds it (content and search body NULL, deleted_at = `at`,
-    /// the request hash overwritten with zero bytes, since an unsalted hash of the content is a
-    /// guessable trace of it; edit history, mention rows, reactions and pin deleted; a later
-    /// retry of its send key answers the tombstone, see [`super::repeated`]); its thread root's
-    /// reply_count - 1; when it was the conversation's last message, the newest remaining
-    /// message not deleted for everyone (or none) takes its place; one MessageDeleted event.
-    /// True.
-    async fn delete_for_everyone(
-        &self,
-        actor: Actor,
-        conversation: Uuid,
-        id: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
 }
 
 /// The users `mentioned` adds to the mentions `before` an edit, and those it drops, in the
@@ -220,7 +128,7 @@ impl Message {
     }
 
     /// Whether `editor` may edit this message at `at` (`hidden`: they deleted it for
-    /// themselves), checked in [`EditStore::edit`]'s order after membership and visibility:
+    /// themselves), checked in [`MessageStore::edit`]'s order after membership and visibility:
     /// `MessageNotFound` (hidden), `NotAllowed`, `MessageDeleted`, `EditWindowExpired`,
     /// `LimitExceeded("edits")`.
     pub fn check_editable(

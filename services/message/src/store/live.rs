@@ -11,11 +11,9 @@
 //! Initial members (those of the creating transaction) have periods starting at seq 1, so the
 //! ConversationCreated event reaches them, though their `joined_at_seq` (history) is 2, 3, ….
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Actor, Conversation, Kind, Role, StoreError};
+use super::{Kind, Role, StoreError};
 
 /// One stretch of a user's membership of a conversation, in conversation seqs (both ends
 /// inclusive: the event that removed them is still theirs).
@@ -38,41 +36,8 @@ impl MembershipPeriod {
     }
 }
 
-/// Storage for live delivery.
-#[async_trait]
-pub trait LiveStore: Send + Sync {
-    /// Every membership period of `user` that is still open or closed at or after
-    /// `closed_since` (wall clock of the closing event), in (conversation, from_seq) order.
-    /// Periods closed before migration 0008 count as closed when it ran (their real time was
-    /// not kept): a reader may get more closed periods than it asked for, never fewer.
-    async fn periods_of_user(
-        &self,
-        user: Uuid,
-        closed_since: DateTime<Utc>,
-    ) -> Result<Vec<MembershipPeriod>, StoreError>;
-
-    /// The periods of `conversation` that cover `from_seq` or any later seq (still open, or
-    /// closed at or after `from_seq`), in (user, from_seq) order. `i64::MAX` gives the current
-    /// members only.
-    async fn periods_of_conversation(
-        &self,
-        conversation: Uuid,
-        from_seq: i64,
-    ) -> Result<Vec<MembershipPeriod>, StoreError>;
-
-    /// The conversation, if `actor` may post in it right now (the checks SendMessage makes
-    /// before writing, without writing): NotFound-style errors for non-members
-    /// (`StoreError::ConversationNotFound` as send uses), NotAllowed for channel members who may
-    /// not post, Blocked for a DIRECT conversation with a block either way.
-    async fn postable(&self, actor: Actor, conversation: Uuid) -> Result<Conversation, StoreError>;
-
-    /// Of the messages `ids`, who deleted which for themselves: `(message_id, user_id)` pairs
-    /// (a stream shows those users a DELETED_FOR_ME tombstone in later snapshots).
-    async fn hidden_by(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, StoreError>;
-}
-
 /// Whether a current member with `role` may post in a conversation of `kind` (SendMessage's
-/// role rule, also what [`LiveStore::postable`] answers): channels are written by their owners
+/// role rule, also what [`MessageStore::postable`] answers): channels are written by their owners
 /// and admins alone. The block check of DIRECT conversations needs the database and stays with
 /// the backends.
 pub(crate) fn may_post(kind: Kind, role: Role) -> Result<(), StoreError> {

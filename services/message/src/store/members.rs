@@ -11,13 +11,12 @@
 //! ended; a former member who joins again gets the same row back with a new `joined_at_seq`
 //! and everything private reset (read state, counters, settings).
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_proto::echo::common::v1::Media;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Actor, Conversation, Kind, Member, Role, StoreError};
+use super::{Conversation, Kind, Member, Role, StoreError};
 
 /// Most members of a GROUP (conversation.proto: "Up to 1024 members").
 pub const MAX_GROUP_MEMBERS: i32 = 1024;
@@ -244,139 +243,4 @@ impl Invite {
             None
         }
     }
-}
-
-/// Membership storage (see the module doc).
-#[async_trait]
-pub trait MemberStore: Send + Sync {
-    /// Applies `update` to conversation `id` as `actor`: `ConversationNotFound` unless `actor`
-    /// is a current member; `NotAllowed` in a DIRECT conversation or when the actor's role
-    /// does not allow a named field (see [`may_update`]). When some field really changes: the
-    /// next seq, the row updated, one ConversationUpdated (the paths that changed, settings as
-    /// `settings`); returns the conversation after it. Nothing changes: no seq, no event, None.
-    async fn update_conversation(
-        &self,
-        actor: Actor,
-        id: Uuid,
-        update: &ConversationUpdate,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Conversation>, StoreError>;
-
-    /// Adds `users` (distinct) to `conversation` as MEMBERs, added by `actor`, all or nothing:
-    /// `ConversationNotFound` unless `actor` is a current member; `NotAllowed` per
-    /// [`may_invite`]; users already members are skipped; of the others, `UserNotFound` when
-    /// one is unknown or deleted, `Blocked` when a block stands between one and the actor
-    /// (either way), `LimitExceeded("members")` past [`member_cap`]. Each added user takes the
-    /// next seq in order (a MemberJoined, method ADDED) and a user seq (ConversationJoined, no
-    /// device); a former member's row is reused: new join seq, read watermark at it, counters
-    /// and private settings reset, the delivery receipts of the earlier membership deleted.
-    /// The refusals name the first offending user in `users` order (`UserNotFound(Some(u))`,
-    /// `Blocked(Some(u))`). Returns the added members in order (none: no seq, no event).
-    async fn add_members(
-        &self,
-        actor: Actor,
-        conversation: Uuid,
-        users: &[Uuid],
-        at: DateTime<Utc>,
-    ) -> Result<Vec<Member>, StoreError>;
-
-    /// Removes `user` (not `actor`: `NotAllowed`) from `conversation`: `ConversationNotFound`
-    /// unless `actor` is a current member; `NotAllowed` in a DIRECT conversation, for a MEMBER,
-    /// or per [`may_remove`]; `user` not a current member: 0 (no seq, no event). Otherwise the
-    /// next seq (MemberRemoved) is their `left_at_seq`, the member count drops, and they get
-    /// ConversationLeft (reason REMOVED, no device). Returns the seq.
-    async fn remove_member(
-        &self,
-        actor: Actor,
-        conversation: Uuid,
-        user: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<i64, StoreError>;
-
-    /// `actor` leaves `conversation`: `ConversationNotFound` unless a current member;
-    /// `NotAllowed` in a DIRECT conversation; `LastOwner` for the only OWNER while others
-    /// remain (the last member may leave). The next seq (MemberLeft) is their `left_at_seq`;
-    /// they get ConversationLeft (reason LEFT, their device). Returns the seq.
-    async fn leave(
-        &self,
-        actor: Actor,
-        conversation: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<i64, StoreError>;
-
-    /// Sets `user`'s role in `conversation` as `actor`: `ConversationNotFound` unless `actor`
-    /// is a current member; `NotAllowed` in a DIRECT conversation, unless `actor` is the
-    /// OWNER, or for `actor` themselves; `UserNotFound` unless `user` is a current member.
-    /// The same role: no seq, no event. OWNER transfers ownership: `user` becomes OWNER (seq
-    /// n) and `actor` ADMIN (seq n + 1), one MemberRoleChanged each in that order; other roles
-    /// one MemberRoleChanged. Returns `user`'s row after.
-    async fn set_role(
-        &self,
-        actor: Actor,
-        conversation: Uuid,
-        user: Uuid,
-        role: Role,
-        at: DateTime<Utc>,
-    ) -> Result<Member, StoreError>;
-
-    /// Current members of `conversation` by role (OWNER, ADMIN, MEMBER) then join seq, after
-    /// `after`, at most `limit`; with `admins_and` Some(user), only OWNERs, ADMINs and that user.
-    async fn members(
-        &self,
-        conversation: Uuid,
-        admins_and: Option<Uuid>,
-        after: Option<&MemberPosition>,
-        limit: usize,
-    ) -> Result<Vec<Member>, StoreError>;
-
-    /// Stores `new` as `actor`'s invite, under the conversation's lock: `ConversationNotFound`
-    /// unless `actor` is a current member; `NotAllowed` per [`may_invite`];
-    /// `LimitExceeded("invites")` when [`MAX_ACTIVE_INVITES`] are active at `at`. No event.
-    async fn create_invite(
-        &self,
-        actor: Actor,
-        new: &NewInvite,
-        at: DateTime<Utc>,
-    ) -> Result<Invite, StoreError>;
-
-    /// Revokes invite `id` of `conversation` (idempotent: the first revocation time stays):
-    /// `ConversationNotFound` unless `actor` is a current member; `InviteInvalid` when the
-    /// conversation has no such invite; `NotAllowed` unless `actor` is OWNER/ADMIN or created
-    /// it. No event. Returns the invite after.
-    async fn revoke_invite(
-        &self,
-        actor: Actor,
-        conversation: Uuid,
-        id: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<Invite, StoreError>;
-
-    /// Invites of `conversation`, newest first (by id), with ids below `before`, at most
-    /// `limit`; only those active at `at` unless `include_inactive`.
-    async fn invites(
-        &self,
-        conversation: Uuid,
-        include_inactive: bool,
-        before: Option<Uuid>,
-        limit: usize,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<Invite>, StoreError>;
-
-    /// `actor` joins the conversation of invite `code` as MEMBER, under the conversation's
-    /// lock (so uses never pass `max_uses`), checked in this order: `InviteInvalid` when no
-    /// invite has this code; `actor` already a current member: (conversation, false), nothing
-    /// written, whatever the invite's state (revoked, used up, expired); `InviteInvalid` when
-    /// it is revoked or used up; `InviteExpired` past its expiry; `InviteInvalid` when its
-    /// creator is no longer a current member or no longer allowed to invite under the current
-    /// settings (see [`creator_may_still_invite`]); `LimitExceeded("members")` past
-    /// [`member_cap`]. Otherwise the next seq (MemberJoined, method INVITE with the invite id,
-    /// added by the invite's creator), the use count + 1, a user seq (ConversationJoined,
-    /// actor's device); a former member's row is reused as in `add_members`. Returns the
-    /// conversation and true.
-    async fn join_by_invite(
-        &self,
-        actor: Actor,
-        code: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(Uuid, bool), StoreError>;
 }

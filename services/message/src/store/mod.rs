@@ -1,5 +1,7 @@
-//! MessageService's storage seam (DESIGN §6): one trait, a PostgreSQL and a SQLite
-//! implementation, one conformance suite (`tests/store_conformance.rs`).
+//! MessageService's storage seam (DESIGN §6): the traits below say what each operation does;
+//! [`MessageStore`] implements them once for both backends (each operation one transaction
+//! script, `scripts/`), and one conformance suite (`tests/store_conformance.rs`) runs every
+//! case on PostgreSQL and SQLite.
 //!
 //! The store owns what must hold atomically: sequences (every durable change all members see
 //! takes the conversation's next `seq` under its row lock, inside the transaction; changes only
@@ -16,8 +18,8 @@
 //!   it waits for the row lock that orders seqs; so every event-producing transaction first
 //!   takes transaction-scoped advisory locks (which assign no xid) on its conversation and on
 //!   every user whose user seq it may take, and only then writes. A later transaction on the
-//!   same key then gets its xid after the earlier one committed (see `postgres::order_writes`).
-//! - membership periods ([`MembershipPeriod`], [`LiveStore`]), written in the transaction of
+//!   same key then gets its xid after the earlier one committed (see `codec::order_writes`).
+//! - membership periods ([`MembershipPeriod`], [`MessageStore`]), written in the transaction of
 //!   every join and leave, so who may see the event at seq s is answered exactly, at any time.
 
 mod codec;
@@ -25,41 +27,33 @@ mod edits;
 mod error;
 mod live;
 mod members;
-mod postgres;
 mod reactions;
 mod receipts;
 mod scripts;
 mod search;
 mod sending;
-mod sqlite;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::MessageContent;
-use echo_store::{Database, Tx};
+use echo_store::Database;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use edits::{Edit, EditStore, EditVersion, Edited, MAX_EDITS};
+pub use edits::{Edit, EditVersion, Edited, MAX_EDITS};
 pub(crate) use edits::{counted_mentions, repeated};
 pub use error::StoreError;
-pub use live::{LiveStore, MembershipPeriod};
-pub use members::{
-    ConversationUpdate, Invite, MemberPosition, MemberStore, NewInvite, may_invite, member_cap,
-};
-pub use postgres::PostgresMessageStore;
-pub use reactions::{ReactionStore, ReactionTally};
+pub use live::MembershipPeriod;
+pub use members::{ConversationUpdate, Invite, MemberPosition, NewInvite, may_invite, member_cap};
+pub use reactions::ReactionTally;
 pub use receipts::{
     Delivered, DeviceReceipt, MAX_PINNED_CONVERSATIONS, MemberReceipt, PINNED_LIMIT, ReadMark,
-    ReceiptStore, SettingsChange, SettingsUpdate,
+    SettingsChange, SettingsUpdate,
 };
-pub use scripts::MessageDb;
-pub use search::SearchStore;
+pub use scripts::MessageStore;
 pub(crate) use sending::Stored;
 pub use sending::{BatchOutcome, SendRequest};
-pub use sqlite::SqliteMessageStore;
 
 /// `ConversationType` (stored as its wire value).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -333,158 +327,9 @@ pub struct SeqWindow {
     pub top_level_only: bool,
 }
 
-/// MessageService's storage: conversations and messages here, the other parts in the
-/// sub-traits (one file each, each with its files in both implementations).
-#[async_trait]
-pub trait MessageStore:
-    MemberStore
-    + EditStore
-    + ReactionStore
-    + ReceiptStore
-    + SearchStore
-    + LiveStore
-    + Send
-    + Sync
-    + 'static
-{
-    // ---- projections of other services' events, inside the consumer's transaction ----
-
-    /// Records that `user_id` exists (`deleted_at` None) or was deleted. A deletion is final: a
-    /// late "exists" does not revive the user.
-    async fn record_user(
-        &self,
-        tx: &mut Tx,
-        user_id: Uuid,
-        deleted_at: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError>;
-
-    /// Records that `blocker` blocks `blocked` (`blocking` true) or no longer does.
-    async fn record_block(
-        &self,
-        tx: &mut Tx,
-        blocker: Uuid,
-        blocked: Uuid,
-        blocking: bool,
-    ) -> Result<(), StoreError>;
-
-    // ---- conversations ----
-
-    /// The DIRECT conversation of `actor` and `peer`, created (id `id`) if there is none, in
-    /// one transaction, also under concurrent calls from both users: `UserNotFound` when
-    /// `peer` is unknown or deleted; `Blocked` when either blocks the other (for an existing
-    /// conversation too). Creation takes seqs 1-3 (ConversationCreated, MemberJoined for the
-    /// actor, MemberJoined for the peer) and a user seq for each (ConversationJoined). True
-    /// when created now.
-    async fn create_direct(
-        &self,
-        actor: Actor,
-        peer: Uuid,
-        id: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<(Conversation, bool), StoreError>;
-
-    /// Creates a GROUP or CHANNEL with `actor` as OWNER and `new.members` as MEMBERs, or
-    /// returns the one `actor` created before with the same `client_request_id` (false).
-    /// The key is checked first, so a retry succeeds even if a block came since. `UserNotFound`
-    /// when a member is unknown or deleted; `Blocked` when a block stands between a member and
-    /// the actor (either direction). Events: ConversationCreated (seq 1), then MemberJoined per member (creator
-    /// first), and ConversationJoined per member (user seqs).
-    async fn create_conversation(
-        &self,
-        actor: Actor,
-        new: &NewConversation,
-        at: DateTime<Utc>,
-    ) -> Result<(Conversation, bool), StoreError>;
-
-    /// The conversation `id`.
-    async fn conversation(&self, id: Uuid) -> Result<Option<Conversation>, StoreError>;
-
-    /// `user`'s member row in `conversation` (current or former).
-    async fn member(&self, conversation: Uuid, user: Uuid) -> Result<Option<Member>, StoreError>;
-
-    /// `user`'s current conversations with their member rows, newest activity first by
-    /// (last_activity_at, id) descending, after `after`; at most `limit`.
-    async fn list_conversations(
-        &self,
-        user: Uuid,
-        filter: ListFilter,
-        after: Option<&ConversationPosition>,
-        limit: usize,
-    ) -> Result<Vec<(Conversation, Member)>, StoreError>;
-
-    // ---- messages ----
-
-    /// Sends `new` as `actor`, in one transaction under the conversation's row lock:
-    /// - a message with this `(actor.device_id, client_message_id)` exists: [`repeated`]
-    ///   decides (checked first, so a retry succeeds even after the sender left);
-    /// - `ConversationNotFound` unless `actor` is a current member; `NotAllowed` for a
-    ///   MEMBER of a CHANNEL; `Blocked` in a DIRECT conversation with a block either way;
-    ///   `MessageNotFound` when the reply target (a tombstone is fine) or thread root (not
-    ///   deleted, not itself a thread reply) is no message of this conversation after the
-    ///   actor's join. Mentions are never refused;
-    /// - otherwise: the next seq; the message row; the thread root's reply_count + 1; the
-    ///   conversation's last_activity_at and last_message_id; every other current member's
-    ///   unread_count + 1; for the mentioned current members other than the sender (others stay
-    ///   in the content, counted for nobody) a mention row and mention_count + 1; one
-    ///   MessageCreated whose `mentioned_user_ids` are exactly those. The sender's read state
-    ///   (watermark, read_at, counters) is untouched: own messages are never unread, and the
-    ///   watermark moves only by MarkRead (with its ReadMarkerMoved). `Created`.
-    ///
-    /// The same as a batch of one ([`MessageStore::send_batch`]).
-    async fn send(
-        &self,
-        actor: Actor,
-        new: &NewMessage,
-        at: DateTime<Utc>,
-    ) -> Result<Sent, StoreError> {
-        let trace_parent = echo_telemetry::current_traceparent();
-        let request = SendRequest {
-            actor,
-            new,
-            at,
-            trace_parent: trace_parent.as_deref(),
-        };
-        let mut outcomes = self.send_batch(&[request]).await?;
-        outcomes.pop().expect("one outcome per send")
-    }
-
-    /// Group commit: every send of `sends` as [`MessageStore::send`] describes, in order, in
-    /// ONE transaction (one commit, one fsync). A refused send (or one that fails) is rolled
-    /// back alone (a savepoint) and takes no seq; the others commit together, their events in
-    /// the batch's order, so seq order and the outbox order still agree. Sends to the same
-    /// conversation take consecutive seqs in batch order; an earlier send of the batch with
-    /// the same key answers a later one as a retry.
-    async fn send_batch(&self, sends: &[SendRequest<'_>]) -> BatchOutcome;
-
-    /// True when writes go through one connection (SQLite): one batch at a time then. On
-    /// PostgreSQL several batches run at once, one's commit overlapping the next one's work.
-    fn single_writer(&self) -> bool;
-
-    /// The message `id` of `conversation`.
-    async fn message(&self, conversation: Uuid, id: Uuid) -> Result<Option<Message>, StoreError>;
-
-    /// The messages of `ids` (any conversation), in any order.
-    async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<Message>, StoreError>;
-
-    /// The messages of `conversation` in `window`.
-    async fn messages(
-        &self,
-        conversation: Uuid,
-        window: SeqWindow,
-    ) -> Result<Vec<Message>, StoreError>;
-}
-
 /// The store for `db`, appending events to `outbox` (whose database is `db`).
-pub fn for_database(db: &Database, outbox: Outbox) -> std::sync::Arc<dyn MessageStore> {
-    let legacy: std::sync::Arc<dyn MessageStore> = match db {
-        Database::Postgres(pg) => {
-            std::sync::Arc::new(PostgresMessageStore::new(pg.clone(), outbox.clone()))
-        }
-        Database::Sqlite(sqlite) => {
-            std::sync::Arc::new(SqliteMessageStore::new(sqlite.clone(), outbox.clone()))
-        }
-    };
-    std::sync::Arc::new(MessageDb::new(db.clone(), outbox, legacy))
+pub fn for_database(db: &Database, outbox: Outbox) -> std::sync::Arc<MessageStore> {
+    std::sync::Arc::new(MessageStore::new(db.clone(), outbox))
 }
 
 /// The `direct_key` of a pair: the smaller id first, so both users compute the same.

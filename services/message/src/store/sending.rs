@@ -47,9 +47,4 @@ impl Stored {
             Stored::Repeated(sent) => sent,
         }
     }
-
-    /// True when the send wrote something the batch must keep.
-    pub(crate) fn wrote(outcome: &Result<Stored, StoreError>) -> bool {
-        matches!(outcome, Ok(Stored::Created(..)))
-    }
 }

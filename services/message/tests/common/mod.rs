@@ -37,7 +37,7 @@ pub const USER_EVENT: (&str, &str) = (
 
 /// One isolated database and the store under test on it.
 pub struct Env {
-    pub store: Arc<dyn MessageStore>,
+    pub store: Arc<MessageStore>,
     pub test_db: TestDatabase,
 }
 

@@ -124,7 +124,7 @@ const OPS: usize = 5;
 /// Writes of every kind that takes a conversation seq or a user seq in one conversation:
 /// sends followed by an edit or a deletion (for everyone or for me), reactions added and taken
 /// back, read markers and settings.
-async fn write_mix(store: Arc<dyn MessageStore>, actor: Actor, room: Room, task: usize) {
+async fn write_mix(store: Arc<MessageStore>, actor: Actor, room: Room, task: usize) {
     for op in 0..OPS {
         let at = now();
         match (task + op) % 5 {
@@ -165,7 +165,7 @@ async fn write_mix(store: Arc<dyn MessageStore>, actor: Actor, room: Room, task:
 /// test (refused where `actor` is no member), so batches lock several conversations at once
 /// while single writers race them. The first message of the batch.
 async fn send_in_batch(
-    store: &dyn MessageStore,
+    store: &MessageStore,
     actor: Actor,
     room: &Room,
     task: usize,
@@ -199,7 +199,7 @@ async fn send_in_batch(
 }
 
 /// An edit, a deletion for everyone or a deletion for the sender alone of `sent`.
-async fn follow_up(store: &dyn MessageStore, actor: Actor, sent: &Message, n: usize) {
+async fn follow_up(store: &MessageStore, actor: Actor, sent: &Message, n: usize) {
     let (conversation, at) = (sent.conversation_id, now());
     match n % 3 {
         0 => {
@@ -230,7 +230,7 @@ async fn follow_up(store: &dyn MessageStore, actor: Actor, sent: &Message, n: us
 }
 
 /// Mutes `conversation` for `actor` (a new time each call: always a change, always an event).
-async fn mute(store: &dyn MessageStore, actor: Actor, conversation: Uuid) {
+async fn mute(store: &MessageStore, actor: Actor, conversation: Uuid) {
     let at = now();
     let change = SettingsChange {
         mute_until: Some(Some(at + Duration::hours(1))),
@@ -246,7 +246,7 @@ async fn mute(store: &dyn MessageStore, actor: Actor, conversation: Uuid) {
 /// (user seqs of every initial member) and conversation updates. Racing churners find each
 /// other's work done: adding a member, removing a non-member and joining again are no-ops,
 /// leaving as a non-member is refused.
-async fn churn(store: Arc<dyn MessageStore>, cast: Churn, task: usize) {
+async fn churn(store: Arc<MessageStore>, cast: Churn, task: usize) {
     let (added, joiner) = (device(cast.added), device(cast.joiner));
     for op in 0..OPS {
         let at = now();

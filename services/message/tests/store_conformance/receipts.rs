@@ -224,7 +224,7 @@ async fn pinned_conversations_are_capped_at_ten(env: &Env) {
 async fn concurrent_pins_stop_at_ten(env: &Env) {
     let [owner, me] = env.users().await;
     let groups = twelve_groups(env, owner, me).await;
-    let store: Arc<dyn MessageStore> = env.store.clone();
+    let store: Arc<MessageStore> = env.store.clone();
     let tasks: Vec<_> = groups
         .iter()
         .map(|&group| {

@@ -1,40 +1,152 @@
-//! [`LiveStore`] for [`MessageDb`]: still delegated to the per-backend store (being rewritten once).
+//! [`MessageStore`] for [`MessageStore`]: membership periods (written by the join and leave scripts,
+//! in the transaction of the change), the send checks without the send, and who hid which
+//! messages. Reads only, written once for both backends.
 
-#![allow(unused_imports)]
-
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use echo_store::Tx;
+use echo_store::{Tx, placeholders, with_db, with_tx};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use super::MessageDb;
-use crate::store::*;
+use super::MessageStore;
+use crate::store::codec::{
+    At, ConversationRow, IN_LIST_CHUNK, Id, blocked_either, conversation_columns, corrupt, read_tx,
+};
+use crate::store::live::may_post;
+use crate::store::{Actor, Conversation, MembershipPeriod, Role, StoreError};
 
-#[async_trait]
-impl LiveStore for MessageDb {
-    async fn periods_of_user(
+/// One stored period: conversation, user, from_seq, until_seq.
+type PeriodRow = (Id, Id, i64, Option<i64>);
+
+fn period((conversation_id, user_id, from_seq, until_seq): PeriodRow) -> MembershipPeriod {
+    MembershipPeriod {
+        conversation_id: conversation_id.0,
+        user_id: user_id.0,
+        from_seq,
+        until_seq,
+    }
+}
+
+/// A conversation with the role of the member asking (select [`conversation_columns!`] and
+/// `member_role`).
+#[derive(sqlx::FromRow)]
+struct PostableRow {
+    #[sqlx(flatten)]
+    conversation: ConversationRow,
+    member_role: i16,
+}
+
+/// Most message ids [`MessageStore::hidden_by`] binds in one statement (far below either
+/// backend's bound-parameter limit; live batches are smaller still).
+
+impl MessageStore {
+    /// Every membership period of `user` that is still open or closed at or after
+    /// `closed_since` (wall clock of the closing event), in (conversation, from_seq) order.
+    /// Periods closed before migration 0008 count as closed when it ran (their real time was
+    /// not kept): a reader may get more closed periods than it asked for, never fewer.
+    pub async fn periods_of_user(
         &self,
         user: Uuid,
         closed_since: DateTime<Utc>,
     ) -> Result<Vec<MembershipPeriod>, StoreError> {
-        self.legacy.periods_of_user(user, closed_since).await
+        let rows: Vec<PeriodRow> = with_db!(&self.db, read, |c| {
+            sqlx::query_as(
+                "SELECT conversation_id, user_id, from_seq, until_seq FROM member_periods \
+                 WHERE user_id = $1 AND (until_seq IS NULL OR closed_at >= $2) \
+                 ORDER BY conversation_id, from_seq",
+            )
+            .bind(Id(user))
+            .bind(At(closed_since))
+            .fetch_all(c)
+            .await?
+        });
+        Ok(rows.into_iter().map(period).collect())
     }
 
-    async fn periods_of_conversation(
+    /// The periods of `conversation` that cover `from_seq` or any later seq (still open, or
+    /// closed at or after `from_seq`), in (user, from_seq) order. `i64::MAX` gives the current
+    /// members only.
+    pub async fn periods_of_conversation(
         &self,
         conversation: Uuid,
         from_seq: i64,
     ) -> Result<Vec<MembershipPeriod>, StoreError> {
-        self.legacy
-            .periods_of_conversation(conversation, from_seq)
-            .await
+        let rows: Vec<PeriodRow> = with_db!(&self.db, read, |c| {
+            sqlx::query_as(
+                "SELECT conversation_id, user_id, from_seq, until_seq FROM member_periods \
+                 WHERE conversation_id = $1 AND (until_seq IS NULL OR until_seq >= $2) \
+                 ORDER BY user_id, from_seq",
+            )
+            .bind(Id(conversation))
+            .bind(from_seq)
+            .fetch_all(c)
+            .await?
+        });
+        Ok(rows.into_iter().map(period).collect())
     }
 
-    async fn postable(&self, actor: Actor, conversation: Uuid) -> Result<Conversation, StoreError> {
-        self.legacy.postable(actor, conversation).await
+    /// The conversation, if `actor` may post in it right now (the checks SendMessage makes
+    /// before writing, without writing): NotFound-style errors for non-members
+    /// (`StoreError::ConversationNotFound` as send uses), NotAllowed for channel members who may
+    /// not post, Blocked for a DIRECT conversation with a block either way.
+    pub async fn postable(&self, actor: Actor, id: Uuid) -> Result<Conversation, StoreError> {
+        // One read transaction: on SQLite the member row, the conversation and the blocks come
+        // from one snapshot; on PostgreSQL (READ COMMITTED) each statement reads what is
+        // committed when it runs, as before. Nothing is written: it is rolled back whatever
+        // the answer (not left open in the pool).
+        let mut tx = read_tx(&self.db).await?;
+        let answer = postable_in(&mut tx, actor, id).await;
+        tx.rollback().await?;
+        answer
     }
 
-    async fn hidden_by(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
-        self.legacy.hidden_by(ids).await
+    /// Of the messages `ids`, who deleted which for themselves: `(message_id, user_id)` pairs
+    /// (a stream shows those users a DELETED_FOR_ME tombstone in later snapshots).
+    pub async fn hidden_by(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        let mut hidden = Vec::new();
+        for chunk in ids.chunks(IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT message_id, user_id FROM hidden_messages WHERE message_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let rows: Vec<(Id, Id)> = with_db!(&self.db, read, sql, |c| {
+                let mut query = sqlx::query_as(AssertSqlSafe(sql));
+                for id in chunk {
+                    query = query.bind(Id(*id));
+                }
+                query.fetch_all(c).await?
+            });
+            hidden.extend(rows.into_iter().map(|(message, user)| (message.0, user.0)));
+        }
+        Ok(hidden)
     }
+}
+
+/// [`MessageStore::postable`] read inside `tx`.
+async fn postable_in(tx: &mut Tx, actor: Actor, id: Uuid) -> Result<Conversation, StoreError> {
+    let row: Option<PostableRow> = with_tx!(&mut *tx, |c| {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            conversation_columns!(),
+            ", m.role AS member_role \
+             FROM conversations c JOIN members m USING (conversation_id) \
+             WHERE conversation_id = $1 AND m.user_id = $2 AND m.left_at_seq IS NULL"
+        ))
+        .bind(Id(id))
+        .bind(Id(actor.user_id))
+        .fetch_optional(c)
+        .await?
+    });
+    let Some(row) = row else {
+        return Err(StoreError::ConversationNotFound);
+    };
+    let role = Role::from_code(row.member_role.into())
+        .ok_or_else(|| corrupt("member role", row.member_role))?;
+    let found = Conversation::try_from(row.conversation)?;
+    may_post(found.kind, role)?;
+    if let Some((low, high)) = found.direct_pair
+        && blocked_either(tx, low, high).await?
+    {
+        return Err(StoreError::Blocked(None));
+    }
+    Ok(found)
 }

@@ -1,9 +1,9 @@
-//! [`MessageDb`]: MessageService's storage written once over both backends (STYLE 15), one
-//! transaction script per operation over the shared primitives of [`super::codec`].
-//!
-//! Being rewritten part by part (issue 18): a part whose file still delegates to `legacy`
-//! runs the old per-backend store (`super::postgres`, `super::sqlite`), so every step keeps
-//! the conformance suite green on both backends.
+//! [`MessageStore`]: MessageService's storage written once over both backends (STYLE 15): one
+//! transaction script per operation, in the file of its part (`core` with `conversations`,
+//! `messages` and `sending`; `members` with `invites`; `edits` with `deletes`; `reactions`
+//! with `pins`; `receipts`; `search`; `live`), over the shared encodings and primitives of
+//! [`super::codec`]. Where a part keeps dialect-specific SQL (PostgreSQL's write-order locks
+//! and set-based statements on the send path, full-text search), the spot says why.
 
 mod core;
 mod edits;
@@ -13,27 +13,19 @@ mod reactions;
 mod receipts;
 mod search;
 
-use std::sync::Arc;
-
 use echo_bus::Outbox;
 use echo_store::Database;
 
-use super::MessageStore;
-
 /// MessageService's storage: the database and the outbox its changes publish through (whose
 /// database is the same, so each change and its events commit together).
-pub struct MessageDb {
-    #[allow(dead_code)] // until the first part is rewritten
+pub struct MessageStore {
     pub(crate) db: Database,
-    #[allow(dead_code)]
     pub(crate) outbox: Outbox,
-    /// The per-backend store the parts not yet rewritten delegate to.
-    legacy: Arc<dyn MessageStore>,
 }
 
-impl MessageDb {
+impl MessageStore {
     /// The store on `db` (message and bus migrations applied), appending events to `outbox`.
-    pub fn new(db: Database, outbox: Outbox, legacy: Arc<dyn MessageStore>) -> Self {
-        Self { db, outbox, legacy }
+    pub fn new(db: Database, outbox: Outbox) -> Self {
+        Self { db, outbox }
     }
 }
