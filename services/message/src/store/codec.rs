@@ -8,6 +8,10 @@
 //! Dialect lives here only where it earns its place: PostgreSQL's write-order advisory locks
 //! (SQLite's single writer orders writes by construction) and the set-based user seq upsert
 //! (one statement instead of one per user, and the row locks in user id order).
+//!
+//! Over 400 lines as one piece: it is the store's one vocabulary (row encodings, the write
+//! order, seqs, the shared checks), and every script imports from it; splitting it by size
+//! would only scatter what the scripts share.
 
 use std::collections::{HashMap, HashSet};
 

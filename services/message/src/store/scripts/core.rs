@@ -1,4 +1,4 @@
-//! [`MessageStore`] for [`MessageStore`], written once for both backends (STYLE 15): the
+//! [`MessageStore`], written once for both backends (STYLE 15): the
 //! projections of other services' events and the single-row reads here; conversations
 //! (creation, the list), messages (reads, the look-ups a send decides on) and sending (group
 //! commit) in their own files.

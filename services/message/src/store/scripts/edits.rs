@@ -1,4 +1,4 @@
-//! [`MessageStore`] for [`MessageStore`], one script per operation for both backends (STYLE 15): the
+//! [`MessageStore`], one script per operation for both backends (STYLE 15): the
 //! edit with its history and mention changes, and the reads (history, deletions for one user)
 //! here; both deletions in [`deletes`].
 //!
@@ -6,6 +6,10 @@
 //! deletion for one user, which takes no conversation seq), so the counters it corrects cannot
 //! race a send or another deletion; a refusal or a no-op rolls back and gives the seq back. On
 //! SQLite the single writer (`BEGIN IMMEDIATE`) already excludes every other write.
+//!
+//! Over 400 lines as one piece: the edit script and the mention bookkeeping it shares with the
+//! deletions (which mentions an edit adds or drops, and the counters they move) are one rule,
+//! read together; the deletions themselves are apart in `deletes.rs`.
 
 #[path = "deletes.rs"]
 mod deletes;

@@ -1,4 +1,4 @@
-//! [`MessageStore`] for [`MessageStore`]: membership periods (written by the join and leave scripts,
+//! [`MessageStore`]: membership periods (written by the join and leave scripts,
 //! in the transaction of the change), the send checks without the send, and who hid which
 //! messages. Reads only, written once for both backends.
 

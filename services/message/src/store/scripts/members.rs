@@ -1,4 +1,4 @@
-//! [`MessageStore`] for [`MessageStore`], written once for both backends: every membership change
+//! [`MessageStore`], written once for both backends: every membership change
 //! first orders its writes ([`order_writes`]), then takes the conversation's next seq under
 //! its row lock ([`rows::lock`]) and reads the actor's and the target's member rows under it,
 //! so the rules hold at the moment of the write; refusals roll the seq back. The row steps

@@ -1,4 +1,4 @@
-//! [`MessageStore`] for [`MessageStore`], one script per operation for both backends (STYLE 15):
+//! [`MessageStore`], one script per operation for both backends (STYLE 15):
 //! reactions and their reads here, pins in [`pins`], and the steps every write shares
 //! ([`locked`], [`target`]).
 //!

@@ -1,4 +1,4 @@
-//! [`MessageStore`] for [`MessageStore`]: a member's private settings (mute, pin, archive) and
+//! [`MessageStore`]: a member's private settings (mute, pin, archive) and
 //! read watermark, each a transaction script under the member row's lock that takes the
 //! user's next seq and appends one user event; per-device delivery receipts as forward-only
 //! upserts (no event); and the receipts others see. Written once for both backends.

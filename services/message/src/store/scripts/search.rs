@@ -1,4 +1,4 @@
-//! [`MessageStore`] for [`MessageStore`]: full-text search over what a reader may read, and the
+//! [`MessageStore`]: full-text search over what a reader may read, and the
 //! replies of a thread. Reads only.
 //!
 //! Who may see what (ACTIVE, a current membership, after the join, not hidden for the reader),
