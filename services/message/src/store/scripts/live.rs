@@ -35,9 +35,6 @@ struct PostableRow {
     member_role: i16,
 }
 
-/// Most message ids [`MessageStore::hidden_by`] binds in one statement (far below either
-/// backend's bound-parameter limit; live batches are smaller still).
-
 impl MessageStore {
     /// Every membership period of `user` that is still open or closed at or after
     /// `closed_since` (wall clock of the closing event), in (conversation, from_seq) order.

@@ -281,7 +281,7 @@ impl MessageStore {
 
     /// The receipts of the current members of `conversation` other than `except` who
     /// acknowledged anything (read or delivered above 0), delivered at least `min_seq` (when
-    /// > 0), ordered by user id after `after`; at most `limit`. The delivered watermark is the
+    /// positive), ordered by user id after `after`; at most `limit`. The delivered watermark is the
     /// maximum over the member's devices. A member has read only once their watermark is above
     /// their `joined_at_seq` (joining sets it there, which is not a read): until then
     /// `last_read_seq` is 0 and `read_at` None. Delivery receipts of an earlier membership do
