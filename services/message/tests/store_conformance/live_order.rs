@@ -129,8 +129,8 @@ async fn write_mix(store: Arc<MessageStore>, actor: Actor, room: Room, task: usi
         let at = now();
         match (task + op) % 5 {
             0 if task.is_multiple_of(2) => {
-                let sent = send_in_batch(&*store, actor, &room, task, op).await;
-                follow_up(&*store, actor, &sent, task + op).await;
+                let sent = send_in_batch(&store, actor, &room, task, op).await;
+                follow_up(&store, actor, &sent, task + op).await;
             }
             0 => {
                 let new = text_message(room.id, &format!("task {task} op {op}"));
@@ -138,7 +138,7 @@ async fn write_mix(store: Arc<MessageStore>, actor: Actor, room: Room, task: usi
                     Sent::Created(sent) => sent,
                     repeated => panic!("expected a new message, got {repeated:?}"),
                 };
-                follow_up(&*store, actor, &sent, task + op).await;
+                follow_up(&store, actor, &sent, task + op).await;
             }
             1 => {
                 let marked = store.mark_read(actor, room.id, i64::MAX, at).await;
@@ -156,7 +156,7 @@ async fn write_mix(store: Arc<MessageStore>, actor: Actor, room: Room, task: usi
                     .await;
                 removed.map(drop).expect("remove reaction");
             }
-            _ => mute(&*store, actor, room.id).await,
+            _ => mute(&store, actor, room.id).await,
         }
     }
 }
@@ -280,8 +280,8 @@ async fn churn(store: Arc<MessageStore>, cast: Churn, task: usize) {
                 updated.await.expect("update conversation");
             }
             _ => {
-                mute(&*store, added, cast.side).await;
-                mute(&*store, joiner, cast.side).await;
+                mute(&store, added, cast.side).await;
+                mute(&store, joiner, cast.side).await;
             }
         }
     }
