@@ -1,4 +1,10 @@
 //! Start the targets of one process on shared backends.
+//!
+//! One piece: the process's whole lifetime in one order. `start_with` opens each target's database
+//! (migrations, outbox pruning), consumers and background tasks, then the ports, and `wait` closes
+//! them in reverse (tasks before databases); beside it sit the per-target lists and matches
+//! (`DATA_OWNERS`, `INTERNAL_SERVERS`, `add_service`, `service_migrations`). Split, a target or a
+//! resource added on one side could be missed on the other.
 
 use std::sync::Arc;
 

@@ -1,4 +1,9 @@
 //! AuthService denials and attacks, each with its code and google.rpc detail.
+//!
+//! One piece: what a careless or hostile client can try against sign-in, each with the answer it
+//! gets; the journeys that succeed are in tests/auth.rs. Split by RPC, the cases that compare
+//! answers across RPCs (a malformed device refused alike by VerifyPhone and both logins, an unknown
+//! phone and a wrong password answering the same) would belong to no one file.
 
 use std::time::Duration;
 

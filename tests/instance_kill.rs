@@ -6,6 +6,11 @@
 //! `client_message_id`, as a client does. Then: every message Ada was told was stored is in
 //! the history once; Bob resumes from his last cursor on the survivor and receives every
 //! acknowledged message once, in order, with no gap; Ada's stream on the survivor never broke.
+//!
+//! One piece: the three R3 runs (SIGKILL, a rolling SIGTERM restart, SIGKILL behind the edge) share
+//! the `Deployment`, the keyed `numbered` sends, `subscribe` up to Ready and `created`, and one
+//! verdict: every acknowledged seq once, in order, on each resumed stream. Split, each file would
+//! copy that harness and the verdict could weaken in one of them.
 
 mod common;
 

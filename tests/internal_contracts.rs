@@ -4,6 +4,9 @@
 //! tokens only: one delivery state per distinct user, one notification preview per distinct
 //! message; in split mode the edge refuses the paths too. One file: every contract here is
 //! checked against the same two ports and the same credentials.
+//! The harness at the top (`bearer`, `listed_services`, `describes`, `refused_on`) is that shared
+//! check; split per service, each half would carry a copy, and the next internal service could get
+//! the public-port and reflection refusals in one file but not in the other.
 
 mod common;
 

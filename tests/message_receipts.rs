@@ -2,6 +2,11 @@
 //! private settings (mute, pin, archive) as conversation lists show and filter them, the
 //! pinned-conversations cap, the forward-only read watermark with the counters it resets,
 //! per-device delivery receipts, "seen by" / "delivered to" lists, and every denial.
+//!
+//! One piece: one member's row seen through every read-state RPC, each write checked through
+//! another RPC's read (settings through ListConversations, MarkRead through ListReceipts and
+//! GetConversation, MarkDelivered through GetReadState); split by RPC, those cross-checks would
+//! belong to neither half.
 
 use common::messages::*;
 use common::users::{known_user, mask};

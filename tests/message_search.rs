@@ -2,6 +2,11 @@
 //! backends: what a member finds (stemming, phrases, snippets, one conversation, pages), what
 //! they do not (other conversations, before their join, deleted for them or for everyone),
 //! thread pages, and every denial.
+//!
+//! One piece: search and threads apply the same reader visibility (a member, from their join, not
+//! deleted for them or for everyone), set up by one `raw` helper that writes both backends' SQL
+//! behind the API, and a thread's page token is refused by search; split, `raw` would be copied and
+//! that cross-token check would have no home.
 
 use common::messages::*;
 use common::users::known_user;

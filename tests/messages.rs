@@ -2,6 +2,11 @@
 //! direct conversations, groups and channels, sending (sequences, idempotency, mentions,
 //! replies, threads, counters), reading and paging history, and the denials a member, a
 //! non-member and a blocked user meet.
+//!
+//! One piece: each test follows one conversation from creation through sends to reads and asserts
+//! exact seqs (the creation events come first, messages continue them), so the counters and history
+//! pages it checks depend on every step before; mentions and limits are apart in
+//! `messages/mentions_limits.rs`. Split by RPC, a journey would be cut mid-conversation.
 
 use common::messages::*;
 use common::reason;

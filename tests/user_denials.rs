@@ -1,5 +1,10 @@
 //! UserService denials and bad input, each with the code and reason a client branches on, on
 //! both backends: nothing is changed by a refused call.
+//!
+//! One piece: the refusals of profile, contacts, search and lookup side by side, so the answers
+//! that must agree across RPCs (USER_NOT_FOUND for an unknown id everywhere,
+//! CONTACT_REQUEST_NOT_FOUND for whoever may not act on a request) are compared in one place; split
+//! by feature, nothing would compare them.
 
 use common::users::*;
 use common::{reason, violated_fields};

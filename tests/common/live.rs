@@ -1,5 +1,10 @@
 //! Helpers for the live delivery tests (Subscribe, SetTyping): opening streams, reading them
 //! with deadlines, collecting them in the background, and reading the live gauges.
+//!
+//! One piece: the two ways a test reads a Subscribe stream, `LiveStream` with deadlines and
+//! `Collector` in the background, keep the same record (every item, the last non-empty cursor) and
+//! report through the same `describe`; the calls made around the streams are apart in
+//! `live/calls.rs`. Split, the two readers could come to disagree on what a resume cursor is.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,6 +2,12 @@
 //! descriptor set the server is built from, requests encoded from their input descriptors,
 //! and a bytes codec to send them and read the status (tests/authorization_matrix.rs,
 //! tests/fuzz_requests.rs).
+//!
+//! One piece: what `targets` builds (Ada's group, message, invite and contact request), the field
+//! names `Targets::value`, `values` and `MASKS` fill with it, and the `LAST` order that calls the
+//! RPCs destroying those things at the end describe one valid request together; split, a new RPC
+//! could get its fields filled in one file and its destructive effect left out of `LAST` in
+//! another.
 
 use std::collections::HashMap;
 use std::time::Duration;

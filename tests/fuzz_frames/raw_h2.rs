@@ -7,6 +7,11 @@
 //! close: no hang); a stream-level abuse leaves its connection serving (the next call on it is
 //! answered); a bystander connection opened before keeps working (it answers a PING); and a
 //! normal call on a new connection is answered.
+//!
+//! One piece: the hand-made HTTP/2 client (frame and HPACK encoding, `Conn` and the `Seen` its
+//! reader task fills) exists only for these abuses, and the verdicts (`reacted`, `went_away`, the
+//! bystander's PING acks) read that `Seen`; split, the client would become support code with one
+//! caller, apart from the checks that depend on what it records.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

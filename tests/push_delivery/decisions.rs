@@ -1,5 +1,11 @@
 //! The decision table (spec §B2) through the public API: offline and ONLINE recipients, the
 //! recheck, DND, mutes, blocks, mentions, and delete-for-everyone before the push.
+//!
+//! One piece: a test per row group of the table (offline, ONLINE and the recheck, a device that has
+//! the message, mute, block, mention, delete, storm damping), each asserting both sides the table
+//! names: what the fake push service received, and what the inbox and badge say. Badges, channel
+//! fan-out, dispatch and UnifiedPush have files of their own; split further, the table would be
+//! read across files and a row could go missing.
 
 use crate::helpers::*;
 

@@ -4,6 +4,11 @@
 //! Rotation: publish the next key's public half to every verifier first (in the key set and
 //! through GetSigningKeys), then start signing with it while the old public key stays in the
 //! set until the last token it signed has expired (one access-token lifetime), then drop it.
+//!
+//! One piece: every form one Ed25519 key takes (PKCS#8 PEM and DER, SPKI PEM, the JWK's `x`) and
+//! the `kid` hashed from the same JWK members `jwk` publishes; split by form, the thumbprint in
+//! `PublicKey::from_dalek` could drift from what GetSigningKeys serves, and the round-trip tests
+//! would lose the pairs they compare.
 
 use std::collections::BTreeMap;
 use std::fmt;

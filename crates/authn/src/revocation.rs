@@ -13,6 +13,11 @@
 //! first lookup fails then is let through without being remembered). When the feed comes
 //! back, the remembered "not revoked" answers are dropped and looked up again, since a
 //! revocation published during the gap never arrived.
+//!
+//! One piece: `State` (revoked, known, outage start) and the `follow` task that moves it between
+//! live and outage keep one promise together, that no "not revoked" answer outlives a gap in the
+//! feed (`remember_known` refuses during an outage, `mark_live` forgets `known`); split, the
+//! lookups and the feed could each look right alone and fail open together.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -9,7 +9,11 @@
 //! local (no call per request), and there is one key to rotate.
 //!
 //! One file on purpose: the secret, the tokens minted from it and the layer that checks them
-//! change together (a claim added on one side is checked on the other); half of it is tests.
+//! change together (a claim added on one side is checked on the other); a third of it is tests.
+//! Concretely, `mint_at` and `ServiceVerifier::new` agree on HS256, `iss` = `aud` =
+//! `SERVICE_ISSUER` and the required claims, `REFRESH_BEFORE` and `LEEWAY_SECS` together absorb the
+//! clock difference between minter and checker, and the tests mint with one side and check with the
+//! other.
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};

@@ -3,6 +3,11 @@
 //! handshake, idle and request timeouts. Every refusal is seen through a real client (tonic
 //! over tokio-rustls, hyper's HTTP/1.1 and HTTP/2 clients) or a raw socket, and after each the
 //! port still serves.
+//!
+//! One piece: each test sets at most one `PublicPortSettings` field on the same `Port` harness (a
+//! throwaway CA and its leaves, TLS or plaintext, `serves` after each refusal), which is nearly
+//! half the file; split, the harness would be copied or made shared support, and a copy could drop
+//! the check that the port serves on.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,9 +1,16 @@
 //! The split-mode forwarder: an h2c reverse proxy for gRPC paths.
 //!
-//! Request and response bodies are streamed frame by frame (trailers included), so the proxy
-//! knows nothing of methods or messages. A client that goes away drops the upstream stream
+//! The request body is read whole (at most `max_request_body`, so a call can be tried on another
+//! instance when no connection was made); the response is streamed frame by frame (trailers
+//! included). The proxy knows nothing of methods or messages. A client that goes away drops the upstream stream
 //! (hyper resets it), and the serving kit's stream-shutdown layer wraps forwarded responses
 //! like local ones, so the edge's shutdown ends forwarded streams too.
+//!
+//! One piece: one call's way through the edge, from path to upstream response (route, bound the
+//! body, prepare the headers once in `Prepared`, try another instance only when no connection was
+//! made), with the statuses it answers; balancing (`balance`) and the response body (`body`) live
+//! beside it. Split, the retry rule would sit apart from the buffered body and the once-prepared
+//! request it relies on.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

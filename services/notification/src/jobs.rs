@@ -13,6 +13,9 @@
 //!
 //! One idea, kept whole: every statement on `push_jobs`, so the queue's states and indexes are
 //! read in one place.
+//! The statements share the state codes (`PENDING` to `DISMISSED`), the priorities and the lease
+//! guard; split between the pipeline's writes and the dispatcher's claims, a new state or a changed
+//! guard could be honoured by `claim` and missed by `settle`, `release` or `prune`.
 
 use std::collections::BTreeMap;
 

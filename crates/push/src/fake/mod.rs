@@ -14,6 +14,13 @@
 //! [`FakePushServer::rejections`]; an accepted one is recorded, decoded, in
 //! [`FakePushServer::requests`], and answered with the next scripted [`Reply`] for its token,
 //! or success.
+//!
+//! One piece: the fake's shared state and its test-facing handle. `start` makes each platform's
+//! keys, the `*_config` methods hand the providers the private halves, `State` keeps the public
+//! halves the handlers check with, and every push request a handler takes or refuses goes through
+//! `State::accept` or `State::reject` into what `requests` and `rejections` read; the per-platform
+//! checks already live beside it (`fcm`, `apns`, `webpush`, `webhook`, `tls`). Split further, a key
+//! or a scripted reply could be set on one side and never seen on the other.
 
 mod apns;
 mod fcm;

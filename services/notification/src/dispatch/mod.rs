@@ -12,6 +12,9 @@
 //! One idea, kept whole: a job's way from claim to record. The parts that stand alone live
 //! beside it: the batch's reads (`load`), the payloads (`compose`), the credential breaker
 //! (`breaker`).
+//! `handle` turns each provider `Outcome` into the `Settled` and `Effect` that `record` writes in
+//! the batch's one transaction; split, a new outcome could be decided in one file and recorded
+//! wrong (a token left unpruned, a badge not remembered) in another.
 
 mod breaker;
 mod compose;

@@ -12,6 +12,12 @@
 //! `max_ack_pending = 1`), so one user's counts change in the order the message service
 //! changed them however many notification instances run: they share the consumer for
 //! failover; the pushes themselves (the dispatcher) scale across instances.
+//!
+//! One piece: the event router and the steps its branches share across streams. A leave heard on
+//! either stream goes through `left`, the badge pushes that reads, mutes and leaves owe through
+//! `badge_jobs`, and new messages, mentions added by an edit and channel fan-out pages (`fanout`)
+//! through `notify`; split by stream, a step could change for one stream's events and not for the
+//! other's.
 
 pub mod decide;
 pub mod fanout;

@@ -5,6 +5,12 @@
 //! not the sender, seq above their watermark and their join), so the badge equals the
 //! message service's unread total; the values ReadMarkerMoved and MessageDeletedForMe carry
 //! reset them to the authoritative ones.
+//!
+//! One piece: the membership-at-a-seq test (`joined_seq` below the seq, `left_seq` null or above
+//! it) recurs in `count_unread`, `count_mention`, `recipients` and `deleted_for_everyone`, the
+//! counts also checking the read watermark, while `join`, `leave` and `read_up_to` keep those
+//! columns; split, one copy could drift and the badge would stop matching the message service's
+//! unread total.
 
 use echo_store::{Tx, with_tx};
 use uuid::Uuid;

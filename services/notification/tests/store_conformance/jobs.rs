@@ -1,6 +1,11 @@
 //! The push queue: a job is written once per (message, token, kind), claimed by one claimant
 //! at a time under a lease, not before it is due, again after its lease ends (an instance that
 //! died after the provider's 2xx), and settled for good.
+//!
+//! One piece: the conformance half of `src/jobs.rs`, a case per rule of the queue's life (written
+//! once, claimed under a lease, released, settled only by its holder, badge spacing, the storm
+//! counts read from sent jobs) built on the same `alert`, `insert` and `settle` helpers; split, a
+//! rule changed in `jobs.rs` would have its cases in two files to find.
 
 use std::collections::HashSet;
 
