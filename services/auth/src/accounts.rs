@@ -1,6 +1,10 @@
 //! The auth journeys (DESIGN §5): register → verify → tokens; password and OTP logins;
 //! refresh with rotation, retry grace and reuse detection; sessions; password change and
 //! reset; account deletion. Inputs arrive parsed; outputs are domain values.
+//!
+//! One file because it is the contract's journeys read in their order, each a short script
+//! over the store; what several journeys share is already apart (`codes`: sending and checking
+//! one-time codes; `sessions`: opening, issuing, revoking).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,7 +23,6 @@ use crate::error::AuthError;
 use crate::events;
 use crate::store::{
     Account, AuthStore, Device, OtpPurpose, PendingRegistration, RefreshRecord, Rotation, Session,
-    StoreError,
 };
 
 /// The tunable rules.
@@ -176,16 +179,16 @@ impl Accounts {
         {
             Ok(()) => Ok((self.issue(&session, refresh_token, at)?, true)),
             // A concurrent verification created it first: sign in to that account.
-            Err(StoreError::Conflict(_)) => {
+            Err(AuthError::PhoneTaken) => {
                 let existing = self.store.account_by_phone(phone.as_str()).await?;
-                let existing = existing.ok_or_else(|| AuthError::internal("account vanished"))?;
+                let existing = existing.ok_or_else(|| AuthError::Internal("account vanished"))?;
                 Ok((
                     self.open_session(&existing, session.device.clone(), client)
                         .await?,
                     false,
                 ))
             }
-            Err(error) => Err(error.into()),
+            Err(error) => Err(error),
         }
     }
 
@@ -308,10 +311,9 @@ impl Accounts {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Session>, AuthError> {
-        Ok(self
-            .store
+        self.store
             .active_sessions(caller.user_id, after, limit)
-            .await?)
+            .await
     }
 
     /// End one of the caller's sessions.

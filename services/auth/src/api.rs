@@ -1,5 +1,9 @@
 //! The AuthService gRPC handlers: parse and validate → take the caller → call the domain →
 //! map the result. No rules live here.
+//!
+//! One file because it is the one proto service's boundary (STYLE 4): fifteen short handlers
+//! over the same few parsing checks (`AuthCheck`) and protobuf builders, which a split by
+//! method would only scatter.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

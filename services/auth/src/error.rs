@@ -1,11 +1,18 @@
-//! AuthService's errors and their one conversion into the platform's [`Failure`].
+//! AuthService's one error enum, used by the store and the journeys alike, and its one
+//! conversion into the platform's [`Failure`].
+//!
+//! Refusals are variants of their own; infrastructure failures keep their cause as a typed
+//! source. The conversion decides UNAVAILABLE (the database or the outbox did not answer,
+//! retried by the client) versus INTERNAL (logged with its cause, never sent) from that source.
 
 use std::time::Duration;
 
 use echo_runtime::{Failure, Violation};
 use tonic::Code;
 
-/// Everything an auth call can fail with.
+use crate::domain::password::HashError;
+
+/// Everything an auth call, or a store script under it, can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// Malformed fields.
@@ -41,12 +48,25 @@ pub enum AuthError {
     /// No such session of the caller.
     #[error("session not found")]
     SessionNotFound,
-    /// The database did not answer.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// A dependency failed (database, cache, code delivery).
-    #[error("internal: {0}")]
-    Internal(String),
+    /// The store found the phone already has an account (a concurrent verification created
+    /// it). The journeys sign in to that account instead, so no client sees this.
+    #[error("the phone already has an account")]
+    PhoneTaken,
+    /// The database failed (UNAVAILABLE when it did not answer).
+    #[error(transparent)]
+    Database(#[from] echo_store::StoreError),
+    /// Appending an event to the outbox failed (UNAVAILABLE when its database did not answer).
+    #[error(transparent)]
+    Bus(#[from] echo_bus::BusError),
+    /// Hashing or verifying a password failed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    /// Issuing a token or announcing a revocation failed.
+    #[error(transparent)]
+    Authn(#[from] echo_authn::AuthnError),
+    /// An outcome the journeys cannot answer otherwise (an account gone between two reads).
+    #[error("{0}")]
+    Internal(&'static str),
 }
 
 impl AuthError {
@@ -54,36 +74,11 @@ impl AuthError {
     pub fn invalid(field: &str, description: impl Into<String>) -> Self {
         AuthError::Invalid(vec![Violation::new(field, description)])
     }
-
-    /// An internal failure from any error.
-    pub fn internal(error: impl std::fmt::Display) -> Self {
-        AuthError::Internal(error.to_string())
-    }
 }
 
-impl From<crate::store::StoreError> for AuthError {
-    fn from(error: crate::store::StoreError) -> Self {
-        match error {
-            crate::store::StoreError::Database(error) if error.is_unavailable() => {
-                AuthError::Unavailable(error.to_string())
-            }
-            crate::store::StoreError::Bus(error) if error.is_unavailable() => {
-                AuthError::Unavailable(error.to_string())
-            }
-            error => AuthError::internal(error),
-        }
-    }
-}
-
-impl From<crate::domain::password::HashError> for AuthError {
-    fn from(error: crate::domain::password::HashError) -> Self {
-        AuthError::internal(error)
-    }
-}
-
-impl From<echo_authn::AuthnError> for AuthError {
-    fn from(error: echo_authn::AuthnError) -> Self {
-        AuthError::internal(error)
+impl From<sqlx::Error> for AuthError {
+    fn from(error: sqlx::Error) -> Self {
+        AuthError::Database(error.into())
     }
 }
 
@@ -137,8 +132,15 @@ impl From<AuthError> for Failure {
                 "this refresh token was already used; the session was ended for safety",
             ),
             SessionNotFound => reason(Code::NotFound, "SESSION_NOT_FOUND", "no such session"),
-            Unavailable(cause) => Failure::dependency_unavailable("auth", &cause),
-            Internal(cause) => Failure::Internal(cause.into()),
+            Database(cause) if cause.is_unavailable() => {
+                Failure::dependency_unavailable("auth", &cause.to_string())
+            }
+            Bus(cause) if cause.is_unavailable() => {
+                Failure::dependency_unavailable("auth", &cause.to_string())
+            }
+            failure @ (PhoneTaken | Database(_) | Bus(_) | Hash(_) | Authn(_) | Internal(_)) => {
+                Failure::internal(failure)
+            }
         }
     }
 }
@@ -146,5 +148,43 @@ impl From<AuthError> for Failure {
 impl From<AuthError> for tonic::Status {
     fn from(error: AuthError) -> Self {
         Failure::from(error).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_unavailable(failure: &Failure) -> bool {
+        matches!(
+            failure,
+            Failure::Reason {
+                code: Code::Unavailable,
+                reason: "DEPENDENCY_UNAVAILABLE",
+                retry_after: Some(retry),
+                ..
+            } if *retry == Duration::from_secs(1)
+        )
+    }
+
+    #[test]
+    fn the_source_decides_unavailable_or_internal() {
+        let timed_out = echo_store::StoreError::TimedOut(Duration::from_secs(5));
+        assert!(is_unavailable(&AuthError::from(timed_out).into()));
+        let broker = echo_bus::BusError::Unavailable("connection refused".into());
+        assert!(is_unavailable(&AuthError::from(broker).into()));
+        for error in [
+            AuthError::from(sqlx::Error::RowNotFound),
+            AuthError::from(echo_bus::BusError::Malformed("bad".into())),
+            AuthError::PhoneTaken,
+            AuthError::Internal("account vanished"),
+        ] {
+            let shown = error.to_string();
+            let failure = Failure::from(error);
+            assert!(
+                matches!(&failure, Failure::Internal(cause) if cause.to_string() == shown),
+                "{failure:?}"
+            );
+        }
     }
 }

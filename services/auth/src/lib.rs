@@ -23,6 +23,7 @@ pub use accounts::Policy;
 pub use api::AuthApi;
 pub use domain::otp::{CapturingOtpSender, LogOtpSender, OtpSender};
 pub use domain::webhook::WebhookOtpSender;
+pub use store::OtpPurpose;
 
 /// The AuthService methods callable without an access token (everything that gets one).
 pub const PUBLIC_METHODS: &[&str] = &[

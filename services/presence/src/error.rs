@@ -44,8 +44,10 @@ impl From<PresenceError> for Failure {
                 "watch_streams",
                 format!("at most {limit} presence watch streams may be open per user"),
             ),
-            PresenceError::State(StateError::Unavailable(_))
-            | PresenceError::Cache(echo_cache::CacheError::Unavailable(_)) => {
+            PresenceError::State(ref state) if state.is_unavailable() => {
+                Failure::dependency_unavailable("presence", &error.to_string())
+            }
+            PresenceError::Cache(echo_cache::CacheError::Unavailable(_)) => {
                 Failure::dependency_unavailable("presence", &error.to_string())
             }
             PresenceError::Store(ref store) if store.is_unavailable() => {
@@ -86,4 +88,24 @@ pub fn revoked() -> Status {
         "the session has ended; sign in again",
     )
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_outage_is_unavailable_and_a_malformed_reply_internal() {
+        let timed_out = PresenceError::State(StateError::TimedOut(Duration::from_millis(250)));
+        let Failure::Reason {
+            code, retry_after, ..
+        } = Failure::from(timed_out)
+        else {
+            panic!("a reason");
+        };
+        assert_eq!(code, Code::Unavailable);
+        assert_eq!(retry_after, Some(Duration::from_secs(1)));
+        let malformed = PresenceError::State(StateError::Malformed("bad reply".into()));
+        assert!(matches!(Failure::from(malformed), Failure::Internal(_)));
+    }
 }

@@ -40,7 +40,7 @@ pub async fn run(tracker: Tracker, shutdown: CancellationToken) {
 }
 
 fn error_is_outage(error: &StateError) -> bool {
-    matches!(error, StateError::Unavailable(_))
+    error.is_unavailable()
 }
 
 /// Every entry lives at least one more TTL from now.

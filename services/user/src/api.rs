@@ -1,5 +1,8 @@
 //! The UserService gRPC handlers: parse and validate → take the caller → call `people` → map
 //! the result. No rules live here.
+//!
+//! One file because it is the one proto service's boundary (STYLE 4): twenty short handlers
+//! over the same parsing helpers; the protobuf builders they share are in `convert`.
 
 mod convert;
 

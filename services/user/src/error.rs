@@ -1,13 +1,18 @@
-//! UserService's errors and their one conversion into the platform's [`Failure`].
+//! UserService's one error enum, used by the store and the domain alike, and its one
+//! conversion into the platform's [`Failure`].
+//!
+//! Refusals are variants of their own (the store answers the ones it must decide atomically:
+//! a taken username, a full contact list, a block or a contact found at the write);
+//! infrastructure failures keep their cause as a typed source. The conversion decides
+//! UNAVAILABLE (the database or the outbox did not answer, retried by the client) versus
+//! INTERNAL (logged with its cause, never sent) from that source.
 
 use std::time::Duration;
 
 use echo_runtime::{Failure, Violation};
 use tonic::Code;
 
-use crate::store::StoreError;
-
-/// Everything a user call can fail with.
+/// Everything a user call, or a store script under it, can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
     /// Malformed fields.
@@ -16,7 +21,7 @@ pub enum UserError {
     /// No such user, deleted, or hidden from the caller (indistinguishable on purpose).
     #[error("user not found")]
     UserNotFound,
-    /// The username is held by someone else.
+    /// The username is held by someone else (case-insensitively).
     #[error("username taken")]
     UsernameTaken,
     /// Not in the caller's contacts.
@@ -28,13 +33,13 @@ pub enum UserError {
     /// Already mutual contacts.
     #[error("already contacts")]
     AlreadyContacts,
-    /// A block between the two users prevents the action.
+    /// A block between the two users (either direction) prevents the action.
     #[error("blocked")]
     Blocked,
     /// The caller may not do this (e.g. change another user's profile).
     #[error("not allowed: {0}")]
     NotAllowed(&'static str),
-    /// A count quota is full.
+    /// A count quota is full (the contact list: checked by the store under its lock).
     #[error("limit exceeded")]
     LimitExceeded {
         /// The quota's name.
@@ -48,12 +53,12 @@ pub enum UserError {
     /// A rate limit.
     #[error("rate limited")]
     RateLimited(Duration),
-    /// The database did not answer.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// A dependency failed.
-    #[error("internal: {0}")]
-    Internal(String),
+    /// The database failed (UNAVAILABLE when it did not answer).
+    #[error(transparent)]
+    Database(#[from] echo_store::StoreError),
+    /// Appending an event to the outbox failed (UNAVAILABLE when its database did not answer).
+    #[error(transparent)]
+    Bus(#[from] echo_bus::BusError),
 }
 
 impl UserError {
@@ -63,36 +68,9 @@ impl UserError {
     }
 }
 
-impl From<StoreError> for UserError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::UsernameTaken => UserError::UsernameTaken,
-            StoreError::UserNotFound => UserError::UserNotFound,
-            StoreError::Blocked => UserError::Blocked,
-            StoreError::AlreadyContacts => UserError::AlreadyContacts,
-            StoreError::ContactLimit => UserError::LimitExceeded {
-                limit: "contacts",
-                max: crate::rules::MAX_CONTACTS,
-            },
-            StoreError::Database(error) if error.is_unavailable() => {
-                UserError::Unavailable(error.to_string())
-            }
-            StoreError::Bus(error) if error.is_unavailable() => {
-                UserError::Unavailable(error.to_string())
-            }
-            failure @ (StoreError::Database(_) | StoreError::Bus(_)) => {
-                UserError::Internal(failure.to_string())
-            }
-        }
-    }
-}
-
-impl From<Failure> for UserError {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::InvalidArgument(violations) => UserError::Invalid(violations),
-            other => UserError::Internal(format!("{other:?}")),
-        }
+impl From<sqlx::Error> for UserError {
+    fn from(error: sqlx::Error) -> Self {
+        UserError::Database(error.into())
     }
 }
 
@@ -139,8 +117,13 @@ impl From<UserError> for Failure {
                 "this account was deleted",
             ),
             RateLimited(retry) => Failure::rate_limited(retry),
-            Unavailable(cause) => Failure::dependency_unavailable("user", &cause),
-            Internal(cause) => Failure::Internal(cause.into()),
+            Database(cause) if cause.is_unavailable() => {
+                Failure::dependency_unavailable("user", &cause.to_string())
+            }
+            Bus(cause) if cause.is_unavailable() => {
+                Failure::dependency_unavailable("user", &cause.to_string())
+            }
+            failure @ (Database(_) | Bus(_)) => Failure::internal(failure),
         }
     }
 }
@@ -148,5 +131,60 @@ impl From<UserError> for Failure {
 impl From<UserError> for tonic::Status {
     fn from(error: UserError) -> Self {
         Failure::from(error).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_unavailable(failure: &Failure) -> bool {
+        matches!(
+            failure,
+            Failure::Reason {
+                code: Code::Unavailable,
+                reason: "DEPENDENCY_UNAVAILABLE",
+                retry_after: Some(retry),
+                ..
+            } if *retry == Duration::from_secs(1)
+        )
+    }
+
+    #[test]
+    fn the_source_decides_unavailable_or_internal() {
+        let timed_out = echo_store::StoreError::TimedOut(Duration::from_secs(5));
+        assert!(is_unavailable(&UserError::from(timed_out).into()));
+        let broker = echo_bus::BusError::Unavailable("connection refused".into());
+        assert!(is_unavailable(&UserError::from(broker).into()));
+        for error in [
+            UserError::from(sqlx::Error::RowNotFound),
+            UserError::from(echo_bus::BusError::Malformed("bad".into())),
+        ] {
+            let shown = error.to_string();
+            let failure = Failure::from(error);
+            assert!(
+                matches!(&failure, Failure::Internal(cause) if cause.to_string() == shown),
+                "{failure:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_contact_quota_is_named() {
+        let full = UserError::LimitExceeded {
+            limit: "contacts",
+            max: crate::rules::MAX_CONTACTS,
+        };
+        let Failure::Reason {
+            code,
+            reason,
+            metadata,
+            ..
+        } = Failure::from(full)
+        else {
+            panic!("a reason");
+        };
+        assert_eq!((code, reason), (Code::ResourceExhausted, "LIMIT_EXCEEDED"));
+        assert_eq!(metadata, vec![("limit", "contacts".to_owned())]);
     }
 }

@@ -88,10 +88,9 @@ impl People {
             }
         }
         let event = move |profile: &Profile| crate::events::profile_updated(profile, &paths);
-        Ok(self
-            .store
+        self.store
             .update_profile(caller, &change, Utc::now(), &event)
-            .await?)
+            .await
     }
 
     /// Discoverable users matching `query` (normalised), best first.

@@ -6,13 +6,12 @@ use echo_store::{with_db, with_tx};
 use uuid::Uuid;
 
 use super::codec::{AccountRow, At, Id, account_columns, for_update, give_up, is_phone_taken, now};
-use super::{
-    Account, AuthStore, PendingRegistration, RefreshRecord, Session, StoreError, sessions,
-};
+use super::{Account, AuthStore, PendingRegistration, RefreshRecord, Session, sessions};
+use crate::error::AuthError;
 
 impl AuthStore {
     /// The account with this phone, if any.
-    pub async fn account_by_phone(&self, phone: &str) -> Result<Option<Account>, StoreError> {
+    pub async fn account_by_phone(&self, phone: &str) -> Result<Option<Account>, AuthError> {
         let row: Option<AccountRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -27,7 +26,7 @@ impl AuthStore {
     }
 
     /// The account with this id, if any.
-    pub async fn account_by_id(&self, user_id: Uuid) -> Result<Option<Account>, StoreError> {
+    pub async fn account_by_id(&self, user_id: Uuid) -> Result<Option<Account>, AuthError> {
         let row: Option<AccountRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -45,7 +44,7 @@ impl AuthStore {
     pub async fn put_pending_registration(
         &self,
         pending: &PendingRegistration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), AuthError> {
         with_db!(&self.db, write, |c| {
             sqlx::query(
                 "INSERT INTO pending_registrations (phone_number, password_hash, display_name, \
@@ -68,7 +67,7 @@ impl AuthStore {
     pub async fn pending_registration(
         &self,
         phone: &str,
-    ) -> Result<Option<PendingRegistration>, StoreError> {
+    ) -> Result<Option<PendingRegistration>, AuthError> {
         let row: Option<(String, String, String)> = with_db!(&self.db, read, |c| {
             sqlx::query_as(
                 "SELECT phone_number, password_hash, display_name FROM pending_registrations \
@@ -88,7 +87,7 @@ impl AuthStore {
     }
 
     /// Set a new password hash.
-    pub async fn set_password(&self, user_id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+    pub async fn set_password(&self, user_id: Uuid, password_hash: &str) -> Result<(), AuthError> {
         with_db!(&self.db, write, |c| {
             sqlx::query("UPDATE accounts SET password_hash = $2 WHERE user_id = $1")
                 .bind(Id(user_id))
@@ -102,14 +101,14 @@ impl AuthStore {
 
     /// Atomically: create the account from the pending registration (deleting it), open the
     /// first session, store its refresh token, and append `event` (user registered).
-    /// `Conflict` if the phone already has an account.
+    /// `PhoneTaken` if the phone already has an account.
     pub async fn create_account(
         &self,
         account: &Account,
         session: &Session,
         refresh: &RefreshRecord,
         event: &Event,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), AuthError> {
         let mut tx = self.db.begin().await?;
         let inserted = with_tx!(&mut tx, |c| {
             sqlx::query(concat!(
@@ -130,7 +129,7 @@ impl AuthStore {
             // On PostgreSQL the failed statement aborted the transaction: roll it back.
             Err(e) if is_phone_taken(&e) => {
                 give_up(tx, ()).await?;
-                return Err(StoreError::Conflict("phone"));
+                return Err(AuthError::PhoneTaken);
             }
             other => other?,
         };
@@ -153,7 +152,7 @@ impl AuthStore {
         &self,
         user_id: Uuid,
         event: &Event,
-    ) -> Result<Vec<Uuid>, StoreError> {
+    ) -> Result<Vec<Uuid>, AuthError> {
         let mut tx = self.db.begin().await?;
         // Locked first on PostgreSQL: the lock blocks sessions being opened for this account
         // (their foreign key check needs a share lock on the row), so the ids returned below

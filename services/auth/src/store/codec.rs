@@ -7,7 +7,8 @@ use chrono::Utc;
 use echo_store::Tx;
 pub(super) use echo_store::native::{At, Id, for_update};
 
-use super::{Account, Device, Session, StoreError};
+use super::{Account, Device, Session};
+use crate::error::AuthError;
 
 /// Now, as the scripts record it. Both backends take the time from the service's clock (not
 /// PostgreSQL's `now()`), so a revocation and `revoked_since` compare times of one clock.
@@ -102,7 +103,7 @@ pub(super) fn is_phone_taken(error: &sqlx::Error) -> bool {
 }
 
 /// Rolls `tx` back (on SQLite freeing the writer at once) and answers `outcome`.
-pub(super) async fn give_up<T>(tx: Tx, outcome: T) -> Result<T, StoreError> {
+pub(super) async fn give_up<T>(tx: Tx, outcome: T) -> Result<T, AuthError> {
     tx.rollback().await?;
     Ok(outcome)
 }

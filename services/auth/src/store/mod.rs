@@ -5,6 +5,10 @@
 //! deleted) takes the [`Event`](echo_bus::Event) to publish and appends it to the outbox in the
 //! SAME transaction as the change. Secrets never reach this layer in the clear: passwords arrive
 //! as argon2id PHC strings, OTP codes and refresh tokens as keyed/SHA-256 hashes.
+//!
+//! Scripts answer the service's one error, [`AuthError`](crate::error::AuthError): the one
+//! refusal only the store can see (`PhoneTaken`), or the database or outbox failure with its
+//! cause.
 
 mod accounts;
 mod codec;
@@ -16,26 +20,6 @@ use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
 use echo_store::Database;
 use uuid::Uuid;
-
-/// What a storage call can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A uniqueness rule was hit (e.g. the phone already has an account).
-    #[error("conflict: {0}")]
-    Conflict(&'static str),
-    /// The database failed.
-    #[error(transparent)]
-    Database(#[from] echo_store::StoreError),
-    /// Appending the event failed.
-    #[error(transparent)]
-    Bus(#[from] echo_bus::BusError),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
-        StoreError::Database(error.into())
-    }
-}
 
 /// The kinds of one-time code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -3,7 +3,8 @@
 use echo_store::with_db;
 
 use super::codec::At;
-use super::{AuthStore, OtpPurpose, StoreError, StoredOtp};
+use super::{AuthStore, OtpPurpose, StoredOtp};
+use crate::error::AuthError;
 
 impl AuthStore {
     /// Store a new code for (phone, purpose), replacing any earlier one.
@@ -12,7 +13,7 @@ impl AuthStore {
         phone: &str,
         purpose: OtpPurpose,
         otp: &StoredOtp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), AuthError> {
         with_db!(&self.db, write, |c| {
             sqlx::query(
                 "INSERT INTO otp_codes (phone_number, purpose, code_hash, expires_at, attempts, \
@@ -38,7 +39,7 @@ impl AuthStore {
         &self,
         phone: &str,
         purpose: OtpPurpose,
-    ) -> Result<Option<StoredOtp>, StoreError> {
+    ) -> Result<Option<StoredOtp>, AuthError> {
         let row: Option<(Vec<u8>, At, i32, At)> = with_db!(&self.db, read, |c| {
             sqlx::query_as(
                 "SELECT code_hash, expires_at, attempts, created_at FROM otp_codes \
@@ -64,7 +65,7 @@ impl AuthStore {
         &self,
         phone: &str,
         purpose: OtpPurpose,
-    ) -> Result<i32, StoreError> {
+    ) -> Result<i32, AuthError> {
         let attempts: Option<i32> = with_db!(&self.db, write, |c| {
             sqlx::query_scalar(
                 "UPDATE otp_codes SET attempts = attempts + 1 \
@@ -79,7 +80,7 @@ impl AuthStore {
     }
 
     /// Delete the code (used, or exhausted). True if it existed: a code works at most once.
-    pub async fn consume_otp(&self, phone: &str, purpose: OtpPurpose) -> Result<bool, StoreError> {
+    pub async fn consume_otp(&self, phone: &str, purpose: OtpPurpose) -> Result<bool, AuthError> {
         let done = with_db!(&self.db, write, |c| {
             sqlx::query("DELETE FROM otp_codes WHERE phone_number = $1 AND purpose = $2")
                 .bind(phone)

@@ -8,7 +8,8 @@
 use echo_store::with_tx;
 
 use super::codec::{At, Id, SessionRow, give_up, now, session_columns};
-use super::{AuthStore, RefreshRecord, Rotation, Session, StoreError};
+use super::{AuthStore, RefreshRecord, Rotation, Session};
+use crate::error::AuthError;
 
 impl AuthStore {
     /// Atomically exchange a refresh token: if `old_hash` is current and unexpired and its
@@ -21,7 +22,7 @@ impl AuthStore {
         old_hash: &[u8],
         new: &RefreshRecord,
         ip: Option<&str>,
-    ) -> Result<Rotation, StoreError> {
+    ) -> Result<Rotation, AuthError> {
         let mut tx = self.db.begin().await?;
         let now = now();
         let claimed: Option<Id> = with_tx!(&mut tx, |c| {

@@ -8,7 +8,8 @@ use echo_store::{Tx, with_db, with_tx};
 use uuid::Uuid;
 
 use super::codec::{At, Id, SessionRow, now, session_columns};
-use super::{AuthStore, RefreshRecord, Session, StoreError};
+use super::{AuthStore, RefreshRecord, Session};
+use crate::error::AuthError;
 use crate::events;
 
 impl AuthStore {
@@ -17,7 +18,7 @@ impl AuthStore {
         &self,
         session: &Session,
         refresh: &RefreshRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), AuthError> {
         let mut tx = self.db.begin().await?;
         insert(&mut tx, session, refresh).await?;
         tx.commit().await?;
@@ -25,7 +26,7 @@ impl AuthStore {
     }
 
     /// The session, if it exists.
-    pub async fn session(&self, session_id: Uuid) -> Result<Option<Session>, StoreError> {
+    pub async fn session(&self, session_id: Uuid) -> Result<Option<Session>, AuthError> {
         let row: Option<SessionRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -46,7 +47,7 @@ impl AuthStore {
         user_id: Uuid,
         after: Option<Uuid>,
         limit: i64,
-    ) -> Result<Vec<Session>, StoreError> {
+    ) -> Result<Vec<Session>, AuthError> {
         let rows: Vec<SessionRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -64,7 +65,7 @@ impl AuthStore {
     }
 
     /// How many active sessions a user has (the device cap).
-    pub async fn count_active_sessions(&self, user_id: Uuid) -> Result<i64, StoreError> {
+    pub async fn count_active_sessions(&self, user_id: Uuid) -> Result<i64, AuthError> {
         Ok(with_db!(&self.db, read, |c| {
             sqlx::query_scalar(
                 "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL",
@@ -84,7 +85,7 @@ impl AuthStore {
         only: Option<Uuid>,
         except: Option<Uuid>,
         reason: SessionEndReason,
-    ) -> Result<Vec<Uuid>, StoreError> {
+    ) -> Result<Vec<Uuid>, AuthError> {
         let mut tx = self.db.begin().await?;
         // One statement: on PostgreSQL a session a concurrent call revoked first is skipped
         // after its row lock is released (`revoked_at IS NULL` is re-checked); on SQLite the
@@ -122,7 +123,7 @@ impl AuthStore {
     pub async fn revoked_since(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, AuthError> {
         let rows: Vec<(Id, At)> = with_db!(&self.db, read, |c| {
             // The sessions kept, and those that ended with their account (deleted with it).
             sqlx::query_as(

@@ -1,7 +1,8 @@
 //! Accounts, pending registrations and one-time codes.
 
 use chrono::Duration;
-use echo_auth::store::{OtpPurpose, PendingRegistration, StoreError, StoredOtp};
+use echo_auth::error::AuthError;
+use echo_auth::store::{OtpPurpose, PendingRegistration, StoredOtp};
 use echo_proto::echo::events::v1::SessionEndReason;
 
 use crate::common::*;
@@ -94,7 +95,8 @@ pub async fn otp_lifecycle(env: &Env) {
 }
 
 /// create_account writes the account, first session, token and one outbox row, and consumes the
-/// pending registration; a second account on the same phone is a Conflict that writes nothing.
+/// pending registration; a second account on the same phone is refused (`PhoneTaken`) and
+/// writes nothing.
 pub async fn create_account_is_atomic(env: &Env) {
     let pending = PendingRegistration {
         phone_number: PHONE.to_owned(),
@@ -139,10 +141,7 @@ pub async fn create_account_is_atomic(env: &Env) {
             &event("user_registered", twin.user_id),
         )
         .await;
-    assert!(
-        matches!(again, Err(StoreError::Conflict("phone"))),
-        "{again:?}"
-    );
+    assert!(matches!(again, Err(AuthError::PhoneTaken)), "{again:?}");
     assert_eq!(env.store.account_by_id(twin.user_id).await.unwrap(), None);
     assert_eq!(
         env.store.session(twin_session.session_id).await.unwrap(),

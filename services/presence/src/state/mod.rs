@@ -28,12 +28,12 @@ pub use redis::RedisState;
 
 use crate::status::{Activity, ManualStatus, Update, UserState};
 
-/// Why a state call failed.
+/// Why a state call failed: two outcomes the caller acts on (`Unseeded`, `Limited`), or a
+/// failure of the backend with its Redis cause kept. [`StateError::is_unavailable`] tells an
+/// outage (callers answer UNAVAILABLE with RetryInfo) from the rest. This is the seam's error,
+/// not a copy of the service's: `PresenceError` holds it as its source.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    /// The backend cannot be reached (callers answer UNAVAILABLE with RetryInfo).
-    #[error("presence state unavailable: {0}")]
-    Unavailable(String),
     /// The user is not seeded: load the persisted status, [`PresenceState::seed`], retry.
     #[error("presence state of {0} is not seeded")]
     Unseeded(Uuid),
@@ -41,9 +41,28 @@ pub enum StateError {
     /// retry after this long (RATE_LIMITED with RetryInfo).
     #[error("heartbeats of this device are limited; retry in {0:?}")]
     Limited(Duration),
-    /// The backend answered something unexpected (a bug or a corrupted entry).
+    /// Redis cannot be reached right now (by the cache's rule of what is transient).
+    #[error("presence state unavailable: {0}")]
+    Unavailable(#[source] ::redis::RedisError),
+    /// Redis did not answer within the call's deadline (reconnecting included).
+    #[error("presence state unavailable: no answer from redis within {0:?}")]
+    TimedOut(Duration),
+    /// Redis refused the call for another reason (a bug or a misconfiguration).
     #[error("presence state: {0}")]
-    Backend(String),
+    Redis(#[source] ::redis::RedisError),
+    /// The Redis client cannot be built from the URL and the TLS settings.
+    #[error("presence state: {0}")]
+    Client(#[source] echo_cache::CacheError),
+    /// A script answered something unexpected (a bug or a corrupted entry).
+    #[error("presence state: {0}")]
+    Malformed(String),
+}
+
+impl StateError {
+    /// True when the backend could not be reached in time (callers answer UNAVAILABLE).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StateError::Unavailable(_) | StateError::TimedOut(_))
+    }
 }
 
 /// Where presence lives between heartbeats.

@@ -122,8 +122,7 @@ impl RedisState {
         key_prefix: &str,
         tls_ca_file: Option<&std::path::Path>,
     ) -> Result<Self, StateError> {
-        let client = echo_cache::redis_client(url, tls_ca_file)
-            .map_err(|e| StateError::Backend(e.to_string()))?;
+        let client = echo_cache::redis_client(url, tls_ca_file).map_err(StateError::Client)?;
         Self::open(client, key_prefix, DEFAULT_TIMEOUT).await
     }
 
@@ -134,8 +133,7 @@ impl RedisState {
         key_prefix: &str,
         timeout: Duration,
     ) -> Result<Self, StateError> {
-        let client = Client::open(url)
-            .map_err(|e| StateError::Backend(format!("invalid redis url {url:?}: {e}")))?;
+        let client = Client::open(url).map_err(StateError::Redis)?;
         Self::open(client, key_prefix, timeout).await
     }
 
@@ -226,9 +224,7 @@ async fn bounded<T>(
 ) -> Result<T, StateError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(result) => result.map_err(classify),
-        Err(_) => Err(StateError::Unavailable(format!(
-            "no answer from redis within {timeout:?}"
-        ))),
+        Err(_) => Err(StateError::TimedOut(timeout)),
     }
 }
 
@@ -236,9 +232,9 @@ async fn bounded<T>(
 /// by the cache's rule.
 fn classify(err: RedisError) -> StateError {
     if echo_cache::is_transient_redis_error(&err) {
-        StateError::Unavailable(err.to_string())
+        StateError::Unavailable(err)
     } else {
-        StateError::Backend(err.to_string())
+        StateError::Redis(err)
     }
 }
 
@@ -285,7 +281,7 @@ fn limit_arg(limit: usize) -> u32 {
 }
 
 fn malformed() -> StateError {
-    StateError::Backend("unexpected reply from a presence script".into())
+    StateError::Malformed("unexpected reply from a presence script".into())
 }
 
 fn array(value: Value) -> Result<Vec<Value>, StateError> {
@@ -306,7 +302,7 @@ fn text(value: &Value) -> Result<&str, StateError> {
 /// A user's hash (HGETALL, flat field/value pairs) as its state; `None` when not seeded.
 fn user_state(user: Uuid, hash: Value) -> Result<Option<UserState>, StateError> {
     let corrupt = |field: &str, value: &str| {
-        StateError::Backend(format!(
+        StateError::Malformed(format!(
             "corrupt presence field {field}={value:?} of {user}"
         ))
     };

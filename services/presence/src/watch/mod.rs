@@ -6,6 +6,10 @@
 //! Each stream gets an item only when what *it* observes changes: a hint for a user it may
 //! not see changes nothing it can see. Sends never wait: a full stream buffer ends the stream
 //! with RESUME (its client reopens and gets a fresh snapshot).
+//!
+//! One file because the index, the versions and the damping are one piece of state under one
+//! lock, changed together by every hint and every reconcile; the subscription loop (`listen`)
+//! and a stream's own end (`stream`) are apart.
 
 mod listen;
 pub mod stream;

@@ -17,7 +17,7 @@ async fn fails_fast<T: std::fmt::Debug>(
     let result = call.await;
     let took = started.elapsed();
     assert!(
-        matches!(result, Err(StateError::Unavailable(_))),
+        matches!(&result, Err(error) if error.is_unavailable()),
         "{what}: expected Unavailable, got {result:?}"
     );
     assert!(took < Duration::from_secs(1), "{what} took {took:?}");

@@ -57,7 +57,7 @@ impl People {
 
     /// Removes a contact (idempotent).
     pub async fn remove_contact(&self, owner: Uuid, contact: Uuid) -> Result<(), UserError> {
-        Ok(self.store.remove_contact(owner, contact).await?)
+        self.store.remove_contact(owner, contact).await
     }
 
     /// One page of the caller's contacts, by shown name.

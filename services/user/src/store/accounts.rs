@@ -10,7 +10,8 @@ use super::changes;
 use super::codec::{At, Id};
 use super::contacts::contact_rows;
 use super::search::replace_search_terms;
-use super::{Registration, StoreError, UserStore, key, search_terms};
+use super::{Registration, UserStore, key, search_terms};
+use crate::error::UserError;
 
 impl UserStore {
     /// Creates the registered user's profile, or completes the one their own calls created
@@ -20,7 +21,7 @@ impl UserStore {
         &self,
         tx: &mut Tx,
         registration: &Registration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), UserError> {
         // The WHERE makes a tombstone match nothing (no row returned), so it stays deleted.
         let completed: Option<(String, Option<String>)> = with_tx!(&mut *tx, |c| {
             sqlx::query_as(
@@ -65,7 +66,7 @@ impl UserStore {
         tx: &mut Tx,
         user_id: Uuid,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), UserError> {
         // A redelivered deletion changes nothing: the times stay those of the first.
         with_tx!(&mut *tx, |c| {
             sqlx::query(

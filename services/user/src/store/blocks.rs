@@ -6,7 +6,8 @@ use echo_store::{sql_limit, with_db, with_tx};
 use uuid::Uuid;
 
 use super::codec::{At, Id, PairLock, lock_pair, refuse};
-use super::{BlockEntry, BlockPosition, StoreError, UserStore};
+use super::{BlockEntry, BlockPosition, UserStore};
+use crate::error::UserError;
 
 impl UserStore {
     /// Blocks `blocked` for `blocker`. When the block is new: cancels the open requests
@@ -21,13 +22,13 @@ impl UserStore {
         blocked: Uuid,
         at: DateTime<Utc>,
         event: &Event,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, UserError> {
         let mut tx = self.db.begin().await?;
         // Under the pair's lock no request between the two can be sent or accepted meanwhile, so
         // none stays open past the block.
         let live = lock_pair(&mut tx, blocker, blocked, PairLock::Update).await?;
         if !live.contains(&blocked) {
-            return refuse(tx, StoreError::UserNotFound).await;
+            return refuse(tx, UserError::UserNotFound).await;
         }
         let inserted = with_tx!(&mut tx, |c| {
             sqlx::query(
@@ -70,7 +71,7 @@ impl UserStore {
         blocker: Uuid,
         blocked: Uuid,
         event: &Event,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, UserError> {
         let mut tx = self.db.begin().await?;
         let deleted = with_tx!(&mut tx, |c| {
             sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
@@ -96,7 +97,7 @@ impl UserStore {
         blocker: Uuid,
         after: Option<&BlockPosition>,
         limit: usize,
-    ) -> Result<Vec<BlockEntry>, StoreError> {
+    ) -> Result<Vec<BlockEntry>, UserError> {
         let after = after
             .map(|position| {
                 let at = DateTime::from_timestamp_micros(position.blocked_at_micros).ok_or_else(

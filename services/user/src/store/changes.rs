@@ -9,7 +9,8 @@ use echo_bus::{Event, Outbox};
 use echo_store::Tx;
 use uuid::Uuid;
 
-use super::{Privacy, Profile, StoreError};
+use super::{Privacy, Profile};
+use crate::error::UserError;
 
 /// One row of `contacts`: `(owner, contact)`, the owner has the contact in their list.
 pub(crate) type ContactRow = (Uuid, Uuid);
@@ -46,7 +47,7 @@ fn in_order(mut rows: Vec<ContactRow>) -> impl Iterator<Item = ContactRow> {
 }
 
 /// Appends `events` inside `tx` (nothing when there are none).
-pub(crate) async fn append(tx: &mut Tx, events: &[Event]) -> Result<(), StoreError> {
+pub(crate) async fn append(tx: &mut Tx, events: &[Event]) -> Result<(), UserError> {
     if !events.is_empty() {
         Outbox::append_all(tx, events).await?;
     }
@@ -55,11 +56,7 @@ pub(crate) async fn append(tx: &mut Tx, events: &[Event]) -> Result<(), StoreErr
 
 /// Appends `events` inside `tx` and commits it through `outbox`, which wakes the relay; with
 /// no events, a plain commit (nothing to wake it for).
-pub(crate) async fn commit(
-    outbox: &Outbox,
-    mut tx: Tx,
-    events: &[Event],
-) -> Result<(), StoreError> {
+pub(crate) async fn commit(outbox: &Outbox, mut tx: Tx, events: &[Event]) -> Result<(), UserError> {
     if events.is_empty() {
         tx.commit().await?;
         return Ok(());

@@ -8,7 +8,7 @@ use echo_store::{Tx, with_tx};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use super::StoreError;
+use crate::error::UserError;
 
 /// How [`lock_pair`] holds the two profile rows on PostgreSQL.
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +54,7 @@ pub(crate) async fn lock_pair(
 }
 
 /// Rolls `tx` back (on SQLite freeing the writer at once) and answers `refusal`.
-pub(crate) async fn refuse<T>(tx: Tx, refusal: StoreError) -> Result<T, StoreError> {
+pub(crate) async fn refuse<T>(tx: Tx, refusal: UserError) -> Result<T, UserError> {
     tx.rollback().await?;
     Err(refusal)
 }

@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::changes::{self, ContactRow};
 use super::codec::{At, Id, PairLock, lock_pair, refuse};
-use super::{ContactEntry, ContactPosition, Relation, StoreError, UserStore, key};
+use super::{ContactEntry, ContactPosition, Relation, UserStore, key};
+use crate::error::UserError;
 
 /// An owner's entries (`$1`) with their sort key, as [`EntryRow`] reads them. A contact
 /// without a profile cannot exist (erasure removes entries of the erased), but would sort by ''.
@@ -65,7 +66,7 @@ impl UserStore {
         &self,
         viewer: Uuid,
         others: &[Uuid],
-    ) -> Result<HashMap<Uuid, Relation>, StoreError> {
+    ) -> Result<HashMap<Uuid, Relation>, UserError> {
         let mut relations = HashMap::new();
         for chunk in others.chunks(IDS_PER_STATEMENT) {
             // The ids as a VALUES list (`column1` in both dialects): one form both accept, where
@@ -107,7 +108,7 @@ impl UserStore {
     /// Adds `contact` to `owner`'s contacts with `alias`, or sets the alias of an existing
     /// entry (idempotent). A new entry appends `ContactAdded` in the same transaction; a
     /// renamed one appends nothing. `UserNotFound` when `contact` has no live profile;
-    /// `ContactLimit` when the entry is new and `owner` already has `max_contacts`.
+    /// `LimitExceeded` (contacts) when the entry is new and `owner` already has `max_contacts`.
     pub async fn add_contact(
         &self,
         owner: Uuid,
@@ -115,14 +116,14 @@ impl UserStore {
         alias: &str,
         at: DateTime<Utc>,
         max_contacts: u32,
-    ) -> Result<ContactEntry, StoreError> {
+    ) -> Result<ContactEntry, UserError> {
         let mut tx = self.db.begin().await?;
         lock_owner_contacts(&mut tx, owner).await?;
         // Shared locks on both profiles hold off an erasure of either until this entry is
         // committed, so the erasure then removes it.
         let live = lock_pair(&mut tx, owner, contact, PairLock::Share).await?;
         if !live.contains(&contact) {
-            return refuse(tx, StoreError::UserNotFound).await;
+            return refuse(tx, UserError::UserNotFound).await;
         }
         let renamed = set_alias(&mut tx, owner, contact, alias).await?;
         let mut added = Vec::new();
@@ -134,7 +135,14 @@ impl UserStore {
                     .await?
             });
             if count >= i64::from(max_contacts) {
-                return refuse(tx, StoreError::ContactLimit).await;
+                return refuse(
+                    tx,
+                    UserError::LimitExceeded {
+                        limit: "contacts",
+                        max: max_contacts,
+                    },
+                )
+                .await;
             }
             with_tx!(&mut tx, |c| {
                 sqlx::query(
@@ -161,7 +169,7 @@ impl UserStore {
 
     /// Removes `owner`'s entry of `contact` (idempotent; the other user's list is untouched)
     /// and, when there was one, appends `ContactRemoved` in the same transaction.
-    pub async fn remove_contact(&self, owner: Uuid, contact: Uuid) -> Result<(), StoreError> {
+    pub async fn remove_contact(&self, owner: Uuid, contact: Uuid) -> Result<(), UserError> {
         let mut tx = self.db.begin().await?;
         let removed: Vec<(Id, Id)> = with_tx!(&mut tx, |c| {
             sqlx::query_as(
@@ -183,7 +191,7 @@ impl UserStore {
         owner: Uuid,
         contact: Uuid,
         alias: &str,
-    ) -> Result<Option<ContactEntry>, StoreError> {
+    ) -> Result<Option<ContactEntry>, UserError> {
         let mut tx = self.db.begin().await?;
         if !set_alias(&mut tx, owner, contact, alias).await? {
             tx.rollback().await?;
@@ -200,7 +208,7 @@ impl UserStore {
         owner: Uuid,
         after: Option<&ContactPosition>,
         limit: usize,
-    ) -> Result<Vec<ContactEntry>, StoreError> {
+    ) -> Result<Vec<ContactEntry>, UserError> {
         let rows: Vec<EntryRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT * FROM (",

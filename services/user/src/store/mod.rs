@@ -16,6 +16,11 @@
 //! caller; privacy and contact-list changes build theirs in `changes` from what the
 //! statements actually changed.
 //!
+//! Scripts answer the service's one error, [`UserError`](crate::error::UserError): the
+//! refusals decided at the write (`UsernameTaken`, `UserNotFound`, `Blocked`,
+//! `AlreadyContacts`, `LimitExceeded` for the contacts quota), or the database or outbox
+//! failure with its cause.
+//!
 //! Concurrency: on PostgreSQL (READ COMMITTED) sending, accepting and blocking first lock the
 //! profile rows of both users in user id order (`codec::lock_pair`), so calls about one pair
 //! run one after the other and calls about two pairs sharing a user cannot deadlock; the
@@ -40,39 +45,6 @@ use echo_store::Database;
 
 pub use profile::*;
 pub use relations::*;
-
-/// What a storage call can fail with. The refusals are outcomes the caller maps to an answer;
-/// `Database` and `Bus` are failures.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The username is held by another user (case-insensitively).
-    #[error("username taken")]
-    UsernameTaken,
-    /// The other user has no profile, or it is deleted.
-    #[error("user not found")]
-    UserNotFound,
-    /// A block between the two users (either direction).
-    #[error("blocked")]
-    Blocked,
-    /// The two users already have each other as contacts.
-    #[error("already contacts")]
-    AlreadyContacts,
-    /// The owner's contact list is full.
-    #[error("contact limit reached")]
-    ContactLimit,
-    /// The database failed.
-    #[error(transparent)]
-    Database(#[from] echo_store::StoreError),
-    /// Appending the event failed.
-    #[error(transparent)]
-    Bus(#[from] echo_bus::BusError),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
-        StoreError::Database(error.into())
-    }
-}
 
 /// UserService's storage: the database and the outbox its changes publish through (whose
 /// database is the same, so each change and its event commit together).

@@ -12,9 +12,10 @@ use super::codec::{At, Id, for_update, refuse};
 use super::contacts::IDS_PER_STATEMENT;
 use super::search::replace_search_terms;
 use super::{
-    Avatar, Privacy, PrivacyChange, Profile, ProfileChange, ProfileEvent, StoreError, UserStore,
-    Visibility, key, search_terms,
+    Avatar, Privacy, PrivacyChange, Profile, ProfileChange, ProfileEvent, UserStore, Visibility,
+    key, search_terms,
 };
+use crate::error::UserError;
 
 /// The profile columns, as [`ProfileRow`] reads them.
 macro_rules! profile_columns {
@@ -80,7 +81,7 @@ impl From<ProfileRow> for Profile {
 
 impl UserStore {
     /// The profile of `user_id` (tombstones included).
-    pub async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>, StoreError> {
+    pub async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>, UserError> {
         let row: Option<ProfileRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -95,7 +96,7 @@ impl UserStore {
     }
 
     /// The profiles of those of `user_ids` that exist (tombstones included), in any order.
-    pub async fn profiles(&self, user_ids: &[Uuid]) -> Result<Vec<Profile>, StoreError> {
+    pub async fn profiles(&self, user_ids: &[Uuid]) -> Result<Vec<Profile>, UserError> {
         let mut profiles = Vec::with_capacity(user_ids.len());
         for chunk in user_ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
@@ -119,10 +120,7 @@ impl UserStore {
     }
 
     /// The live (not deleted) profile holding `phone_number`.
-    pub async fn profile_by_phone(
-        &self,
-        phone_number: &str,
-    ) -> Result<Option<Profile>, StoreError> {
+    pub async fn profile_by_phone(&self, phone_number: &str) -> Result<Option<Profile>, UserError> {
         let row: Option<ProfileRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -147,7 +145,7 @@ impl UserStore {
         change: &ProfileChange,
         at: DateTime<Utc>,
         event: ProfileEvent<'_>,
-    ) -> Result<Profile, StoreError> {
+    ) -> Result<Profile, UserError> {
         let mut tx = self.db.begin().await?;
         create_if_absent(&mut tx, user_id, at).await?;
         let username = change.username.as_ref().map(Option::as_deref);
@@ -192,12 +190,12 @@ impl UserStore {
             // On PostgreSQL the failed statement aborted the transaction: the insert above
             // goes too.
             Err(sqlx::Error::Database(e)) if is_username_taken(e.as_ref()) => {
-                return refuse(tx, StoreError::UsernameTaken).await;
+                return refuse(tx, UserError::UsernameTaken).await;
             }
             other => other?,
         };
         let Some(row) = row else {
-            return refuse(tx, StoreError::UserNotFound).await;
+            return refuse(tx, UserError::UserNotFound).await;
         };
         let after = Profile::from(row);
         if change.display_name.is_some() || change.username.is_some() {
@@ -219,7 +217,7 @@ impl UserStore {
         user_id: Uuid,
         change: &PrivacyChange,
         at: DateTime<Utc>,
-    ) -> Result<Profile, StoreError> {
+    ) -> Result<Profile, UserError> {
         let mut tx = self.db.begin().await?;
         create_if_absent(&mut tx, user_id, at).await?;
         // Locked, so of two racing changes the later compares against the earlier's result.
@@ -259,7 +257,7 @@ impl UserStore {
             .await?
         });
         let Some(row) = row else {
-            return refuse(tx, StoreError::UserNotFound).await;
+            return refuse(tx, UserError::UserNotFound).await;
         };
         let after = Profile::from(row);
         let events = changes::privacy_events(before, &after);

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::changes;
 use super::codec::{At, Id, PairLock, for_update, lock_pair, refuse};
 use super::contacts::add_each_other;
-use super::{ContactRequest, Direction, RequestState, StoreError, UserStore};
+use super::{ContactRequest, Direction, RequestState, UserStore};
+use crate::error::UserError;
 
 /// The contact request columns, as [`RequestRow`] reads them.
 macro_rules! request_columns {
@@ -70,12 +71,12 @@ impl UserStore {
         recipient: Uuid,
         message: &str,
         at: DateTime<Utc>,
-    ) -> Result<ContactRequest, StoreError> {
+    ) -> Result<ContactRequest, UserError> {
         let mut tx = self.db.begin().await?;
         // Held to the end: a request crossing this one waits, then finds it and accepts it.
         let live = lock_pair(&mut tx, sender, recipient, PairLock::Update).await?;
         if !live.contains(&recipient) {
-            return refuse(tx, StoreError::UserNotFound).await;
+            return refuse(tx, UserError::UserNotFound).await;
         }
         let (blocked, contacts): (bool, i64) = with_tx!(&mut tx, |c| {
             sqlx::query_as(
@@ -90,10 +91,10 @@ impl UserStore {
             .await?
         });
         if blocked {
-            return refuse(tx, StoreError::Blocked).await;
+            return refuse(tx, UserError::Blocked).await;
         }
         if contacts == 2 {
-            return refuse(tx, StoreError::AlreadyContacts).await;
+            return refuse(tx, UserError::AlreadyContacts).await;
         }
         if let Some(reverse) = open_request(&mut tx, recipient, sender).await? {
             let (accepted, added) = accept_open(&mut tx, reverse.id, at).await?;
@@ -126,7 +127,7 @@ impl UserStore {
     }
 
     /// The request `id`, whoever it involves.
-    pub async fn contact_request(&self, id: Uuid) -> Result<Option<ContactRequest>, StoreError> {
+    pub async fn contact_request(&self, id: Uuid) -> Result<Option<ContactRequest>, UserError> {
         let row: Option<RequestRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -149,7 +150,7 @@ impl UserStore {
         recipient: Uuid,
         id: Uuid,
         at: DateTime<Utc>,
-    ) -> Result<Option<ContactRequest>, StoreError> {
+    ) -> Result<Option<ContactRequest>, UserError> {
         let mut tx = self.db.begin().await?;
         let parties: Option<(Id, Id)> = with_tx!(&mut tx, |c| {
             sqlx::query_as(
@@ -201,7 +202,7 @@ impl UserStore {
         recipient: Uuid,
         id: Uuid,
         at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, UserError> {
         // One conditional statement: of racing calls, the one that waits for the row lock
         // re-checks the state and matches nothing.
         let declined = with_db!(&self.db, write, |c| {
@@ -226,7 +227,7 @@ impl UserStore {
         sender: Uuid,
         id: Uuid,
         at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, UserError> {
         let cancelled = with_db!(&self.db, write, |c| {
             sqlx::query(
                 "UPDATE contact_requests SET state = 4, updated_at = $3 \
@@ -250,7 +251,7 @@ impl UserStore {
         direction: Direction,
         before: Option<Uuid>,
         limit: usize,
-    ) -> Result<Vec<ContactRequest>, StoreError> {
+    ) -> Result<Vec<ContactRequest>, UserError> {
         let sql = match direction {
             Direction::Incoming => concat!(
                 "SELECT ",

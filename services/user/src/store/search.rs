@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::codec::Id;
 use super::profiles::ProfileRow;
-use super::{Profile, SearchHit, SearchPosition, StoreError, UserStore, prefix_end, rank};
+use super::{Profile, SearchHit, SearchPosition, UserStore, prefix_end, rank};
+use crate::error::UserError;
 
 /// A search hit as read: the profile and its rank.
 #[derive(sqlx::FromRow)]
@@ -28,7 +29,7 @@ impl UserStore {
         prefix: &str,
         after: Option<&SearchPosition>,
         limit: usize,
-    ) -> Result<Vec<SearchHit>, StoreError> {
+    ) -> Result<Vec<SearchHit>, UserError> {
         // Ranked in a subquery so the keyset compares the rank like any other column.
         let rows: Vec<HitRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(

@@ -1,7 +1,8 @@
 //! Blocks: what a block cancels, its events, and the blocked list.
 
 use chrono::Duration;
-use echo_user::store::{BlockEntry, BlockPosition, RequestState, StoreError};
+use echo_user::error::UserError;
+use echo_user::store::{BlockEntry, BlockPosition, RequestState};
 use uuid::Uuid;
 
 use crate::common::*;
@@ -74,7 +75,7 @@ pub async fn block_cancels_open_requests(env: &Env) {
             .block(ada, nobody, now(), &block_event("blocked", ada))
             .await;
         assert!(
-            matches!(refused, Err(StoreError::UserNotFound)),
+            matches!(refused, Err(UserError::UserNotFound)),
             "{refused:?}"
         );
     }

@@ -1,6 +1,7 @@
 //! What must hold when calls race: unique usernames, crossing requests, the contact quota.
 
-use echo_user::store::{ProfileChange, RequestState, StoreError};
+use echo_user::error::UserError;
+use echo_user::store::{ProfileChange, RequestState};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -38,7 +39,7 @@ pub async fn concurrent_username_claims(env: &Env) {
     while let Some(claim) = claims.join_next().await {
         match claim.unwrap() {
             Ok(profile) => won.push(profile.user_id),
-            Err(StoreError::UsernameTaken) => {}
+            Err(UserError::UsernameTaken) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
@@ -123,7 +124,9 @@ pub async fn concurrent_adds_respect_contact_limit(env: &Env) {
     while let Some(add) = adds.join_next().await {
         match add.unwrap() {
             Ok(_) => added += 1,
-            Err(StoreError::ContactLimit) => {}
+            Err(UserError::LimitExceeded {
+                limit: "contacts", ..
+            }) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }
     }

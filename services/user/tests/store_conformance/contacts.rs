@@ -1,7 +1,8 @@
 //! Address books, and how a viewer relates to others.
 
 use chrono::Duration;
-use echo_user::store::{ContactEntry, ContactPosition, Relation, StoreError};
+use echo_user::error::UserError;
+use echo_user::store::{ContactEntry, ContactPosition, Relation};
 use uuid::Uuid;
 
 use crate::common::*;
@@ -58,7 +59,7 @@ pub async fn add_update_remove_contact(env: &Env) {
     for nobody in [Uuid::now_v7(), gone] {
         let refused = env.store.add_contact(owner, nobody, "", now(), 10).await;
         assert!(
-            matches!(refused, Err(StoreError::UserNotFound)),
+            matches!(refused, Err(UserError::UserNotFound)),
             "{refused:?}"
         );
     }
@@ -89,7 +90,13 @@ pub async fn contact_entries_publish_added_and_removed(env: &Env) {
     assert!(renamed.unwrap().is_some());
     let refused = env.store.add_contact(owner, bob, "", now(), 1).await;
     assert!(
-        matches!(refused, Err(StoreError::ContactLimit)),
+        matches!(
+            refused,
+            Err(UserError::LimitExceeded {
+                limit: "contacts",
+                ..
+            })
+        ),
         "{refused:?}"
     );
     assert_eq!(env.contacts_added().await, [(owner, ada)]);
@@ -124,7 +131,13 @@ pub async fn contact_limit(env: &Env) {
     }
     let refused = env.store.add_contact(owner, c, "", now(), 2).await;
     assert!(
-        matches!(refused, Err(StoreError::ContactLimit)),
+        matches!(
+            refused,
+            Err(UserError::LimitExceeded {
+                limit: "contacts",
+                ..
+            })
+        ),
         "{refused:?}"
     );
     assert_eq!(env.rows("contacts").await, 2);

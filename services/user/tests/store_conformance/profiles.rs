@@ -1,13 +1,15 @@
 //! Profile changes by their owner, privacy settings, and reads.
+//!
+//! One file because every case is about the one profile row: a change or a refusal, and the
+//! event the change appends in its transaction (a split would cut the row's story in two).
 
 use std::sync::Mutex;
 
 use chrono::Duration;
 use echo_bus::Event;
 use echo_proto::echo::user::v1::{PrivacySettings, Visibility as WireVisibility};
-use echo_user::store::{
-    Avatar, Privacy, PrivacyChange, Profile, ProfileChange, StoreError, Visibility,
-};
+use echo_user::error::UserError;
+use echo_user::store::{Avatar, Privacy, PrivacyChange, Profile, ProfileChange, Visibility};
 use uuid::Uuid;
 
 use crate::common::*;
@@ -120,7 +122,7 @@ pub async fn usernames_are_unique_case_insensitively(env: &Env) {
         .store
         .update_profile(bob, &claim("ada_l"), now(), &profile_event)
         .await;
-    assert!(matches!(taken, Err(StoreError::UsernameTaken)), "{taken:?}");
+    assert!(matches!(taken, Err(UserError::UsernameTaken)), "{taken:?}");
     assert_eq!(env.store.profile(bob).await.unwrap(), bob_before);
     assert_eq!(env.terms(bob).await, ["bob"]);
     assert_eq!(env.outbox_ids().await, events_before);
@@ -131,7 +133,7 @@ pub async fn usernames_are_unique_case_insensitively(env: &Env) {
         .store
         .update_profile(early, &claim("ADA_L"), now(), &profile_event)
         .await;
-    assert!(matches!(taken, Err(StoreError::UsernameTaken)), "{taken:?}");
+    assert!(matches!(taken, Err(UserError::UsernameTaken)), "{taken:?}");
     assert_eq!(env.store.profile(early).await.unwrap(), None);
 
     // The holder may change its case.
@@ -157,7 +159,7 @@ pub async fn usernames_are_unique_case_insensitively(env: &Env) {
         .store
         .update_profile(ada, &claim("Ada_L"), now(), &profile_event)
         .await;
-    assert!(matches!(taken, Err(StoreError::UsernameTaken)), "{taken:?}");
+    assert!(matches!(taken, Err(UserError::UsernameTaken)), "{taken:?}");
 }
 
 /// A deleted account's profile and privacy settings cannot change.
@@ -171,7 +173,7 @@ pub async fn tombstones_refuse_changes(env: &Env) {
         .update_profile(ada, &rename("Ghost"), now(), &profile_event)
         .await;
     assert!(
-        matches!(refused, Err(StoreError::UserNotFound)),
+        matches!(refused, Err(UserError::UserNotFound)),
         "{refused:?}"
     );
     let privacy = PrivacyChange {
@@ -180,7 +182,7 @@ pub async fn tombstones_refuse_changes(env: &Env) {
     };
     let refused = env.store.update_privacy(ada, &privacy, now()).await;
     assert!(
-        matches!(refused, Err(StoreError::UserNotFound)),
+        matches!(refused, Err(UserError::UserNotFound)),
         "{refused:?}"
     );
 
@@ -352,7 +354,7 @@ pub async fn unchanged_privacy_publishes_nothing(env: &Env) {
     env.erase(gone, now()).await;
     let refused = env.store.update_privacy(gone, &hidden, now()).await;
     assert!(
-        matches!(refused, Err(StoreError::UserNotFound)),
+        matches!(refused, Err(UserError::UserNotFound)),
         "{refused:?}"
     );
     assert_eq!(env.appended().await.len(), 2);

@@ -1,8 +1,13 @@
 //! Contact requests: sending, the crossing auto-accept, refusals, accept, decline, cancel,
 //! and the two lists.
+//!
+//! One file because every case is a step of the one request lifecycle (pending, accepted,
+//! declined, cancelled, auto-accepted) over the same helpers (`send`, `state`,
+//! `has_contact`).
 
 use chrono::Duration;
-use echo_user::store::{ContactRequest, Direction, RequestState, StoreError};
+use echo_user::error::UserError;
+use echo_user::store::{ContactRequest, Direction, RequestState};
 use uuid::Uuid;
 
 use crate::common::*;
@@ -153,11 +158,11 @@ pub async fn send_request_refusals(env: &Env) {
             .send_contact_request(Uuid::now_v7(), sender, recipient, "", now())
             .await;
         let expected_right = match why {
-            "unknown" | "deleted" => matches!(refused, Err(StoreError::UserNotFound)),
+            "unknown" | "deleted" => matches!(refused, Err(UserError::UserNotFound)),
             "contacts" | "contacts, other way" => {
-                matches!(refused, Err(StoreError::AlreadyContacts))
+                matches!(refused, Err(UserError::AlreadyContacts))
             }
-            _ => matches!(refused, Err(StoreError::Blocked)),
+            _ => matches!(refused, Err(UserError::Blocked)),
         };
         assert!(expected_right, "{why}: {refused:?}");
     }
