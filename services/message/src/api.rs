@@ -1,6 +1,7 @@
-//! The MessageService gRPC handlers: parse and validate → take the caller → call
-//! `conversations` → map the result. No rules live here. One file per part of the API
-//! (`api/*.rs`); this one holds what they share.
+//! The MessageService gRPC server: [`MessageApi`], the one `delegate!` table that hands each
+//! generated RPC to its feature's handler (`<feature>::api`: parse and validate → take the
+//! caller → call the journey → map the result; no rules live there), and what those handlers
+//! share (the caller, the conversation as its member sees it, id parsing).
 
 use std::sync::Arc;
 
@@ -11,22 +12,14 @@ use echo_runtime::{Check, Failure};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-mod conversations;
-mod edits;
-mod live;
-mod members;
-mod messages;
-mod reactions;
-mod receipts;
-mod search;
-
 use crate::conversations::{ConversationView, Conversations};
 use crate::events::{conversation_snapshot, timestamp};
 use crate::store::Actor;
+use crate::{conversations, live, members, messages, reactions, read_state};
 
 /// The MessageService handlers.
 pub struct MessageApi {
-    conversations: Arc<Conversations>,
+    pub(crate) conversations: Arc<Conversations>,
 }
 
 impl MessageApi {
@@ -35,9 +28,9 @@ impl MessageApi {
     }
 }
 
-type Reply<T> = Result<Response<T>, Status>;
+pub(crate) type Reply<T> = Result<Response<T>, Status>;
 
-fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
+pub(crate) fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
     Caller::of(request)
         .map(|caller| Actor {
             user_id: caller.user_id,
@@ -46,11 +39,11 @@ fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
         .map_err(|e| Failure::from(e).into())
 }
 
-fn finish(check: Check) -> Result<(), Status> {
+pub(crate) fn finish(check: Check) -> Result<(), Status> {
     check.finish().map_err(Status::from)
 }
 
-fn conversation(view: ConversationView) -> pb::Conversation {
+pub(crate) fn conversation(view: ConversationView) -> pb::Conversation {
     let peer = view.peer();
     let member = &view.member;
     pb::Conversation {
@@ -74,7 +67,11 @@ fn conversation(view: ConversationView) -> pb::Conversation {
 
 /// The conversation and message ids a request names (`conversation_id`, `message_id`), both
 /// checked; the nil id stands in for an invalid one, which [`finish`] refuses before use.
-fn message_target(check: &mut Check, conversation_id: &str, message_id: &str) -> (Uuid, Uuid) {
+pub(crate) fn message_target(
+    check: &mut Check,
+    conversation_id: &str,
+    message_id: &str,
+) -> (Uuid, Uuid) {
     let conversation = check.id("conversation_id", conversation_id);
     let message = check.id("message_id", message_id);
     (
@@ -84,256 +81,109 @@ fn message_target(check: &mut Check, conversation_id: &str, message_id: &str) ->
 }
 
 /// An optional message id (empty means none).
-fn optional_id(check: &mut Check, field: &str, input: &str) -> Option<Uuid> {
+pub(crate) fn optional_id(check: &mut Check, field: &str, input: &str) -> Option<Uuid> {
     (!input.is_empty())
         .then(|| check.id(field, input))
         .flatten()
 }
 
-#[tonic::async_trait]
-impl MessageService for MessageApi {
-    async fn create_direct_conversation(
-        &self,
-        request: Request<pb::CreateDirectConversationRequest>,
-    ) -> Reply<pb::CreateDirectConversationResponse> {
-        conversations::create_direct_conversation(self, request).await
-    }
+/// Implements the generated [`MessageService`] by handing each RPC to its feature's handler
+/// (`<feature>::api`): one row per RPC, `method(request) -> response => handler;`. The
+/// generated trait gives every method a default (UNIMPLEMENTED), so a missing row compiles:
+/// the table must list all 35 RPCs of `message_service.proto` (the e2e suites call each).
+macro_rules! delegate {
+    ($($method:ident($request:ty) -> $response:ty => $handler:path;)*) => {
+        #[tonic::async_trait]
+        impl MessageService for MessageApi {
+            $(
+                async fn $method(&self, request: Request<$request>) -> Reply<$response> {
+                    $handler(self, request).await
+                }
+            )*
+        }
+    };
+}
 
-    async fn create_conversation(
-        &self,
-        request: Request<pb::CreateConversationRequest>,
-    ) -> Reply<pb::CreateConversationResponse> {
-        conversations::create_conversation(self, request).await
-    }
+delegate! {
+    // conversation_api.proto
+    create_direct_conversation(pb::CreateDirectConversationRequest)
+        -> pb::CreateDirectConversationResponse => conversations::api::create_direct_conversation;
+    create_conversation(pb::CreateConversationRequest)
+        -> pb::CreateConversationResponse => conversations::api::create_conversation;
+    get_conversation(pb::GetConversationRequest)
+        -> pb::GetConversationResponse => conversations::api::get_conversation;
+    list_conversations(pb::ListConversationsRequest)
+        -> pb::ListConversationsResponse => conversations::api::list_conversations;
+    update_conversation(pb::UpdateConversationRequest)
+        -> pb::UpdateConversationResponse => conversations::api::update_conversation;
 
-    async fn get_conversation(
-        &self,
-        request: Request<pb::GetConversationRequest>,
-    ) -> Reply<pb::GetConversationResponse> {
-        conversations::get_conversation(self, request).await
-    }
+    // member_api.proto
+    add_members(pb::AddMembersRequest)
+        -> pb::AddMembersResponse => members::api::add_members;
+    remove_member(pb::RemoveMemberRequest)
+        -> pb::RemoveMemberResponse => members::api::remove_member;
+    leave_conversation(pb::LeaveConversationRequest)
+        -> pb::LeaveConversationResponse => members::api::leave_conversation;
+    update_member_role(pb::UpdateMemberRoleRequest)
+        -> pb::UpdateMemberRoleResponse => members::api::update_member_role;
+    list_members(pb::ListMembersRequest)
+        -> pb::ListMembersResponse => members::api::list_members;
+    create_invite(pb::CreateInviteRequest)
+        -> pb::CreateInviteResponse => members::api::create_invite;
+    revoke_invite(pb::RevokeInviteRequest)
+        -> pb::RevokeInviteResponse => members::api::revoke_invite;
+    list_invites(pb::ListInvitesRequest)
+        -> pb::ListInvitesResponse => members::api::list_invites;
+    join_by_invite(pb::JoinByInviteRequest)
+        -> pb::JoinByInviteResponse => members::api::join_by_invite;
 
-    async fn list_conversations(
-        &self,
-        request: Request<pb::ListConversationsRequest>,
-    ) -> Reply<pb::ListConversationsResponse> {
-        conversations::list_conversations(self, request).await
-    }
+    // read_state_api.proto, and UpdateMemberSettings of member_api.proto
+    update_member_settings(pb::UpdateMemberSettingsRequest)
+        -> pb::UpdateMemberSettingsResponse => read_state::api::update_member_settings;
+    mark_read(pb::MarkReadRequest)
+        -> pb::MarkReadResponse => read_state::api::mark_read;
+    mark_delivered(pb::MarkDeliveredRequest)
+        -> pb::MarkDeliveredResponse => read_state::api::mark_delivered;
+    get_read_state(pb::GetReadStateRequest)
+        -> pb::GetReadStateResponse => read_state::api::get_read_state;
+    list_receipts(pb::ListReceiptsRequest)
+        -> pb::ListReceiptsResponse => read_state::api::list_receipts;
 
-    async fn update_conversation(
-        &self,
-        request: Request<pb::UpdateConversationRequest>,
-    ) -> Reply<pb::UpdateConversationResponse> {
-        members::update_conversation(self, request).await
-    }
+    // message_api.proto
+    send_message(pb::SendMessageRequest)
+        -> pb::SendMessageResponse => messages::api::send_message;
+    get_message(pb::GetMessageRequest)
+        -> pb::GetMessageResponse => messages::api::get_message;
+    list_messages(pb::ListMessagesRequest)
+        -> pb::ListMessagesResponse => messages::api::list_messages;
+    list_thread(pb::ListThreadRequest)
+        -> pb::ListThreadResponse => messages::api::list_thread;
+    edit_message(pb::EditMessageRequest)
+        -> pb::EditMessageResponse => messages::api::edit_message;
+    get_edit_history(pb::GetEditHistoryRequest)
+        -> pb::GetEditHistoryResponse => messages::api::get_edit_history;
+    delete_message(pb::DeleteMessageRequest)
+        -> pb::DeleteMessageResponse => messages::api::delete_message;
+    search_messages(pb::SearchMessagesRequest)
+        -> pb::SearchMessagesResponse => messages::api::search_messages;
 
-    async fn add_members(
-        &self,
-        request: Request<pb::AddMembersRequest>,
-    ) -> Reply<pb::AddMembersResponse> {
-        members::add_members(self, request).await
-    }
+    // reaction_api.proto
+    add_reaction(pb::AddReactionRequest)
+        -> pb::AddReactionResponse => reactions::api::add_reaction;
+    remove_reaction(pb::RemoveReactionRequest)
+        -> pb::RemoveReactionResponse => reactions::api::remove_reaction;
+    list_reactions(pb::ListReactionsRequest)
+        -> pb::ListReactionsResponse => reactions::api::list_reactions;
+    pin_message(pb::PinMessageRequest)
+        -> pb::PinMessageResponse => reactions::api::pin_message;
+    unpin_message(pb::UnpinMessageRequest)
+        -> pb::UnpinMessageResponse => reactions::api::unpin_message;
+    list_pins(pb::ListPinsRequest)
+        -> pb::ListPinsResponse => reactions::api::list_pins;
 
-    async fn remove_member(
-        &self,
-        request: Request<pb::RemoveMemberRequest>,
-    ) -> Reply<pb::RemoveMemberResponse> {
-        members::remove_member(self, request).await
-    }
-
-    async fn leave_conversation(
-        &self,
-        request: Request<pb::LeaveConversationRequest>,
-    ) -> Reply<pb::LeaveConversationResponse> {
-        members::leave_conversation(self, request).await
-    }
-
-    async fn update_member_role(
-        &self,
-        request: Request<pb::UpdateMemberRoleRequest>,
-    ) -> Reply<pb::UpdateMemberRoleResponse> {
-        members::update_member_role(self, request).await
-    }
-
-    async fn update_member_settings(
-        &self,
-        request: Request<pb::UpdateMemberSettingsRequest>,
-    ) -> Reply<pb::UpdateMemberSettingsResponse> {
-        receipts::update_member_settings(self, request).await
-    }
-
-    async fn list_members(
-        &self,
-        request: Request<pb::ListMembersRequest>,
-    ) -> Reply<pb::ListMembersResponse> {
-        members::list_members(self, request).await
-    }
-
-    async fn create_invite(
-        &self,
-        request: Request<pb::CreateInviteRequest>,
-    ) -> Reply<pb::CreateInviteResponse> {
-        members::create_invite(self, request).await
-    }
-
-    async fn revoke_invite(
-        &self,
-        request: Request<pb::RevokeInviteRequest>,
-    ) -> Reply<pb::RevokeInviteResponse> {
-        members::revoke_invite(self, request).await
-    }
-
-    async fn list_invites(
-        &self,
-        request: Request<pb::ListInvitesRequest>,
-    ) -> Reply<pb::ListInvitesResponse> {
-        members::list_invites(self, request).await
-    }
-
-    async fn join_by_invite(
-        &self,
-        request: Request<pb::JoinByInviteRequest>,
-    ) -> Reply<pb::JoinByInviteResponse> {
-        members::join_by_invite(self, request).await
-    }
-
-    async fn send_message(
-        &self,
-        request: Request<pb::SendMessageRequest>,
-    ) -> Reply<pb::SendMessageResponse> {
-        messages::send_message(self, request).await
-    }
-
-    async fn get_message(
-        &self,
-        request: Request<pb::GetMessageRequest>,
-    ) -> Reply<pb::GetMessageResponse> {
-        messages::get_message(self, request).await
-    }
-
-    async fn list_messages(
-        &self,
-        request: Request<pb::ListMessagesRequest>,
-    ) -> Reply<pb::ListMessagesResponse> {
-        messages::list_messages(self, request).await
-    }
-
-    async fn list_thread(
-        &self,
-        request: Request<pb::ListThreadRequest>,
-    ) -> Reply<pb::ListThreadResponse> {
-        search::list_thread(self, request).await
-    }
-
-    async fn edit_message(
-        &self,
-        request: Request<pb::EditMessageRequest>,
-    ) -> Reply<pb::EditMessageResponse> {
-        edits::edit_message(self, request).await
-    }
-
-    async fn get_edit_history(
-        &self,
-        request: Request<pb::GetEditHistoryRequest>,
-    ) -> Reply<pb::GetEditHistoryResponse> {
-        edits::get_edit_history(self, request).await
-    }
-
-    async fn delete_message(
-        &self,
-        request: Request<pb::DeleteMessageRequest>,
-    ) -> Reply<pb::DeleteMessageResponse> {
-        edits::delete_message(self, request).await
-    }
-
-    async fn add_reaction(
-        &self,
-        request: Request<pb::AddReactionRequest>,
-    ) -> Reply<pb::AddReactionResponse> {
-        reactions::add_reaction(self, request).await
-    }
-
-    async fn remove_reaction(
-        &self,
-        request: Request<pb::RemoveReactionRequest>,
-    ) -> Reply<pb::RemoveReactionResponse> {
-        reactions::remove_reaction(self, request).await
-    }
-
-    async fn list_reactions(
-        &self,
-        request: Request<pb::ListReactionsRequest>,
-    ) -> Reply<pb::ListReactionsResponse> {
-        reactions::list_reactions(self, request).await
-    }
-
-    async fn pin_message(
-        &self,
-        request: Request<pb::PinMessageRequest>,
-    ) -> Reply<pb::PinMessageResponse> {
-        reactions::pin_message(self, request).await
-    }
-
-    async fn unpin_message(
-        &self,
-        request: Request<pb::UnpinMessageRequest>,
-    ) -> Reply<pb::UnpinMessageResponse> {
-        reactions::unpin_message(self, request).await
-    }
-
-    async fn list_pins(
-        &self,
-        request: Request<pb::ListPinsRequest>,
-    ) -> Reply<pb::ListPinsResponse> {
-        reactions::list_pins(self, request).await
-    }
-
-    async fn mark_read(
-        &self,
-        request: Request<pb::MarkReadRequest>,
-    ) -> Reply<pb::MarkReadResponse> {
-        receipts::mark_read(self, request).await
-    }
-
-    async fn mark_delivered(
-        &self,
-        request: Request<pb::MarkDeliveredRequest>,
-    ) -> Reply<pb::MarkDeliveredResponse> {
-        receipts::mark_delivered(self, request).await
-    }
-
-    async fn get_read_state(
-        &self,
-        request: Request<pb::GetReadStateRequest>,
-    ) -> Reply<pb::GetReadStateResponse> {
-        receipts::get_read_state(self, request).await
-    }
-
-    async fn list_receipts(
-        &self,
-        request: Request<pb::ListReceiptsRequest>,
-    ) -> Reply<pb::ListReceiptsResponse> {
-        receipts::list_receipts(self, request).await
-    }
-
-    async fn search_messages(
-        &self,
-        request: Request<pb::SearchMessagesRequest>,
-    ) -> Reply<pb::SearchMessagesResponse> {
-        search::search_messages(self, request).await
-    }
-
-    async fn subscribe(
-        &self,
-        request: Request<pb::SubscribeRequest>,
-    ) -> Reply<crate::live::SubscribeStream> {
-        live::subscribe(self, request).await
-    }
-
-    async fn set_typing(
-        &self,
-        request: Request<pb::SetTypingRequest>,
-    ) -> Reply<pb::SetTypingResponse> {
-        live::set_typing(self, request).await
-    }
+    // live.proto
+    subscribe(pb::SubscribeRequest)
+        -> live::SubscribeStream => live::api::subscribe;
+    set_typing(pb::SetTypingRequest)
+        -> pb::SetTypingResponse => live::api::set_typing;
 }

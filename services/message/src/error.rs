@@ -1,12 +1,14 @@
-//! MessageService's errors and their one conversion into the platform's [`Failure`].
+//! MessageService's one error enum, used by the domain and the store alike (the store's
+//! refusals are the answers the caller gets), and its one conversion into the platform's
+//! [`Failure`]. Database and bus failures keep their causes as sources: only the conversion
+//! decides UNAVAILABLE or INTERNAL, from [`MessageError::is_unavailable`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use echo_runtime::{Failure, Violation};
 use tonic::Code;
 use uuid::Uuid;
-
-use crate::store::StoreError;
 
 /// Everything a message call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -56,34 +58,39 @@ pub enum MessageError {
     /// Too much waiting to be stored: refused at once (load shedding), retry after this.
     #[error("overloaded")]
     Overloaded(Duration),
-    /// The database did not answer.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// A dependency failed.
+    /// The database failed (UNAVAILABLE when it could not be reached, else INTERNAL).
+    #[error(transparent)]
+    Database(#[from] echo_store::StoreError),
+    /// Appending or reading an event failed (UNAVAILABLE or INTERNAL, as for `Database`).
+    #[error(transparent)]
+    Bus(#[from] echo_bus::BusError),
+    /// The group-commit batch this send was stored in failed as a whole (see
+    /// `MessageStore::send_batch`): nothing of it was stored. Every send of the batch shares
+    /// the batch's failure, which decides UNAVAILABLE or INTERNAL.
+    #[error("batch failed: {0}")]
+    BatchFailed(#[source] Arc<MessageError>),
+    /// An invariant of this instance broke (its send queue stopped): a bug, with nothing
+    /// underneath to keep.
     #[error("internal: {0}")]
-    Internal(String),
+    Internal(&'static str),
 }
 
-impl From<StoreError> for MessageError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::UserNotFound(user) => MessageError::UserNotFound(user),
-            StoreError::Blocked(user) => MessageError::Blocked(user),
-            StoreError::ConversationNotFound => MessageError::ConversationNotFound,
-            StoreError::NotAllowed => MessageError::NotAllowed,
-            StoreError::IdempotencyKeyReused => MessageError::IdempotencyKeyReused,
-            StoreError::MessageNotFound => MessageError::MessageNotFound,
-            StoreError::LimitExceeded(limit) => MessageError::LimitExceeded(limit),
-            StoreError::MessageDeleted => MessageError::MessageDeleted,
-            StoreError::EditWindowExpired => MessageError::EditWindowExpired,
-            StoreError::LastOwner => MessageError::LastOwner,
-            StoreError::InviteInvalid => MessageError::InviteInvalid,
-            StoreError::InviteExpired => MessageError::InviteExpired,
-            failure if failure.is_unavailable() => MessageError::Unavailable(failure.to_string()),
-            failure @ (StoreError::Database(_)
-            | StoreError::Bus(_)
-            | StoreError::BatchFailed { .. }) => MessageError::Internal(failure.to_string()),
+impl MessageError {
+    /// True when the database or the bus could not be reached (the call answers UNAVAILABLE
+    /// with a retry hint, not INTERNAL).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            MessageError::Database(error) => error.is_unavailable(),
+            MessageError::Bus(error) => error.is_unavailable(),
+            MessageError::BatchFailed(cause) => cause.is_unavailable(),
+            _ => false,
         }
+    }
+}
+
+impl From<sqlx::Error> for MessageError {
+    fn from(error: sqlx::Error) -> Self {
+        MessageError::Database(error.into())
     }
 }
 
@@ -156,8 +163,13 @@ impl From<MessageError> for Failure {
                  client_message_id",
                 retry,
             ),
-            Unavailable(cause) => Failure::dependency_unavailable("message", &cause),
-            Internal(cause) => Failure::Internal(cause.into()),
+            failure @ (Database(_) | Bus(_) | BatchFailed(_)) if failure.is_unavailable() => {
+                Failure::dependency_unavailable("message", &failure.to_string())
+            }
+            failure @ (Database(_) | Bus(_) | BatchFailed(_)) => {
+                Failure::Internal(Box::new(failure))
+            }
+            Internal(invariant) => Failure::Internal(invariant.into()),
         }
     }
 }

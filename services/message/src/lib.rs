@@ -1,33 +1,37 @@
 //! MessageService: conversations, members, invites, messages, reactions, pins, read state,
 //! search and live delivery (DESIGN §6, §7).
 //!
-//! Layout: `api` parses and maps (one file per part); `conversations` and one module per part
-//! (`members`, `edits`, `reactions`, `receipts`, `search`, `typing`) hold the journeys; `live`
-//! the Subscribe streams (hub, replay, cursor); `reading` how one reader sees messages; `rules`
-//! the field rules; `store` the storage (one transaction script per operation, written once
-//! for PostgreSQL and SQLite); `events` the outbox events; `projections` what it learns from
-//! auth's and the user service's events; `internal` the contract other Echo services call
-//! (notification previews, built by `preview`).
+//! Layout: one folder per feature, along the proto files of the contract: `conversations`
+//! (create, get, list, update; also the `Conversations` facade holding the service's state),
+//! `members` (members, roles, invites), `messages` (send through the group-commit queue, get,
+//! history, threads, edits, deletion, search), `reactions` (reactions and pins), `read_state`
+//! (receipts, read marks, member settings) and `live` (Subscribe and SetTyping: hub, replay,
+//! cursor, typing, membership periods). Each holds its `api` (protobuf ⇄ domain, the handler
+//! bodies), its journeys and rules, its transaction scripts (`store*`: `impl MessageStore`
+//! blocks written once for PostgreSQL and SQLite) and its `events`. Shared at the top: `api`
+//! (the generated service, delegated to the features by one macro table), `error` (the one
+//! error enum), `reading` how one reader sees messages, `rules` the field rules, `events` the
+//! event envelopes and snapshots, `store` the `MessageStore` type, its shared rows and
+//! encodings, `projections` what it learns from auth's and the user service's events,
+//! `internal` the contract other Echo services call (notification previews, built by
+//! `preview`).
 
 pub mod api;
 pub mod conversations;
 pub mod convert;
-pub mod edits;
 pub mod error;
 pub mod events;
 pub mod internal;
 pub mod live;
 pub mod members;
+pub mod messages;
 pub mod preview;
 pub mod projections;
 pub mod reactions;
+pub mod read_state;
 pub mod reading;
-pub mod receipts;
 pub mod rules;
-pub mod search;
-pub mod sending;
 pub mod store;
-pub mod typing;
 
 use std::sync::Arc;
 
@@ -86,7 +90,7 @@ impl Message {
         )
         .await?;
         let conversations = conversations::Conversations {
-            sends: sending::SendQueue::start(store.clone(), &deps.send),
+            sends: messages::sending::SendQueue::start(store.clone(), &deps.send),
             store: store.clone(),
             limits: Limits::new(deps.cache),
             edit_window: rules::EDIT_WINDOW,

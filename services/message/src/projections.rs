@@ -5,14 +5,17 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use echo_bus::consumer::{EventHandler, HandlerError};
 use echo_bus::{ConsumerSpec, Event};
 use echo_proto::echo::events::v1 as pb;
-use echo_store::Tx;
+use echo_store::{Tx, with_tx};
 use prost::Message;
 use uuid::Uuid;
 
+use crate::error::MessageError;
 use crate::store::MessageStore;
+use crate::store::codec::{At, Id};
 
 /// The consumer of auth's account events (one consumer, so a deletion never overtakes its
 /// registration).
@@ -73,6 +76,59 @@ impl EventHandler for Projections {
             // Sessions, profile changes: not the message service's business.
             _ => {}
         }
+        Ok(())
+    }
+}
+
+/// The projections' writes, in the consumer's transaction (written once for both backends).
+impl MessageStore {
+    /// Records that `user_id` exists (`deleted_at` None) or was deleted. A deletion is final: a
+    /// late "exists" does not revive the user.
+    pub async fn record_user(
+        &self,
+        tx: &mut Tx,
+        user_id: Uuid,
+        deleted_at: Option<DateTime<Utc>>,
+    ) -> Result<(), MessageError> {
+        // A deletion is final: a late or redelivered "exists" keeps the tombstone, and a
+        // redelivered deletion keeps the first time.
+        with_tx!(tx, |c| {
+            sqlx::query(
+                "INSERT INTO known_users (user_id, deleted_at) VALUES ($1, $2) \
+                 ON CONFLICT (user_id) DO UPDATE \
+                 SET deleted_at = COALESCE(known_users.deleted_at, excluded.deleted_at)",
+            )
+            .bind(Id(user_id))
+            .bind(deleted_at.map(At))
+            .execute(c)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Records that `blocker` blocks `blocked` (`blocking` true) or no longer does.
+    pub async fn record_block(
+        &self,
+        tx: &mut Tx,
+        blocker: Uuid,
+        blocked: Uuid,
+        blocking: bool,
+    ) -> Result<(), MessageError> {
+        let sql = if blocking {
+            "INSERT INTO blocks (blocker_id, blocked_id) VALUES ($1, $2) \
+             ON CONFLICT (blocker_id, blocked_id) DO NOTHING"
+        } else {
+            "DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2"
+        };
+        with_tx!(tx, |c| {
+            sqlx::query(sql)
+                .bind(Id(blocker))
+                .bind(Id(blocked))
+                .execute(c)
+                .await
+                .map(|_| ())
+        })?;
         Ok(())
     }
 }

@@ -14,8 +14,9 @@ use prost::Message as _;
 use uuid::Uuid;
 
 use super::Cursor;
+use crate::error::MessageError;
 use crate::events::conversation_snapshot;
-use crate::store::{MessageStore, StoreError};
+use crate::store::MessageStore;
 
 /// Where a durable event goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,7 +239,10 @@ fn conversation_snapshot_of(item: &mut Item) -> Option<&mut pb::Conversation> {
 /// Fill in the snapshots of `batch` as they are now (message.proto: snapshots are read at
 /// delivery, so content deleted for everyone since never goes out, and an edited message
 /// arrives with its latest content, reactions and pin). A few queries for the whole batch.
-pub(crate) async fn hydrate(store: &MessageStore, batch: &mut [Durable]) -> Result<(), StoreError> {
+pub(crate) async fn hydrate(
+    store: &MessageStore,
+    batch: &mut [Durable],
+) -> Result<(), MessageError> {
     let ids: HashSet<Uuid> = batch
         .iter_mut()
         .filter_map(|d| message_snapshot(&mut d.item))
@@ -297,7 +301,7 @@ struct Beside {
 }
 
 impl Beside {
-    async fn read(store: &MessageStore, ids: &[Uuid]) -> Result<Beside, StoreError> {
+    async fn read(store: &MessageStore, ids: &[Uuid]) -> Result<Beside, MessageError> {
         let messages = store
             .messages_by_id(ids)
             .await?

@@ -13,15 +13,22 @@
 //!   pruned horizon, or too far behind gets ResyncRequired first.
 //!
 //! Bus messages are only wake-up hints; what goes out is always read from the database.
+//!
+//! Also here: the feature's RPCs (`api`: Subscribe, SetTyping), typing indicators (`typing`)
+//! and what live delivery reads from the store (`store`: membership periods, the send checks
+//! without the send, who hid which messages).
 
+pub(crate) mod api;
 pub mod cursor;
 mod ephemeral;
 mod hub;
 mod items;
 mod membership;
 mod replay;
+pub(crate) mod store;
 mod stream;
 mod tail;
+mod typing;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -36,7 +43,8 @@ pub use cursor::Cursor;
 pub use ephemeral::Publisher;
 pub use hub::Hub;
 
-use crate::store::{MessageStore, StoreError};
+use crate::error::MessageError;
+use crate::store::MessageStore;
 use replay::Replay;
 use stream::{Phase, Subscription, ready};
 
@@ -48,7 +56,7 @@ pub enum LiveError {
     Bus(#[from] BusError),
     /// The store could not be read.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] MessageError),
     /// Events a replay needed were pruned while it ran.
     #[error("events after the cursor were pruned during the replay")]
     Pruned,

@@ -24,7 +24,7 @@ use echo_store::{Database, Tx, placeholders, with_tx};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use super::{Conversation, Kind, Member, Message, Role, StoreError};
+use super::{Conversation, Kind, Member, Message, MessageError, Role};
 
 /// The conversation columns, in [`ConversationRow`]'s order.
 macro_rules! conversation_columns {
@@ -231,7 +231,7 @@ pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> sqlx::Error
 }
 
 /// Rolls `tx` back (on SQLite freeing the writer at once) and answers `refusal`.
-pub(crate) async fn refuse<T>(tx: Tx, refusal: StoreError) -> Result<T, StoreError> {
+pub(crate) async fn refuse<T>(tx: Tx, refusal: MessageError) -> Result<T, MessageError> {
     tx.rollback().await?;
     Err(refusal)
 }
@@ -242,7 +242,7 @@ pub(crate) async fn commit_with(
     outbox: &Outbox,
     mut tx: Tx,
     events: &[Event],
-) -> Result<(), StoreError> {
+) -> Result<(), MessageError> {
     Outbox::append_all(&mut tx, events).await?;
     outbox.commit(tx).await?;
     Ok(())

@@ -1,14 +1,20 @@
-//! MessageService's storage seam (DESIGN §6): the traits below say what each operation does;
-//! [`MessageStore`] implements them once for both backends (each operation one transaction
-//! script, `scripts/`), and one conformance suite (`tests/store_conformance.rs`) runs every
-//! case on PostgreSQL and SQLite.
+//! MessageService's storage (DESIGN §6): [`MessageStore`], one concrete type whose every
+//! operation is one transaction script written once for both backends. The scripts live with
+//! their features (`impl MessageStore` blocks in `conversations/store*.rs`, `members/store*.rs`,
+//! `messages/store*.rs`, `reactions/store*.rs`, `read_state/store.rs`, `live/store.rs`, and the
+//! projections' writes in `projections.rs`); this module holds the type, the rows every feature
+//! shares ([`Conversation`], [`Member`], [`Message`], …) and, in `codec`, the shared encodings
+//! and primitives (ids and times, row decoding, write order, seqs). The features' store-facing
+//! types are re-exported here, so the conformance suite (`tests/store_conformance.rs`, every
+//! case on PostgreSQL and SQLite) sees the store's whole surface in one place.
 //!
 //! The store owns what must hold atomically: sequences (every durable change all members see
 //! takes the conversation's next `seq` under its row lock, inside the transaction; changes only
 //! one user sees take that user's next `seq`), membership and role checks at the moment of the
 //! write, idempotent creation and sending, and the outbox: every sequenced change appends
-//! exactly one event (built by `crate::events`) in the same transaction. Which caller may read
-//! what is decided above it, in `crate::conversations`, from the [`Member`] rows it returns.
+//! exactly one event (built by each feature's `events`) in the same transaction. Which caller may
+//! read what is decided above it, in the features' journeys, from the [`Member`] rows it
+//! returns.
 //!
 //! Live delivery (DESIGN §7) reads the outbox as a log in commit-safe position order and needs
 //! two more things from the store:
@@ -22,38 +28,29 @@
 //! - membership periods ([`MembershipPeriod`], [`MessageStore`]), written in the transaction of
 //!   every join and leave, so who may see the event at seq s is answered exactly, at any time.
 
-mod codec;
-mod edits;
-mod error;
-mod live;
-mod members;
-mod reactions;
-mod receipts;
-mod scripts;
-mod search;
-mod sending;
+pub(crate) mod codec;
 
 use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::MessageContent;
 use echo_store::Database;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use edits::{Edit, EditVersion, Edited, MAX_EDITS};
-pub(crate) use edits::{counted_mentions, repeated};
-pub use error::StoreError;
-pub use live::MembershipPeriod;
-pub use members::{ConversationUpdate, Invite, MemberPosition, NewInvite, may_invite, member_cap};
-pub use reactions::ReactionTally;
-pub use receipts::{
+pub use crate::conversations::store::{NewConversation, creation_key, direct_key};
+pub use crate::conversations::store_list::{ConversationPosition, ListFilter};
+pub use crate::conversations::store_update::ConversationUpdate;
+use crate::error::MessageError;
+pub use crate::live::store::MembershipPeriod;
+pub use crate::members::rules::{Invite, MemberPosition, NewInvite, may_invite, member_cap};
+pub use crate::messages::edits::{Edit, EditVersion, Edited, MAX_EDITS};
+pub use crate::messages::sending::{BatchOutcome, NewMessage, SendRequest, Sent};
+pub use crate::messages::store::SeqWindow;
+pub use crate::reactions::ReactionTally;
+pub use crate::read_state::{
     Delivered, DeviceReceipt, MAX_PINNED_CONVERSATIONS, MemberReceipt, PINNED_LIMIT, ReadMark,
     SettingsChange, SettingsUpdate,
 };
-pub use scripts::MessageStore;
-pub(crate) use sending::Stored;
-pub use sending::{BatchOutcome, SendRequest};
 
 /// `ConversationType` (stored as its wire value).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -205,29 +202,6 @@ impl Member {
     }
 }
 
-/// A GROUP or CHANNEL to create.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewConversation {
-    /// The id to give it (if it is new).
-    pub id: Uuid,
-    /// Group or channel.
-    pub kind: Kind,
-    /// 1-256 UTF-8 bytes, not blank.
-    pub title: String,
-    /// 0-2048 UTF-8 bytes.
-    pub description: String,
-    /// None when none.
-    pub avatar: Option<Media>,
-    /// Settings.
-    pub only_admins_edit_info: bool,
-    /// Settings.
-    pub only_admins_add_members: bool,
-    /// The other initial members (distinct, not the creator), who join as MEMBER.
-    pub members: Vec<Uuid>,
-    /// The creator's idempotency key; a repeat returns the conversation it created.
-    pub client_request_id: String,
-}
-
 /// A message as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
@@ -261,84 +235,21 @@ pub struct Message {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-/// A message to send (validated: text, mentions against the text, attachments, location;
-/// membership is checked by the store at write time).
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewMessage {
-    /// The id to give it (if it is new).
-    pub id: Uuid,
-    /// Where.
-    pub conversation_id: Uuid,
-    /// The device's idempotency key.
-    pub client_message_id: String,
-    /// SHA-256 over the content, reply and thread: a retry with the same key must match it.
-    pub request_hash: [u8; 32],
-    /// What.
-    pub content: MessageContent,
-    /// The distinct users mentioned in `content`. Anyone may be mentioned (the mention stays in
-    /// the content); only current members other than the sender are counted and notified.
-    pub mentioned: Vec<Uuid>,
-    /// The message it answers (must be visible in the conversation).
-    pub reply_to_message_id: Option<Uuid>,
-    /// The thread it belongs to (must be a visible top-level message of the conversation).
-    pub thread_root_message_id: Option<Uuid>,
-}
-
-/// What [`MessageStore::send`] did.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Sent {
-    /// Stored now, with the next seq (its event appended).
-    Created(Message),
-    /// A retry: the message stored by the first call with this key and payload.
-    Repeated(Message),
-}
-
-/// Which of a user's conversations to list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ListFilter {
-    /// Some(false): not archived; Some(true): archived only; None: both.
-    pub archived: Option<bool>,
-    /// Only those the user pinned.
-    pub pinned_only: bool,
-}
-
-/// Where a conversation list page starts: after this entry (lists are newest activity first).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationPosition {
-    /// The last entry's `last_activity_at`, unix microseconds.
-    pub last_activity_micros: i64,
-    /// The last entry's id (ties).
-    pub conversation_id: Uuid,
-}
-
-/// A window of a conversation's messages by seq: strictly between `after` and `before`,
-/// `newest_first` or oldest first, at most `limit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SeqWindow {
-    /// Exclusive lower bound.
-    pub after: i64,
-    /// Exclusive upper bound.
-    pub before: i64,
-    /// Order.
-    pub newest_first: bool,
-    /// At most this many.
-    pub limit: usize,
-    /// Only messages that are not thread replies.
-    pub top_level_only: bool,
-}
-
 /// The store for `db`, appending events to `outbox` (whose database is `db`).
 pub fn for_database(db: &Database, outbox: Outbox) -> std::sync::Arc<MessageStore> {
     std::sync::Arc::new(MessageStore::new(db.clone(), outbox))
 }
 
-/// The `direct_key` of a pair: the smaller id first, so both users compute the same.
-pub fn direct_key(a: Uuid, b: Uuid) -> String {
-    let (low, high) = if a <= b { (a, b) } else { (b, a) };
-    format!("{low}:{high}")
+/// MessageService's storage: the database and the outbox its changes publish through (whose
+/// database is the same, so each change and its events commit together).
+pub struct MessageStore {
+    pub(crate) db: Database,
+    pub(crate) outbox: Outbox,
 }
 
-/// The `creation_key` of a group or channel: the creator and their idempotency key.
-pub fn creation_key(creator: Uuid, client_request_id: &str) -> String {
-    format!("{creator}:{client_request_id}")
+impl MessageStore {
+    /// The store on `db` (message and bus migrations applied), appending events to `outbox`.
+    pub fn new(db: Database, outbox: Outbox) -> Self {
+        Self { db, outbox }
+    }
 }

@@ -2,7 +2,8 @@
 //! sent alone one after another: refusals take no seq and leave no trace, a key repeated in
 //! the batch answers as a retry, and the events follow the batch's order.
 
-use echo_message::store::{SendRequest, Sent, StoreError};
+use echo_message::error::MessageError;
+use echo_message::store::{SendRequest, Sent};
 use pb::conversation_event::Kind as Event;
 use uuid::Uuid;
 
@@ -58,7 +59,7 @@ pub async fn a_batch_stores_each_send_as_if_alone(env: &Env) {
         .await
         .expect("the batch commits");
 
-    let created = |outcome: &Result<Sent, StoreError>| match outcome {
+    let created = |outcome: &Result<Sent, MessageError>| match outcome {
         Ok(Sent::Created(message)) => message.clone(),
         other => panic!("expected a new message, got {other:?}"),
     };
@@ -69,14 +70,20 @@ pub async fn a_batch_stores_each_send_as_if_alone(env: &Env) {
         ours.last_seq + 2,
         "consecutive, refusals take no seq"
     );
-    assert!(matches!(outcomes[1], Err(StoreError::ConversationNotFound)));
-    assert!(matches!(outcomes[2], Err(StoreError::IdempotencyKeyReused)));
+    assert!(matches!(
+        outcomes[1],
+        Err(MessageError::ConversationNotFound)
+    ));
+    assert!(matches!(
+        outcomes[2],
+        Err(MessageError::IdempotencyKeyReused)
+    ));
     assert!(
         matches!(&outcomes[4], Ok(Sent::Repeated(m)) if *m == first_sent),
         "{:?}",
         outcomes[4]
     );
-    assert!(matches!(outcomes[5], Err(StoreError::MessageNotFound)));
+    assert!(matches!(outcomes[5], Err(MessageError::MessageNotFound)));
     assert_eq!(created(&outcomes[6]).seq, theirs.last_seq + 1);
 
     let after = env.conversation(ours.id).await;
@@ -139,7 +146,7 @@ pub async fn a_batch_of_refusals_stores_nothing(env: &Env) {
     assert!(
         outcomes
             .iter()
-            .all(|o| matches!(o, Err(StoreError::ConversationNotFound))),
+            .all(|o| matches!(o, Err(MessageError::ConversationNotFound))),
         "{outcomes:?}"
     );
     assert_eq!(env.conversation(group.id).await.last_seq, group.last_seq);
@@ -170,9 +177,9 @@ pub async fn a_failing_send_fails_alone(env: &Env) {
         .send_batch(&requests)
         .await
         .expect("the batch commits");
-    let seq = |outcome: &Result<Sent, StoreError>| match outcome {
+    let seq = |outcome: &Result<Sent, MessageError>| match outcome {
         Ok(Sent::Created(message)) => Some(message.seq),
-        Err(StoreError::Database(_)) => None,
+        Err(MessageError::Database(_)) => None,
         other => panic!("expected a new message or a database error, got {other:?}"),
     };
     let seqs: Vec<Option<i64>> = outcomes.iter().map(seq).collect();

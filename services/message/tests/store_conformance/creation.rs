@@ -1,7 +1,8 @@
 //! Creating conversations: direct ones (once per pair), groups and channels (once per key),
 //! their members, seqs and events, and the refusals.
 
-use echo_message::store::{Kind, NewConversation, Role, StoreError};
+use echo_message::error::MessageError;
+use echo_message::store::{Kind, NewConversation, Role};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
@@ -124,7 +125,7 @@ pub async fn create_direct_refusals(env: &Env) {
             .create_direct(device(ada), peer, Uuid::now_v7(), now())
             .await;
         assert!(
-            matches!(refused, Err(StoreError::UserNotFound(_))),
+            matches!(refused, Err(MessageError::UserNotFound(_))),
             "{refused:?}"
         );
     }
@@ -138,7 +139,7 @@ pub async fn create_direct_refusals(env: &Env) {
                 .create_direct(device(actor), peer, Uuid::now_v7(), now())
                 .await;
             assert!(
-                matches!(refused, Err(StoreError::Blocked(_))),
+                matches!(refused, Err(MessageError::Blocked(_))),
                 "{refused:?}"
             );
         }
@@ -158,7 +159,7 @@ pub async fn create_direct_refusals(env: &Env) {
                 .create_direct(device(actor), peer, Uuid::now_v7(), now())
                 .await;
             assert!(
-                matches!(refused, Err(StoreError::Blocked(_))),
+                matches!(refused, Err(MessageError::Blocked(_))),
                 "{refused:?}"
             );
         }
@@ -179,7 +180,7 @@ pub async fn create_direct_refusals(env: &Env) {
         .create_direct(device(ada), cy, Uuid::now_v7(), now())
         .await;
     assert!(
-        matches!(refused, Err(StoreError::UserNotFound(_))),
+        matches!(refused, Err(MessageError::UserNotFound(_))),
         "{refused:?}"
     );
 }
@@ -194,7 +195,7 @@ pub async fn record_user_never_revives_deleted(env: &Env) {
         .create_direct(device(ada), bob, Uuid::now_v7(), now())
         .await;
     assert!(
-        matches!(refused, Err(StoreError::UserNotFound(_))),
+        matches!(refused, Err(MessageError::UserNotFound(_))),
         "{refused:?}"
     );
     // Recording a user twice is harmless.
@@ -387,7 +388,7 @@ pub async fn create_conversation_refusals(env: &Env) {
             )
             .await;
         assert!(
-            matches!(refused, Err(StoreError::UserNotFound(_))),
+            matches!(refused, Err(MessageError::UserNotFound(_))),
             "{refused:?}"
         );
     }
@@ -402,7 +403,7 @@ pub async fn create_conversation_refusals(env: &Env) {
             )
             .await;
         assert!(
-            matches!(refused, Err(StoreError::Blocked(_))),
+            matches!(refused, Err(MessageError::Blocked(_))),
             "{refused:?}"
         );
         env.set_block(a, b, false).await;

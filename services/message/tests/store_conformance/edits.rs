@@ -4,8 +4,9 @@
 //! deletion for everyone leaves no trace of the content in any table.
 
 use chrono::Duration;
+use echo_message::error::MessageError;
 use echo_message::store::{
-    Actor, Edit, EditVersion, Edited, MAX_EDITS, Member, Message, NewMessage, StoreError,
+    Actor, Edit, EditVersion, Edited, MAX_EDITS, Member, Message, NewMessage,
 };
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::message::v1::{Mention, MessageContent};
@@ -199,7 +200,7 @@ pub async fn edit_keeps_history_and_moves_mentions(env: &Env) {
     assert!(none.is_empty());
 }
 
-/// Asserts `outcome` is refused with a `StoreError` matching `$pattern`.
+/// Asserts `outcome` is refused with a `MessageError` matching `$pattern`.
 macro_rules! assert_refused {
     ($outcome:expr, $pattern:pat) => {{
         let outcome = $outcome;
@@ -258,11 +259,11 @@ pub async fn edit_refusals(env: &Env) {
     };
     assert_refused!(
         try_edit(owner_device, elsewhere).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_refused!(
         try_edit(device(outsider), edit("x")).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     let unknown = Edit {
         message_id: Uuid::now_v7(),
@@ -270,25 +271,25 @@ pub async fn edit_refusals(env: &Env) {
     };
     assert_refused!(
         try_edit(owner_device, unknown).await,
-        StoreError::MessageNotFound
+        MessageError::MessageNotFound
     );
     // Deleted for the editor alone: not found for them.
     assert_refused!(
         try_edit(owner_device, edit_of(&hidden, "x", &[])).await,
-        StoreError::MessageNotFound
+        MessageError::MessageNotFound
     );
     // Not the sender (an OWNER may delete others' messages, never edit them).
     assert_refused!(
         try_edit(owner_device, edit_of(&ada_message, "x", &[])).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     assert_refused!(
         try_edit(ada_device, edit("x")).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     assert_refused!(
         try_edit(owner_device, edit_of(&gone, "x", &[])).await,
-        StoreError::MessageDeleted
+        MessageError::MessageDeleted
     );
     // The edit window counts from the message's creation.
     let too_late = old_at + WINDOW + Duration::microseconds(1);
@@ -296,11 +297,11 @@ pub async fn edit_refusals(env: &Env) {
         env.store
             .edit(owner_device, &edit_of(&old, "y", &[]), too_late, WINDOW)
             .await,
-        StoreError::EditWindowExpired
+        MessageError::EditWindowExpired
     );
     assert_refused!(
         try_edit(owner_device, edit_of(&capped, "x", &[])).await,
-        StoreError::LimitExceeded("edits")
+        MessageError::LimitExceeded("edits")
     );
     // A message from before the editor's (re)join, and an editor who left.
     let set_member = |sql: &'static str, value: i64| async move {
@@ -312,14 +313,14 @@ pub async fn edit_refusals(env: &Env) {
     set_member(rejoined, mine.seq).await;
     assert_refused!(
         try_edit(ada_device, edit_of(&mine, "x", &[])).await,
-        StoreError::MessageNotFound
+        MessageError::MessageNotFound
     );
     set_member(rejoined, 1).await;
     let left = "UPDATE members SET left_at_seq = $1 WHERE conversation_id = $2 AND user_id = $3";
     set_member(left, mine.seq).await;
     assert_refused!(
         try_edit(ada_device, edit_of(&mine, "x", &[])).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_eq!(env.conversation(group.id).await.last_seq, last_seq);
     assert_eq!(env.outbox().await.len(), outbox, "refusals write nothing");
@@ -342,7 +343,7 @@ pub async fn edit_refusals(env: &Env) {
     let said = env.say(owner_device, chat.id, "hello").await;
     assert_refused!(
         try_edit(device(peer), edit_of(&said, "x", &[])).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
 }
 

@@ -2,7 +2,8 @@
 //! member around it, the conversation's last message and thread counts, who may do it, and
 //! races between deletions.
 
-use echo_message::store::{Kind, StoreError};
+use echo_message::error::MessageError;
+use echo_message::store::Kind;
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use uuid::Uuid;
@@ -116,19 +117,19 @@ pub async fn delete_for_me_hides_and_counts(env: &Env) {
         env.store
             .delete_for_me(device(outsider), group.id, first.id, now())
             .await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_refused!(
         env.store
             .delete_for_me(ada_device, Uuid::now_v7(), first.id, now())
             .await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_refused!(
         env.store
             .delete_for_me(ada_device, group.id, Uuid::now_v7(), now())
             .await,
-        StoreError::MessageNotFound
+        MessageError::MessageNotFound
     );
     let elsewhere = env.group(owner_device, &[]).await;
     let foreign = env.say(owner_device, elsewhere.id, "elsewhere").await;
@@ -136,7 +137,7 @@ pub async fn delete_for_me_hides_and_counts(env: &Env) {
         env.store
             .delete_for_me(owner_device, group.id, foreign.id, now())
             .await,
-        StoreError::MessageNotFound
+        MessageError::MessageNotFound
     );
 }
 
@@ -312,22 +313,22 @@ pub async fn delete_for_everyone_permissions(env: &Env) {
     let last_seq = env.conversation(group.id).await.last_seq;
     assert!(matches!(
         delete(bob_device, group.id, adas.id).await,
-        Err(StoreError::NotAllowed)
+        Err(MessageError::NotAllowed)
     ));
     assert!(matches!(
         delete(device(outsider), group.id, adas.id).await,
-        Err(StoreError::ConversationNotFound)
+        Err(MessageError::ConversationNotFound)
     ));
     assert!(matches!(
         delete(bob_device, group.id, Uuid::now_v7()).await,
-        Err(StoreError::MessageNotFound)
+        Err(MessageError::MessageNotFound)
     ));
     assert_eq!(env.conversation(group.id).await.last_seq, last_seq);
     assert!(delete(admin_device, group.id, adas.id).await.unwrap());
     // A member still may not "delete again" what they could not delete.
     assert!(matches!(
         delete(bob_device, group.id, adas.id).await,
-        Err(StoreError::NotAllowed)
+        Err(MessageError::NotAllowed)
     ));
     let owners = env.say(owner_device, group.id, "owner's").await;
     assert!(delete(admin_device, group.id, owners.id).await.unwrap());
@@ -344,7 +345,7 @@ pub async fn delete_for_everyone_permissions(env: &Env) {
     .await;
     assert!(matches!(
         delete(ada_device, group.id, left.id).await,
-        Err(StoreError::ConversationNotFound)
+        Err(MessageError::ConversationNotFound)
     ));
 
     let channel = env
@@ -353,7 +354,7 @@ pub async fn delete_for_everyone_permissions(env: &Env) {
     let post = env.say(owner_device, channel.id, "news").await;
     assert!(matches!(
         delete(ada_device, channel.id, post.id).await,
-        Err(StoreError::NotAllowed)
+        Err(MessageError::NotAllowed)
     ));
     assert!(delete(owner_device, channel.id, post.id).await.unwrap());
 
@@ -361,7 +362,7 @@ pub async fn delete_for_everyone_permissions(env: &Env) {
     let said = env.say(owner_device, chat.id, "hello").await;
     assert!(matches!(
         delete(bob_device, chat.id, said.id).await,
-        Err(StoreError::NotAllowed)
+        Err(MessageError::NotAllowed)
     ));
     assert!(delete(owner_device, chat.id, said.id).await.unwrap());
     assert_eq!(counters(env, chat.id, bob).await, (0, 0));
@@ -394,7 +395,7 @@ pub async fn concurrent_deletions_count_once(env: &Env) {
             });
         for outcome in futures_join(deletions.into_iter()).await {
             match outcome {
-                Ok(_) | Err(StoreError::NotAllowed) => {}
+                Ok(_) | Err(MessageError::NotAllowed) => {}
                 Err(other) => panic!("unexpected {other:?}"),
             }
         }

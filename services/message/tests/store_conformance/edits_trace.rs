@@ -1,7 +1,8 @@
 //! The requirement that a deletion for everyone leaves no trace: every column of every
 //! table of the test database is scanned for a marker the content held.
 
-use echo_message::store::{NewMessage, Sent, StoreError};
+use echo_message::error::MessageError;
+use echo_message::store::{NewMessage, Sent};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::message::v1::{Location, MessageContent};
@@ -147,7 +148,7 @@ pub async fn retry_after_deletion_answers_the_tombstone(env: &Env) {
     };
     let refused = env.store.send(ada_device, &elsewhere, now()).await;
     assert!(
-        matches!(refused, Err(StoreError::IdempotencyKeyReused)),
+        matches!(refused, Err(MessageError::IdempotencyKeyReused)),
         "{refused:?}"
     );
     assert_eq!(env.rows("messages").await, 1);

@@ -3,8 +3,9 @@
 //! Position order = seq order under concurrent writers is in `live_order.rs`.
 
 use chrono::Duration;
+use echo_message::error::MessageError;
 use echo_message::members::new_code;
-use echo_message::store::{Kind, MembershipPeriod, NewInvite, StoreError};
+use echo_message::store::{Kind, MembershipPeriod, NewInvite};
 use uuid::Uuid;
 
 use crate::common::*;
@@ -323,7 +324,7 @@ async fn invite_joins_open_periods(env: &Env) {
     );
 }
 
-/// Asserts `outcome` is refused with a `StoreError` matching `$pattern`.
+/// Asserts `outcome` is refused with a `MessageError` matching `$pattern`.
 macro_rules! assert_refused {
     ($outcome:expr, $pattern:pat) => {{
         let outcome = $outcome;
@@ -353,20 +354,20 @@ async fn postable_is_send_without_writing(env: &Env) {
     );
     assert_refused!(
         env.store.postable(member, channel.id).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     assert_refused!(
         env.store.postable(device(outsider), group.id).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     // A former member is no member.
     assert_refused!(
         env.store.postable(device(cy), group.id).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_refused!(
         env.store.postable(owner, Uuid::now_v7()).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     let found = env.store.postable(member, direct.id).await.unwrap();
     assert_eq!(found.direct_pair, direct.direct_pair);
@@ -376,13 +377,13 @@ async fn postable_is_send_without_writing(env: &Env) {
         for actor in [owner, member] {
             assert_refused!(
                 env.store.postable(actor, direct.id).await,
-                StoreError::Blocked(_)
+                MessageError::Blocked(_)
             );
             // Send agrees.
             let new = text_message(direct.id, "blocked");
             assert_refused!(
                 env.store.send(actor, &new, now()).await,
-                StoreError::Blocked(_)
+                MessageError::Blocked(_)
             );
         }
         assert!(env.store.postable(member, group.id).await.is_ok());
@@ -393,12 +394,12 @@ async fn postable_is_send_without_writing(env: &Env) {
     let refused = text_message(channel.id, "members may not post");
     assert_refused!(
         env.store.send(member, &refused, now()).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     let refused = text_message(group.id, "former member");
     assert_refused!(
         env.store.send(device(cy), &refused, now()).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
 
     let after = (

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
+use echo_message::error::MessageError;
 use echo_message::members::new_code;
 use echo_message::store::{
     Actor, ConversationUpdate, Edit, Edited, Kind, Message, MessageStore, NewInvite, SendRequest,
-    Sent, SettingsChange, StoreError,
+    Sent, SettingsChange,
 };
 use echo_proto::echo::message::v1::MessageContent;
 use echo_store::Database;
@@ -187,7 +188,7 @@ async fn send_in_batch(
     let outcomes = store.send_batch(&requests).await.expect("batch commits");
     let mut created = outcomes.into_iter().map(|outcome| match outcome {
         Ok(Sent::Created(message)) => Some(message),
-        Err(StoreError::ConversationNotFound) => None,
+        Err(MessageError::ConversationNotFound) => None,
         other => panic!("expected a new message or a refusal, got {other:?}"),
     });
     let first = created.next().flatten().expect("the first send is stored");
@@ -262,7 +263,7 @@ async fn churn(store: Arc<MessageStore>, cast: Churn, task: usize) {
                 let joined = store.join_by_invite(joiner, &cast.code, at).await;
                 joined.expect("join by invite");
                 match store.leave(joiner, cast.wide, now()).await {
-                    Ok(_) | Err(StoreError::ConversationNotFound) => {}
+                    Ok(_) | Err(MessageError::ConversationNotFound) => {}
                     Err(other) => panic!("leave: {other:?}"),
                 }
             }

@@ -3,9 +3,8 @@
 //! Roles and leaving are in `members_roles.rs`, invites in `members_invites.rs`.
 
 use chrono::Duration;
-use echo_message::store::{
-    Actor, ConversationUpdate, Kind, Member, MemberPosition, Role, StoreError,
-};
+use echo_message::error::MessageError;
+use echo_message::store::{Actor, ConversationUpdate, Kind, Member, MemberPosition, Role};
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use pb::user_event::Kind as UserKind;
@@ -13,7 +12,7 @@ use uuid::Uuid;
 
 use crate::common::*;
 
-/// Asserts `outcome` is refused with a `StoreError` matching `$pattern`.
+/// Asserts `outcome` is refused with a `MessageError` matching `$pattern`.
 macro_rules! assert_refused {
     ($outcome:expr, $pattern:pat) => {{
         let outcome = $outcome;
@@ -80,7 +79,7 @@ async fn update_conversation_rules_and_events(env: &Env) {
         env.store
             .update_conversation(member, id, &title("Mine"), now())
             .await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     let updated = env
         .store
@@ -142,7 +141,7 @@ async fn update_conversation_rules_and_events(env: &Env) {
         env.store
             .update_conversation(member, id, &settings, now())
             .await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     // Direct conversations have no shared fields; strangers learn nothing.
     let peer = env.user().await;
@@ -151,20 +150,20 @@ async fn update_conversation_rules_and_events(env: &Env) {
         env.store
             .update_conversation(owner, direct.id, &title("x"), now())
             .await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     let stranger = device(env.user().await);
     assert_refused!(
         env.store
             .update_conversation(stranger, id, &title("x"), now())
             .await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_refused!(
         env.store
             .update_conversation(owner, Uuid::now_v7(), &title("x"), now())
             .await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_eq!(env.conversation(id).await.last_seq, before + 3);
 }
@@ -236,7 +235,7 @@ async fn add_members_events_and_refusals(env: &Env) {
         // The refusal names the offending user (ErrorInfo metadata `user_id`).
         let outcome = env.store.add_members(owner, id, &[c, bad], now()).await;
         assert!(
-            matches!(outcome, Err(StoreError::UserNotFound(Some(named))) if named == bad),
+            matches!(outcome, Err(MessageError::UserNotFound(Some(named))) if named == bad),
             "{outcome:?}"
         );
     }
@@ -246,7 +245,7 @@ async fn add_members_events_and_refusals(env: &Env) {
     for bad in [blocker, blocked] {
         let outcome = env.store.add_members(owner, id, &[c, bad], now()).await;
         assert!(
-            matches!(outcome, Err(StoreError::Blocked(Some(named))) if named == bad),
+            matches!(outcome, Err(MessageError::Blocked(Some(named))) if named == bad),
             "{outcome:?}"
         );
     }
@@ -261,7 +260,7 @@ async fn add_members_events_and_refusals(env: &Env) {
     let d = env.user().await;
     assert_refused!(
         env.store.add_members(owner, id, &[c, d], now()).await,
-        StoreError::LimitExceeded("members")
+        MessageError::LimitExceeded("members")
     );
     let last = env.store.add_members(owner, id, &[c], now()).await.unwrap();
     assert_eq!(last.len(), 1);
@@ -269,17 +268,17 @@ async fn add_members_events_and_refusals(env: &Env) {
     // Roles, direct conversations and strangers.
     assert_refused!(
         env.store.add_members(member, id, &[d], now()).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     let direct = env.direct(owner, a).await;
     assert_refused!(
         env.store.add_members(owner, direct.id, &[d], now()).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     let stranger = device(d);
     assert_refused!(
         env.store.add_members(stranger, id, &[b], now()).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
 }
 
@@ -319,7 +318,7 @@ async fn membership_seqs_and_rejoin(env: &Env) {
     );
     assert_refused!(
         env.store.leave(bob, id, now()).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     // Stale private state on the old row, then added back: a new join, everything reset.
     env.exec(

@@ -2,8 +2,9 @@
 //! (events, use counts, every refusal), and concurrent joins against `max_uses`.
 
 use chrono::Duration;
+use echo_message::error::MessageError;
 use echo_message::members::new_code;
-use echo_message::store::{Actor, ConversationUpdate, Invite, Kind, NewInvite, Role, StoreError};
+use echo_message::store::{Actor, ConversationUpdate, Invite, Kind, NewInvite, Role};
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use pb::user_event::Kind as UserKind;
@@ -48,21 +49,21 @@ async fn invite_creation_rules_and_cap(env: &Env) {
         env.store
             .create_invite(member, &new_invite(id, 0), now())
             .await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     let stranger = device(env.user().await);
     assert_refused!(
         env.store
             .create_invite(stranger, &new_invite(id, 0), now())
             .await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     let direct = env.direct(owner, stranger.user_id).await;
     assert_refused!(
         env.store
             .create_invite(owner, &new_invite(direct.id, 0), now())
             .await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     // Anyone may invite once adding is open to everyone.
     let open = ConversationUpdate {
@@ -82,7 +83,7 @@ async fn invite_creation_rules_and_cap(env: &Env) {
         env.store
             .create_invite(owner, &new_invite(id, 0), now())
             .await,
-        StoreError::LimitExceeded("invites")
+        MessageError::LimitExceeded("invites")
     );
     env.store
         .revoke_invite(owner, id, by_member.id, now())
@@ -98,7 +99,7 @@ async fn invite_creation_rules_and_cap(env: &Env) {
         env.store
             .create_invite(owner, &new_invite(id, 0), now())
             .await,
-        StoreError::LimitExceeded("invites")
+        MessageError::LimitExceeded("invites")
     );
     let later = now() + Duration::minutes(1);
     env.store
@@ -124,7 +125,7 @@ async fn invite_revoke_and_list(env: &Env) {
     // Its creator or an admin may revoke; another member may not.
     assert_refused!(
         env.store.revoke_invite(m2, id, mine.id, now()).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     let revoked = env
         .store
@@ -146,7 +147,7 @@ async fn invite_revoke_and_list(env: &Env) {
         env.store
             .revoke_invite(owner, id, Uuid::now_v7(), now())
             .await,
-        StoreError::InviteInvalid
+        MessageError::InviteInvalid
     );
     let (other, other_owner, _) = team(env, Kind::Group, 0, 0).await;
     let elsewhere = invite(env, other_owner, other, 0).await;
@@ -154,12 +155,12 @@ async fn invite_revoke_and_list(env: &Env) {
         env.store
             .revoke_invite(owner, id, elsewhere.id, now())
             .await,
-        StoreError::InviteInvalid
+        MessageError::InviteInvalid
     );
     let stranger = device(env.user().await);
     assert_refused!(
         env.store.revoke_invite(stranger, id, first.id, now()).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     // Newest first; inactive only on request; keyset pages.
     let ids = |invites: &[Invite]| invites.iter().map(|i| i.id).collect::<Vec<_>>();
@@ -231,11 +232,11 @@ async fn join_by_invite_events_and_refusals(env: &Env) {
     let third = device(env.user().await);
     assert_refused!(
         env.store.join_by_invite(third, &code.code, now()).await,
-        StoreError::InviteInvalid
+        MessageError::InviteInvalid
     );
     assert_refused!(
         env.store.join_by_invite(third, &new_code(), now()).await,
-        StoreError::InviteInvalid
+        MessageError::InviteInvalid
     );
     // Revoked, expired.
     let revoked = invite(env, owner, id, 0).await;
@@ -245,7 +246,7 @@ async fn join_by_invite_events_and_refusals(env: &Env) {
         .unwrap();
     assert_refused!(
         env.store.join_by_invite(third, &revoked.code, now()).await,
-        StoreError::InviteInvalid
+        MessageError::InviteInvalid
     );
     let mut expiring = new_invite(id, 0);
     let expiry = now() + Duration::minutes(10);
@@ -259,7 +260,7 @@ async fn join_by_invite_events_and_refusals(env: &Env) {
         env.store
             .join_by_invite(third, &expiring.code, expiry + Duration::seconds(1))
             .await,
-        StoreError::InviteExpired
+        MessageError::InviteExpired
     );
     // A full conversation.
     let open = invite(env, owner, id, 0).await;
@@ -271,7 +272,7 @@ async fn join_by_invite_events_and_refusals(env: &Env) {
     .await;
     assert_refused!(
         env.store.join_by_invite(third, &open.code, now()).await,
-        StoreError::LimitExceeded("members")
+        MessageError::LimitExceeded("members")
     );
     env.exec(
         "UPDATE conversations SET member_count = 4 WHERE conversation_id = $1",
@@ -307,7 +308,7 @@ async fn concurrent_joins_respect_max_uses(env: &Env) {
     while let Some(outcome) = joins.join_next().await {
         match outcome.unwrap() {
             Ok((_, true)) => joined += 1,
-            Err(StoreError::InviteInvalid) => refused += 1,
+            Err(MessageError::InviteInvalid) => refused += 1,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -376,7 +377,7 @@ async fn member_reopening_a_dead_code_is_ok(env: &Env) {
     // An unknown code still fails, member or not.
     assert_refused!(
         env.store.join_by_invite(joiner, &new_code(), now()).await,
-        StoreError::InviteInvalid
+        MessageError::InviteInvalid
     );
     // Outsiders still get the code's state.
     let outsider = device(env.user().await);
@@ -384,13 +385,13 @@ async fn member_reopening_a_dead_code_is_ok(env: &Env) {
         env.store
             .join_by_invite(outsider, &used_up.code, now())
             .await,
-        StoreError::InviteInvalid
+        MessageError::InviteInvalid
     );
     assert_refused!(
         env.store
             .join_by_invite(outsider, &expiring.code, later)
             .await,
-        StoreError::InviteExpired
+        MessageError::InviteExpired
     );
 }
 
@@ -416,7 +417,7 @@ async fn invite_stops_with_its_creator_right(env: &Env) {
     // MEMBERs may no longer add: the member's invite stops, the admin's works.
     admins_only(env, owner, id, true).await;
     let before = env.conversation(id).await;
-    assert_refused!(join(&by_member.code).await, StoreError::InviteInvalid);
+    assert_refused!(join(&by_member.code).await, MessageError::InviteInvalid);
     let joined = env
         .store
         .join_by_invite(device(joiners[1]), &by_admin.code, now())
@@ -432,7 +433,7 @@ async fn invite_stops_with_its_creator_right(env: &Env) {
         .join_by_invite(device(joiners[2]), &by_admin.code, now())
         .await;
     assert!(
-        matches!(refused, Err(StoreError::InviteInvalid)),
+        matches!(refused, Err(MessageError::InviteInvalid)),
         "{refused:?}"
     );
     env.store
@@ -461,7 +462,7 @@ async fn invite_stops_with_its_creator_right(env: &Env) {
             .join_by_invite(device(joiners[3]), code, now())
             .await;
         assert!(
-            matches!(refused, Err(StoreError::InviteInvalid)),
+            matches!(refused, Err(MessageError::InviteInvalid)),
             "{refused:?}"
         );
     }

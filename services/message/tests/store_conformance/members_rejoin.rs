@@ -3,8 +3,9 @@
 //! back, and a reaction left before leaving can still be taken back. Also which user the
 //! refusals of creating a conversation and adding members name.
 
+use echo_message::error::MessageError;
 use echo_message::members::new_code;
-use echo_message::store::{Actor, Kind, MemberReceipt, NewInvite, StoreError};
+use echo_message::store::{Actor, Kind, MemberReceipt, NewInvite};
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use uuid::Uuid;
@@ -151,7 +152,7 @@ async fn reaction_from_an_earlier_membership_can_be_taken_back(env: &Env) {
         .remove_reaction(bea, id, message.id, "👍", now())
         .await;
     assert!(
-        matches!(refused, Err(StoreError::ConversationNotFound)),
+        matches!(refused, Err(MessageError::ConversationNotFound)),
         "{refused:?}"
     );
     env.store
@@ -164,7 +165,7 @@ async fn reaction_from_an_earlier_membership_can_be_taken_back(env: &Env) {
         .add_reaction(bea, id, message.id, "🎉", now())
         .await;
     assert!(
-        matches!(refused, Err(StoreError::MessageNotFound)),
+        matches!(refused, Err(MessageError::MessageNotFound)),
         "{refused:?}"
     );
     // ...and no other emoji to take back (the message stays invisible)...
@@ -173,7 +174,7 @@ async fn reaction_from_an_earlier_membership_can_be_taken_back(env: &Env) {
         .remove_reaction(bea, id, message.id, "🎉", now())
         .await;
     assert!(
-        matches!(refused, Err(StoreError::MessageNotFound)),
+        matches!(refused, Err(MessageError::MessageNotFound)),
         "{refused:?}"
     );
     // ...but their own reaction goes, with its event.
@@ -214,7 +215,7 @@ async fn reaction_from_an_earlier_membership_can_be_taken_back(env: &Env) {
         .remove_reaction(bea, id, message.id, "👍", now())
         .await;
     assert!(
-        matches!(again, Err(StoreError::MessageNotFound)),
+        matches!(again, Err(MessageError::MessageNotFound)),
         "{again:?}"
     );
     assert_eq!(env.conversation(id).await.last_seq, seq);
@@ -234,7 +235,7 @@ async fn creation_refusals_name_the_user(env: &Env) {
             .create_conversation(device(owner), &new_group(Kind::Group, &members), now())
             .await;
         assert!(
-            matches!(refused, Err(StoreError::UserNotFound(Some(user))) if user == named),
+            matches!(refused, Err(MessageError::UserNotFound(Some(user))) if user == named),
             "{refused:?}"
         );
     }
@@ -249,7 +250,7 @@ async fn creation_refusals_name_the_user(env: &Env) {
             .create_conversation(device(owner), &new_group(Kind::Channel, &members), now())
             .await;
         assert!(
-            matches!(refused, Err(StoreError::Blocked(Some(user))) if user == named),
+            matches!(refused, Err(MessageError::Blocked(Some(user))) if user == named),
             "{refused:?}"
         );
     }
@@ -263,7 +264,7 @@ async fn creation_refusals_name_the_user(env: &Env) {
         )
         .await;
     assert!(
-        matches!(refused, Err(StoreError::UserNotFound(Some(user))) if user == unknown),
+        matches!(refused, Err(MessageError::UserNotFound(Some(user))) if user == unknown),
         "{refused:?}"
     );
     // A direct conversation names the peer.
@@ -272,7 +273,7 @@ async fn creation_refusals_name_the_user(env: &Env) {
         .create_direct(device(owner), blocker, Uuid::now_v7(), now())
         .await;
     assert!(
-        matches!(refused, Err(StoreError::Blocked(Some(user))) if user == blocker),
+        matches!(refused, Err(MessageError::Blocked(Some(user))) if user == blocker),
         "{refused:?}"
     );
     assert_eq!(env.rows("conversations").await, 0);

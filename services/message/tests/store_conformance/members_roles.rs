@@ -1,7 +1,8 @@
 //! Roles: the rules matrix (OWNER, ADMIN, MEMBER x remove, role, add), leaving and the last
 //! owner, and ownership transfer (two events, in order).
 
-use echo_message::store::{ConversationUpdate, Kind, Role, StoreError};
+use echo_message::error::MessageError;
+use echo_message::store::{ConversationUpdate, Kind, Role};
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use pb::user_event::Kind as UserKind;
@@ -26,7 +27,7 @@ async fn role_rules_matrix(env: &Env) {
     ] {
         assert_refused!(
             env.store.remove_member(actor, id, target, now()).await,
-            StoreError::NotAllowed
+            MessageError::NotAllowed
         );
     }
     // Roles: the OWNER only, never their own.
@@ -35,25 +36,25 @@ async fn role_rules_matrix(env: &Env) {
             env.store
                 .set_role(actor, id, m2.user_id, Role::Admin, now())
                 .await,
-            StoreError::NotAllowed
+            MessageError::NotAllowed
         );
     }
     assert_refused!(
         env.store
             .set_role(owner, id, owner.user_id, Role::Member, now())
             .await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     assert_refused!(
         env.store
             .set_role(owner, id, outsider, Role::Admin, now())
             .await,
-        StoreError::UserNotFound(None)
+        MessageError::UserNotFound(None)
     );
     // Adding: admins only by default.
     assert_refused!(
         env.store.add_members(m1, id, &[outsider], now()).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     assert_eq!(
         env.conversation(id).await.last_seq,
@@ -134,19 +135,19 @@ async fn role_rules_matrix(env: &Env) {
     // Still no removing or roles for MEMBERs, whatever the settings.
     assert_refused!(
         env.store.remove_member(m1, id, late, now()).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     // And nothing of the kind in a direct conversation.
     let direct = env.direct(owner, late).await;
     assert_refused!(
         env.store.remove_member(owner, direct.id, late, now()).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     assert_refused!(
         env.store
             .set_role(owner, direct.id, late, Role::Admin, now())
             .await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
 }
 
@@ -155,7 +156,7 @@ async fn leave_and_last_owner(env: &Env) {
     let (m1, m2) = (others[0], others[1]);
     assert_refused!(
         env.store.leave(owner, id, now()).await,
-        StoreError::LastOwner
+        MessageError::LastOwner
     );
     let seq = env.store.leave(m1, id, now()).await.unwrap();
     assert_eq!(seq, env.conversation(id).await.last_seq);
@@ -173,7 +174,7 @@ async fn leave_and_last_owner(env: &Env) {
     assert_eq!(last.actor_device_id, m1.device_id.to_string());
     assert_refused!(
         env.store.leave(m1, id, now()).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     // Hand over, then the former owner (now ADMIN) may leave; the last member too.
     env.store
@@ -194,7 +195,7 @@ async fn leave_and_last_owner(env: &Env) {
     let direct = env.direct(owner, peer).await;
     assert_refused!(
         env.store.leave(owner, direct.id, now()).await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
 }
 
@@ -233,7 +234,7 @@ async fn ownership_transfer_events(env: &Env) {
         env.store
             .set_role(owner, id, others[1].user_id, Role::Admin, now())
             .await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     env.store
         .set_role(heir, id, owner.user_id, Role::Member, now())
@@ -241,7 +242,7 @@ async fn ownership_transfer_events(env: &Env) {
         .unwrap();
     assert_refused!(
         env.store.leave(heir, id, now()).await,
-        StoreError::LastOwner
+        MessageError::LastOwner
     );
 }
 

@@ -3,8 +3,9 @@
 //! what must hold when calls race.
 
 use chrono::{DateTime, Duration, Utc};
+use echo_message::error::MessageError;
 use echo_message::reactions::{MAX_EMOJIS_PER_USER, ReactionPosition};
-use echo_message::store::{Actor, Kind, Message, ReactionTally, StoreError};
+use echo_message::store::{Actor, Kind, Message, ReactionTally};
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use tokio::task::JoinSet;
@@ -12,7 +13,7 @@ use uuid::Uuid;
 
 use crate::common::*;
 
-/// Asserts `outcome` is refused with a `StoreError` matching `$pattern`.
+/// Asserts `outcome` is refused with a `MessageError` matching `$pattern`.
 macro_rules! assert_refused {
     ($outcome:expr, $pattern:pat) => {{
         let outcome = $outcome;
@@ -52,7 +53,12 @@ async fn last_event(env: &Env, conversation: Uuid, seq: i64, actor: Uuid) -> Eve
     kind(last).clone()
 }
 
-async fn add(env: &Env, actor: Actor, message: &Message, emoji: &str) -> Result<bool, StoreError> {
+async fn add(
+    env: &Env,
+    actor: Actor,
+    message: &Message,
+    emoji: &str,
+) -> Result<bool, MessageError> {
     let (conversation, id) = (message.conversation_id, message.id);
     env.store
         .add_reaction(actor, conversation, id, emoji, now())
@@ -64,7 +70,7 @@ async fn remove(
     actor: Actor,
     message: &Message,
     emoji: &str,
-) -> Result<bool, StoreError> {
+) -> Result<bool, MessageError> {
     let (conversation, id) = (message.conversation_id, message.id);
     env.store
         .remove_reaction(actor, conversation, id, emoji, now())
@@ -161,22 +167,22 @@ pub async fn reaction_refusals(env: &Env) {
     let store = &env.store;
     assert_refused!(
         store.add_reaction(device(eve), g, m, "👍", now()).await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_refused!(
         store
             .add_reaction(bob_d, Uuid::now_v7(), m, "👍", now())
             .await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     for missing in [Uuid::now_v7(), elsewhere.id] {
         assert_refused!(
             store.add_reaction(bob_d, g, missing, "👍", now()).await,
-            StoreError::MessageNotFound
+            MessageError::MessageNotFound
         );
         assert_refused!(
             store.remove_reaction(bob_d, g, missing, "👍", now()).await,
-            StoreError::MessageNotFound
+            MessageError::MessageNotFound
         );
     }
     // Deleted for bob alone: not visible to him, still to others.
@@ -192,7 +198,7 @@ pub async fn reaction_refusals(env: &Env) {
     env.exec(hide, &args).await;
     assert_refused!(
         add(env, bob_d, &message, "👍").await,
-        StoreError::MessageNotFound
+        MessageError::MessageNotFound
     );
     assert!(add(env, device(owner), &message, "👍").await.unwrap());
     env.exec("DELETE FROM hidden_messages", &[]).await;
@@ -202,7 +208,7 @@ pub async fn reaction_refusals(env: &Env) {
         .await;
     assert_refused!(
         add(env, bob_d, &message, "👍").await,
-        StoreError::MessageNotFound
+        MessageError::MessageNotFound
     );
     env.exec(sql, &[Val::Int(3), Val::Id(g), Val::Id(bob)])
         .await;
@@ -210,7 +216,7 @@ pub async fn reaction_refusals(env: &Env) {
     delete_for_everyone(env, &message).await;
     assert_refused!(
         add(env, bob_d, &message, "👍").await,
-        StoreError::MessageDeleted
+        MessageError::MessageDeleted
     );
     assert!(!remove(env, bob_d, &message, "😀").await.unwrap());
     // A former member is a stranger.
@@ -220,11 +226,11 @@ pub async fn reaction_refusals(env: &Env) {
     let fresh = env.say(device(owner), g, "after").await;
     assert_refused!(
         add(env, bob_d, &fresh, "👍").await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_refused!(
         remove(env, bob_d, &fresh, "👍").await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_eq!(env.conversation(g).await.last_seq, fresh.seq);
     let reactions = env
@@ -247,11 +253,11 @@ pub async fn blocks_stop_reactions_in_direct(env: &Env) {
     env.set_block(ada, bob, true).await;
     assert_refused!(
         add(env, bob_d, &message, "😀").await,
-        StoreError::Blocked(None)
+        MessageError::Blocked(None)
     );
     assert_refused!(
         add(env, ada_d, &message, "😀").await,
-        StoreError::Blocked(None)
+        MessageError::Blocked(None)
     );
     let seq = env.conversation(direct.id).await.last_seq;
     assert!(remove(env, bob_d, &message, "👍").await.unwrap());
@@ -276,7 +282,7 @@ pub async fn emoji_cap_per_user_and_message(env: &Env) {
     let seq = env.conversation(group.id).await.last_seq;
     assert_refused!(
         add(env, bob_d, &message, &smiley(cap)).await,
-        StoreError::LimitExceeded("reactions")
+        MessageError::LimitExceeded("reactions")
     );
     assert!(!add(env, bob_d, &message, &smiley(0)).await.unwrap());
     assert_eq!(env.conversation(group.id).await.last_seq, seq);

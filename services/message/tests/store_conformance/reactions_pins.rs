@@ -1,8 +1,9 @@
 //! Pins: who may pin where, the no-ops, the cap, the pages, and the cap under racing pins.
 
 use chrono::Duration;
+use echo_message::error::MessageError;
 use echo_message::reactions::{MAX_PINS, PinPosition};
-use echo_message::store::{Kind, Message, StoreError};
+use echo_message::store::{Kind, Message};
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use tokio::task::JoinSet;
@@ -50,11 +51,11 @@ pub async fn pins_rules_and_events(env: &Env) {
         assert_refused(store.pin(device(member), g, m, now()).await, "member");
         assert!(matches!(
             store.pin(device(eve), g, m, now()).await,
-            Err(StoreError::ConversationNotFound)
+            Err(MessageError::ConversationNotFound)
         ));
         assert!(matches!(
             store.pin(device(admin), g, Uuid::now_v7(), now()).await,
-            Err(StoreError::MessageNotFound)
+            Err(MessageError::MessageNotFound)
         ));
         let at = now();
         let (pin, created) = store.pin(device(admin), g, m, at).await.unwrap();
@@ -123,15 +124,15 @@ pub async fn pins_rules_and_events(env: &Env) {
     env.exec("DELETE FROM pins", &[]).await;
     assert!(matches!(
         store.pin(device(ada), direct.id, message.id, now()).await,
-        Err(StoreError::MessageDeleted)
+        Err(MessageError::MessageDeleted)
     ));
     let unpinned = store.unpin(device(ada), direct.id, message.id, now()).await;
     assert!(!unpinned.unwrap(), "nothing to unpin");
 }
 
-fn assert_refused<T: std::fmt::Debug>(outcome: Result<T, StoreError>, who: &str) {
+fn assert_refused<T: std::fmt::Debug>(outcome: Result<T, MessageError>, who: &str) {
     assert!(
-        matches!(outcome, Err(StoreError::NotAllowed)),
+        matches!(outcome, Err(MessageError::NotAllowed)),
         "{who}: {outcome:?}"
     );
 }
@@ -160,7 +161,7 @@ pub async fn pin_cap(env: &Env) {
     let last = sent[cap].id;
     assert!(matches!(
         env.store.pin(device(ada), direct.id, last, now()).await,
-        Err(StoreError::LimitExceeded("pins"))
+        Err(MessageError::LimitExceeded("pins"))
     ));
     let repeat = env
         .store
@@ -259,7 +260,7 @@ pub async fn concurrent_pins_respect_the_cap(env: &Env) {
     while let Some(outcome) = calls.join_next().await {
         match outcome.unwrap() {
             Ok((_, true)) => pinned += 1,
-            Err(StoreError::LimitExceeded("pins")) => refused += 1,
+            Err(MessageError::LimitExceeded("pins")) => refused += 1,
             other => panic!("{other:?}"),
         }
     }

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use echo_message::error::MessageError;
 use echo_message::store::{
     Actor, Kind, ListFilter, MemberReceipt, Message, MessageStore, SettingsChange, SettingsUpdate,
-    StoreError,
 };
 use echo_proto::echo::message::v1 as pb;
 use uuid::Uuid;
@@ -23,8 +23,8 @@ macro_rules! assert_refused {
 }
 
 /// Asserts that `result` is the refusal of a non-member.
-fn not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {
-    let not_found = matches!(result, Err(StoreError::ConversationNotFound));
+fn not_found<T: std::fmt::Debug>(result: Result<T, MessageError>) {
+    let not_found = matches!(result, Err(MessageError::ConversationNotFound));
     assert!(not_found, "{result:?}");
 }
 
@@ -48,7 +48,7 @@ async fn settings(
     actor: Actor,
     conversation: Uuid,
     change: SettingsChange,
-) -> Result<SettingsUpdate, StoreError> {
+) -> Result<SettingsUpdate, MessageError> {
     env.store
         .update_settings(actor, conversation, &change, now())
         .await
@@ -196,7 +196,7 @@ async fn pinned_conversations_are_capped_at_ten(env: &Env) {
     let events = events_of_user(env, me).await.len();
     assert_refused!(
         settings(env, mine, groups[10], pin(true)).await,
-        StoreError::LimitExceeded("pinned conversations")
+        MessageError::LimitExceeded("pinned conversations")
     );
     assert_eq!(env.member(groups[10], me).await.pinned_at, None);
     assert_eq!(events_of_user(env, me).await.len(), events, "no event");
@@ -213,7 +213,7 @@ async fn pinned_conversations_are_capped_at_ten(env: &Env) {
     settings(env, mine, groups[10], pin(true)).await.unwrap();
     assert_refused!(
         settings(env, mine, groups[11], pin(true)).await,
-        StoreError::LimitExceeded(_)
+        MessageError::LimitExceeded(_)
     );
     // A conversation the user left no longer counts.
     leave(env, groups[1], me).await;
@@ -243,7 +243,7 @@ async fn concurrent_pins_stop_at_ten(env: &Env) {
                 assert_eq!(update.changed, ["pinned"]);
                 pinned += 1;
             }
-            Err(StoreError::LimitExceeded(_)) => refused += 1,
+            Err(MessageError::LimitExceeded(_)) => refused += 1,
             Err(other) => panic!("{other}"),
         }
     }

@@ -2,7 +2,7 @@
 //! what (membership, join, leave, deletion for one or for everyone), ranking and paging, the
 //! index forgetting deleted text everywhere, and thread windows.
 
-use echo_message::search::{SearchHit, SearchPosition, SearchQuery};
+use echo_message::messages::search::{SearchHit, SearchPosition, SearchQuery};
 use echo_message::store::{Actor, Message};
 use echo_store::Database;
 use sqlx::AssertSqlSafe;

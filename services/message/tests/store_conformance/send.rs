@@ -1,7 +1,8 @@
 //! Sending: seqs, counters, the conversation's latest message, content, idempotency
 //! and every refusal, in the contract's order.
 
-use echo_message::store::{Kind, Member, NewMessage, Sent, StoreError};
+use echo_message::error::MessageError;
+use echo_message::store::{Kind, Member, NewMessage, Sent};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::message::v1::{Location, Mention, MessageContent};
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 use crate::common::*;
 
-/// Asserts `sent` is refused with a `StoreError` matching `$pattern`.
+/// Asserts `sent` is refused with a `MessageError` matching `$pattern`.
 macro_rules! assert_refused {
     ($sent:expr, $pattern:pat) => {{
         let sent = $sent;
@@ -215,7 +216,7 @@ pub async fn send_is_idempotent(env: &Env) {
     };
     assert_refused!(
         env.store.send(ada_device, &changed, now()).await,
-        StoreError::IdempotencyKeyReused
+        MessageError::IdempotencyKeyReused
     );
     // Same key and payload, but into another conversation: another request.
     let other = env.direct(ada_device, cy).await;
@@ -225,7 +226,7 @@ pub async fn send_is_idempotent(env: &Env) {
     };
     assert_refused!(
         env.store.send(ada_device, &elsewhere, now()).await,
-        StoreError::IdempotencyKeyReused
+        MessageError::IdempotencyKeyReused
     );
 
     // Another device of the same user has keys of its own.
@@ -259,7 +260,7 @@ pub async fn send_is_idempotent(env: &Env) {
         env.store
             .send(ada_device, &text_message(direct.id, "new"), now())
             .await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
 }
 
@@ -279,19 +280,19 @@ pub async fn send_refusals(env: &Env) {
         env.store
             .send(ada_device, &text_message(Uuid::now_v7(), "?"), now())
             .await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_refused!(
         env.store
             .send(device(outsider), &text_message(direct.id, "hi"), now())
             .await,
-        StoreError::ConversationNotFound
+        MessageError::ConversationNotFound
     );
     assert_refused!(
         env.store
             .send(ada_device, &text_message(channel.id, "hi all"), now())
             .await,
-        StoreError::NotAllowed
+        MessageError::NotAllowed
     );
     for (blocker, blocked) in [(bob, ada), (ada, bob)] {
         env.set_block(blocker, blocked, true).await;
@@ -300,7 +301,7 @@ pub async fn send_refusals(env: &Env) {
                 env.store
                     .send(actor, &text_message(direct.id, "hey"), now())
                     .await,
-                StoreError::Blocked(_)
+                MessageError::Blocked(_)
             );
         }
         env.set_block(blocker, blocked, false).await;

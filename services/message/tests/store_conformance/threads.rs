@@ -1,11 +1,11 @@
 //! Replies and threads: which messages may be answered or rooted on, and reply counts.
 
-use echo_message::store::StoreError;
+use echo_message::error::MessageError;
 use uuid::Uuid;
 
 use crate::common::*;
 
-/// Asserts `sent` is refused with a `StoreError` matching `$pattern`.
+/// Asserts `sent` is refused with a `MessageError` matching `$pattern`.
 macro_rules! assert_refused {
     ($sent:expr, $pattern:pat) => {{
         let sent = $sent;
@@ -59,7 +59,7 @@ pub async fn replies_and_threads(env: &Env) {
     for new in &refused {
         assert_refused!(
             env.store.send(ada_device, new, now()).await,
-            StoreError::MessageNotFound
+            MessageError::MessageNotFound
         );
     }
 
@@ -84,7 +84,7 @@ pub async fn replies_and_threads(env: &Env) {
     for new in [reply(Some(root.id), None), reply(None, Some(root.id))] {
         assert_refused!(
             env.store.send(late_device, &new, now()).await,
-            StoreError::MessageNotFound
+            MessageError::MessageNotFound
         );
     }
     let fresh = env.say(ada_device, group.id, "fresh").await;
@@ -106,7 +106,7 @@ pub async fn replies_and_threads(env: &Env) {
         env.store
             .send(ada_device, &reply(None, Some(fresh.id)), now())
             .await,
-        StoreError::MessageNotFound
+        MessageError::MessageNotFound
     );
     let quoting = env
         .send_at(ada_device, &reply(Some(fresh.id), None), now())
