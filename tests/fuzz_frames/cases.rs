@@ -113,16 +113,17 @@ impl Damage {
 
     pub fn expect(&self, transport: Transport) -> Expect {
         match self {
-            Damage::Intact
-            | Damage::ShorterPrefix(_)
-            | Damage::TwoMessages
-            | Damage::EmptyMessage => Expect::Considered,
+            Damage::Intact | Damage::EmptyMessage => Expect::Considered,
             Damage::ContentType(_) if transport == Transport::H2 => Expect::Considered,
             Damage::ContentType(_) => Expect::NotGrpc,
             // No compression is accepted: the encoding is refused before the body.
             Damage::CompressedAs(_) => Expect::Code(Code::Unimplemented),
             Damage::Oversized => Expect::Code(Code::ResourceExhausted),
+            // A second frame, whole or the remainder of a short prefix: every Echo RPC takes
+            // exactly one message (runtime's OneMessageLayer).
             Damage::LongerPrefix(_)
+            | Damage::ShorterPrefix(_)
+            | Damage::TwoMessages
             | Damage::Truncated(_)
             | Damage::HeaderOnly
             | Damage::EmptyBody

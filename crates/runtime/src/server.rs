@@ -18,7 +18,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::KnownMethods;
 use crate::health::Readiness;
 use crate::layers::{
-    DecodeFailuresLayer, InternalPathsLayer, StreamShutdownLayer, is_internal_service, public_api,
+    DecodeFailuresLayer, InternalPathsLayer, OneMessageLayer, StreamShutdownLayer,
+    is_internal_service, public_api,
 };
 use crate::public_port::{self, PortLimits, RequestTimeoutLayer};
 use crate::request_id::RequestIdLayer;
@@ -239,6 +240,7 @@ async fn serve_public(
         // Inside request ids, so a timed-out call is logged and counted with its status.
         .layer(RequestTimeoutLayer::new(options.public.request_timeout))
         .layer(DecodeFailuresLayer)
+        .layer(OneMessageLayer)
         .layer(StreamShutdownLayer::new(shutdown.clone()))
         // Inside grpc-web (a browser gets the refusal as grpc-web too) and request ids.
         .layer(InternalPathsLayer)
@@ -273,6 +275,7 @@ async fn serve_internal(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(RequestIdLayer::new(methods))
         .layer(DecodeFailuresLayer)
+        .layer(OneMessageLayer)
         .layer(StreamShutdownLayer::new(shutdown.clone()))
         .add_routes(routes);
     let serving =
