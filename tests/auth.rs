@@ -1,7 +1,7 @@
 //! AuthService journeys end to end through the generated gRPC client, on both backends.
 
 use common::*;
-use echo_auth::store::OtpPurpose;
+use echo_auth::OtpPurpose;
 use echo_proto::echo::auth::v1 as pb;
 use echo_testkit::{Backend, PASSWORD, SignedIn, TestMesh, phone_number, test_device};
 use tonic::Code;

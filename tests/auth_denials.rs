@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use common::*;
-use echo_auth::store::OtpPurpose;
+use echo_auth::OtpPurpose;
 use echo_proto::echo::auth::v1 as pb;
 use echo_testkit::{Backend, PASSWORD, TestMesh, phone_number, test_device};
 use tonic::Code;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use echo_auth::store::OtpPurpose;
+use echo_auth::OtpPurpose;
 use echo_proto::echo::auth::v1::auth_service_client::AuthServiceClient;
 use echo_proto::echo::auth::v1::{RegisterRequest, VerifyPhoneRequest};
 use echo_proto::echo::message::v1 as pb;

@@ -20,6 +20,10 @@
 //! judged only once the load has stopped.)
 //! Memory growth (< 5 %) and p99 stability (within 20 %) are only judged over long runs
 //! (`--strict`): a minute is all allocator warm-up.
+//!
+//! This file is the load and its report; `watch` samples the server and gives the verdict.
+
+mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,14 +43,12 @@ use crate::client::users::{self, User};
 use crate::client::{MessageClient, failure_label, send_text};
 use crate::report::{Report, round1};
 use crate::stats::Latencies;
+use watch::{Verdict, sample};
 
 /// Sends in flight at most.
 const MAX_IN_FLIGHT: usize = 1024;
 /// How often every user's tokens are refreshed: well inside the access token's 15 minutes.
 const REFRESH_EVERY: Duration = Duration::from_secs(600);
-/// Descriptors a sample may show above the base under load: a churning stream's new
-/// connection may be open before its old one is closed (plus one per two users).
-const FD_SLACK: i64 = 8;
 
 /// Run the scenario.
 pub async fn run(args: &SoakArgs, global: &Global) -> anyhow::Result<Vec<Report>> {
@@ -54,20 +56,6 @@ pub async fn run(args: &SoakArgs, global: &Global) -> anyhow::Result<Vec<Report>
         measure(args, run).await
     })
     .await
-}
-
-/// One look at the server.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-struct Sample {
-    /// Seconds since the load began.
-    at_s: f64,
-    rss_kib: u64,
-    fds: u64,
-    tasks: u64,
-    buffered_items: u64,
-    /// SendMessage p99 of the window that ends here, ms.
-    send_p99_ms: f64,
-    sends: u64,
 }
 
 struct Shared {
@@ -298,128 +286,6 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
     Ok(vec![report])
 }
 
-/// What the samples say.
-struct Verdict {
-    base: Sample,
-    peak_fds: u64,
-    peak_tasks: u64,
-    rss_growth_pct: f64,
-    p99_min_ms: f64,
-    p99_max_ms: f64,
-    p99_spread: f64,
-    problems: Vec<String>,
-}
-
-impl Verdict {
-    fn of(
-        args: &SoakArgs,
-        before: &Sample,
-        samples: &[Sample],
-        after: &Sample,
-        check: &DeliveryCheck,
-        endings: &[String],
-        users: usize,
-    ) -> Self {
-        let steady: Vec<&Sample> = samples
-            .iter()
-            .filter(|s| s.at_s >= args.warmup as f64)
-            .collect();
-        let base = steady.first().copied().copied().unwrap_or_default();
-        let last = steady.last().copied().copied().unwrap_or(base);
-        let peak_fds = steady.iter().map(|s| s.fds).max().unwrap_or(base.fds);
-        let peak_tasks = steady.iter().map(|s| s.tasks).max().unwrap_or(base.tasks);
-        let rss_growth_pct = if base.rss_kib == 0 {
-            0.0
-        } else {
-            100.0 * (last.rss_kib as f64 - base.rss_kib as f64) / base.rss_kib as f64
-        };
-        let p99s: Vec<f64> = steady
-            .iter()
-            .filter(|s| s.sends > 0)
-            .map(|s| s.send_p99_ms)
-            .collect();
-        let p99_min_ms = p99s.iter().copied().fold(f64::INFINITY, f64::min);
-        let p99_max_ms = p99s.iter().copied().fold(0.0, f64::max);
-        let p99_spread = if p99s.is_empty() || p99_min_ms <= 0.0 {
-            1.0
-        } else {
-            p99_max_ms / p99_min_ms
-        };
-
-        let mut problems = Vec::new();
-        if steady.len() < 2 {
-            problems.push(format!(
-                "{} samples after the warm-up: run longer than --warmup + 2 × --sample-every",
-                steady.len()
-            ));
-        }
-        if !check.is_clean() {
-            problems.push(format!(
-                "delivery: {} lost, {} gaps, {} duplicated, {} out of order",
-                check.lost, check.gaps, check.duplicated, check.out_of_order
-            ));
-        }
-        if !endings.is_empty() {
-            problems.push(format!("streams ended: {}", endings.join(", ")));
-        }
-        if peak_fds as i64 > base.fds as i64 + FD_SLACK + users as i64 / 2 {
-            problems.push(format!(
-                "file descriptors grew under the load: {} → {}",
-                base.fds, peak_fds
-            ));
-        }
-        // Tasks under the load include every call in flight, which a slower moment raises:
-        // reported, and judged once the load has stopped (below).
-        // Once every stream is closed there must be fewer descriptors and tasks than under
-        // the load. Not as few as before it: the database pools grew to the load's
-        // concurrency and keep their connections (`before` is reported, not judged).
-        if after.fds > base.fds {
-            problems.push(format!(
-                "file descriptors left after the load: {} (under it: {}, before it: {})",
-                after.fds, base.fds, before.fds
-            ));
-        }
-        if after.tasks > base.tasks {
-            problems.push(format!(
-                "tasks left after the load: {} (under it: {}, before it: {})",
-                after.tasks, base.tasks, before.tasks
-            ));
-        }
-        if after.buffered_items > 0 {
-            problems.push(format!(
-                "{} stream items still buffered after the load",
-                after.buffered_items
-            ));
-        }
-        if args.strict {
-            if rss_growth_pct >= 5.0 {
-                problems.push(format!(
-                    "resident memory grew {rss_growth_pct:.1} % after the warm-up"
-                ));
-            }
-            if p99_spread > 1.2 {
-                problems.push(format!(
-                    "SendMessage p99 moved ×{p99_spread:.2} between windows"
-                ));
-            }
-        }
-        Self {
-            base,
-            peak_fds,
-            peak_tasks,
-            rss_growth_pct,
-            p99_min_ms: if p99_min_ms.is_finite() {
-                p99_min_ms
-            } else {
-                0.0
-            },
-            p99_max_ms,
-            p99_spread,
-            problems,
-        }
-    }
-}
-
 /// Direct conversations of users 0–1, 2–3, …
 async fn pair_up(run: &Run, users: &[User]) -> anyhow::Result<Vec<String>> {
     futures::stream::iter(users.chunks(2).enumerate())
@@ -530,68 +396,5 @@ async fn refresh_tokens(
                 failures.add("RefreshTokens".into());
             }
         }
-    }
-}
-
-/// The server's memory and descriptors (/proc) and its tasks and buffered items (/metrics).
-async fn sample(pid: u32, admin: &str, at_s: f64) -> anyhow::Result<Sample> {
-    let rss_kib = crate::server::memory_kib(pid).context("the server's /proc/<pid>/status")?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .context("the server's /proc/<pid>/fd")?
-        .count() as u64;
-    let text = scrape(admin).await.context("the server's /metrics")?;
-    Ok(Sample {
-        at_s: round1(at_s),
-        rss_kib,
-        fds,
-        tasks: gauge(&text, "echo_runtime_alive_tasks"),
-        buffered_items: gauge(&text, "echo_live_buffered_items"),
-        ..Sample::default()
-    })
-}
-
-/// GET `/metrics` of `admin` (`http://host:port`) over HTTP/1.0: the whole body.
-async fn scrape(admin: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let host = admin.strip_prefix("http://").unwrap_or(admin);
-    let mut socket = tokio::net::TcpStream::connect(host).await?;
-    socket
-        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    socket.read_to_string(&mut response).await?;
-    let Some((head, body)) = response.split_once("\r\n\r\n") else {
-        bail!("no HTTP response");
-    };
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        bail!("{}", head.lines().next().unwrap_or_default());
-    }
-    Ok(body.to_owned())
-}
-
-/// The sum of a gauge's series in a Prometheus exposition (0 when absent).
-fn gauge(exposition: &str, name: &str) -> u64 {
-    exposition
-        .lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gauges_are_read_from_an_exposition() {
-        let text = "# TYPE echo_runtime_alive_tasks gauge\necho_runtime_alive_tasks 42\n\
-                    echo_live_buffered_items{shard=\"a\"} 3\necho_live_buffered_items{shard=\"b\"} 4\n\
-                    echo_runtime_alive_tasks_other 9\n";
-        assert_eq!(gauge(text, "echo_runtime_alive_tasks"), 42);
-        assert_eq!(gauge(text, "echo_live_buffered_items"), 7);
-        assert_eq!(gauge(text, "echo_missing"), 0);
     }
 }

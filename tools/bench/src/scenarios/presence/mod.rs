@@ -29,7 +29,7 @@ mod watchers;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use echo_testkit::{Backend, TestMesh};
+use echo_testkit::{Backend, OtpPurpose, TestMesh};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -90,10 +90,7 @@ impl Codes for MeshCodes<'_> {
     async fn code_for(&self, phone: &str, within: Duration) -> Option<String> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let code = self
-                .0
-                .otp
-                .last_code(phone, echo_auth::store::OtpPurpose::Register);
+            let code = self.0.otp.last_code(phone, OtpPurpose::Register);
             if code.is_some() || tokio::time::Instant::now() > deadline {
                 return code;
             }

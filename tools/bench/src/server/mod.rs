@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use echo_authn::{SigningKey, TokenIssuer};
-use echo_testkit::{Backend, CapturingOtpSender, TestMesh};
+use echo_testkit::{Backend, CapturingOtpSender, OtpPurpose, TestMesh};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use uuid::Uuid;
@@ -216,9 +216,7 @@ impl Echo {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let code = match &self.codes {
-                Codes::Captured(sent) => {
-                    sent.last_code(phone, echo_auth::store::OtpPurpose::Register)
-                }
+                Codes::Captured(sent) => sent.last_code(phone, OtpPurpose::Register),
                 Codes::Webhook(webhook) => webhook.code(phone),
             };
             if code.is_some() || tokio::time::Instant::now() > deadline {

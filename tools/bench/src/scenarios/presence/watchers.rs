@@ -1,6 +1,11 @@
 //! The watchers: the target adds them to its contacts (presence's visibility), each opens one
 //! WatchPresence stream of the target, and the target's status changes reach them all — on
 //! the instance the target uses, then (with a second instance) on the other one.
+//!
+//! One piece past 400 lines because it is one measurement: the way the watches are opened
+//! (every stream read to an unrestricted snapshot, restricted ones reopened, UNAVAILABLE waited
+//! out) is what lets the matcher (`Matched`) pair the `j`th item after a snapshot with the
+//! `j`th change; reads.rs holds the scenario's other, independent parts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
