@@ -80,6 +80,12 @@ impl Check {
         id
     }
 
+    /// A required id as the domain's type for it (an `echo_ids` newtype such as `UserId`),
+    /// checked like [`Check::id`]: the boundary parses each id once, into its own kind.
+    pub fn id_of<T: From<Uuid>>(&mut self, field: &str, input: &str) -> Option<T> {
+        self.id(field, input).map(T::from)
+    }
+
     /// The paths of a required, non-empty `update_mask` (DESIGN §4: updates take a FieldMask),
     /// each one of `allowed`, duplicates folded; the field is `update_mask` (missing) or
     /// `update_mask.paths[i]` (unknown path).
@@ -126,6 +132,16 @@ impl Check {
 mod tests {
     use super::*;
 
+    /// An id newtype, as `echo_ids` defines them.
+    #[derive(Debug, PartialEq)]
+    struct Typed(Uuid);
+
+    impl From<Uuid> for Typed {
+        fn from(id: Uuid) -> Self {
+            Self(id)
+        }
+    }
+
     #[test]
     fn every_problem_is_reported_at_once() {
         let mut check = Check::new();
@@ -135,11 +151,20 @@ mod tests {
         check.text("alias", "x".repeat(11).as_str(), 10, false);
         assert_eq!(check.id("user_id", "nope"), None);
         assert!(check.id("other_id", &Uuid::now_v7().to_string()).is_some());
+        let typed = Uuid::now_v7();
+        assert_eq!(
+            check.id_of::<Typed>("typed_id", &typed.to_string()),
+            Some(Typed(typed))
+        );
+        assert_eq!(check.id_of::<Typed>("typed_ids[0]", "{}"), None);
         let Err(Failure::InvalidArgument(violations)) = check.finish() else {
             panic!("expected violations");
         };
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(fields, ["about", "title", "alias", "user_id"]);
+        assert_eq!(
+            fields,
+            ["about", "title", "alias", "user_id", "typed_ids[0]"]
+        );
     }
 
     #[test]

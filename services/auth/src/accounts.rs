@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use echo_authn::{Caller, KeySet, Revocations, TokenIssuer};
+use echo_authn::{KeySet, Revocations, TokenIssuer};
+use echo_ids::{DeviceId, SessionId, UserId};
 use echo_proto::echo::events::v1::SessionEndReason;
-use uuid::Uuid;
 
 use crate::domain::limits::{self, Limits};
 use crate::domain::otp::{OtpCodes, OtpSender};
@@ -73,11 +73,11 @@ pub struct Challenge {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Issued {
     /// The account.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The session (`sid`).
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     /// The server-issued device id (`did`).
-    pub device_id: Uuid,
+    pub device_id: DeviceId,
     /// The EdDSA JWT.
     pub access_token: String,
     /// When it expires.
@@ -164,7 +164,7 @@ impl Accounts {
             .ok_or(AuthError::OtpInvalid)?;
         let at = now();
         let account = Account {
-            user_id: Uuid::now_v7(),
+            user_id: UserId::new_v7(),
             phone_number: phone.to_string(),
             password_hash: Some(pending.password_hash),
             display_name: pending.display_name,
@@ -257,7 +257,7 @@ impl Accounts {
         let at = now();
         let new = RefreshRecord {
             token_hash: RefreshTokens::hash(&successor),
-            session_id: Uuid::nil(), // the store takes the old token's session
+            session_id: SessionId::nil(), // the store takes the old token's session
             issued_at: at,
             expires_at: after(at, self.policy.refresh_ttl),
             rotated_at: None,
@@ -293,7 +293,7 @@ impl Accounts {
     }
 
     /// End the caller's session.
-    pub async fn logout(&self, caller: &Caller) -> Result<(), AuthError> {
+    pub async fn logout(&self, caller: &SignedIn) -> Result<(), AuthError> {
         self.revoke(
             caller.user_id,
             Some(caller.session_id),
@@ -307,8 +307,8 @@ impl Accounts {
     /// The caller's active sessions, by id, after `after`.
     pub async fn sessions(
         &self,
-        caller: &Caller,
-        after: Option<Uuid>,
+        caller: &SignedIn,
+        after: Option<SessionId>,
         limit: i64,
     ) -> Result<Vec<Session>, AuthError> {
         self.store
@@ -317,7 +317,11 @@ impl Accounts {
     }
 
     /// End one of the caller's sessions.
-    pub async fn revoke_session(&self, caller: &Caller, session_id: Uuid) -> Result<(), AuthError> {
+    pub async fn revoke_session(
+        &self,
+        caller: &SignedIn,
+        session_id: SessionId,
+    ) -> Result<(), AuthError> {
         match self.store.session(session_id).await? {
             Some(session) if session.user_id == caller.user_id => self
                 .revoke(
@@ -333,7 +337,7 @@ impl Accounts {
     }
 
     /// End every session of the caller but the current one; how many ended.
-    pub async fn revoke_other_sessions(&self, caller: &Caller) -> Result<usize, AuthError> {
+    pub async fn revoke_other_sessions(&self, caller: &SignedIn) -> Result<usize, AuthError> {
         self.revoke(
             caller.user_id,
             None,
@@ -347,7 +351,7 @@ impl Accounts {
     /// Change the password, knowing the current one.
     pub async fn change_password(
         &self,
-        caller: &Caller,
+        caller: &SignedIn,
         current: &str,
         new: &Password,
         revoke_others: bool,
@@ -406,7 +410,7 @@ impl Accounts {
 
     /// Delete the caller's account (confirmed with the password); every session ends and
     /// `user deleted` goes out so other services remove what they hold.
-    pub async fn delete_account(&self, caller: &Caller, password: &str) -> Result<(), AuthError> {
+    pub async fn delete_account(&self, caller: &SignedIn, password: &str) -> Result<(), AuthError> {
         let account = self.account(caller).await?;
         if !self
             .hasher
@@ -419,7 +423,7 @@ impl Accounts {
         let ended = self.store.delete_account(caller.user_id, &event).await?;
         for session in ended {
             self.revocations
-                .revoke(session, self.policy.access_ttl)
+                .revoke(session.into(), self.policy.access_ttl)
                 .await?;
         }
         Ok(())
@@ -430,7 +434,7 @@ impl Accounts {
         self.keys.public_jwks()
     }
 
-    async fn account(&self, caller: &Caller) -> Result<Account, AuthError> {
+    async fn account(&self, caller: &SignedIn) -> Result<Account, AuthError> {
         let account = self.store.account_by_id(caller.user_id).await?;
         account.ok_or(AuthError::InvalidCredentials)
     }
@@ -438,3 +442,5 @@ impl Accounts {
 
 mod codes;
 mod sessions;
+
+pub use sessions::SignedIn;

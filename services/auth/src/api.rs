@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use echo_authn::Caller;
+use echo_ids::SessionId;
 use echo_proto::echo::auth::v1 as pb;
 use echo_proto::echo::auth::v1::auth_service_server::AuthService;
 use echo_runtime::{Check, PageSize};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use crate::accounts::{Accounts, Challenge, Client, Issued};
+use crate::accounts::{Accounts, Challenge, Client, Issued, SignedIn};
 use crate::domain::password::Password;
 use crate::domain::phone::PhoneNumber;
 use crate::error::AuthError;
@@ -136,8 +136,13 @@ impl AuthCheck for Check {
     }
 }
 
-fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    Caller::of(request).map_err(|e| echo_runtime::Failure::from(e).into())
+/// The signed-in caller, typed (`echo_authn` keeps its ids as plain UUIDs).
+fn caller<T>(request: &Request<T>) -> Result<SignedIn, Status> {
+    let caller = Caller::of(request).map_err(echo_runtime::Failure::from)?;
+    Ok(SignedIn {
+        user_id: caller.user_id.into(),
+        session_id: caller.session_id.into(),
+    })
 }
 
 fn timestamp(at: SystemTime) -> prost_types::Timestamp {
@@ -171,7 +176,7 @@ fn challenge(challenge: Challenge) -> pb::OtpChallenge {
     }
 }
 
-fn session(session: Session, current: Uuid) -> pb::Session {
+fn session(session: Session, current: SessionId) -> pb::Session {
     pb::Session {
         session_id: session.session_id.to_string(),
         device_id: session.device_id.to_string(),
@@ -312,7 +317,7 @@ impl AuthService for AuthApi {
         let caller = caller(&request)?;
         let body = request.into_inner();
         let mut check = Check::default();
-        let page = check.page::<Uuid>(body.page_size, &body.page_token, SESSIONS_PAGE);
+        let page = check.page::<SessionId>(body.page_size, &body.page_token, SESSIONS_PAGE);
         check.done()?;
         let sessions = self
             .accounts
@@ -334,7 +339,10 @@ impl AuthService for AuthApi {
         request: Request<pb::RevokeSessionRequest>,
     ) -> Reply<pb::RevokeSessionResponse> {
         let caller = caller(&request)?;
-        let id = Uuid::parse_str(&request.get_ref().session_id)
+        let id: SessionId = request
+            .get_ref()
+            .session_id
+            .parse()
             .map_err(|_| AuthError::invalid("session_id", "must be a session id (UUID)"))?;
         self.accounts.revoke_session(&caller, id).await?;
         Ok(Response::new(pb::RevokeSessionResponse {}))

@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use echo_bus::Event;
+use echo_ids::{DeviceId, SessionId, UserId};
 use echo_proto::echo::events::v1::{SessionEndReason, SessionRevoked, UserDeleted, UserRegistered};
 use prost::Message;
 use uuid::Uuid;
@@ -37,7 +38,7 @@ pub fn user_registered(account: &Account) -> Event {
 }
 
 /// `echo.auth.user_deleted.<user_id>`: other services remove what they hold of the user.
-pub fn user_deleted(user_id: Uuid) -> Event {
+pub fn user_deleted(user_id: UserId) -> Event {
     let id = Uuid::now_v7();
     let message = UserDeleted {
         event_id: id.to_string(),
@@ -57,9 +58,9 @@ pub fn user_deleted(user_id: Uuid) -> Event {
 /// reset, refresh-token reuse); other services drop what belongs to its device (push tokens,
 /// presence entries). Keyed by user, so one user's sessions end in order.
 pub fn session_revoked(
-    user_id: Uuid,
-    session_id: Uuid,
-    device_id: Uuid,
+    user_id: UserId,
+    session_id: SessionId,
+    device_id: DeviceId,
     reason: SessionEndReason,
 ) -> Event {
     let id = Uuid::now_v7();

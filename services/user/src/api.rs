@@ -9,11 +9,11 @@ mod convert;
 use std::sync::Arc;
 
 use echo_authn::{Caller, PhoneNumber};
+use echo_ids::{ContactRequestId, UserId};
 use echo_proto::echo::user::v1 as pb;
 use echo_proto::echo::user::v1::user_service_server::UserService;
 use echo_runtime::{Check, Failure};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::error::UserError;
 use crate::people::People;
@@ -33,9 +33,9 @@ impl UserApi {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-fn caller<T>(request: &Request<T>) -> Result<Uuid, Status> {
+fn caller<T>(request: &Request<T>) -> Result<UserId, Status> {
     Caller::of(request)
-        .map(|caller| caller.user_id)
+        .map(|caller| UserId::from(caller.user_id))
         .map_err(|e| Failure::from(e).into())
 }
 
@@ -44,8 +44,8 @@ fn finish(check: Check) -> Result<(), Status> {
 }
 
 /// A required user id that must not be the caller's.
-fn other_user(check: &mut Check, field: &str, input: &str, caller: Uuid) -> Option<Uuid> {
-    let id = check.id(field, input)?;
+fn other_user(check: &mut Check, field: &str, input: &str, caller: UserId) -> Option<UserId> {
+    let id = check.id_of(field, input)?;
     if id == caller {
         check.push(field, "must be another user, not yourself");
     }
@@ -64,7 +64,7 @@ impl UserService for UserApi {
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Reply<pb::GetUserResponse> {
         let caller = caller(&request)?;
         let mut check = Check::new();
-        let user_id = check.id("user_id", &request.get_ref().user_id);
+        let user_id = check.id_of("user_id", &request.get_ref().user_id);
         finish(check)?;
         let view = self.people.user(caller, user_id.expect("checked")).await?;
         Ok(Response::new(pb::GetUserResponse {
@@ -90,10 +90,10 @@ impl UserService for UserApi {
                 &[]
             }
         };
-        let mut ids: Vec<Uuid> = listed
+        let mut ids: Vec<UserId> = listed
             .iter()
             .enumerate()
-            .filter_map(|(i, id)| check.id(&format!("user_ids[{i}]"), id))
+            .filter_map(|(i, id)| check.id_of(&format!("user_ids[{i}]"), id))
             .collect();
         finish(check)?;
         ids.sort();
@@ -111,7 +111,7 @@ impl UserService for UserApi {
         let caller = caller(&request)?;
         let body = request.into_inner();
         let profile = body.profile.unwrap_or_default();
-        if !profile.user_id.is_empty() && Uuid::try_parse(&profile.user_id).ok() != Some(caller) {
+        if !profile.user_id.is_empty() && profile.user_id.parse::<UserId>().ok() != Some(caller) {
             return Err(UserError::NotAllowed("you can only change your own profile").into());
         }
         let mut check = Check::new();
@@ -219,7 +219,7 @@ impl UserService for UserApi {
         let mut check = Check::new();
         // `alias` is the only path, so a valid mask needs no further reading.
         check.mask(body.update_mask, &["alias"]);
-        let user_id = check.id("contact.user_id", &contact.user_id);
+        let user_id = check.id_of("contact.user_id", &contact.user_id);
         let alias = check.text("contact.alias", &contact.alias, rules::MAX_NAME, false);
         finish(check)?;
         let (entry, view) = self
@@ -237,7 +237,7 @@ impl UserService for UserApi {
     ) -> Reply<pb::RemoveContactResponse> {
         let caller = caller(&request)?;
         let mut check = Check::new();
-        let user_id = check.id("user_id", &request.get_ref().user_id);
+        let user_id = check.id_of("user_id", &request.get_ref().user_id);
         finish(check)?;
         self.people
             .remove_contact(caller, user_id.expect("checked"))
@@ -431,10 +431,10 @@ impl UserService for UserApi {
 }
 
 /// The caller and the required contact request id of a request about one contact request.
-fn request_id<T>(request: &Request<T>, id: &str) -> Result<(Uuid, Uuid), Status> {
+fn request_id<T>(request: &Request<T>, id: &str) -> Result<(UserId, ContactRequestId), Status> {
     let caller = caller(request)?;
     let mut check = Check::new();
-    let id = check.id("contact_request_id", id);
+    let id = check.id_of("contact_request_id", id);
     finish(check)?;
     Ok((caller, id.expect("checked")))
 }

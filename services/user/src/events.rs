@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::consumer::{EventHandler, HandlerError};
 use echo_bus::{ConsumerSpec, Event};
+use echo_ids::UserId;
 use echo_proto::echo::events::v1 as pb;
 use echo_store::Tx;
 use prost::Message;
@@ -23,7 +24,7 @@ fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
 }
 
 /// `echo.user.blocked.<blocker>`: messaging and presence stop between the two.
-pub fn user_blocked(blocker: Uuid, blocked: Uuid) -> Event {
+pub fn user_blocked(blocker: UserId, blocked: UserId) -> Event {
     let id = Uuid::now_v7();
     let message = pb::UserBlocked {
         event_id: id.to_string(),
@@ -41,7 +42,7 @@ pub fn user_blocked(blocker: Uuid, blocked: Uuid) -> Event {
 }
 
 /// `echo.user.unblocked.<blocker>`.
-pub fn user_unblocked(blocker: Uuid, blocked: Uuid) -> Event {
+pub fn user_unblocked(blocker: UserId, blocked: UserId) -> Event {
     let id = Uuid::now_v7();
     let message = pb::UserUnblocked {
         event_id: id.to_string(),
@@ -100,7 +101,7 @@ pub fn privacy_changed(profile: &Profile) -> Event {
 }
 
 /// `echo.user.contact_added.<owner>`: `owner` now has `contact` in their contacts.
-pub fn contact_added(owner: Uuid, contact: Uuid) -> Event {
+pub fn contact_added(owner: UserId, contact: UserId) -> Event {
     let id = Uuid::now_v7();
     let message = pb::ContactAdded {
         event_id: id.to_string(),
@@ -118,7 +119,7 @@ pub fn contact_added(owner: Uuid, contact: Uuid) -> Event {
 }
 
 /// `echo.user.contact_removed.<owner>`: `owner` no longer has `contact` in their contacts.
-pub fn contact_removed(owner: Uuid, contact: Uuid) -> Event {
+pub fn contact_removed(owner: UserId, contact: UserId) -> Event {
     let id = Uuid::now_v7();
     let message = pb::ContactRemoved {
         event_id: id.to_string(),
@@ -154,8 +155,9 @@ impl AccountEvents {
     }
 }
 
-fn user_id(id: &str) -> Result<Uuid, HandlerError> {
-    Uuid::try_parse(id).map_err(|e| format!("bad user_id {id:?}: {e}").into())
+fn user_id(id: &str) -> Result<UserId, HandlerError> {
+    id.parse()
+        .map_err(|e| format!("bad user_id {id:?}: {e}").into())
 }
 
 fn time(at: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::Utc;
 use echo_authn::PhoneNumber;
 use echo_cache::{Limits, Rule};
+use echo_ids::UserId;
 use echo_runtime::Page;
-use uuid::Uuid;
 
 pub use contacts::RequestView;
 
@@ -36,7 +36,7 @@ impl People {
     /// The caller's own profile. Never "not found" for a signed-in caller: right after
     /// registration, before the registration event is applied, it waits briefly for it, then
     /// answers with a provisional profile (id only) that fills in moments later.
-    pub async fn me(&self, caller: Uuid) -> Result<Profile, UserError> {
+    pub async fn me(&self, caller: UserId) -> Result<Profile, UserError> {
         let deadline = tokio::time::Instant::now() + REGISTRATION_WAIT;
         loop {
             match self.store.profile(caller).await? {
@@ -53,7 +53,7 @@ impl People {
     }
 
     /// Another user (or the caller) as the caller may see them.
-    pub async fn user(&self, viewer: Uuid, user_id: Uuid) -> Result<PublicView, UserError> {
+    pub async fn user(&self, viewer: UserId, user_id: UserId) -> Result<PublicView, UserError> {
         let profile = self
             .store
             .profile(user_id)
@@ -66,8 +66,8 @@ impl People {
     /// The users among `user_ids` that exist, as the caller may see them.
     pub async fn users(
         &self,
-        viewer: Uuid,
-        user_ids: &[Uuid],
+        viewer: UserId,
+        user_ids: &[UserId],
     ) -> Result<Vec<PublicView>, UserError> {
         let profiles = self.store.profiles(user_ids).await?;
         self.views(viewer, profiles).await
@@ -76,7 +76,7 @@ impl People {
     /// Applies `change` to the caller's profile; `paths` are the mask paths, for the event.
     pub async fn update_profile(
         &self,
-        caller: Uuid,
+        caller: UserId,
         change: ProfileChange,
         paths: Vec<String>,
     ) -> Result<Profile, UserError> {
@@ -96,7 +96,7 @@ impl People {
     /// Discoverable users matching `query` (normalised), best first.
     pub async fn search(
         &self,
-        viewer: Uuid,
+        viewer: UserId,
         query: &str,
         page: &Page<SearchPosition>,
     ) -> Result<(Vec<PublicView>, String), UserError> {
@@ -129,7 +129,7 @@ impl People {
     /// blocking users are all the same "not found", so numbers cannot be probed.
     pub async fn lookup_phone(
         &self,
-        viewer: Uuid,
+        viewer: UserId,
         phone: &PhoneNumber,
     ) -> Result<PublicView, UserError> {
         self.limit(rules::PHONE_LOOKUP, viewer).await?;
@@ -147,7 +147,7 @@ impl People {
     }
 
     /// The caller's privacy settings (defaults until changed).
-    pub async fn privacy(&self, caller: Uuid) -> Result<Privacy, UserError> {
+    pub async fn privacy(&self, caller: UserId) -> Result<Privacy, UserError> {
         let profile = self.store.profile(caller).await?;
         Ok(profile.map(|p| p.privacy).unwrap_or_default())
     }
@@ -155,7 +155,7 @@ impl People {
     /// Changes the caller's privacy settings.
     pub async fn update_privacy(
         &self,
-        caller: Uuid,
+        caller: UserId,
         change: PrivacyChange,
     ) -> Result<Privacy, UserError> {
         let profile = self
@@ -168,10 +168,10 @@ impl People {
     /// The views of `profiles` for `viewer`, in the same order.
     pub(crate) async fn views(
         &self,
-        viewer: Uuid,
+        viewer: UserId,
         profiles: Vec<Profile>,
     ) -> Result<Vec<PublicView>, UserError> {
-        let ids: Vec<Uuid> = profiles.iter().map(|p| p.user_id).collect();
+        let ids: Vec<UserId> = profiles.iter().map(|p| p.user_id).collect();
         let relations = self.store.relations(viewer, &ids).await?;
         Ok(profiles
             .iter()
@@ -185,9 +185,9 @@ impl People {
     /// The views of the users `ids` for `viewer`, by id (unknown ids missing).
     pub(crate) async fn views_by_id(
         &self,
-        viewer: Uuid,
-        ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, PublicView>, UserError> {
+        viewer: UserId,
+        ids: &[UserId],
+    ) -> Result<HashMap<UserId, PublicView>, UserError> {
         let profiles = self.store.profiles(ids).await?;
         let views = self.views(viewer, profiles).await?;
         Ok(views.into_iter().map(|v| (v.user_id, v)).collect())
@@ -195,14 +195,14 @@ impl People {
 
     async fn relation(
         &self,
-        viewer: Uuid,
-        other: Uuid,
+        viewer: UserId,
+        other: UserId,
     ) -> Result<crate::store::Relation, UserError> {
         let mut relations = self.store.relations(viewer, &[other]).await?;
         Ok(relations.remove(&other).unwrap_or_default())
     }
 
-    async fn limit(&self, rule: Rule, user: Uuid) -> Result<(), UserError> {
+    async fn limit(&self, rule: Rule, user: UserId) -> Result<(), UserError> {
         self.limits
             .take(&[(rule, &user.to_string())])
             .await
@@ -211,7 +211,7 @@ impl People {
 }
 
 /// The profile of a signed-in user whose registration has not been applied yet.
-fn provisional(user_id: Uuid) -> Profile {
+fn provisional(user_id: UserId) -> Profile {
     let now = Utc::now();
     Profile {
         user_id,

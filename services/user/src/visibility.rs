@@ -2,7 +2,7 @@
 //! stored profile. Every read of another user's profile goes through [`public_view`].
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
+use echo_ids::UserId;
 
 use crate::store::{Avatar, Profile, Relation, Visibility};
 
@@ -10,7 +10,7 @@ use crate::store::{Avatar, Profile, Relation, Visibility};
 #[derive(Clone, Debug, PartialEq)]
 pub struct PublicView {
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// '' for deleted accounts.
     pub display_name: String,
     /// '' when not set.
@@ -100,7 +100,7 @@ mod tests {
 
     fn profile(privacy: Privacy) -> Profile {
         Profile {
-            user_id: Uuid::now_v7(),
+            user_id: UserId::new_v7(),
             display_name: "Ada".into(),
             username: Some("ada_l".into()),
             about: "math".into(),

@@ -4,8 +4,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
+use echo_ids::{DeviceId, SessionId, UserId};
 use echo_proto::echo::events::v1::SessionEndReason;
-use uuid::Uuid;
 
 use super::{Accounts, Client, Issued, after, now};
 use crate::domain::refresh::RefreshTokens;
@@ -14,6 +14,16 @@ use crate::store::{Account, Device, RefreshRecord, Session};
 
 /// How soon announcing revocations again is retried after it failed.
 const ANNOUNCE_RETRY: Duration = Duration::from_secs(1);
+
+/// The signed-in caller of an RPC, as the journeys know them: the access token's user and
+/// session (the api types them from `echo_authn::Caller`, whose ids stay plain UUIDs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignedIn {
+    /// The account (`sub`).
+    pub user_id: UserId,
+    /// The session (`sid`), what logout and revocation end.
+    pub session_id: SessionId,
+}
 
 impl Accounts {
     pub(super) fn new_session(
@@ -24,9 +34,9 @@ impl Accounts {
         at: DateTime<Utc>,
     ) -> (Session, String, RefreshRecord) {
         let session = Session {
-            session_id: Uuid::now_v7(),
+            session_id: SessionId::new_v7(),
             user_id: account.user_id,
-            device_id: Uuid::now_v7(),
+            device_id: DeviceId::new_v7(),
             device,
             created_at: at,
             last_active_at: at,
@@ -66,9 +76,9 @@ impl Accounts {
         at: DateTime<Utc>,
     ) -> Result<Issued, AuthError> {
         let (access_token, access_expires_at) = self.issuer.issue_at(
-            session.user_id,
-            session.session_id,
-            session.device_id,
+            session.user_id.into(),
+            session.session_id.into(),
+            session.device_id.into(),
             SystemTime::from(at),
             self.policy.access_ttl,
             RefreshTokens::access_token_id(&refresh_token),
@@ -87,18 +97,18 @@ impl Accounts {
     /// Revoke in the database and everywhere in memory (within a second, via the cache).
     pub(super) async fn revoke(
         &self,
-        user: Uuid,
-        only: Option<Uuid>,
-        except: Option<Uuid>,
+        user: UserId,
+        only: Option<SessionId>,
+        except: Option<SessionId>,
         reason: SessionEndReason,
-    ) -> Result<Vec<Uuid>, AuthError> {
+    ) -> Result<Vec<SessionId>, AuthError> {
         let ended = self
             .store
             .revoke_sessions(user, only, except, reason)
             .await?;
         for session in &ended {
             self.revocations
-                .revoke(*session, self.policy.access_ttl)
+                .revoke((*session).into(), self.policy.access_ttl)
                 .await?;
         }
         Ok(ended)
@@ -121,7 +131,7 @@ impl Accounts {
             // A token is good through the second of its expiry: one more second.
             let left = (*revoked_at + lifetime - now).to_std().unwrap_or_default();
             self.revocations
-                .revoke(*session, left + Duration::from_secs(1))
+                .revoke((*session).into(), left + Duration::from_secs(1))
                 .await?;
         }
         Ok(revoked.len())

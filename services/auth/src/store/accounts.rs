@@ -2,8 +2,8 @@
 //! backends (see `codec` for the shared encodings).
 
 use echo_bus::{Event, Outbox};
+use echo_ids::{SessionId, UserId};
 use echo_store::{with_db, with_tx};
-use uuid::Uuid;
 
 use super::codec::{AccountRow, At, Id, account_columns, for_update, give_up, is_phone_taken, now};
 use super::{Account, AuthStore, PendingRegistration, RefreshRecord, Session, sessions};
@@ -26,14 +26,14 @@ impl AuthStore {
     }
 
     /// The account with this id, if any.
-    pub async fn account_by_id(&self, user_id: Uuid) -> Result<Option<Account>, AuthError> {
+    pub async fn account_by_id(&self, user_id: UserId) -> Result<Option<Account>, AuthError> {
         let row: Option<AccountRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
                 account_columns!(),
                 " FROM accounts WHERE user_id = $1"
             ))
-            .bind(Id(user_id))
+            .bind(Id(user_id.into()))
             .fetch_optional(c)
             .await
         })?;
@@ -87,10 +87,14 @@ impl AuthStore {
     }
 
     /// Set a new password hash.
-    pub async fn set_password(&self, user_id: Uuid, password_hash: &str) -> Result<(), AuthError> {
+    pub async fn set_password(
+        &self,
+        user_id: UserId,
+        password_hash: &str,
+    ) -> Result<(), AuthError> {
         with_db!(&self.db, write, |c| {
             sqlx::query("UPDATE accounts SET password_hash = $2 WHERE user_id = $1")
-                .bind(Id(user_id))
+                .bind(Id(user_id.into()))
                 .bind(password_hash)
                 .execute(c)
                 .await
@@ -116,7 +120,7 @@ impl AuthStore {
                 account_columns!(),
                 ") VALUES ($1, $2, $3, $4, $5)"
             ))
-            .bind(Id(account.user_id))
+            .bind(Id(account.user_id.into()))
             .bind(&account.phone_number)
             .bind(&account.password_hash)
             .bind(&account.display_name)
@@ -150,9 +154,9 @@ impl AuthStore {
     /// (user deleted). Returns the session ids that were active (to revoke them everywhere).
     pub async fn delete_account(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         event: &Event,
-    ) -> Result<Vec<Uuid>, AuthError> {
+    ) -> Result<Vec<SessionId>, AuthError> {
         let mut tx = self.db.begin().await?;
         // Locked first on PostgreSQL: the lock blocks sessions being opened for this account
         // (their foreign key check needs a share lock on the row), so the ids returned below
@@ -160,7 +164,7 @@ impl AuthStore {
         let select = for_update(&tx, "SELECT phone_number FROM accounts WHERE user_id = $1");
         let phone: Option<String> = with_tx!(&mut tx, |c| {
             sqlx::query_scalar(select)
-                .bind(Id(user_id))
+                .bind(Id(user_id.into()))
                 .fetch_optional(c)
                 .await
         })?;
@@ -175,13 +179,13 @@ impl AuthStore {
             sqlx::query_as(
                 "DELETE FROM sessions WHERE user_id = $1 RETURNING session_id, revoked_at",
             )
-            .bind(Id(user_id))
+            .bind(Id(user_id.into()))
             .fetch_all(c)
             .await
         })?;
-        let mut active: Vec<Uuid> = deleted
+        let mut active: Vec<SessionId> = deleted
             .into_iter()
-            .filter_map(|(Id(id), revoked_at)| revoked_at.is_none().then_some(id))
+            .filter_map(|(Id(id), revoked_at)| revoked_at.is_none().then_some(id.into()))
             .collect();
         active.sort_unstable();
         // Their revocation outlives the rows: revoked_since must still list them if the cache
@@ -198,7 +202,7 @@ impl AuthStore {
         for session in &active {
             with_tx!(&mut tx, |c| {
                 sqlx::query("INSERT INTO ended_sessions (session_id, revoked_at) VALUES ($1, $2)")
-                    .bind(Id(*session))
+                    .bind(Id((*session).into()))
                     .bind(ended)
                     .execute(c)
                     .await
@@ -207,7 +211,7 @@ impl AuthStore {
         }
         with_tx!(&mut tx, |c| {
             sqlx::query("DELETE FROM accounts WHERE user_id = $1")
-                .bind(Id(user_id))
+                .bind(Id(user_id.into()))
                 .execute(c)
                 .await
                 .map(|_| ())

@@ -2,6 +2,8 @@
 //! over both backends (STYLE 15). The auth schema keeps ids and times in each backend's native
 //! types (migrations stay as they are): [`Id`] and [`At`] from `echo_store::native` bind and
 //! decode them each backend's way, and rows decode into the row types below on either backend.
+//! Typed ids cross into SQL one way: bound as `Id(user.into())`, decoded as `.0.into()` in the
+//! row → domain conversions here.
 
 use chrono::Utc;
 use echo_store::Tx;
@@ -37,7 +39,7 @@ pub(super) struct AccountRow {
 impl From<AccountRow> for Account {
     fn from(row: AccountRow) -> Self {
         Account {
-            user_id: row.user_id.0,
+            user_id: row.user_id.0.into(),
             phone_number: row.phone_number,
             password_hash: row.password_hash,
             display_name: row.display_name,
@@ -73,9 +75,9 @@ pub(super) struct SessionRow {
 impl From<SessionRow> for Session {
     fn from(row: SessionRow) -> Self {
         Session {
-            session_id: row.session_id.0,
-            user_id: row.user_id.0,
-            device_id: row.device_id.0,
+            session_id: row.session_id.0.into(),
+            user_id: row.user_id.0.into(),
+            device_id: row.device_id.0.into(),
             device: Device {
                 name: row.device_name,
                 platform: row.device_platform,

@@ -18,8 +18,8 @@ mod sessions;
 
 use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
+use echo_ids::{DeviceId, SessionId, UserId};
 use echo_store::Database;
-use uuid::Uuid;
 
 /// The kinds of one-time code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,7 +47,7 @@ impl OtpPurpose {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Account {
     /// UUIDv7.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// E.164.
     pub phone_number: String,
     /// argon2id PHC string; None for OTP-only accounts.
@@ -97,11 +97,11 @@ pub struct Device {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Session {
     /// UUIDv7; the `sid` claim.
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     /// The account.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Server-issued device id (UUIDv7); the `did` claim.
-    pub device_id: Uuid,
+    pub device_id: DeviceId,
     /// The device.
     pub device: Device,
     /// When the session was opened.
@@ -120,7 +120,7 @@ pub struct RefreshRecord {
     /// SHA-256 of the token.
     pub token_hash: Vec<u8>,
     /// The session it refreshes.
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     /// When it was issued.
     pub issued_at: DateTime<Utc>,
     /// When it stops working.

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
+use echo_ids::{DeviceId, SessionId, UserId};
 use echo_proto::echo::events::v1::SessionEndReason;
 use echo_store::{Tx, with_db, with_tx};
-use uuid::Uuid;
 
 use super::codec::{At, Id, SessionRow, now, session_columns};
 use super::{AuthStore, RefreshRecord, Session};
@@ -26,14 +26,14 @@ impl AuthStore {
     }
 
     /// The session, if it exists.
-    pub async fn session(&self, session_id: Uuid) -> Result<Option<Session>, AuthError> {
+    pub async fn session(&self, session_id: SessionId) -> Result<Option<Session>, AuthError> {
         let row: Option<SessionRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
                 session_columns!(),
                 " FROM sessions WHERE session_id = $1"
             ))
-            .bind(Id(session_id))
+            .bind(Id(session_id.into()))
             .fetch_optional(c)
             .await
         })?;
@@ -44,8 +44,8 @@ impl AuthStore {
     /// `limit`.
     pub async fn active_sessions(
         &self,
-        user_id: Uuid,
-        after: Option<Uuid>,
+        user_id: UserId,
+        after: Option<SessionId>,
         limit: i64,
     ) -> Result<Vec<Session>, AuthError> {
         let rows: Vec<SessionRow> = with_db!(&self.db, read, |c| {
@@ -55,8 +55,8 @@ impl AuthStore {
                 " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
                   AND ($2 IS NULL OR session_id > $2) ORDER BY session_id LIMIT $3"
             ))
-            .bind(Id(user_id))
-            .bind(after.map(Id))
+            .bind(Id(user_id.into()))
+            .bind(after.map(|id| Id(id.into())))
             .bind(limit.max(0))
             .fetch_all(c)
             .await
@@ -65,12 +65,12 @@ impl AuthStore {
     }
 
     /// How many active sessions a user has (the device cap).
-    pub async fn count_active_sessions(&self, user_id: Uuid) -> Result<i64, AuthError> {
+    pub async fn count_active_sessions(&self, user_id: UserId) -> Result<i64, AuthError> {
         Ok(with_db!(&self.db, read, |c| {
             sqlx::query_scalar(
                 "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL",
             )
-            .bind(Id(user_id))
+            .bind(Id(user_id.into()))
             .fetch_one(c)
             .await
         })?)
@@ -81,11 +81,11 @@ impl AuthStore {
     /// transaction; returns the ids revoked now (already revoked ones are not repeated).
     pub async fn revoke_sessions(
         &self,
-        user_id: Uuid,
-        only: Option<Uuid>,
-        except: Option<Uuid>,
+        user_id: UserId,
+        only: Option<SessionId>,
+        except: Option<SessionId>,
         reason: SessionEndReason,
-    ) -> Result<Vec<Uuid>, AuthError> {
+    ) -> Result<Vec<SessionId>, AuthError> {
         let mut tx = self.db.begin().await?;
         // One statement: on PostgreSQL a session a concurrent call revoked first is skipped
         // after its row lock is released (`revoked_at IS NULL` is re-checked); on SQLite the
@@ -98,22 +98,23 @@ impl AuthStore {
                    AND ($3 IS NULL OR session_id <> $3) \
                  RETURNING session_id, device_id",
             )
-            .bind(Id(user_id))
-            .bind(only.map(Id))
-            .bind(except.map(Id))
+            .bind(Id(user_id.into()))
+            .bind(only.map(|id| Id(id.into())))
+            .bind(except.map(|id| Id(id.into())))
             .bind(now())
             .fetch_all(c)
             .await
         })?;
         revoked.sort_unstable();
         for (Id(session), Id(device)) in &revoked {
-            let event = events::session_revoked(user_id, *session, *device, reason);
+            let (session, device) = (SessionId::from(*session), DeviceId::from(*device));
+            let event = events::session_revoked(user_id, session, device, reason);
             Outbox::append(&mut tx, &event).await?;
         }
         self.outbox.commit(tx).await?;
         Ok(revoked
             .into_iter()
-            .map(|(Id(session), _)| session)
+            .map(|(Id(session), _)| session.into())
             .collect())
     }
 
@@ -123,7 +124,7 @@ impl AuthStore {
     pub async fn revoked_since(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, AuthError> {
+    ) -> Result<Vec<(SessionId, DateTime<Utc>)>, AuthError> {
         let rows: Vec<(Id, At)> = with_db!(&self.db, read, |c| {
             // The sessions kept, and those that ended with their account (deleted with it).
             sqlx::query_as(
@@ -134,7 +135,10 @@ impl AuthStore {
             .fetch_all(c)
             .await
         })?;
-        Ok(rows.into_iter().map(|(Id(id), At(at))| (id, at)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(Id(id), At(at))| (id.into(), at))
+            .collect())
     }
 }
 
@@ -150,9 +154,9 @@ pub(super) async fn insert(
             session_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
-        .bind(Id(session.session_id))
-        .bind(Id(session.user_id))
-        .bind(Id(session.device_id))
+        .bind(Id(session.session_id.into()))
+        .bind(Id(session.user_id.into()))
+        .bind(Id(session.device_id.into()))
         .bind(&session.device.name)
         .bind(session.device.platform)
         .bind(&session.device.app_version)
@@ -170,7 +174,7 @@ pub(super) async fn insert(
              rotated_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&refresh.token_hash)
-        .bind(Id(session.session_id))
+        .bind(Id(session.session_id.into()))
         .bind(At(refresh.issued_at))
         .bind(At(refresh.expires_at))
         .bind(refresh.rotated_at.map(At))

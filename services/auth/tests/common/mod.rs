@@ -9,6 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use echo_auth::store::{Account, AuthStore, Device, RefreshRecord, Session};
 use echo_bus::{Event, Outbox};
+pub use echo_ids::{DeviceId, SessionId, UserId};
 use echo_store::testing::TestDatabase;
 pub use echo_store::testing::{Arg, TestBackend as Backend, text};
 use uuid::Uuid;
@@ -83,7 +84,7 @@ pub fn hash() -> Vec<u8> {
 
 pub fn account(phone: &str) -> Account {
     Account {
-        user_id: Uuid::now_v7(),
+        user_id: UserId::new_v7(),
         phone_number: phone.to_owned(),
         password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
         display_name: "Ada".to_owned(),
@@ -91,12 +92,12 @@ pub fn account(phone: &str) -> Account {
     }
 }
 
-pub fn session(user_id: Uuid) -> Session {
+pub fn session(user_id: UserId) -> Session {
     let at = now();
     Session {
-        session_id: Uuid::now_v7(),
+        session_id: SessionId::new_v7(),
         user_id,
-        device_id: Uuid::now_v7(),
+        device_id: DeviceId::new_v7(),
         device: Device {
             name: "Pixel 9".to_owned(),
             platform: 2,
@@ -110,7 +111,7 @@ pub fn session(user_id: Uuid) -> Session {
 }
 
 /// A refresh token for `session_id` that expires `ttl` from now (negative: already expired).
-pub fn refresh(session_id: Uuid, ttl: Duration) -> RefreshRecord {
+pub fn refresh(session_id: SessionId, ttl: Duration) -> RefreshRecord {
     RefreshRecord {
         token_hash: hash(),
         session_id,
@@ -121,11 +122,11 @@ pub fn refresh(session_id: Uuid, ttl: Duration) -> RefreshRecord {
 }
 
 /// A refresh token valid for 30 days.
-pub fn fresh_refresh(session_id: Uuid) -> RefreshRecord {
+pub fn fresh_refresh(session_id: SessionId) -> RefreshRecord {
     refresh(session_id, Duration::days(30))
 }
 
-pub fn event(kind: &str, user_id: Uuid) -> Event {
+pub fn event(kind: &str, user_id: UserId) -> Event {
     Event::new(
         format!("echo.auth.{kind}.{user_id}"),
         "echo.events.v1.UserRegistered",
@@ -151,7 +152,7 @@ pub async fn registered(env: &Env, phone: &str) -> (Account, Session, RefreshRec
 }
 
 /// Open another session for `user_id`; returns it with its token.
-pub async fn signed_in(env: &Env, user_id: Uuid) -> (Session, RefreshRecord) {
+pub async fn signed_in(env: &Env, user_id: UserId) -> (Session, RefreshRecord) {
     let session = session(user_id);
     let refresh = fresh_refresh(session.session_id);
     env.store

@@ -3,7 +3,6 @@
 use chrono::Duration;
 use echo_auth::store::{Rotation, Session};
 use echo_proto::echo::events::v1::SessionEndReason;
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -21,7 +20,7 @@ pub async fn sessions_page_and_count(env: &Env) {
         ids.push(session.session_id);
     }
     let (other, _, _) = registered(env, "+14155550199").await;
-    assert_eq!(env.store.session(Uuid::now_v7()).await.unwrap(), None);
+    assert_eq!(env.store.session(SessionId::new_v7()).await.unwrap(), None);
     assert_eq!(
         env.store
             .count_active_sessions(account.user_id)
@@ -39,7 +38,7 @@ pub async fn sessions_page_and_count(env: &Env) {
 
     let store = &env.store;
     let page = |after, limit| store.active_sessions(account.user_id, after, limit);
-    let ids_of = |sessions: Vec<Session>| -> Vec<Uuid> {
+    let ids_of = |sessions: Vec<Session>| -> Vec<SessionId> {
         sessions.into_iter().map(|s| s.session_id).collect()
     };
     ids.sort();
@@ -70,7 +69,7 @@ pub async fn sessions_page_and_count(env: &Env) {
 
 /// Rotate `old` with a fresh new token and no ip.
 async fn rotate(env: &Env, old: &[u8]) -> Rotation {
-    let next = fresh_refresh(Uuid::nil());
+    let next = fresh_refresh(SessionId::nil());
     env.store.rotate_refresh(old, &next, None).await.unwrap()
 }
 
@@ -78,7 +77,7 @@ async fn rotate(env: &Env, old: &[u8]) -> Rotation {
 /// revoked-session tokens are Invalid.
 pub async fn rotate_refresh_cases(env: &Env) {
     let (account, session, refresh) = registered(env, PHONE).await;
-    let next = fresh_refresh(Uuid::nil()); // the store files it under the old token's session
+    let next = fresh_refresh(SessionId::nil()); // the store files it under the old token's session
     let rotation = env
         .store
         .rotate_refresh(&refresh.token_hash, &next, Some("198.51.100.7"))
@@ -128,7 +127,7 @@ pub async fn rotate_refresh_cases(env: &Env) {
     );
 
     // The new token is current and rotates in turn; a missing ip keeps the last one.
-    let third = fresh_refresh(Uuid::nil());
+    let third = fresh_refresh(SessionId::nil());
     let rotation = env
         .store
         .rotate_refresh(&next.token_hash, &third, None)
@@ -159,7 +158,7 @@ pub async fn rotate_refresh_cases(env: &Env) {
         SessionEndReason::Revoked,
     );
     assert_eq!(done.await.unwrap(), vec![revoked.session_id]);
-    let next = fresh_refresh(Uuid::nil());
+    let next = fresh_refresh(SessionId::nil());
     let after = env
         .store
         .rotate_refresh(&revoked_refresh.token_hash, &next, None);
@@ -177,7 +176,7 @@ pub async fn concurrent_rotations_rotate_once(env: &Env) {
             let old = refresh.token_hash.clone();
             tokio::spawn(async move {
                 store
-                    .rotate_refresh(&old, &fresh_refresh(Uuid::nil()), None)
+                    .rotate_refresh(&old, &fresh_refresh(SessionId::nil()), None)
                     .await
             })
         })
@@ -278,7 +277,7 @@ pub async fn revoked_since_lists_recent_revocations(env: &Env) {
     let (early, _) = signed_in(env, account.user_id).await;
     let (late, _) = signed_in(env, account.user_id).await;
     let store = &env.store;
-    let revoke = |session: Uuid| {
+    let revoke = |session: SessionId| {
         store.revoke_sessions(
             account.user_id,
             Some(session),
@@ -300,7 +299,7 @@ pub async fn revoked_since_lists_recent_revocations(env: &Env) {
         .unwrap()
         .revoked_at;
     assert_eq!(recent, [(late.session_id, revoked_at.unwrap())]);
-    let mut all: Vec<Uuid> = store
+    let mut all: Vec<SessionId> = store
         .revoked_since(between - Duration::minutes(1))
         .await
         .unwrap()

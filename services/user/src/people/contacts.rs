@@ -2,8 +2,8 @@
 //! blocks.
 
 use chrono::Utc;
+use echo_ids::{ContactRequestId, UserId};
 use echo_runtime::Page;
-use uuid::Uuid;
 
 use super::People;
 use crate::error::UserError;
@@ -27,8 +27,8 @@ impl People {
     /// Adds (or renames) a contact.
     pub async fn add_contact(
         &self,
-        owner: Uuid,
-        contact: Uuid,
+        owner: UserId,
+        contact: UserId,
         alias: &str,
     ) -> Result<(ContactEntry, Option<PublicView>), UserError> {
         let entry = self
@@ -42,8 +42,8 @@ impl People {
     /// Renames a contact.
     pub async fn update_contact(
         &self,
-        owner: Uuid,
-        contact: Uuid,
+        owner: UserId,
+        contact: UserId,
         alias: &str,
     ) -> Result<(ContactEntry, Option<PublicView>), UserError> {
         let entry = self
@@ -56,14 +56,14 @@ impl People {
     }
 
     /// Removes a contact (idempotent).
-    pub async fn remove_contact(&self, owner: Uuid, contact: Uuid) -> Result<(), UserError> {
+    pub async fn remove_contact(&self, owner: UserId, contact: UserId) -> Result<(), UserError> {
         self.store.remove_contact(owner, contact).await
     }
 
     /// One page of the caller's contacts, by shown name.
     pub async fn contacts(
         &self,
-        owner: Uuid,
+        owner: UserId,
         page: &Page<ContactPosition>,
     ) -> Result<(Vec<(ContactEntry, Option<PublicView>)>, String), UserError> {
         let entries = self
@@ -81,20 +81,30 @@ impl People {
     /// Asks `recipient` for a mutual connection.
     pub async fn send_request(
         &self,
-        sender: Uuid,
-        recipient: Uuid,
+        sender: UserId,
+        recipient: UserId,
         message: &str,
     ) -> Result<RequestView, UserError> {
         self.limit(rules::CONTACT_REQUEST, sender).await?;
         let request = self
             .store
-            .send_contact_request(Uuid::now_v7(), sender, recipient, message, Utc::now())
+            .send_contact_request(
+                ContactRequestId::new_v7(),
+                sender,
+                recipient,
+                message,
+                Utc::now(),
+            )
             .await?;
         self.request_view(sender, request).await
     }
 
     /// Accepts a request addressed to the caller.
-    pub async fn accept_request(&self, caller: Uuid, id: Uuid) -> Result<RequestView, UserError> {
+    pub async fn accept_request(
+        &self,
+        caller: UserId,
+        id: ContactRequestId,
+    ) -> Result<RequestView, UserError> {
         let request = self
             .store
             .accept_contact_request(caller, id, Utc::now())
@@ -104,7 +114,11 @@ impl People {
     }
 
     /// Declines a pending request addressed to the caller (silently for its sender).
-    pub async fn decline_request(&self, caller: Uuid, id: Uuid) -> Result<(), UserError> {
+    pub async fn decline_request(
+        &self,
+        caller: UserId,
+        id: ContactRequestId,
+    ) -> Result<(), UserError> {
         let declined = self
             .store
             .decline_contact_request(caller, id, Utc::now())
@@ -115,7 +129,11 @@ impl People {
     }
 
     /// Withdraws a request the caller sent.
-    pub async fn cancel_request(&self, caller: Uuid, id: Uuid) -> Result<(), UserError> {
+    pub async fn cancel_request(
+        &self,
+        caller: UserId,
+        id: ContactRequestId,
+    ) -> Result<(), UserError> {
         let cancelled = self
             .store
             .cancel_contact_request(caller, id, Utc::now())
@@ -128,16 +146,16 @@ impl People {
     /// One page of the caller's open requests in `direction`, newest first.
     pub async fn requests(
         &self,
-        caller: Uuid,
+        caller: UserId,
         direction: Direction,
-        page: &Page<Uuid>,
+        page: &Page<ContactRequestId>,
     ) -> Result<(Vec<RequestView>, String), UserError> {
         let requests = self
             .store
             .list_contact_requests(caller, direction, page.after, page.fetch_limit())
             .await?;
         let (requests, token) = page.finish(requests, |request| request.id);
-        let others: Vec<Uuid> = requests.iter().map(|r| other_party(caller, r)).collect();
+        let others: Vec<UserId> = requests.iter().map(|r| other_party(caller, r)).collect();
         let others = self.views_by_id(caller, &others).await?;
         let views = requests
             .into_iter()
@@ -153,7 +171,7 @@ impl People {
     }
 
     /// Blocks `blocked` (idempotent); the event goes out only for a new block.
-    pub async fn block(&self, blocker: Uuid, blocked: Uuid) -> Result<(), UserError> {
+    pub async fn block(&self, blocker: UserId, blocked: UserId) -> Result<(), UserError> {
         let event = crate::events::user_blocked(blocker, blocked);
         self.store
             .block(blocker, blocked, Utc::now(), &event)
@@ -162,7 +180,7 @@ impl People {
     }
 
     /// Lifts a block (idempotent).
-    pub async fn unblock(&self, blocker: Uuid, blocked: Uuid) -> Result<(), UserError> {
+    pub async fn unblock(&self, blocker: UserId, blocked: UserId) -> Result<(), UserError> {
         let event = crate::events::user_unblocked(blocker, blocked);
         self.store.unblock(blocker, blocked, &event).await?;
         Ok(())
@@ -171,7 +189,7 @@ impl People {
     /// One page of the users the caller blocked, newest first.
     pub async fn blocked(
         &self,
-        blocker: Uuid,
+        blocker: UserId,
         page: &Page<BlockPosition>,
     ) -> Result<(Vec<(BlockEntry, Option<PublicView>)>, String), UserError> {
         let entries = self
@@ -189,11 +207,11 @@ impl People {
     /// Each item with the viewer's view of the user it names (None for unknown users).
     async fn with_views<T>(
         &self,
-        viewer: Uuid,
+        viewer: UserId,
         items: Vec<T>,
-        user_of: impl Fn(&T) -> Uuid,
+        user_of: impl Fn(&T) -> UserId,
     ) -> Result<Vec<(T, Option<PublicView>)>, UserError> {
-        let ids: Vec<Uuid> = items.iter().map(&user_of).collect();
+        let ids: Vec<UserId> = items.iter().map(&user_of).collect();
         let mut views = self.views_by_id(viewer, &ids).await?;
         Ok(items
             .into_iter()
@@ -206,7 +224,7 @@ impl People {
 
     async fn request_view(
         &self,
-        caller: Uuid,
+        caller: UserId,
         request: ContactRequest,
     ) -> Result<RequestView, UserError> {
         let other_id = other_party(caller, &request);
@@ -218,7 +236,7 @@ impl People {
     }
 }
 
-fn other_party(caller: Uuid, request: &ContactRequest) -> Uuid {
+fn other_party(caller: UserId, request: &ContactRequest) -> UserId {
     if request.sender_id == caller {
         request.recipient_id
     } else {
@@ -227,7 +245,7 @@ fn other_party(caller: Uuid, request: &ContactRequest) -> Uuid {
 }
 
 /// A decline is silent: its sender keeps seeing the request pending, unchanged since sent.
-fn as_seen_by(caller: Uuid, mut request: ContactRequest) -> ContactRequest {
+fn as_seen_by(caller: UserId, mut request: ContactRequest) -> ContactRequest {
     if request.sender_id == caller && request.state == RequestState::Declined {
         request.state = RequestState::Pending;
         request.updated_at = request.created_at;

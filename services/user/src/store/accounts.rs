@@ -3,8 +3,8 @@
 //! erases the user.
 
 use chrono::{DateTime, Utc};
+use echo_ids::UserId;
 use echo_store::{Tx, with_tx};
-use uuid::Uuid;
 
 use super::changes;
 use super::codec::{At, Id};
@@ -40,7 +40,7 @@ impl UserStore {
                  WHERE profiles.deleted_at IS NULL \
                  RETURNING display_name, username",
             )
-            .bind(Id(registration.user_id))
+            .bind(Id(registration.user_id.into()))
             .bind(&registration.display_name)
             .bind(key(&registration.display_name))
             .bind(&registration.phone_number)
@@ -64,7 +64,7 @@ impl UserStore {
     pub async fn erase_user(
         &self,
         tx: &mut Tx,
-        user_id: Uuid,
+        user_id: UserId,
         at: DateTime<Utc>,
     ) -> Result<(), UserError> {
         // A redelivered deletion changes nothing: the times stay those of the first.
@@ -79,7 +79,7 @@ impl UserStore {
                    updated_at = COALESCE(profiles.deleted_at, excluded.updated_at), \
                    deleted_at = COALESCE(profiles.deleted_at, excluded.deleted_at)",
             )
-            .bind(Id(user_id))
+            .bind(Id(user_id.into()))
             .bind(At(at))
             .execute(c)
             .await?;
@@ -89,7 +89,7 @@ impl UserStore {
                 "DELETE FROM contacts WHERE owner_id = $1 OR contact_id = $1 \
                  RETURNING owner_id, contact_id",
             )
-            .bind(Id(user_id))
+            .bind(Id(user_id.into()))
             .fetch_all(c)
             .await?
         });
@@ -99,7 +99,10 @@ impl UserStore {
             "DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1",
         ] {
             with_tx!(&mut *tx, |c| {
-                sqlx::query(statement).bind(Id(user_id)).execute(c).await?;
+                sqlx::query(statement)
+                    .bind(Id(user_id.into()))
+                    .execute(c)
+                    .await?;
             });
         }
         changes::append(tx, &changes::contacts_removed(contact_rows(removed))).await

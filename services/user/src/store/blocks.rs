@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
+use echo_ids::UserId;
 use echo_store::{sql_limit, with_db, with_tx};
-use uuid::Uuid;
 
 use super::codec::{At, Id, PairLock, lock_pair, refuse};
 use super::{BlockEntry, BlockPosition, UserStore};
@@ -18,8 +18,8 @@ impl UserStore {
     /// live profile.
     pub async fn block(
         &self,
-        blocker: Uuid,
-        blocked: Uuid,
+        blocker: UserId,
+        blocked: UserId,
         at: DateTime<Utc>,
         event: &Event,
     ) -> Result<bool, UserError> {
@@ -35,8 +35,8 @@ impl UserStore {
                 "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
             )
-            .bind(Id(blocker))
-            .bind(Id(blocked))
+            .bind(Id(blocker.into()))
+            .bind(Id(blocked.into()))
             .bind(At(at))
             .execute(c)
             .await?
@@ -53,8 +53,8 @@ impl UserStore {
                      OR (sender_id = $2 AND recipient_id = $1)) \
                    AND state IN (1, 3)",
             )
-            .bind(Id(blocker))
-            .bind(Id(blocked))
+            .bind(Id(blocker.into()))
+            .bind(Id(blocked.into()))
             .bind(At(at))
             .execute(c)
             .await?;
@@ -68,15 +68,15 @@ impl UserStore {
     /// false.
     pub async fn unblock(
         &self,
-        blocker: Uuid,
-        blocked: Uuid,
+        blocker: UserId,
+        blocked: UserId,
         event: &Event,
     ) -> Result<bool, UserError> {
         let mut tx = self.db.begin().await?;
         let deleted = with_tx!(&mut tx, |c| {
             sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
-                .bind(Id(blocker))
-                .bind(Id(blocked))
+                .bind(Id(blocker.into()))
+                .bind(Id(blocked.into()))
                 .execute(c)
                 .await?
                 .rows_affected()
@@ -94,7 +94,7 @@ impl UserStore {
     /// `after`; at most `limit`.
     pub async fn list_blocked(
         &self,
-        blocker: Uuid,
+        blocker: UserId,
         after: Option<&BlockPosition>,
         limit: usize,
     ) -> Result<Vec<BlockEntry>, UserError> {
@@ -108,7 +108,7 @@ impl UserStore {
                         ))
                     },
                 )?;
-                Ok::<_, sqlx::Error>((At(at), Id(position.user_id)))
+                Ok::<_, sqlx::Error>((At(at), Id(position.user_id.into())))
             })
             .transpose()?;
         let rows: Vec<(Id, At)> = with_db!(&self.db, read, |c| {
@@ -117,7 +117,7 @@ impl UserStore {
                  WHERE blocker_id = $1 AND ($2 IS NULL OR (created_at, blocked_id) < ($2, $3)) \
                  ORDER BY created_at DESC, blocked_id DESC LIMIT $4",
             )
-            .bind(Id(blocker))
+            .bind(Id(blocker.into()))
             .bind(after.map(|(at, _)| at))
             .bind(after.map(|(_, id)| id))
             .bind(sql_limit(limit))
@@ -127,7 +127,7 @@ impl UserStore {
         Ok(rows
             .into_iter()
             .map(|(Id(user_id), At(blocked_at))| BlockEntry {
-                user_id,
+                user_id: user_id.into(),
                 blocked_at,
             })
             .collect())

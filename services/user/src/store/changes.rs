@@ -6,14 +6,14 @@
 //! entry that was already there, publishes nothing.
 
 use echo_bus::{Event, Outbox};
+use echo_ids::UserId;
 use echo_store::Tx;
-use uuid::Uuid;
 
 use super::{Privacy, Profile};
 use crate::error::UserError;
 
 /// One row of `contacts`: `(owner, contact)`, the owner has the contact in their list.
-pub(crate) type ContactRow = (Uuid, Uuid);
+pub(crate) type ContactRow = (UserId, UserId);
 
 /// `PrivacyChanged` (all the settings after) when any setting differs from `before`; nothing
 /// when the change set what was already there.

@@ -1,12 +1,13 @@
 //! The primitives every user store script shares, so each script is written once over both
 //! backends (STYLE 15). The user schema keeps ids and times in each backend's native types
 //! (migrations stay as they are): [`Id`] and [`At`] from `echo_store::native` bind and decode
-//! them each backend's way.
+//! them each backend's way. Typed ids cross into SQL one way: bound as `Id(user.into())`,
+//! decoded as `row.user_id.0.into()` in the row → domain conversion.
 
+use echo_ids::UserId;
 pub(crate) use echo_store::native::{At, Id, for_update};
 use echo_store::{Tx, with_tx};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use crate::error::UserError;
 
@@ -29,10 +30,10 @@ pub(crate) enum PairLock {
 /// every write transaction already holds the single writer (`BEGIN IMMEDIATE`).
 pub(crate) async fn lock_pair(
     tx: &mut Tx,
-    a: Uuid,
-    b: Uuid,
+    a: UserId,
+    b: UserId,
     mode: PairLock,
-) -> Result<Vec<Uuid>, sqlx::Error> {
+) -> Result<Vec<UserId>, sqlx::Error> {
     const READ: &str = "SELECT user_id, deleted_at IS NULL FROM profiles \
                         WHERE user_id IN ($1, $2) ORDER BY user_id";
     let sql = match (&*tx, mode) {
@@ -42,14 +43,14 @@ pub(crate) async fn lock_pair(
     };
     let rows: Vec<(Id, bool)> = with_tx!(tx, |c| {
         sqlx::query_as(AssertSqlSafe(sql))
-            .bind(Id(a))
-            .bind(Id(b))
+            .bind(Id(a.into()))
+            .bind(Id(b.into()))
             .fetch_all(c)
             .await
     })?;
     Ok(rows
         .into_iter()
-        .filter_map(|(Id(id), live)| live.then_some(id))
+        .filter_map(|(Id(id), live)| live.then_some(id.into()))
         .collect())
 }
 

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use echo_ids::UserId;
 use echo_store::{Tx, sql_limit, value_rows, with_db, with_tx};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use super::changes::{self, ContactRow};
 use super::codec::{At, Id, PairLock, lock_pair, refuse};
@@ -41,7 +41,7 @@ struct EntryRow {
 impl From<EntryRow> for ContactEntry {
     fn from(row: EntryRow) -> Self {
         ContactEntry {
-            user_id: row.contact_id.0,
+            user_id: row.contact_id.0.into(),
             alias: row.alias,
             created_at: row.created_at.0,
             sort_key: row.sort_key,
@@ -64,9 +64,9 @@ impl UserStore {
     /// the map, meaning `Relation::default()`).
     pub async fn relations(
         &self,
-        viewer: Uuid,
-        others: &[Uuid],
-    ) -> Result<HashMap<Uuid, Relation>, UserError> {
+        viewer: UserId,
+        others: &[UserId],
+    ) -> Result<HashMap<UserId, Relation>, UserError> {
         let mut relations = HashMap::new();
         for chunk in others.chunks(IDS_PER_STATEMENT) {
             // The ids as a VALUES list (`column1` in both dialects): one form both accept, where
@@ -84,9 +84,9 @@ impl UserStore {
                 value_rows(2, chunk.len(), 1)
             );
             let rows: Vec<RelationRow> = with_db!(&self.db, read, sql, |c| {
-                let mut query = sqlx::query_as(AssertSqlSafe(sql)).bind(Id(viewer));
+                let mut query = sqlx::query_as(AssertSqlSafe(sql)).bind(Id(viewer.into()));
                 for id in chunk {
-                    query = query.bind(Id(*id));
+                    query = query.bind(Id((*id).into()));
                 }
                 query.fetch_all(c).await?
             });
@@ -98,7 +98,7 @@ impl UserStore {
                     blocked_by: row.blocked_by,
                 };
                 if relation != Relation::default() {
-                    relations.insert(row.id.0, relation);
+                    relations.insert(row.id.0.into(), relation);
                 }
             }
         }
@@ -111,8 +111,8 @@ impl UserStore {
     /// `LimitExceeded` (contacts) when the entry is new and `owner` already has `max_contacts`.
     pub async fn add_contact(
         &self,
-        owner: Uuid,
-        contact: Uuid,
+        owner: UserId,
+        contact: UserId,
         alias: &str,
         at: DateTime<Utc>,
         max_contacts: u32,
@@ -130,7 +130,7 @@ impl UserStore {
         if !renamed {
             let count: i64 = with_tx!(&mut tx, |c| {
                 sqlx::query_scalar("SELECT count(*) FROM contacts WHERE owner_id = $1")
-                    .bind(Id(owner))
+                    .bind(Id(owner.into()))
                     .fetch_one(c)
                     .await?
             });
@@ -149,8 +149,8 @@ impl UserStore {
                     "INSERT INTO contacts (owner_id, contact_id, alias, alias_key, created_at) \
                      VALUES ($1, $2, $3, $4, $5)",
                 )
-                .bind(Id(owner))
-                .bind(Id(contact))
+                .bind(Id(owner.into()))
+                .bind(Id(contact.into()))
                 .bind(alias)
                 .bind(key(alias))
                 .bind(At(at))
@@ -169,15 +169,15 @@ impl UserStore {
 
     /// Removes `owner`'s entry of `contact` (idempotent; the other user's list is untouched)
     /// and, when there was one, appends `ContactRemoved` in the same transaction.
-    pub async fn remove_contact(&self, owner: Uuid, contact: Uuid) -> Result<(), UserError> {
+    pub async fn remove_contact(&self, owner: UserId, contact: UserId) -> Result<(), UserError> {
         let mut tx = self.db.begin().await?;
         let removed: Vec<(Id, Id)> = with_tx!(&mut tx, |c| {
             sqlx::query_as(
                 "DELETE FROM contacts WHERE owner_id = $1 AND contact_id = $2 \
                  RETURNING owner_id, contact_id",
             )
-            .bind(Id(owner))
-            .bind(Id(contact))
+            .bind(Id(owner.into()))
+            .bind(Id(contact.into()))
             .fetch_all(c)
             .await?
         });
@@ -188,8 +188,8 @@ impl UserStore {
     /// Sets the alias of an existing entry; None when `contact` is not in `owner`'s list.
     pub async fn update_contact(
         &self,
-        owner: Uuid,
-        contact: Uuid,
+        owner: UserId,
+        contact: UserId,
         alias: &str,
     ) -> Result<Option<ContactEntry>, UserError> {
         let mut tx = self.db.begin().await?;
@@ -205,7 +205,7 @@ impl UserStore {
     /// `owner`'s contacts ordered by (sort_key, user_id), after `after`; at most `limit`.
     pub async fn list_contacts(
         &self,
-        owner: Uuid,
+        owner: UserId,
         after: Option<&ContactPosition>,
         limit: usize,
     ) -> Result<Vec<ContactEntry>, UserError> {
@@ -217,9 +217,9 @@ impl UserStore {
                  WHERE $2 IS NULL OR (sort_key, contact_id) > ($2, $3) \
                  ORDER BY sort_key, contact_id LIMIT $4"
             ))
-            .bind(Id(owner))
+            .bind(Id(owner.into()))
             .bind(after.map(|a| a.sort_key.as_str()))
-            .bind(after.map(|a| Id(a.user_id)))
+            .bind(after.map(|a| Id(a.user_id.into())))
             .bind(sql_limit(limit))
             .fetch_all(c)
             .await?
@@ -233,7 +233,7 @@ impl UserStore {
 /// Dialect-specific: PostgreSQL takes a transaction-scoped advisory lock (the owner may have no
 /// profile row yet, registration not consumed, to lock instead; a hash collision only makes
 /// two owners wait for each other). SQLite's write transaction already holds the one writer.
-async fn lock_owner_contacts(tx: &mut Tx, owner: Uuid) -> Result<(), sqlx::Error> {
+async fn lock_owner_contacts(tx: &mut Tx, owner: UserId) -> Result<(), sqlx::Error> {
     if let Tx::Postgres(tx) = tx {
         sqlx::query(
             "SELECT pg_advisory_xact_lock(hashtextextended('echo.user.contacts.' || $1, 0))",
@@ -249,8 +249,8 @@ async fn lock_owner_contacts(tx: &mut Tx, owner: Uuid) -> Result<(), sqlx::Error
 /// Returns the entries added.
 pub(crate) async fn add_each_other(
     tx: &mut Tx,
-    a: Uuid,
-    b: Uuid,
+    a: UserId,
+    b: UserId,
     at: DateTime<Utc>,
 ) -> Result<Vec<ContactRow>, sqlx::Error> {
     let added: Vec<(Id, Id)> = with_tx!(tx, |c| {
@@ -259,8 +259,8 @@ pub(crate) async fn add_each_other(
              VALUES ($1, $2, $3), ($2, $1, $3) \
              ON CONFLICT (owner_id, contact_id) DO NOTHING RETURNING owner_id, contact_id",
         )
-        .bind(Id(a))
-        .bind(Id(b))
+        .bind(Id(a.into()))
+        .bind(Id(b.into()))
         .bind(At(at))
         .fetch_all(c)
         .await?
@@ -271,15 +271,15 @@ pub(crate) async fn add_each_other(
 /// `(owner_id, contact_id)` rows as `RETURNING owner_id, contact_id` gives them.
 pub(crate) fn contact_rows(rows: Vec<(Id, Id)>) -> Vec<ContactRow> {
     rows.into_iter()
-        .map(|(Id(owner), Id(contact))| (owner, contact))
+        .map(|(Id(owner), Id(contact))| (owner.into(), contact.into()))
         .collect()
 }
 
 /// Sets the alias of an existing entry; false when there is none.
 async fn set_alias(
     tx: &mut Tx,
-    owner: Uuid,
-    contact: Uuid,
+    owner: UserId,
+    contact: UserId,
     alias: &str,
 ) -> Result<bool, sqlx::Error> {
     let updated = with_tx!(tx, |c| {
@@ -287,8 +287,8 @@ async fn set_alias(
             "UPDATE contacts SET alias = $3, alias_key = $4 \
              WHERE owner_id = $1 AND contact_id = $2",
         )
-        .bind(Id(owner))
-        .bind(Id(contact))
+        .bind(Id(owner.into()))
+        .bind(Id(contact.into()))
         .bind(alias)
         .bind(key(alias))
         .execute(c)
@@ -300,13 +300,13 @@ async fn set_alias(
 
 async fn contact_entry(
     tx: &mut Tx,
-    owner: Uuid,
-    contact: Uuid,
+    owner: UserId,
+    contact: UserId,
 ) -> Result<Option<ContactEntry>, sqlx::Error> {
     let row: Option<EntryRow> = with_tx!(tx, |c| {
         sqlx::query_as(concat!(entries!(), " AND c.contact_id = $2"))
-            .bind(Id(owner))
-            .bind(Id(contact))
+            .bind(Id(owner.into()))
+            .bind(Id(contact.into()))
             .fetch_optional(c)
             .await?
     });

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use echo_bus::Event;
+use echo_ids::UserId;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// Who may see a piece of a user's information (the `echo.user.v1.Visibility` values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,7 +93,7 @@ pub struct Avatar {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Profile {
     /// UUIDv7.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// 1-64 characters ('' for deleted accounts and, rarely, before registration arrives).
     pub display_name: String,
     /// With the case the user chose.
@@ -120,7 +120,7 @@ pub struct Profile {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Registration {
     /// The new user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Chosen at registration.
     pub display_name: String,
     /// E.164.
@@ -166,7 +166,7 @@ pub struct SearchPosition {
     /// The last hit's lowercased display name.
     pub display_name_key: String,
     /// The last hit's user id (ties).
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }
 
 /// One search result.

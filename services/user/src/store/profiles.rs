@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
+use echo_ids::UserId;
 use echo_store::{Tx, with_db, with_tx};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use super::changes;
 use super::codec::{At, Id, for_update, refuse};
@@ -53,7 +53,7 @@ impl From<ProfileRow> for Profile {
     fn from(row: ProfileRow) -> Self {
         let visibility = |code: i16| Visibility::from_code(code.into());
         Profile {
-            user_id: row.user_id.0,
+            user_id: row.user_id.0.into(),
             display_name: row.display_name,
             username: row.username,
             about: row.about,
@@ -81,14 +81,14 @@ impl From<ProfileRow> for Profile {
 
 impl UserStore {
     /// The profile of `user_id` (tombstones included).
-    pub async fn profile(&self, user_id: Uuid) -> Result<Option<Profile>, UserError> {
+    pub async fn profile(&self, user_id: UserId) -> Result<Option<Profile>, UserError> {
         let row: Option<ProfileRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
                 profile_columns!(),
                 " FROM profiles WHERE user_id = $1"
             ))
-            .bind(Id(user_id))
+            .bind(Id(user_id.into()))
             .fetch_optional(c)
             .await?
         });
@@ -96,7 +96,7 @@ impl UserStore {
     }
 
     /// The profiles of those of `user_ids` that exist (tombstones included), in any order.
-    pub async fn profiles(&self, user_ids: &[Uuid]) -> Result<Vec<Profile>, UserError> {
+    pub async fn profiles(&self, user_ids: &[UserId]) -> Result<Vec<Profile>, UserError> {
         let mut profiles = Vec::with_capacity(user_ids.len());
         for chunk in user_ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
@@ -110,7 +110,7 @@ impl UserStore {
             let rows: Vec<ProfileRow> = with_db!(&self.db, read, sql, |c| {
                 let mut query = sqlx::query_as(AssertSqlSafe(sql));
                 for id in chunk {
-                    query = query.bind(Id(*id));
+                    query = query.bind(Id((*id).into()));
                 }
                 query.fetch_all(c).await?
             });
@@ -141,7 +141,7 @@ impl UserStore {
     /// (nothing changes). `UserNotFound` when the profile is a tombstone.
     pub async fn update_profile(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         change: &ProfileChange,
         at: DateTime<Utc>,
         event: ProfileEvent<'_>,
@@ -169,7 +169,7 @@ impl UserStore {
                  WHERE user_id = $1 AND deleted_at IS NULL RETURNING ",
                 profile_columns!()
             ))
-            .bind(Id(user_id))
+            .bind(Id(user_id.into()))
             .bind(change.display_name.as_deref())
             .bind(change.display_name.as_deref().map(key))
             .bind(username.is_some())
@@ -214,7 +214,7 @@ impl UserStore {
     /// a tombstone.
     pub async fn update_privacy(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         change: &PrivacyChange,
         at: DateTime<Utc>,
     ) -> Result<Profile, UserError> {
@@ -231,7 +231,7 @@ impl UserStore {
         );
         let before: ProfileRow = with_tx!(&mut tx, |c| {
             sqlx::query_as(select)
-                .bind(Id(user_id))
+                .bind(Id(user_id.into()))
                 .fetch_one(c)
                 .await?
         });
@@ -247,7 +247,7 @@ impl UserStore {
                  WHERE user_id = $1 AND deleted_at IS NULL RETURNING ",
                 profile_columns!()
             ))
-            .bind(Id(user_id))
+            .bind(Id(user_id.into()))
             .bind(change.last_seen.map(|v| v.code()))
             .bind(change.profile_photo.map(|v| v.code()))
             .bind(change.about.map(|v| v.code()))
@@ -280,7 +280,7 @@ fn is_username_taken(error: &dyn sqlx::error::DatabaseError) -> bool {
 /// calls may come before the registration event.
 async fn create_if_absent(
     tx: &mut Tx,
-    user_id: Uuid,
+    user_id: UserId,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     with_tx!(tx, |c| {
@@ -288,7 +288,7 @@ async fn create_if_absent(
             "INSERT INTO profiles (user_id, display_name, display_name_key, created_at, \
              updated_at) VALUES ($1, '', '', $2, $2) ON CONFLICT (user_id) DO NOTHING",
         )
-        .bind(Id(user_id))
+        .bind(Id(user_id.into()))
         .bind(At(at))
         .execute(c)
         .await?;

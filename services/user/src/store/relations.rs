@@ -2,8 +2,8 @@
 //! between a viewer and another user that visibility is decided from.
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ContactRequestId, UserId};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// How a viewer relates to another user, both ways. Never shown whole to the viewer: whether
 /// the other user blocked the viewer or has them as a contact only shapes what is visible.
@@ -30,7 +30,7 @@ impl Relation {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContactEntry {
     /// The contact.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The owner's private name for them ('' when none).
     pub alias: String,
     /// When the entry was added.
@@ -45,7 +45,7 @@ pub struct ContactPosition {
     /// The last entry's sort key.
     pub sort_key: String,
     /// The last entry's user id (ties).
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }
 
 /// The state of a contact request (the `ContactRequestState` values).
@@ -89,11 +89,11 @@ impl RequestState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContactRequest {
     /// UUIDv7 (so newest-first is id order).
-    pub id: Uuid,
+    pub id: ContactRequestId,
     /// Who asked.
-    pub sender_id: Uuid,
+    pub sender_id: UserId,
     /// Who was asked.
-    pub recipient_id: Uuid,
+    pub recipient_id: UserId,
     /// 0-200 characters.
     pub message: String,
     /// The real state.
@@ -117,7 +117,7 @@ pub enum Direction {
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlockEntry {
     /// The blocked user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// When the block was made.
     pub blocked_at: DateTime<Utc>,
 }
@@ -128,5 +128,5 @@ pub struct BlockPosition {
     /// The last entry's `blocked_at`, in unix microseconds.
     pub blocked_at_micros: i64,
     /// The last entry's user id (ties).
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }

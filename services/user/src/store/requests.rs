@@ -3,8 +3,8 @@
 //! in the `contact_requests_open` index.
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ContactRequestId, UserId};
 use echo_store::{Tx, sql_limit, with_db, with_tx};
-use uuid::Uuid;
 
 use super::changes;
 use super::codec::{At, Id, PairLock, for_update, lock_pair, refuse};
@@ -39,9 +39,9 @@ impl TryFrom<RequestRow> for ContactRequest {
             sqlx::Error::Decode(format!("unknown request state {}", row.state).into())
         })?;
         Ok(ContactRequest {
-            id: row.contact_request_id.0,
-            sender_id: row.sender_id.0,
-            recipient_id: row.recipient_id.0,
+            id: row.contact_request_id.0.into(),
+            sender_id: row.sender_id.0.into(),
+            recipient_id: row.recipient_id.0.into(),
             message: row.message,
             state,
             created_at: row.created_at.0,
@@ -66,9 +66,9 @@ impl UserStore {
     /// - otherwise a new PENDING request with `id` and `message` is stored and returned.
     pub async fn send_contact_request(
         &self,
-        id: Uuid,
-        sender: Uuid,
-        recipient: Uuid,
+        id: ContactRequestId,
+        sender: UserId,
+        recipient: UserId,
         message: &str,
         at: DateTime<Utc>,
     ) -> Result<ContactRequest, UserError> {
@@ -85,8 +85,8 @@ impl UserStore {
                         (SELECT count(*) FROM contacts WHERE (owner_id = $1 AND contact_id = $2) \
                                                           OR (owner_id = $2 AND contact_id = $1))",
             )
-            .bind(Id(sender))
-            .bind(Id(recipient))
+            .bind(Id(sender.into()))
+            .bind(Id(recipient.into()))
             .fetch_one(c)
             .await?
         });
@@ -113,9 +113,9 @@ impl UserStore {
                 ") VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING ",
                 request_columns!()
             ))
-            .bind(Id(id))
-            .bind(Id(sender))
-            .bind(Id(recipient))
+            .bind(Id(id.into()))
+            .bind(Id(sender.into()))
+            .bind(Id(recipient.into()))
             .bind(message)
             .bind(At(at))
             .fetch_one(c)
@@ -127,14 +127,17 @@ impl UserStore {
     }
 
     /// The request `id`, whoever it involves.
-    pub async fn contact_request(&self, id: Uuid) -> Result<Option<ContactRequest>, UserError> {
+    pub async fn contact_request(
+        &self,
+        id: ContactRequestId,
+    ) -> Result<Option<ContactRequest>, UserError> {
         let row: Option<RequestRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
                 request_columns!(),
                 " FROM contact_requests WHERE contact_request_id = $1"
             ))
-            .bind(Id(id))
+            .bind(Id(id.into()))
             .fetch_optional(c)
             .await?
         });
@@ -147,8 +150,8 @@ impl UserStore {
     /// otherwise.
     pub async fn accept_contact_request(
         &self,
-        recipient: Uuid,
-        id: Uuid,
+        recipient: UserId,
+        id: ContactRequestId,
         at: DateTime<Utc>,
     ) -> Result<Option<ContactRequest>, UserError> {
         let mut tx = self.db.begin().await?;
@@ -157,11 +160,12 @@ impl UserStore {
                 "SELECT sender_id, recipient_id FROM contact_requests \
                  WHERE contact_request_id = $1",
             )
-            .bind(Id(id))
+            .bind(Id(id.into()))
             .fetch_optional(c)
             .await?
         });
-        let Some((Id(sender), Id(addressee))) = parties.filter(|(_, to)| to.0 == recipient) else {
+        let parties = parties.map(|(Id(from), Id(to))| (UserId::from(from), UserId::from(to)));
+        let Some((sender, addressee)) = parties.filter(|&(_, to)| to == recipient) else {
             tx.rollback().await?;
             return Ok(None);
         };
@@ -177,7 +181,7 @@ impl UserStore {
         );
         let row: Option<RequestRow> = with_tx!(&mut tx, |c| {
             sqlx::query_as(select)
-                .bind(Id(id))
+                .bind(Id(id.into()))
                 .fetch_optional(c)
                 .await?
         });
@@ -199,8 +203,8 @@ impl UserStore {
     /// Declines request `id` if it is addressed to `recipient` and PENDING; false otherwise.
     pub async fn decline_contact_request(
         &self,
-        recipient: Uuid,
-        id: Uuid,
+        recipient: UserId,
+        id: ContactRequestId,
         at: DateTime<Utc>,
     ) -> Result<bool, UserError> {
         // One conditional statement: of racing calls, the one that waits for the row lock
@@ -210,8 +214,8 @@ impl UserStore {
                 "UPDATE contact_requests SET state = 3, updated_at = $3 \
                  WHERE contact_request_id = $1 AND recipient_id = $2 AND state = 1",
             )
-            .bind(Id(id))
-            .bind(Id(recipient))
+            .bind(Id(id.into()))
+            .bind(Id(recipient.into()))
             .bind(At(at))
             .execute(c)
             .await?
@@ -224,8 +228,8 @@ impl UserStore {
     /// otherwise.
     pub async fn cancel_contact_request(
         &self,
-        sender: Uuid,
-        id: Uuid,
+        sender: UserId,
+        id: ContactRequestId,
         at: DateTime<Utc>,
     ) -> Result<bool, UserError> {
         let cancelled = with_db!(&self.db, write, |c| {
@@ -233,8 +237,8 @@ impl UserStore {
                 "UPDATE contact_requests SET state = 4, updated_at = $3 \
                  WHERE contact_request_id = $1 AND sender_id = $2 AND state IN (1, 3)",
             )
-            .bind(Id(id))
-            .bind(Id(sender))
+            .bind(Id(id.into()))
+            .bind(Id(sender.into()))
             .bind(At(at))
             .execute(c)
             .await?
@@ -247,9 +251,9 @@ impl UserStore {
     /// with ids below `before` when given; at most `limit`.
     pub async fn list_contact_requests(
         &self,
-        user: Uuid,
+        user: UserId,
         direction: Direction,
-        before: Option<Uuid>,
+        before: Option<ContactRequestId>,
         limit: usize,
     ) -> Result<Vec<ContactRequest>, UserError> {
         let sql = match direction {
@@ -270,8 +274,8 @@ impl UserStore {
         };
         let rows: Vec<RequestRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(sql)
-                .bind(Id(user))
-                .bind(before.map(Id))
+                .bind(Id(user.into()))
+                .bind(before.map(|id| Id(id.into())))
                 .bind(sql_limit(limit))
                 .fetch_all(c)
                 .await?
@@ -286,8 +290,8 @@ impl UserStore {
 /// The open request from `sender` to `recipient` (locked on PostgreSQL, see [`for_update`]).
 async fn open_request(
     tx: &mut Tx,
-    sender: Uuid,
-    recipient: Uuid,
+    sender: UserId,
+    recipient: UserId,
 ) -> Result<Option<ContactRequest>, sqlx::Error> {
     let select = for_update(
         tx,
@@ -300,8 +304,8 @@ async fn open_request(
     );
     let row: Option<RequestRow> = with_tx!(tx, |c| {
         sqlx::query_as(select)
-            .bind(Id(sender))
-            .bind(Id(recipient))
+            .bind(Id(sender.into()))
+            .bind(Id(recipient.into()))
             .fetch_optional(c)
             .await?
     });
@@ -312,7 +316,7 @@ async fn open_request(
 /// returns it and the contact entries added.
 async fn accept_open(
     tx: &mut Tx,
-    id: Uuid,
+    id: ContactRequestId,
     at: DateTime<Utc>,
 ) -> Result<(ContactRequest, Vec<changes::ContactRow>), sqlx::Error> {
     let row: RequestRow = with_tx!(&mut *tx, |c| {
@@ -321,7 +325,7 @@ async fn accept_open(
              WHERE contact_request_id = $1 RETURNING ",
             request_columns!()
         ))
-        .bind(Id(id))
+        .bind(Id(id.into()))
         .bind(At(at))
         .fetch_one(c)
         .await?

@@ -1,9 +1,9 @@
 //! Finding people: the search terms a profile is found by, and the ranked, keyset-paged
 //! search over them.
 
+use echo_ids::UserId;
 use echo_store::{Tx, sql_limit, with_db, with_tx};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use super::codec::Id;
 use super::profiles::ProfileRow;
@@ -25,7 +25,7 @@ impl UserStore {
     /// display_name_key, user_id), after `after` when given; at most `limit`.
     pub async fn search(
         &self,
-        viewer: Uuid,
+        viewer: UserId,
         prefix: &str,
         after: Option<&SearchPosition>,
         limit: usize,
@@ -48,7 +48,7 @@ impl UserStore {
                  WHERE $7 IS NULL OR (hit_rank, display_name_key, user_id) > ($7, $8, $9) \
                  ORDER BY hit_rank, display_name_key, user_id LIMIT $10",
             )
-            .bind(Id(viewer))
+            .bind(Id(viewer.into()))
             .bind(prefix)
             .bind(prefix_end(prefix))
             .bind(rank::EXACT_USERNAME)
@@ -56,7 +56,7 @@ impl UserStore {
             .bind(rank::OTHER)
             .bind(after.map(|a| a.rank))
             .bind(after.map(|a| a.display_name_key.as_str()))
-            .bind(after.map(|a| Id(a.user_id)))
+            .bind(after.map(|a| Id(a.user_id.into())))
             .bind(sql_limit(limit))
             .fetch_all(c)
             .await?
@@ -74,12 +74,12 @@ impl UserStore {
 /// Replaces `user_id`'s search terms by `terms` (a handful: one multi-row INSERT).
 pub(super) async fn replace_search_terms(
     tx: &mut Tx,
-    user_id: Uuid,
+    user_id: UserId,
     terms: Vec<String>,
 ) -> Result<(), sqlx::Error> {
     with_tx!(&mut *tx, |c| {
         sqlx::query("DELETE FROM profile_search_terms WHERE user_id = $1")
-            .bind(Id(user_id))
+            .bind(Id(user_id.into()))
             .execute(c)
             .await?;
     });
@@ -94,7 +94,7 @@ pub(super) async fn replace_search_terms(
         rows.join(", ")
     );
     with_tx!(tx, |c| {
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(Id(user_id));
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(Id(user_id.into()));
         for term in &terms {
             query = query.bind(term);
         }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
 use echo_bus::{Event, Outbox};
+pub use echo_ids::{ContactRequestId, UserId};
 use echo_proto::echo::events::v1 as events;
 use echo_store::Database;
 pub use echo_store::testing::TestBackend as Backend;
@@ -122,7 +123,7 @@ impl Env {
 
     /// The `ContactAdded` events appended, as `(owner, contact)` in append order, each checked
     /// against its row.
-    pub async fn contacts_added(&self) -> Vec<(Uuid, Uuid)> {
+    pub async fn contacts_added(&self) -> Vec<(UserId, UserId)> {
         self.contact_events("contact_added", "echo.events.v1.ContactAdded", |payload| {
             let event = events::ContactAdded::decode(payload).unwrap();
             (
@@ -137,7 +138,7 @@ impl Env {
 
     /// The `ContactRemoved` events appended, as `(owner, contact)` in append order, each
     /// checked against its row.
-    pub async fn contacts_removed(&self) -> Vec<(Uuid, Uuid)> {
+    pub async fn contacts_removed(&self) -> Vec<(UserId, UserId)> {
         self.contact_events(
             "contact_removed",
             "echo.events.v1.ContactRemoved",
@@ -159,7 +160,7 @@ impl Env {
         kind: &str,
         event_type: &str,
         decode: impl Fn(&[u8]) -> (String, Option<prost_types::Timestamp>, String, String),
-    ) -> Vec<(Uuid, Uuid)> {
+    ) -> Vec<(UserId, UserId)> {
         let prefix = format!("echo.user.{kind}.");
         let mut pairs = Vec::new();
         for row in self.appended().await {
@@ -177,7 +178,7 @@ impl Env {
     }
 
     /// `user`'s search terms, sorted.
-    pub async fn terms(&self, user: Uuid) -> Vec<String> {
+    pub async fn terms(&self, user: UserId) -> Vec<String> {
         self.test_db
             .texts(
                 "SELECT term FROM profile_search_terms WHERE CAST(user_id AS TEXT) = $1 \
@@ -188,7 +189,7 @@ impl Env {
     }
 
     /// Rows of `table` whose columns `a` or `b` hold `user`.
-    pub async fn rows_involving(&self, table: &str, a: &str, b: &str, user: Uuid) -> i64 {
+    pub async fn rows_involving(&self, table: &str, a: &str, b: &str, user: UserId) -> i64 {
         let sql = format!(
             "SELECT count(*) FROM {table} WHERE CAST({a} AS TEXT) = $1 OR CAST({b} AS TEXT) = $1"
         );
@@ -196,7 +197,7 @@ impl Env {
     }
 
     /// Open (pending or declined) requests from `sender` to `recipient`.
-    pub async fn open_requests(&self, sender: Uuid, recipient: Uuid) -> i64 {
+    pub async fn open_requests(&self, sender: UserId, recipient: UserId) -> i64 {
         self.test_db
             .count(
                 "SELECT count(*) FROM contact_requests WHERE state IN (1, 3) \
@@ -217,7 +218,7 @@ impl Env {
     }
 
     /// Erase `user` in a consumer transaction of its own.
-    pub async fn erase(&self, user: Uuid, at: DateTime<Utc>) {
+    pub async fn erase(&self, user: UserId, at: DateTime<Utc>) {
         let mut tx = self.test_db.db.begin().await.expect("begin");
         self.store
             .erase_user(&mut tx, user, at)
@@ -227,15 +228,15 @@ impl Env {
     }
 
     /// A registered user named `display_name`; returns their id.
-    pub async fn register(&self, display_name: &str) -> Uuid {
+    pub async fn register(&self, display_name: &str) -> UserId {
         let registration = registration(display_name);
         self.record(&registration).await;
         registration.user_id
     }
 
     /// `N` registered users named "User 0", "User 1", ….
-    pub async fn users<const N: usize>(&self) -> [Uuid; N] {
-        let mut ids = [Uuid::nil(); N];
+    pub async fn users<const N: usize>(&self) -> [UserId; N] {
+        let mut ids = [UserId::nil(); N];
         for (n, id) in ids.iter_mut().enumerate() {
             *id = self.register(&format!("User {n}")).await;
         }
@@ -243,14 +244,14 @@ impl Env {
     }
 
     /// A registered user with a username (discoverable by search).
-    pub async fn user(&self, display_name: &str, username: &str) -> Uuid {
+    pub async fn user(&self, display_name: &str, username: &str) -> UserId {
         let id = self.register(display_name).await;
         self.set_username(id, username).await;
         id
     }
 
     /// Set `user`'s username.
-    pub async fn set_username(&self, user: Uuid, username: &str) -> Profile {
+    pub async fn set_username(&self, user: UserId, username: &str) -> Profile {
         let change = ProfileChange {
             username: Some(Some(username.to_owned())),
             ..ProfileChange::default()
@@ -262,7 +263,7 @@ impl Env {
     }
 
     /// Make `a` and `b` each other's contacts.
-    pub async fn befriend(&self, a: Uuid, b: Uuid) {
+    pub async fn befriend(&self, a: UserId, b: UserId) {
         for (owner, contact) in [(a, b), (b, a)] {
             self.store
                 .add_contact(owner, contact, "", now(), 1000)
@@ -272,7 +273,7 @@ impl Env {
     }
 
     /// `blocker` blocks `blocked`.
-    pub async fn block(&self, blocker: Uuid, blocked: Uuid) {
+    pub async fn block(&self, blocker: UserId, blocked: UserId) {
         assert!(
             self.store
                 .block(blocker, blocked, now(), &block_event("blocked", blocker))
@@ -299,7 +300,7 @@ pub fn phone() -> String {
 /// A registration event for a new user.
 pub fn registration(display_name: &str) -> Registration {
     Registration {
-        user_id: Uuid::now_v7(),
+        user_id: UserId::new_v7(),
         display_name: display_name.to_owned(),
         phone_number: phone(),
         registered_at: now(),
@@ -316,7 +317,7 @@ pub fn profile_event(profile: &Profile) -> Event {
     )
 }
 
-pub fn block_event(kind: &str, user: Uuid) -> Event {
+pub fn block_event(kind: &str, user: UserId) -> Event {
     Event::new(
         format!("echo.user.{kind}.{user}"),
         "echo.events.v1.UserBlocked",

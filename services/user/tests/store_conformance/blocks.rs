@@ -3,20 +3,19 @@
 use chrono::Duration;
 use echo_user::error::UserError;
 use echo_user::store::{BlockEntry, BlockPosition, RequestState};
-use uuid::Uuid;
 
 use crate::common::*;
 
-async fn send(env: &Env, sender: Uuid, recipient: Uuid) -> Uuid {
+async fn send(env: &Env, sender: UserId, recipient: UserId) -> ContactRequestId {
     let request = env
         .store
-        .send_contact_request(Uuid::now_v7(), sender, recipient, "", now())
+        .send_contact_request(ContactRequestId::new_v7(), sender, recipient, "", now())
         .await
         .expect("send contact request");
     request.id
 }
 
-async fn state(env: &Env, id: Uuid) -> RequestState {
+async fn state(env: &Env, id: ContactRequestId) -> RequestState {
     env.store.contact_request(id).await.unwrap().unwrap().state
 }
 
@@ -69,7 +68,7 @@ pub async fn block_cancels_open_requests(env: &Env) {
 
     let gone = env.register("Gone").await;
     env.erase(gone, now()).await;
-    for nobody in [Uuid::now_v7(), gone] {
+    for nobody in [UserId::new_v7(), gone] {
         let refused = env
             .store
             .block(ada, nobody, now(), &block_event("blocked", ada))
@@ -130,7 +129,7 @@ pub async fn unblock_appends_event_only_when_blocked(env: &Env) {
     // Requests flow again.
     let request = env
         .store
-        .send_contact_request(Uuid::now_v7(), ada, bob, "", now())
+        .send_contact_request(ContactRequestId::new_v7(), ada, bob, "", now())
         .await
         .unwrap();
     assert_eq!(request.state, RequestState::Pending);
@@ -140,7 +139,7 @@ pub async fn unblock_appends_event_only_when_blocked(env: &Env) {
 /// entry.
 pub async fn list_blocked_newest_first(env: &Env) {
     let owner = env.register("Owner").await;
-    let blocked: [Uuid; 5] = env.users().await;
+    let blocked: [UserId; 5] = env.users().await;
     let base = now();
     let offsets = [0, 1, 1, 2, 3];
     let mut expected = Vec::new();

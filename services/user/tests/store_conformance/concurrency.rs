@@ -3,13 +3,12 @@
 use echo_user::error::UserError;
 use echo_user::store::{ProfileChange, RequestState};
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
 use crate::common::*;
 
 /// Twenty users claim one username, each in another case, at once: exactly one gets it.
 pub async fn concurrent_username_claims(env: &Env) {
-    let users: [Uuid; 20] = env.users().await;
+    let users: [UserId; 20] = env.users().await;
     let mut claims = JoinSet::new();
     for (n, user) in users.into_iter().enumerate() {
         let store = env.store.clone();
@@ -74,7 +73,7 @@ pub async fn crossing_requests_race(env: &Env) {
             let store = env.store.clone();
             sends.spawn(async move {
                 let request = store
-                    .send_contact_request(Uuid::now_v7(), sender, recipient, "", now())
+                    .send_contact_request(ContactRequestId::new_v7(), sender, recipient, "", now())
                     .await;
                 (sender, recipient, request)
             });
@@ -95,7 +94,7 @@ pub async fn crossing_requests_race(env: &Env) {
         );
         assert_eq!(env.open_requests(a, b).await, 0);
         assert_eq!(env.open_requests(b, a).await, 0);
-        let mut states: Vec<(Uuid, RequestState)> = outcomes
+        let mut states: Vec<(ContactRequestId, RequestState)> = outcomes
             .iter()
             .filter(|(s, r, _)| (*s, *r) == (a, b) || (*s, *r) == (b, a))
             .map(|(_, _, request)| (request.id, request.state))
@@ -114,7 +113,7 @@ pub async fn crossing_requests_race(env: &Env) {
 /// Concurrent additions to one list respect the limit exactly.
 pub async fn concurrent_adds_respect_contact_limit(env: &Env) {
     let owner = env.register("Owner").await;
-    let contacts: [Uuid; 20] = env.users().await;
+    let contacts: [UserId; 20] = env.users().await;
     let mut adds = JoinSet::new();
     for contact in contacts {
         let store = env.store.clone();

@@ -3,7 +3,6 @@
 use chrono::Duration;
 use echo_user::error::UserError;
 use echo_user::store::{ContactEntry, ContactPosition, Relation};
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -56,7 +55,7 @@ pub async fn add_update_remove_contact(env: &Env) {
     assert_eq!(missing.unwrap(), None);
     let gone = env.register("Gone").await;
     env.erase(gone, now()).await;
-    for nobody in [Uuid::now_v7(), gone] {
+    for nobody in [UserId::new_v7(), gone] {
         let refused = env.store.add_contact(owner, nobody, "", now(), 10).await;
         assert!(
             matches!(refused, Err(UserError::UserNotFound)),
@@ -184,7 +183,7 @@ pub async fn list_contacts_in_order_with_pages(env: &Env) {
     ];
 
     let all = env.store.list_contacts(owner, None, 100).await.unwrap();
-    let order: Vec<(Uuid, &str)> = all
+    let order: Vec<(UserId, &str)> = all
         .iter()
         .map(|e| (e.user_id, e.sort_key.as_str()))
         .collect();
@@ -235,13 +234,13 @@ pub async fn relations_report_every_flag(env: &Env) {
     // Relations between others are not the viewer's.
     env.befriend(stranger, mine).await;
     env.block(stranger, theirs).await;
-    let unknown = Uuid::now_v7();
+    let unknown = UserId::new_v7();
 
     let others = [
         mine, theirs, mutual, blocked, blocker, stranger, unknown, mine,
     ];
     let relations = env.store.relations(viewer, &others).await.unwrap();
-    let of = |id: Uuid| relations.get(&id).cloned().unwrap_or_default();
+    let of = |id: UserId| relations.get(&id).cloned().unwrap_or_default();
     assert_eq!(
         of(mine),
         Relation {

@@ -10,7 +10,6 @@ use echo_bus::Event;
 use echo_proto::echo::user::v1::{PrivacySettings, Visibility as WireVisibility};
 use echo_user::error::UserError;
 use echo_user::store::{Avatar, Privacy, PrivacyChange, Profile, ProfileChange, Visibility};
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -100,7 +99,7 @@ pub async fn update_profile_applies_given_fields_with_event(env: &Env) {
             "the event is built from the profile after"
         );
     }
-    let appended: Vec<Uuid> = built.lock().unwrap().iter().map(|(_, e)| e.id).collect();
+    let appended: Vec<uuid::Uuid> = built.lock().unwrap().iter().map(|(_, e)| e.id).collect();
     assert_eq!(env.outbox_ids().await, appended);
 }
 
@@ -128,7 +127,7 @@ pub async fn usernames_are_unique_case_insensitively(env: &Env) {
     assert_eq!(env.outbox_ids().await, events_before);
 
     // Not even the profile the change would have created survives.
-    let early = Uuid::now_v7();
+    let early = UserId::new_v7();
     let taken = env
         .store
         .update_profile(early, &claim("ADA_L"), now(), &profile_event)
@@ -227,7 +226,7 @@ pub async fn update_privacy_applies_given_settings(env: &Env) {
         expected
     );
 
-    let early = Uuid::now_v7();
+    let early = UserId::new_v7();
     let created = env.store.update_privacy(early, &first, at).await.unwrap();
     assert_eq!(
         created,
@@ -328,7 +327,7 @@ pub async fn unchanged_privacy_publishes_nothing(env: &Env) {
         .update_privacy(ada, &nothing, now())
         .await
         .unwrap();
-    let early = Uuid::now_v7();
+    let early = UserId::new_v7();
     env.store
         .update_privacy(early, &defaults, now())
         .await
@@ -365,7 +364,7 @@ pub async fn profile_reads(env: &Env) {
     let [ada, bob, gone] = env.users().await;
     let gone_phone = env.store.profile(gone).await.unwrap().unwrap().phone_number;
     env.erase(gone, now()).await;
-    let unknown = Uuid::now_v7();
+    let unknown = UserId::new_v7();
 
     let mut batch = env
         .store

@@ -4,7 +4,6 @@ use chrono::Duration;
 use echo_user::store::{
     Avatar, Privacy, PrivacyChange, Profile, ProfileChange, Registration, Visibility, search_terms,
 };
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -190,11 +189,11 @@ pub async fn erase_user_removes_everything(env: &Env) {
         .await
         .unwrap();
     env.store
-        .send_contact_request(Uuid::now_v7(), ada, asked, "", now())
+        .send_contact_request(ContactRequestId::new_v7(), ada, asked, "", now())
         .await
         .unwrap();
     env.store
-        .send_contact_request(Uuid::now_v7(), asking, ada, "", now())
+        .send_contact_request(ContactRequestId::new_v7(), asking, ada, "", now())
         .await
         .unwrap();
     env.block(ada, blocked).await;
@@ -202,7 +201,7 @@ pub async fn erase_user_removes_everything(env: &Env) {
     // Between others, untouched.
     env.befriend(x, y).await;
     env.store
-        .send_contact_request(Uuid::now_v7(), x, friend, "", now())
+        .send_contact_request(ContactRequestId::new_v7(), x, friend, "", now())
         .await
         .unwrap();
     env.block(y, friend).await;
@@ -291,14 +290,14 @@ pub async fn erase_user_publishes_contact_removed(env: &Env) {
     assert_eq!(env.appended().await.len(), added + 4);
     assert_eq!(env.rows("contacts").await, 2);
 
-    let erased = Uuid::now_v7();
+    let erased = UserId::new_v7();
     env.erase(erased, now()).await;
     assert_eq!(env.appended().await.len(), added + 4);
 }
 
 /// Erasing a user whose profile never existed leaves a tombstone.
 pub async fn erase_user_without_profile(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     let at = now();
     env.erase(user, at).await;
     let tombstone = env.store.profile(user).await.unwrap().unwrap();

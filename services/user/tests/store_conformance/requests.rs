@@ -8,22 +8,21 @@
 use chrono::Duration;
 use echo_user::error::UserError;
 use echo_user::store::{ContactRequest, Direction, RequestState};
-use uuid::Uuid;
 
 use crate::common::*;
 
-async fn send(env: &Env, sender: Uuid, recipient: Uuid) -> ContactRequest {
+async fn send(env: &Env, sender: UserId, recipient: UserId) -> ContactRequest {
     env.store
-        .send_contact_request(Uuid::now_v7(), sender, recipient, "", now())
+        .send_contact_request(ContactRequestId::new_v7(), sender, recipient, "", now())
         .await
         .expect("send contact request")
 }
 
-async fn state(env: &Env, id: Uuid) -> RequestState {
+async fn state(env: &Env, id: ContactRequestId) -> RequestState {
     env.store.contact_request(id).await.unwrap().unwrap().state
 }
 
-async fn has_contact(env: &Env, owner: Uuid, contact: Uuid) -> Option<String> {
+async fn has_contact(env: &Env, owner: UserId, contact: UserId) -> Option<String> {
     let relations = env.store.relations(owner, &[contact]).await.unwrap();
     relations
         .get(&contact)
@@ -34,7 +33,7 @@ async fn has_contact(env: &Env, owner: Uuid, contact: Uuid) -> Option<String> {
 /// unchanged.
 pub async fn send_request_and_resend(env: &Env) {
     let [ada, bob] = env.users().await;
-    let id = Uuid::now_v7();
+    let id = ContactRequestId::new_v7();
     let at = now();
     let sent = env
         .store
@@ -57,7 +56,7 @@ pub async fn send_request_and_resend(env: &Env) {
     );
 
     let later = at + Duration::seconds(1);
-    let other_id = Uuid::now_v7();
+    let other_id = ContactRequestId::new_v7();
     let resent = env
         .store
         .send_contact_request(other_id, ada, bob, "again", later)
@@ -75,13 +74,16 @@ pub async fn send_request_and_resend(env: &Env) {
     let declined = env.store.contact_request(id).await.unwrap().unwrap();
     let resent = env
         .store
-        .send_contact_request(Uuid::now_v7(), ada, bob, "again", later)
+        .send_contact_request(ContactRequestId::new_v7(), ada, bob, "again", later)
         .await
         .unwrap();
     assert_eq!(resent, declined);
     assert_eq!(env.rows("contact_requests").await, 1);
     assert_eq!(
-        env.store.contact_request(Uuid::now_v7()).await.unwrap(),
+        env.store
+            .contact_request(ContactRequestId::new_v7())
+            .await
+            .unwrap(),
         None
     );
 }
@@ -98,7 +100,7 @@ pub async fn crossing_request_accepts(env: &Env) {
     let at = now() + Duration::seconds(1);
     let crossing = env
         .store
-        .send_contact_request(Uuid::now_v7(), bob, ada, "", at)
+        .send_contact_request(ContactRequestId::new_v7(), bob, ada, "", at)
         .await
         .unwrap();
     assert_eq!(
@@ -144,7 +146,7 @@ pub async fn send_request_refusals(env: &Env) {
         .unwrap();
 
     let attempts = [
-        (ada, Uuid::now_v7(), "unknown"),
+        (ada, UserId::new_v7(), "unknown"),
         (ada, gone, "deleted"),
         (ada, blocked, "blocked by the sender"),
         (blocked, ada, "blocked by the recipient"),
@@ -155,7 +157,7 @@ pub async fn send_request_refusals(env: &Env) {
     for (sender, recipient, why) in attempts {
         let refused = env
             .store
-            .send_contact_request(Uuid::now_v7(), sender, recipient, "", now())
+            .send_contact_request(ContactRequestId::new_v7(), sender, recipient, "", now())
             .await;
         let expected_right = match why {
             "unknown" | "deleted" => matches!(refused, Err(UserError::UserNotFound)),
@@ -184,7 +186,7 @@ pub async fn accept_request(env: &Env) {
     for (who, id) in [
         (ada, request.id),
         (stranger, request.id),
-        (bob, Uuid::now_v7()),
+        (bob, ContactRequestId::new_v7()),
     ] {
         let refused = env.store.accept_contact_request(who, id, now()).await;
         assert_eq!(refused.unwrap(), None);
@@ -299,7 +301,7 @@ pub async fn accepted_requests_publish_contact_added(env: &Env) {
     assert_eq!(env.appended().await.len(), 6);
 }
 
-fn sorted(mut pairs: Vec<(Uuid, Uuid)>) -> Vec<(Uuid, Uuid)> {
+fn sorted(mut pairs: Vec<(UserId, UserId)>) -> Vec<(UserId, UserId)> {
     pairs.sort();
     pairs
 }
@@ -400,7 +402,7 @@ pub async fn decline_and_cancel(env: &Env) {
 /// them. Newest (highest id) first, pages below the last id.
 pub async fn list_requests_newest_first(env: &Env) {
     let me = env.register("Me").await;
-    let senders: [Uuid; 5] = env.users().await;
+    let senders: [UserId; 5] = env.users().await;
     let mut incoming = Vec::new();
     for sender in senders {
         incoming.push(send(env, sender, me).await);
@@ -419,7 +421,7 @@ pub async fn list_requests_newest_first(env: &Env) {
         .await
         .unwrap();
 
-    let recipients: [Uuid; 5] = env.users().await;
+    let recipients: [UserId; 5] = env.users().await;
     let mut outgoing = Vec::new();
     for recipient in recipients {
         outgoing.push(send(env, me, recipient).await);
@@ -438,8 +440,8 @@ pub async fn list_requests_newest_first(env: &Env) {
         .await
         .unwrap();
 
-    let newest_first = |requests: &[&ContactRequest]| -> Vec<Uuid> {
-        let mut ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
+    let newest_first = |requests: &[&ContactRequest]| -> Vec<ContactRequestId> {
+        let mut ids: Vec<ContactRequestId> = requests.iter().map(|r| r.id).collect();
         ids.sort_by_key(|&id| std::cmp::Reverse(id));
         ids
     };
@@ -449,7 +451,7 @@ pub async fn list_requests_newest_first(env: &Env) {
             .list_contact_requests(me, direction, before, limit)
             .await
             .unwrap();
-        page.iter().map(|r| r.id).collect::<Vec<Uuid>>()
+        page.iter().map(|r| r.id).collect::<Vec<ContactRequestId>>()
     };
     let expected_in = newest_first(&[&s1, &s5]);
     let expected_out = newest_first(&[&r1, &r2, &r5]);

@@ -1,11 +1,10 @@
 //! Search: prefix matching, ranking, who is left out, and keyset pages.
 
 use echo_user::store::{SearchHit, SearchPosition, key, rank};
-use uuid::Uuid;
 
 use crate::common::*;
 
-async fn found(env: &Env, viewer: Uuid, prefix: &str) -> Vec<Uuid> {
+async fn found(env: &Env, viewer: UserId, prefix: &str) -> Vec<UserId> {
     let hits = env.store.search(viewer, prefix, None, 50).await.unwrap();
     hits.iter().map(|hit| hit.profile.user_id).collect()
 }
@@ -70,7 +69,7 @@ pub async fn search_ranks_and_filters(env: &Env) {
     env.erase(gone, now()).await;
 
     let hits = env.store.search(viewer, "ada", None, 50).await.unwrap();
-    let ranked: Vec<(Uuid, i16)> = hits.iter().map(|h| (h.profile.user_id, h.rank)).collect();
+    let ranked: Vec<(UserId, i16)> = hits.iter().map(|h| (h.profile.user_id, h.rank)).collect();
     assert_eq!(
         ranked,
         [
@@ -83,7 +82,7 @@ pub async fn search_ranks_and_filters(env: &Env) {
     );
     // Others still find the ones the viewer could not.
     let outsider = env.register("Outsider").await;
-    assert_eq!(found(env, outsider, "ada h").await, Vec::<Uuid>::new());
+    assert_eq!(found(env, outsider, "ada h").await, Vec::<UserId>::new());
     assert_eq!(found(env, outsider, "ada b").await, [blocked, blocker]);
     assert_eq!(found(env, outsider, "ada v").await, [viewer]);
     assert_eq!(found(env, hidden, "ada f").await, [friend]);
