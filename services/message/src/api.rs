@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use echo_authn::Caller;
+use echo_ids::{ConversationId, DeviceId, MessageId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::message::v1::message_service_server::MessageService;
 use echo_runtime::{Check, Failure};
@@ -33,8 +34,8 @@ pub(crate) type Reply<T> = Result<Response<T>, Status>;
 pub(crate) fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
     Caller::of(request)
         .map(|caller| Actor {
-            user_id: caller.user_id,
-            device_id: caller.device_id,
+            user_id: UserId::from(caller.user_id),
+            device_id: DeviceId::from(caller.device_id),
         })
         .map_err(|e| Failure::from(e).into())
 }
@@ -71,19 +72,19 @@ pub(crate) fn message_target(
     check: &mut Check,
     conversation_id: &str,
     message_id: &str,
-) -> (Uuid, Uuid) {
-    let conversation = check.id("conversation_id", conversation_id);
-    let message = check.id("message_id", message_id);
+) -> (ConversationId, MessageId) {
+    let conversation = check.id_of("conversation_id", conversation_id);
+    let message = check.id_of("message_id", message_id);
     (
-        conversation.unwrap_or_default(),
-        message.unwrap_or_default(),
+        conversation.unwrap_or(ConversationId::nil()),
+        message.unwrap_or(MessageId::nil()),
     )
 }
 
-/// An optional message id (empty means none).
-pub(crate) fn optional_id(check: &mut Check, field: &str, input: &str) -> Option<Uuid> {
+/// An optional id of kind `T` (empty means none).
+pub(crate) fn optional_id<T: From<Uuid>>(check: &mut Check, field: &str, input: &str) -> Option<T> {
     (!input.is_empty())
-        .then(|| check.id(field, input))
+        .then(|| check.id_of(field, input))
         .flatten()
 }
 

@@ -4,11 +4,11 @@ use echo_proto::echo::message::v1 as pb;
 
 use crate::events::timestamp;
 use crate::store::Message;
-use uuid::Uuid;
+use echo_ids::UserId;
 
 /// A message as `reader` sees it before what lives beside it (reactions, pins, deletion for
 /// the reader; see `crate::reading`): the idempotency key only for the sender's own user.
-pub fn message_for(message: &Message, reader: Uuid) -> pb::Message {
+pub fn message_for(message: &Message, reader: UserId) -> pb::Message {
     let mut seen = self::message(message);
     if message.sender_id != reader {
         seen.client_message_id.clear();

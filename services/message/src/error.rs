@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use echo_ids::UserId;
 use echo_runtime::{Failure, Violation};
 use tonic::Code;
-use uuid::Uuid;
 
 /// Everything a message call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +24,10 @@ pub enum MessageError {
     MessageNotFound,
     /// A user is unknown or deleted (named in the `user_id` metadata when known).
     #[error("user not found")]
-    UserNotFound(Option<Uuid>),
+    UserNotFound(Option<UserId>),
     /// A block prevents the action (with the user on the other side of it, when named).
     #[error("blocked")]
-    Blocked(Option<Uuid>),
+    Blocked(Option<UserId>),
     /// The caller's role does not allow the action.
     #[error("not allowed")]
     NotAllowed,
@@ -176,7 +176,7 @@ impl From<MessageError> for Failure {
 
 /// `failure` with the `user_id` metadata naming `user`, when there is one (USER_NOT_FOUND and
 /// BLOCKED of CreateConversation and AddMembers name the offending user).
-fn naming(mut failure: Failure, user: Option<Uuid>) -> Failure {
+fn naming(mut failure: Failure, user: Option<UserId>) -> Failure {
     if let (Failure::Reason { metadata, .. }, Some(user)) = (&mut failure, user) {
         metadata.push(("user_id", user.to_string()));
     }

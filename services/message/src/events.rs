@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use echo_bus::Event;
+use echo_ids::{ConversationId, DeviceId, UserId};
 use echo_proto::echo::events::v1::{ConversationEventRecorded, UserEventRecorded};
 use echo_proto::echo::message::v1 as pb;
 use prost::Message as _;
@@ -27,7 +28,7 @@ pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
 
 /// The event for conversation change number `seq`.
 pub fn conversation_event(
-    conversation_id: Uuid,
+    conversation_id: ConversationId,
     seq: i64,
     at: DateTime<Utc>,
     actor: Actor,
@@ -57,10 +58,10 @@ pub fn conversation_event(
 
 /// The event for `user_id`'s own change number `seq`.
 pub fn user_event(
-    user_id: Uuid,
+    user_id: UserId,
     seq: i64,
     at: DateTime<Utc>,
-    actor_device: Option<Uuid>,
+    actor_device: Option<DeviceId>,
     kind: pb::user_event::Kind,
 ) -> Event {
     let id = Uuid::now_v7();

@@ -7,13 +7,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use echo_ids::{MessageId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::message::v1::message_internal_service_server::{
     MessageInternalService, MessageInternalServiceServer,
 };
 use echo_runtime::{Check, Failure};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::error::MessageError;
 use crate::events::timestamp;
@@ -47,7 +47,7 @@ pub struct Found {
     /// The message as stored now (its latest edit; no content once deleted for everyone).
     pub message: Message,
     /// Who sent the message it replies to (None when it replies to none).
-    pub reply_to_sender: Option<Uuid>,
+    pub reply_to_sender: Option<UserId>,
 }
 
 /// The messages of `ids` (distinct) with their reply targets' senders, in the order of `ids`;
@@ -56,16 +56,17 @@ pub struct Found {
 #[tracing::instrument(skip_all, fields(count = ids.len()))]
 pub async fn read(
     store: &MessageStore,
-    ids: &[Uuid],
-) -> Result<Vec<(Uuid, Option<Found>)>, MessageError> {
-    let mut messages: HashMap<Uuid, Message> = store
+    ids: &[MessageId],
+) -> Result<Vec<(MessageId, Option<Found>)>, MessageError> {
+    let mut messages: HashMap<MessageId, Message> = store
         .messages_by_id(ids)
         .await?
         .into_iter()
         .map(|m| (m.id, m))
         .collect();
-    let mut senders: HashMap<Uuid, Uuid> = messages.values().map(|m| (m.id, m.sender_id)).collect();
-    let targets: Vec<Uuid> = messages
+    let mut senders: HashMap<MessageId, UserId> =
+        messages.values().map(|m| (m.id, m.sender_id)).collect();
+    let targets: Vec<MessageId> = messages
         .values()
         .filter_map(|m| m.reply_to_message_id)
         .filter(|target| !senders.contains_key(target))
@@ -91,7 +92,7 @@ pub async fn read(
 }
 
 /// The preview of `id`, as read.
-fn preview_pb(id: Uuid, found: Option<Found>) -> pb::NotificationPreview {
+fn preview_pb(id: MessageId, found: Option<Found>) -> pb::NotificationPreview {
     let Some(Found {
         message,
         reply_to_sender,
@@ -121,7 +122,7 @@ fn preview_pb(id: Uuid, found: Option<Found>) -> pb::NotificationPreview {
 
 /// The distinct ids of `input`, in first-seen order. The count is refused before any element
 /// is looked at, so an oversized request costs no parsing.
-fn message_ids(input: &[String]) -> Result<Vec<Uuid>, Status> {
+fn message_ids(input: &[String]) -> Result<Vec<MessageId>, Status> {
     if input.is_empty() {
         return Err(Failure::invalid("message_ids", "at least one message id is required").into());
     }
@@ -134,7 +135,7 @@ fn message_ids(input: &[String]) -> Result<Vec<Uuid>, Status> {
     let ids = input
         .iter()
         .enumerate()
-        .filter_map(|(i, text)| check.id(&format!("message_ids[{i}]"), text))
+        .filter_map(|(i, text)| check.id_of(&format!("message_ids[{i}]"), text))
         .filter(|id| seen.insert(*id))
         .collect();
     check.finish()?;

@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::consumer::{EventHandler, HandlerError};
 use echo_bus::{ConsumerSpec, Event};
+use echo_ids::UserId;
 use echo_proto::echo::events::v1 as pb;
 use echo_store::{Tx, with_tx};
 use prost::Message;
-use uuid::Uuid;
 
 use crate::error::MessageError;
 use crate::store::MessageStore;
@@ -40,8 +40,9 @@ impl Projections {
     }
 }
 
-fn id(text: &str) -> Result<Uuid, HandlerError> {
-    Uuid::try_parse(text).map_err(|e| format!("bad user id {text:?}: {e}").into())
+fn id(text: &str) -> Result<UserId, HandlerError> {
+    text.parse::<UserId>()
+        .map_err(|e| format!("bad user id {text:?}: {e}").into())
 }
 
 #[async_trait]
@@ -87,7 +88,7 @@ impl MessageStore {
     pub async fn record_user(
         &self,
         tx: &mut Tx,
-        user_id: Uuid,
+        user_id: UserId,
         deleted_at: Option<DateTime<Utc>>,
     ) -> Result<(), MessageError> {
         // A deletion is final: a late or redelivered "exists" keeps the tombstone, and a
@@ -98,7 +99,7 @@ impl MessageStore {
                  ON CONFLICT (user_id) DO UPDATE \
                  SET deleted_at = COALESCE(known_users.deleted_at, excluded.deleted_at)",
             )
-            .bind(Id(user_id))
+            .bind(Id(user_id.into()))
             .bind(deleted_at.map(At))
             .execute(c)
             .await
@@ -111,8 +112,8 @@ impl MessageStore {
     pub async fn record_block(
         &self,
         tx: &mut Tx,
-        blocker: Uuid,
-        blocked: Uuid,
+        blocker: UserId,
+        blocked: UserId,
         blocking: bool,
     ) -> Result<(), MessageError> {
         let sql = if blocking {
@@ -123,8 +124,8 @@ impl MessageStore {
         };
         with_tx!(tx, |c| {
             sqlx::query(sql)
-                .bind(Id(blocker))
-                .bind(Id(blocked))
+                .bind(Id(blocker.into()))
+                .bind(Id(blocked.into()))
                 .execute(c)
                 .await
                 .map(|_| ())

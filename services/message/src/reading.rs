@@ -5,8 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use echo_ids::{MessageId, UserId};
 use echo_proto::echo::message::v1 as pb;
-use uuid::Uuid;
 
 use crate::conversations::Conversations;
 use crate::error::MessageError;
@@ -17,20 +17,20 @@ impl Conversations {
     /// `messages` as `reader` sees them, in the same order.
     pub async fn present(
         &self,
-        reader: Uuid,
+        reader: UserId,
         messages: &[Message],
     ) -> Result<Vec<pb::Message>, MessageError> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
-        let deleted_for_reader: HashMap<Uuid, _> = self
+        let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
+        let deleted_for_reader: HashMap<MessageId, _> = self
             .store
             .deleted_for(reader, &ids)
             .await?
             .into_iter()
             .collect();
-        let pinned: HashSet<Uuid> = self.store.pinned_among(&ids).await?.into_iter().collect();
+        let pinned: HashSet<MessageId> = self.store.pinned_among(&ids).await?.into_iter().collect();
         let mut reactions = reaction_counts(self.store.reaction_tallies(reader, &ids).await?);
         Ok(messages
             .iter()
@@ -56,9 +56,9 @@ impl Conversations {
 /// reacted first).
 pub(crate) fn reaction_counts(
     mut tallies: Vec<ReactionTally>,
-) -> HashMap<Uuid, Vec<pb::ReactionCount>> {
+) -> HashMap<MessageId, Vec<pb::ReactionCount>> {
     tallies.sort_by(|a, b| (a.first_at, &a.emoji).cmp(&(b.first_at, &b.emoji)));
-    let mut reactions: HashMap<Uuid, Vec<pb::ReactionCount>> = HashMap::new();
+    let mut reactions: HashMap<MessageId, Vec<pb::ReactionCount>> = HashMap::new();
     for tally in tallies {
         reactions
             .entry(tally.message_id)

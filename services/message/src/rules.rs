@@ -1,9 +1,9 @@
 //! MessageService's field rules and page sizes: what a valid message, title and key are.
 
+use echo_ids::UserId;
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::{Location, MessageContent};
 use echo_runtime::{Check, PageSize};
-use uuid::Uuid;
 
 /// Longest message text, in UTF-8 bytes (`MessageContent.text`).
 pub const MAX_TEXT: usize = 4096;
@@ -80,7 +80,7 @@ pub fn text_bytes(
 
 /// Checks a message's content under `field`; returns the distinct mentioned users (anyone
 /// may be mentioned; the store decides whom a mention counts for).
-pub fn content(check: &mut Check, field: &str, content: &MessageContent) -> Vec<Uuid> {
+pub fn content(check: &mut Check, field: &str, content: &MessageContent) -> Vec<UserId> {
     let text = &content.text;
     if text.len() > MAX_TEXT {
         check.push(
@@ -113,7 +113,7 @@ pub fn content(check: &mut Check, field: &str, content: &MessageContent) -> Vec<
 /// Checks the mentions of `content` (under `field.mentions`); returns the distinct mentioned
 /// users. More than [`MAX_MENTIONS`] is one violation, without looking at each: a request
 /// with thousands of bad mentions must not cost thousands of checks and violations.
-fn mentions(check: &mut Check, field: &str, content: &MessageContent) -> Vec<Uuid> {
+fn mentions(check: &mut Check, field: &str, content: &MessageContent) -> Vec<UserId> {
     let mut mentioned = Vec::new();
     if content.mentions.len() > MAX_MENTIONS {
         check.push(
@@ -127,7 +127,7 @@ fn mentions(check: &mut Check, field: &str, content: &MessageContent) -> Vec<Uui
     let mut previous_end = 0;
     for (i, mention) in content.mentions.iter().enumerate() {
         let at = format!("{field}.mentions[{i}]");
-        if let Some(user) = check.id(&format!("{at}.user_id"), &mention.user_id)
+        if let Some(user) = check.id_of(&format!("{at}.user_id"), &mention.user_id)
             && !mentioned.contains(&user)
         {
             mentioned.push(user);
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn mentions_are_measured_in_utf16_units() {
-        let user = Uuid::now_v7().to_string();
+        let user = UserId::new_v7().to_string();
         // "👋 @ada": the emoji is 2 UTF-16 units, so "@ada" is at offset 3, length 4.
         let mention = |offset, length| Mention {
             user_id: user.clone(),

@@ -1,9 +1,9 @@
 //! Creating, reading, listing and updating conversations (conversation_api.proto): parse and
 //! validate, take the caller, call the journey, map the result.
 
+use echo_ids::ConversationId;
 use echo_proto::echo::message::v1 as pb;
 use tonic::{Request, Response};
-use uuid::Uuid;
 
 use echo_runtime::Check;
 
@@ -17,7 +17,7 @@ pub(crate) async fn create_direct_conversation(
 ) -> Reply<pb::CreateDirectConversationResponse> {
     let actor = actor(&request)?;
     let mut check = Check::new();
-    let peer = check.id("peer_user_id", &request.get_ref().peer_user_id);
+    let peer = check.id_of("peer_user_id", &request.get_ref().peer_user_id);
     if peer == Some(actor.user_id) {
         check.push("peer_user_id", "must be another user, not yourself");
     }
@@ -70,7 +70,7 @@ pub(crate) async fn create_conversation(
         );
     } else {
         for (i, id) in body.member_user_ids.iter().enumerate() {
-            if let Some(user) = check.id(&format!("member_user_ids[{i}]"), id)
+            if let Some(user) = check.id_of(&format!("member_user_ids[{i}]"), id)
                 && user != actor.user_id
                 && !members.contains(&user)
             {
@@ -86,7 +86,7 @@ pub(crate) async fn create_conversation(
         only_admins_add_members: true,
     });
     let new = NewConversation {
-        id: Uuid::now_v7(),
+        id: ConversationId::new_v7(),
         kind,
         title,
         description,
@@ -109,7 +109,7 @@ pub(crate) async fn get_conversation(
 ) -> Reply<pb::GetConversationResponse> {
     let actor = actor(&request)?;
     let mut check = Check::new();
-    let id = check.id("conversation_id", &request.get_ref().conversation_id);
+    let id = check.id_of("conversation_id", &request.get_ref().conversation_id);
     finish(check)?;
     let view = api
         .conversations
@@ -168,7 +168,7 @@ pub(crate) async fn update_conversation(
     let mut check = Check::new();
     let paths = check.mask(body.update_mask, &UPDATE_PATHS);
     let given = body.conversation.unwrap_or_default();
-    let id = check.id("conversation.conversation_id", &given.conversation_id);
+    let id = check.id_of("conversation.conversation_id", &given.conversation_id);
     let settings = given.settings.unwrap_or_default();
     let mut update = ConversationUpdate::default();
     for path in &paths {

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use echo_cache::Limits;
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Page;
-use uuid::Uuid;
 
 pub(crate) mod api;
 pub(crate) mod events;
@@ -44,7 +44,7 @@ pub struct ConversationView {
 
 impl ConversationView {
     /// The other user of a direct conversation.
-    pub fn peer(&self) -> Option<Uuid> {
+    pub fn peer(&self) -> Option<UserId> {
         let (a, b) = self.conversation.direct_pair?;
         Some(if a == self.member.user_id { b } else { a })
     }
@@ -68,11 +68,11 @@ impl Conversations {
     pub async fn direct(
         &self,
         actor: Actor,
-        peer: Uuid,
+        peer: UserId,
     ) -> Result<(ConversationView, bool), MessageError> {
         let (conversation, created) = self
             .store
-            .create_direct(actor, peer, Uuid::now_v7(), Utc::now())
+            .create_direct(actor, peer, ConversationId::new_v7(), Utc::now())
             .await?;
         Ok((self.view(actor.user_id, conversation).await?, created))
     }
@@ -91,7 +91,11 @@ impl Conversations {
     }
 
     /// One conversation the caller belongs to.
-    pub async fn get(&self, caller: Uuid, id: Uuid) -> Result<ConversationView, MessageError> {
+    pub async fn get(
+        &self,
+        caller: UserId,
+        id: ConversationId,
+    ) -> Result<ConversationView, MessageError> {
         let conversation = self
             .store
             .conversation(id)
@@ -103,7 +107,7 @@ impl Conversations {
     /// The caller's conversations, newest activity first.
     pub async fn list(
         &self,
-        caller: Uuid,
+        caller: UserId,
         filter: ListFilter,
         page: &Page<ConversationPosition>,
     ) -> Result<(Vec<ConversationView>, String), MessageError> {
@@ -115,11 +119,11 @@ impl Conversations {
             last_activity_micros: conversation.last_activity_at.timestamp_micros(),
             conversation_id: conversation.id,
         });
-        let last_ids: Vec<Uuid> = rows
+        let last_ids: Vec<MessageId> = rows
             .iter()
             .filter_map(|(conversation, _)| conversation.last_message_id)
             .collect();
-        let mut last: HashMap<Uuid, Message> = self
+        let mut last: HashMap<MessageId, Message> = self
             .store
             .messages_by_id(&last_ids)
             .await?
@@ -156,7 +160,7 @@ impl Conversations {
     pub async fn update_conversation(
         &self,
         actor: Actor,
-        id: Uuid,
+        id: ConversationId,
         update: ConversationUpdate,
     ) -> Result<ConversationView, MessageError> {
         self.store
@@ -167,8 +171,8 @@ impl Conversations {
 
     pub(crate) async fn current_member(
         &self,
-        conversation: Uuid,
-        user: Uuid,
+        conversation: ConversationId,
+        user: UserId,
     ) -> Result<Member, MessageError> {
         self.store
             .member(conversation, user)
@@ -179,7 +183,7 @@ impl Conversations {
 
     pub(crate) async fn view(
         &self,
-        caller: Uuid,
+        caller: UserId,
         conversation: Conversation,
     ) -> Result<ConversationView, MessageError> {
         let member = self.current_member(conversation.id, caller).await?;

@@ -10,12 +10,12 @@
 
 use chrono::{DateTime, Utc};
 use echo_bus::Event;
+use echo_ids::{ConversationId, UserId};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::JoinMethod;
 use echo_store::{Tx, value_rows, with_tx};
 use prost::Message as _;
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use super::events::conversation_created;
 use crate::error::MessageError;
@@ -43,7 +43,7 @@ const BY_CREATION_KEY: &str = concat!(
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewConversation {
     /// The id to give it (if it is new).
-    pub id: Uuid,
+    pub id: ConversationId,
     /// Group or channel.
     pub kind: Kind,
     /// 1-256 UTF-8 bytes, not blank.
@@ -57,25 +57,25 @@ pub struct NewConversation {
     /// Settings.
     pub only_admins_add_members: bool,
     /// The other initial members (distinct, not the creator), who join as MEMBER.
-    pub members: Vec<Uuid>,
+    pub members: Vec<UserId>,
     /// The creator's idempotency key; a repeat returns the conversation it created.
     pub client_request_id: String,
 }
 
 /// The `direct_key` of a pair: the smaller id first, so both users compute the same.
-pub fn direct_key(a: Uuid, b: Uuid) -> String {
+pub fn direct_key(a: UserId, b: UserId) -> String {
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
     format!("{low}:{high}")
 }
 
 /// The `creation_key` of a group or channel: the creator and their idempotency key.
-pub fn creation_key(creator: Uuid, client_request_id: &str) -> String {
+pub fn creation_key(creator: UserId, client_request_id: &str) -> String {
     format!("{creator}:{client_request_id}")
 }
 
 /// A user joining a conversation being created.
 struct Join {
-    user_id: Uuid,
+    user_id: UserId,
     role: Role,
 }
 
@@ -83,8 +83,8 @@ struct Join {
 async fn create_direct(
     store: &MessageStore,
     actor: Actor,
-    peer: Uuid,
-    id: Uuid,
+    peer: UserId,
+    id: ConversationId,
     at: DateTime<Utc>,
 ) -> Result<(Conversation, bool), MessageError> {
     let mut tx = store.db.begin().await?;
@@ -111,9 +111,9 @@ async fn create_direct(
              ON CONFLICT (direct_key) DO NOTHING RETURNING ",
             conversation_columns!()
         ))
-        .bind(Id(id))
+        .bind(Id(id.into()))
         .bind(Kind::Direct.code())
-        .bind(Id(actor.user_id))
+        .bind(Id(actor.user_id.into()))
         .bind(At(at))
         .bind(&key)
         .fetch_optional(c)
@@ -159,7 +159,7 @@ async fn create_conversation(
             });
         }
     }
-    let others: Vec<Uuid> = joins[1..].iter().map(|joined| joined.user_id).collect();
+    let others: Vec<UserId> = joins[1..].iter().map(|joined| joined.user_id).collect();
     let mut tx = store.db.begin().await?;
     // The key first: a repeat answers what the first call created, whatever became of its
     // members since.
@@ -178,7 +178,7 @@ async fn create_conversation(
     let member_count = i32::try_from(joins.len())
         .map_err(|_| MessageError::LimitExceeded("conversation members"))?;
     // Before the first write: the members' user seqs follow the outbox order.
-    let users: Vec<Uuid> = joins.iter().map(|joined| joined.user_id).collect();
+    let users: Vec<UserId> = joins.iter().map(|joined| joined.user_id).collect();
     order_writes(&mut tx, &[new.id], &users).await?;
     // ConversationCreated, then one MemberJoined per member.
     let last_seq = 1 + i64::from(member_count);
@@ -191,14 +191,14 @@ async fn create_conversation(
              ON CONFLICT (creation_key) DO NOTHING RETURNING ",
             conversation_columns!()
         ))
-        .bind(Id(new.id))
+        .bind(Id(new.id.into()))
         .bind(new.kind.code())
         .bind(&new.title)
         .bind(&new.description)
         .bind(new.avatar.as_ref().map(|avatar| avatar.encode_to_vec()))
         .bind(new.only_admins_edit_info)
         .bind(new.only_admins_add_members)
-        .bind(Id(actor.user_id))
+        .bind(Id(actor.user_id.into()))
         .bind(At(at))
         .bind(&key)
         .bind(member_count)
@@ -256,7 +256,7 @@ async fn start(
     at: DateTime<Utc>,
 ) -> Result<(), MessageError> {
     let members = insert_members(&mut tx, created.id, actor.user_id, joins, at).await?;
-    let user_ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
+    let user_ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
     let user_seqs = next_user_seqs(&mut tx, &user_ids).await?;
     let mut events: Vec<Event> = Vec::with_capacity(1 + 2 * members.len());
     events.push(conversation_event(
@@ -297,8 +297,8 @@ async fn start(
 /// conversation from its ConversationCreated on). Returned in join order.
 async fn insert_members(
     tx: &mut Tx,
-    conversation: Uuid,
-    creator: Uuid,
+    conversation: ConversationId,
+    creator: UserId,
     joins: &[Join],
     at: DateTime<Utc>,
 ) -> Result<Vec<Member>, sqlx::Error> {
@@ -315,12 +315,12 @@ async fn insert_members(
         let mut query = sqlx::query_as(AssertSqlSafe(sql));
         for (seq, join) in (2_i64..).zip(joins) {
             query = query
-                .bind(Id(conversation))
-                .bind(Id(join.user_id))
+                .bind(Id(conversation.into()))
+                .bind(Id(join.user_id.into()))
                 .bind(join.role.code())
                 .bind(At(at))
                 .bind(seq)
-                .bind((join.user_id != creator).then_some(Id(creator)));
+                .bind((join.user_id != creator).then_some(Id(creator.into())));
         }
         query.fetch_all(c).await
     })?;
@@ -337,8 +337,8 @@ async fn insert_members(
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for join in joins {
             query = query
-                .bind(Id(conversation))
-                .bind(Id(join.user_id))
+                .bind(Id(conversation.into()))
+                .bind(Id(join.user_id.into()))
                 .bind(1_i64);
         }
         query.execute(c).await.map(|_| ())
@@ -356,8 +356,8 @@ impl MessageStore {
     pub async fn create_direct(
         &self,
         actor: Actor,
-        peer: Uuid,
-        id: Uuid,
+        peer: UserId,
+        id: ConversationId,
         at: DateTime<Utc>,
     ) -> Result<(Conversation, bool), MessageError> {
         create_direct(self, actor, peer, id, at).await

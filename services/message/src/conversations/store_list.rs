@@ -3,9 +3,9 @@
 //! activity first, filtered and paged by keyset).
 
 use chrono::DateTime;
+use echo_ids::{ConversationId, UserId};
 use echo_store::{Database, sql_limit, with_db};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::MessageError;
 use crate::store::codec::{
@@ -28,7 +28,7 @@ pub struct ConversationPosition {
     /// The last entry's `last_activity_at`, unix microseconds.
     pub last_activity_micros: i64,
     /// The last entry's id (ties).
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
 }
 
 /// A row of a user's list: the conversation and their member row (joined USING
@@ -44,7 +44,7 @@ struct ListedRow {
 /// See [`crate::store::MessageStore::list_conversations`].
 async fn list(
     db: &Database,
-    user: Uuid,
+    user: UserId,
     filter: ListFilter,
     after: Option<&ConversationPosition>,
     limit: usize,
@@ -60,7 +60,7 @@ async fn list(
                     ))
                 },
             )?;
-            Some((At(at), Id(position.conversation_id)))
+            Some((At(at), Id(position.conversation_id.into())))
         }
     };
     let rows: Vec<ListedRow> = with_db!(db, read, |c| {
@@ -76,7 +76,7 @@ async fn list(
                AND ($4 IS NULL OR (last_activity_at, conversation_id) < ($4, $5)) \
              ORDER BY last_activity_at DESC, conversation_id DESC LIMIT $6"
         ))
-        .bind(Id(user))
+        .bind(Id(user.into()))
         .bind(filter.archived)
         .bind(filter.pinned_only)
         .bind(after.map(|(at, _)| at))
@@ -93,14 +93,17 @@ async fn list(
 
 impl MessageStore {
     /// The conversation `id`.
-    pub async fn conversation(&self, id: Uuid) -> Result<Option<Conversation>, MessageError> {
+    pub async fn conversation(
+        &self,
+        id: ConversationId,
+    ) -> Result<Option<Conversation>, MessageError> {
         let row: Option<ConversationRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
                 conversation_columns!(),
                 " FROM conversations WHERE conversation_id = $1"
             ))
-            .bind(Id(id))
+            .bind(Id(id.into()))
             .fetch_optional(c)
             .await
         })?;
@@ -110,8 +113,8 @@ impl MessageStore {
     /// `user`'s member row in `conversation` (current or former).
     pub async fn member(
         &self,
-        conversation: Uuid,
-        user: Uuid,
+        conversation: ConversationId,
+        user: UserId,
     ) -> Result<Option<Member>, MessageError> {
         let row: Option<MemberRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(concat!(
@@ -119,8 +122,8 @@ impl MessageStore {
                 member_columns!(),
                 " FROM members WHERE conversation_id = $1 AND user_id = $2"
             ))
-            .bind(Id(conversation))
-            .bind(Id(user))
+            .bind(Id(conversation.into()))
+            .bind(Id(user.into()))
             .fetch_optional(c)
             .await
         })?;
@@ -131,7 +134,7 @@ impl MessageStore {
     /// (last_activity_at, id) descending, after `after`; at most `limit`.
     pub async fn list_conversations(
         &self,
-        user: Uuid,
+        user: UserId,
         filter: ListFilter,
         after: Option<&ConversationPosition>,
         limit: usize,

@@ -3,10 +3,10 @@
 //! the conversation's row lock with one ConversationUpdated.
 
 use chrono::{DateTime, Utc};
+use echo_ids::ConversationId;
 use echo_proto::echo::common::v1::Media;
 use echo_store::with_tx;
 use prost::Message as _;
-use uuid::Uuid;
 
 use super::events::conversation_updated;
 use crate::error::MessageError;
@@ -107,7 +107,7 @@ impl MessageStore {
     pub async fn update_conversation(
         &self,
         actor: Actor,
-        id: Uuid,
+        id: ConversationId,
         update: &ConversationUpdate,
         at: DateTime<Utc>,
     ) -> Result<Option<Conversation>, MessageError> {
@@ -131,7 +131,7 @@ impl MessageStore {
                  WHERE conversation_id = $1 RETURNING ",
                 conversation_columns!()
             ))
-            .bind(Id(id))
+            .bind(Id(id.into()))
             .bind(&next.title)
             .bind(&next.description)
             .bind(next.avatar.as_ref().map(|a| a.encode_to_vec()))

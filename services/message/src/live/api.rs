@@ -1,6 +1,7 @@
 //! Live delivery's RPCs (live.proto): the Subscribe stream and SetTyping.
 
 use echo_authn::Caller;
+use echo_ids::SessionId;
 use echo_proto::echo::message::v1 as pb;
 use echo_runtime::{Check, Failure};
 use tonic::{Request, Response, Status};
@@ -8,6 +9,7 @@ use tonic::{Request, Response, Status};
 use super::{Cursor, LiveError, SubscribeStream};
 use crate::api::{MessageApi, Reply, actor, finish};
 use crate::events::timestamp;
+use crate::store::Actor;
 
 /// Longest cursor accepted (live.proto).
 const MAX_CURSOR_CHARS: usize = 256;
@@ -17,6 +19,11 @@ pub(crate) async fn subscribe(
     request: Request<pb::SubscribeRequest>,
 ) -> Reply<SubscribeStream> {
     let caller = Caller::of(&request).map_err(|e| Status::from(Failure::from(e)))?;
+    let actor = Actor {
+        user_id: caller.user_id.into(),
+        device_id: caller.device_id.into(),
+    };
+    let session = SessionId::from(caller.session_id);
     let text = request.into_inner().cursor;
     let cursor = match text.as_str() {
         "" => None,
@@ -37,7 +44,7 @@ pub(crate) async fn subscribe(
     let stream = api
         .conversations
         .live
-        .subscribe(caller, cursor)
+        .subscribe(actor, session, cursor)
         .await
         .map_err(unavailable)?;
     Ok(Response::new(stream))
@@ -49,7 +56,7 @@ pub(crate) async fn set_typing(
 ) -> Reply<pb::SetTypingResponse> {
     let actor = actor(&request)?;
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &request.get_ref().conversation_id);
+    let conversation_id = check.id_of("conversation_id", &request.get_ref().conversation_id);
     finish(check)?;
     let expires_at = api
         .conversations

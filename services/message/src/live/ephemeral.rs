@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use echo_bus::EventBus;
+use echo_ids::{ConversationId, DeviceId, UserId};
 use echo_proto::echo::events::v1 as events;
 use echo_proto::echo::message::v1 as pb;
 use futures::StreamExt as _;
@@ -87,7 +88,7 @@ impl Publisher {
 
     /// Stream `stream` of `user`'s `device` opened: older streams of the device end
     /// everywhere, and presence counts the device online.
-    pub(crate) async fn stream_opened(&self, user: Uuid, device: Uuid, stream: Uuid) {
+    pub(crate) async fn stream_opened(&self, user: UserId, device: DeviceId, stream: Uuid) {
         let opened = events::StreamOpened {
             event_id: Uuid::now_v7().to_string(),
             occurred_at: Some(SystemTime::now().into()),
@@ -100,7 +101,7 @@ impl Publisher {
     }
 
     /// Stream `stream` of `user`'s `device` ended, for whatever reason.
-    pub(crate) async fn stream_closed(&self, user: Uuid, device: Uuid, stream: Uuid) {
+    pub(crate) async fn stream_closed(&self, user: UserId, device: DeviceId, stream: Uuid) {
         let closed = events::StreamClosed {
             event_id: Uuid::now_v7().to_string(),
             occurred_at: Some(SystemTime::now().into()),
@@ -113,7 +114,7 @@ impl Publisher {
     }
 
     /// `devices` ((user, device) pairs) have a stream open on instance `instance`.
-    async fn streams_alive(&self, instance: Uuid, devices: &[(Uuid, Uuid)]) {
+    async fn streams_alive(&self, instance: Uuid, devices: &[(UserId, DeviceId)]) {
         let alive = events::StreamsAlive {
             event_id: Uuid::now_v7().to_string(),
             occurred_at: Some(SystemTime::now().into()),
@@ -157,7 +158,7 @@ pub(crate) async fn announce(hub: Hub, publisher: Publisher, shutdown: Cancellat
 }
 
 /// Live typing indicators this instance forwarded: (conversation, user) → when they lapse.
-type Typing = HashMap<(Uuid, Uuid), Instant>;
+type Typing = HashMap<(ConversationId, UserId), Instant>;
 
 /// Receive ephemeral items until `shutdown`, resubscribing after failures.
 pub(crate) async fn listen(hub: Hub, shutdown: CancellationToken) {
@@ -201,7 +202,10 @@ async fn receive(
     if subject.starts_with(STREAM_OPENED) {
         let opened = events::StreamOpened::decode(payload).map_err(decode_err)?;
         let parse = |text: &str| Uuid::parse_str(text).map_err(|e| e.to_string());
-        hub.replaced(parse(&opened.device_id)?, parse(&opened.stream_id)?);
+        hub.replaced(
+            DeviceId::from(parse(&opened.device_id)?),
+            parse(&opened.stream_id)?,
+        );
         return Ok(());
     }
     let (conversation, actor, item) = if subject.starts_with(TYPING) {
@@ -234,14 +238,19 @@ async fn receive(
     Ok(())
 }
 
-fn ids(conversation: &str, user: &str) -> Result<(Uuid, Uuid), String> {
-    let parse = |text: &str| Uuid::parse_str(text).map_err(|e| e.to_string());
-    Ok((parse(conversation)?, parse(user)?))
+fn ids(conversation: &str, user: &str) -> Result<(ConversationId, UserId), String> {
+    let conversation = conversation
+        .parse()
+        .map_err(|e: uuid::Error| e.to_string())?;
+    Ok((
+        conversation,
+        user.parse().map_err(|e: uuid::Error| e.to_string())?,
+    ))
 }
 
 /// Load the current members of `conversation` unless the hub keeps them already. Nothing to
 /// load (and nothing to route) while no stream is open here.
-async fn ensure_members(hub: &Hub, conversation: Uuid) -> Result<(), String> {
+async fn ensure_members(hub: &Hub, conversation: ConversationId) -> Result<(), String> {
     if !hub.has_streams() || hub.members().current(conversation).is_some() {
         return Ok(());
     }
@@ -262,7 +271,7 @@ async fn ensure_members(hub: &Hub, conversation: Uuid) -> Result<(), String> {
 /// End the typing indicators that were not renewed in time.
 fn lapse(hub: &Hub, typing: &mut Typing) {
     let now = Instant::now();
-    let lapsed: Vec<(Uuid, Uuid)> = typing
+    let lapsed: Vec<(ConversationId, UserId)> = typing
         .iter()
         .filter(|(_, until)| **until <= now)
         .map(|(key, _)| *key)

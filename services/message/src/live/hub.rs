@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use echo_bus::{EventBus, Outbox, Position};
 use echo_config::LiveSettings;
+use echo_ids::{ConversationId, DeviceId, UserId};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -29,8 +30,8 @@ pub(crate) enum Ending {
 
 /// One registered stream.
 struct Slot {
-    user: Uuid,
-    device: Uuid,
+    user: UserId,
+    device: DeviceId,
     /// UUIDv7: a later-opened stream has a greater id (decides who replaces whom).
     id: Uuid,
     items: mpsc::Sender<Outgoing>,
@@ -43,8 +44,8 @@ struct Routing {
     /// Everything at or below this position has been handed to the streams registered then.
     position: Position,
     slots: HashMap<Uuid, Slot>,
-    by_user: HashMap<Uuid, Vec<Uuid>>,
-    by_device: HashMap<Uuid, Uuid>,
+    by_user: HashMap<UserId, Vec<Uuid>>,
+    by_device: HashMap<DeviceId, Uuid>,
 }
 
 impl Routing {
@@ -70,7 +71,7 @@ impl Routing {
     }
 
     /// Hand `item` to every stream of `user`; a full buffer ends that stream.
-    fn deliver(&mut self, user: Uuid, item: &Outgoing) {
+    fn deliver(&mut self, user: UserId, item: &Outgoing) {
         let Some(ids) = self.by_user.get(&user) else {
             return;
         };
@@ -111,8 +112,8 @@ pub struct Hub {
 /// starts. Unregisters when dropped.
 pub(crate) struct Registration {
     pub id: Uuid,
-    user: Uuid,
-    device: Uuid,
+    user: UserId,
+    device: DeviceId,
     pub items: mpsc::Receiver<Outgoing>,
     pub ended: oneshot::Receiver<Ending>,
     /// The hub's position when the stream registered: it receives every item past it.
@@ -179,7 +180,7 @@ impl Hub {
     }
 
     /// Register a stream of `user`'s `device`, ending any older stream of that device here.
-    pub(crate) fn register(&self, user: Uuid, device: Uuid) -> Registration {
+    pub(crate) fn register(&self, user: UserId, device: DeviceId) -> Registration {
         let (items_tx, items) = mpsc::channel(self.shared.settings.stream_buffer.max(1));
         let (end_tx, ended) = oneshot::channel();
         let id = Uuid::now_v7();
@@ -214,7 +215,7 @@ impl Hub {
     }
 
     /// A stream of `device` with id `newer` opened somewhere: end any older one here.
-    pub(crate) fn replaced(&self, device: Uuid, newer: Uuid) {
+    pub(crate) fn replaced(&self, device: DeviceId, newer: Uuid) {
         let mut routing = self.routing();
         if let Some(id) = routing.by_device.get(&device).copied()
             && routing.slots.get(&id).is_some_and(|slot| slot.id < newer)
@@ -256,7 +257,12 @@ impl Hub {
 
     /// Hand an ephemeral item about `conversation` to its current members' streams, except
     /// `actor`'s own.
-    pub(crate) fn fan_out_ephemeral(&self, conversation: Uuid, actor: Uuid, item: Outgoing) {
+    pub(crate) fn fan_out_ephemeral(
+        &self,
+        conversation: ConversationId,
+        actor: UserId,
+        item: Outgoing,
+    ) {
         let Some(users) = self.members().current(conversation) else {
             return;
         };
@@ -267,7 +273,7 @@ impl Hub {
     }
 
     /// The (user, device) pairs with a stream open here, one per device.
-    pub(crate) fn open_devices(&self) -> Vec<(Uuid, Uuid)> {
+    pub(crate) fn open_devices(&self) -> Vec<(UserId, DeviceId)> {
         let routing = self.routing();
         routing
             .by_device
@@ -296,10 +302,10 @@ impl Hub {
 fn recipients(
     members: &mut MemberCache,
     routing: &Routing,
-    conversation: Uuid,
+    conversation: ConversationId,
     seq: i64,
-) -> Vec<(Uuid, View)> {
-    let users: Vec<Uuid> = if routing.by_user.len() <= members.size(conversation) {
+) -> Vec<(UserId, View)> {
+    let users: Vec<UserId> = if routing.by_user.len() <= members.size(conversation) {
         routing.by_user.keys().copied().collect()
     } else {
         members

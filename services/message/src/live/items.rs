@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use echo_bus::{Event, Position};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_proto::echo::events::v1::{ConversationEventRecorded, UserEventRecorded};
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as ConversationKind;
@@ -24,7 +25,7 @@ pub(crate) enum Route {
     /// To the members of `id` at `seq`.
     Conversation {
         /// The conversation.
-        id: Uuid,
+        id: ConversationId,
         /// The event's seq in it.
         seq: i64,
         /// The membership change it makes, if any.
@@ -33,7 +34,7 @@ pub(crate) enum Route {
     /// To every device of user `id`.
     User {
         /// The user.
-        id: Uuid,
+        id: UserId,
         /// The event's seq in the user's own sequence.
         seq: i64,
     },
@@ -43,9 +44,9 @@ pub(crate) enum Route {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Change {
     /// `0` became a member at this seq.
-    Joined(Uuid),
+    Joined(UserId),
     /// `0` stopped being a member at this seq (they still receive this event).
-    Left(Uuid),
+    Left(UserId),
 }
 
 /// One durable event, ready for every stream that may see it.
@@ -63,9 +64,9 @@ pub(crate) struct Durable {
     /// what a reader who is no longer a member sees (nothing from after they left).
     pub original: Option<Item>,
     /// The user whose streams may see `client_message_id` (the sender of a message snapshot).
-    pub sender: Option<Uuid>,
+    pub sender: Option<UserId>,
     /// Users who deleted the snapshot's message for themselves.
-    pub hidden_for: Vec<Uuid>,
+    pub hidden_for: Vec<UserId>,
 }
 
 /// How one reader relates to the conversation of an event: the stretch of membership it
@@ -84,7 +85,7 @@ impl Durable {
     /// or edited while a former member was away; a DELETED_FOR_ME tombstone when they deleted
     /// it for themselves; the idempotency key only for the sender's own user), conversation
     /// snapshots as of the event for former members.
-    pub fn response_for(&self, reader: Uuid, view: View) -> pb::SubscribeResponse {
+    pub fn response_for(&self, reader: UserId, view: View) -> pb::SubscribeResponse {
         let mut item = match (&self.original, view.closed) {
             (Some(original), true) => original.clone(),
             _ => self.item.clone(),
@@ -108,7 +109,7 @@ impl Durable {
     }
 
     /// For a ConversationJoined user event: the conversation and the join's seq.
-    pub fn joined(&self) -> Option<(Uuid, i64)> {
+    pub fn joined(&self) -> Option<(ConversationId, i64)> {
         let Item::UserEvent(event) = &self.item else {
             return None;
         };
@@ -117,7 +118,10 @@ impl Durable {
         };
         let conversation = joined.conversation.as_ref()?;
         Some((
-            Uuid::parse_str(&conversation.conversation_id).ok()?,
+            conversation
+                .conversation_id
+                .parse::<ConversationId>()
+                .ok()?,
             joined.joined_at_seq,
         ))
     }
@@ -192,8 +196,10 @@ fn change_of(kind: &ConversationKind) -> Result<Option<Change>, String> {
     })
 }
 
-fn parse_id(text: &str) -> Result<Uuid, String> {
-    Uuid::parse_str(text).map_err(|e| format!("id {text:?}: {e}"))
+fn parse_id<T: From<Uuid>>(text: &str) -> Result<T, String> {
+    Uuid::parse_str(text)
+        .map(T::from)
+        .map_err(|e| format!("id {text:?}: {e}"))
 }
 
 /// Decode a page of outbox rows, skipping (and logging) rows that do not decode: a corrupt
@@ -243,13 +249,13 @@ pub(crate) async fn hydrate(
     store: &MessageStore,
     batch: &mut [Durable],
 ) -> Result<(), MessageError> {
-    let ids: HashSet<Uuid> = batch
+    let ids: HashSet<MessageId> = batch
         .iter_mut()
         .filter_map(|d| message_snapshot(&mut d.item))
-        .filter_map(|m| Uuid::parse_str(&m.message_id).ok())
+        .filter_map(|m| m.message_id.parse::<MessageId>().ok())
         .collect();
     if !ids.is_empty() {
-        let ids: Vec<Uuid> = ids.into_iter().collect();
+        let ids: Vec<MessageId> = ids.into_iter().collect();
         let beside = Beside::read(store, &ids).await?;
         for durable in batch.iter_mut() {
             if let Some(snapshot) = message_snapshot(&mut durable.item)
@@ -273,7 +279,7 @@ pub(crate) async fn hydrate(
     let mut conversations = HashMap::new();
     for durable in batch.iter_mut() {
         let Some(id) = conversation_snapshot_of(&mut durable.item)
-            .and_then(|snapshot| Uuid::parse_str(&snapshot.conversation_id).ok())
+            .and_then(|snapshot| snapshot.conversation_id.parse::<ConversationId>().ok())
         else {
             continue;
         };
@@ -294,14 +300,14 @@ pub(crate) async fn hydrate(
 /// What lives beside a batch's messages.
 struct Beside {
     messages: HashMap<String, crate::store::Message>,
-    pinned: HashSet<Uuid>,
+    pinned: HashSet<MessageId>,
     /// Tallies in display order; `reacted_by_me` unset (caller-relative, conversation_event.proto).
-    reactions: HashMap<Uuid, Vec<pb::ReactionCount>>,
-    hidden: HashMap<Uuid, Vec<Uuid>>,
+    reactions: HashMap<MessageId, Vec<pb::ReactionCount>>,
+    hidden: HashMap<MessageId, Vec<UserId>>,
 }
 
 impl Beside {
-    async fn read(store: &MessageStore, ids: &[Uuid]) -> Result<Beside, MessageError> {
+    async fn read(store: &MessageStore, ids: &[MessageId]) -> Result<Beside, MessageError> {
         let messages = store
             .messages_by_id(ids)
             .await?
@@ -311,8 +317,8 @@ impl Beside {
         let pinned = store.pinned_among(ids).await?.into_iter().collect();
         // The nil reader reacted to nothing: `reacted_by_me` stays unset, as events require.
         let reactions =
-            crate::reading::reaction_counts(store.reaction_tallies(Uuid::nil(), ids).await?);
-        let mut hidden: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+            crate::reading::reaction_counts(store.reaction_tallies(UserId::nil(), ids).await?);
+        let mut hidden: HashMap<MessageId, Vec<UserId>> = HashMap::new();
         for (message, user) in store.hidden_by(ids).await? {
             hidden.entry(message).or_default().push(user);
         }

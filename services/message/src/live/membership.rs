@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use uuid::Uuid;
+use echo_ids::{ConversationId, UserId};
 
 use super::items::{Change, View};
 use crate::store::MembershipPeriod;
@@ -22,20 +22,20 @@ type Stretches = Vec<(i64, Option<i64>)>;
 struct Entry {
     /// The lowest seq this entry answers for (it was loaded for that seq).
     valid_from: i64,
-    members: HashMap<Uuid, Stretches>,
+    members: HashMap<UserId, Stretches>,
     last_used: u64,
 }
 
 /// Membership by conversation, exact from each entry's `valid_from` on.
 #[derive(Default)]
 pub(crate) struct MemberCache {
-    entries: HashMap<Uuid, Entry>,
+    entries: HashMap<ConversationId, Entry>,
     tick: u64,
 }
 
 impl MemberCache {
     /// Whether routing `conversation` at `seq` needs a load first.
-    pub fn needs_load(&self, conversation: Uuid, seq: i64) -> bool {
+    pub fn needs_load(&self, conversation: ConversationId, seq: i64) -> bool {
         self.entries
             .get(&conversation)
             .is_none_or(|entry| entry.valid_from > seq)
@@ -43,11 +43,16 @@ impl MemberCache {
 
     /// Keep `periods`, loaded as the store answered `periods_of_conversation(conversation,
     /// valid_from)`.
-    pub fn insert(&mut self, conversation: Uuid, valid_from: i64, periods: &[MembershipPeriod]) {
+    pub fn insert(
+        &mut self,
+        conversation: ConversationId,
+        valid_from: i64,
+        periods: &[MembershipPeriod],
+    ) {
         if self.entries.len() >= MAX_CONVERSATIONS && !self.entries.contains_key(&conversation) {
             self.evict_half();
         }
-        let mut members: HashMap<Uuid, Stretches> = HashMap::new();
+        let mut members: HashMap<UserId, Stretches> = HashMap::new();
         for period in periods {
             members
                 .entry(period.user_id)
@@ -67,7 +72,7 @@ impl MemberCache {
 
     /// Apply a membership change the hub saw at `seq` (a no-op for conversations not kept, or
     /// changes the loaded periods already hold).
-    pub fn apply(&mut self, conversation: Uuid, seq: i64, change: Change) {
+    pub fn apply(&mut self, conversation: ConversationId, seq: i64, change: Change) {
         let Some(entry) = self.entries.get_mut(&conversation) else {
             return;
         };
@@ -97,7 +102,7 @@ impl MemberCache {
 
     /// The stretch of `user`'s membership of `conversation` covering `seq`, as the reader's
     /// view of an event at `seq` (`None`: not a member then, or the conversation not kept).
-    pub fn view(&mut self, conversation: Uuid, user: Uuid, seq: i64) -> Option<View> {
+    pub fn view(&mut self, conversation: ConversationId, user: UserId, seq: i64) -> Option<View> {
         self.tick += 1;
         let entry = self.entries.get_mut(&conversation)?;
         entry.last_used = self.tick;
@@ -112,7 +117,7 @@ impl MemberCache {
     }
 
     /// The current members of `conversation` (`None` when not kept).
-    pub fn current(&mut self, conversation: Uuid) -> Option<Vec<Uuid>> {
+    pub fn current(&mut self, conversation: ConversationId) -> Option<Vec<UserId>> {
         self.tick += 1;
         let entry = self.entries.get_mut(&conversation)?;
         entry.last_used = self.tick;
@@ -127,14 +132,14 @@ impl MemberCache {
     }
 
     /// How many members `conversation` has stretches for (for choosing the cheaper side).
-    pub fn size(&self, conversation: Uuid) -> usize {
+    pub fn size(&self, conversation: ConversationId) -> usize {
         self.entries
             .get(&conversation)
             .map_or(0, |entry| entry.members.len())
     }
 
     /// Every user with a stretch covering `seq` in `conversation`.
-    pub fn members_at(&self, conversation: Uuid, seq: i64) -> Vec<Uuid> {
+    pub fn members_at(&self, conversation: ConversationId, seq: i64) -> Vec<UserId> {
         self.entries
             .get(&conversation)
             .map(|entry| {
@@ -154,7 +159,7 @@ impl MemberCache {
 
     /// Whether `user` was a member of `conversation` at `seq` (`None` when not kept).
     #[cfg(test)]
-    fn is_member(&mut self, conversation: Uuid, user: Uuid, seq: i64) -> Option<bool> {
+    fn is_member(&mut self, conversation: ConversationId, user: UserId, seq: i64) -> Option<bool> {
         self.entries.get(&conversation)?;
         Some(self.view(conversation, user, seq).is_some())
     }
@@ -171,9 +176,9 @@ impl MemberCache {
 mod tests {
     use super::*;
 
-    fn period(user: Uuid, from_seq: i64, until_seq: Option<i64>) -> MembershipPeriod {
+    fn period(user: UserId, from_seq: i64, until_seq: Option<i64>) -> MembershipPeriod {
         MembershipPeriod {
-            conversation_id: Uuid::nil(),
+            conversation_id: ConversationId::nil(),
             user_id: user,
             from_seq,
             until_seq,
@@ -182,8 +187,8 @@ mod tests {
 
     #[test]
     fn follows_changes_at_exact_seqs() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let c = Uuid::now_v7();
+        let (a, b) = (UserId::new_v7(), UserId::new_v7());
+        let c = ConversationId::new_v7();
         let mut cache = MemberCache::default();
         assert!(cache.needs_load(c, 1));
         cache.insert(c, 1, &[period(a, 1, None)]);
@@ -210,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_load_for_a_later_seq_does_not_answer_earlier_ones() {
-        let c = Uuid::now_v7();
+        let c = ConversationId::new_v7();
         let mut cache = MemberCache::default();
         cache.insert(c, 10, &[]);
         assert!(cache.needs_load(c, 9));

@@ -33,9 +33,10 @@ mod typing;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use echo_authn::{Caller, Revocations};
+use echo_authn::Revocations;
 use echo_bus::{BusError, EventBus, Outbox};
 use echo_config::LiveSettings;
+use echo_ids::{SessionId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +45,7 @@ pub use ephemeral::Publisher;
 pub use hub::Hub;
 
 use crate::error::MessageError;
-use crate::store::MessageStore;
+use crate::store::{Actor, MessageStore};
 use replay::Replay;
 use stream::{Phase, Subscription, ready};
 
@@ -117,16 +118,22 @@ impl Live {
         &self.hub.shared.settings
     }
 
-    /// Open `caller`'s stream from `cursor` (`None`: from now).
+    /// Open the stream of `actor`'s device, signed in as `session`, from `cursor` (`None`:
+    /// from now); it ends when the session is revoked.
     pub async fn subscribe(
         &self,
-        caller: Caller,
+        actor: Actor,
+        session: SessionId,
         cursor: Option<Cursor>,
     ) -> Result<SubscribeStream, LiveError> {
         let shared = &self.hub.shared;
-        let registration = self.hub.register(caller.user_id, caller.device_id);
+        let Actor {
+            user_id: user,
+            device_id: device,
+        } = actor;
+        let registration = self.hub.register(user, device);
         self.publisher
-            .stream_opened(caller.user_id, caller.device_id, registration.id)
+            .stream_opened(user, device, registration.id)
             .await;
         // At or past the hub's position at registration: the replay and the live items meet
         // with no gap.
@@ -140,7 +147,7 @@ impl Live {
         let mut phase = Phase::Live;
         match cursor {
             None => pending.push_back(ready(&head_cursor, 0)),
-            Some(cursor) => match self.resumable(caller, cursor, head).await? {
+            Some(cursor) => match self.resumable(user, cursor, head).await? {
                 Ok(replay) => phase = Phase::Replaying(replay),
                 Err(reason) => {
                     metrics::counter!("echo_live_resyncs_total", "reason" => reason.as_str_name())
@@ -159,13 +166,13 @@ impl Live {
         }
         let revoked: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
             match &self.revocations {
-                Some(revocations) => Box::pin(revocations.revoked_signal(caller.session_id)),
+                Some(revocations) => Box::pin(revocations.revoked_signal(session.into())),
                 None => Box::pin(std::future::pending()),
             };
         let interval = shared.settings.heartbeat_interval;
         Ok(Subscription {
             hub: self.hub.clone(),
-            user: caller.user_id,
+            user,
             registration,
             phase,
             pending,
@@ -183,7 +190,7 @@ impl Live {
     /// The replay from `cursor` to `head`, or why it cannot be served.
     async fn resumable(
         &self,
-        caller: Caller,
+        user: UserId,
         cursor: Cursor,
         head: echo_bus::Position,
     ) -> Result<Result<Replay, pb::ResyncReason>, LiveError> {
@@ -195,7 +202,7 @@ impl Live {
         if shared.outbox.horizon().await? > cursor.position {
             return Ok(Err(pb::ResyncReason::CursorExpired));
         }
-        let replay = Replay::plan(shared, caller.user_id, cursor.position, head).await?;
+        let replay = Replay::plan(shared, user, cursor.position, head).await?;
         let limit = shared.settings.replay_limit;
         if replay.rows(shared, limit + 1).await? > limit {
             return Ok(Err(pb::ResyncReason::TooFarBehind));

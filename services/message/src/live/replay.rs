@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use echo_bus::Position;
-use uuid::Uuid;
+use echo_ids::{ConversationId, UserId};
 
 use super::LiveError;
 use super::hub::Shared;
@@ -17,8 +17,8 @@ const PAGE: i64 = 256;
 
 /// A planned replay of `(from, upto]` for one user.
 pub(crate) struct Replay {
-    user: Uuid,
-    periods: HashMap<Uuid, Vec<MembershipPeriod>>,
+    user: UserId,
+    periods: HashMap<ConversationId, Vec<MembershipPeriod>>,
     subjects: Vec<String>,
     next: Position,
     upto: Position,
@@ -30,14 +30,14 @@ impl Replay {
     /// membership periods read here hold every change at or below it.
     pub async fn plan(
         shared: &Shared,
-        user: Uuid,
+        user: UserId,
         from: Position,
         upto: Position,
     ) -> Result<Replay, LiveError> {
         // Every period, closed ones too however old: the horizon, not the clock, says how far
         // back a cursor can reach (a prune that lags keeps older rows replayable).
         let closed_since = chrono::DateTime::<Utc>::UNIX_EPOCH;
-        let mut periods: HashMap<Uuid, Vec<MembershipPeriod>> = HashMap::new();
+        let mut periods: HashMap<ConversationId, Vec<MembershipPeriod>> = HashMap::new();
         for period in shared.store.periods_of_user(user, closed_since).await? {
             periods
                 .entry(period.conversation_id)
@@ -129,7 +129,7 @@ impl Replay {
         }
     }
 
-    fn stretch(&self, conversation: Uuid, seq: i64) -> Option<&MembershipPeriod> {
+    fn stretch(&self, conversation: ConversationId, seq: i64) -> Option<&MembershipPeriod> {
         self.periods
             .get(&conversation)?
             .iter()

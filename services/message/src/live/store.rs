@@ -16,9 +16,9 @@
 //! ConversationCreated event reaches them, though their `joined_at_seq` (history) is 2, 3, ….
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_store::{Tx, placeholders, with_db, with_tx};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use crate::error::MessageError;
 use crate::store::MessageStore;
@@ -32,9 +32,9 @@ use crate::store::{Actor, Conversation, Kind, Role};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MembershipPeriod {
     /// The conversation.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The member.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The first seq they see (1 for initial members, else their MemberJoined seq).
     pub from_seq: i64,
     /// The last seq they see (their MemberLeft / MemberRemoved seq); `None` while a member.
@@ -64,8 +64,8 @@ type PeriodRow = (Id, Id, i64, Option<i64>);
 
 fn period((conversation_id, user_id, from_seq, until_seq): PeriodRow) -> MembershipPeriod {
     MembershipPeriod {
-        conversation_id: conversation_id.0,
-        user_id: user_id.0,
+        conversation_id: conversation_id.0.into(),
+        user_id: user_id.0.into(),
         from_seq,
         until_seq,
     }
@@ -87,7 +87,7 @@ impl MessageStore {
     /// not kept): a reader may get more closed periods than it asked for, never fewer.
     pub async fn periods_of_user(
         &self,
-        user: Uuid,
+        user: UserId,
         closed_since: DateTime<Utc>,
     ) -> Result<Vec<MembershipPeriod>, MessageError> {
         let rows: Vec<PeriodRow> = with_db!(&self.db, read, |c| {
@@ -96,7 +96,7 @@ impl MessageStore {
                  WHERE user_id = $1 AND (until_seq IS NULL OR closed_at >= $2) \
                  ORDER BY conversation_id, from_seq",
             )
-            .bind(Id(user))
+            .bind(Id(user.into()))
             .bind(At(closed_since))
             .fetch_all(c)
             .await?
@@ -109,7 +109,7 @@ impl MessageStore {
     /// members only.
     pub async fn periods_of_conversation(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         from_seq: i64,
     ) -> Result<Vec<MembershipPeriod>, MessageError> {
         let rows: Vec<PeriodRow> = with_db!(&self.db, read, |c| {
@@ -118,7 +118,7 @@ impl MessageStore {
                  WHERE conversation_id = $1 AND (until_seq IS NULL OR until_seq >= $2) \
                  ORDER BY user_id, from_seq",
             )
-            .bind(Id(conversation))
+            .bind(Id(conversation.into()))
             .bind(from_seq)
             .fetch_all(c)
             .await?
@@ -130,7 +130,11 @@ impl MessageStore {
     /// before writing, without writing): NotFound-style errors for non-members
     /// (`MessageError::ConversationNotFound` as send uses), NotAllowed for channel members who may
     /// not post, Blocked for a DIRECT conversation with a block either way.
-    pub async fn postable(&self, actor: Actor, id: Uuid) -> Result<Conversation, MessageError> {
+    pub async fn postable(
+        &self,
+        actor: Actor,
+        id: ConversationId,
+    ) -> Result<Conversation, MessageError> {
         // One read transaction: on SQLite the member row, the conversation and the blocks come
         // from one snapshot; on PostgreSQL (READ COMMITTED) each statement reads what is
         // committed when it runs, as before. Nothing is written: it is rolled back whatever
@@ -143,7 +147,10 @@ impl MessageStore {
 
     /// Of the messages `ids`, who deleted which for themselves: `(message_id, user_id)` pairs
     /// (a stream shows those users a DELETED_FOR_ME tombstone in later snapshots).
-    pub async fn hidden_by(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, MessageError> {
+    pub async fn hidden_by(
+        &self,
+        ids: &[MessageId],
+    ) -> Result<Vec<(MessageId, UserId)>, MessageError> {
         let mut hidden = Vec::new();
         for chunk in ids.chunks(IN_LIST_CHUNK) {
             let sql = format!(
@@ -153,18 +160,25 @@ impl MessageStore {
             let rows: Vec<(Id, Id)> = with_db!(&self.db, read, sql, |c| {
                 let mut query = sqlx::query_as(AssertSqlSafe(sql));
                 for id in chunk {
-                    query = query.bind(Id(*id));
+                    query = query.bind(Id((*id).into()));
                 }
                 query.fetch_all(c).await?
             });
-            hidden.extend(rows.into_iter().map(|(message, user)| (message.0, user.0)));
+            hidden.extend(
+                rows.into_iter()
+                    .map(|(message, user)| (message.0.into(), user.0.into())),
+            );
         }
         Ok(hidden)
     }
 }
 
 /// [`MessageStore::postable`] read inside `tx`.
-async fn postable_in(tx: &mut Tx, actor: Actor, id: Uuid) -> Result<Conversation, MessageError> {
+async fn postable_in(
+    tx: &mut Tx,
+    actor: Actor,
+    id: ConversationId,
+) -> Result<Conversation, MessageError> {
     let row: Option<PostableRow> = with_tx!(&mut *tx, |c| {
         sqlx::query_as(concat!(
             "SELECT ",
@@ -173,8 +187,8 @@ async fn postable_in(tx: &mut Tx, actor: Actor, id: Uuid) -> Result<Conversation
              FROM conversations c JOIN members m USING (conversation_id) \
              WHERE conversation_id = $1 AND m.user_id = $2 AND m.left_at_seq IS NULL"
         ))
-        .bind(Id(id))
-        .bind(Id(actor.user_id))
+        .bind(Id(id.into()))
+        .bind(Id(actor.user_id.into()))
         .fetch_optional(c)
         .await?
     });

@@ -7,13 +7,13 @@ use std::pin::Pin;
 use std::time::SystemTime;
 
 use echo_bus::Position;
+use echo_ids::{ConversationId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Failure;
 use futures::FutureExt as _;
 use pb::subscribe_response::Item;
 use tokio::time::{Instant, Sleep};
 use tonic::{Code, Status};
-use uuid::Uuid;
 
 use super::LiveError;
 use super::hub::{Ending, Hub, Registration};
@@ -33,7 +33,7 @@ pub(crate) enum Phase {
 /// The state behind one Subscribe response stream.
 pub(crate) struct Subscription {
     pub hub: Hub,
-    pub user: Uuid,
+    pub user: UserId,
     pub registration: Registration,
     pub phase: Phase,
     /// Items ready to go out, in order.
@@ -44,7 +44,7 @@ pub(crate) struct Subscription {
     pub ready_cursor: String,
     pub replayed: i32,
     /// Last seq sent per conversation and of the user's own events: never send one twice.
-    pub sent: HashMap<Uuid, i64>,
+    pub sent: HashMap<ConversationId, i64>,
     pub sent_user: i64,
     pub revoked: Pin<Box<dyn Future<Output = ()> + Send>>,
     pub idle: Pin<Box<Sleep>>,

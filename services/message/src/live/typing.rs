@@ -1,8 +1,8 @@
 //! Typing indicators: ephemeral, never stored, lapsing by themselves (DESIGN §7).
 
 use chrono::{DateTime, Utc};
+use echo_ids::ConversationId;
 use echo_proto::echo::message::v1 as pb;
-use uuid::Uuid;
 
 use crate::conversations::Conversations;
 use crate::error::MessageError;
@@ -19,7 +19,7 @@ impl Conversations {
     pub async fn set_typing(
         &self,
         actor: Actor,
-        conversation: Uuid,
+        conversation: ConversationId,
         typing: bool,
     ) -> Result<Option<DateTime<Utc>>, MessageError> {
         self.store.postable(actor, conversation).await?;

@@ -22,14 +22,14 @@ pub(crate) async fn add_members(
     let actor = actor(&request)?;
     let body = request.get_ref();
     let mut check = Check::new();
-    let id = check.id("conversation_id", &body.conversation_id);
+    let id = check.id_of("conversation_id", &body.conversation_id);
     let mut users = Vec::new();
     if body.user_ids.is_empty() || body.user_ids.len() > MAX_ADD {
         // One violation for the list: its elements are not looked at one by one.
         check.push("user_ids", format!("name 1 to {MAX_ADD} users"));
     } else {
         for (i, user) in body.user_ids.iter().enumerate() {
-            if let Some(user) = check.id(&format!("user_ids[{i}]"), user)
+            if let Some(user) = check.id_of(&format!("user_ids[{i}]"), user)
                 && !users.contains(&user)
             {
                 users.push(user);
@@ -53,8 +53,8 @@ pub(crate) async fn remove_member(
     let actor = actor(&request)?;
     let body = request.get_ref();
     let mut check = Check::new();
-    let id = check.id("conversation_id", &body.conversation_id);
-    let user = check.id("user_id", &body.user_id);
+    let id = check.id_of("conversation_id", &body.conversation_id);
+    let user = check.id_of("user_id", &body.user_id);
     if user == Some(actor.user_id) {
         check.push("user_id", "is you: use LeaveConversation to leave");
     }
@@ -72,7 +72,7 @@ pub(crate) async fn leave_conversation(
 ) -> Reply<pb::LeaveConversationResponse> {
     let actor = actor(&request)?;
     let mut check = Check::new();
-    let id = check.id("conversation_id", &request.get_ref().conversation_id);
+    let id = check.id_of("conversation_id", &request.get_ref().conversation_id);
     finish(check)?;
     let seq = api.conversations.leave(actor, id.expect("checked")).await?;
     Ok(Response::new(pb::LeaveConversationResponse { seq }))
@@ -85,8 +85,8 @@ pub(crate) async fn update_member_role(
     let actor = actor(&request)?;
     let body = request.get_ref();
     let mut check = Check::new();
-    let id = check.id("conversation_id", &body.conversation_id);
-    let user = check.id("user_id", &body.user_id);
+    let id = check.id_of("conversation_id", &body.conversation_id);
+    let user = check.id_of("user_id", &body.user_id);
     if user == Some(actor.user_id) {
         check.push(
             "user_id",
@@ -119,7 +119,7 @@ pub(crate) async fn list_members(
     let actor = actor(&request)?;
     let body = request.get_ref();
     let mut check = Check::new();
-    let id = check.id("conversation_id", &body.conversation_id);
+    let id = check.id_of("conversation_id", &body.conversation_id);
     let page = check.page(body.page_size, &body.page_token, MEMBER_PAGE);
     finish(check)?;
     let (members, next_page_token) = api
@@ -139,7 +139,7 @@ pub(crate) async fn create_invite(
     let actor = actor(&request)?;
     let body = request.get_ref();
     let mut check = Check::new();
-    let id = check.id("conversation_id", &body.conversation_id);
+    let id = check.id_of("conversation_id", &body.conversation_id);
     let now = Utc::now();
     let expires_at = body.expires_at.and_then(|at| {
         let at = DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0))
@@ -175,7 +175,7 @@ pub(crate) async fn revoke_invite(
     let actor = actor(&request)?;
     let body = request.get_ref();
     let mut check = Check::new();
-    let id = check.id("conversation_id", &body.conversation_id);
+    let id = check.id_of("conversation_id", &body.conversation_id);
     let invite = check.id("invite_id", &body.invite_id);
     finish(check)?;
     let revoked = api
@@ -194,7 +194,7 @@ pub(crate) async fn list_invites(
     let actor = actor(&request)?;
     let body = request.get_ref();
     let mut check = Check::new();
-    let id = check.id("conversation_id", &body.conversation_id);
+    let id = check.id_of("conversation_id", &body.conversation_id);
     let page = check.page(body.page_size, &body.page_token, INVITE_PAGE);
     finish(check)?;
     let (invites, next_page_token) = api

@@ -1,5 +1,6 @@
 //! The events of members: builders for their `ConversationEvent` / `UserEvent` kinds.
 
+use echo_ids::{ConversationId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use uuid::Uuid;
 
@@ -16,21 +17,25 @@ pub fn member_joined_by_invite(member: &Member, invite_id: Uuid) -> pb::conversa
 }
 
 /// MemberLeft.
-pub fn member_left(user: Uuid) -> pb::conversation_event::Kind {
+pub fn member_left(user: UserId) -> pb::conversation_event::Kind {
     pb::conversation_event::Kind::MemberLeft(pb::MemberLeft {
         user_id: user.to_string(),
     })
 }
 
 /// MemberRemoved.
-pub fn member_removed(user: Uuid) -> pb::conversation_event::Kind {
+pub fn member_removed(user: UserId) -> pb::conversation_event::Kind {
     pb::conversation_event::Kind::MemberRemoved(pb::MemberRemoved {
         user_id: user.to_string(),
     })
 }
 
 /// MemberRoleChanged.
-pub fn member_role_changed(user: Uuid, previous: Role, role: Role) -> pb::conversation_event::Kind {
+pub fn member_role_changed(
+    user: UserId,
+    previous: Role,
+    role: Role,
+) -> pb::conversation_event::Kind {
     pb::conversation_event::Kind::MemberRoleChanged(pb::MemberRoleChanged {
         user_id: user.to_string(),
         previous_role: i32::from(previous.code()),
@@ -40,7 +45,7 @@ pub fn member_role_changed(user: Uuid, previous: Role, role: Role) -> pb::conver
 
 /// ConversationLeft (the leaving user's own event).
 pub fn conversation_left(
-    conversation: Uuid,
+    conversation: ConversationId,
     left_at_seq: i64,
     reason: pb::LeaveReason,
 ) -> pb::user_event::Kind {

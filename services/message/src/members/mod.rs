@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use echo_cache::Rule;
+use echo_ids::{ConversationId, UserId};
 use echo_runtime::{Page, PageSize, Violation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -70,7 +71,7 @@ pub fn is_code(code: &str) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberListPosition {
     /// The conversation listed.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// After this member.
     pub after: MemberPosition,
 }
@@ -79,7 +80,7 @@ pub struct MemberListPosition {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteListPosition {
     /// The conversation listed.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The filter of the list.
     pub include_inactive: bool,
     /// Before this invite (newest first).
@@ -98,8 +99,8 @@ impl Conversations {
     pub async fn add_members(
         &self,
         actor: crate::store::Actor,
-        id: Uuid,
-        users: &[Uuid],
+        id: ConversationId,
+        users: &[UserId],
     ) -> Result<Vec<Member>, MessageError> {
         self.store.add_members(actor, id, users, Utc::now()).await
     }
@@ -108,14 +109,18 @@ impl Conversations {
     pub async fn remove_member(
         &self,
         actor: crate::store::Actor,
-        id: Uuid,
-        user: Uuid,
+        id: ConversationId,
+        user: UserId,
     ) -> Result<i64, MessageError> {
         self.store.remove_member(actor, id, user, Utc::now()).await
     }
 
     /// The caller leaves; the seq of MemberLeft.
-    pub async fn leave(&self, actor: crate::store::Actor, id: Uuid) -> Result<i64, MessageError> {
+    pub async fn leave(
+        &self,
+        actor: crate::store::Actor,
+        id: ConversationId,
+    ) -> Result<i64, MessageError> {
         self.store.leave(actor, id, Utc::now()).await
     }
 
@@ -123,8 +128,8 @@ impl Conversations {
     pub async fn set_role(
         &self,
         actor: crate::store::Actor,
-        id: Uuid,
-        user: Uuid,
+        id: ConversationId,
+        user: UserId,
         role: Role,
     ) -> Result<Member, MessageError> {
         self.store.set_role(actor, id, user, role, Utc::now()).await
@@ -134,8 +139,8 @@ impl Conversations {
     /// MEMBER of a CHANNEL sees only its OWNER and ADMINs, and themselves.
     pub async fn members(
         &self,
-        caller: Uuid,
-        id: Uuid,
+        caller: UserId,
+        id: ConversationId,
         page: &Page<MemberListPosition>,
     ) -> Result<(Vec<Member>, String), MessageError> {
         let me = self.current_member(id, caller).await?;
@@ -167,7 +172,7 @@ impl Conversations {
     pub async fn create_invite(
         &self,
         actor: crate::store::Actor,
-        id: Uuid,
+        id: ConversationId,
         expires_at: Option<DateTime<Utc>>,
         max_uses: i32,
     ) -> Result<Invite, MessageError> {
@@ -185,7 +190,7 @@ impl Conversations {
     pub async fn revoke_invite(
         &self,
         actor: crate::store::Actor,
-        id: Uuid,
+        id: ConversationId,
         invite: Uuid,
     ) -> Result<Invite, MessageError> {
         self.store
@@ -196,8 +201,8 @@ impl Conversations {
     /// A page of `id`'s invites, newest first, for members allowed to create them.
     pub async fn invites(
         &self,
-        caller: Uuid,
-        id: Uuid,
+        caller: UserId,
+        id: ConversationId,
         include_inactive: bool,
         page: &Page<InviteListPosition>,
     ) -> Result<(Vec<Invite>, String), MessageError> {

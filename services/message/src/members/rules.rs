@@ -12,6 +12,7 @@
 //! and everything private reset (read state, counters, settings).
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -73,8 +74,8 @@ pub fn may_remove(actor: Role, target: Role) -> Result<(), MessageError> {
 pub(crate) fn may_remove_someone(
     kind: Kind,
     role: Role,
-    actor: Uuid,
-    user: Uuid,
+    actor: UserId,
+    user: UserId,
 ) -> Result<(), MessageError> {
     if kind == Kind::Direct || role == Role::Member || user == actor {
         return Err(MessageError::NotAllowed);
@@ -87,8 +88,8 @@ pub(crate) fn may_remove_someone(
 pub(crate) fn may_set_role(
     kind: Kind,
     role: Role,
-    actor: Uuid,
-    user: Uuid,
+    actor: UserId,
+    user: UserId,
 ) -> Result<(), MessageError> {
     if kind == Kind::Direct || role != Role::Owner || user == actor {
         return Err(MessageError::NotAllowed);
@@ -118,7 +119,7 @@ pub struct NewInvite {
     /// UUIDv7.
     pub id: Uuid,
     /// The GROUP or CHANNEL it admits to.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The secret (22 URL-safe base64 characters).
     pub code: String,
     /// None: never expires.
@@ -133,11 +134,11 @@ pub struct Invite {
     /// UUIDv7.
     pub id: Uuid,
     /// The conversation it admits to.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The secret.
     pub code: String,
     /// Who created it.
-    pub created_by: Uuid,
+    pub created_by: UserId,
     /// When.
     pub created_at: DateTime<Utc>,
     /// None: never expires.

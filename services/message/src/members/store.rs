@@ -9,6 +9,7 @@ mod invites;
 
 use chrono::{DateTime, Utc};
 use echo_bus::Event;
+use echo_ids::{ConversationId, UserId};
 use echo_proto::echo::message::v1::{JoinMethod, LeaveReason};
 use echo_store::{sql_limit, with_db, with_tx};
 use uuid::Uuid;
@@ -39,8 +40,8 @@ impl MessageStore {
     pub async fn add_members(
         &self,
         actor: Actor,
-        id: Uuid,
-        users: &[Uuid],
+        id: ConversationId,
+        users: &[UserId],
         at: DateTime<Utc>,
     ) -> Result<Vec<Member>, MessageError> {
         let mut tx = self.db.begin().await?;
@@ -52,7 +53,7 @@ impl MessageStore {
             return refuse(tx, refusal).await;
         }
         let current = current_among(&mut tx, id, users).await?;
-        let mut joining: Vec<Uuid> = Vec::new();
+        let mut joining: Vec<UserId> = Vec::new();
         for user in users {
             if !current.contains(user) && !joining.contains(user) {
                 joining.push(*user);
@@ -104,8 +105,8 @@ impl MessageStore {
     pub async fn remove_member(
         &self,
         actor: Actor,
-        id: Uuid,
-        user: Uuid,
+        id: ConversationId,
+        user: UserId,
         at: DateTime<Utc>,
     ) -> Result<i64, MessageError> {
         let mut tx = self.db.begin().await?;
@@ -147,7 +148,7 @@ impl MessageStore {
     pub async fn leave(
         &self,
         actor: Actor,
-        id: Uuid,
+        id: ConversationId,
         at: DateTime<Utc>,
     ) -> Result<i64, MessageError> {
         let mut tx = self.db.begin().await?;
@@ -164,8 +165,8 @@ impl MessageStore {
                     "SELECT count(*) FROM members WHERE conversation_id = $1 AND user_id <> $2 \
                        AND role = $3 AND left_at_seq IS NULL",
                 )
-                .bind(Id(id))
-                .bind(Id(actor.user_id))
+                .bind(Id(id.into()))
+                .bind(Id(actor.user_id.into()))
                 .bind(Role::Owner.code())
                 .fetch_one(c)
                 .await
@@ -200,8 +201,8 @@ impl MessageStore {
     pub async fn set_role(
         &self,
         actor: Actor,
-        id: Uuid,
-        user: Uuid,
+        id: ConversationId,
+        user: UserId,
         role: Role,
         at: DateTime<Utc>,
     ) -> Result<Member, MessageError> {
@@ -239,8 +240,8 @@ impl MessageStore {
     /// `after`, at most `limit`; with `admins_and` Some(user), only OWNERs, ADMINs and that user.
     pub async fn members(
         &self,
-        conversation: Uuid,
-        admins_and: Option<Uuid>,
+        conversation: ConversationId,
+        admins_and: Option<UserId>,
         after: Option<&MemberPosition>,
         limit: usize,
     ) -> Result<Vec<Member>, MessageError> {
@@ -253,8 +254,8 @@ impl MessageStore {
                    AND ($3 IS NULL OR (role, joined_at_seq) > ($3, $4)) \
                  ORDER BY role, joined_at_seq LIMIT $5"
             ))
-            .bind(Id(conversation))
-            .bind(admins_and.map(Id))
+            .bind(Id(conversation.into()))
+            .bind(admins_and.map(|user| Id(user.into())))
             .bind(after.map(|a| a.role))
             .bind(after.map(|a| a.joined_at_seq))
             .bind(sql_limit(limit))
@@ -283,7 +284,7 @@ impl MessageStore {
     pub async fn revoke_invite(
         &self,
         actor: Actor,
-        conversation: Uuid,
+        conversation: ConversationId,
         id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<Invite, MessageError> {
@@ -294,7 +295,7 @@ impl MessageStore {
     /// `limit`; only those active at `at` unless `include_inactive`.
     pub async fn invites(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         include_inactive: bool,
         before: Option<Uuid>,
         limit: usize,
@@ -319,7 +320,7 @@ impl MessageStore {
         actor: Actor,
         code: &str,
         at: DateTime<Utc>,
-    ) -> Result<(Uuid, bool), MessageError> {
+    ) -> Result<(ConversationId, bool), MessageError> {
         invites::join(self, actor, code, at).await
     }
 }

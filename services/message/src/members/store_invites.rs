@@ -3,6 +3,7 @@
 //! concurrent joins with one code see each other's use count and never pass `max_uses`).
 
 use chrono::{DateTime, Utc};
+use echo_ids::ConversationId;
 use echo_store::{Tx, sql_limit, with_db, with_tx};
 use uuid::Uuid;
 
@@ -57,9 +58,9 @@ impl TryFrom<InviteRow> for Invite {
     fn try_from(row: InviteRow) -> Result<Self, sqlx::Error> {
         Ok(Invite {
             id: row.invite_id.0,
-            conversation_id: row.conversation_id.0,
+            conversation_id: row.conversation_id.0.into(),
             code: row.code,
-            created_by: row.created_by.0,
+            created_by: row.created_by.0.into(),
             created_at: row.created_at.0,
             expires_at: row.expires_at.map(|at| at.0),
             max_uses: row.max_uses,
@@ -89,7 +90,7 @@ pub(super) async fn create(
     );
     let row: Option<ConversationRow> = with_tx!(&mut tx, |c| {
         sqlx::query_as(sql)
-            .bind(Id(new.conversation_id))
+            .bind(Id(new.conversation_id.into()))
             .fetch_optional(c)
             .await
     })?;
@@ -107,7 +108,7 @@ pub(super) async fn create(
             "SELECT count(*) FROM invites WHERE conversation_id = $1 AND ",
             active!("$2")
         ))
-        .bind(Id(locked.id))
+        .bind(Id(locked.id.into()))
         .bind(At(at))
         .fetch_one(c)
         .await
@@ -122,9 +123,9 @@ pub(super) async fn create(
             invite_columns!()
         ))
         .bind(Id(new.id))
-        .bind(Id(new.conversation_id))
+        .bind(Id(new.conversation_id.into()))
         .bind(&new.code)
-        .bind(Id(actor.user_id))
+        .bind(Id(actor.user_id.into()))
         .bind(At(at))
         .bind(new.expires_at.map(At))
         .bind(new.max_uses)
@@ -140,7 +141,7 @@ pub(super) async fn create(
 pub(super) async fn revoke(
     store: &MessageStore,
     actor: Actor,
-    conversation: Uuid,
+    conversation: ConversationId,
     id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Invite, MessageError> {
@@ -155,7 +156,7 @@ pub(super) async fn revoke(
             " FROM invites WHERE invite_id = $1 AND conversation_id = $2"
         ))
         .bind(Id(id))
-        .bind(Id(conversation))
+        .bind(Id(conversation.into()))
         .fetch_optional(c)
         .await
     })?;
@@ -184,7 +185,7 @@ pub(super) async fn revoke(
 /// See [`crate::store::MessageStore::invites`].
 pub(super) async fn list(
     store: &MessageStore,
-    conversation: Uuid,
+    conversation: ConversationId,
     include_inactive: bool,
     before: Option<Uuid>,
     limit: usize,
@@ -198,7 +199,7 @@ pub(super) async fn list(
             active!("$3"),
             ")) AND ($4 IS NULL OR invite_id < $4) ORDER BY invite_id DESC LIMIT $5"
         ))
-        .bind(Id(conversation))
+        .bind(Id(conversation.into()))
         .bind(include_inactive)
         .bind(At(at))
         .bind(before.map(Id))
@@ -215,7 +216,7 @@ pub(super) async fn join(
     actor: Actor,
     code: &str,
     at: DateTime<Utc>,
-) -> Result<(Uuid, bool), MessageError> {
+) -> Result<(ConversationId, bool), MessageError> {
     let mut tx = store.db.begin().await?;
     let found: Option<Id> = with_tx!(&mut tx, |c| {
         sqlx::query_scalar("SELECT conversation_id FROM invites WHERE code = $1")
@@ -226,6 +227,7 @@ pub(super) async fn join(
     let Some(Id(id)) = found else {
         return refuse(tx, MessageError::InviteInvalid).await;
     };
+    let id = ConversationId::from(id);
     // Before any write (an invite's conversation never changes, so reading it first is safe).
     order_writes(&mut tx, &[id], &[actor.user_id]).await?;
     let Some(locked) = take(&mut tx, id, Some(at)).await? else {

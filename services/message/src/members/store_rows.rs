@@ -9,9 +9,9 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, UserId};
 use echo_store::{Tx, placeholders, value_rows, with_tx};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use crate::store::codec::{
     At, ConversationRow, IN_LIST_CHUNK, Id, MemberRow, conversation_columns, current_member,
@@ -25,7 +25,7 @@ use crate::store::{Conversation, Member, Role};
 /// back. (Like `codec::take_seq`, but returning the whole row the membership rules read.)
 pub(crate) async fn take(
     tx: &mut Tx,
-    id: Uuid,
+    id: ConversationId,
     activity: Option<DateTime<Utc>>,
 ) -> Result<Option<Conversation>, sqlx::Error> {
     let row: Option<ConversationRow> = with_tx!(tx, |c| {
@@ -35,7 +35,7 @@ pub(crate) async fn take(
              WHERE conversation_id = $1 RETURNING ",
             conversation_columns!()
         ))
-        .bind(Id(id))
+        .bind(Id(id.into()))
         .bind(activity.map(At))
         .fetch_optional(c)
         .await
@@ -47,8 +47,8 @@ pub(crate) async fn take(
 /// None when either is missing (a non-member learns nothing).
 pub(crate) async fn lock(
     tx: &mut Tx,
-    id: Uuid,
-    user: Uuid,
+    id: ConversationId,
+    user: UserId,
     at: DateTime<Utc>,
 ) -> Result<Option<(Conversation, Member)>, sqlx::Error> {
     let Some(locked) = take(tx, id, Some(at)).await? else {
@@ -60,7 +60,7 @@ pub(crate) async fn lock(
 /// Takes `extra` more seqs and changes the member count by `members`; the conversation after.
 pub(crate) async fn bump(
     tx: &mut Tx,
-    id: Uuid,
+    id: ConversationId,
     extra: i64,
     members: i32,
 ) -> Result<Conversation, sqlx::Error> {
@@ -71,7 +71,7 @@ pub(crate) async fn bump(
              WHERE conversation_id = $1 RETURNING ",
             conversation_columns!()
         ))
-        .bind(Id(id))
+        .bind(Id(id.into()))
         .bind(extra)
         .bind(members)
         .fetch_one(c)
@@ -83,9 +83,9 @@ pub(crate) async fn bump(
 /// Those of `users` who are current members of `conversation`.
 pub(crate) async fn current_among(
     tx: &mut Tx,
-    conversation: Uuid,
-    users: &[Uuid],
-) -> Result<HashSet<Uuid>, sqlx::Error> {
+    conversation: ConversationId,
+    users: &[UserId],
+) -> Result<HashSet<UserId>, sqlx::Error> {
     let mut current = HashSet::new();
     for chunk in users.chunks(IN_LIST_CHUNK) {
         let sql = format!(
@@ -94,13 +94,13 @@ pub(crate) async fn current_among(
             placeholders(2, chunk.len())
         );
         let found: Vec<Id> = with_tx!(&mut *tx, sql, |c| {
-            let mut query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(Id(conversation));
+            let mut query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(Id(conversation.into()));
             for user in chunk {
-                query = query.bind(Id(*user));
+                query = query.bind(Id((*user).into()));
             }
             query.fetch_all(c).await
         })?;
-        current.extend(found.into_iter().map(|Id(user)| user));
+        current.extend(found.into_iter().map(|Id(user)| UserId::from(user)));
     }
     Ok(current)
 }
@@ -111,10 +111,10 @@ pub(crate) async fn current_among(
 /// membership deleted), each with a new membership period from their join. In join order.
 pub(crate) async fn join(
     tx: &mut Tx,
-    id: Uuid,
-    users: &[Uuid],
+    id: ConversationId,
+    users: &[UserId],
     first: i64,
-    added_by: Uuid,
+    added_by: UserId,
     at: DateTime<Utc>,
 ) -> Result<Vec<Member>, sqlx::Error> {
     let mut members = Vec::with_capacity(users.len());
@@ -139,12 +139,12 @@ pub(crate) async fn join(
             let mut query = sqlx::query_as(AssertSqlSafe(sql));
             for (n, user) in (seq..).zip(chunk) {
                 query = query
-                    .bind(Id(id))
-                    .bind(Id(*user))
+                    .bind(Id(id.into()))
+                    .bind(Id((*user).into()))
                     .bind(Role::Member.code())
                     .bind(At(at))
                     .bind(n)
-                    .bind(Id(added_by))
+                    .bind(Id(added_by.into()))
                     .bind(n);
             }
             query.fetch_all(c).await
@@ -156,9 +156,9 @@ pub(crate) async fn join(
             placeholders(2, chunk.len())
         );
         with_tx!(&mut *tx, sql, |c| {
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(Id(id));
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(Id(id.into()));
             for user in chunk {
-                query = query.bind(Id(*user));
+                query = query.bind(Id((*user).into()));
             }
             query.execute(c).await.map(drop)
         })?;
@@ -170,7 +170,7 @@ pub(crate) async fn join(
         with_tx!(&mut *tx, sql, |c| {
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (n, user) in (seq..).zip(chunk) {
-                query = query.bind(Id(id)).bind(Id(*user)).bind(n);
+                query = query.bind(Id(id.into())).bind(Id((*user).into())).bind(n);
             }
             query.execute(c).await.map(drop)
         })?;
@@ -185,8 +185,8 @@ pub(crate) async fn join(
 /// drops the member count.
 pub(crate) async fn leave_at(
     tx: &mut Tx,
-    id: Uuid,
-    user: Uuid,
+    id: ConversationId,
+    user: UserId,
     seq: i64,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
@@ -194,8 +194,8 @@ pub(crate) async fn leave_at(
         sqlx::query(
             "UPDATE members SET left_at_seq = $3 WHERE conversation_id = $1 AND user_id = $2",
         )
-        .bind(Id(id))
-        .bind(Id(user))
+        .bind(Id(id.into()))
+        .bind(Id(user.into()))
         .bind(seq)
         .execute(c)
         .await
@@ -206,8 +206,8 @@ pub(crate) async fn leave_at(
             "UPDATE member_periods SET until_seq = $3, closed_at = $4 \
              WHERE conversation_id = $1 AND user_id = $2 AND until_seq IS NULL",
         )
-        .bind(Id(id))
-        .bind(Id(user))
+        .bind(Id(id.into()))
+        .bind(Id(user.into()))
         .bind(seq)
         .bind(At(at))
         .execute(c)
@@ -221,8 +221,8 @@ pub(crate) async fn leave_at(
 /// Sets `user`'s role in `id`; their row after.
 pub(crate) async fn set(
     tx: &mut Tx,
-    id: Uuid,
-    user: Uuid,
+    id: ConversationId,
+    user: UserId,
     role: Role,
 ) -> Result<Member, sqlx::Error> {
     let row: MemberRow = with_tx!(tx, |c| {
@@ -231,8 +231,8 @@ pub(crate) async fn set(
              RETURNING ",
             member_columns!()
         ))
-        .bind(Id(id))
-        .bind(Id(user))
+        .bind(Id(id.into()))
+        .bind(Id(user.into()))
         .bind(role.code())
         .fetch_one(c)
         .await

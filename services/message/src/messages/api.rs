@@ -9,11 +9,11 @@ use crate::api::{MessageApi, Reply, actor, finish, message_target, optional_id};
 use crate::events::timestamp;
 use crate::rules::{self, MESSAGE_PAGE};
 use crate::store::NewMessage;
+use echo_ids::MessageId;
 use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Check;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response};
-use uuid::Uuid;
 
 pub(crate) async fn send_message(
     api: &MessageApi,
@@ -22,7 +22,7 @@ pub(crate) async fn send_message(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &body.conversation_id);
+    let conversation_id = check.id_of("conversation_id", &body.conversation_id);
     let client_message_id =
         rules::client_key(&mut check, "client_message_id", &body.client_message_id);
     let content = body.content.unwrap_or_default();
@@ -35,7 +35,7 @@ pub(crate) async fn send_message(
     );
     finish(check)?;
     let new = NewMessage {
-        id: Uuid::now_v7(),
+        id: MessageId::new_v7(),
         conversation_id: conversation_id.expect("checked"),
         client_message_id,
         request_hash: request_hash(&content, reply_to, thread_root),
@@ -78,12 +78,12 @@ pub(crate) async fn list_messages(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &body.conversation_id);
+    let conversation_id = check.id_of("conversation_id", &body.conversation_id);
     let anchor = match body.anchor {
         None => Anchor::Latest,
         Some(Wire::BeforeSeq(seq)) if seq > 0 => Anchor::Before(seq),
         Some(Wire::AfterSeq(seq)) if seq >= 0 => Anchor::After(seq),
-        Some(Wire::AroundMessageId(id)) => match check.id("around_message_id", &id) {
+        Some(Wire::AroundMessageId(id)) => match check.id_of("around_message_id", &id) {
             Some(id) => Anchor::Around(id),
             None => Anchor::Latest,
         },
@@ -122,13 +122,13 @@ pub(crate) async fn list_messages(
 /// What a retry must repeat exactly: the content, the reply target and the thread.
 fn request_hash(
     content: &pb::MessageContent,
-    reply_to: Option<Uuid>,
-    thread_root: Option<Uuid>,
+    reply_to: Option<MessageId>,
+    thread_root: Option<MessageId>,
 ) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(prost::Message::encode_to_vec(content));
     for id in [reply_to, thread_root] {
-        hash.update(id.map_or([0; 16], |id| id.into_bytes()));
+        hash.update(id.map_or([0; 16], |id| id.as_uuid().into_bytes()));
     }
     hash.finalize().into()
 }
@@ -220,8 +220,8 @@ pub(crate) async fn list_thread(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let conversation = check.id("conversation_id", &body.conversation_id);
-    let root = check.id("root_message_id", &body.root_message_id);
+    let conversation = check.id_of("conversation_id", &body.conversation_id);
+    let root = check.id_of("root_message_id", &body.root_message_id);
     let page = check.page::<ThreadPosition>(body.page_size, &body.page_token, THREAD_PAGE);
     finish(check)?;
     let thread = api

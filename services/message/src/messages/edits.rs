@@ -15,10 +15,10 @@
 //! those counters move when it is deleted or its mentions change.
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::{Location, Mention, MessageContent};
 use echo_runtime::{Check, Failure};
-use uuid::Uuid;
 
 use crate::conversations::Conversations;
 use crate::error::MessageError;
@@ -93,8 +93,8 @@ impl Conversations {
     pub async fn edit(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        id: Uuid,
+        conversation: ConversationId,
+        id: MessageId,
         patch: &ContentPatch,
     ) -> Result<Message, MessageError> {
         // Bounded: every Stale answer means another edit was stored, and a message takes at
@@ -129,9 +129,9 @@ impl Conversations {
     #[tracing::instrument(skip(self))]
     pub async fn edit_history(
         &self,
-        caller: Uuid,
-        conversation: Uuid,
-        id: Uuid,
+        caller: UserId,
+        conversation: ConversationId,
+        id: MessageId,
     ) -> Result<Vec<EditVersion>, MessageError> {
         let message = self.message(caller, conversation, id).await?;
         if self.hidden(caller, id).await? {
@@ -149,8 +149,8 @@ impl Conversations {
     pub async fn delete(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        id: Uuid,
+        conversation: ConversationId,
+        id: MessageId,
         scope: DeleteScope,
     ) -> Result<Message, MessageError> {
         let now = Utc::now();
@@ -170,7 +170,7 @@ impl Conversations {
     }
 
     /// Whether `user` deleted message `id` for themselves.
-    async fn hidden(&self, user: Uuid, id: Uuid) -> Result<bool, MessageError> {
+    async fn hidden(&self, user: UserId, id: MessageId) -> Result<bool, MessageError> {
         Ok(!self.store.deleted_for(user, &[id]).await?.is_empty())
     }
 }
@@ -184,16 +184,16 @@ pub const MAX_EDITS: i32 = 100;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Edit {
     /// The conversation.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The message.
-    pub message_id: Uuid,
+    pub message_id: MessageId,
     /// The message's `edit_count` the new content was computed from. If another edit landed
     /// since, the store answers [`Edited::Stale`] and the caller merges again.
     pub base_edit_count: i32,
     /// The content after the edit (validated).
     pub content: MessageContent,
     /// The distinct users `content` mentions.
-    pub mentioned: Vec<Uuid>,
+    pub mentioned: Vec<UserId>,
 }
 
 /// What [`MessageStore::edit`](crate::store::MessageStore::edit) did.
@@ -205,7 +205,7 @@ pub enum Edited {
         message: Message,
         /// Mentioned now, not before, and able to see the message (in the order of
         /// [`Edit::mentioned`]; see [`MessageStore::edit`](crate::store::MessageStore::edit)).
-        newly_mentioned: Vec<Uuid>,
+        newly_mentioned: Vec<UserId>,
     },
     /// The new content equals the current one: nothing was written (no seq, no history).
     Unchanged(Message),
@@ -227,7 +227,10 @@ pub struct EditVersion {
 
 /// The users `mentioned` adds to the mentions `before` an edit, and those it drops, in the
 /// order of each list: the mention rows and counters both implementations then change.
-pub(crate) fn mention_changes(before: &[Uuid], mentioned: &[Uuid]) -> (Vec<Uuid>, Vec<Uuid>) {
+pub(crate) fn mention_changes(
+    before: &[UserId],
+    mentioned: &[UserId],
+) -> (Vec<UserId>, Vec<UserId>) {
     let added = mentioned
         .iter()
         .filter(|user| !before.contains(user))
@@ -244,7 +247,7 @@ pub(crate) fn mention_changes(before: &[Uuid], mentioned: &[Uuid]) -> (Vec<Uuid>
 /// Of `mentioned` (in its order), those in `members`: the mentions a message counts (mention
 /// rows, mention counters, the users its event notifies). Both backends pass the current
 /// members eligible at write time (never the sender).
-pub(crate) fn counted_mentions(mentioned: &[Uuid], members: &[Uuid]) -> Vec<Uuid> {
+pub(crate) fn counted_mentions(mentioned: &[UserId], members: &[UserId]) -> Vec<UserId> {
     mentioned
         .iter()
         .filter(|user| members.contains(user))
@@ -278,7 +281,7 @@ impl Message {
     /// conversation only the sender); `NotAllowed` otherwise.
     pub(crate) fn check_deletable(
         &self,
-        actor: Uuid,
+        actor: UserId,
         kind: Kind,
         role: Role,
     ) -> Result<(), MessageError> {
@@ -295,7 +298,7 @@ impl Message {
     /// `LimitExceeded("edits")`.
     pub fn check_editable(
         &self,
-        editor: Uuid,
+        editor: UserId,
         hidden: bool,
         at: DateTime<Utc>,
         window: chrono::Duration,
@@ -322,7 +325,7 @@ mod tests {
 
     fn mention(offset: i32, length: i32) -> Mention {
         Mention {
-            user_id: Uuid::nil().to_string(),
+            user_id: UserId::nil().to_string(),
             offset,
             length,
         }

@@ -5,30 +5,33 @@
 
 use crate::events::message_snapshot;
 use crate::store::Message;
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_proto::echo::message::v1 as pb;
-use uuid::Uuid;
 
 /// MessageCreated.
-pub fn message_created(message: &Message, mentioned: &[Uuid]) -> pb::conversation_event::Kind {
+pub fn message_created(message: &Message, mentioned: &[UserId]) -> pb::conversation_event::Kind {
     pb::conversation_event::Kind::MessageCreated(pb::MessageCreated {
         message: Some(message_snapshot(message)),
-        mentioned_user_ids: mentioned.iter().map(Uuid::to_string).collect(),
+        mentioned_user_ids: mentioned.iter().map(UserId::to_string).collect(),
     })
 }
 
 /// MessageEdited: the message after the edit (without content) and who is mentioned now but
 /// was not before.
-pub fn message_edited(message: &Message, newly_mentioned: &[Uuid]) -> pb::conversation_event::Kind {
+pub fn message_edited(
+    message: &Message,
+    newly_mentioned: &[UserId],
+) -> pb::conversation_event::Kind {
     pb::conversation_event::Kind::MessageEdited(pb::MessageEdited {
         message: Some(message_snapshot(message)),
-        newly_mentioned_user_ids: newly_mentioned.iter().map(Uuid::to_string).collect(),
+        newly_mentioned_user_ids: newly_mentioned.iter().map(UserId::to_string).collect(),
     })
 }
 
 /// MessageDeleted (for everyone): ids only.
 pub fn message_deleted(
-    message_id: Uuid,
-    thread_root: Option<Uuid>,
+    message_id: MessageId,
+    thread_root: Option<MessageId>,
 ) -> pb::conversation_event::Kind {
     pb::conversation_event::Kind::MessageDeleted(pb::MessageDeleted {
         message_id: message_id.to_string(),
@@ -38,8 +41,8 @@ pub fn message_deleted(
 
 /// MessageDeletedForMe: the user's own deletion, with their counters after it.
 pub fn message_deleted_for_me(
-    conversation_id: Uuid,
-    message_id: Uuid,
+    conversation_id: ConversationId,
+    message_id: MessageId,
     unread_count: i32,
     mention_count: i32,
 ) -> pb::user_event::Kind {

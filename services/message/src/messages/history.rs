@@ -2,10 +2,10 @@
 //! reader sees them (history from their join on), and sending through the group-commit queue.
 
 use chrono::Utc;
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Page;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::conversations::Conversations;
 use crate::error::MessageError;
@@ -21,14 +21,14 @@ pub enum Anchor {
     /// Newer than this seq.
     After(i64),
     /// Centred on this message.
-    Around(Uuid),
+    Around(MessageId),
 }
 
 /// The position a history token continues from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPosition {
     /// The conversation the token belongs to.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// True when paging towards older messages.
     pub older: bool,
     /// The exclusive bound to continue from.
@@ -69,9 +69,9 @@ impl Conversations {
     /// One message the caller may see.
     pub async fn message(
         &self,
-        caller: Uuid,
-        conversation: Uuid,
-        id: Uuid,
+        caller: UserId,
+        conversation: ConversationId,
+        id: MessageId,
     ) -> Result<Message, MessageError> {
         let member = self.current_member(conversation, caller).await?;
         self.store
@@ -84,8 +84,8 @@ impl Conversations {
     /// One page of history the caller may see.
     pub async fn history(
         &self,
-        caller: Uuid,
-        conversation: Uuid,
+        caller: UserId,
+        conversation: ConversationId,
         anchor: Anchor,
         page: &Page<HistoryPosition>,
         top_level_only: bool,
@@ -219,7 +219,11 @@ impl Conversations {
         })
     }
 
-    async fn any(&self, conversation: Uuid, window: SeqWindow) -> Result<bool, MessageError> {
+    async fn any(
+        &self,
+        conversation: ConversationId,
+        window: SeqWindow,
+    ) -> Result<bool, MessageError> {
         Ok(!self.store.messages(conversation, window).await?.is_empty())
     }
 }

@@ -9,10 +9,10 @@
 //! ranking is relevance, then newest first.
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_runtime::{Page, PageSize, Violation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use crate::conversations::Conversations;
 use crate::error::MessageError;
@@ -89,10 +89,10 @@ impl SearchQuery {
     }
 
     /// What a page token of this query in `conversation` carries, so that it serves no other.
-    fn scope(&self, conversation: Option<Uuid>) -> String {
+    fn scope(&self, conversation: Option<ConversationId>) -> String {
         let mut hash = Sha256::new();
         hash.update(self.text.as_bytes());
-        hash.update(conversation.map_or([0; 16], |id| id.into_bytes()));
+        hash.update(conversation.map_or([0; 16], |id| id.as_uuid().into_bytes()));
         hash.finalize()[..12]
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -120,7 +120,7 @@ pub struct SearchPosition {
     /// The last hit's creation time, unix microseconds.
     pub created_micros: i64,
     /// The last hit's id.
-    pub message_id: Uuid,
+    pub message_id: MessageId,
 }
 
 /// One match as the store finds it.
@@ -138,7 +138,7 @@ pub struct SearchHit {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadPosition {
     /// The thread's root.
-    pub root_message_id: Uuid,
+    pub root_message_id: MessageId,
     /// The last reply served.
     pub seq: i64,
 }
@@ -161,7 +161,7 @@ impl Conversations {
         &self,
         actor: Actor,
         query: &SearchQuery,
-        conversation: Option<Uuid>,
+        conversation: Option<ConversationId>,
         page: &Page<SearchPosition>,
     ) -> Result<(Vec<SearchHit>, String), MessageError> {
         self.limits
@@ -201,9 +201,9 @@ impl Conversations {
     /// message the caller may see (from their join on), replies come oldest first.
     pub async fn thread(
         &self,
-        caller: Uuid,
-        conversation: Uuid,
-        root: Uuid,
+        caller: UserId,
+        conversation: ConversationId,
+        root: MessageId,
         page: &Page<ThreadPosition>,
     ) -> Result<Thread, MessageError> {
         let member = self.current_member(conversation, caller).await?;
@@ -341,7 +341,7 @@ mod tests {
     fn scopes_differ_by_query_and_conversation() {
         let a = SearchQuery::parse("hello").unwrap();
         let b = SearchQuery::parse("hello world").unwrap();
-        let c = Uuid::now_v7();
+        let c = ConversationId::new_v7();
         assert_ne!(a.scope(None), b.scope(None));
         assert_ne!(a.scope(None), a.scope(Some(c)));
         assert_eq!(a.scope(Some(c)), a.scope(Some(c)));

@@ -14,9 +14,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use echo_bus::Event;
 use echo_config::SendSettings;
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_proto::echo::message::v1::MessageContent;
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 use crate::error::MessageError;
 use crate::store::{Actor, Message, MessageStore};
@@ -29,9 +29,9 @@ const RETRY_SHED_AFTER: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewMessage {
     /// The id to give it (if it is new).
-    pub id: Uuid,
+    pub id: MessageId,
     /// Where.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The device's idempotency key.
     pub client_message_id: String,
     /// SHA-256 over the content, reply and thread: a retry with the same key must match it.
@@ -40,11 +40,11 @@ pub struct NewMessage {
     pub content: MessageContent,
     /// The distinct users mentioned in `content`. Anyone may be mentioned (the mention stays in
     /// the content); only current members other than the sender are counted and notified.
-    pub mentioned: Vec<Uuid>,
+    pub mentioned: Vec<UserId>,
     /// The message it answers (must be visible in the conversation).
-    pub reply_to_message_id: Option<Uuid>,
+    pub reply_to_message_id: Option<MessageId>,
     /// The thread it belongs to (must be a visible top-level message of the conversation).
-    pub thread_root_message_id: Option<Uuid>,
+    pub thread_root_message_id: Option<MessageId>,
 }
 
 /// What [`MessageStore::send`] did.
@@ -111,7 +111,7 @@ impl SendQueue {
         at: DateTime<Utc>,
     ) -> Result<Sent, MessageError> {
         let (answer, outcome) = oneshot::channel();
-        let (high, low) = new.conversation_id.as_u64_pair();
+        let (high, low) = new.conversation_id.as_uuid().as_u64_pair();
         let lane = &self.lanes[((high ^ low) % self.lanes.len() as u64) as usize];
         let job = Job {
             actor,

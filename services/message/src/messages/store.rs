@@ -2,9 +2,9 @@
 //! of a conversation by seq) and the look-ups a send decides on (the message an idempotency key
 //! stored, a reply target or thread root).
 
+use echo_ids::{ConversationId, MessageId};
 use echo_store::{Database, Tx, placeholders, sql_limit, with_db, with_tx};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use super::sending::{BatchOutcome, SendRequest};
 use super::store_sending::send_batch;
@@ -44,8 +44,8 @@ struct KeyedRow {
 /// See [`crate::store::MessageStore::message`].
 pub(super) async fn message(
     db: &Database,
-    conversation: Uuid,
-    id: Uuid,
+    conversation: ConversationId,
+    id: MessageId,
 ) -> Result<Option<Message>, MessageError> {
     let row: Option<MessageRow> = with_db!(db, read, |c| {
         sqlx::query_as(concat!(
@@ -53,8 +53,8 @@ pub(super) async fn message(
             message_columns!(),
             " FROM messages WHERE conversation_id = $1 AND message_id = $2"
         ))
-        .bind(Id(conversation))
-        .bind(Id(id))
+        .bind(Id(conversation.into()))
+        .bind(Id(id.into()))
         .fetch_optional(c)
         .await
     })?;
@@ -62,7 +62,7 @@ pub(super) async fn message(
 }
 
 /// See [`crate::store::MessageStore::messages_by_id`].
-pub(super) async fn by_id(db: &Database, ids: &[Uuid]) -> Result<Vec<Message>, MessageError> {
+pub(super) async fn by_id(db: &Database, ids: &[MessageId]) -> Result<Vec<Message>, MessageError> {
     let mut found = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
         let sql = format!(
@@ -76,7 +76,7 @@ pub(super) async fn by_id(db: &Database, ids: &[Uuid]) -> Result<Vec<Message>, M
         let rows: Vec<MessageRow> = with_db!(db, read, sql, |c| {
             let mut query = sqlx::query_as(AssertSqlSafe(sql));
             for id in chunk {
-                query = query.bind(Id(*id));
+                query = query.bind(Id((*id).into()));
             }
             query.fetch_all(c).await
         })?;
@@ -88,7 +88,7 @@ pub(super) async fn by_id(db: &Database, ids: &[Uuid]) -> Result<Vec<Message>, M
 /// See [`crate::store::MessageStore::messages`].
 pub(super) async fn window(
     db: &Database,
-    conversation: Uuid,
+    conversation: ConversationId,
     window: SeqWindow,
 ) -> Result<Vec<Message>, MessageError> {
     const OLDEST_FIRST: &str = concat!(
@@ -112,7 +112,7 @@ pub(super) async fn window(
     };
     let rows: Vec<MessageRow> = with_db!(db, read, |c| {
         sqlx::query_as(sql)
-            .bind(Id(conversation))
+            .bind(Id(conversation.into()))
             .bind(window.after)
             .bind(window.before)
             .bind(window.top_level_only)
@@ -128,25 +128,25 @@ pub(super) async fn window(
 /// (a reply may quote a tombstone; a thread cannot hang off one); `None` otherwise.
 pub(super) async fn visible(
     tx: &mut Tx,
-    conversation: Uuid,
-    id: Uuid,
+    conversation: ConversationId,
+    id: MessageId,
     joined_at_seq: i64,
     tombstone_ok: bool,
-) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+) -> Result<Option<Option<MessageId>>, sqlx::Error> {
     let root: Option<Option<Id>> = with_tx!(tx, |c| {
         sqlx::query_scalar(
             "SELECT thread_root_message_id FROM messages \
              WHERE message_id = $1 AND conversation_id = $2 AND seq >= $3 \
                AND ($4 OR deleted_at IS NULL)",
         )
-        .bind(Id(id))
-        .bind(Id(conversation))
+        .bind(Id(id.into()))
+        .bind(Id(conversation.into()))
         .bind(joined_at_seq)
         .bind(tombstone_ok)
         .fetch_optional(c)
         .await
     })?;
-    Ok(root.map(|root| root.map(|Id(root)| root)))
+    Ok(root.map(|root| root.map(|Id(root)| MessageId::from(root))))
 }
 
 /// The message `actor`'s device sent with `client_message_id`, with its request hash.
@@ -161,7 +161,7 @@ pub(super) async fn by_idempotency_key(
             message_columns!(),
             ", request_hash FROM messages WHERE sender_device_id = $1 AND client_message_id = $2"
         ))
-        .bind(Id(actor.device_id))
+        .bind(Id(actor.device_id.into()))
         .bind(client_message_id)
         .fetch_optional(c)
         .await
@@ -190,21 +190,21 @@ impl MessageStore {
     /// The message `id` of `conversation`.
     pub async fn message(
         &self,
-        conversation: Uuid,
-        id: Uuid,
+        conversation: ConversationId,
+        id: MessageId,
     ) -> Result<Option<Message>, MessageError> {
         message(&self.db, conversation, id).await
     }
 
     /// The messages of `ids` (any conversation), in any order.
-    pub async fn messages_by_id(&self, ids: &[Uuid]) -> Result<Vec<Message>, MessageError> {
+    pub async fn messages_by_id(&self, ids: &[MessageId]) -> Result<Vec<Message>, MessageError> {
         by_id(&self.db, ids).await
     }
 
     /// The messages of `conversation` in `window`.
     pub async fn messages(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         window: SeqWindow,
     ) -> Result<Vec<Message>, MessageError> {
         self::window(&self.db, conversation, window).await

@@ -6,8 +6,8 @@
 //! [`MessageStore::delete_for_everyone`]: crate::store::MessageStore::delete_for_everyone
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId};
 use echo_store::{Tx, with_tx};
-use uuid::Uuid;
 
 use super::{MessageStore, Target, target};
 use crate::error::MessageError;
@@ -20,8 +20,8 @@ use crate::store::codec::{At, Id, commit_with, next_user_seq, order_writes, refu
 pub(super) async fn delete_for_me(
     db: &MessageStore,
     actor: Actor,
-    conversation: Uuid,
-    id: Uuid,
+    conversation: ConversationId,
+    id: MessageId,
     at: DateTime<Utc>,
 ) -> Result<bool, MessageError> {
     let mut tx = db.db.begin().await?;
@@ -44,9 +44,9 @@ pub(super) async fn delete_for_me(
             "INSERT INTO hidden_messages (user_id, message_id, conversation_id, seq, hidden_at) \
              VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(Id(actor.user_id))
-        .bind(Id(message.id))
-        .bind(Id(conversation))
+        .bind(Id(actor.user_id.into()))
+        .bind(Id(message.id.into()))
+        .bind(Id(conversation.into()))
         .bind(message.seq)
         .bind(At(at))
         .execute(c)
@@ -57,8 +57,8 @@ pub(super) async fn delete_for_me(
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM mentions WHERE message_id = $1 AND user_id = $2)",
         )
-        .bind(Id(message.id))
-        .bind(Id(actor.user_id))
+        .bind(Id(message.id.into()))
+        .bind(Id(actor.user_id.into()))
         .fetch_one(c)
         .await
     })?;
@@ -74,8 +74,8 @@ pub(super) async fn delete_for_me(
                       THEN 1 ELSE 0 END \
              WHERE conversation_id = $1 AND user_id = $2 RETURNING unread_count, mention_count",
         )
-        .bind(Id(conversation))
-        .bind(Id(actor.user_id))
+        .bind(Id(conversation.into()))
+        .bind(Id(actor.user_id.into()))
         .bind(counted)
         .bind(message.seq)
         .bind(mentioned)
@@ -96,7 +96,10 @@ pub(super) async fn delete_for_me(
 /// Dialect: PostgreSQL locks the row `FOR NO KEY UPDATE`, the lock `take_seq`'s UPDATE takes
 /// (a stronger `FOR UPDATE` would also hold off inserts referencing the conversation). SQLite
 /// has no row locks and needs none: the transaction holds the single writer.
-async fn lock_conversation(tx: &mut Tx, conversation: Uuid) -> Result<bool, MessageError> {
+async fn lock_conversation(
+    tx: &mut Tx,
+    conversation: ConversationId,
+) -> Result<bool, MessageError> {
     let select = "SELECT kind FROM conversations WHERE conversation_id = $1";
     let sql = match tx {
         Tx::Postgres(_) => format!("{select} FOR NO KEY UPDATE"),
@@ -104,7 +107,7 @@ async fn lock_conversation(tx: &mut Tx, conversation: Uuid) -> Result<bool, Mess
     };
     let kind: Option<i16> = with_tx!(tx, |c| {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(Id(conversation))
+            .bind(Id(conversation.into()))
             .fetch_optional(c)
             .await
     })?;
@@ -115,8 +118,8 @@ async fn lock_conversation(tx: &mut Tx, conversation: Uuid) -> Result<bool, Mess
 pub(super) async fn delete_for_everyone(
     db: &MessageStore,
     actor: Actor,
-    conversation: Uuid,
-    id: Uuid,
+    conversation: ConversationId,
+    id: MessageId,
     at: DateTime<Utc>,
 ) -> Result<bool, MessageError> {
     let mut tx = db.db.begin().await?;
@@ -153,9 +156,9 @@ pub(super) async fn delete_for_everyone(
                AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
                                WHERE h.user_id = members.user_id AND h.message_id = $2)",
         )
-        .bind(Id(conversation))
-        .bind(Id(message.id))
-        .bind(Id(message.sender_id))
+        .bind(Id(conversation.into()))
+        .bind(Id(message.id.into()))
+        .bind(Id(message.sender_id.into()))
         .bind(message.seq)
         .execute(c)
         .await?;
@@ -164,7 +167,7 @@ pub(super) async fn delete_for_everyone(
         let sql = format!("DELETE FROM {table} WHERE message_id = $1");
         with_tx!(&mut tx, |c| {
             sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(Id(message.id))
+                .bind(Id(message.id.into()))
                 .execute(c)
                 .await?;
         });
@@ -178,7 +181,7 @@ pub(super) async fn delete_for_everyone(
                request_hash = $3 \
              WHERE message_id = $1",
         )
-        .bind(Id(message.id))
+        .bind(Id(message.id.into()))
         .bind(At(at))
         .bind(Vec::<u8>::new())
         .execute(c)
@@ -191,7 +194,7 @@ pub(super) async fn delete_for_everyone(
                    reply_count = reply_count - CASE WHEN reply_count > 0 THEN 1 ELSE 0 END \
                  WHERE message_id = $1",
             )
-            .bind(Id(root))
+            .bind(Id(root.into()))
             .execute(c)
             .await?;
         });
@@ -203,8 +206,8 @@ pub(super) async fn delete_for_everyone(
                 WHERE conversation_id = $1 AND deleted_at IS NULL ORDER BY seq DESC LIMIT 1) \
              WHERE conversation_id = $1 AND last_message_id = $2",
         )
-        .bind(Id(conversation))
-        .bind(Id(message.id))
+        .bind(Id(conversation.into()))
+        .bind(Id(message.id.into()))
         .execute(c)
         .await?;
     });

@@ -15,10 +15,10 @@
 mod deletes;
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_store::{Tx, placeholders, value_rows, with_db, with_tx};
 use prost::Message as _;
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use super::edits::{counted_mentions, mention_changes};
 use super::events::message_edited;
@@ -35,9 +35,9 @@ impl MessageStore {
     /// Of `ids`, the messages `user` deleted for themselves, with when.
     pub async fn deleted_for(
         &self,
-        user: Uuid,
-        ids: &[Uuid],
-    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, MessageError> {
+        user: UserId,
+        ids: &[MessageId],
+    ) -> Result<Vec<(MessageId, DateTime<Utc>)>, MessageError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -47,13 +47,16 @@ impl MessageStore {
             placeholders(2, ids.len())
         );
         let rows: Vec<(Id, At)> = with_db!(&self.db, read, sql, |c| {
-            let mut query = sqlx::query_as(AssertSqlSafe(sql)).bind(Id(user));
+            let mut query = sqlx::query_as(AssertSqlSafe(sql)).bind(Id(user.into()));
             for id in ids {
-                query = query.bind(Id(*id));
+                query = query.bind(Id((*id).into()));
             }
             query.fetch_all(c).await
         })?;
-        Ok(rows.into_iter().map(|(id, at)| (id.0, at.0)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(id, at)| (id.0.into(), at.0))
+            .collect())
     }
 
     /// Edits a message as `actor`, in one transaction under the conversation's row lock. In
@@ -96,8 +99,8 @@ impl MessageStore {
     /// edited or deleted for everyone). A plain read: who may see them is decided above.
     pub async fn edit_history(
         &self,
-        conversation: Uuid,
-        id: Uuid,
+        conversation: ConversationId,
+        id: MessageId,
     ) -> Result<Vec<EditVersion>, MessageError> {
         let rows: Vec<(i32, Vec<u8>, At)> = with_db!(&self.db, read, |c| {
             sqlx::query_as(
@@ -105,8 +108,8 @@ impl MessageStore {
                  JOIN messages m ON m.message_id = e.message_id \
                  WHERE e.message_id = $1 AND m.conversation_id = $2 ORDER BY e.version",
             )
-            .bind(Id(id))
-            .bind(Id(conversation))
+            .bind(Id(id.into()))
+            .bind(Id(conversation.into()))
             .fetch_all(c)
             .await
         })?;
@@ -134,8 +137,8 @@ impl MessageStore {
     pub async fn delete_for_me(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        id: Uuid,
+        conversation: ConversationId,
+        id: MessageId,
         at: DateTime<Utc>,
     ) -> Result<bool, MessageError> {
         deletes::delete_for_me(self, actor, conversation, id, at).await
@@ -158,8 +161,8 @@ impl MessageStore {
     pub async fn delete_for_everyone(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        id: Uuid,
+        conversation: ConversationId,
+        id: MessageId,
         at: DateTime<Utc>,
     ) -> Result<bool, MessageError> {
         deletes::delete_for_everyone(self, actor, conversation, id, at).await
@@ -187,9 +190,9 @@ struct SeenRow {
 /// join (`MessageNotFound`). The caller holds the conversation's lock.
 async fn target(
     tx: &mut Tx,
-    actor: Uuid,
-    conversation: Uuid,
-    id: Uuid,
+    actor: UserId,
+    conversation: ConversationId,
+    id: MessageId,
 ) -> Result<Target, MessageError> {
     let member = current_member(tx, conversation, actor)
         .await?
@@ -202,9 +205,9 @@ async fn target(
                        WHERE h.user_id = $3 AND h.message_id = m.message_id) AS hidden \
              FROM messages m WHERE m.conversation_id = $1 AND m.message_id = $2"
         ))
-        .bind(Id(conversation))
-        .bind(Id(id))
-        .bind(Id(actor))
+        .bind(Id(conversation.into()))
+        .bind(Id(id.into()))
+        .bind(Id(actor.into()))
         .fetch_optional(c)
         .await
     })?;
@@ -257,11 +260,11 @@ async fn edit_message(
     }
     let before: Vec<Id> = with_tx!(&mut tx, |c| {
         sqlx::query_scalar("SELECT user_id FROM mentions WHERE message_id = $1")
-            .bind(Id(current.id))
+            .bind(Id(current.id.into()))
             .fetch_all(c)
             .await
     })?;
-    let before: Vec<Uuid> = before.into_iter().map(|id| id.0).collect();
+    let before: Vec<UserId> = before.into_iter().map(|id| UserId::from(id.0)).collect();
     let (added, removed) = mention_changes(&before, &edit.mentioned);
     let eligible = eligible(&mut tx, &current, &added).await?;
     let added = counted_mentions(&added, &eligible);
@@ -277,7 +280,7 @@ async fn edit_message(
             "INSERT INTO message_edits (message_id, version, content, created_at) \
              VALUES ($1, $2, $3, $4)",
         )
-        .bind(Id(current.id))
+        .bind(Id(current.id.into()))
         .bind(current.edit_count)
         .bind(old_content.encode_to_vec())
         .bind(At(current.edited_at.unwrap_or(current.created_at)))
@@ -291,7 +294,7 @@ async fn edit_message(
              WHERE message_id = $1 RETURNING ",
             message_columns!()
         ))
-        .bind(Id(current.id))
+        .bind(Id(current.id.into()))
         .bind(edit.content.encode_to_vec())
         .bind(&edit.content.text)
         .bind(At(at))
@@ -308,9 +311,9 @@ async fn edit_message(
             placeholders(2, removed.len())
         );
         with_tx!(&mut tx, sql, |c| {
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(Id(current.id));
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(Id(current.id.into()));
             for user in &removed {
-                query = query.bind(Id(*user));
+                query = query.bind(Id((*user).into()));
             }
             query.execute(c).await?;
         });
@@ -324,9 +327,9 @@ async fn edit_message(
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for user in &added {
                 query = query
-                    .bind(Id(current.id))
-                    .bind(Id(*user))
-                    .bind(Id(edit.conversation_id))
+                    .bind(Id(current.id.into()))
+                    .bind(Id((*user).into()))
+                    .bind(Id(edit.conversation_id.into()))
                     .bind(current.seq);
             }
             query.execute(c).await?;
@@ -352,8 +355,8 @@ async fn edit_message(
 async fn eligible(
     tx: &mut Tx,
     message: &Message,
-    added: &[Uuid],
-) -> Result<Vec<Uuid>, MessageError> {
+    added: &[UserId],
+) -> Result<Vec<UserId>, MessageError> {
     if added.is_empty() {
         return Ok(Vec::new());
     }
@@ -368,16 +371,16 @@ async fn eligible(
     );
     let eligible: Vec<Id> = with_tx!(tx, sql, |c| {
         let mut query = sqlx::query_scalar(AssertSqlSafe(sql))
-            .bind(Id(message.conversation_id))
-            .bind(Id(message.sender_id))
+            .bind(Id(message.conversation_id.into()))
+            .bind(Id(message.sender_id.into()))
             .bind(message.seq)
-            .bind(Id(message.id));
+            .bind(Id(message.id.into()));
         for user in added {
-            query = query.bind(Id(*user));
+            query = query.bind(Id((*user).into()));
         }
         query.fetch_all(c).await
     })?;
-    Ok(eligible.into_iter().map(|id| id.0).collect())
+    Ok(eligible.into_iter().map(|id| id.0.into()).collect())
 }
 
 /// Which way [`shift_mention_counts`] moves the counters.
@@ -396,7 +399,7 @@ enum Shift {
 async fn shift_mention_counts(
     tx: &mut Tx,
     message: &Message,
-    users: &[Uuid],
+    users: &[UserId],
     shift: Shift,
 ) -> Result<(), MessageError> {
     if users.is_empty() {
@@ -417,12 +420,12 @@ async fn shift_mention_counts(
     );
     with_tx!(tx, |c| {
         let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(Id(message.conversation_id))
-            .bind(Id(message.sender_id))
+            .bind(Id(message.conversation_id.into()))
+            .bind(Id(message.sender_id.into()))
             .bind(message.seq)
-            .bind(Id(message.id));
+            .bind(Id(message.id.into()));
         for user in users {
-            query = query.bind(Id(*user));
+            query = query.bind(Id((*user).into()));
         }
         query.execute(c).await?;
     });

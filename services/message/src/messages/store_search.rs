@@ -18,8 +18,8 @@
 
 use std::collections::HashMap;
 
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_store::{Database, sql_limit, with_db};
-use uuid::Uuid;
 
 use super::search::{
     HIGHLIGHT_END, HIGHLIGHT_START, SearchHit, SearchPosition, SearchQuery, position_time,
@@ -144,18 +144,22 @@ impl MessageStore {
     /// clips it).
     pub async fn search(
         &self,
-        reader: Uuid,
+        reader: UserId,
         query: &SearchQuery,
-        conversation: Option<Uuid>,
+        conversation: Option<ConversationId>,
         after: Option<&SearchPosition>,
         limit: usize,
     ) -> Result<Vec<SearchHit>, MessageError> {
         let (score, created_at, message_id) = (
             after.map(|p| p.rank),
             after.map(|p| At(position_time(p))),
-            after.map(|p| Id(p.message_id)),
+            after.map(|p| Id(p.message_id.into())),
         );
-        let (reader, conversation, limit) = (Id(reader), conversation.map(Id), sql_limit(limit));
+        let (reader, conversation, limit) = (
+            Id(reader.into()),
+            conversation.map(|c| Id(c.into())),
+            sql_limit(limit),
+        );
         // Dialect: the full-text query, its ranking and its snippets (see the module doc).
         let hits: Vec<(HitRow, String)> = match &self.db {
             Database::Postgres(db) => {
@@ -229,8 +233,8 @@ impl MessageStore {
     /// first, tombstones included; at most `limit`. Who may read them is decided above.
     pub async fn thread_replies(
         &self,
-        conversation: Uuid,
-        root: Uuid,
+        conversation: ConversationId,
+        root: MessageId,
         after: i64,
         limit: usize,
     ) -> Result<Vec<Message>, MessageError> {
@@ -242,8 +246,8 @@ impl MessageStore {
                  WHERE thread_root_message_id = $1 AND conversation_id = $2 AND seq > $3 \
                  ORDER BY seq LIMIT $4"
             ))
-            .bind(Id(root))
-            .bind(Id(conversation))
+            .bind(Id(root.into()))
+            .bind(Id(conversation.into()))
             .bind(after)
             .bind(sql_limit(limit))
             .fetch_all(c)

@@ -15,9 +15,9 @@
 //! mentions; per batch the write-order locks, the counters ([`Tally`]), the outbox and COMMIT.
 
 use echo_bus::Event;
+use echo_ids::{ConversationId, UserId};
 use echo_store::{Tx, placeholders, with_tx};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use super::edits::{counted_mentions, repeated};
 use super::events::message_created;
@@ -92,7 +92,7 @@ async fn attempt(
     let mut tx = store.db.begin().await?;
     // Every conversation's write-order lock, in one statement, before any write (a no-op on
     // SQLite): the batch's xid then follows the seqs it takes.
-    let conversations: Vec<Uuid> = sends.iter().map(|s| s.new.conversation_id).collect();
+    let conversations: Vec<ConversationId> = sends.iter().map(|s| s.new.conversation_id).collect();
     order_writes(&mut tx, &conversations, &[]).await?;
     let mut outcomes = Vec::with_capacity(sends.len());
     let mut events: Vec<Event> = Vec::with_capacity(sends.len());
@@ -166,9 +166,9 @@ async fn send(tx: &mut Tx, request: &SendRequest<'_>, tally: &mut Tally) -> Resu
     let SendRequest { actor, new, .. } = *request;
     let gate: Gate = with_tx!(&mut *tx, |c| {
         sqlx::query_as(GATE)
-            .bind(Id(new.conversation_id))
-            .bind(Id(actor.user_id))
-            .bind(Id(actor.device_id))
+            .bind(Id(new.conversation_id.into()))
+            .bind(Id(actor.user_id.into()))
+            .bind(Id(actor.device_id.into()))
             .bind(&new.client_message_id)
             .fetch_one(c)
             .await
@@ -225,7 +225,11 @@ async fn send(tx: &mut Tx, request: &SendRequest<'_>, tally: &mut Tally) -> Resu
 
 /// Of the mentioned users, those the message counts for: current members other than the
 /// sender (a mention of anyone else stays in the content and counts for nobody).
-async fn counted(tx: &mut Tx, sender: Uuid, new: &NewMessage) -> Result<Vec<Uuid>, sqlx::Error> {
+async fn counted(
+    tx: &mut Tx,
+    sender: UserId,
+    new: &NewMessage,
+) -> Result<Vec<UserId>, sqlx::Error> {
     if new.mentioned.is_empty() {
         return Ok(Vec::new());
     }
@@ -237,13 +241,16 @@ async fn counted(tx: &mut Tx, sender: Uuid, new: &NewMessage) -> Result<Vec<Uuid
     );
     let members: Vec<Id> = with_tx!(tx, sql, |c| {
         let mut query = sqlx::query_scalar(AssertSqlSafe(sql))
-            .bind(Id(new.conversation_id))
-            .bind(Id(sender));
+            .bind(Id(new.conversation_id.into()))
+            .bind(Id(sender.into()));
         for user in &new.mentioned {
-            query = query.bind(Id(*user));
+            query = query.bind(Id((*user).into()));
         }
         query.fetch_all(c).await
     })?;
-    let members: Vec<Uuid> = members.into_iter().map(|Id(user)| user).collect();
+    let members: Vec<UserId> = members
+        .into_iter()
+        .map(|Id(user)| UserId::from(user))
+        .collect();
     Ok(counted_mentions(&new.mentioned, &members))
 }

@@ -2,6 +2,7 @@
 //! counts in ([`store`]), and the batch's unread and mention counters ([`Tally`]). Both are
 //! dialect-specific for speed (see each); the rules that decide a send are in `sending.rs`.
 
+use echo_ids::{ConversationId, UserId};
 use echo_store::{Tx, placeholders, value_rows};
 use prost::Message as _;
 use sqlx::AssertSqlSafe;
@@ -30,11 +31,12 @@ macro_rules! insert_message {
 pub(super) async fn store(
     tx: &mut Tx,
     request: &SendRequest<'_>,
-    mentioned: &[Uuid],
+    mentioned: &[UserId],
 ) -> Result<Option<MessageRow>, sqlx::Error> {
     let SendRequest { actor, new, at, .. } = *request;
     match tx {
         Tx::Postgres(tx) => {
+            let mentioned: Vec<Uuid> = mentioned.iter().map(|&user| user.into()).collect();
             const STORE: &str = concat!(
                 "WITH c AS (\
                        UPDATE conversations \
@@ -57,17 +59,17 @@ pub(super) async fn store(
                      SELECT * FROM ins"
             );
             sqlx::query_as(STORE)
-                .bind(Id(new.id))
-                .bind(Id(new.conversation_id))
-                .bind(Id(actor.user_id))
-                .bind(Id(actor.device_id))
+                .bind(Id(new.id.into()))
+                .bind(Id(new.conversation_id.into()))
+                .bind(Id(actor.user_id.into()))
+                .bind(Id(actor.device_id.into()))
                 .bind(&new.client_message_id)
                 .bind(&new.request_hash[..])
                 .bind(new.content.encode_to_vec())
                 .bind(&new.content.text)
-                .bind(new.reply_to_message_id.map(Id))
-                .bind(new.thread_root_message_id.map(Id))
-                .bind(mentioned)
+                .bind(new.reply_to_message_id.map(|id| Id(id.into())))
+                .bind(new.thread_root_message_id.map(|id| Id(id.into())))
+                .bind(&mentioned)
                 .bind(At(at))
                 .fetch_optional(&mut **tx)
                 .await
@@ -79,8 +81,8 @@ pub(super) async fn store(
                  WHERE conversation_id = $3 RETURNING last_seq",
             )
             .bind(At(at))
-            .bind(Id(new.id))
-            .bind(Id(new.conversation_id))
+            .bind(Id(new.id.into()))
+            .bind(Id(new.conversation_id.into()))
             .fetch_one(&mut **tx)
             .await?;
             const INSERT: &str = concat!(
@@ -90,17 +92,17 @@ pub(super) async fn store(
                 message_columns!()
             );
             let Some(row) = sqlx::query_as::<_, MessageRow>(INSERT)
-                .bind(Id(new.id))
-                .bind(Id(new.conversation_id))
+                .bind(Id(new.id.into()))
+                .bind(Id(new.conversation_id.into()))
                 .bind(seq)
-                .bind(Id(actor.user_id))
-                .bind(Id(actor.device_id))
+                .bind(Id(actor.user_id.into()))
+                .bind(Id(actor.device_id.into()))
                 .bind(&new.client_message_id)
                 .bind(&new.request_hash[..])
                 .bind(new.content.encode_to_vec())
                 .bind(&new.content.text)
-                .bind(new.reply_to_message_id.map(Id))
-                .bind(new.thread_root_message_id.map(Id))
+                .bind(new.reply_to_message_id.map(|id| Id(id.into())))
+                .bind(new.thread_root_message_id.map(|id| Id(id.into())))
                 .bind(At(at))
                 .fetch_optional(&mut **tx)
                 .await?
@@ -111,7 +113,7 @@ pub(super) async fn store(
                 sqlx::query(
                     "UPDATE messages SET reply_count = reply_count + 1 WHERE message_id = $1",
                 )
-                .bind(Id(root))
+                .bind(Id(root.into()))
                 .execute(&mut **tx)
                 .await?;
             }
@@ -123,9 +125,9 @@ pub(super) async fn store(
                 let mut query = sqlx::query(AssertSqlSafe(sql));
                 for user in mentioned {
                     query = query
-                        .bind(Id(new.id))
-                        .bind(Id(*user))
-                        .bind(Id(new.conversation_id))
+                        .bind(Id(new.id.into()))
+                        .bind(Id((*user).into()))
+                        .bind(Id(new.conversation_id.into()))
                         .bind(seq);
                 }
                 query.execute(&mut **tx).await?;
@@ -142,11 +144,16 @@ pub(super) async fn store(
 #[derive(Default)]
 pub(super) struct Tally {
     /// Conversation, sender and counted mentions of each message, in batch order.
-    sent: Vec<(Uuid, Uuid, Vec<Uuid>)>,
+    sent: Vec<(ConversationId, UserId, Vec<UserId>)>,
 }
 
 impl Tally {
-    pub(super) fn add(&mut self, conversation: Uuid, sender: Uuid, mentioned: &[Uuid]) {
+    pub(super) fn add(
+        &mut self,
+        conversation: ConversationId,
+        sender: UserId,
+        mentioned: &[UserId],
+    ) {
         self.sent.push((conversation, sender, mentioned.to_vec()));
     }
 
@@ -160,12 +167,16 @@ impl Tally {
         }
         match tx {
             Tx::Postgres(tx) => {
-                let conversations: Vec<Uuid> = self.sent.iter().map(|s| s.0).collect();
-                let senders: Vec<Uuid> = self.sent.iter().map(|s| s.1).collect();
+                let conversations: Vec<Uuid> = self.sent.iter().map(|s| Uuid::from(s.0)).collect();
+                let senders: Vec<Uuid> = self.sent.iter().map(|s| Uuid::from(s.1)).collect();
                 let (mention_conversations, mentioned): (Vec<Uuid>, Vec<Uuid>) = self
                     .sent
                     .iter()
-                    .flat_map(|(conversation, _, users)| users.iter().map(|u| (*conversation, *u)))
+                    .flat_map(|(conversation, _, users)| {
+                        users
+                            .iter()
+                            .map(|u| (Uuid::from(*conversation), Uuid::from(*u)))
+                    })
                     .unzip();
                 sqlx::query(
                     "WITH sent AS (\
@@ -213,11 +224,11 @@ impl Tally {
                     ));
                     let mut query = sqlx::query(AssertSqlSafe(sql));
                     for user in mentioned {
-                        query = query.bind(Id(*user));
+                        query = query.bind(Id((*user).into()));
                     }
                     query
-                        .bind(Id(*conversation))
-                        .bind(Id(*sender))
+                        .bind(Id((*conversation).into()))
+                        .bind(Id((*sender).into()))
                         .execute(&mut **tx)
                         .await?;
                 }

@@ -112,12 +112,12 @@ pub(crate) async fn list_pins(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let conversation = check.id("conversation_id", &body.conversation_id);
+    let conversation = check.id_of("conversation_id", &body.conversation_id);
     let page = check.page(body.page_size, &body.page_token, PIN_PAGE);
     finish(check)?;
     let (pins, next_page_token) = api
         .conversations
-        .pins(actor.user_id, conversation.unwrap_or_default(), &page)
+        .pins(actor.user_id, conversation.expect("checked"), &page)
         .await?;
     Ok(Response::new(pb::ListPinsResponse {
         pins,

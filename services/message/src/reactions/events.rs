@@ -1,13 +1,13 @@
 //! The events of reactions and pins: builders for their `ConversationEvent` kinds. They carry
 //! ids, the emoji and the count after the change; never content.
 
+use echo_ids::{MessageId, UserId};
 use echo_proto::echo::message::v1 as pb;
-use uuid::Uuid;
 
 /// ReactionAdded: `count` users now react with `emoji` (clients set, not increment).
 pub fn reaction_added(
-    message: Uuid,
-    user: Uuid,
+    message: MessageId,
+    user: UserId,
     emoji: &str,
     count: i32,
 ) -> pb::conversation_event::Kind {
@@ -21,8 +21,8 @@ pub fn reaction_added(
 
 /// ReactionRemoved: `count` users still react with `emoji` (0: drop it).
 pub fn reaction_removed(
-    message: Uuid,
-    user: Uuid,
+    message: MessageId,
+    user: UserId,
     emoji: &str,
     count: i32,
 ) -> pb::conversation_event::Kind {
@@ -35,14 +35,14 @@ pub fn reaction_removed(
 }
 
 /// MessagePinned (the event's actor pinned it).
-pub fn message_pinned(message: Uuid) -> pb::conversation_event::Kind {
+pub fn message_pinned(message: MessageId) -> pb::conversation_event::Kind {
     pb::conversation_event::Kind::MessagePinned(pb::MessagePinned {
         message_id: message.to_string(),
     })
 }
 
 /// MessageUnpinned (the event's actor unpinned it).
-pub fn message_unpinned(message: Uuid) -> pb::conversation_event::Kind {
+pub fn message_unpinned(message: MessageId) -> pb::conversation_event::Kind {
     pb::conversation_event::Kind::MessageUnpinned(pb::MessageUnpinned {
         message_id: message.to_string(),
     })

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use echo_runtime::{Check, Page, PageSize};
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
-use uuid::Uuid;
 
 pub(crate) mod api;
 pub(crate) mod events;
@@ -50,9 +50,9 @@ pub const REACT: echo_cache::Rule =
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reaction {
     /// The message.
-    pub message_id: Uuid,
+    pub message_id: MessageId,
     /// Who reacted.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// With which emoji.
     pub emoji: String,
     /// When.
@@ -65,13 +65,13 @@ pub struct Reaction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReactionPosition {
     /// The message listed.
-    pub message_id: Uuid,
+    pub message_id: MessageId,
     /// The filter the list was asked with.
     pub filter: Option<String>,
     /// The last reaction's time, unix microseconds.
     pub created_micros: i64,
     /// The last reaction's user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The last reaction's emoji.
     pub emoji: String,
 }
@@ -80,11 +80,11 @@ pub struct ReactionPosition {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pin {
     /// The message.
-    pub message_id: Uuid,
+    pub message_id: MessageId,
     /// Its conversation.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// Who pinned it.
-    pub pinned_by: Uuid,
+    pub pinned_by: UserId,
     /// When.
     pub pinned_at: DateTime<Utc>,
 }
@@ -94,11 +94,11 @@ pub struct Pin {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinPosition {
     /// The conversation listed.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The last pin's time, unix microseconds.
     pub pinned_micros: i64,
     /// The last pin's message.
-    pub message_id: Uuid,
+    pub message_id: MessageId,
 }
 
 /// Checks an emoji under `field`: exactly one extended grapheme cluster of at most
@@ -132,8 +132,8 @@ impl Conversations {
     pub async fn add_reaction(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        message: Uuid,
+        conversation: ConversationId,
+        message: MessageId,
         emoji: String,
     ) -> Result<Vec<pb::ReactionCount>, MessageError> {
         self.react_limit(actor).await?;
@@ -150,8 +150,8 @@ impl Conversations {
     pub async fn remove_reaction(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        message: Uuid,
+        conversation: ConversationId,
+        message: MessageId,
         emoji: String,
     ) -> Result<Vec<pb::ReactionCount>, MessageError> {
         self.react_limit(actor).await?;
@@ -174,9 +174,9 @@ impl Conversations {
     #[tracing::instrument(skip(self, page))]
     pub async fn reactions(
         &self,
-        reader: Uuid,
-        conversation: Uuid,
-        message: Uuid,
+        reader: UserId,
+        conversation: ConversationId,
+        message: MessageId,
         filter: Option<String>,
         page: &Page<ReactionPosition>,
     ) -> Result<(Vec<Reaction>, String), MessageError> {
@@ -216,8 +216,8 @@ impl Conversations {
     pub async fn pin(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        message: Uuid,
+        conversation: ConversationId,
+        message: MessageId,
     ) -> Result<pb::PinnedMessage, MessageError> {
         self.react_limit(actor).await?;
         let (pin, _) = self
@@ -233,8 +233,8 @@ impl Conversations {
     pub async fn unpin(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        message: Uuid,
+        conversation: ConversationId,
+        message: MessageId,
     ) -> Result<(), MessageError> {
         self.react_limit(actor).await?;
         self.store
@@ -248,8 +248,8 @@ impl Conversations {
     #[tracing::instrument(skip(self, page))]
     pub async fn pins(
         &self,
-        reader: Uuid,
-        conversation: Uuid,
+        reader: UserId,
+        conversation: ConversationId,
         page: &Page<PinPosition>,
     ) -> Result<(Vec<pb::PinnedMessage>, String), MessageError> {
         if let Some(position) = &page.after
@@ -288,9 +288,9 @@ impl Conversations {
     /// The reactions of `message` as `reader` sees them (through the one reader's view).
     async fn reactions_seen(
         &self,
-        reader: Uuid,
-        conversation: Uuid,
-        message: Uuid,
+        reader: UserId,
+        conversation: ConversationId,
+        message: MessageId,
     ) -> Result<Vec<pb::ReactionCount>, MessageError> {
         let stored = self.message(reader, conversation, message).await?;
         let seen = self.present(reader, &[stored]).await?;
@@ -304,11 +304,11 @@ impl Conversations {
     /// `pins` with their messages as `reader` sees them, in the same order.
     async fn pinned_seen(
         &self,
-        reader: Uuid,
+        reader: UserId,
         pins: Vec<Pin>,
     ) -> Result<Vec<pb::PinnedMessage>, MessageError> {
-        let ids: Vec<Uuid> = pins.iter().map(|p| p.message_id).collect();
-        let mut by_id: HashMap<Uuid, Message> = self
+        let ids: Vec<MessageId> = pins.iter().map(|p| p.message_id).collect();
+        let mut by_id: HashMap<MessageId, Message> = self
             .store
             .messages_by_id(&ids)
             .await?
@@ -336,7 +336,7 @@ impl Conversations {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReactionTally {
     /// The message.
-    pub message_id: Uuid,
+    pub message_id: MessageId,
     /// The emoji.
     pub emoji: String,
     /// How many users reacted with it (> 0).

@@ -10,9 +10,9 @@
 mod pins;
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_store::{Database, Tx, placeholders, sql_limit, with_db, with_tx};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use super::events::{reaction_added, reaction_removed};
 use super::{MAX_EMOJIS_PER_USER, Pin, PinPosition, Reaction, ReactionPosition, ReactionTally};
@@ -34,8 +34,8 @@ impl MessageStore {
     pub async fn add_reaction(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        message: Uuid,
+        conversation: ConversationId,
+        message: MessageId,
         emoji: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, MessageError> {
@@ -55,8 +55,8 @@ impl MessageStore {
                 "SELECT count(CASE WHEN emoji = $3 THEN 1 END) > 0, count(*) FROM reactions \
                  WHERE message_id = $1 AND user_id = $2",
             )
-            .bind(Id(message))
-            .bind(Id(actor.user_id))
+            .bind(Id(message.into()))
+            .bind(Id(actor.user_id.into()))
             .bind(emoji)
             .fetch_one(c)
             .await
@@ -73,10 +73,10 @@ impl MessageStore {
                 "INSERT INTO reactions (message_id, user_id, emoji, conversation_id, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
             )
-            .bind(Id(message))
-            .bind(Id(actor.user_id))
+            .bind(Id(message.into()))
+            .bind(Id(actor.user_id.into()))
             .bind(emoji)
-            .bind(Id(conversation))
+            .bind(Id(conversation.into()))
             .bind(At(at))
             .execute(c)
             .await?;
@@ -99,8 +99,8 @@ impl MessageStore {
     pub async fn remove_reaction(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        message: Uuid,
+        conversation: ConversationId,
+        message: MessageId,
         emoji: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, MessageError> {
@@ -129,7 +129,7 @@ impl MessageStore {
     /// above.
     pub async fn reactions(
         &self,
-        message: Uuid,
+        message: MessageId,
         emoji: Option<&str>,
         after: Option<&ReactionPosition>,
         limit: usize,
@@ -153,10 +153,10 @@ impl MessageStore {
             .transpose()?;
         let rows: Vec<ReactionRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(AssertSqlSafe(sql))
-                .bind(Id(message))
+                .bind(Id(message.into()))
                 .bind(emoji)
                 .bind(after.map(|(at, _)| at))
-                .bind(after.map(|(_, p)| Id(p.user_id)))
+                .bind(after.map(|(_, p)| Id(p.user_id.into())))
                 .bind(after.map(|(_, p)| p.emoji.as_str()))
                 .bind(sql_limit(limit))
                 .fetch_all(c)
@@ -168,8 +168,8 @@ impl MessageStore {
     /// The tallies of the messages `ids` as `reader` sees them, in any order.
     pub async fn reaction_tallies(
         &self,
-        reader: Uuid,
-        ids: &[Uuid],
+        reader: UserId,
+        ids: &[MessageId],
     ) -> Result<Vec<ReactionTally>, MessageError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -181,9 +181,9 @@ impl MessageStore {
             placeholders(2, ids.len())
         );
         let rows: Vec<(Id, String, i32, bool, At)> = with_db!(&self.db, read, sql, |c| {
-            let mut query = sqlx::query_as(AssertSqlSafe(sql)).bind(Id(reader));
+            let mut query = sqlx::query_as(AssertSqlSafe(sql)).bind(Id(reader.into()));
             for id in ids {
-                query = query.bind(Id(*id));
+                query = query.bind(Id((*id).into()));
             }
             query.fetch_all(c).await
         })?;
@@ -191,7 +191,7 @@ impl MessageStore {
             .into_iter()
             .map(
                 |(message_id, emoji, count, reacted_by_reader, first_at)| ReactionTally {
-                    message_id: message_id.0,
+                    message_id: message_id.0.into(),
                     emoji,
                     count,
                     reacted_by_reader,
@@ -209,8 +209,8 @@ impl MessageStore {
     pub async fn pin(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        message: Uuid,
+        conversation: ConversationId,
+        message: MessageId,
         at: DateTime<Utc>,
     ) -> Result<(Pin, bool), MessageError> {
         pins::pin(self, actor, conversation, message, at).await
@@ -222,8 +222,8 @@ impl MessageStore {
     pub async fn unpin(
         &self,
         actor: Actor,
-        conversation: Uuid,
-        message: Uuid,
+        conversation: ConversationId,
+        message: MessageId,
         at: DateTime<Utc>,
     ) -> Result<bool, MessageError> {
         pins::unpin(self, actor, conversation, message, at).await
@@ -234,7 +234,7 @@ impl MessageStore {
     /// after `after`; at most `limit`.
     pub async fn pins(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         above_seq: i64,
         after: Option<&PinPosition>,
         limit: usize,
@@ -243,7 +243,7 @@ impl MessageStore {
     }
 
     /// Of `ids`, the messages currently pinned in their conversation.
-    pub async fn pinned_among(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MessageError> {
+    pub async fn pinned_among(&self, ids: &[MessageId]) -> Result<Vec<MessageId>, MessageError> {
         pins::pinned_among(self, ids).await
     }
 }
@@ -260,8 +260,8 @@ struct ReactionRow {
 impl From<ReactionRow> for Reaction {
     fn from(row: ReactionRow) -> Self {
         Reaction {
-            message_id: row.message_id.0,
-            user_id: row.user_id.0,
+            message_id: row.message_id.0.into(),
+            user_id: row.user_id.0.into(),
             emoji: row.emoji,
             created_at: row.created_at.0,
         }
@@ -275,14 +275,14 @@ struct Target {
     deleted: bool,
 }
 
-/// A write transaction holding `conversation`'s next seq (on PostgreSQL, its row lock), with
+/// A write transaction holding conversation `id`'s next seq (on PostgreSQL, its row lock), with
 /// the seq and the conversation's kind; `ConversationNotFound` (rolled back) when there is no
 /// such conversation.
-async fn locked(db: &MessageStore, conversation: Uuid) -> Result<(Tx, i64, Kind), MessageError> {
+async fn locked(db: &MessageStore, id: ConversationId) -> Result<(Tx, i64, Kind), MessageError> {
     let mut tx = db.db.begin().await?;
-    order_writes(&mut tx, &[conversation], &[]).await?;
+    order_writes(&mut tx, &[id], &[]).await?;
     // Reactions and pins do not move the conversation up in lists (activity None).
-    match take_seq(&mut tx, conversation, None).await? {
+    match take_seq(&mut tx, id, None).await? {
         Some((seq, kind)) => Ok((tx, seq, kind)),
         None => refuse(tx, MessageError::ConversationNotFound).await,
     }
@@ -292,8 +292,8 @@ async fn locked(db: &MessageStore, conversation: Uuid) -> Result<(Tx, i64, Kind)
 async fn target(
     tx: &mut Tx,
     actor: Actor,
-    conversation: Uuid,
-    message: Uuid,
+    conversation: ConversationId,
+    message: MessageId,
 ) -> Result<Result<Target, MessageError>, MessageError> {
     let Some(member) = current_member(tx, conversation, actor.user_id).await? else {
         return Ok(Err(MessageError::ConversationNotFound));
@@ -305,10 +305,10 @@ async fn target(
                AND NOT EXISTS (SELECT 1 FROM hidden_messages \
                                WHERE user_id = $4 AND message_id = messages.message_id)",
         )
-        .bind(Id(message))
-        .bind(Id(conversation))
+        .bind(Id(message.into()))
+        .bind(Id(conversation.into()))
         .bind(member.joined_at_seq)
-        .bind(Id(actor.user_id))
+        .bind(Id(actor.user_id.into()))
         .fetch_optional(c)
         .await
     })?;
@@ -327,8 +327,8 @@ async fn target(
 async fn take_back(
     tx: &mut Tx,
     actor: Actor,
-    conversation: Uuid,
-    message: Uuid,
+    conversation: ConversationId,
+    message: MessageId,
     emoji: &str,
 ) -> Result<Result<bool, MessageError>, MessageError> {
     let member: bool = with_tx!(tx, |c| {
@@ -336,8 +336,8 @@ async fn take_back(
             "SELECT EXISTS (SELECT 1 FROM members \
                             WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL)",
         )
-        .bind(Id(conversation))
-        .bind(Id(actor.user_id))
+        .bind(Id(conversation.into()))
+        .bind(Id(actor.user_id.into()))
         .fetch_one(c)
         .await
     })?;
@@ -352,10 +352,10 @@ async fn take_back(
                AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
                                WHERE h.user_id = $2 AND h.message_id = $1)",
         )
-        .bind(Id(message))
-        .bind(Id(actor.user_id))
+        .bind(Id(message.into()))
+        .bind(Id(actor.user_id.into()))
         .bind(emoji)
-        .bind(Id(conversation))
+        .bind(Id(conversation.into()))
         .execute(c)
         .await?
         .rows_affected()
@@ -367,7 +367,7 @@ async fn take_back(
 async fn blocked_direct(
     tx: &mut Tx,
     actor: Actor,
-    conversation: Uuid,
+    conversation: ConversationId,
 ) -> Result<bool, MessageError> {
     let pair = conversation_in(tx, conversation)
         .await?
@@ -379,13 +379,13 @@ async fn blocked_direct(
 }
 
 /// How many users react to `message` with `emoji`.
-async fn emoji_count(tx: &mut Tx, message: Uuid, emoji: &str) -> Result<i32, MessageError> {
+async fn emoji_count(tx: &mut Tx, message: MessageId, emoji: &str) -> Result<i32, MessageError> {
     Ok(with_tx!(tx, |c| {
         sqlx::query_scalar(
             "SELECT CAST(count(*) AS INTEGER) FROM reactions \
              WHERE message_id = $1 AND emoji = $2",
         )
-        .bind(Id(message))
+        .bind(Id(message.into()))
         .bind(emoji)
         .fetch_one(c)
         .await

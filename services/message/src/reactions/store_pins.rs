@@ -6,9 +6,9 @@
 //! [`MessageStore::unpin`]: crate::store::MessageStore::unpin
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId};
 use echo_store::{placeholders, sql_limit, with_db, with_tx};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use super::{MessageStore, locked, position_time, target};
 use crate::error::MessageError;
@@ -34,9 +34,9 @@ const PIN_COLUMNS: &str = "message_id, conversation_id, pinned_by, pinned_at";
 impl From<PinRow> for Pin {
     fn from(row: PinRow) -> Self {
         Pin {
-            message_id: row.message_id.0,
-            conversation_id: row.conversation_id.0,
-            pinned_by: row.pinned_by.0,
+            message_id: row.message_id.0.into(),
+            conversation_id: row.conversation_id.0.into(),
+            pinned_by: row.pinned_by.0.into(),
             pinned_at: row.pinned_at.0,
         }
     }
@@ -46,8 +46,8 @@ impl From<PinRow> for Pin {
 pub(super) async fn pin(
     db: &MessageStore,
     actor: Actor,
-    conversation: Uuid,
-    message: Uuid,
+    conversation: ConversationId,
+    message: MessageId,
     at: DateTime<Utc>,
 ) -> Result<(Pin, bool), MessageError> {
     let (mut tx, seq, kind) = locked(db, conversation).await?;
@@ -64,7 +64,7 @@ pub(super) async fn pin(
     let sql = format!("SELECT {PIN_COLUMNS} FROM pins WHERE message_id = $1");
     let existing: Option<PinRow> = with_tx!(&mut tx, |c| {
         sqlx::query_as(AssertSqlSafe(sql))
-            .bind(Id(message))
+            .bind(Id(message.into()))
             .fetch_optional(c)
             .await
     })?;
@@ -74,7 +74,7 @@ pub(super) async fn pin(
     }
     let pins: i64 = with_tx!(&mut tx, |c| {
         sqlx::query_scalar("SELECT count(*) FROM pins WHERE conversation_id = $1")
-            .bind(Id(conversation))
+            .bind(Id(conversation.into()))
             .fetch_one(c)
             .await
     })?;
@@ -85,9 +85,9 @@ pub(super) async fn pin(
         format!("INSERT INTO pins ({PIN_COLUMNS}) VALUES ($1, $2, $3, $4) RETURNING {PIN_COLUMNS}");
     let row: PinRow = with_tx!(&mut tx, |c| {
         sqlx::query_as(AssertSqlSafe(sql))
-            .bind(Id(message))
-            .bind(Id(conversation))
-            .bind(Id(actor.user_id))
+            .bind(Id(message.into()))
+            .bind(Id(conversation.into()))
+            .bind(Id(actor.user_id.into()))
             .bind(At(at))
             .fetch_one(c)
             .await
@@ -101,8 +101,8 @@ pub(super) async fn pin(
 pub(super) async fn unpin(
     db: &MessageStore,
     actor: Actor,
-    conversation: Uuid,
-    message: Uuid,
+    conversation: ConversationId,
+    message: MessageId,
     at: DateTime<Utc>,
 ) -> Result<bool, MessageError> {
     let (mut tx, seq, kind) = locked(db, conversation).await?;
@@ -115,7 +115,7 @@ pub(super) async fn unpin(
     }
     let removed = with_tx!(&mut tx, |c| {
         sqlx::query("DELETE FROM pins WHERE message_id = $1")
-            .bind(Id(message))
+            .bind(Id(message.into()))
             .execute(c)
             .await?
             .rows_affected()
@@ -132,13 +132,13 @@ pub(super) async fn unpin(
 /// See [`crate::store::MessageStore::pins`].
 pub(super) async fn pins(
     db: &MessageStore,
-    conversation: Uuid,
+    conversation: ConversationId,
     above_seq: i64,
     after: Option<&PinPosition>,
     limit: usize,
 ) -> Result<Vec<Pin>, MessageError> {
     let after = after
-        .map(|p| Ok::<_, sqlx::Error>((position_time(p.pinned_micros)?, Id(p.message_id))))
+        .map(|p| Ok::<_, sqlx::Error>((position_time(p.pinned_micros)?, Id(p.message_id.into()))))
         .transpose()?;
     let rows: Vec<PinRow> = with_db!(&db.db, read, |c| {
         sqlx::query_as(
@@ -148,7 +148,7 @@ pub(super) async fn pins(
                AND ($3 IS NULL OR (p.pinned_at, p.message_id) < ($3, $4)) \
              ORDER BY p.pinned_at DESC, p.message_id DESC LIMIT $5",
         )
-        .bind(Id(conversation))
+        .bind(Id(conversation.into()))
         .bind(above_seq)
         .bind(after.map(|(at, _)| at))
         .bind(after.map(|(_, id)| id))
@@ -162,8 +162,8 @@ pub(super) async fn pins(
 /// See [`crate::store::MessageStore::pinned_among`].
 pub(super) async fn pinned_among(
     db: &MessageStore,
-    ids: &[Uuid],
-) -> Result<Vec<Uuid>, MessageError> {
+    ids: &[MessageId],
+) -> Result<Vec<MessageId>, MessageError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -174,9 +174,9 @@ pub(super) async fn pinned_among(
     let pinned: Vec<Id> = with_db!(&db.db, read, sql, |c| {
         let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
         for id in ids {
-            query = query.bind(Id(*id));
+            query = query.bind(Id((*id).into()));
         }
         query.fetch_all(c).await
     })?;
-    Ok(pinned.into_iter().map(|id| id.0).collect())
+    Ok(pinned.into_iter().map(|id| id.0.into()).collect())
 }

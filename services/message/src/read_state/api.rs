@@ -22,7 +22,7 @@ pub(crate) async fn update_member_settings(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &body.conversation_id);
+    let conversation_id = check.id_of("conversation_id", &body.conversation_id);
     let paths = check.mask(body.update_mask, &SETTINGS_PATHS);
     let settings = body.settings.unwrap_or_default();
     let mut change = SettingsChange::default();
@@ -49,7 +49,7 @@ pub(crate) async fn mark_read(
 ) -> Reply<pb::MarkReadResponse> {
     let actor = actor(&request)?;
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &request.get_ref().conversation_id);
+    let conversation_id = check.id_of("conversation_id", &request.get_ref().conversation_id);
     let up_to = seq(&mut check, "last_read_seq", request.get_ref().last_read_seq);
     finish(check)?;
     let member = api
@@ -69,7 +69,7 @@ pub(crate) async fn mark_delivered(
 ) -> Reply<pb::MarkDeliveredResponse> {
     let actor = actor(&request)?;
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &request.get_ref().conversation_id);
+    let conversation_id = check.id_of("conversation_id", &request.get_ref().conversation_id);
     let up_to = seq(&mut check, "up_to_seq", request.get_ref().up_to_seq);
     finish(check)?;
     let delivered = api
@@ -87,7 +87,7 @@ pub(crate) async fn get_read_state(
 ) -> Reply<pb::GetReadStateResponse> {
     let actor = actor(&request)?;
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &request.get_ref().conversation_id);
+    let conversation_id = check.id_of("conversation_id", &request.get_ref().conversation_id);
     finish(check)?;
     let state = api
         .conversations
@@ -109,7 +109,7 @@ pub(crate) async fn list_receipts(
     let actor = actor(&request)?;
     let body = request.into_inner();
     let mut check = Check::new();
-    let conversation_id = check.id("conversation_id", &body.conversation_id);
+    let conversation_id = check.id_of("conversation_id", &body.conversation_id);
     let min_seq = seq(&mut check, "min_seq", body.min_seq);
     let page = check.page(body.page_size, &body.page_token, RECEIPT_PAGE);
     finish(check)?;

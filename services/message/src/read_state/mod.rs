@@ -20,10 +20,10 @@
 //! others are merged state (latest wins, DESIGN §6): MarkDelivered writes no durable event.
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, DeviceId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Page;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 pub(crate) mod api;
 pub(crate) mod events;
@@ -50,11 +50,11 @@ pub struct ReadState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptPosition {
     /// The conversation the token belongs to.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The filter the token belongs to.
     pub min_seq: i64,
     /// The last user served.
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }
 
 /// ListReceipts pages: default 100, at most 500 (read_state_api.proto).
@@ -76,7 +76,7 @@ impl Conversations {
     pub async fn update_settings(
         &self,
         actor: Actor,
-        conversation: Uuid,
+        conversation: ConversationId,
         change: SettingsChange,
     ) -> Result<Member, MessageError> {
         let now = Utc::now();
@@ -95,7 +95,7 @@ impl Conversations {
     pub async fn mark_read(
         &self,
         actor: Actor,
-        conversation: Uuid,
+        conversation: ConversationId,
         up_to: i64,
     ) -> Result<Member, MessageError> {
         let mark = self
@@ -118,7 +118,7 @@ impl Conversations {
     pub async fn mark_delivered(
         &self,
         actor: Actor,
-        conversation: Uuid,
+        conversation: ConversationId,
         up_to: i64,
     ) -> Result<Delivered, MessageError> {
         let delivered = self
@@ -142,7 +142,7 @@ impl Conversations {
     /// Whether receipts of `conversation` go to other members' streams: DIRECT and GROUP
     /// conversations up to `live.receipt_max_members` (a 100,000-member channel would turn
     /// every read into 100,000 stream items).
-    async fn receipts_go_live(&self, conversation: Uuid) -> bool {
+    async fn receipts_go_live(&self, conversation: ConversationId) -> bool {
         match self.store.conversation(conversation).await {
             Ok(Some(found)) => {
                 found.kind != Kind::Channel
@@ -159,8 +159,8 @@ impl Conversations {
     /// The caller's read state and their devices' delivery state.
     pub async fn read_state(
         &self,
-        caller: Uuid,
-        conversation: Uuid,
+        caller: UserId,
+        conversation: ConversationId,
     ) -> Result<ReadState, MessageError> {
         let member = self.current_member(conversation, caller).await?;
         let last_seq = self
@@ -181,8 +181,8 @@ impl Conversations {
     /// CHANNEL (whose members do not see each other).
     pub async fn receipts(
         &self,
-        caller: Uuid,
-        conversation: Uuid,
+        caller: UserId,
+        conversation: ConversationId,
         min_seq: i64,
         page: &Page<ReceiptPosition>,
     ) -> Result<(Vec<MemberReceipt>, String), MessageError> {
@@ -262,7 +262,7 @@ pub struct ReadMark {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceReceipt {
     /// The device.
-    pub device_id: Uuid,
+    pub device_id: DeviceId,
     /// Every seq up to this one reached the device (0: nothing acknowledged yet).
     pub delivered_up_to_seq: i64,
     /// When it last moved (None while 0).
@@ -282,7 +282,7 @@ pub struct Delivered {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberReceipt {
     /// The member.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Their read watermark.
     pub last_read_seq: i64,
     /// When it last moved.

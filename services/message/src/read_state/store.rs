@@ -9,8 +9,8 @@
 //! other write, which gives the same guarantees.
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, UserId};
 use echo_store::{Tx, sql_limit, with_db, with_tx};
-use uuid::Uuid;
 
 use super::events::{member_settings_changed, read_marker_moved};
 use super::{apply, newly_pinned};
@@ -42,7 +42,7 @@ type ReceiptRow = (Id, i64, At);
 
 fn device_receipt((device, up_to, at): ReceiptRow) -> DeviceReceipt {
     DeviceReceipt {
-        device_id: device.0,
+        device_id: device.0.into(),
         delivered_up_to_seq: up_to,
         delivered_at: Some(at.0),
     }
@@ -66,7 +66,7 @@ impl MessageStore {
     pub async fn update_settings(
         &self,
         actor: Actor,
-        conversation: Uuid,
+        conversation: ConversationId,
         change: &SettingsChange,
         at: DateTime<Utc>,
     ) -> Result<SettingsUpdate, MessageError> {
@@ -93,8 +93,8 @@ impl MessageStore {
                     "SELECT count(*) FROM members WHERE user_id = $1 AND pinned_at IS NOT NULL \
                        AND left_at_seq IS NULL AND conversation_id <> $2",
                 )
-                .bind(Id(actor.user_id))
-                .bind(Id(conversation))
+                .bind(Id(actor.user_id.into()))
+                .bind(Id(conversation.into()))
                 .fetch_one(c)
                 .await?
             });
@@ -108,8 +108,8 @@ impl MessageStore {
                  WHERE conversation_id = $1 AND user_id = $2 RETURNING ",
                 member_columns!()
             ))
-            .bind(Id(conversation))
-            .bind(Id(actor.user_id))
+            .bind(Id(conversation.into()))
+            .bind(Id(actor.user_id.into()))
             .bind(next.mute_until.map(At))
             .bind(next.pinned_at.map(At))
             .bind(next.archived)
@@ -137,7 +137,7 @@ impl MessageStore {
     pub async fn mark_read(
         &self,
         actor: Actor,
-        conversation: Uuid,
+        conversation: ConversationId,
         up_to: i64,
         at: DateTime<Utc>,
     ) -> Result<ReadMark, MessageError> {
@@ -169,8 +169,8 @@ impl MessageStore {
                  WHERE conversation_id = $1 AND user_id = $2 RETURNING ",
                 member_columns!()
             ))
-            .bind(Id(conversation))
-            .bind(Id(actor.user_id))
+            .bind(Id(conversation.into()))
+            .bind(Id(actor.user_id.into()))
             .bind(target)
             .bind(At(at))
             .fetch_one(c)
@@ -198,7 +198,7 @@ impl MessageStore {
     pub async fn mark_delivered(
         &self,
         actor: Actor,
-        conversation: Uuid,
+        conversation: ConversationId,
         up_to: i64,
         at: DateTime<Utc>,
     ) -> Result<Delivered, MessageError> {
@@ -210,8 +210,8 @@ impl MessageStore {
                 "SELECT EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 \
                    AND user_id = $2 AND left_at_seq IS NULL)",
             )
-            .bind(Id(conversation))
-            .bind(Id(actor.user_id))
+            .bind(Id(conversation.into()))
+            .bind(Id(actor.user_id.into()))
             .fetch_one(c)
             .await?
         });
@@ -219,8 +219,11 @@ impl MessageStore {
             return refuse(tx, MessageError::ConversationNotFound).await;
         }
         let target = up_to.min(last_seq(&mut tx, conversation).await?);
-        let (conversation, user, device) =
-            (Id(conversation), Id(actor.user_id), Id(actor.device_id));
+        let (conversation, user, device) = (
+            Id(conversation.into()),
+            Id(actor.user_id.into()),
+            Id(actor.device_id.into()),
+        );
         // Forward only, atomically: of two racing acknowledgements the higher one stays.
         let moved = target > 0
             && with_tx!(&mut tx, |c| {
@@ -264,16 +267,16 @@ impl MessageStore {
     /// The delivery receipts of `user`'s devices in `conversation`, by device id.
     pub async fn device_receipts(
         &self,
-        conversation: Uuid,
-        user: Uuid,
+        conversation: ConversationId,
+        user: UserId,
     ) -> Result<Vec<DeviceReceipt>, MessageError> {
         let rows: Vec<ReceiptRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(
                 "SELECT device_id, delivered_up_to_seq, delivered_at FROM device_receipts \
                  WHERE conversation_id = $1 AND user_id = $2 ORDER BY device_id",
             )
-            .bind(Id(conversation))
-            .bind(Id(user))
+            .bind(Id(conversation.into()))
+            .bind(Id(user.into()))
             .fetch_all(c)
             .await?
         });
@@ -289,10 +292,10 @@ impl MessageStore {
     /// not count: joining again deletes them (see `MessageStore::add_members`).
     pub async fn member_receipts(
         &self,
-        conversation: Uuid,
-        except: Uuid,
+        conversation: ConversationId,
+        except: UserId,
         min_seq: i64,
-        after: Option<Uuid>,
+        after: Option<UserId>,
         limit: usize,
     ) -> Result<Vec<MemberReceipt>, MessageError> {
         // Per member, the device that got furthest (the earliest to get there on a tie), each
@@ -320,10 +323,10 @@ impl MessageStore {
                    AND delivered_up_to_seq >= $3 \
                  ORDER BY user_id LIMIT $5",
             )
-            .bind(Id(conversation))
-            .bind(Id(except))
+            .bind(Id(conversation.into()))
+            .bind(Id(except.into()))
             .bind(min_seq)
-            .bind(after.map(Id))
+            .bind(after.map(|id| Id(id.into())))
             .bind(sql_limit(limit))
             .fetch_all(c)
             .await?
@@ -332,7 +335,7 @@ impl MessageStore {
             .into_iter()
             .map(
                 |(user, last_read_seq, read_at, delivered_up_to_seq, delivered_at)| MemberReceipt {
-                    user_id: user.0,
+                    user_id: user.0.into(),
                     last_read_seq,
                     read_at: read_at.map(|at| at.0),
                     delivered_up_to_seq,
@@ -347,8 +350,8 @@ impl MessageStore {
 /// PostgreSQL (SQLite's writer transaction already excludes every other write).
 async fn locked_member(
     tx: &mut Tx,
-    conversation: Uuid,
-    user: Uuid,
+    conversation: ConversationId,
+    user: UserId,
 ) -> Result<Option<Member>, sqlx::Error> {
     let sql = for_update(
         tx,
@@ -360,8 +363,8 @@ async fn locked_member(
     );
     let row: Option<MemberRow> = with_tx!(tx, |c| {
         sqlx::query_as(sql)
-            .bind(Id(conversation))
-            .bind(Id(user))
+            .bind(Id(conversation.into()))
+            .bind(Id(user.into()))
             .fetch_optional(c)
             .await
     })?;
@@ -369,10 +372,10 @@ async fn locked_member(
 }
 
 /// The conversation's committed `last_seq` (the highest seq a watermark may name).
-async fn last_seq(tx: &mut Tx, conversation: Uuid) -> Result<i64, sqlx::Error> {
+async fn last_seq(tx: &mut Tx, conversation: ConversationId) -> Result<i64, sqlx::Error> {
     with_tx!(tx, |c| {
         sqlx::query_scalar("SELECT last_seq FROM conversations WHERE conversation_id = $1")
-            .bind(Id(conversation))
+            .bind(Id(conversation.into()))
             .fetch_one(c)
             .await
     })

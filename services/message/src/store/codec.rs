@@ -3,7 +3,9 @@
 //! and the row types that decode [`Conversation`], [`Member`] and [`Message`] the same way on
 //! either backend), the transaction steps every sequenced change takes (the write order, the
 //! conversation's and users' next seqs) and the checks most scripts make (live users, blocks,
-//! a current member).
+//! a current member). Typed ids (`echo_ids`) cross into SQL one way: bound as
+//! `Id(conversation.into())`, decoded as `row.conversation_id.0.into()` in the row → domain
+//! conversions below.
 //!
 //! Dialect lives here only where it earns its place: PostgreSQL's write-order advisory locks
 //! (SQLite's single writer orders writes by construction) and the set-based user seq upsert
@@ -17,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use echo_bus::{Event, Outbox};
+use echo_ids::{ConversationId, UserId};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::MessageContent;
 pub(crate) use echo_store::native::{At, Id, for_update};
@@ -91,20 +94,20 @@ impl TryFrom<ConversationRow> for Conversation {
 
     fn try_from(row: ConversationRow) -> Result<Self, sqlx::Error> {
         Ok(Conversation {
-            id: row.conversation_id.0,
+            id: row.conversation_id.0.into(),
             kind: kind(row.kind)?,
             title: row.title,
             description: row.description,
             avatar: decoded::<Media>("avatar", row.avatar)?,
             only_admins_edit_info: row.only_admins_edit_info,
             only_admins_add_members: row.only_admins_add_members,
-            created_by: row.created_by.0,
+            created_by: row.created_by.0.into(),
             created_at: row.created_at.0,
             direct_pair: row.direct_key.as_deref().map(direct_pair).transpose()?,
             member_count: row.member_count,
             last_seq: row.last_seq,
             last_activity_at: row.last_activity_at.0,
-            last_message_id: row.last_message_id.map(|id| id.0),
+            last_message_id: row.last_message_id.map(|id| id.0.into()),
         })
     }
 }
@@ -132,13 +135,13 @@ impl TryFrom<MemberRow> for Member {
 
     fn try_from(row: MemberRow) -> Result<Self, sqlx::Error> {
         Ok(Member {
-            conversation_id: row.conversation_id.0,
-            user_id: row.user_id.0,
+            conversation_id: row.conversation_id.0.into(),
+            user_id: row.user_id.0.into(),
             role: Role::from_code(row.role.into())
                 .ok_or_else(|| corrupt("member role", row.role))?,
             joined_at: row.joined_at.0,
             joined_at_seq: row.joined_at_seq,
-            added_by: row.added_by.map(|id| id.0),
+            added_by: row.added_by.map(|id| id.0.into()),
             left_at_seq: row.left_at_seq,
             last_read_seq: row.last_read_seq,
             unread_count: row.unread_count,
@@ -174,15 +177,15 @@ impl TryFrom<MessageRow> for Message {
 
     fn try_from(row: MessageRow) -> Result<Self, sqlx::Error> {
         Ok(Message {
-            id: row.message_id.0,
-            conversation_id: row.conversation_id.0,
+            id: row.message_id.0.into(),
+            conversation_id: row.conversation_id.0.into(),
             seq: row.seq,
-            sender_id: row.sender_id.0,
-            sender_device_id: row.sender_device_id.0,
+            sender_id: row.sender_id.0.into(),
+            sender_device_id: row.sender_device_id.0.into(),
             client_message_id: row.client_message_id,
             content: decoded::<MessageContent>("content", row.content)?,
-            reply_to_message_id: row.reply_to_message_id.map(|id| id.0),
-            thread_root_message_id: row.thread_root_message_id.map(|id| id.0),
+            reply_to_message_id: row.reply_to_message_id.map(|id| id.0.into()),
+            thread_root_message_id: row.thread_root_message_id.map(|id| id.0.into()),
             reply_count: row.reply_count,
             created_at: row.created_at.0,
             edited_at: row.edited_at.map(|at| at.0),
@@ -216,8 +219,8 @@ pub(crate) fn decoded<T: prost::Message + Default>(
 }
 
 /// The pair a `direct_key` names (see [`super::direct_key`]).
-fn direct_pair(key: &str) -> Result<(Uuid, Uuid), sqlx::Error> {
-    let parse = |part: Option<&str>| part.and_then(|p| Uuid::parse_str(p).ok());
+fn direct_pair(key: &str) -> Result<(UserId, UserId), sqlx::Error> {
+    let parse = |part: Option<&str>| part.and_then(|p| p.parse::<UserId>().ok());
     let mut parts = key.split(':');
     match (parse(parts.next()), parse(parts.next()), parts.next()) {
         (Some(low), Some(high), None) => Ok((low, high)),
@@ -275,17 +278,20 @@ const USER_ORDER: u64 = 0x7573_6572_0000_0000;
 /// so id order is commit order is seq order by construction.
 pub(crate) async fn order_writes(
     tx: &mut Tx,
-    conversations: &[Uuid],
-    users: &[Uuid],
+    conversations: &[ConversationId],
+    users: &[UserId],
 ) -> Result<(), sqlx::Error> {
     let Tx::Postgres(tx) = tx else {
         return Ok(());
     };
-    let mut keys: Vec<u64> = users.iter().map(|&u| order_key(USER_ORDER, u)).collect();
+    let mut keys: Vec<u64> = users
+        .iter()
+        .map(|&u| order_key(USER_ORDER, u.into()))
+        .collect();
     keys.extend(
         conversations
             .iter()
-            .map(|&c| order_key(CONVERSATION_ORDER, c)),
+            .map(|&c| order_key(CONVERSATION_ORDER, c.into())),
     );
     keys.sort_unstable();
     keys.dedup();
@@ -326,7 +332,7 @@ fn split_key(key: u64) -> (i32, i32) {
 /// there is no such conversation; otherwise the seq and the conversation's kind.
 pub(crate) async fn take_seq(
     tx: &mut Tx,
-    conversation: Uuid,
+    conversation: ConversationId,
     activity: Option<DateTime<Utc>>,
 ) -> Result<Option<(i64, Kind)>, sqlx::Error> {
     let row: Option<(i64, i16)> = with_tx!(tx, |c| {
@@ -335,7 +341,7 @@ pub(crate) async fn take_seq(
                last_activity_at = COALESCE($2, last_activity_at) \
              WHERE conversation_id = $1 RETURNING last_seq, kind",
         )
-        .bind(Id(conversation))
+        .bind(Id(conversation.into()))
         .bind(activity.map(At))
         .fetch_optional(c)
         .await
@@ -350,23 +356,27 @@ pub(crate) async fn take_seq(
 /// excludes every other write, one upsert per user.
 pub(crate) async fn next_user_seqs(
     tx: &mut Tx,
-    users: &[Uuid],
-) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+    users: &[UserId],
+) -> Result<HashMap<UserId, i64>, sqlx::Error> {
     let mut distinct = users.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
     match tx {
         Tx::Postgres(tx) => {
+            let raw: Vec<Uuid> = distinct.iter().map(|&user| user.into()).collect();
             let rows: Vec<(Uuid, i64)> = sqlx::query_as(
                 "INSERT INTO user_sequences (user_id, last_seq) \
                  SELECT u, 1 FROM unnest($1::uuid[]) AS u ORDER BY u \
                  ON CONFLICT (user_id) DO UPDATE SET last_seq = user_sequences.last_seq + 1 \
                  RETURNING user_id, last_seq",
             )
-            .bind(&distinct)
+            .bind(&raw)
             .fetch_all(&mut **tx)
             .await?;
-            Ok(rows.into_iter().collect())
+            Ok(rows
+                .into_iter()
+                .map(|(user, seq)| (UserId::from(user), seq))
+                .collect())
         }
         Tx::Sqlite(tx) => {
             let mut seqs = HashMap::with_capacity(distinct.len());
@@ -376,7 +386,7 @@ pub(crate) async fn next_user_seqs(
                      ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + 1 \
                      RETURNING last_seq",
                 )
-                .bind(Id(user))
+                .bind(Id(user.into()))
                 .fetch_one(&mut **tx)
                 .await?;
                 seqs.insert(user, seq);
@@ -387,21 +397,21 @@ pub(crate) async fn next_user_seqs(
 }
 
 /// `user`'s next user seq (on PostgreSQL their `user_sequences` row stays locked to the end).
-pub(crate) async fn next_user_seq(tx: &mut Tx, user: Uuid) -> Result<i64, sqlx::Error> {
+pub(crate) async fn next_user_seq(tx: &mut Tx, user: UserId) -> Result<i64, sqlx::Error> {
     with_tx!(tx, |c| {
         sqlx::query_scalar(
             "INSERT INTO user_sequences (user_id, last_seq) VALUES ($1, 1) \
              ON CONFLICT (user_id) DO UPDATE SET last_seq = user_sequences.last_seq + 1 \
              RETURNING last_seq",
         )
-        .bind(Id(user))
+        .bind(Id(user.into()))
         .fetch_one(c)
         .await
     })
 }
 
 /// Whether every one of `users` is known and not deleted.
-pub(crate) async fn all_live(tx: &mut Tx, users: &[Uuid]) -> Result<bool, sqlx::Error> {
+pub(crate) async fn all_live(tx: &mut Tx, users: &[UserId]) -> Result<bool, sqlx::Error> {
     let mut distinct = users.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
@@ -415,7 +425,7 @@ pub(crate) async fn all_live(tx: &mut Tx, users: &[Uuid]) -> Result<bool, sqlx::
     let live: i64 = with_tx!(tx, sql, |c| {
         let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
         for user in &distinct {
-            query = query.bind(Id(*user));
+            query = query.bind(Id((*user).into()));
         }
         query.fetch_one(c).await
     })?;
@@ -423,14 +433,14 @@ pub(crate) async fn all_live(tx: &mut Tx, users: &[Uuid]) -> Result<bool, sqlx::
 }
 
 /// Whether `a` blocks `b` or `b` blocks `a`.
-pub(crate) async fn blocked_either(tx: &mut Tx, a: Uuid, b: Uuid) -> Result<bool, sqlx::Error> {
+pub(crate) async fn blocked_either(tx: &mut Tx, a: UserId, b: UserId) -> Result<bool, sqlx::Error> {
     with_tx!(tx, |c| {
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2) \
                                                    OR (blocker_id = $2 AND blocked_id = $1))",
         )
-        .bind(Id(a))
-        .bind(Id(b))
+        .bind(Id(a.into()))
+        .bind(Id(b.into()))
         .fetch_one(c)
         .await
     })
@@ -440,8 +450,8 @@ pub(crate) async fn blocked_either(tx: &mut Tx, a: Uuid, b: Uuid) -> Result<bool
 /// decide a write on it hold the conversation's row lock from [`take_seq`] first).
 pub(crate) async fn current_member(
     tx: &mut Tx,
-    conversation: Uuid,
-    user: Uuid,
+    conversation: ConversationId,
+    user: UserId,
 ) -> Result<Option<Member>, sqlx::Error> {
     let row: Option<MemberRow> = with_tx!(tx, |c| {
         sqlx::query_as(concat!(
@@ -449,8 +459,8 @@ pub(crate) async fn current_member(
             member_columns!(),
             " FROM members WHERE conversation_id = $1 AND user_id = $2 AND left_at_seq IS NULL"
         ))
-        .bind(Id(conversation))
-        .bind(Id(user))
+        .bind(Id(conversation.into()))
+        .bind(Id(user.into()))
         .fetch_optional(c)
         .await
     })?;
@@ -460,7 +470,7 @@ pub(crate) async fn current_member(
 /// The conversation `id`, read inside `tx`.
 pub(crate) async fn conversation_in(
     tx: &mut Tx,
-    id: Uuid,
+    id: ConversationId,
 ) -> Result<Option<Conversation>, sqlx::Error> {
     let row: Option<ConversationRow> = with_tx!(tx, |c| {
         sqlx::query_as(concat!(
@@ -468,7 +478,7 @@ pub(crate) async fn conversation_in(
             conversation_columns!(),
             " FROM conversations WHERE conversation_id = $1"
         ))
-        .bind(Id(id))
+        .bind(Id(id.into()))
         .fetch_optional(c)
         .await
     })?;
@@ -482,8 +492,8 @@ pub(crate) const IN_LIST_CHUNK: usize = 1000;
 /// The first of `users` (in their order) unknown or deleted.
 pub(crate) async fn first_unknown(
     tx: &mut Tx,
-    users: &[Uuid],
-) -> Result<Option<Uuid>, sqlx::Error> {
+    users: &[UserId],
+) -> Result<Option<UserId>, sqlx::Error> {
     for chunk in users.chunks(IN_LIST_CHUNK) {
         let sql = format!(
             "SELECT user_id FROM known_users WHERE deleted_at IS NULL AND user_id IN ({})",
@@ -492,11 +502,11 @@ pub(crate) async fn first_unknown(
         let live: Vec<Id> = with_tx!(&mut *tx, sql, |c| {
             let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
             for user in chunk {
-                query = query.bind(Id(*user));
+                query = query.bind(Id((*user).into()));
             }
             query.fetch_all(c).await
         })?;
-        let live: HashSet<Uuid> = live.into_iter().map(|Id(user)| user).collect();
+        let live: HashSet<UserId> = live.into_iter().map(|Id(user)| user.into()).collect();
         if let Some(unknown) = chunk.iter().find(|user| !live.contains(user)) {
             return Ok(Some(*unknown));
         }
@@ -507,9 +517,9 @@ pub(crate) async fn first_unknown(
 /// The first of `others` (in their order) with a block between them and `user`, either way.
 pub(crate) async fn first_blocked(
     tx: &mut Tx,
-    user: Uuid,
-    others: &[Uuid],
-) -> Result<Option<Uuid>, sqlx::Error> {
+    user: UserId,
+    others: &[UserId],
+) -> Result<Option<UserId>, sqlx::Error> {
     for chunk in others.chunks(IN_LIST_CHUNK) {
         let n = chunk.len();
         let sql = format!(
@@ -520,17 +530,17 @@ pub(crate) async fn first_blocked(
             placeholders(n + 3, n)
         );
         let found: Vec<Id> = with_tx!(&mut *tx, sql, |c| {
-            let mut query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(Id(user));
+            let mut query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(Id(user.into()));
             for other in chunk {
-                query = query.bind(Id(*other));
+                query = query.bind(Id((*other).into()));
             }
-            query = query.bind(Id(user));
+            query = query.bind(Id(user.into()));
             for other in chunk {
-                query = query.bind(Id(*other));
+                query = query.bind(Id((*other).into()));
             }
             query.fetch_all(c).await
         })?;
-        let blocked: HashSet<Uuid> = found.into_iter().map(|Id(other)| other).collect();
+        let blocked: HashSet<UserId> = found.into_iter().map(|Id(other)| other.into()).collect();
         if let Some(first) = chunk.iter().find(|other| blocked.contains(other)) {
             return Ok(Some(*first));
         }

@@ -32,10 +32,10 @@ pub(crate) mod codec;
 
 use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
+use echo_ids::{ConversationId, DeviceId, MessageId, UserId};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1::MessageContent;
 use echo_store::Database;
-use uuid::Uuid;
 
 pub use crate::conversations::store::{NewConversation, creation_key, direct_key};
 pub use crate::conversations::store_list::{ConversationPosition, ListFilter};
@@ -125,16 +125,16 @@ impl Role {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Actor {
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The server-issued device.
-    pub device_id: Uuid,
+    pub device_id: DeviceId,
 }
 
 /// A conversation as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conversation {
     /// UUIDv7.
-    pub id: Uuid,
+    pub id: ConversationId,
     /// Direct, group or channel.
     pub kind: Kind,
     /// '' for direct conversations.
@@ -148,11 +148,11 @@ pub struct Conversation {
     /// `ConversationSettings.only_admins_add_members`.
     pub only_admins_add_members: bool,
     /// Who created it.
-    pub created_by: Uuid,
+    pub created_by: UserId,
     /// When.
     pub created_at: DateTime<Utc>,
     /// Direct only: the two users, smaller id first.
-    pub direct_pair: Option<(Uuid, Uuid)>,
+    pub direct_pair: Option<(UserId, UserId)>,
     /// Current members.
     pub member_count: i32,
     /// The seq of the latest sequenced change.
@@ -160,7 +160,7 @@ pub struct Conversation {
     /// When the latest sequenced change committed (list order).
     pub last_activity_at: DateTime<Utc>,
     /// The newest message not deleted for everyone.
-    pub last_message_id: Option<Uuid>,
+    pub last_message_id: Option<MessageId>,
 }
 
 /// A member row: current members have `left_at_seq` None; former members keep their row so
@@ -168,9 +168,9 @@ pub struct Conversation {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Member {
     /// The conversation.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Their role.
     pub role: Role,
     /// When they joined.
@@ -178,7 +178,7 @@ pub struct Member {
     /// The seq of their MemberJoined event: they see history from here on.
     pub joined_at_seq: i64,
     /// Who added them (None for the creator and joins by invite).
-    pub added_by: Option<Uuid>,
+    pub added_by: Option<UserId>,
     /// The seq of their MemberLeft/MemberRemoved event; None while a member.
     pub left_at_seq: Option<i64>,
     /// Their read watermark (only moves forward).
@@ -206,23 +206,23 @@ impl Member {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     /// UUIDv7.
-    pub id: Uuid,
+    pub id: MessageId,
     /// Its conversation.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The seq of its creation.
     pub seq: i64,
     /// Who sent it.
-    pub sender_id: Uuid,
+    pub sender_id: UserId,
     /// From which device.
-    pub sender_device_id: Uuid,
+    pub sender_device_id: DeviceId,
     /// The device's idempotency key.
     pub client_message_id: String,
     /// None once deleted for everyone.
     pub content: Option<MessageContent>,
     /// The message it answers.
-    pub reply_to_message_id: Option<Uuid>,
+    pub reply_to_message_id: Option<MessageId>,
     /// The thread it belongs to.
-    pub thread_root_message_id: Option<Uuid>,
+    pub thread_root_message_id: Option<MessageId>,
     /// Replies in its thread (for roots).
     pub reply_count: i32,
     /// When it was sent.

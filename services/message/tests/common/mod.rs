@@ -2,6 +2,8 @@
 //! PostgreSQL schema prefix, or SQLite files in a tempdir) with the bus and message migrations
 //! applied, fixtures, and raw-SQL probes that look past the store at what it wrote (the outbox
 //! above all: its payloads are decoded to check kinds and seqs).
+//! Over 400 lines as one piece: every conformance file uses these fixtures and probes, and
+//! splitting them by size would only make each case import from several places.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use echo_bus::Outbox;
+use echo_ids::{ConversationId, DeviceId, MessageId, UserId};
 use echo_message::store::{
     Actor, Conversation, Kind, Member, Message, MessageStore, NewConversation, NewMessage, Sent,
     SeqWindow,
@@ -78,7 +81,7 @@ impl Env {
     // ---- fixtures ----
 
     /// Apply `user`'s existence (or deletion) in a consumer transaction of its own.
-    pub async fn record_user(&self, user: Uuid, deleted_at: Option<DateTime<Utc>>) {
+    pub async fn record_user(&self, user: UserId, deleted_at: Option<DateTime<Utc>>) {
         let mut tx = self.test_db.db.begin().await.expect("begin");
         self.store
             .record_user(&mut tx, user, deleted_at)
@@ -88,15 +91,15 @@ impl Env {
     }
 
     /// A known user.
-    pub async fn user(&self) -> Uuid {
-        let user = Uuid::now_v7();
+    pub async fn user(&self) -> UserId {
+        let user = UserId::new_v7();
         self.record_user(user, None).await;
         user
     }
 
     /// `N` known users.
-    pub async fn users<const N: usize>(&self) -> [Uuid; N] {
-        let mut ids = [Uuid::nil(); N];
+    pub async fn users<const N: usize>(&self) -> [UserId; N] {
+        let mut ids = [UserId::nil(); N];
         for id in &mut ids {
             *id = self.user().await;
         }
@@ -104,14 +107,14 @@ impl Env {
     }
 
     /// A user whose account was deleted.
-    pub async fn deleted_user(&self) -> Uuid {
+    pub async fn deleted_user(&self) -> UserId {
         let user = self.user().await;
         self.record_user(user, Some(now())).await;
         user
     }
 
     /// Apply `blocker` blocking (or unblocking) `blocked` in a consumer transaction.
-    pub async fn set_block(&self, blocker: Uuid, blocked: Uuid, blocking: bool) {
+    pub async fn set_block(&self, blocker: UserId, blocked: UserId, blocking: bool) {
         let mut tx = self.test_db.db.begin().await.expect("begin");
         self.store
             .record_block(&mut tx, blocker, blocked, blocking)
@@ -121,10 +124,10 @@ impl Env {
     }
 
     /// The direct conversation `actor` opens with `peer` (created now).
-    pub async fn direct(&self, actor: Actor, peer: Uuid) -> Conversation {
+    pub async fn direct(&self, actor: Actor, peer: UserId) -> Conversation {
         let (conversation, _) = self
             .store
-            .create_direct(actor, peer, Uuid::now_v7(), now())
+            .create_direct(actor, peer, ConversationId::new_v7(), now())
             .await
             .expect("create direct");
         conversation
@@ -135,7 +138,7 @@ impl Env {
         &self,
         kind: Kind,
         owner: Actor,
-        members: &[Uuid],
+        members: &[UserId],
         at: DateTime<Utc>,
     ) -> Conversation {
         let (conversation, created) = self
@@ -148,7 +151,7 @@ impl Env {
     }
 
     /// A new GROUP of `owner` with `members`.
-    pub async fn group(&self, owner: Actor, members: &[Uuid]) -> Conversation {
+    pub async fn group(&self, owner: Actor, members: &[UserId]) -> Conversation {
         self.group_at(Kind::Group, owner, members, now()).await
     }
 
@@ -161,13 +164,13 @@ impl Env {
     }
 
     /// Sends `text` into `conversation` as `actor`, now.
-    pub async fn say(&self, actor: Actor, conversation: Uuid, text: &str) -> Message {
+    pub async fn say(&self, actor: Actor, conversation: ConversationId, text: &str) -> Message {
         self.send_at(actor, &text_message(conversation, text), now())
             .await
     }
 
     /// `user`'s member row in `conversation`, which must exist.
-    pub async fn member(&self, conversation: Uuid, user: Uuid) -> Member {
+    pub async fn member(&self, conversation: ConversationId, user: UserId) -> Member {
         self.store
             .member(conversation, user)
             .await
@@ -176,7 +179,7 @@ impl Env {
     }
 
     /// The conversation `id`, which must exist.
-    pub async fn conversation(&self, id: Uuid) -> Conversation {
+    pub async fn conversation(&self, id: ConversationId) -> Conversation {
         self.store
             .conversation(id)
             .await
@@ -265,7 +268,7 @@ impl Env {
     }
 
     /// `conversation`'s events, in append order.
-    pub async fn events_of(&self, conversation: Uuid) -> Vec<pb::ConversationEvent> {
+    pub async fn events_of(&self, conversation: ConversationId) -> Vec<pb::ConversationEvent> {
         let id = conversation.to_string();
         let mut events = self.conversation_events().await;
         events.retain(|event| event.conversation_id == id);
@@ -346,17 +349,17 @@ pub fn now() -> DateTime<Utc> {
 }
 
 /// `user` on a device of their own (a new one on every call).
-pub fn device(user: Uuid) -> Actor {
+pub fn device(user: UserId) -> Actor {
     Actor {
         user_id: user,
-        device_id: Uuid::now_v7(),
+        device_id: DeviceId::new_v7(),
     }
 }
 
 /// A GROUP or CHANNEL to create, with a fresh idempotency key.
-pub fn new_group(kind: Kind, members: &[Uuid]) -> NewConversation {
+pub fn new_group(kind: Kind, members: &[UserId]) -> NewConversation {
     NewConversation {
-        id: Uuid::now_v7(),
+        id: ConversationId::new_v7(),
         kind,
         title: "Team".to_owned(),
         description: String::new(),
@@ -374,9 +377,9 @@ pub fn hash(content: &MessageContent) -> [u8; 32] {
 }
 
 /// A message with `content`, a fresh id and a fresh idempotency key.
-pub fn new_message(conversation: Uuid, content: MessageContent) -> NewMessage {
+pub fn new_message(conversation: ConversationId, content: MessageContent) -> NewMessage {
     NewMessage {
-        id: Uuid::now_v7(),
+        id: MessageId::new_v7(),
         conversation_id: conversation,
         client_message_id: Uuid::now_v7().to_string(),
         request_hash: hash(&content),
@@ -388,7 +391,7 @@ pub fn new_message(conversation: Uuid, content: MessageContent) -> NewMessage {
 }
 
 /// A text message.
-pub fn text_message(conversation: Uuid, text: &str) -> NewMessage {
+pub fn text_message(conversation: ConversationId, text: &str) -> NewMessage {
     let content = MessageContent {
         text: text.to_owned(),
         ..MessageContent::default()
@@ -399,7 +402,7 @@ pub fn text_message(conversation: Uuid, text: &str) -> NewMessage {
 /// The same request again (a retry): same key and hash, a fresh id as a new call would pick.
 pub fn retry(new: &NewMessage) -> NewMessage {
     NewMessage {
-        id: Uuid::now_v7(),
+        id: MessageId::new_v7(),
         ..new.clone()
     }
 }
@@ -424,7 +427,7 @@ pub fn all() -> SeqWindow {
 pub async fn say_many(
     env: &Env,
     actor: Actor,
-    conversation: Uuid,
+    conversation: ConversationId,
     n: usize,
     from: DateTime<Utc>,
 ) -> Vec<Message> {

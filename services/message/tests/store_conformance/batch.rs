@@ -2,10 +2,10 @@
 //! sent alone one after another: refusals take no seq and leave no trace, a key repeated in
 //! the batch answers as a retry, and the events follow the batch's order.
 
+use echo_ids::MessageId;
 use echo_message::error::MessageError;
 use echo_message::store::{SendRequest, Sent};
 use pb::conversation_event::Kind as Event;
-use uuid::Uuid;
 
 use crate::common::*;
 use echo_proto::echo::message::v1 as pb;
@@ -36,7 +36,7 @@ pub async fn a_batch_stores_each_send_as_if_alone(env: &Env) {
     let mut second = text_message(ours.id, "second, from bob");
     second.mentioned = vec![cy];
     let mut dangling = text_message(ours.id, "reply to nothing");
-    dangling.reply_to_message_id = Some(Uuid::now_v7());
+    dangling.reply_to_message_id = Some(MessageId::new_v7());
     let elsewhere = text_message(theirs.id, "in the other group");
     let at = now();
     let request = |actor, new| SendRequest {

@@ -3,9 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use echo_ids::{ConversationId, UserId};
 use echo_message::store::{Kind, NewConversation, Sent};
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -14,7 +14,7 @@ use crate::common::*;
 /// that add up.
 pub async fn concurrent_sends_take_contiguous_seqs(env: &Env) {
     const SENDS: usize = 50;
-    let users: [Uuid; 5] = env.users().await;
+    let users: [UserId; 5] = env.users().await;
     let group = env.group(device(users[0]), &users[1..]).await;
     let first = group.last_seq + 1;
     assert_eq!(first, 7);
@@ -112,13 +112,13 @@ pub async fn concurrent_direct_creation(env: &Env) {
             let store = env.store.clone();
             calls.spawn(async move {
                 let outcome = store
-                    .create_direct(device(actor), peer, Uuid::now_v7(), now())
+                    .create_direct(device(actor), peer, ConversationId::new_v7(), now())
                     .await;
                 (actor.min(peer), outcome.expect("create direct"))
             });
         }
     }
-    let mut by_pair: HashMap<Uuid, Vec<(Uuid, bool)>> = HashMap::new();
+    let mut by_pair: HashMap<UserId, Vec<(ConversationId, bool)>> = HashMap::new();
     while let Some(call) = calls.join_next().await {
         let (pair, (conversation, created)) = call.unwrap();
         by_pair
@@ -128,7 +128,7 @@ pub async fn concurrent_direct_creation(env: &Env) {
     }
     assert_eq!(by_pair.len(), PAIRS);
     for outcomes in by_pair.values() {
-        let ids: HashSet<Uuid> = outcomes.iter().map(|(id, _)| *id).collect();
+        let ids: HashSet<ConversationId> = outcomes.iter().map(|(id, _)| *id).collect();
         assert_eq!(ids.len(), 1, "{outcomes:?}");
         assert_eq!(outcomes.iter().filter(|(_, created)| *created).count(), 1);
     }
@@ -145,7 +145,7 @@ pub async fn concurrent_creation_retries(env: &Env) {
     for _ in 0..10 {
         let store = env.store.clone();
         let attempt = NewConversation {
-            id: Uuid::now_v7(),
+            id: ConversationId::new_v7(),
             ..new.clone()
         };
         tries.spawn(async move {

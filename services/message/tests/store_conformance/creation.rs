@@ -1,13 +1,14 @@
 //! Creating conversations: direct ones (once per pair), groups and channels (once per key),
 //! their members, seqs and events, and the refusals.
+//! Over 400 lines as one piece: one operation (creation) with all its cases.
 
+use echo_ids::{ConversationId, UserId};
 use echo_message::error::MessageError;
 use echo_message::store::{Kind, NewConversation, Role};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use pb::user_event::Kind as UserEvent;
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -17,7 +18,7 @@ use crate::common::*;
 pub async fn create_direct_creates_once(env: &Env) {
     let [ada, bob] = env.users().await;
     let actor = device(ada);
-    let (id, at) = (Uuid::now_v7(), now());
+    let (id, at) = (ConversationId::new_v7(), now());
     let (conversation, created) = env.store.create_direct(actor, bob, id, at).await.unwrap();
     assert!(created);
     assert_eq!(conversation.id, id);
@@ -103,7 +104,7 @@ pub async fn create_direct_creates_once(env: &Env) {
         let peer = if actor.user_id == ada { bob } else { ada };
         let (again, created) = env
             .store
-            .create_direct(actor, peer, Uuid::now_v7(), now())
+            .create_direct(actor, peer, ConversationId::new_v7(), now())
             .await
             .unwrap();
         assert!(!created);
@@ -119,10 +120,10 @@ pub async fn create_direct_creates_once(env: &Env) {
 pub async fn create_direct_refusals(env: &Env) {
     let [ada, bob, cy] = env.users().await;
     let deleted = env.deleted_user().await;
-    for peer in [Uuid::now_v7(), deleted] {
+    for peer in [UserId::new_v7(), deleted] {
         let refused = env
             .store
-            .create_direct(device(ada), peer, Uuid::now_v7(), now())
+            .create_direct(device(ada), peer, ConversationId::new_v7(), now())
             .await;
         assert!(
             matches!(refused, Err(MessageError::UserNotFound(_))),
@@ -136,7 +137,7 @@ pub async fn create_direct_refusals(env: &Env) {
         for (actor, peer) in [(ada, bob), (bob, ada)] {
             let refused = env
                 .store
-                .create_direct(device(actor), peer, Uuid::now_v7(), now())
+                .create_direct(device(actor), peer, ConversationId::new_v7(), now())
                 .await;
             assert!(
                 matches!(refused, Err(MessageError::Blocked(_))),
@@ -156,7 +157,7 @@ pub async fn create_direct_refusals(env: &Env) {
         for (actor, peer) in [(ada, cy), (cy, ada)] {
             let refused = env
                 .store
-                .create_direct(device(actor), peer, Uuid::now_v7(), now())
+                .create_direct(device(actor), peer, ConversationId::new_v7(), now())
                 .await;
             assert!(
                 matches!(refused, Err(MessageError::Blocked(_))),
@@ -167,7 +168,7 @@ pub async fn create_direct_refusals(env: &Env) {
     }
     let (again, created) = env
         .store
-        .create_direct(device(cy), ada, Uuid::now_v7(), now())
+        .create_direct(device(cy), ada, ConversationId::new_v7(), now())
         .await
         .unwrap();
     assert_eq!((again.id, created), (existing.id, false));
@@ -177,7 +178,7 @@ pub async fn create_direct_refusals(env: &Env) {
     env.record_user(cy, Some(now())).await;
     let refused = env
         .store
-        .create_direct(device(ada), cy, Uuid::now_v7(), now())
+        .create_direct(device(ada), cy, ConversationId::new_v7(), now())
         .await;
     assert!(
         matches!(refused, Err(MessageError::UserNotFound(_))),
@@ -192,7 +193,7 @@ pub async fn record_user_never_revives_deleted(env: &Env) {
     env.record_user(bob, None).await;
     let refused = env
         .store
-        .create_direct(device(ada), bob, Uuid::now_v7(), now())
+        .create_direct(device(ada), bob, ConversationId::new_v7(), now())
         .await;
     assert!(
         matches!(refused, Err(MessageError::UserNotFound(_))),
@@ -218,7 +219,7 @@ pub async fn create_conversation_with_roles_and_events(env: &Env) {
         ..Media::default()
     };
     let new = NewConversation {
-        id: Uuid::now_v7(),
+        id: ConversationId::new_v7(),
         kind: Kind::Group,
         title: "Climbing".to_owned(),
         description: "Saturdays".to_owned(),
@@ -323,7 +324,7 @@ pub async fn create_conversation_is_idempotent(env: &Env) {
     let rows = env.rows("outbox").await;
 
     let retry = NewConversation {
-        id: Uuid::now_v7(),
+        id: ConversationId::new_v7(),
         ..new.clone()
     };
     let (again, created) = env
@@ -346,7 +347,7 @@ pub async fn create_conversation_is_idempotent(env: &Env) {
 
     // The key is the creator's own: another creator with the same key creates.
     let theirs_new = NewConversation {
-        id: Uuid::now_v7(),
+        id: ConversationId::new_v7(),
         members: vec![owner],
         ..retry.clone()
     };
@@ -359,7 +360,7 @@ pub async fn create_conversation_is_idempotent(env: &Env) {
     assert_ne!(theirs.id, first.id);
 
     let other_key = NewConversation {
-        id: Uuid::now_v7(),
+        id: ConversationId::new_v7(),
         client_request_id: "another".to_owned(),
         ..new
     };
@@ -378,7 +379,7 @@ pub async fn create_conversation_is_idempotent(env: &Env) {
 pub async fn create_conversation_refusals(env: &Env) {
     let [owner, fine, blocker] = env.users().await;
     let deleted = env.deleted_user().await;
-    for missing in [Uuid::now_v7(), deleted] {
+    for missing in [UserId::new_v7(), deleted] {
         let refused = env
             .store
             .create_conversation(

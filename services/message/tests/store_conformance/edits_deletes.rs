@@ -1,12 +1,13 @@
 //! Deletion for one user and for everyone: what each erases, the counters of every kind of
 //! member around it, the conversation's last message and thread counts, who may do it, and
 //! races between deletions.
+//! Over 400 lines as one piece: one operation (deletion) with all its cases.
 
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_message::error::MessageError;
 use echo_message::store::Kind;
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
-use uuid::Uuid;
 
 use super::{WINDOW, counters, edit_of, futures_join, mentioning, read_up_to, rows_of, stored};
 use crate::common::*;
@@ -121,13 +122,13 @@ pub async fn delete_for_me_hides_and_counts(env: &Env) {
     );
     assert_refused!(
         env.store
-            .delete_for_me(ada_device, Uuid::now_v7(), first.id, now())
+            .delete_for_me(ada_device, ConversationId::new_v7(), first.id, now())
             .await,
         MessageError::ConversationNotFound
     );
     assert_refused!(
         env.store
-            .delete_for_me(ada_device, group.id, Uuid::now_v7(), now())
+            .delete_for_me(ada_device, group.id, MessageId::new_v7(), now())
             .await,
         MessageError::MessageNotFound
     );
@@ -142,14 +143,19 @@ pub async fn delete_for_me_hides_and_counts(env: &Env) {
 }
 
 /// A reaction and a pin on `message`, written behind the store's back.
-pub async fn react_and_pin(env: &Env, conversation: Uuid, message: Uuid, user: Uuid) {
+pub async fn react_and_pin(
+    env: &Env,
+    conversation: ConversationId,
+    message: MessageId,
+    user: UserId,
+) {
     env.exec(
         "INSERT INTO reactions (message_id, user_id, emoji, conversation_id, created_at) \
          VALUES ($1, $2, 'x', $3, $4)",
         &[
-            Val::Id(message),
-            Val::Id(user),
-            Val::Id(conversation),
+            Val::Id(message.into()),
+            Val::Id(user.into()),
+            Val::Id(conversation.into()),
             Val::Time(Some(now())),
         ],
     )
@@ -158,9 +164,9 @@ pub async fn react_and_pin(env: &Env, conversation: Uuid, message: Uuid, user: U
         "INSERT INTO pins (message_id, conversation_id, pinned_by, pinned_at) \
          VALUES ($1, $2, $3, $4)",
         &[
-            Val::Id(message),
-            Val::Id(conversation),
-            Val::Id(user),
+            Val::Id(message.into()),
+            Val::Id(conversation.into()),
+            Val::Id(user.into()),
             Val::Time(Some(now())),
         ],
     )
@@ -301,7 +307,7 @@ pub async fn delete_for_everyone_permissions(env: &Env) {
     let group = env.group(owner_device, &[admin, ada, bob]).await;
     env.exec(
         "UPDATE members SET role = $1 WHERE conversation_id = $2 AND user_id = $3",
-        &[Val::Int(2), Val::Id(group.id), Val::Id(admin)],
+        &[Val::Int(2), Val::Id(group.id.into()), Val::Id(admin.into())],
     )
     .await;
     let delete = |actor, conversation, id| async move {
@@ -320,7 +326,7 @@ pub async fn delete_for_everyone_permissions(env: &Env) {
         Err(MessageError::ConversationNotFound)
     ));
     assert!(matches!(
-        delete(bob_device, group.id, Uuid::now_v7()).await,
+        delete(bob_device, group.id, MessageId::new_v7()).await,
         Err(MessageError::MessageNotFound)
     ));
     assert_eq!(env.conversation(group.id).await.last_seq, last_seq);
@@ -340,7 +346,11 @@ pub async fn delete_for_everyone_permissions(env: &Env) {
     let left = env.say(ada_device, group.id, "mine").await;
     env.exec(
         "UPDATE members SET left_at_seq = $1 WHERE conversation_id = $2 AND user_id = $3",
-        &[Val::Int(left.seq), Val::Id(group.id), Val::Id(ada)],
+        &[
+            Val::Int(left.seq),
+            Val::Id(group.id.into()),
+            Val::Id(ada.into()),
+        ],
     )
     .await;
     assert!(matches!(

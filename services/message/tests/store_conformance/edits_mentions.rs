@@ -3,16 +3,16 @@
 //! current member other than the sender who can see the message (joined before it, has not
 //! deleted it for themselves). Everyone else stays mentioned in the content alone.
 
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_message::store::Edited;
 use pb::conversation_event::Kind as Event;
-use uuid::Uuid;
 
 use super::{WINDOW, content, counters, edit_of, rows_of, stored};
 use crate::common::*;
 use echo_proto::echo::message::v1 as pb;
 
 /// The users with a mention row for message `id`, checked one by one.
-async fn has_mention_row(env: &Env, id: Uuid, user: Uuid) -> bool {
+async fn has_mention_row(env: &Env, id: MessageId, user: UserId) -> bool {
     env.count(
         "SELECT count(*) FROM mentions \
          WHERE CAST(message_id AS TEXT) = $1 AND CAST(user_id AS TEXT) = $2",
@@ -23,7 +23,7 @@ async fn has_mention_row(env: &Env, id: Uuid, user: Uuid) -> bool {
 }
 
 /// The newly mentioned users of the conversation's latest event, a MessageEdited.
-async fn last_edit_mentions(env: &Env, conversation: Uuid) -> Vec<String> {
+async fn last_edit_mentions(env: &Env, conversation: ConversationId) -> Vec<String> {
     let events = env.events_of(conversation).await;
     let last = events.last().expect("an event");
     let Event::MessageEdited(edited) = kind(last) else {
@@ -47,7 +47,7 @@ pub async fn edit_mentioning_non_members_is_kept(env: &Env) {
         counters(env, group.id, owner).await,
         counters(env, group.id, former).await,
     );
-    let everyone = [former, outsider, owner, ada, Uuid::now_v7()];
+    let everyone = [former, outsider, owner, ada, UserId::new_v7()];
     let edit = edit_of(&sent, "hello all", &everyone);
     let outcome = env.store.edit(owner_device, &edit, now(), WINDOW).await;
     let Ok(Edited::Changed {

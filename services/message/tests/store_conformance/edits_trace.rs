@@ -1,6 +1,7 @@
 //! The requirement that a deletion for everyone leaves no trace: every column of every
 //! table of the test database is scanned for a marker the content held.
 
+use echo_ids::MessageId;
 use echo_message::error::MessageError;
 use echo_message::store::{NewMessage, Sent};
 use echo_proto::echo::common::v1::Media;
@@ -90,11 +91,11 @@ pub async fn delete_for_everyone_leaves_no_trace(env: &Env) {
 }
 
 /// The request hash stored with message `id`.
-async fn request_hash(env: &Env, id: Uuid) -> Vec<u8> {
+async fn request_hash(env: &Env, id: MessageId) -> Vec<u8> {
     match &env.test_db.db {
         Database::Postgres(db) => {
             sqlx::query_scalar("SELECT request_hash FROM messages WHERE message_id = $1")
-                .bind(id)
+                .bind(id.as_uuid())
                 .fetch_one(&db.pool)
                 .await
         }
@@ -133,7 +134,7 @@ pub async fn retry_after_deletion_answers_the_tombstone(env: &Env) {
     let again = env.store.send(ada_device, &retry(&new), now()).await;
     assert_eq!(again.unwrap(), Sent::Repeated(tombstone.clone()));
     let other_payload = NewMessage {
-        id: Uuid::now_v7(),
+        id: MessageId::new_v7(),
         ..text_message(direct.id, "something else")
     };
     let other_payload = NewMessage {

@@ -1,8 +1,10 @@
 //! Live delivery's part of the store: membership periods (who sees the event at seq s, exactly,
 //! also long after they left or came back) and `postable` (SendMessage's checks, no write).
 //! Position order = seq order under concurrent writers is in `live_order.rs`.
+//! Over 400 lines as one piece: the store's whole surface for live delivery, case by case.
 
 use chrono::Duration;
+use echo_ids::{ConversationId, UserId};
 use echo_message::error::MessageError;
 use echo_message::members::new_code;
 use echo_message::store::{Kind, MembershipPeriod, NewInvite};
@@ -16,8 +18,8 @@ use order::{position_order_is_seq_order, slow_writer_keeps_position_order};
 
 /// The period of `user` in `conversation` from `from_seq` until `until_seq`.
 fn period(
-    conversation: Uuid,
-    user: Uuid,
+    conversation: ConversationId,
+    user: UserId,
     from_seq: i64,
     until_seq: Option<i64>,
 ) -> MembershipPeriod {
@@ -30,7 +32,7 @@ fn period(
 }
 
 /// Every period of `conversation`.
-async fn all_periods(env: &Env, conversation: Uuid) -> Vec<MembershipPeriod> {
+async fn all_periods(env: &Env, conversation: ConversationId) -> Vec<MembershipPeriod> {
     env.store
         .periods_of_conversation(conversation, 0)
         .await
@@ -44,8 +46,8 @@ fn by_user(mut periods: Vec<MembershipPeriod>) -> Vec<MembershipPeriod> {
 }
 
 /// Who the periods of `conversation` let see the event at `seq`, sorted.
-fn audience(periods: &[MembershipPeriod], seq: i64) -> Vec<Uuid> {
-    let mut users: Vec<Uuid> = periods
+fn audience(periods: &[MembershipPeriod], seq: i64) -> Vec<UserId> {
+    let mut users: Vec<UserId> = periods
         .iter()
         .filter(|p| p.covers(seq))
         .map(|p| p.user_id)
@@ -55,7 +57,7 @@ fn audience(periods: &[MembershipPeriod], seq: i64) -> Vec<Uuid> {
     users
 }
 
-fn sorted(mut users: Vec<Uuid>) -> Vec<Uuid> {
+fn sorted(mut users: Vec<UserId>) -> Vec<UserId> {
     users.sort();
     users
 }
@@ -190,7 +192,7 @@ async fn periods_of_conversation_from_seq(env: &Env) {
             .map(|p| (p.user_id, p.from_seq))
             .collect::<Vec<_>>()
     };
-    let sorted_pairs = |mut pairs: Vec<(Uuid, i64)>| {
+    let sorted_pairs = |mut pairs: Vec<(UserId, i64)>| {
         pairs.sort();
         pairs
     };
@@ -209,7 +211,7 @@ async fn periods_of_conversation_from_seq(env: &Env) {
     // No conversation, no periods.
     let none = env
         .store
-        .periods_of_conversation(Uuid::now_v7(), 0)
+        .periods_of_conversation(ConversationId::new_v7(), 0)
         .await
         .unwrap();
     assert!(none.is_empty());
@@ -366,7 +368,7 @@ async fn postable_is_send_without_writing(env: &Env) {
         MessageError::ConversationNotFound
     );
     assert_refused!(
-        env.store.postable(owner, Uuid::now_v7()).await,
+        env.store.postable(owner, ConversationId::new_v7()).await,
         MessageError::ConversationNotFound
     );
     let found = env.store.postable(member, direct.id).await.unwrap();
@@ -410,7 +412,7 @@ async fn postable_is_send_without_writing(env: &Env) {
 }
 
 /// The last seqs of `conversations`.
-async fn seqs(env: &Env, conversations: &[Uuid]) -> Vec<i64> {
+async fn seqs(env: &Env, conversations: &[ConversationId]) -> Vec<i64> {
     let mut seqs = Vec::new();
     for &id in conversations {
         seqs.push(env.conversation(id).await.last_seq);

@@ -3,12 +3,15 @@
 //! user's events in seq order, 1, 2, 3, … On PostgreSQL that holds only because each writing
 //! transaction takes its write-order locks before its first write (its xid): without them, a
 //! transaction that got its xid first but its seq second lands before the seq it follows.
+//! Over 400 lines as one piece: the writers, their shared rooms and the one order check form
+//! a single experiment.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_message::error::MessageError;
 use echo_message::members::new_code;
 use echo_message::store::{
@@ -85,14 +88,14 @@ async fn assert_position_order(env: &Env) {
 /// One conversation the writers share: its id, its members, a message to react to.
 #[derive(Clone)]
 struct Room {
-    id: Uuid,
-    members: Vec<Uuid>,
-    target: Uuid,
+    id: ConversationId,
+    members: Vec<UserId>,
+    target: MessageId,
     /// Every room of the test (for batches across conversations).
-    all: Vec<Uuid>,
+    all: Vec<ConversationId>,
 }
 
-async fn room(env: &Env, id: Uuid, members: Vec<Uuid>) -> Room {
+async fn room(env: &Env, id: ConversationId, members: Vec<UserId>) -> Room {
     let target = env.say(device(members[0]), id, "react here").await.id;
     Room {
         id,
@@ -108,15 +111,15 @@ struct Churn {
     /// The owner of `wide`.
     owner: Actor,
     /// The conversation they come and go in.
-    wide: Uuid,
+    wide: ConversationId,
     /// An invite to `wide`.
     code: String,
     /// Added to `wide` and removed again.
-    added: Uuid,
+    added: UserId,
     /// Joins `wide` by invite and leaves again.
-    joiner: Uuid,
+    joiner: UserId,
     /// A conversation both stay in, changing their settings there.
-    side: Uuid,
+    side: ConversationId,
 }
 
 /// How many writes each writer makes.
@@ -231,7 +234,7 @@ async fn follow_up(store: &MessageStore, actor: Actor, sent: &Message, n: usize)
 }
 
 /// Mutes `conversation` for `actor` (a new time each call: always a change, always an event).
-async fn mute(store: &MessageStore, actor: Actor, conversation: Uuid) {
+async fn mute(store: &MessageStore, actor: Actor, conversation: ConversationId) {
     let at = now();
     let change = SettingsChange {
         mute_until: Some(Some(at + Duration::hours(1))),
@@ -388,7 +391,7 @@ enum Held {
 
 /// Inserts `user`'s hidden row for `message` in a transaction left open (PostgreSQL), or holds
 /// the writer (SQLite).
-async fn hold(env: &Env, user: Uuid, message: &Message) -> Held {
+async fn hold(env: &Env, user: UserId, message: &Message) -> Held {
     match &env.test_db.db {
         Database::Postgres(db) => {
             let mut tx = db.pool.begin().await.expect("begin");
@@ -396,9 +399,9 @@ async fn hold(env: &Env, user: Uuid, message: &Message) -> Held {
                 "INSERT INTO hidden_messages (user_id, message_id, conversation_id, seq, \
                  hidden_at) VALUES ($1, $2, $3, $4, now())",
             )
-            .bind(user)
-            .bind(message.id)
-            .bind(message.conversation_id)
+            .bind(user.as_uuid())
+            .bind(message.id.as_uuid())
+            .bind(message.conversation_id.as_uuid())
             .bind(message.seq)
             .execute(&mut *tx)
             .await

@@ -1,14 +1,15 @@
 //! Membership: conversation updates, adding (and adding back), removing, leaving, roles and
 //! ownership transfer, member lists; every rule, refusal, no-op and event, and racing adds.
 //! Roles and leaving are in `members_roles.rs`, invites in `members_invites.rs`.
+//! Over 400 lines as one piece: the membership cases share the `team` fixtures defined here.
 
 use chrono::Duration;
+use echo_ids::{ConversationId, UserId};
 use echo_message::error::MessageError;
 use echo_message::store::{Actor, ConversationUpdate, Kind, Member, MemberPosition, Role};
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use pb::user_event::Kind as UserKind;
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -29,13 +30,18 @@ mod roles;
 
 /// A group of a new owner with `n` more members, of whom the first `admins` are made ADMIN:
 /// (conversation, owner, the others in order).
-pub async fn team(env: &Env, kind: Kind, n: usize, admins: usize) -> (Uuid, Actor, Vec<Actor>) {
+pub async fn team(
+    env: &Env,
+    kind: Kind,
+    n: usize,
+    admins: usize,
+) -> (ConversationId, Actor, Vec<Actor>) {
     let owner = device(env.user().await);
     let mut others = Vec::new();
     for _ in 0..n {
         others.push(device(env.user().await));
     }
-    let ids: Vec<Uuid> = others.iter().map(|a| a.user_id).collect();
+    let ids: Vec<UserId> = others.iter().map(|a| a.user_id).collect();
     let id = env.group_at(kind, owner, &ids, now()).await.id;
     for admin in &others[..admins] {
         let promoted = env
@@ -49,14 +55,14 @@ pub async fn team(env: &Env, kind: Kind, n: usize, admins: usize) -> (Uuid, Acto
 }
 
 /// The event of `conversation` with `seq`.
-pub async fn event_at(env: &Env, conversation: Uuid, seq: i64) -> pb::ConversationEvent {
+pub async fn event_at(env: &Env, conversation: ConversationId, seq: i64) -> pb::ConversationEvent {
     let events = env.events_of(conversation).await;
     let found = events.into_iter().find(|e| e.seq == seq);
     found.unwrap_or_else(|| panic!("no event {seq} in {conversation}"))
 }
 
 /// `user`'s per-user events, in order.
-pub async fn user_events_of(env: &Env, user: Uuid) -> Vec<pb::UserEvent> {
+pub async fn user_events_of(env: &Env, user: UserId) -> Vec<pb::UserEvent> {
     let id = user.to_string();
     let mut events = env.user_events().await;
     events.retain(|e| e.user_id == id);
@@ -161,7 +167,7 @@ async fn update_conversation_rules_and_events(env: &Env) {
     );
     assert_refused!(
         env.store
-            .update_conversation(owner, Uuid::now_v7(), &title("x"), now())
+            .update_conversation(owner, ConversationId::new_v7(), &title("x"), now())
             .await,
         MessageError::ConversationNotFound
     );
@@ -179,7 +185,7 @@ async fn add_members_events_and_refusals(env: &Env) {
         .add_members(owner, id, &[a, member.user_id, b, a], now())
         .await
         .unwrap();
-    let joined: Vec<(Uuid, i64, Role)> = added
+    let joined: Vec<(UserId, i64, Role)> = added
         .iter()
         .map(|m| (m.user_id, m.joined_at_seq, m.role))
         .collect();
@@ -229,7 +235,7 @@ async fn add_members_events_and_refusals(env: &Env) {
     assert!(none.is_empty());
     // All or nothing: one unknown, deleted or blocking user fails the call.
     let c = env.user().await;
-    let unknown = Uuid::now_v7();
+    let unknown = UserId::new_v7();
     let deleted = env.deleted_user().await;
     for bad in [unknown, deleted] {
         // The refusal names the offending user (ErrorInfo metadata `user_id`).
@@ -254,7 +260,7 @@ async fn add_members_events_and_refusals(env: &Env) {
     let cap = echo_message::store::member_cap(Kind::Group);
     env.exec(
         "UPDATE conversations SET member_count = $1 WHERE conversation_id = $2",
-        &[Val::Int((cap - 1).into()), Val::Id(id)],
+        &[Val::Int((cap - 1).into()), Val::Id(id.into())],
     )
     .await;
     let d = env.user().await;
@@ -327,8 +333,8 @@ async fn membership_seqs_and_rejoin(env: &Env) {
         &[
             Val::Bool(true),
             Val::Time(Some(now())),
-            Val::Id(id),
-            Val::Id(bob.user_id),
+            Val::Id(id.into()),
+            Val::Id(bob.user_id.into()),
         ],
     )
     .await;

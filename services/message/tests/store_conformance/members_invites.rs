@@ -1,7 +1,9 @@
 //! Invites: who may create, revoke and list them, the active-invite cap, joining with a code
 //! (events, use counts, every refusal), and concurrent joins against `max_uses`.
+//! Over 400 lines as one piece: one feature (invites), its every rule and refusal.
 
 use chrono::Duration;
+use echo_ids::{ConversationId, UserId};
 use echo_message::error::MessageError;
 use echo_message::members::new_code;
 use echo_message::store::{Actor, ConversationUpdate, Invite, Kind, NewInvite, Role};
@@ -13,7 +15,7 @@ use uuid::Uuid;
 use super::{event_at, team, user_events_of};
 use crate::common::*;
 
-fn new_invite(conversation: Uuid, max_uses: i32) -> NewInvite {
+fn new_invite(conversation: ConversationId, max_uses: i32) -> NewInvite {
     NewInvite {
         id: Uuid::now_v7(),
         conversation_id: conversation,
@@ -23,7 +25,7 @@ fn new_invite(conversation: Uuid, max_uses: i32) -> NewInvite {
     }
 }
 
-async fn invite(env: &Env, actor: Actor, conversation: Uuid, max_uses: i32) -> Invite {
+async fn invite(env: &Env, actor: Actor, conversation: ConversationId, max_uses: i32) -> Invite {
     env.store
         .create_invite(actor, &new_invite(conversation, max_uses), now())
         .await
@@ -267,7 +269,7 @@ async fn join_by_invite_events_and_refusals(env: &Env) {
     let cap = echo_message::store::member_cap(Kind::Group);
     env.exec(
         "UPDATE conversations SET member_count = $1 WHERE conversation_id = $2",
-        &[Val::Int(cap.into()), Val::Id(id)],
+        &[Val::Int(cap.into()), Val::Id(id.into())],
     )
     .await;
     assert_refused!(
@@ -276,7 +278,7 @@ async fn join_by_invite_events_and_refusals(env: &Env) {
     );
     env.exec(
         "UPDATE conversations SET member_count = 4 WHERE conversation_id = $1",
-        &[Val::Id(id)],
+        &[Val::Id(id.into())],
     )
     .await;
     // A removed member comes back by invite with a new join.
@@ -323,7 +325,7 @@ async fn concurrent_joins_respect_max_uses(env: &Env) {
 }
 
 /// `only_admins_add_members` of `conversation` set to `admins_only` by its owner.
-async fn admins_only(env: &Env, owner: Actor, conversation: Uuid, admins_only: bool) {
+async fn admins_only(env: &Env, owner: Actor, conversation: ConversationId, admins_only: bool) {
     let update = ConversationUpdate {
         only_admins_add_members: Some(admins_only),
         ..ConversationUpdate::default()
@@ -404,7 +406,7 @@ async fn invite_stops_with_its_creator_right(env: &Env) {
     let join = |code: &str| {
         let (store, code) = (env.store.clone(), code.to_owned());
         async move {
-            let joiner = device(Uuid::now_v7());
+            let joiner = device(UserId::new_v7());
             store.join_by_invite(joiner, &code, now()).await
         }
     };

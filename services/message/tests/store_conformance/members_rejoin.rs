@@ -3,6 +3,7 @@
 //! back, and a reaction left before leaving can still be taken back. Also which user the
 //! refusals of creating a conversation and adding members name.
 
+use echo_ids::{ConversationId, UserId};
 use echo_message::error::MessageError;
 use echo_message::members::new_code;
 use echo_message::store::{Actor, Kind, MemberReceipt, NewInvite};
@@ -15,7 +16,11 @@ use crate::common::*;
 
 /// The receipts others see in `conversation` (all but `except`) as (user, read, read_at set,
 /// delivered).
-async fn seen_by(env: &Env, conversation: Uuid, except: Uuid) -> Vec<(Uuid, i64, bool, i64)> {
+async fn seen_by(
+    env: &Env,
+    conversation: ConversationId,
+    except: UserId,
+) -> Vec<(UserId, i64, bool, i64)> {
     let receipts: Vec<MemberReceipt> = env
         .store
         .member_receipts(conversation, except, 0, None, 100)
@@ -34,7 +39,7 @@ async fn seen_by(env: &Env, conversation: Uuid, except: Uuid) -> Vec<(Uuid, i64,
         .collect()
 }
 
-async fn remove_and_add_back(env: &Env, owner: Actor, conversation: Uuid, user: Uuid) {
+async fn remove_and_add_back(env: &Env, owner: Actor, conversation: ConversationId, user: UserId) {
     env.store
         .remove_member(owner, conversation, user, now())
         .await
@@ -224,7 +229,7 @@ async fn reaction_from_an_earlier_membership_can_be_taken_back(env: &Env) {
 async fn creation_refusals_name_the_user(env: &Env) {
     let owner = env.user().await;
     let [fine, blocker, blocked] = env.users().await;
-    let (unknown, deleted) = (Uuid::now_v7(), env.deleted_user().await);
+    let (unknown, deleted) = (UserId::new_v7(), env.deleted_user().await);
     // The first offending user in request order.
     for (members, named) in [
         (vec![fine, unknown, deleted], unknown),
@@ -270,7 +275,7 @@ async fn creation_refusals_name_the_user(env: &Env) {
     // A direct conversation names the peer.
     let refused = env
         .store
-        .create_direct(device(owner), blocker, Uuid::now_v7(), now())
+        .create_direct(device(owner), blocker, ConversationId::new_v7(), now())
         .await;
     assert!(
         matches!(refused, Err(MessageError::Blocked(Some(user))) if user == blocker),

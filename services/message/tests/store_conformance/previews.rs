@@ -4,14 +4,14 @@
 //! sender and reply target, and the sender of the message each one replies to.
 
 use chrono::Duration;
+use echo_ids::MessageId;
 use echo_message::internal::{Found, read};
 use echo_message::store::Message;
-use uuid::Uuid;
 
 use crate::common::*;
 
 /// The message found for `id` in `found`.
-fn found(found: &[(Uuid, Option<Found>)], id: Uuid) -> Found {
+fn found(found: &[(MessageId, Option<Found>)], id: MessageId) -> Found {
     found
         .iter()
         .find(|(at, _)| *at == id)
@@ -57,10 +57,10 @@ pub async fn previews_read_current_state_and_reply_senders(env: &Env) {
     assert_eq!(alone.len(), 1);
     assert_eq!(found(&alone, reply.id).reply_to_sender, Some(owner));
 
-    let unknown = Uuid::now_v7();
+    let unknown = MessageId::new_v7();
     let ids = [direct.id, reply.id, unknown, draft.id, first.id];
     let all = read(env.store.as_ref(), &ids).await.expect("read");
-    let order: Vec<Uuid> = all.iter().map(|(id, _)| *id).collect();
+    let order: Vec<MessageId> = all.iter().map(|(id, _)| *id).collect();
     assert_eq!(order, ids, "request order");
     assert!(all[2].1.is_none(), "unknown id: {:?}", all[2]);
 

@@ -1,15 +1,16 @@
 //! Reactions and pins: set-like writes with exact events (the count after each change), the
 //! no-ops that take no seq, every refusal, the caps, the pages, the tallies per reader, and
 //! what must hold when calls race.
+//! Over 400 lines as one piece: one feature (reactions), its events, refusals and races.
 
 use chrono::{DateTime, Duration, Utc};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_message::error::MessageError;
 use echo_message::reactions::{MAX_EMOJIS_PER_USER, ReactionPosition};
 use echo_message::store::{Actor, Kind, Message, ReactionTally};
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -44,7 +45,7 @@ fn reaction_event(event: &pb::ConversationEvent) -> Option<(i64, bool, String, S
 }
 
 /// The last event of `conversation`, which must have `seq`, by `actor`.
-async fn last_event(env: &Env, conversation: Uuid, seq: i64, actor: Uuid) -> Event {
+async fn last_event(env: &Env, conversation: ConversationId, seq: i64, actor: UserId) -> Event {
     let events = env.events_of(conversation).await;
     let last = events.last().expect("an event");
     assert_eq!(last.seq, seq);
@@ -84,11 +85,11 @@ async fn delete_for_everyone(env: &Env, message: &Message) {
         "DELETE FROM reactions WHERE message_id = $1",
         "DELETE FROM pins WHERE message_id = $1",
     ] {
-        env.exec(sql, &[Val::Id(message.id)]).await;
+        env.exec(sql, &[Val::Id(message.id.into())]).await;
     }
     let sql = "UPDATE messages SET deleted_at = $1, content = NULL WHERE message_id = $2";
     let deleted = env
-        .exec(sql, &[Val::Time(Some(now())), Val::Id(message.id)])
+        .exec(sql, &[Val::Time(Some(now())), Val::Id(message.id.into())])
         .await;
     assert_eq!(deleted, 1);
 }
@@ -105,7 +106,7 @@ pub async fn reactions_take_seqs_with_exact_counts(env: &Env) {
     assert_eq!(post.seq, 5);
     let activity = env.conversation(channel.id).await.last_activity_at;
     let thumbs = "👍";
-    let expect = |seq, added, user: Uuid, emoji: &str, count| {
+    let expect = |seq, added, user: UserId, emoji: &str, count| {
         (seq, added, user.to_string(), emoji.to_owned(), count)
     };
 
@@ -171,11 +172,11 @@ pub async fn reaction_refusals(env: &Env) {
     );
     assert_refused!(
         store
-            .add_reaction(bob_d, Uuid::now_v7(), m, "👍", now())
+            .add_reaction(bob_d, ConversationId::new_v7(), m, "👍", now())
             .await,
         MessageError::ConversationNotFound
     );
-    for missing in [Uuid::now_v7(), elsewhere.id] {
+    for missing in [MessageId::new_v7(), elsewhere.id] {
         assert_refused!(
             store.add_reaction(bob_d, g, missing, "👍", now()).await,
             MessageError::MessageNotFound
@@ -189,9 +190,9 @@ pub async fn reaction_refusals(env: &Env) {
     let hide = "INSERT INTO hidden_messages (user_id, message_id, conversation_id, seq, hidden_at) \
                 VALUES ($1, $2, $3, $4, $5)";
     let args = [
-        Val::Id(bob),
-        Val::Id(m),
-        Val::Id(g),
+        Val::Id(bob.into()),
+        Val::Id(m.into()),
+        Val::Id(g.into()),
         Val::Int(message.seq),
         Val::Time(Some(now())),
     ];
@@ -204,13 +205,20 @@ pub async fn reaction_refusals(env: &Env) {
     env.exec("DELETE FROM hidden_messages", &[]).await;
     // A message from before bob's join is not his to react to.
     let sql = "UPDATE members SET joined_at_seq = $1 WHERE conversation_id = $2 AND user_id = $3";
-    env.exec(sql, &[Val::Int(message.seq), Val::Id(g), Val::Id(bob)])
-        .await;
+    env.exec(
+        sql,
+        &[
+            Val::Int(message.seq),
+            Val::Id(g.into()),
+            Val::Id(bob.into()),
+        ],
+    )
+    .await;
     assert_refused!(
         add(env, bob_d, &message, "👍").await,
         MessageError::MessageNotFound
     );
-    env.exec(sql, &[Val::Int(3), Val::Id(g), Val::Id(bob)])
+    env.exec(sql, &[Val::Int(3), Val::Id(g.into()), Val::Id(bob.into())])
         .await;
     assert!(add(env, bob_d, &message, "😀").await.unwrap());
     delete_for_everyone(env, &message).await;
@@ -221,7 +229,7 @@ pub async fn reaction_refusals(env: &Env) {
     assert!(!remove(env, bob_d, &message, "😀").await.unwrap());
     // A former member is a stranger.
     let sql = "UPDATE members SET left_at_seq = $1 WHERE conversation_id = $2 AND user_id = $3";
-    env.exec(sql, &[Val::Int(99), Val::Id(g), Val::Id(bob)])
+    env.exec(sql, &[Val::Int(99), Val::Id(g.into()), Val::Id(bob.into())])
         .await;
     let fresh = env.say(device(owner), g, "after").await;
     assert_refused!(
@@ -297,7 +305,7 @@ pub async fn emoji_cap_per_user_and_message(env: &Env) {
 
 /// Pages of reactions are oldest first, filter by emoji, and continue after a position.
 pub async fn reaction_pages_oldest_first(env: &Env) {
-    let users: [Uuid; 4] = env.users().await;
+    let users: [UserId; 4] = env.users().await;
     let group = env.group(device(users[0]), &users[1..]).await;
     let message = env.say(device(users[0]), group.id, "rate me").await;
     let start = now();
@@ -359,7 +367,7 @@ pub async fn tallies_per_reader(env: &Env) {
     let quiet = env.say(device(ada), group.id, "three").await;
     let t0 = now();
     let at = |s: i64| t0 + Duration::seconds(s);
-    let react = |user: Uuid, message: Uuid, emoji: &'static str, at: DateTime<Utc>| {
+    let react = |user: UserId, message: MessageId, emoji: &'static str, at: DateTime<Utc>| {
         let store = env.store.clone();
         let conversation = group.id;
         async move {
@@ -374,7 +382,7 @@ pub async fn tallies_per_reader(env: &Env) {
     react(cy, first.id, "👍", at(2)).await;
     react(bob, second.id, "👍", at(3)).await;
     let ids = [first.id, second.id, quiet.id];
-    let tallies = |reader: Uuid| {
+    let tallies = |reader: UserId| {
         let store = env.store.clone();
         async move {
             let mut tallies = store.reaction_tallies(reader, &ids).await.unwrap();

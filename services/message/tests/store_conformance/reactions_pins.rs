@@ -1,27 +1,34 @@
 //! Pins: who may pin where, the no-ops, the cap, the pages, and the cap under racing pins.
 
 use chrono::Duration;
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_message::error::MessageError;
 use echo_message::reactions::{MAX_PINS, PinPosition};
 use echo_message::store::{Kind, Message};
 use echo_proto::echo::message::v1 as pb;
 use pb::conversation_event::Kind as Event;
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
 use crate::common::*;
 
 /// Makes `user` an ADMIN of `conversation` behind the store's back.
-async fn make_admin(env: &Env, conversation: Uuid, user: Uuid) {
+async fn make_admin(env: &Env, conversation: ConversationId, user: UserId) {
     let sql = "UPDATE members SET role = $1 WHERE conversation_id = $2 AND user_id = $3";
     let changed = env
-        .exec(sql, &[Val::Int(2), Val::Id(conversation), Val::Id(user)])
+        .exec(
+            sql,
+            &[
+                Val::Int(2),
+                Val::Id(conversation.into()),
+                Val::Id(user.into()),
+            ],
+        )
         .await;
     assert_eq!(changed, 1);
 }
 
 /// The message ids of MessagePinned (true) / MessageUnpinned (false) events, with seqs.
-async fn pin_events(env: &Env, conversation: Uuid) -> Vec<(i64, bool, String)> {
+async fn pin_events(env: &Env, conversation: ConversationId) -> Vec<(i64, bool, String)> {
     let events = env.events_of(conversation).await;
     events
         .iter()
@@ -54,7 +61,9 @@ pub async fn pins_rules_and_events(env: &Env) {
             Err(MessageError::ConversationNotFound)
         ));
         assert!(matches!(
-            store.pin(device(admin), g, Uuid::now_v7(), now()).await,
+            store
+                .pin(device(admin), g, MessageId::new_v7(), now())
+                .await,
             Err(MessageError::MessageNotFound)
         ));
         let at = now();
@@ -73,7 +82,10 @@ pub async fn pins_rules_and_events(env: &Env) {
         let (again, created) = store.pin(device(owner), g, m, later).await.unwrap();
         assert!(!created, "already pinned");
         assert_eq!(again, pin, "the existing pin answers");
-        assert_eq!(store.pinned_among(&[m, Uuid::now_v7()]).await.unwrap(), [m]);
+        assert_eq!(
+            store.pinned_among(&[m, MessageId::new_v7()]).await.unwrap(),
+            [m]
+        );
         assert_refused(store.unpin(device(member), g, m, now()).await, "member");
         assert!(store.unpin(device(owner), g, m, now()).await.unwrap());
         assert!(!store.unpin(device(owner), g, m, now()).await.unwrap());
@@ -119,8 +131,11 @@ pub async fn pins_rules_and_events(env: &Env) {
         .await
         .unwrap();
     let deleted = "UPDATE messages SET deleted_at = $1, content = NULL WHERE message_id = $2";
-    env.exec(deleted, &[Val::Time(Some(now())), Val::Id(message.id)])
-        .await;
+    env.exec(
+        deleted,
+        &[Val::Time(Some(now())), Val::Id(message.id.into())],
+    )
+    .await;
     env.exec("DELETE FROM pins", &[]).await;
     assert!(matches!(
         store.pin(device(ada), direct.id, message.id, now()).await,
@@ -138,7 +153,7 @@ fn assert_refused<T: std::fmt::Debug>(outcome: Result<T, MessageError>, who: &st
 }
 
 /// Sends `n` messages into `conversation` as `user`.
-async fn messages(env: &Env, user: Uuid, conversation: Uuid, n: usize) -> Vec<Message> {
+async fn messages(env: &Env, user: UserId, conversation: ConversationId, n: usize) -> Vec<Message> {
     say_many(env, device(user), conversation, n, now()).await
 }
 
@@ -210,7 +225,7 @@ pub async fn pin_pages_newest_first_from_join(env: &Env) {
             .await
             .unwrap();
     }
-    let order: Vec<Uuid> = [2, 1, 4, 0, 3].iter().map(|&n| sent[n].id).collect();
+    let order: Vec<MessageId> = [2, 1, 4, 0, 3].iter().map(|&n| sent[n].id).collect();
     let listed = |above: i64, after: Option<PinPosition>, limit: usize| {
         let store = env.store.clone();
         async move {
@@ -230,7 +245,7 @@ pub async fn pin_pages_newest_first_from_join(env: &Env) {
     };
     assert_eq!(listed(0, Some(position), 2).await, order[2..4]);
     // A member who joined after message 1 sees pins of messages 2, 3, 4 only.
-    let visible: Vec<Uuid> = order
+    let visible: Vec<MessageId> = order
         .iter()
         .copied()
         .filter(|id| sent[2..].iter().any(|m| m.id == *id))
@@ -240,7 +255,7 @@ pub async fn pin_pages_newest_first_from_join(env: &Env) {
     assert!(listed_in(env, elsewhere.id).await.is_empty());
 }
 
-async fn listed_in(env: &Env, conversation: Uuid) -> Vec<Uuid> {
+async fn listed_in(env: &Env, conversation: ConversationId) -> Vec<MessageId> {
     let pins = env.store.pins(conversation, 0, None, 50).await.unwrap();
     pins.into_iter().map(|p| p.message_id).collect()
 }

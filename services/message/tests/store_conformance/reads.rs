@@ -1,14 +1,14 @@
 //! Reads: a user's conversation list (order, filters, keyset pages) and windows of history.
 
 use chrono::{DateTime, Duration, Utc};
+use echo_ids::{ConversationId, UserId};
 use echo_message::store::{
     Conversation, ConversationPosition, Kind, ListFilter, Message, SeqWindow,
 };
-use uuid::Uuid;
 
 use crate::common::*;
 
-fn ids(list: &[(Conversation, echo_message::store::Member)]) -> Vec<Uuid> {
+fn ids(list: &[(Conversation, echo_message::store::Member)]) -> Vec<ConversationId> {
     list.iter().map(|(c, _)| c.id).collect()
 }
 
@@ -17,7 +17,7 @@ fn seqs(messages: &[Message]) -> Vec<i64> {
 }
 
 /// Every page of `user`'s list under `filter`, `limit` at a time, joined.
-async fn pages(env: &Env, user: Uuid, filter: ListFilter, limit: usize) -> Vec<Uuid> {
+async fn pages(env: &Env, user: UserId, filter: ListFilter, limit: usize) -> Vec<ConversationId> {
     let mut listed = Vec::new();
     let mut after: Option<ConversationPosition> = None;
     loop {
@@ -53,7 +53,7 @@ pub async fn list_conversations_order_filters_pages(env: &Env) {
         let store = env.store.clone();
         async move {
             let (conversation, _) = store
-                .create_direct(actor, peer, Uuid::now_v7(), at)
+                .create_direct(actor, peer, ConversationId::new_v7(), at)
                 .await
                 .unwrap();
             conversation
@@ -105,7 +105,11 @@ pub async fn list_conversations_order_filters_pages(env: &Env) {
         let changed = env
             .exec(
                 "UPDATE members SET archived = $1 WHERE conversation_id = $2 AND user_id = $3",
-                &[Val::Bool(true), Val::Id(archived), Val::Id(me)],
+                &[
+                    Val::Bool(true),
+                    Val::Id(archived.into()),
+                    Val::Id(me.into()),
+                ],
             )
             .await;
         assert_eq!(changed, 1);
@@ -114,7 +118,11 @@ pub async fn list_conversations_order_filters_pages(env: &Env) {
         let changed = env
             .exec(
                 "UPDATE members SET pinned_at = $1 WHERE conversation_id = $2 AND user_id = $3",
-                &[Val::Time(Some(now())), Val::Id(pinned), Val::Id(me)],
+                &[
+                    Val::Time(Some(now())),
+                    Val::Id(pinned.into()),
+                    Val::Id(me.into()),
+                ],
             )
             .await;
         assert_eq!(changed, 1);
@@ -122,7 +130,7 @@ pub async fn list_conversations_order_filters_pages(env: &Env) {
     // Another member's settings are theirs alone.
     env.exec(
         "UPDATE members SET archived = $1 WHERE conversation_id = $2 AND user_id = $3",
-        &[Val::Bool(true), Val::Id(c6.id), Val::Id(ada)],
+        &[Val::Bool(true), Val::Id(c6.id.into()), Val::Id(ada.into())],
     )
     .await;
     let filtered = |archived, pinned_only| ListFilter {
@@ -148,7 +156,11 @@ pub async fn list_conversations_order_filters_pages(env: &Env) {
     let left = env
         .exec(
             "UPDATE members SET left_at_seq = $1 WHERE conversation_id = $2 AND user_id = $3",
-            &[Val::Int(c3.last_seq), Val::Id(c3.id), Val::Id(me)],
+            &[
+                Val::Int(c3.last_seq),
+                Val::Id(c3.id.into()),
+                Val::Id(me.into()),
+            ],
         )
         .await;
     assert_eq!(left, 1);
@@ -157,7 +169,7 @@ pub async fn list_conversations_order_filters_pages(env: &Env) {
     assert_eq!(listed.len(), expected.len() - 1);
     let nobody = env
         .store
-        .list_conversations(Uuid::now_v7(), ListFilter::default(), None, 10)
+        .list_conversations(UserId::new_v7(), ListFilter::default(), None, 10)
         .await
         .unwrap();
     assert!(nobody.is_empty());

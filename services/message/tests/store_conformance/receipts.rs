@@ -1,16 +1,17 @@
 //! Read state: a member's private settings (the pinned cap, also under concurrency), the
 //! forward-only read watermark with its exact recount, and per-device delivery receipts with
 //! what other members see of them.
+//! Over 400 lines as one piece: one feature (read state), its settings, watermark and receipts.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use echo_ids::{ConversationId, UserId};
 use echo_message::error::MessageError;
 use echo_message::store::{
     Actor, Kind, ListFilter, MemberReceipt, Message, MessageStore, SettingsChange, SettingsUpdate,
 };
 use echo_proto::echo::message::v1 as pb;
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -29,7 +30,7 @@ fn not_found<T: std::fmt::Debug>(result: Result<T, MessageError>) {
 }
 
 /// `user`'s per-user events, in append order.
-async fn events_of_user(env: &Env, user: Uuid) -> Vec<pb::UserEvent> {
+async fn events_of_user(env: &Env, user: UserId) -> Vec<pb::UserEvent> {
     let id = user.to_string();
     let mut events = env.user_events().await;
     events.retain(|event| event.user_id == id);
@@ -46,7 +47,7 @@ fn pin(pinned: bool) -> SettingsChange {
 async fn settings(
     env: &Env,
     actor: Actor,
-    conversation: Uuid,
+    conversation: ConversationId,
     change: SettingsChange,
 ) -> Result<SettingsUpdate, MessageError> {
     env.store
@@ -72,9 +73,10 @@ async fn settings_event(
 }
 
 /// Makes `user` a former member of `conversation` (leaving is another part of the store).
-async fn leave(env: &Env, conversation: Uuid, user: Uuid) {
+async fn leave(env: &Env, conversation: ConversationId, user: UserId) {
     let sql = "UPDATE members SET left_at_seq = 1 WHERE conversation_id = $1 AND user_id = $2";
-    env.exec(sql, &[Val::Id(conversation), Val::Id(user)]).await;
+    env.exec(sql, &[Val::Id(conversation.into()), Val::Id(user.into())])
+        .await;
 }
 
 /// Settings change only what differs, each change takes the user's next seq with one
@@ -169,14 +171,14 @@ async fn settings_change_once_with_their_event(env: &Env) {
     // written.
     let before = env.user_events().await.len();
     not_found(settings(env, device(stranger), group.id, pin(true)).await);
-    not_found(settings(env, mine, Uuid::now_v7(), pin(true)).await);
+    not_found(settings(env, mine, ConversationId::new_v7(), pin(true)).await);
     leave(env, group.id, me).await;
     not_found(settings(env, mine, group.id, pin(true)).await);
     assert_eq!(env.user_events().await.len(), before);
 }
 
 /// Twelve groups of `owner` with `me` as a member.
-async fn twelve_groups(env: &Env, owner: Uuid, me: Uuid) -> Vec<Uuid> {
+async fn twelve_groups(env: &Env, owner: UserId, me: UserId) -> Vec<ConversationId> {
     let mut groups = Vec::new();
     for _ in 0..12 {
         groups.push(env.group(device(owner), &[me]).await.id);
@@ -262,15 +264,20 @@ async fn concurrent_pins_stop_at_ten(env: &Env) {
 async fn say_mentioning(
     env: &Env,
     actor: Actor,
-    conversation: Uuid,
-    mentioned: &[Uuid],
+    conversation: ConversationId,
+    mentioned: &[UserId],
 ) -> Message {
     let mut new = text_message(conversation, "hello");
     new.mentioned = mentioned.to_vec();
     env.send_at(actor, &new, now()).await
 }
 
-async fn read(env: &Env, actor: Actor, conversation: Uuid, up_to: i64) -> (i64, i32, i32, bool) {
+async fn read(
+    env: &Env,
+    actor: Actor,
+    conversation: ConversationId,
+    up_to: i64,
+) -> (i64, i32, i32, bool) {
     let mark = env
         .store
         .mark_read(actor, conversation, up_to, now())
@@ -294,7 +301,8 @@ async fn mark_read_recounts_forward_only(env: &Env) {
     assert_eq!(say_mentioning(env, c, id, &[bea]).await.seq, 6);
     // Bea joined at 6: seqs 5 and 6 are before her view begins.
     let sql = "UPDATE members SET joined_at_seq = 6 WHERE conversation_id = $1 AND user_id = $2";
-    env.exec(sql, &[Val::Id(id), Val::Id(bea)]).await;
+    env.exec(sql, &[Val::Id(id.into()), Val::Id(bea.into())])
+        .await;
     say_mentioning(env, a, id, &[bea]).await; // 7: counts, mention
     say_mentioning(env, b, id, &[]).await; // 8: her own
     let deleted = say_mentioning(env, c, id, &[bea]).await.seq; // 9: deleted for everyone
@@ -305,15 +313,19 @@ async fn mark_read_recounts_forward_only(env: &Env) {
     let sql = "UPDATE messages SET deleted_at = $1 WHERE conversation_id = $2 AND seq = $3";
     env.exec(
         sql,
-        &[Val::Time(Some(now())), Val::Id(id), Val::Int(deleted)],
+        &[
+            Val::Time(Some(now())),
+            Val::Id(id.into()),
+            Val::Int(deleted),
+        ],
     )
     .await;
     let sql = "INSERT INTO hidden_messages (user_id, message_id, conversation_id, seq, hidden_at) \
                VALUES ($1, $2, $3, $4, $5)";
     let args = [
-        Val::Id(bea),
-        Val::Id(hidden.id),
-        Val::Id(id),
+        Val::Id(bea.into()),
+        Val::Id(hidden.id.into()),
+        Val::Id(id.into()),
         Val::Int(hidden.seq),
         Val::Time(Some(now())),
     ];
@@ -321,7 +333,8 @@ async fn mark_read_recounts_forward_only(env: &Env) {
     // Her watermark back to 0 with wrong counters: the recount must not trust them.
     let sql = "UPDATE members SET last_read_seq = 0, unread_count = 99, mention_count = 99 \
                WHERE conversation_id = $1 AND user_id = $2";
-    env.exec(sql, &[Val::Id(id), Val::Id(bea)]).await;
+    env.exec(sql, &[Val::Id(id.into()), Val::Id(bea.into())])
+        .await;
     let joined_events = events_of_user(env, bea).await.len();
 
     assert_eq!(read(env, b, id, 1).await, (1, 4, 2, true), "7, 11, 12, 13");
@@ -372,7 +385,10 @@ async fn mark_read_recounts_forward_only(env: &Env) {
         (13, 1, 1)
     );
 
-    for (actor, conversation) in [(device(Uuid::now_v7()), id), (b, Uuid::now_v7())] {
+    for (actor, conversation) in [
+        (device(UserId::new_v7()), id),
+        (b, ConversationId::new_v7()),
+    ] {
         not_found(env.store.mark_read(actor, conversation, 1, now()).await);
     }
     leave(env, id, cy).await;
@@ -436,7 +452,7 @@ async fn delivery_receipts_per_device(env: &Env) {
     // Dee only read (no device acknowledged); Eve did nothing and is left out.
     let dee_read = env.store.mark_read(device(dee), id, 8, at(8)).await;
     assert!(dee_read.unwrap().moved);
-    let list = |except: Uuid, min_seq: i64, after: Option<Uuid>, limit: usize| {
+    let list = |except: UserId, min_seq: i64, after: Option<UserId>, limit: usize| {
         let store = env.store.clone();
         async move {
             let page = store.member_receipts(id, except, min_seq, after, limit);
@@ -465,7 +481,7 @@ async fn delivery_receipts_per_device(env: &Env) {
     let dees = receipts.iter().find(|r| r.user_id == dee).unwrap();
     assert_eq!(dees.read_at, Some(at(8)));
 
-    let ids = |receipts: Vec<MemberReceipt>| -> Vec<Uuid> {
+    let ids = |receipts: Vec<MemberReceipt>| -> Vec<UserId> {
         receipts.iter().map(|r| r.user_id).collect()
     };
     assert_eq!(ids(list(ada, 9, None, 10).await), [bea], "who got seq 9");
@@ -479,7 +495,11 @@ async fn delivery_receipts_per_device(env: &Env) {
     leave(env, id, cy).await;
     assert!(!ids(list(ada, 0, None, 10).await).contains(&cy));
     not_found(env.store.mark_delivered(device(cy), id, 9, now()).await);
-    not_found(env.store.mark_delivered(a, Uuid::now_v7(), 1, now()).await);
+    not_found(
+        env.store
+            .mark_delivered(a, ConversationId::new_v7(), 1, now())
+            .await,
+    );
 }
 
 conformance!(

@@ -1,17 +1,24 @@
 //! Search and threads: stemming, phrase and AND semantics with no operators, who may find
 //! what (membership, join, leave, deletion for one or for everyone), ranking and paging, the
 //! index forgetting deleted text everywhere, and thread windows.
+//! Over 400 lines as one piece: the cases share one corpus-building vocabulary (hits, found,
+//! join_now) and together cover the search contract.
 
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_message::messages::search::{SearchHit, SearchPosition, SearchQuery};
 use echo_message::store::{Actor, Message};
 use echo_store::Database;
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use crate::common::*;
 
 /// Every hit of `query` for `reader` (one big page).
-async fn hits(env: &Env, reader: Uuid, query: &str, conversation: Option<Uuid>) -> Vec<SearchHit> {
+async fn hits(
+    env: &Env,
+    reader: UserId,
+    query: &str,
+    conversation: Option<ConversationId>,
+) -> Vec<SearchHit> {
     let query = SearchQuery::parse(query).expect("valid query");
     env.store
         .search(reader, &query, conversation, None, 1000)
@@ -20,31 +27,31 @@ async fn hits(env: &Env, reader: Uuid, query: &str, conversation: Option<Uuid>) 
 }
 
 /// The ids `query` finds for `reader`, best first.
-async fn found(env: &Env, reader: Uuid, query: &str) -> Vec<Uuid> {
+async fn found(env: &Env, reader: UserId, query: &str) -> Vec<MessageId> {
     ids(&hits(env, reader, query, None).await)
 }
 
-fn ids(hits: &[SearchHit]) -> Vec<Uuid> {
+fn ids(hits: &[SearchHit]) -> Vec<MessageId> {
     hits.iter().map(|hit| hit.message.id).collect()
 }
 
 /// `ids` sorted, to compare sets.
-fn set(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+fn set(mut ids: Vec<MessageId>) -> Vec<MessageId> {
     ids.sort();
     ids
 }
 
 /// `user` becomes a member of `conversation` at its current last seq (behind the store's back:
 /// members are added by another part of the store).
-async fn join_now(env: &Env, conversation: Uuid, user: Uuid) {
+async fn join_now(env: &Env, conversation: ConversationId, user: UserId) {
     let joined_at_seq = env.conversation(conversation).await.last_seq;
     let added = env
         .exec(
             "INSERT INTO members (conversation_id, user_id, role, joined_at, joined_at_seq) \
              VALUES ($1, $2, 3, $3, $4)",
             &[
-                Val::Id(conversation),
-                Val::Id(user),
+                Val::Id(conversation.into()),
+                Val::Id(user.into()),
                 Val::Time(Some(now())),
                 Val::Int(joined_at_seq),
             ],
@@ -59,7 +66,7 @@ async fn delete_for_everyone(env: &Env, message: &Message) {
         .exec(
             "UPDATE messages SET body = NULL, content = NULL, deleted_at = $1 \
              WHERE message_id = $2",
-            &[Val::Time(Some(now())), Val::Id(message.id)],
+            &[Val::Time(Some(now())), Val::Id(message.id.into())],
         )
         .await;
     assert_eq!(deleted, 1);
@@ -121,10 +128,10 @@ async fn stemming_phrases_and_all_words(env: &Env) {
     assert_eq!(found(env, owner, "lazy -bread").await, [bread.id]);
     assert!(found(env, owner, "bro*").await.is_empty());
     assert!(found(env, owner, "NEAR(lazy dog)").await.is_empty());
-    assert_eq!(found(env, owner, "body:fox").await, Vec::<Uuid>::new());
+    assert_eq!(found(env, owner, "body:fox").await, Vec::<MessageId>::new());
     assert_eq!(
         found(env, owner, "fox & !dog | (cat)").await,
-        Vec::<Uuid>::new()
+        Vec::<MessageId>::new()
     );
     assert_eq!(found(env, owner, "fox & !dog").await, [fox.id]);
     // Snippets highlight the matches.
@@ -154,9 +161,9 @@ async fn visibility(env: &Env) {
             "INSERT INTO hidden_messages (user_id, message_id, conversation_id, seq, hidden_at) \
              VALUES ($1, $2, $3, $4, $5)",
             &[
-                Val::Id(ada),
-                Val::Id(hidden.id),
-                Val::Id(group.id),
+                Val::Id(ada.into()),
+                Val::Id(hidden.id.into()),
+                Val::Id(group.id.into()),
                 Val::Int(hidden.seq),
                 Val::Time(Some(now())),
             ],
@@ -169,8 +176,8 @@ async fn visibility(env: &Env) {
             "UPDATE members SET left_at_seq = $1 WHERE conversation_id = $2 AND user_id = $3",
             &[
                 Val::Int(env.conversation(group.id).await.last_seq),
-                Val::Id(group.id),
-                Val::Id(leaver),
+                Val::Id(group.id.into()),
+                Val::Id(leaver.into()),
             ],
         )
         .await;
@@ -188,7 +195,7 @@ async fn visibility(env: &Env) {
         "a former member finds nothing"
     );
     assert_eq!(zebra(outsider).await, [elsewhere.id]);
-    assert!(zebra(Uuid::now_v7()).await.is_empty());
+    assert!(zebra(UserId::new_v7()).await.is_empty());
     // One conversation only.
     let in_group = ids(&hits(env, owner, "zebra", Some(group.id)).await);
     assert_eq!(set(in_group), set(vec![early.id, after.id, hidden.id]));
@@ -223,8 +230,8 @@ async fn ranking_and_paging(env: &Env) {
     assert_eq!(all[0].message.id, strong.id, "more occurrences rank higher");
     assert_eq!(all[8].message.id, weak.id, "a diluted match ranks lower");
     // Equal ranks: newest first.
-    let middle: Vec<Uuid> = ids(&all[1..8]);
-    let newest_first: Vec<Uuid> = ties.iter().rev().map(|m| m.id).collect();
+    let middle: Vec<MessageId> = ids(&all[1..8]);
+    let newest_first: Vec<MessageId> = ties.iter().rev().map(|m| m.id).collect();
     assert_eq!(middle, newest_first);
     for pair in all.windows(2) {
         assert!(pair[0].rank >= pair[1].rank, "ranks descend");
@@ -312,7 +319,7 @@ async fn set_text(env: &Env, message: &Message, text: &str) {
     let updated = match &env.test_db.db {
         Database::Postgres(db) => sqlx::query(sql)
             .bind(text)
-            .bind(message.id)
+            .bind(message.id.as_uuid())
             .execute(&db.pool)
             .await
             .map(|r| r.rows_affected()),
@@ -413,7 +420,7 @@ async fn thread_windows(env: &Env) {
     let group = env.group(me, &[ada]).await;
     let root = env.say(me, group.id, "root").await;
     let other_root = env.say(me, group.id, "another root").await;
-    let reply = |actor: Actor, root: Uuid| {
+    let reply = |actor: Actor, root: MessageId| {
         let mut new = text_message(group.id, "reply");
         new.thread_root_message_id = Some(root);
         async move { env.send_at(actor, &new, now()).await }

@@ -1,13 +1,14 @@
 //! Sending: seqs, counters, the conversation's latest message, content, idempotency
 //! and every refusal, in the contract's order.
+//! Over 400 lines as one piece: one operation (send) with all its cases.
 
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_message::error::MessageError;
 use echo_message::store::{Kind, Member, NewMessage, Sent};
 use echo_proto::echo::common::v1::Media;
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::message::v1::{Location, Mention, MessageContent};
 use pb::conversation_event::Kind as Event;
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -108,12 +109,15 @@ pub async fn send_takes_next_seq_and_counts(env: &Env) {
         Some(first.clone())
     );
     assert_eq!(
-        env.store.message(Uuid::now_v7(), first.id).await.unwrap(),
+        env.store
+            .message(ConversationId::new_v7(), first.id)
+            .await
+            .unwrap(),
         None
     );
     let mut by_id = env
         .store
-        .messages_by_id(&[second.id, Uuid::now_v7(), first.id])
+        .messages_by_id(&[second.id, MessageId::new_v7(), first.id])
         .await
         .unwrap();
     by_id.sort_by_key(|m| m.seq);
@@ -206,7 +210,7 @@ pub async fn send_is_idempotent(env: &Env) {
     assert_eq!(env.conversation(direct.id).await.last_seq, first.seq);
 
     let changed = NewMessage {
-        id: Uuid::now_v7(),
+        id: MessageId::new_v7(),
         content: MessageContent {
             text: "twice".to_owned(),
             ..MessageContent::default()
@@ -246,7 +250,7 @@ pub async fn send_is_idempotent(env: &Env) {
     let left = env
         .exec(
             "UPDATE members SET left_at_seq = $1 WHERE conversation_id = $2 AND user_id = $3",
-            &[Val::Int(99), Val::Id(direct.id), Val::Id(ada)],
+            &[Val::Int(99), Val::Id(direct.id.into()), Val::Id(ada.into())],
         )
         .await;
     assert_eq!(left, 1);
@@ -278,7 +282,11 @@ pub async fn send_refusals(env: &Env) {
 
     assert_refused!(
         env.store
-            .send(ada_device, &text_message(Uuid::now_v7(), "?"), now())
+            .send(
+                ada_device,
+                &text_message(ConversationId::new_v7(), "?"),
+                now()
+            )
             .await,
         MessageError::ConversationNotFound
     );
@@ -336,7 +344,7 @@ pub async fn mentions_of_non_members_count_for_nobody(env: &Env) {
         .remove_member(owner_device, group.id, former, now())
         .await
         .unwrap();
-    let unknown = Uuid::now_v7();
+    let unknown = UserId::new_v7();
     let everyone = [former, outsider, ada, bob, unknown];
     let mut new = new_message(
         group.id,

@@ -1,7 +1,7 @@
 //! Replies and threads: which messages may be answered or rooted on, and reply counts.
 
+use echo_ids::MessageId;
 use echo_message::error::MessageError;
-use uuid::Uuid;
 
 use crate::common::*;
 
@@ -24,7 +24,7 @@ pub async fn replies_and_threads(env: &Env) {
     let root = env.say(owner_device, group.id, "root").await;
     let elsewhere = env.say(owner_device, other.id, "elsewhere").await;
 
-    let reply = |to: Option<Uuid>, root: Option<Uuid>| {
+    let reply = |to: Option<MessageId>, root: Option<MessageId>| {
         let mut new = text_message(group.id, "reply");
         new.reply_to_message_id = to;
         new.thread_root_message_id = root;
@@ -51,9 +51,9 @@ pub async fn replies_and_threads(env: &Env) {
     let before = env.rows("outbox").await;
     let refused = [
         reply(Some(elsewhere.id), None),
-        reply(Some(Uuid::now_v7()), None),
+        reply(Some(MessageId::new_v7()), None),
         reply(None, Some(elsewhere.id)),
-        reply(None, Some(Uuid::now_v7())),
+        reply(None, Some(MessageId::new_v7())),
         reply(None, Some(in_thread.id)),
     ];
     for new in &refused {
@@ -72,8 +72,8 @@ pub async fn replies_and_threads(env: &Env) {
             "INSERT INTO members (conversation_id, user_id, role, joined_at, joined_at_seq) \
              VALUES ($1, $2, 3, $3, $4)",
             &[
-                Val::Id(group.id),
-                Val::Id(late),
+                Val::Id(group.id.into()),
+                Val::Id(late.into()),
                 Val::Time(Some(now())),
                 Val::Int(joined_at_seq),
             ],
@@ -96,7 +96,7 @@ pub async fn replies_and_threads(env: &Env) {
         .exec(
             "UPDATE messages SET deleted_at = $1, content = NULL, body = NULL \
              WHERE message_id = $2",
-            &[Val::Time(Some(now())), Val::Id(fresh.id)],
+            &[Val::Time(Some(now())), Val::Id(fresh.id.into())],
         )
         .await;
     assert_eq!(deleted, 1);
