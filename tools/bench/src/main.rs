@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use crate::cli::{Cli, Scenario};
-use crate::report::Report;
+use crate::report::{Failed, Report};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -38,39 +38,103 @@ async fn main() -> ExitCode {
     };
     let mut reports: Vec<Report> = Vec::new();
     let mut failed = Vec::new();
+    let interrupt = interrupted();
+    tokio::pin!(interrupt);
     for scenario in &scenarios {
         eprintln!("== {}", scenario.name());
-        match scenarios::run(scenario, &cli.global).await {
+        // A signal drops the scenario's future, and with it the server it started: a child is
+        // killed and its isolation dropped on the way (server/child.rs).
+        let outcome = tokio::select! {
+            outcome = scenarios::run(scenario, &cli.global) => outcome,
+            signal = &mut interrupt => {
+                eprintln!("interrupted by {}: stopped what the bench started", signal.name);
+                write_json(&cli.global.json, &reports);
+                return ExitCode::from(signal.exit_code);
+            }
+        };
+        let error = match outcome {
             Ok(done) => {
                 for report in done {
                     println!("{}", report.line);
                     reports.push(report);
                 }
+                continue;
             }
-            Err(error) => {
-                eprintln!("{} failed: {error:#}", scenario.name());
-                failed.push(scenario.name());
+            Err(error) => error,
+        };
+        failed.push(scenario.name());
+        match error.downcast::<Failed>() {
+            Ok(Failed {
+                reports: measured,
+                reason,
+            }) => {
+                for report in measured {
+                    println!("{}", report.line);
+                    reports.push(report);
+                }
+                eprintln!("{} failed: {reason}", scenario.name());
             }
+            Err(error) => eprintln!("{} failed: {error:#}", scenario.name()),
         }
     }
     if let Some(line) = against_baseline(&reports) {
         println!("{line}");
     }
-    if let Some(path) = &cli.global.json {
-        let all: Vec<&serde_json::Value> = reports.iter().map(|r| &r.json).collect();
-        let written = serde_json::to_string_pretty(&all)
-            .map_err(std::io::Error::other)
-            .and_then(|text| std::fs::write(path, text + "\n"));
-        if let Err(error) = written {
-            eprintln!("could not write {}: {error}", path.display());
-            return ExitCode::FAILURE;
-        }
+    if !write_json(&cli.global.json, &reports) {
+        return ExitCode::FAILURE;
     }
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         eprintln!("failed: {}", failed.join(", "));
         ExitCode::FAILURE
+    }
+}
+
+/// Write every report's JSON to `path` (if asked); false if that failed.
+fn write_json(path: &Option<std::path::PathBuf>, reports: &[Report]) -> bool {
+    let Some(path) = path else {
+        return true;
+    };
+    let all: Vec<&serde_json::Value> = reports.iter().map(|r| &r.json).collect();
+    let written = serde_json::to_string_pretty(&all)
+        .map_err(std::io::Error::other)
+        .and_then(|text| std::fs::write(path, text + "\n"));
+    if let Err(error) = &written {
+        eprintln!("could not write {}: {error}", path.display());
+    }
+    written.is_ok()
+}
+
+/// A signal that ends the bench early.
+struct Signal {
+    name: &'static str,
+    /// 128 + its number, as a shell reports a process it ended.
+    exit_code: u8,
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM. Once this is first polled the signals no longer end the
+/// process by themselves, so the bench gets to clean up.
+async fn interrupted() -> Signal {
+    use tokio::signal::unix::{SignalKind, signal};
+    const SIGINT: Signal = Signal {
+        name: "SIGINT",
+        exit_code: 130,
+    };
+    const SIGTERM: Signal = Signal {
+        name: "SIGTERM",
+        exit_code: 143,
+    };
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("warning: cannot watch for SIGINT/SIGTERM: a signal will leave the child's data");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => SIGINT,
+        _ = term.recv() => SIGTERM,
     }
 }
 

@@ -30,11 +30,46 @@ impl Report {
         }
     }
 
+    /// This report, marked as the figures of a failed run: `"failed": reason` in its JSON, and
+    /// its line says so.
+    pub fn failed(mut self, reason: &str) -> Self {
+        self.json["failed"] = json!(reason);
+        self.line.push_str(" | FAILED");
+        self
+    }
+
     /// A figure of the JSON object, by key (for comparisons between scenarios).
     pub fn figure(&self, key: &str) -> Option<f64> {
         self.json.get("figures")?.get(key)?.as_f64()
     }
 }
+
+/// The error of a scenario that failed after measuring: what it measured still reaches the
+/// summary and the JSON (a failed verdict is when the figures matter most). Any scenario may
+/// return it (`Err(Failed::new(reports, reason).into())`); `main` finds it in the error.
+#[derive(Debug)]
+pub struct Failed {
+    /// The reports, each marked failed.
+    pub reports: Vec<Report>,
+    /// Why the scenario failed.
+    pub reason: String,
+}
+
+impl Failed {
+    /// `reports` of a run that failed for `reason`.
+    pub fn new(reports: Vec<Report>, reason: String) -> Self {
+        let reports = reports.into_iter().map(|r| r.failed(&reason)).collect();
+        Self { reports, reason }
+    }
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Failed {}
 
 /// Which Echo a report measured.
 #[derive(Debug, Clone)]
@@ -118,6 +153,25 @@ mod tests {
         assert_eq!(report.figure("calls_per_s"), Some(42.0));
         assert_eq!(report.figure("missing"), None);
         assert_eq!(report.json["backend"], "embedded");
+    }
+
+    #[test]
+    fn a_failed_run_keeps_its_figures_and_says_why() {
+        let setup = Setup {
+            backend: "real".into(),
+            server: "child".into(),
+        };
+        let report = Report::new("soak", &setup, "steady".into(), json!({"samples": [1, 2]}));
+        let error = anyhow::Error::from(Failed::new(vec![report], "check failed: x".into()))
+            .context("soak");
+        let failed = error.downcast::<Failed>().expect("found under the context");
+        assert_eq!(failed.reason, "check failed: x");
+        let [report] = failed.reports.as_slice() else {
+            panic!("one report")
+        };
+        assert_eq!(report.json["failed"], "check failed: x");
+        assert_eq!(report.json["figures"]["samples"], json!([1, 2]));
+        assert!(report.line.ends_with("steady | FAILED"));
     }
 
     #[test]

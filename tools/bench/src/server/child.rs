@@ -1,33 +1,89 @@
 //! An Echo in a child process (`target/release/echo`), configured through `ECHO_*` variables
 //! only, so its memory and file descriptors are its own and /proc reads them apart from the
-//! load's.
+//! load's. On the real backends the child gets an [`Isolation`] of its own, which goes with
+//! it however the child ends: stopped, or dropped unstopped (an error, a panic, a signal).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use echo_testkit::env::{Server, unique_name, url};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, Command};
 
 use super::ServerSpec;
+use super::isolation::Isolation;
 use crate::cli::BackendKind;
 
 /// What `echo` prints on stderr once its ports are bound.
 const UP_LINE: &str = "echo is up: gRPC + grpc-web on ";
 
-/// A running child Echo; stopped (SIGTERM, then SIGKILL) by [`ChildEcho::stop`] or on drop.
+/// The one `ECHO_*` variable of the bench's environment the child inherits.
+const POOL_SIZE: &str = "ECHO_DATABASE_MAX_CONNECTIONS";
+
+/// A running child Echo; stopped (SIGTERM, then SIGKILL) by [`ChildEcho::stop`], killed when
+/// dropped; its isolation dropped either way.
 pub struct ChildEcho {
-    child: Child,
+    process: Process,
     /// Its public address.
     pub addr: SocketAddr,
     /// Its process id.
     pub pid: u32,
     /// Its admin port (`/metrics`).
     pub admin: SocketAddr,
+}
+
+/// The child process and what it owns outside itself. Dropped without [`Process::stop`], it
+/// kills the process, waits for it, and drops the isolation before returning: slow for a
+/// `Drop` (a second or so), but the one place every way out of a run passes.
+struct Process {
+    child: Child,
+    isolation: Option<Isolation>,
     _data_dir: tempfile::TempDir,
+}
+
+impl Process {
+    /// SIGTERM, then SIGKILL if it has not exited within `grace` (at once without one); then
+    /// drop the isolation, whatever the stop gave.
+    async fn stop(&mut self, grace: Option<Duration>) -> anyhow::Result<()> {
+        // No id once it has been waited for: nothing left to stop (and `kill 0` would signal
+        // the bench's whole process group).
+        let exited = match (grace, self.child.id()) {
+            (_, None) => Ok(()),
+            (Some(grace), Some(pid)) => {
+                // `kill` rather than a signal crate: the workspace forbids unsafe code.
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .await;
+                match tokio::time::timeout(grace, self.child.wait()).await {
+                    Ok(status) => status.map(drop),
+                    Err(_) => self.child.kill().await,
+                }
+            }
+            (None, Some(_)) => self.child.kill().await,
+        };
+        if let Some(isolation) = self.isolation.take() {
+            isolation.drop_all().await;
+        }
+        Ok(exited?)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let Some(isolation) = self.isolation.take() else {
+            return;
+        };
+        // Dropping the schemas under a live child would race its writes: gone first.
+        let _ = self.child.start_kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        isolation.drop_all_blocking();
+    }
 }
 
 impl ChildEcho {
@@ -45,33 +101,47 @@ impl ChildEcho {
                 spec.echo_bin.display()
             );
         }
+        let isolation = match spec.backend {
+            BackendKind::Real => Some(Isolation::create().await?),
+            BackendKind::Embedded => None,
+        };
         let data_dir = tempfile::Builder::new().prefix("echo-bench").tempdir()?;
         let log_path = data_dir.path().join("echo.log");
         let log = std::fs::File::create(&log_path)?;
         let mut command = Command::new(&spec.echo_bin);
         // Only what the bench sets: an ECHO_* variable of the caller's shell would change what
-        // is measured.
+        // is measured. One exception, said aloud: the pool size, which a run on a shared
+        // PostgreSQL must be able to cap (the default pools take most of its 100 connections).
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("ECHO_") {
                 command.env_remove(name);
             }
         }
+        if let Ok(pools) = std::env::var(POOL_SIZE) {
+            crate::report::note(&format!("the child's database pools: {POOL_SIZE}={pools}"));
+            command.env(POOL_SIZE, pools);
+        }
         command
             .envs(environment(
-                spec.backend,
+                isolation.as_ref(),
                 data_dir.path(),
                 otp_webhook,
                 signing_key_pem,
-            )?)
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command
+        let child = command
             .spawn()
             .with_context(|| format!("start {}", spec.echo_bin.display()))?;
-        let pid = child.id().context("the child exited at once")?;
-        let stderr = child.stderr.take().context("the child's stderr")?;
+        let mut process = Process {
+            child,
+            isolation,
+            _data_dir: data_dir,
+        };
+        let pid = process.child.id().context("the child exited at once")?;
+        let stderr = process.child.stderr.take().context("the child's stderr")?;
         let (addr, admin) = match tokio::time::timeout(
             Duration::from_secs(90),
             read_address(stderr, log_path.clone()),
@@ -80,48 +150,33 @@ impl ChildEcho {
         {
             Ok(Ok(addresses)) => addresses,
             outcome => {
-                let _ = child.start_kill();
+                let _ = process.stop(None).await;
                 let tail = log_tail(&log_path);
                 bail!("the child echo did not come up ({outcome:?}); its log ends:\n{tail}");
             }
         };
         Ok(Self {
-            child,
+            process,
             addr,
             pid,
             admin,
-            _data_dir: data_dir,
         })
     }
 
-    /// SIGTERM, then SIGKILL if it has not drained within 15 s.
+    /// SIGTERM, then SIGKILL if it has not drained within 15 s; then drop its isolation.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        // `kill` rather than a signal crate: the workspace forbids unsafe code and this is the
-        // only signal the bench sends.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .await;
-        match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
-            Ok(status) => {
-                status?;
-            }
-            Err(_) => {
-                self.child.kill().await?;
-            }
-        }
-        Ok(())
+        self.process.stop(Some(Duration::from_secs(15))).await
     }
 }
 
 /// The child's configuration: free ports, quiet logs, the bench's webhook and key, and for the
 /// real backends a schema, subject and key prefix of its own (as the testkit isolates tests).
 fn environment(
-    backend: BackendKind,
+    isolation: Option<&Isolation>,
     data_dir: &Path,
     otp_webhook: &str,
     signing_key_pem: &str,
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> Vec<(String, String)> {
     let mut env = vec![
         ("ECHO_LISTEN", "127.0.0.1:0".to_owned()),
         ("ECHO_ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
@@ -132,41 +187,24 @@ fn environment(
         ("ECHO_AUTH__OTP_SENDER", otp_webhook.to_owned()),
         ("ECHO_AUTH__JWT_SIGNING_KEY", signing_key_pem.to_owned()),
     ];
-    if backend == BackendKind::Real {
-        let isolation = unique_name("bench");
-        let need = |server: Server| {
-            url(server).with_context(|| format!("{server:?} is not reachable (`just services`)"))
+    if let Some(isolation) = isolation {
+        let secret = || {
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )
         };
+        env.extend(isolation.env());
         env.extend([
-            ("ECHO_DATABASE_URL", need(Server::Postgres)?),
-            ("ECHO_DATABASE_SCHEMA_PREFIX", format!("{isolation}_")),
-            ("ECHO_BUS_URL", need(Server::Nats)?),
-            ("ECHO_BUS_SUBJECT_PREFIX", format!("{isolation}.")),
-            ("ECHO_CACHE_URL", need(Server::Redis)?),
-            ("ECHO_CACHE_KEY_PREFIX", format!("{isolation}:")),
-            (
-                "ECHO_AUTH__OTP_HMAC_KEY",
-                format!(
-                    "{}{}",
-                    uuid::Uuid::new_v4().simple(),
-                    uuid::Uuid::new_v4().simple()
-                ),
-            ),
+            ("ECHO_AUTH__OTP_HMAC_KEY", secret()),
             // Production mode (real backends) needs the service credential of internal calls.
-            (
-                "ECHO_SERVICE_SECRET",
-                format!(
-                    "{}{}",
-                    uuid::Uuid::new_v4().simple(),
-                    uuid::Uuid::new_v4().simple()
-                ),
-            ),
+            ("ECHO_SERVICE_SECRET", secret()),
         ]);
     }
-    Ok(env
-        .into_iter()
+    env.into_iter()
         .map(|(name, value)| (name.to_owned(), value))
-        .collect())
+        .collect()
 }
 
 /// Copy the child's stderr to its log until the line naming its addresses (public, admin),

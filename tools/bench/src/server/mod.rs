@@ -4,6 +4,7 @@
 //! tokens for idle streams, and a process whose memory it can read.
 
 mod child;
+mod isolation;
 mod otp;
 
 use std::path::PathBuf;
@@ -122,7 +123,10 @@ impl Echo {
             Placement::Child => Self::child(spec).await?,
             Placement::Target(url) => Self::target(spec, url).await?,
         };
-        echo.wait_until_serving().await?;
+        if let Err(error) = echo.wait_until_serving().await {
+            let _ = echo.stop().await;
+            return Err(error);
+        }
         Ok(echo)
     }
 

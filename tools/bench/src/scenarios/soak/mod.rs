@@ -21,34 +21,34 @@
 //! Memory growth (< 5 %) and p99 stability (within 20 %) are only judged over long runs
 //! (`--strict`): a minute is all allocator warm-up.
 //!
-//! This file is the load and its report; `watch` samples the server and gives the verdict.
+//! This file runs the scenario and reports it; `load` is what each client does, `watch`
+//! samples the server and gives the verdict.
 
+mod load;
 mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{Failures, Run, latency::senders_needed, paced};
-use crate::check::{Acked, DeliveryCheck};
+use super::{Run, latency::senders_needed, paced};
+use crate::check::DeliveryCheck;
 use crate::cli::{Global, ServerKind, SoakArgs};
-use crate::client::live::{self, Churn, stamp};
-use crate::client::presence::{heartbeat, presence_client};
+use crate::client::MessageClient;
+use crate::client::live::{self, Churn};
 use crate::client::users::{self, User};
-use crate::client::{MessageClient, failure_label, send_text};
-use crate::report::{Report, round1};
+use crate::report::{Failed, Report, round1};
 use crate::stats::Latencies;
+use load::{Shared, heartbeat_all, one_round, refresh_tokens};
 use watch::{Verdict, sample};
 
 /// Sends in flight at most.
 const MAX_IN_FLIGHT: usize = 1024;
-/// How often every user's tokens are refreshed: well inside the access token's 15 minutes.
-const REFRESH_EVERY: Duration = Duration::from_secs(600);
 
 /// Run the scenario.
 pub async fn run(args: &SoakArgs, global: &Global) -> anyhow::Result<Vec<Report>> {
@@ -56,15 +56,6 @@ pub async fn run(args: &SoakArgs, global: &Global) -> anyhow::Result<Vec<Report>
         measure(args, run).await
     })
     .await
-}
-
-struct Shared {
-    acked: Mutex<Acked>,
-    window: Mutex<Latencies>,
-    failures: Mutex<Failures>,
-    sends: AtomicU64,
-    reads: AtomicU64,
-    heartbeats: AtomicU64,
 }
 
 async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
@@ -142,6 +133,9 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
             shared.clone(),
         )
     });
+    // A sample that cannot be taken (the server gone?) fails the run, but only at its end:
+    // the samples before it are what shows why.
+    let mut unsampled = Vec::new();
     let sampler = async {
         let mut samples = Vec::new();
         let mut every = tokio::time::interval(Duration::from_secs(args.sample_every.max(1)));
@@ -152,20 +146,23 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
             if at > seconds as f64 {
                 break;
             }
-            let mut taken = sample(pid, &admin, at).await?;
             let window = shared
                 .window
                 .lock()
                 .map(|mut w| std::mem::take(&mut *w))
                 .unwrap_or_default();
-            taken.send_p99_ms = window.summary().p99_ms;
-            taken.sends = window.count();
-            samples.push(taken);
+            match sample(pid, &admin, at).await {
+                Ok(mut taken) => {
+                    taken.send_p99_ms = window.summary().p99_ms;
+                    taken.sends = window.count();
+                    samples.push(taken);
+                }
+                Err(error) => unsampled.push(format!("at {at:.0} s: {error:#}")),
+            }
         }
-        anyhow::Ok(samples)
+        samples
     };
     let (paced_run, samples) = tokio::join!(load, sampler);
-    let samples = samples?;
     bar.finish_and_clear();
 
     // Every acknowledged message reaches both members' streams.
@@ -191,9 +188,13 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
     // Every client gone: what is left on the server (the pool's few connections stay).
     drop(clients);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = sample(pid, &admin, started.elapsed().as_secs_f64()).await?;
+    let at = started.elapsed().as_secs_f64();
+    let after = sample(pid, &admin, at).await.unwrap_or_else(|error| {
+        unsampled.push(format!("after the load: {error:#}"));
+        watch::Sample::default()
+    });
 
-    let verdict = Verdict::of(
+    let mut verdict = Verdict::of(
         args,
         &before,
         &samples,
@@ -202,6 +203,13 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
         &endings,
         users.len(),
     );
+    if let Some(first) = unsampled.first() {
+        let more = unsampled.len() - 1;
+        verdict.problems.insert(
+            0,
+            format!("{} sample(s) not taken, the first {first}", more + 1),
+        );
+    }
     let base = verdict.base;
     let last = samples.last().copied().unwrap_or_default();
     let failures = shared
@@ -279,9 +287,16 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
         "problems": verdict.problems,
     });
     let report = Report::new("soak", &run.setup, line, figures);
-    if args.check && !verdict.problems.is_empty() {
-        println!("{}", report.line);
-        bail!("soak check failed: {}", verdict.problems.join("; "));
+    // Without --check the verdict is only reported; a sample not taken fails the run either way.
+    if (args.check && !verdict.problems.is_empty()) || !unsampled.is_empty() {
+        // Without --check, the samples not taken (the first problem) are what failed.
+        let (what, problems) = if args.check {
+            ("check failed", verdict.problems.as_slice())
+        } else {
+            ("sampling failed", &verdict.problems[..1])
+        };
+        let reason = format!("{what}: {}", problems.join("; "));
+        return Err(Failed::new(vec![report], reason).into());
     }
     Ok(vec![report])
 }
@@ -297,104 +312,4 @@ async fn pair_up(run: &Run, users: &[User]) -> anyhow::Result<Vec<String>> {
         .buffered(16)
         .try_collect()
         .await
-}
-
-/// One send, and for a read round also a page of the conversation's history.
-async fn one_round(
-    mut client: MessageClient,
-    conversation: String,
-    clock: crate::stats::Clock,
-    read: bool,
-    shared: Arc<Shared>,
-) {
-    let started = Instant::now();
-    match send_text(&mut client, &conversation, stamp(clock.now_micros(), false)).await {
-        Ok(sent) => {
-            if let Ok(mut window) = shared.window.lock() {
-                window.record(started.elapsed());
-            }
-            if let Ok(mut acked) = shared.acked.lock() {
-                acked.add(&conversation, sent.message.seq);
-            }
-            shared.sends.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(status) => {
-            if let Ok(mut failures) = shared.failures.lock() {
-                failures.add(failure_label(&status));
-            }
-        }
-    }
-    if read {
-        let page = client
-            .list_messages(echo_proto::echo::message::v1::ListMessagesRequest {
-                conversation_id: conversation,
-                page_size: 50,
-                ..Default::default()
-            })
-            .await;
-        match page {
-            Ok(_) => {
-                shared.reads.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(status) => {
-                if let Ok(mut failures) = shared.failures.lock() {
-                    failures.add(format!("ListMessages {}", failure_label(&status)));
-                }
-            }
-        }
-    }
-}
-
-/// Every user heartbeats every 5 s until `stop` (the device's limit is 1/s after a burst).
-async fn heartbeat_all(
-    users: Vec<User>,
-    pool: crate::client::Pool,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) {
-    let mut every = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        for (index, user) in users.iter().enumerate() {
-            let mut client = presence_client(pool.get(index), &user.bearer);
-            match heartbeat(&mut client, false).await {
-                Ok(()) => {
-                    shared.heartbeats.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(status) => {
-                    if let Ok(mut failures) = shared.failures.lock() {
-                        failures.add(format!("Heartbeat {}", failure_label(&status)));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Every user's tokens refreshed every [`REFRESH_EVERY`], as an app refreshes before its
-/// access token expires (about 15 minutes): a longer soak measures the load, not a wall of
-/// TOKEN_EXPIRED.
-async fn refresh_tokens(
-    users: Vec<User>,
-    pool: crate::client::Pool,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) {
-    let mut every = tokio::time::interval(REFRESH_EVERY);
-    every.tick().await;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        if let Err(error) = users::refresh_all(&pool, &users).await {
-            eprintln!("refreshing the soak's tokens: {error:#}");
-            if let Ok(mut failures) = shared.failures.lock() {
-                failures.add("RefreshTokens".into());
-            }
-        }
-    }
 }
