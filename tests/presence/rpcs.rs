@@ -286,7 +286,7 @@ async fn a_flushed_state_store_never_turns_invisible_into_online_nor_loses_dnd()
             heartbeat(&mesh, &bob, S::Online).await;
             assert_eq!(status(&one(&mesh, &ada, &bob).await), seen);
             // Redis flushed (or the embedded process restarted): the user's whole state goes.
-            tracker.state.forget(bob_id).await.expect("flush");
+            tracker.state.forget(bob_id.into()).await.expect("flush");
             tokio::time::sleep(Duration::from_millis(1000)).await; // the heartbeat bucket
             heartbeat(&mesh, &bob, S::Online).await;
             assert_eq!(

@@ -312,12 +312,12 @@ async fn a_dropped_hint_is_healed_by_the_reconcile() {
         let now = chrono::Utc::now();
         tracker
             .state
-            .seed(bob_id, None, None, now)
+            .seed(bob_id.into(), None, None, now)
             .await
             .expect("seed");
         tracker
             .state
-            .refresh(bob_id, device, None, Duration::from_secs(30), now)
+            .refresh(bob_id.into(), device.into(), None, Duration::from_secs(30), now)
             .await
             .expect("a silent write");
         let healed = next_presence(&mut stream, Duration::from_secs(3)).await;

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use echo_authn::Caller;
+use echo_ids::UserId;
 use echo_proto::echo::notification::v1 as pb;
 use echo_proto::echo::notification::v1::notification_service_server::NotificationService;
 use echo_runtime::Failure;
@@ -76,7 +77,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::ListInboxRequest>,
     ) -> Reply<pb::ListInboxResponse> {
-        let user = caller(&request)?.user_id;
+        let user = UserId::from(caller(&request)?.user_id);
         reply(inbox::list(&self.store, user, request.into_inner()).await)
     }
 
@@ -84,7 +85,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::MarkInboxReadRequest>,
     ) -> Reply<pb::MarkInboxReadResponse> {
-        let user = caller(&request)?.user_id;
+        let user = UserId::from(caller(&request)?.user_id);
         reply(inbox::mark_read(&self.store, user, request.into_inner()).await)
     }
 
@@ -92,7 +93,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::GetBadgeCountRequest>,
     ) -> Reply<pb::GetBadgeCountResponse> {
-        let user = caller(&request)?.user_id;
+        let user = UserId::from(caller(&request)?.user_id);
         reply(badge::get(&self.store, user).await)
     }
 
@@ -100,7 +101,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::GetNotificationSettingsRequest>,
     ) -> Reply<pb::GetNotificationSettingsResponse> {
-        let user = caller(&request)?.user_id;
+        let user = UserId::from(caller(&request)?.user_id);
         reply(settings::get(&self.store, user).await)
     }
 
@@ -108,7 +109,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::UpdateNotificationSettingsRequest>,
     ) -> Reply<pb::UpdateNotificationSettingsResponse> {
-        let user = caller(&request)?.user_id;
+        let user = UserId::from(caller(&request)?.user_id);
         reply(settings::update(&self.store, user, request.into_inner()).await)
     }
 }

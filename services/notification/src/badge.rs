@@ -8,6 +8,7 @@
 //! - unread inbox entries.
 
 use chrono::{DateTime, Utc};
+use echo_ids::UserId;
 use echo_proto::echo::notification::v1 as pb;
 use echo_store::{Tx, with_db, with_tx};
 use uuid::Uuid;
@@ -32,7 +33,7 @@ pub struct Badge {
 #[tracing::instrument(skip(store))]
 pub async fn get(
     store: &NotificationStore,
-    user: Uuid,
+    user: UserId,
 ) -> Result<pb::GetBadgeCountResponse, NotificationError> {
     let badge = store.badge(user, Utc::now()).await?;
     Ok(pb::GetBadgeCountResponse {
@@ -45,7 +46,11 @@ pub async fn get(
 
 impl NotificationStore {
     /// `user`'s counts as of `now` (which decides whose mute has ended), in one statement.
-    pub async fn badge(&self, user: Uuid, now: DateTime<Utc>) -> Result<Badge, NotificationError> {
+    pub async fn badge(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Badge, NotificationError> {
         const SQL: &str = "SELECT \
              COALESCE(SUM(CASE WHEN muted_until_ms IS NULL OR muted_until_ms <= $2 \
                THEN unread ELSE 0 END), 0) AS badge, \
@@ -57,7 +62,7 @@ impl NotificationStore {
            FROM notify_counts WHERE user_id = $1";
         let row: (i64, i64, i64, i64) = with_db!(&self.db, read, |c| {
             sqlx::query_as(SQL)
-                .bind(user)
+                .bind(Uuid::from(user))
                 .bind(millis(now))
                 .fetch_one(c)
                 .await?

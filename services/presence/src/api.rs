@@ -8,11 +8,11 @@ use std::time::Duration;
 use chrono::Utc;
 use echo_authn::{Caller, Revocations};
 use echo_cache::{Cache, Rule};
+use echo_ids::{DeviceId, UserId};
 use echo_proto::echo::presence::v1 as pb;
 use echo_proto::echo::presence::v1::presence_service_server::PresenceService;
 use echo_runtime::{Check, Failure};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::error::PresenceError;
 use crate::hints::timestamp;
@@ -65,7 +65,7 @@ fn fail(error: PresenceError) -> Status {
 
 /// Distinct ids from `input`, 1..=`max` of them, each a UUID; every bad one is named. A list
 /// over the limit is refused before its elements are looked at.
-pub fn user_ids(input: &[String], max: usize) -> Result<Vec<Uuid>, Status> {
+pub fn user_ids(input: &[String], max: usize) -> Result<Vec<UserId>, Status> {
     if input.is_empty() {
         return Err(Failure::invalid("user_ids", "at least one user id is required").into());
     }
@@ -76,7 +76,7 @@ pub fn user_ids(input: &[String], max: usize) -> Result<Vec<Uuid>, Status> {
     let mut seen = HashSet::new();
     let mut ids = Vec::with_capacity(input.len());
     for (i, text) in input.iter().enumerate() {
-        if let Some(id) = check.id(&format!("user_ids[{i}]"), text)
+        if let Some(id) = check.id_of::<UserId>(&format!("user_ids[{i}]"), text)
             && seen.insert(id)
         {
             ids.push(id);
@@ -146,7 +146,12 @@ impl PresenceService for PresenceApi {
         let activity = heartbeat_activity(request.get_ref().status)?;
         // The limit is taken by the state store in the refresh's own round trip.
         self.tracker
-            .heartbeat(caller.user_id, caller.device_id, activity, HEARTBEAT.limit)
+            .heartbeat(
+                UserId::from(caller.user_id),
+                DeviceId::from(caller.device_id),
+                activity,
+                HEARTBEAT.limit,
+            )
             .await
             .map_err(fail)?;
         let settings = &self.tracker.settings;
@@ -160,15 +165,15 @@ impl PresenceService for PresenceApi {
         &self,
         request: Request<pb::SetStatusRequest>,
     ) -> Result<Response<pb::SetStatusResponse>, Status> {
-        let caller = Caller::of(&request).map_err(Failure::from)?;
+        let caller = UserId::from(Caller::of(&request).map_err(Failure::from)?.user_id);
         let manual = manual_status(request.get_ref())?;
         let update = self
             .tracker
-            .set_manual(caller.user_id, manual)
+            .set_manual(caller, manual)
             .await
             .map_err(fail)?;
         Ok(Response::new(pb::SetStatusResponse {
-            presence: Some(presence_pb(caller.user_id, update.after.view())),
+            presence: Some(presence_pb(caller, update.after.view())),
             clears_at: manual.and_then(|m| m.clears_at).map(timestamp),
         }))
     }
@@ -177,10 +182,10 @@ impl PresenceService for PresenceApi {
         &self,
         request: Request<pb::GetPresenceRequest>,
     ) -> Result<Response<pb::GetPresenceResponse>, Status> {
-        let caller = Caller::of(&request).map_err(Failure::from)?;
+        let caller = UserId::from(Caller::of(&request).map_err(Failure::from)?.user_id);
         let ids = user_ids(&request.get_ref().user_ids, MAX_GET)?;
         let (relations, states) = tokio::join!(
-            self.tracker.store.relations(caller.user_id, &ids),
+            self.tracker.store.relations(caller, &ids),
             self.tracker.read(&ids)
         );
         let relations = relations.map_err(|e| fail(e.into()))?;
@@ -190,7 +195,7 @@ impl PresenceService for PresenceApi {
             .map(|state| {
                 let target = state.user_id;
                 let relation = relations.get(&target).copied().unwrap_or_default();
-                if may_see(caller.user_id, target, &relation) {
+                if may_see(caller, target, &relation) {
                     presence_pb(target, state.view())
                 } else {
                     pb::Presence {
@@ -210,15 +215,12 @@ impl PresenceService for PresenceApi {
     ) -> Result<Response<WatchStream>, Status> {
         let caller = Caller::of(&request).map_err(Failure::from)?;
         let ids = user_ids(&request.get_ref().user_ids, MAX_WATCH)?;
+        let user = UserId::from(caller.user_id);
         let max = self.tracker.settings.max_watch_streams;
-        let lease = Lease::take(self.cache.clone(), caller.user_id, max)
+        let lease = Lease::take(self.cache.clone(), user, max)
             .await
             .map_err(fail)?;
-        let opened = self
-            .watchers
-            .open(caller.user_id, ids)
-            .await
-            .map_err(fail)?;
+        let opened = self.watchers.open(user, ids).await.map_err(fail)?;
         let revoked: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
             match &self.revocations {
                 Some(revocations) => Box::pin(revocations.revoked_signal(caller.session_id)),

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use echo_bus::consumer::{EventHandler, HandlerError};
 use echo_bus::{ConsumerSpec, Event};
+use echo_ids::UserId;
 use echo_proto::echo::events::v1 as events;
 use echo_proto::echo::message::v1::{ConversationType, user_event};
 use echo_proto::echo::user::v1::Visibility;
 use echo_store::Tx;
 use prost::Message as _;
-use uuid::Uuid;
 
 use crate::store::projection;
 use crate::tracker::Tracker;
@@ -42,14 +42,15 @@ struct PresenceEvents {
     tracker: Tracker,
 }
 
-fn id(text: &str) -> Result<Uuid, HandlerError> {
-    Uuid::try_parse(text).map_err(|e| format!("bad id {text:?}: {e}").into())
+fn id<T: std::str::FromStr<Err = uuid::Error>>(text: &str) -> Result<T, HandlerError> {
+    text.parse::<T>()
+        .map_err(|e| format!("bad id {text:?}: {e}").into())
 }
 
 /// Whose visibility an event changes: (user, the other side or everyone).
-fn acl_of(event: &Event) -> Option<(Uuid, Option<Uuid>)> {
+fn acl_of(event: &Event) -> Option<(UserId, Option<UserId>)> {
     let payload = event.payload.as_ref();
-    let pair = |a: &str, b: &str| Some((Uuid::try_parse(a).ok()?, Uuid::try_parse(b).ok()));
+    let pair = |a: &str, b: &str| Some((a.parse().ok()?, b.parse().ok()));
     match event.event_type.as_str() {
         "echo.events.v1.UserBlocked" => {
             let m = events::UserBlocked::decode(payload).ok()?;
@@ -69,18 +70,18 @@ fn acl_of(event: &Event) -> Option<(Uuid, Option<Uuid>)> {
         }
         "echo.events.v1.PrivacyChanged" => {
             let m = events::PrivacyChanged::decode(payload).ok()?;
-            Some((Uuid::try_parse(&m.user_id).ok()?, None))
+            Some((m.user_id.parse().ok()?, None))
         }
         "echo.events.v1.UserDeleted" => {
             let m = events::UserDeleted::decode(payload).ok()?;
-            Some((Uuid::try_parse(&m.user_id).ok()?, None))
+            Some((m.user_id.parse().ok()?, None))
         }
         "echo.events.v1.UserEventRecorded" => {
             let m = events::UserEventRecorded::decode(payload).ok()?;
             let event = m.event?;
             match event.kind? {
                 user_event::Kind::ConversationJoined(_) | user_event::Kind::ConversationLeft(_) => {
-                    Some((Uuid::try_parse(&event.user_id).ok()?, None))
+                    Some((event.user_id.parse().ok()?, None))
                 }
                 _ => None,
             }

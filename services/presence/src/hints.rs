@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use echo_bus::EventBus;
+use echo_ids::UserId;
 use echo_proto::echo::events::v1 as events;
 use echo_proto::echo::presence::v1 as pb;
 use prost::Message as _;
-use uuid::Uuid;
 
 use crate::status::{Observed, View};
 
@@ -26,7 +26,7 @@ const PUBLISH_WITHIN: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Changed {
     /// The user.
-    pub user: Uuid,
+    pub user: UserId,
     /// What permitted observers now see.
     pub view: View,
     /// The state's version.
@@ -79,7 +79,7 @@ impl Hints {
     }
 
     /// Who may see `user` changed (with respect to `other`, or to everyone when `None`).
-    pub async fn acl(&self, user: Uuid, other: Option<Uuid>) {
+    pub async fn acl(&self, user: UserId, other: Option<UserId>) {
         let message = events::PresenceAclChanged {
             user_id: user.to_string(),
             other_user_id: other.map(|o| o.to_string()).unwrap_or_default(),
@@ -99,7 +99,7 @@ pub fn decode_changed(payload: &[u8]) -> Option<Changed> {
         _ => Observed::Offline,
     };
     Some(Changed {
-        user: Uuid::parse_str(&message.user_id).ok()?,
+        user: message.user_id.parse().ok()?,
         view: View {
             status,
             last_seen: message.last_seen.and_then(from_timestamp),
@@ -109,10 +109,10 @@ pub fn decode_changed(payload: &[u8]) -> Option<Changed> {
 }
 
 /// Decodes a `PresenceAclChanged` payload: the user and the other side, if any.
-pub fn decode_acl(payload: &[u8]) -> Option<(Uuid, Option<Uuid>)> {
+pub fn decode_acl(payload: &[u8]) -> Option<(UserId, Option<UserId>)> {
     let message = events::PresenceAclChanged::decode(payload).ok()?;
-    let user = Uuid::parse_str(&message.user_id).ok()?;
-    let other = Uuid::parse_str(&message.other_user_id).ok();
+    let user = message.user_id.parse().ok()?;
+    let other = message.other_user_id.parse().ok();
     Some((user, other))
 }
 

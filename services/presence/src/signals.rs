@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
+use echo_ids::{DeviceId, UserId};
 use echo_proto::echo::events::v1 as events;
 use futures::StreamExt as _;
 use prost::Message as _;
@@ -64,13 +65,13 @@ pub async fn listen(tracker: Tracker, shutdown: CancellationToken) {
 /// its successor's `stream_opened`, and must not cut the device's entry short while the
 /// successor is open. Stream ids are UUIDv7, so newer is greater. One entry per device with
 /// an open stream (removed by its close).
-type Streams = HashMap<Uuid, Uuid>;
+type Streams = HashMap<DeviceId, Uuid>;
 
-fn ids(user: &str, device: &str) -> Option<(Uuid, Uuid)> {
-    Some((Uuid::parse_str(user).ok()?, Uuid::parse_str(device).ok()?))
+fn ids(user: &str, device: &str) -> Option<(UserId, DeviceId)> {
+    Some((user.parse().ok()?, device.parse().ok()?))
 }
 
-fn stream_ids(user: &str, device: &str, stream: &str) -> Option<(Uuid, Uuid, Uuid)> {
+fn stream_ids(user: &str, device: &str, stream: &str) -> Option<(UserId, DeviceId, Uuid)> {
     let (user, device) = ids(user, device)?;
     Some((user, device, Uuid::parse_str(stream).ok()?))
 }
@@ -107,7 +108,7 @@ async fn apply(tracker: &Tracker, streams: &mut Streams, subject: &str, payload:
         let Ok(alive) = events::StreamsAlive::decode(payload) else {
             return;
         };
-        let devices: Vec<(Uuid, Uuid)> = alive
+        let devices: Vec<(UserId, DeviceId)> = alive
             .devices
             .iter()
             .filter_map(|d| ids(&d.user_id, &d.device_id))

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
+use echo_ids::{DeviceId, UserId};
 
 /// What a device reports with each heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,7 +52,7 @@ pub struct ManualStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceEntry {
     /// The device.
-    pub device_id: Uuid,
+    pub device_id: DeviceId,
     /// Its last reported activity.
     pub activity: Activity,
     /// When the entry expires unless refreshed.
@@ -60,10 +60,10 @@ pub struct DeviceEntry {
 }
 
 /// A user's whole presence state as the state store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserState {
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Live device entries (an expired entry is removed by the sweeper, never shown as live
     /// past it: the sweeper is the one place that decides expiry).
     pub devices: Vec<DeviceEntry>,
@@ -85,6 +85,17 @@ pub struct View {
 }
 
 impl UserState {
+    /// `user` with nothing live, nothing set and never seen (version 0).
+    pub fn empty(user: UserId) -> Self {
+        Self {
+            user_id: user,
+            devices: Vec::new(),
+            manual: None,
+            last_seen: None,
+            version: 0,
+        }
+    }
+
     /// The rules of `presence.proto`: no live device → OFFLINE; INVISIBLE → OFFLINE with the
     /// frozen `last_seen`; AWAY or DND → that; else ONLINE if any device is, else AWAY.
     pub fn view(&self) -> View {
@@ -119,7 +130,7 @@ impl UserState {
     }
 
     /// Devices whose last report is ONLINE (what the notification service asks for).
-    pub fn online_devices(&self) -> impl Iterator<Item = Uuid> + '_ {
+    pub fn online_devices(&self) -> impl Iterator<Item = DeviceId> + '_ {
         self.devices
             .iter()
             .filter(|d| d.activity == Activity::Online)
@@ -160,7 +171,7 @@ mod tests {
 
     fn device(n: u128, activity: Activity) -> DeviceEntry {
         DeviceEntry {
-            device_id: Uuid::from_u128(n),
+            device_id: uuid::Uuid::from_u128(n).into(),
             activity,
             expires_at: Utc::now(),
         }
@@ -168,7 +179,7 @@ mod tests {
 
     fn state(devices: Vec<DeviceEntry>, manual: Option<Manual>) -> UserState {
         UserState {
-            user_id: Uuid::from_u128(1),
+            user_id: uuid::Uuid::from_u128(1).into(),
             devices,
             manual: manual.map(|status| ManualStatus {
                 status,
@@ -256,7 +267,7 @@ mod tests {
         );
         assert_eq!(
             user.online_devices().collect::<Vec<_>>(),
-            vec![Uuid::from_u128(2)]
+            vec![DeviceId::from(uuid::Uuid::from_u128(2))]
         );
     }
 }

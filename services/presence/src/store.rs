@@ -6,11 +6,14 @@
 //! and SQLite both accept, with shared encodings (ids bind as `uuid` / 16-byte blobs, times as
 //! milliseconds since the epoch). `echo_store`'s `with_db!` and `with_tx!` only pick the
 //! connection; the statement and its binds are written once and compiled for each backend.
+//! Typed ids bind as their bare `Uuid`, not as `echo_store::native::Id` (hyphenated TEXT on
+//! SQLite): presence's SQLite tables have always held 16-byte blobs, and must keep matching.
 //! Nothing here is backend-specific, so there is no per-backend file.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, UserId};
 use echo_store::{Database, StoreError, Tx, placeholders, with_db, with_tx};
 use sqlx::Row as _;
 use uuid::Uuid;
@@ -88,7 +91,7 @@ impl PresenceStore {
     }
 
     /// The persisted presence of `users` (absent users have none).
-    pub async fn load(&self, users: &[Uuid]) -> Result<HashMap<Uuid, Persisted>, StoreError> {
+    pub async fn load(&self, users: &[UserId]) -> Result<HashMap<UserId, Persisted>, StoreError> {
         if users.is_empty() {
             return Ok(HashMap::new());
         }
@@ -101,7 +104,7 @@ impl PresenceStore {
         with_db!(&self.db, read, sql, |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for user in users {
-                query = query.bind(*user);
+                query = query.bind(Uuid::from(*user));
             }
             for row in query.fetch_all(c).await? {
                 let clears_at = row
@@ -115,7 +118,7 @@ impl PresenceStore {
                         .try_get::<Option<i64>, _>("last_seen_ms")?
                         .map(from_millis),
                 };
-                loaded.insert(row.try_get("user_id")?, persisted);
+                loaded.insert(row.try_get::<Uuid, _>("user_id")?.into(), persisted);
             }
         });
         Ok(loaded)
@@ -124,7 +127,7 @@ impl PresenceStore {
     /// Persists `user`'s manual status (or its absence), before the state store hears of it.
     pub async fn save_manual(
         &self,
-        user: Uuid,
+        user: UserId,
         manual: Option<ManualStatus>,
     ) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO presence_status (user_id, manual, clears_at_ms) \
@@ -134,7 +137,7 @@ impl PresenceStore {
         let clears = manual.and_then(|m| m.clears_at).map(millis);
         with_db!(&self.db, write, |c| {
             sqlx::query(SQL)
-                .bind(user)
+                .bind(Uuid::from(user))
                 .bind(code)
                 .bind(clears)
                 .execute(c)
@@ -147,14 +150,14 @@ impl PresenceStore {
     /// a status set again since has a later end, or none, and stays).
     pub async fn clear_manual_if_due(
         &self,
-        user: Uuid,
+        user: UserId,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE presence_status SET manual = 0, clears_at_ms = NULL \
              WHERE user_id = $1 AND clears_at_ms <= $2";
         with_db!(&self.db, write, |c| {
             sqlx::query(SQL)
-                .bind(user)
+                .bind(Uuid::from(user))
                 .bind(millis(now))
                 .execute(c)
                 .await?;
@@ -163,7 +166,7 @@ impl PresenceStore {
     }
 
     /// Records `last_seen` times, never moving one backwards, in one transaction.
-    pub async fn save_last_seen(&self, seen: &[(Uuid, DateTime<Utc>)]) -> Result<(), StoreError> {
+    pub async fn save_last_seen(&self, seen: &[(UserId, DateTime<Utc>)]) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO presence_status (user_id, last_seen_ms) VALUES ($1, $2) \
              ON CONFLICT (user_id) DO UPDATE SET last_seen_ms = CASE \
              WHEN presence_status.last_seen_ms IS NULL \
@@ -176,7 +179,7 @@ impl PresenceStore {
         with_tx!(&mut tx, |c| {
             for (user, at) in seen {
                 sqlx::query(SQL)
-                    .bind(*user)
+                    .bind(Uuid::from(*user))
                     .bind(millis(*at))
                     .execute(&mut *c)
                     .await?;
@@ -188,10 +191,10 @@ impl PresenceStore {
     /// What the projections know of `observer` and each of `targets`, in one query.
     pub async fn relations(
         &self,
-        observer: Uuid,
-        targets: &[Uuid],
-    ) -> Result<HashMap<Uuid, Relation>, StoreError> {
-        let mut relations: HashMap<Uuid, Relation> =
+        observer: UserId,
+        targets: &[UserId],
+    ) -> Result<HashMap<UserId, Relation>, StoreError> {
+        let mut relations: HashMap<UserId, Relation> =
             targets.iter().map(|t| (*t, Relation::default())).collect();
         if targets.is_empty() {
             return Ok(relations);
@@ -211,13 +214,14 @@ impl PresenceStore {
                WHERE user_id IN ({list})"
         );
         with_db!(&self.db, read, |c| {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(observer);
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(Uuid::from(observer));
             for target in targets {
-                query = query.bind(*target);
+                query = query.bind(Uuid::from(*target));
             }
             for row in query.fetch_all(c).await? {
                 let kind: i32 = row.try_get("kind")?;
-                let other: Uuid = row.try_get("other")?;
+                let other: UserId = row.try_get::<Uuid, _>("other")?.into();
                 let Some(relation) = relations.get_mut(&other) else {
                     continue;
                 };
@@ -246,56 +250,68 @@ pub mod projection {
     }
 
     /// `blocker` blocked `blocked`.
-    pub async fn block(tx: &mut Tx, blocker: Uuid, blocked: Uuid) -> Result<(), sqlx::Error> {
+    pub async fn block(tx: &mut Tx, blocker: UserId, blocked: UserId) -> Result<(), sqlx::Error> {
         const SQL: &str = "INSERT INTO presence_blocks (blocker_id, blocked_id) VALUES ($1, $2) \
              ON CONFLICT DO NOTHING";
-        run(tx, SQL, blocker, blocked).await
+        run(tx, SQL, blocker.into(), blocked.into()).await
     }
 
     /// `blocker` lifted the block of `blocked`.
-    pub async fn unblock(tx: &mut Tx, blocker: Uuid, blocked: Uuid) -> Result<(), sqlx::Error> {
+    pub async fn unblock(tx: &mut Tx, blocker: UserId, blocked: UserId) -> Result<(), sqlx::Error> {
         const SQL: &str = "DELETE FROM presence_blocks WHERE blocker_id = $1 AND blocked_id = $2";
-        run(tx, SQL, blocker, blocked).await
+        run(tx, SQL, blocker.into(), blocked.into()).await
     }
 
     /// `owner` has `contact` in their contacts.
-    pub async fn add_contact(tx: &mut Tx, owner: Uuid, contact: Uuid) -> Result<(), sqlx::Error> {
+    pub async fn add_contact(
+        tx: &mut Tx,
+        owner: UserId,
+        contact: UserId,
+    ) -> Result<(), sqlx::Error> {
         const SQL: &str = "INSERT INTO presence_contacts (owner_id, contact_id) VALUES ($1, $2) \
              ON CONFLICT DO NOTHING";
-        run(tx, SQL, owner, contact).await
+        run(tx, SQL, owner.into(), contact.into()).await
     }
 
     /// `owner` no longer has `contact` in their contacts.
     pub async fn remove_contact(
         tx: &mut Tx,
-        owner: Uuid,
-        contact: Uuid,
+        owner: UserId,
+        contact: UserId,
     ) -> Result<(), sqlx::Error> {
         const SQL: &str = "DELETE FROM presence_contacts WHERE owner_id = $1 AND contact_id = $2";
-        run(tx, SQL, owner, contact).await
+        run(tx, SQL, owner.into(), contact.into()).await
     }
 
     /// `user` is a member of the direct or group `conversation`.
-    pub async fn join(tx: &mut Tx, conversation: Uuid, user: Uuid) -> Result<(), sqlx::Error> {
+    pub async fn join(
+        tx: &mut Tx,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> Result<(), sqlx::Error> {
         const SQL: &str = "INSERT INTO presence_members (conversation_id, user_id) \
              VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        run(tx, SQL, conversation, user).await
+        run(tx, SQL, conversation.into(), user.into()).await
     }
 
     /// `user` left `conversation` (or was removed).
-    pub async fn leave(tx: &mut Tx, conversation: Uuid, user: Uuid) -> Result<(), sqlx::Error> {
+    pub async fn leave(
+        tx: &mut Tx,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> Result<(), sqlx::Error> {
         const SQL: &str =
             "DELETE FROM presence_members WHERE conversation_id = $1 AND user_id = $2";
-        run(tx, SQL, conversation, user).await
+        run(tx, SQL, conversation.into(), user.into()).await
     }
 
     /// `user`'s `last_seen` setting.
-    pub async fn privacy(tx: &mut Tx, user: Uuid, audience: Audience) -> Result<(), sqlx::Error> {
+    pub async fn privacy(tx: &mut Tx, user: UserId, audience: Audience) -> Result<(), sqlx::Error> {
         const SQL: &str = "INSERT INTO presence_privacy (user_id, audience) VALUES ($1, $2) \
              ON CONFLICT (user_id) DO UPDATE SET audience = excluded.audience";
         with_tx!(tx, |c| {
             sqlx::query(SQL)
-                .bind(user)
+                .bind(Uuid::from(user))
                 .bind(audience_code(audience))
                 .execute(c)
                 .await?;
@@ -304,7 +320,7 @@ pub mod projection {
     }
 
     /// Everything presence keeps about `user` (the account was deleted).
-    pub async fn erase_user(tx: &mut Tx, user: Uuid) -> Result<(), sqlx::Error> {
+    pub async fn erase_user(tx: &mut Tx, user: UserId) -> Result<(), sqlx::Error> {
         const STATEMENTS: [&str; 5] = [
             "DELETE FROM presence_status WHERE user_id = $1",
             "DELETE FROM presence_blocks WHERE blocker_id = $1 OR blocked_id = $1",
@@ -314,7 +330,10 @@ pub mod projection {
         ];
         with_tx!(tx, |c| {
             for sql in STATEMENTS {
-                sqlx::query(sql).bind(user).execute(&mut *c).await?;
+                sqlx::query(sql)
+                    .bind(Uuid::from(user))
+                    .execute(&mut *c)
+                    .await?;
             }
         });
         Ok(())

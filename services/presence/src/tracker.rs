@@ -10,9 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use echo_cache::RateLimit;
 use echo_config::PresenceSettings;
+use echo_ids::{DeviceId, UserId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::error::PresenceError;
 use crate::hints::{Changed, Hints};
@@ -36,7 +36,7 @@ pub struct Tracker {
     pub hints: Hints,
     /// Settings.
     pub settings: Arc<PresenceSettings>,
-    persist: mpsc::Sender<(Uuid, DateTime<Utc>)>,
+    persist: mpsc::Sender<(UserId, DateTime<Utc>)>,
 }
 
 impl Tracker {
@@ -61,7 +61,7 @@ impl Tracker {
 
     /// Runs a state write, seeding the user from the database first when the state store has
     /// forgotten them (so a flush never turns INVISIBLE into ONLINE), then publishes.
-    async fn write<F, Fut>(&self, user: Uuid, write: F) -> Result<Update, PresenceError>
+    async fn write<F, Fut>(&self, user: UserId, write: F) -> Result<Update, PresenceError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Update, StateError>>,
@@ -78,7 +78,7 @@ impl Tracker {
     }
 
     /// Seeds `users` from their persisted status.
-    async fn seed(&self, users: &[Uuid]) -> Result<(), PresenceError> {
+    async fn seed(&self, users: &[UserId]) -> Result<(), PresenceError> {
         let persisted = self.store.load(users).await?;
         let now = Utc::now();
         for user in users {
@@ -116,8 +116,8 @@ impl Tracker {
     /// Refreshes a device (Heartbeat: with its activity; an open stream: `None`, keeping it).
     pub async fn refresh(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         activity: Option<Activity>,
     ) -> Result<Update, PresenceError> {
         let ttl = self.settings.ttl;
@@ -132,8 +132,8 @@ impl Tracker {
     /// writes nothing: [`PresenceError::RateLimited`].
     pub async fn heartbeat(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         activity: Activity,
         limit: RateLimit,
     ) -> Result<Update, PresenceError> {
@@ -152,7 +152,7 @@ impl Tracker {
     /// Sets (or clears) the manual status: the database first, so it survives the state store.
     pub async fn set_manual(
         &self,
-        user: Uuid,
+        user: UserId,
         manual: Option<ManualStatus>,
     ) -> Result<Update, PresenceError> {
         self.store.save_manual(user, manual).await?;
@@ -161,7 +161,7 @@ impl Tracker {
     }
 
     /// Removes a device at once (its session ended).
-    pub async fn remove_device(&self, user: Uuid, device: Uuid) -> Result<(), PresenceError> {
+    pub async fn remove_device(&self, user: UserId, device: DeviceId) -> Result<(), PresenceError> {
         let update = self.state.remove_device(user, device, Utc::now()).await?;
         self.publish(&update).await;
         Ok(())
@@ -170,9 +170,9 @@ impl Tracker {
     /// The current state of each of `users`, in order. A user the state store does not know
     /// has no live device; their manual status and `last_seen` come from the database. Reads
     /// never seed, so reading unknown ids (anyone may ask for any id) writes nothing.
-    pub async fn read(&self, users: &[Uuid]) -> Result<Vec<UserState>, PresenceError> {
+    pub async fn read(&self, users: &[UserId]) -> Result<Vec<UserState>, PresenceError> {
         let states = self.state.read(users).await?;
-        let unseeded: Vec<Uuid> = users
+        let unseeded: Vec<UserId> = users
             .iter()
             .zip(&states)
             .filter(|(_, state)| state.is_none())
@@ -204,10 +204,10 @@ impl Tracker {
 /// Writes queued `last_seen` times in batches until `shutdown`, then the rest.
 async fn write_last_seen(
     store: PresenceStore,
-    mut queue: mpsc::Receiver<(Uuid, DateTime<Utc>)>,
+    mut queue: mpsc::Receiver<(UserId, DateTime<Utc>)>,
     shutdown: CancellationToken,
 ) {
-    let mut batch: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+    let mut batch: HashMap<UserId, DateTime<Utc>> = HashMap::new();
     let mut tick = tokio::time::interval(PERSIST_EVERY);
     loop {
         tokio::select! {
@@ -228,11 +228,11 @@ async fn write_last_seen(
     flush(&store, &mut batch).await;
 }
 
-async fn flush(store: &PresenceStore, batch: &mut HashMap<Uuid, DateTime<Utc>>) {
+async fn flush(store: &PresenceStore, batch: &mut HashMap<UserId, DateTime<Utc>>) {
     if batch.is_empty() {
         return;
     }
-    let seen: Vec<(Uuid, DateTime<Utc>)> = batch.drain().collect();
+    let seen: Vec<(UserId, DateTime<Utc>)> = batch.drain().collect();
     if let Err(error) = store.save_last_seen(&seen).await {
         // The state store still has them; the next offline move writes them again.
         tracing::warn!(%error, users = seen.len(), "last_seen not persisted");

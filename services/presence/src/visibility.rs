@@ -1,7 +1,7 @@
 //! Who may see whose presence (spec §A3). One pure function over the facts the projections
 //! hold, so the rule lives in one place and a table test covers it.
 
-use uuid::Uuid;
+use echo_ids::UserId;
 
 /// A user's `last_seen` privacy setting (echo.user.v1.Visibility), which governs presence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,7 +29,7 @@ pub struct Relation {
 }
 
 /// True when `observer` may see `target`'s presence.
-pub fn may_see(observer: Uuid, target: Uuid, relation: &Relation) -> bool {
+pub fn may_see(observer: UserId, target: UserId, relation: &Relation) -> bool {
     if observer == target {
         return true;
     }
@@ -47,8 +47,13 @@ pub fn may_see(observer: Uuid, target: Uuid, relation: &Relation) -> bool {
 mod tests {
     use super::*;
 
-    const ME: Uuid = Uuid::from_u128(1);
-    const THEM: Uuid = Uuid::from_u128(2);
+    fn me() -> UserId {
+        uuid::Uuid::from_u128(1).into()
+    }
+
+    fn them() -> UserId {
+        uuid::Uuid::from_u128(2).into()
+    }
 
     /// The relations of spec §A8: stranger, co-member, contact (and both), each under every
     /// setting, each with and without a block (either direction is the same fact).
@@ -72,7 +77,7 @@ mod tests {
                         audience,
                     };
                     assert_eq!(
-                        may_see(ME, THEM, &relation),
+                        may_see(me(), them(), &relation),
                         want && !blocked,
                         "{who} under {audience:?}, blocked {blocked}"
                     );
@@ -88,6 +93,6 @@ mod tests {
             audience: Audience::Nobody,
             ..Relation::default()
         };
-        assert!(may_see(ME, ME, &worst));
+        assert!(may_see(me(), me(), &worst));
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use echo_ids::{DeviceId, UserId};
 use echo_presence::state::{MemoryState, PresenceState, RedisState, StateError};
 use echo_presence::status::{Activity, DeviceEntry, Manual, ManualStatus, Update, UserState};
 use uuid::Uuid;
@@ -136,15 +137,15 @@ fn micros(now: DateTime<Utc>) -> u64 {
     u64::try_from(now.timestamp_micros()).unwrap()
 }
 
-fn id(n: u128) -> Uuid {
-    Uuid::from_u128(n)
+fn id<T: From<Uuid>>(n: u128) -> T {
+    Uuid::from_u128(n).into()
 }
 
 fn manual(status: Manual, clears_at: Option<DateTime<Utc>>) -> Option<ManualStatus> {
     Some(ManualStatus { status, clears_at })
 }
 
-fn device(device_id: Uuid, activity: Activity, expires_at: DateTime<Utc>) -> DeviceEntry {
+fn device(device_id: DeviceId, activity: Activity, expires_at: DateTime<Utc>) -> DeviceEntry {
     DeviceEntry {
         device_id,
         activity,
@@ -153,17 +154,17 @@ fn device(device_id: Uuid, activity: Activity, expires_at: DateTime<Utc>) -> Dev
 }
 
 /// One user's state as the store reports it.
-async fn read_one(store: &Store, user: Uuid) -> Option<UserState> {
+async fn read_one(store: &Store, user: UserId) -> Option<UserState> {
     store.read(&[user]).await.expect("read").remove(0)
 }
 
 /// Seeds `user` at `at(0)` with nothing persisted.
-async fn seed(store: &Store, user: Uuid) {
+async fn seed(store: &Store, user: UserId) {
     store.seed(user, None, None, at(0)).await.expect("seed");
 }
 
 /// Refreshes `device` of `user` at `now` with the suite's TTL.
-async fn refresh(store: &Store, user: Uuid, device: Uuid, now: DateTime<Utc>) -> Update {
+async fn refresh(store: &Store, user: UserId, device: DeviceId, now: DateTime<Utc>) -> Update {
     store
         .refresh(user, device, None, TTL, now)
         .await

@@ -5,6 +5,7 @@
 pub mod store;
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_proto::echo::notification::v1 as pb;
 use echo_proto::echo::notification::v1::mark_inbox_read_request::Target;
 use echo_runtime::{Check, PageSize};
@@ -62,17 +63,17 @@ pub struct InboxEntry {
     /// Id (UUIDv7: also the sort key).
     pub id: Uuid,
     /// The recipient.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// Why it was written.
     pub kind: EntryKind,
     /// Conversation of the message.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     /// The message.
-    pub message_id: Uuid,
+    pub message_id: MessageId,
     /// The message's conversation seq.
     pub seq: i64,
     /// Who sent it.
-    pub sender_user_id: Uuid,
+    pub sender_user_id: UserId,
     /// The sender's display name when written.
     pub sender_display_name: String,
     /// The conversation's title when written (empty for direct conversations).
@@ -115,7 +116,7 @@ struct InboxPosition {
 #[tracing::instrument(skip(store, request))]
 pub async fn list(
     store: &NotificationStore,
-    user: Uuid,
+    user: UserId,
     request: pb::ListInboxRequest,
 ) -> Result<pb::ListInboxResponse, NotificationError> {
     let mut check = Check::new();
@@ -150,7 +151,7 @@ pub async fn list(
 #[tracing::instrument(skip(store, request))]
 pub async fn mark_read(
     store: &NotificationStore,
-    user: Uuid,
+    user: UserId,
     request: pb::MarkInboxReadRequest,
 ) -> Result<pb::MarkInboxReadResponse, NotificationError> {
     let target = mark_target(&request)?;

@@ -1,5 +1,6 @@
 //! The inbox's statements, each one SQL text for both backends (see `crate::store`).
 
+use echo_ids::UserId;
 use echo_store::{Tx, sql_limit, value_rows, with_db, with_tx};
 use uuid::Uuid;
 
@@ -39,12 +40,12 @@ impl EntryRow {
         })?;
         Ok(InboxEntry {
             id: self.inbox_entry_id,
-            user_id: self.user_id,
+            user_id: self.user_id.into(),
             kind,
-            conversation_id: self.conversation_id,
-            message_id: self.message_id,
+            conversation_id: self.conversation_id.into(),
+            message_id: self.message_id.into(),
             seq: self.seq,
-            sender_user_id: self.sender_user_id,
+            sender_user_id: self.sender_user_id.into(),
             sender_display_name: self.sender_display_name,
             conversation_title: self.conversation_title,
             preview: self.preview,
@@ -61,7 +62,7 @@ impl NotificationStore {
     /// below `before` when given; at most `limit`.
     pub async fn list_inbox(
         &self,
-        user: Uuid,
+        user: UserId,
         unread_only: bool,
         before: Option<Uuid>,
         limit: usize,
@@ -76,7 +77,7 @@ impl NotificationStore {
         let before = before.unwrap_or(Uuid::max());
         let rows: Vec<EntryRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(SQL)
-                .bind(user)
+                .bind(Uuid::from(user))
                 .bind(before)
                 .bind(unread_only)
                 .bind(sql_limit(limit))
@@ -94,7 +95,7 @@ impl NotificationStore {
     #[tracing::instrument(skip(self))]
     pub async fn mark_read(
         &self,
-        user: Uuid,
+        user: UserId,
         target: MarkTarget,
     ) -> Result<Marked, NotificationError> {
         const OWNED: &str =
@@ -111,7 +112,7 @@ impl NotificationStore {
             if let MarkTarget::UpTo(id) = target {
                 let owned: i64 = sqlx::query_scalar(OWNED)
                     .bind(id)
-                    .bind(user)
+                    .bind(Uuid::from(user))
                     .fetch_one(&mut *c)
                     .await?;
                 if owned == 0 {
@@ -119,12 +120,12 @@ impl NotificationStore {
                 }
             }
             let done = sqlx::query(MARK)
-                .bind(user)
+                .bind(Uuid::from(user))
                 .bind(up_to)
                 .execute(&mut *c)
                 .await?;
             let unread_left: i64 = sqlx::query_scalar(UNREAD)
-                .bind(user)
+                .bind(Uuid::from(user))
                 .fetch_one(&mut *c)
                 .await?;
             Marked {
@@ -137,9 +138,12 @@ impl NotificationStore {
     }
 
     /// `user`'s unread entries.
-    pub async fn unread_inbox(&self, user: Uuid) -> Result<i64, NotificationError> {
+    pub async fn unread_inbox(&self, user: UserId) -> Result<i64, NotificationError> {
         Ok(with_db!(&self.db, read, |c| {
-            sqlx::query_scalar(UNREAD).bind(user).fetch_one(c).await?
+            sqlx::query_scalar(UNREAD)
+                .bind(Uuid::from(user))
+                .fetch_one(c)
+                .await?
         }))
     }
 }
@@ -164,12 +168,12 @@ pub async fn write_entries(tx: &mut Tx, entries: &[InboxEntry]) -> Result<Vec<Uu
             for entry in chunk {
                 query = query
                     .bind(entry.id)
-                    .bind(entry.user_id)
+                    .bind(Uuid::from(entry.user_id))
                     .bind(entry.kind.code())
-                    .bind(entry.conversation_id)
-                    .bind(entry.message_id)
+                    .bind(Uuid::from(entry.conversation_id))
+                    .bind(Uuid::from(entry.message_id))
                     .bind(entry.seq)
-                    .bind(entry.sender_user_id)
+                    .bind(Uuid::from(entry.sender_user_id))
                     .bind(&entry.sender_display_name)
                     .bind(&entry.conversation_title)
                     .bind(&entry.preview)

@@ -508,12 +508,12 @@ impl Pipeline {
             };
             entries.push(InboxEntry {
                 id: Uuid::now_v7(),
-                user_id: recipient.user,
+                user_id: recipient.user.into(),
                 kind,
-                conversation_id: conversation,
-                message_id: message,
+                conversation_id: conversation.into(),
+                message_id: message.into(),
                 seq,
-                sender_user_id: sender,
+                sender_user_id: sender.into(),
                 sender_display_name: sender_name.clone(),
                 conversation_title: title.clone(),
                 preview: if recipient.show_previews {

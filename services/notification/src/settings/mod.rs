@@ -5,9 +5,9 @@ mod quiet;
 pub mod store;
 
 use chrono_tz::Tz;
+use echo_ids::UserId;
 use echo_proto::echo::notification::v1 as pb;
 use echo_runtime::Check;
-use uuid::Uuid;
 
 pub use quiet::{MINUTES_PER_DAY, QuietHours, in_quiet_hours};
 
@@ -63,7 +63,7 @@ impl SettingsChange {
 #[tracing::instrument(skip(store))]
 pub async fn get(
     store: &NotificationStore,
-    user: Uuid,
+    user: UserId,
 ) -> Result<pb::GetNotificationSettingsResponse, NotificationError> {
     let settings = store.settings(user).await?;
     Ok(pb::GetNotificationSettingsResponse {
@@ -75,7 +75,7 @@ pub async fn get(
 #[tracing::instrument(skip(store, request))]
 pub async fn update(
     store: &NotificationStore,
-    user: Uuid,
+    user: UserId,
     request: pb::UpdateNotificationSettingsRequest,
 ) -> Result<pb::UpdateNotificationSettingsResponse, NotificationError> {
     let change = change(request)?;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use chrono_tz::Tz;
+use echo_ids::UserId;
 use echo_store::{placeholders, with_db};
 use uuid::Uuid;
 
@@ -54,14 +55,17 @@ macro_rules! settings_columns {
 
 impl NotificationStore {
     /// `user`'s settings (the defaults when they never changed any).
-    pub async fn settings(&self, user: Uuid) -> Result<Settings, NotificationError> {
+    pub async fn settings(&self, user: UserId) -> Result<Settings, NotificationError> {
         const SQL: &str = concat!(
             "SELECT ",
             settings_columns!(),
             " FROM notification_settings WHERE user_id = $1"
         );
         let row: Option<SettingsRow> = with_db!(&self.db, read, |c| {
-            sqlx::query_as(SQL).bind(user).fetch_optional(c).await?
+            sqlx::query_as(SQL)
+                .bind(Uuid::from(user))
+                .fetch_optional(c)
+                .await?
         });
         Ok(row.map(SettingsRow::settings).unwrap_or_default())
     }
@@ -99,7 +103,7 @@ impl NotificationStore {
     #[tracing::instrument(skip(self))]
     pub async fn update_settings(
         &self,
-        user: Uuid,
+        user: UserId,
         change: &SettingsChange,
     ) -> Result<Settings, NotificationError> {
         // A first update inserts the defaults with the change applied; later ones set only the
@@ -128,7 +132,7 @@ impl NotificationStore {
         let zone = quiet.time_zone.map(|z| z.name()).unwrap_or_default();
         let row: SettingsRow = with_db!(&self.db, write, |c| {
             sqlx::query_as(SQL)
-                .bind(user)
+                .bind(Uuid::from(user))
                 .bind(first.show_previews)
                 .bind(quiet.enabled)
                 .bind(i16::try_from(quiet.start_minute).unwrap_or(0))

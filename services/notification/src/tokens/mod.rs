@@ -24,6 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use echo_authn::Caller;
 use echo_cache::{Limits, Rule};
+use echo_ids::{DeviceId, SessionId, UserId};
 use echo_proto::echo::notification::v1 as pb;
 use echo_push::{PushProvider, Target};
 use echo_runtime::{Check, PageSize};
@@ -57,9 +58,9 @@ pub struct PushToken {
     /// Id of the registration (UUIDv7).
     pub id: Uuid,
     /// Whose it is.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The device that registered it.
-    pub device_id: Uuid,
+    pub device_id: DeviceId,
     /// Delivery platform.
     pub platform: Platform,
     /// App identifier; empty if none.
@@ -80,11 +81,11 @@ pub struct PushToken {
 #[derive(Clone, Debug)]
 pub struct Registration {
     /// The caller.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The calling device (`did`).
-    pub device_id: Uuid,
+    pub device_id: DeviceId,
     /// The calling session (`sid`).
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     /// Delivery platform.
     pub platform: Platform,
     /// App identifier; empty if none.
@@ -215,7 +216,7 @@ impl Tokens {
         let id = check.id("push_token_id", &request.push_token_id);
         checked(check)?;
         self.store
-            .unregister_token(caller.user_id, id.expect("checked"))
+            .unregister_token(caller.user_id.into(), id.expect("checked"))
             .await?;
         Ok(pb::UnregisterPushTokenResponse {})
     }
@@ -233,7 +234,7 @@ impl Tokens {
         let before = page.after.as_ref().map(|p| p.before_push_token_id);
         let tokens = self
             .store
-            .list_tokens(caller.user_id, before, page.fetch_limit())
+            .list_tokens(caller.user_id.into(), before, page.fetch_limit())
             .await?;
         let (tokens, next_page_token) = page.finish(tokens, |t| TokenPosition {
             before_push_token_id: t.id,
@@ -276,9 +277,9 @@ pub fn registration(
     checked(check)?;
     let platform = platform.expect("checked");
     Ok(Registration {
-        user_id: caller.user_id,
-        device_id: caller.device_id,
-        session_id: caller.session_id,
+        user_id: caller.user_id.into(),
+        device_id: caller.device_id.into(),
+        session_id: caller.session_id.into(),
         platform,
         app_id,
         token: token.expect("checked"),

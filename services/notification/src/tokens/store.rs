@@ -3,6 +3,7 @@
 //! registration and the token's current holder, refuse past the cap, then write.
 
 use chrono::{DateTime, Utc};
+use echo_ids::UserId;
 use echo_store::{Tx, sql_limit, with_db, with_tx};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -47,8 +48,8 @@ impl TokenRow {
         })?;
         Ok(PushToken {
             id: self.push_token_id,
-            user_id: self.user_id,
-            device_id: self.device_id,
+            user_id: self.user_id.into(),
+            device_id: self.device_id.into(),
             platform,
             app_id: self.app_id,
             token: self.token,
@@ -104,13 +105,13 @@ impl NotificationStore {
     /// Removes `user`'s registration `id` and its pending pushes; an unknown id, or another
     /// user's, changes nothing.
     #[tracing::instrument(skip(self))]
-    pub async fn unregister_token(&self, user: Uuid, id: Uuid) -> Result<(), NotificationError> {
+    pub async fn unregister_token(&self, user: UserId, id: Uuid) -> Result<(), NotificationError> {
         const SQL: &str = "DELETE FROM push_tokens WHERE push_token_id = $1 AND user_id = $2 RETURNING push_token_id";
         let mut tx = self.db.begin().await?;
         let removed: Option<Uuid> = with_tx!(&mut tx, |c| {
             sqlx::query_scalar(SQL)
                 .bind(id)
-                .bind(user)
+                .bind(Uuid::from(user))
                 .fetch_optional(c)
                 .await?
         });
@@ -125,7 +126,7 @@ impl NotificationStore {
     /// most `limit`.
     pub async fn list_tokens(
         &self,
-        user: Uuid,
+        user: UserId,
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<PushToken>, NotificationError> {
@@ -138,7 +139,7 @@ impl NotificationStore {
         let before = before.unwrap_or(Uuid::max());
         let rows: Vec<TokenRow> = with_db!(&self.db, read, |c| {
             sqlx::query_as(SQL)
-                .bind(user)
+                .bind(Uuid::from(user))
                 .bind(before)
                 .bind(sql_limit(limit))
                 .fetch_all(c)
@@ -151,7 +152,7 @@ impl NotificationStore {
     }
 
     /// Every registration of `user` (the pipeline sends to each; tests look at them).
-    pub async fn user_tokens(&self, user: Uuid) -> Result<Vec<PushToken>, NotificationError> {
+    pub async fn user_tokens(&self, user: UserId) -> Result<Vec<PushToken>, NotificationError> {
         self.list_tokens(user, None, usize::MAX).await
     }
 }
@@ -173,7 +174,7 @@ async fn register(
     // Only a registration the user did not hold yet counts against the cap.
     if mine
         .as_ref()
-        .is_none_or(|m| m.user_id != registration.user_id)
+        .is_none_or(|m| UserId::from(m.user_id) != registration.user_id)
     {
         // A token moving in from another of the user's own devices frees its slot.
         let freed = moved_in.is_some_and(|(_, user)| user == registration.user_id);
@@ -187,7 +188,7 @@ async fn register(
     }
     let row = match mine {
         Some(mine) => {
-            if mine.user_id != registration.user_id {
+            if UserId::from(mine.user_id) != registration.user_id {
                 // The device changed hands: its old owner's pending pushes must not follow.
                 jobs::cancel_pending(tx, mine.push_token_id).await?;
             }
@@ -210,7 +211,7 @@ async fn find_mine(
     );
     Ok(with_tx!(tx, |c| {
         sqlx::query_as(SQL)
-            .bind(registration.device_id)
+            .bind(Uuid::from(registration.device_id))
             .bind(registration.platform.code())
             .fetch_optional(c)
             .await?
@@ -222,23 +223,27 @@ async fn find_holder(
     tx: &mut Tx,
     registration: &Registration,
     key: &[u8],
-) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
+) -> Result<Option<(Uuid, UserId)>, sqlx::Error> {
     const SQL: &str = "SELECT push_token_id, user_id FROM push_tokens \
          WHERE platform = $1 AND app_id = $2 AND token_sha256 = $3";
-    Ok(with_tx!(tx, |c| {
+    let holder: Option<(Uuid, Uuid)> = with_tx!(tx, |c| {
         sqlx::query_as(SQL)
             .bind(registration.platform.code())
             .bind(&registration.app_id)
             .bind(key)
             .fetch_optional(c)
             .await?
-    }))
+    });
+    Ok(holder.map(|(id, user)| (id, user.into())))
 }
 
-async fn count_tokens(tx: &mut Tx, user: Uuid) -> Result<i64, sqlx::Error> {
+async fn count_tokens(tx: &mut Tx, user: UserId) -> Result<i64, sqlx::Error> {
     const SQL: &str = "SELECT count(*) FROM push_tokens WHERE user_id = $1";
     Ok(with_tx!(tx, |c| {
-        sqlx::query_scalar(SQL).bind(user).fetch_one(c).await?
+        sqlx::query_scalar(SQL)
+            .bind(Uuid::from(user))
+            .fetch_one(c)
+            .await?
     }))
 }
 
@@ -283,8 +288,8 @@ async fn replace(
     Ok(with_tx!(tx, |c| {
         sqlx::query_as(SQL)
             .bind(id)
-            .bind(registration.user_id)
-            .bind(registration.session_id)
+            .bind(Uuid::from(registration.user_id))
+            .bind(Uuid::from(registration.session_id))
             .bind(&registration.app_id)
             .bind(&registration.token)
             .bind(key)
@@ -311,9 +316,9 @@ async fn insert(
     Ok(with_tx!(tx, |c| {
         sqlx::query_as(SQL)
             .bind(Uuid::now_v7())
-            .bind(registration.user_id)
-            .bind(registration.device_id)
-            .bind(registration.session_id)
+            .bind(Uuid::from(registration.user_id))
+            .bind(Uuid::from(registration.device_id))
+            .bind(Uuid::from(registration.session_id))
             .bind(registration.platform.code())
             .bind(&registration.app_id)
             .bind(&registration.token)

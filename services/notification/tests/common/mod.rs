@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use echo_authn::Caller;
 use echo_cache::MemoryCache;
+use echo_ids::{ConversationId, DeviceId, MessageId, SessionId, UserId};
 use echo_notification::inbox::{EntryKind, InboxEntry};
 use echo_notification::tokens::{Registration, Tokens};
 use echo_notification::{NotificationStore, Platform, badge, inbox, jobs};
@@ -65,8 +66,8 @@ impl Env {
     /// Register `token` for `device` of `user` on `platform` (no app id), at `now()`.
     pub async fn register(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: impl Into<UserId>,
+        device: impl Into<DeviceId>,
         platform: Platform,
         token: &str,
     ) -> echo_notification::tokens::PushToken {
@@ -77,7 +78,7 @@ impl Env {
     }
 
     /// A pending push job for `token` of `user` (as the pipeline will write them).
-    pub async fn add_job(&self, token: Uuid, user: Uuid) -> Uuid {
+    pub async fn add_job(&self, token: Uuid, user: impl Into<UserId>) -> Uuid {
         const SQL: &str = "INSERT INTO push_jobs (push_job_id, message_id, push_token_id, \
              user_id, kind, due_at_ms, state, created_at_ms, expires_at_ms) \
              VALUES ($1, $2, $3, $4, 1, 0, $5, 0, 0)";
@@ -87,7 +88,7 @@ impl Env {
                 .bind(id)
                 .bind(Uuid::now_v7())
                 .bind(token)
-                .bind(user)
+                .bind(Uuid::from(user.into()))
                 .bind(jobs::PENDING)
                 .execute(c)
                 .await
@@ -124,11 +125,12 @@ impl Env {
             .expect("write entry");
         tx.commit().await.expect("commit");
         assert!(new.len() <= 1);
-        new == [entry.user_id]
+        new == [Uuid::from(entry.user_id)]
     }
 
     /// `n` unread entries for `user`, oldest first.
-    pub async fn entries(&self, user: Uuid, n: usize) -> Vec<InboxEntry> {
+    pub async fn entries(&self, user: impl Into<UserId>, n: usize) -> Vec<InboxEntry> {
+        let user = user.into();
         let mut written = Vec::new();
         for i in 0..n {
             let entry = entry(user, i as i64 + 1);
@@ -141,12 +143,13 @@ impl Env {
     /// Set `user`'s counts in `conversation`, and its mute, as the pipeline does.
     pub async fn counts(
         &self,
-        user: Uuid,
+        user: impl Into<UserId>,
         conversation: Uuid,
         unread: i32,
         mentions: i32,
         muted_until: Option<DateTime<Utc>>,
     ) {
+        let user = Uuid::from(user.into());
         let mut tx = self.store.database().begin().await.expect("begin");
         badge::set_counts(&mut tx, user, conversation, unread, mentions)
             .await
@@ -169,20 +172,25 @@ pub fn at(ms: i64) -> DateTime<Utc> {
 }
 
 /// A caller on a new device and session.
-pub fn caller(user: Uuid) -> Caller {
+pub fn caller(user: impl Into<Uuid>) -> Caller {
     Caller {
-        user_id: user,
+        user_id: user.into(),
         session_id: Uuid::now_v7(),
         device_id: Uuid::now_v7(),
     }
 }
 
 /// A registration of `token` (already in stored form) without an app id.
-pub fn registration(user: Uuid, device: Uuid, platform: Platform, token: &str) -> Registration {
+pub fn registration(
+    user: impl Into<UserId>,
+    device: impl Into<DeviceId>,
+    platform: Platform,
+    token: &str,
+) -> Registration {
     Registration {
-        user_id: user,
-        device_id: device,
-        session_id: Uuid::now_v7(),
+        user_id: user.into(),
+        device_id: device.into(),
+        session_id: SessionId::new_v7(),
         platform,
         app_id: String::new(),
         token: token.to_owned(),
@@ -196,15 +204,15 @@ pub fn fcm_token() -> String {
 }
 
 /// An unread MESSAGE entry for `user` at `seq`, in a new conversation.
-pub fn entry(user: Uuid, seq: i64) -> InboxEntry {
+pub fn entry(user: impl Into<UserId>, seq: i64) -> InboxEntry {
     InboxEntry {
         id: Uuid::now_v7(),
-        user_id: user,
+        user_id: user.into(),
         kind: EntryKind::Message,
-        conversation_id: Uuid::now_v7(),
-        message_id: Uuid::now_v7(),
+        conversation_id: ConversationId::new_v7(),
+        message_id: MessageId::new_v7(),
         seq,
-        sender_user_id: Uuid::now_v7(),
+        sender_user_id: UserId::new_v7(),
         sender_display_name: "Ada".into(),
         conversation_title: String::new(),
         preview: format!("message {seq}"),

@@ -2,6 +2,7 @@
 //! with unread (non-muted), mentions over all, unread inbox entries.
 
 use chrono::TimeDelta;
+use echo_ids::UserId;
 use echo_notification::badge::{self, Badge};
 use echo_notification::inbox::MarkTarget;
 use uuid::Uuid;
@@ -9,7 +10,7 @@ use uuid::Uuid;
 use crate::common::{Env, now};
 
 pub async fn no_counts_is_all_zero(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     assert_eq!(
         env.store.badge(user, now()).await.unwrap(),
         Badge::default()
@@ -19,7 +20,7 @@ pub async fn no_counts_is_all_zero(env: &Env) {
 }
 
 pub async fn badge_sums_unread_over_unmuted_conversations(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     let t = now();
     let [plain, muted, read, mute_ended, muted_forever] = [(); 5].map(|()| Uuid::now_v7());
     env.counts(user, plain, 3, 1, None).await;
@@ -82,7 +83,7 @@ pub async fn counts_and_mute_are_set_independently(env: &Env) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let muted = env.store.badge(user, t).await.unwrap();
+    let muted = env.store.badge(user.into(), t).await.unwrap();
     assert_eq!(
         (muted.badge, muted.unread_mentions),
         (0, 1),
@@ -97,7 +98,7 @@ pub async fn counts_and_mute_are_set_independently(env: &Env) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let unmuted = env.store.badge(user, t).await.unwrap();
+    let unmuted = env.store.badge(user.into(), t).await.unwrap();
     assert_eq!(
         (unmuted.badge, unmuted.unread_mentions),
         (2, 0),

@@ -1,6 +1,7 @@
 //! The inbox: written once per message, listed newest first in pages (with `unread_only` in
 //! the page token), marked read up to an entry or all at once.
 
+use echo_ids::{MessageId, UserId};
 use echo_notification::NotificationError;
 use echo_notification::inbox::{self, EntryKind, MarkTarget, Marked};
 use echo_proto::echo::notification::v1 as pb;
@@ -10,7 +11,7 @@ use uuid::Uuid;
 use crate::common::{Env, entry};
 
 pub async fn entries_are_written_once_per_message(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     let mut first = entry(user, 7);
     first.kind = EntryKind::Mention;
     first.conversation_title = "Team".into();
@@ -30,23 +31,23 @@ pub async fn entries_are_written_once_per_message(env: &Env) {
 /// A message's entries go in as one multi-row write (several INSERTs past 1,000 recipients):
 /// only the recipients without an entry for it are reported written.
 pub async fn a_batch_of_entries_reports_only_the_new_ones(env: &Env) {
-    let message = Uuid::now_v7();
-    let for_message = |user| {
+    let message = MessageId::new_v7();
+    let for_message = |user: UserId| {
         let mut e = entry(user, 3);
         e.message_id = message;
         e
     };
-    let earlier = for_message(Uuid::now_v7());
+    let earlier = for_message(UserId::new_v7());
     assert!(env.write_entry(&earlier).await);
-    let mut batch: Vec<_> = (0..1_203).map(|_| for_message(Uuid::now_v7())).collect();
+    let mut batch: Vec<_> = (0..1_203).map(|_| for_message(UserId::new_v7())).collect();
     batch.insert(600, for_message(earlier.user_id));
     let mut tx = env.store.database().begin().await.unwrap();
     let written = inbox::store::write_entries(&mut tx, &batch).await.unwrap();
     tx.commit().await.unwrap();
     let mut expected: Vec<Uuid> = batch
         .iter()
-        .map(|e| e.user_id)
-        .filter(|u| *u != earlier.user_id)
+        .filter(|e| e.user_id != earlier.user_id)
+        .map(|e| Uuid::from(e.user_id))
         .collect();
     let mut written = written;
     expected.sort();
@@ -61,7 +62,7 @@ pub async fn a_batch_of_entries_reports_only_the_new_ones(env: &Env) {
 }
 
 /// Every entry id of `user`'s inbox through ListInbox pages of `size`.
-async fn pages(env: &Env, user: Uuid, size: i32, unread_only: bool) -> Vec<Uuid> {
+async fn pages(env: &Env, user: UserId, size: i32, unread_only: bool) -> Vec<Uuid> {
     let mut seen = Vec::new();
     let mut page_token = String::new();
     loop {
@@ -85,7 +86,7 @@ async fn pages(env: &Env, user: Uuid, size: i32, unread_only: bool) -> Vec<Uuid>
 }
 
 pub async fn list_pages_newest_first(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     let written = env.entries(user, 7).await;
     env.entries(Uuid::now_v7(), 2).await;
     let newest_first: Vec<Uuid> = written.iter().rev().map(|e| e.id).collect();
@@ -106,7 +107,7 @@ pub async fn list_pages_newest_first(env: &Env) {
 }
 
 pub async fn unread_only_is_part_of_the_page_token(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     let written = env.entries(user, 6).await;
     // entries 0..=2 read
     env.store
@@ -158,7 +159,7 @@ pub async fn unread_only_is_part_of_the_page_token(env: &Env) {
 }
 
 pub async fn mark_up_to_marks_that_entry_and_older(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     let written = env.entries(user, 5).await;
     let other = env.entries(Uuid::now_v7(), 2).await;
     let marked = env
@@ -202,9 +203,9 @@ pub async fn mark_up_to_marks_that_entry_and_older(env: &Env) {
 }
 
 pub async fn mark_all_marks_everything(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     env.entries(user, 4).await;
-    let other = Uuid::now_v7();
+    let other = UserId::new_v7();
     env.entries(other, 1).await;
     let request = pb::MarkInboxReadRequest {
         target: Some(pb::mark_inbox_read_request::Target::All(true)),
@@ -219,7 +220,7 @@ pub async fn mark_all_marks_everything(env: &Env) {
     // an empty inbox is fine too
     let empty = env
         .store
-        .mark_read(Uuid::now_v7(), MarkTarget::All)
+        .mark_read(UserId::new_v7(), MarkTarget::All)
         .await
         .unwrap();
     assert_eq!(
@@ -232,7 +233,7 @@ pub async fn mark_all_marks_everything(env: &Env) {
 }
 
 pub async fn foreign_and_unknown_entries_are_not_found(env: &Env) {
-    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let (ada, bob) = (UserId::new_v7(), UserId::new_v7());
     env.entries(ada, 2).await;
     let bobs = env.entries(bob, 2).await;
     for id in [bobs[1].id, Uuid::now_v7()] {
@@ -247,7 +248,7 @@ pub async fn foreign_and_unknown_entries_are_not_found(env: &Env) {
 }
 
 pub async fn trim_drops_old_entries_and_each_users_oldest_past_the_cap(env: &Env) {
-    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let (ada, bob) = (UserId::new_v7(), UserId::new_v7());
     let mut old = entry(ada, 1);
     old.created_at = crate::common::now() - chrono::Duration::days(91);
     env.write_entry(&old).await;

@@ -1,15 +1,15 @@
 //! Notification settings: defaults without a row, masked updates, one user's change leaves
 //! others alone.
 
+use echo_ids::UserId;
 use echo_notification::settings::{self, QuietHours, Settings, SettingsChange};
 use echo_proto::echo::notification::v1 as pb;
 use prost_types::FieldMask;
-use uuid::Uuid;
 
 use crate::common::Env;
 
 pub async fn defaults_without_a_row(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     assert_eq!(env.store.settings(user).await.unwrap(), Settings::default());
     let reply = settings::get(&env.store, user).await.unwrap();
     assert_eq!(
@@ -41,7 +41,7 @@ fn berlin_nights() -> QuietHours {
 }
 
 pub async fn updates_change_only_the_masked_fields(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     // the first update: defaults plus the change
     let previews_off = SettingsChange {
         show_previews: Some(false),
@@ -97,7 +97,7 @@ pub async fn updates_change_only_the_masked_fields(env: &Env) {
 }
 
 pub async fn settings_are_per_user(env: &Env) {
-    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let (ada, bob) = (UserId::new_v7(), UserId::new_v7());
     let change = SettingsChange {
         show_previews: Some(false),
         quiet_hours: Some(berlin_nights()),

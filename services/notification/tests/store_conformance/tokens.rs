@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use echo_ids::{DeviceId, UserId};
 use echo_notification::tokens::MAX_TOKENS_PER_USER;
 use echo_notification::{NotificationError, Platform};
 use echo_proto::echo::notification::v1 as pb;
@@ -13,7 +14,7 @@ use chrono::TimeDelta;
 use crate::common::{Env, caller, fcm_token, now, registration};
 
 pub async fn registration_stores_the_token(env: &Env) {
-    let (user, device) = (Uuid::now_v7(), Uuid::now_v7());
+    let (user, device) = (UserId::new_v7(), DeviceId::new_v7());
     let mut asked = registration(user, device, Platform::Apns, &"ab".repeat(32));
     asked.app_id = "com.example.app".into();
     asked.sandbox = true;
@@ -31,7 +32,7 @@ pub async fn registration_stores_the_token(env: &Env) {
 }
 
 pub async fn registering_again_replaces_in_place(env: &Env) {
-    let (user, device) = (Uuid::now_v7(), Uuid::now_v7());
+    let (user, device) = (UserId::new_v7(), DeviceId::new_v7());
     let t = now();
     let ms = |n| t + TimeDelta::milliseconds(n);
     let asked = |token: &str| registration(user, device, Platform::Fcm, token);
@@ -63,7 +64,7 @@ pub async fn registering_again_replaces_in_place(env: &Env) {
 }
 
 pub async fn platforms_and_app_ids_are_separate_registrations(env: &Env) {
-    let (user, device) = (Uuid::now_v7(), Uuid::now_v7());
+    let (user, device) = (UserId::new_v7(), DeviceId::new_v7());
     let fcm = env.register(user, device, Platform::Fcm, "same").await;
     let hook = env
         .register(
@@ -75,7 +76,7 @@ pub async fn platforms_and_app_ids_are_separate_registrations(env: &Env) {
         .await;
     assert_ne!(fcm.id, hook.id);
     // one token string under two app ids belongs to two apps: both stay
-    let other_device = Uuid::now_v7();
+    let other_device = DeviceId::new_v7();
     let mut other_app = registration(user, other_device, Platform::Fcm, "same");
     other_app.app_id = "other.app".into();
     env.store
@@ -86,8 +87,8 @@ pub async fn platforms_and_app_ids_are_separate_registrations(env: &Env) {
 }
 
 pub async fn a_token_held_elsewhere_moves_and_its_jobs_are_cancelled(env: &Env) {
-    let (ada, ada_phone) = (Uuid::now_v7(), Uuid::now_v7());
-    let (bob, bob_phone) = (Uuid::now_v7(), Uuid::now_v7());
+    let (ada, ada_phone) = (UserId::new_v7(), DeviceId::new_v7());
+    let (bob, bob_phone) = (UserId::new_v7(), DeviceId::new_v7());
     let token = fcm_token();
     let adas = env.register(ada, ada_phone, Platform::Fcm, &token).await;
     let adas_other = env
@@ -120,7 +121,7 @@ pub async fn a_token_held_elsewhere_moves_and_its_jobs_are_cancelled(env: &Env) 
 }
 
 pub async fn a_moved_token_lands_in_the_callers_registration(env: &Env) {
-    let (ada, bob, bob_device) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (ada, bob, bob_device) = (UserId::new_v7(), UserId::new_v7(), DeviceId::new_v7());
     let token = fcm_token();
     let adas = env
         .register(ada, Uuid::now_v7(), Platform::Fcm, &token)
@@ -137,7 +138,7 @@ pub async fn a_moved_token_lands_in_the_callers_registration(env: &Env) {
 }
 
 pub async fn the_cap_counts_registrations_not_moves(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     let max = 3;
     let mut held = Vec::new();
     for _ in 0..max {
@@ -184,7 +185,7 @@ pub async fn racing_registrations_of_one_token_leave_one_holder(env: &Env) {
 }
 
 pub async fn racing_registrations_respect_the_cap(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     let max = 5;
     let racers: Vec<_> = (0..12)
         .map(|_| {
@@ -206,7 +207,7 @@ pub async fn racing_registrations_respect_the_cap(env: &Env) {
 }
 
 pub async fn unregister_removes_only_the_callers_own(env: &Env) {
-    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let (ada, bob) = (UserId::new_v7(), UserId::new_v7());
     let adas = env
         .register(ada, Uuid::now_v7(), Platform::Fcm, &fcm_token())
         .await;
@@ -243,7 +244,7 @@ pub async fn unregister_removes_only_the_callers_own(env: &Env) {
 }
 
 pub async fn list_is_newest_first_in_pages(env: &Env) {
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(
@@ -290,7 +291,7 @@ pub async fn list_is_newest_first_in_pages(env: &Env) {
 
 pub async fn rpc_refuses_unconfigured_platforms(env: &Env) {
     let tokens = env.tokens_for(HashSet::from([Platform::Fcm]), false);
-    let user = Uuid::now_v7();
+    let user = UserId::new_v7();
     let request = pb::RegisterPushTokenRequest {
         platform: pb::PushPlatform::Apns as i32,
         token: "ab".repeat(32),

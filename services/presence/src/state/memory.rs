@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_cache::{Bucket, RateDecision, RateLimit};
+use echo_ids::{DeviceId, UserId};
 use uuid::Uuid;
 
 use super::{PresenceState, StateError, bucket_ms, duration_ms, from_millis, millis, next_version};
@@ -16,18 +17,18 @@ use crate::status::{Activity, DeviceEntry, ManualStatus, Update, UserState};
 /// What the expiry index orders: a device entry or a manual status that clears itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
-    Device(Uuid, Uuid),
-    Manual(Uuid),
+    Device(UserId, DeviceId),
+    Manual(UserId),
 }
 
 #[derive(Default)]
 struct Inner {
-    users: HashMap<Uuid, UserState>,
+    users: HashMap<UserId, UserState>,
     /// `(due ms, what)`, the sorted set.
     index: BTreeSet<(i64, Due)>,
     /// Heartbeat buckets by device, each with the ms (of the callers' clock) after which it
     /// would be full again and so may go, as the Redis key's PEXPIRE.
-    buckets: HashMap<Uuid, (Bucket, f64)>,
+    buckets: HashMap<DeviceId, (Bucket, f64)>,
     /// When `buckets` is next cleared of full ones.
     prune_at: f64,
 }
@@ -78,7 +79,7 @@ impl Inner {
     /// Runs `change` on a seeded user and returns before/after, bumping the version.
     fn write(
         &mut self,
-        user: Uuid,
+        user: UserId,
         now: DateTime<Utc>,
         change: impl FnOnce(&mut UserState, &mut BTreeSet<(i64, Due)>),
     ) -> Result<Update, StateError> {
@@ -98,7 +99,7 @@ impl Inner {
     /// Takes one token from `device`'s bucket at `now_ms` (its wait when empty).
     fn take_token(
         &mut self,
-        device: Uuid,
+        device: DeviceId,
         limit: RateLimit,
         now_ms: f64,
     ) -> Result<(), StateError> {
@@ -125,7 +126,7 @@ impl Inner {
     /// Refreshes `device` of a seeded `user` (refresh and heartbeat).
     fn refresh(
         &mut self,
-        (user, device): (Uuid, Uuid),
+        (user, device): (UserId, DeviceId),
         activity: Option<Activity>,
         ttl: Duration,
         now: DateTime<Utc>,
@@ -162,7 +163,7 @@ impl Inner {
         Ok(update)
     }
 
-    fn set_device_expiry(&mut self, user: Uuid, device: Uuid, old: Option<i64>, new: i64) {
+    fn set_device_expiry(&mut self, user: UserId, device: DeviceId, old: Option<i64>, new: i64) {
         if let Some(old) = old {
             self.index.remove(&(old, Due::Device(user, device)));
         }
@@ -174,8 +175,8 @@ impl Inner {
 impl PresenceState for MemoryState {
     async fn refresh(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         activity: Option<Activity>,
         ttl: Duration,
         now: DateTime<Utc>,
@@ -185,8 +186,8 @@ impl PresenceState for MemoryState {
 
     async fn heartbeat(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         activity: Activity,
         ttl: Duration,
         limit: RateLimit,
@@ -202,8 +203,8 @@ impl PresenceState for MemoryState {
 
     async fn expire_within(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         within: Duration,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
@@ -226,17 +227,14 @@ impl PresenceState for MemoryState {
 
     async fn remove_device(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         now: DateTime<Utc>,
     ) -> Result<Update, StateError> {
         let mut inner = self.lock();
         let Some(state) = inner.users.get(&user) else {
             // Nothing to remove from a user this store knows nothing of.
-            let empty = UserState {
-                user_id: user,
-                ..UserState::default()
-            };
+            let empty = UserState::empty(user);
             return Ok(Update {
                 before: empty.clone(),
                 after: empty,
@@ -257,7 +255,7 @@ impl PresenceState for MemoryState {
 
     async fn set_manual(
         &self,
-        user: Uuid,
+        user: UserId,
         manual: Option<ManualStatus>,
         now: DateTime<Utc>,
     ) -> Result<Update, StateError> {
@@ -274,14 +272,14 @@ impl PresenceState for MemoryState {
         })
     }
 
-    async fn read(&self, users: &[Uuid]) -> Result<Vec<Option<UserState>>, StateError> {
+    async fn read(&self, users: &[UserId]) -> Result<Vec<Option<UserState>>, StateError> {
         let inner = self.lock();
         Ok(users.iter().map(|u| inner.users.get(u).cloned()).collect())
     }
 
     async fn seed(
         &self,
-        user: Uuid,
+        user: UserId,
         manual: Option<ManualStatus>,
         last_seen: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -312,14 +310,14 @@ impl PresenceState for MemoryState {
         let mut inner = self.lock();
         let due: Vec<(i64, Due)> = inner
             .index
-            .range(..=(millis(now), Due::Manual(Uuid::max())))
+            .range(..=(millis(now), Due::Manual(Uuid::max().into())))
             .take(limit)
             .copied()
             .collect();
         let mut updates: Vec<Update> = Vec::new();
         for entry in due {
             inner.index.remove(&entry);
-            let (user, change): (Uuid, Box<dyn FnOnce(&mut UserState)>) = match entry.1 {
+            let (user, change): (UserId, Box<dyn FnOnce(&mut UserState)>) = match entry.1 {
                 Due::Device(user, device) => (
                     user,
                     Box::new(move |s| s.devices.retain(|d| d.device_id != device)),
@@ -342,7 +340,7 @@ impl PresenceState for MemoryState {
         let until_ms = millis(until);
         let early: Vec<(i64, Due)> = inner
             .index
-            .range(..(until_ms, Due::Device(Uuid::nil(), Uuid::nil())))
+            .range(..(until_ms, Due::Device(UserId::nil(), DeviceId::nil())))
             .filter(|(_, due)| matches!(due, Due::Device(..)))
             .take(limit)
             .copied()
@@ -364,7 +362,7 @@ impl PresenceState for MemoryState {
         Ok(early.len())
     }
 
-    async fn forget(&self, user: Uuid) -> Result<(), StateError> {
+    async fn forget(&self, user: UserId) -> Result<(), StateError> {
         let mut inner = self.lock();
         inner.index.retain(|(_, due)| match due {
             Due::Device(u, _) | Due::Manual(u) => *u != user,

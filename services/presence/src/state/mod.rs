@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_cache::RateLimit;
-use uuid::Uuid;
+use echo_ids::{DeviceId, UserId};
 
 pub use memory::MemoryState;
 pub use redis::RedisState;
@@ -36,7 +36,7 @@ use crate::status::{Activity, ManualStatus, Update, UserState};
 pub enum StateError {
     /// The user is not seeded: load the persisted status, [`PresenceState::seed`], retry.
     #[error("presence state of {0} is not seeded")]
-    Unseeded(Uuid),
+    Unseeded(UserId),
     /// [`PresenceState::heartbeat`] found the device's bucket empty: nothing was written;
     /// retry after this long (RATE_LIMITED with RetryInfo).
     #[error("heartbeats of this device are limited; retry in {0:?}")]
@@ -73,8 +73,8 @@ pub trait PresenceState: Send + Sync + 'static {
     /// is invisible. Unseeded users: [`StateError::Unseeded`].
     async fn refresh(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         activity: Option<Activity>,
         ttl: Duration,
         now: DateTime<Utc>,
@@ -87,8 +87,8 @@ pub trait PresenceState: Send + Sync + 'static {
     /// the clock of `now`); an empty bucket answers [`StateError::Limited`] and writes nothing.
     async fn heartbeat(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         activity: Activity,
         ttl: Duration,
         limit: RateLimit,
@@ -99,8 +99,8 @@ pub trait PresenceState: Send + Sync + 'static {
     /// closed cleanly). Nothing when the device has no entry.
     async fn expire_within(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         within: Duration,
         now: DateTime<Utc>,
     ) -> Result<(), StateError>;
@@ -108,8 +108,8 @@ pub trait PresenceState: Send + Sync + 'static {
     /// Removes `device`'s entry at once (its session was revoked).
     async fn remove_device(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         now: DateTime<Utc>,
     ) -> Result<Update, StateError>;
 
@@ -117,19 +117,19 @@ pub trait PresenceState: Send + Sync + 'static {
     /// [`StateError::Unseeded`].
     async fn set_manual(
         &self,
-        user: Uuid,
+        user: UserId,
         manual: Option<ManualStatus>,
         now: DateTime<Utc>,
     ) -> Result<Update, StateError>;
 
     /// The state of each of `users`, in order; `None` for an unseeded user.
-    async fn read(&self, users: &[Uuid]) -> Result<Vec<Option<UserState>>, StateError>;
+    async fn read(&self, users: &[UserId]) -> Result<Vec<Option<UserState>>, StateError>;
 
     /// Seeds `user` with the persisted manual status and `last_seen`, unless already seeded
     /// (a concurrent seed or write won: its values stand).
     async fn seed(
         &self,
-        user: Uuid,
+        user: UserId,
         manual: Option<ManualStatus>,
         last_seen: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -147,7 +147,7 @@ pub trait PresenceState: Send + Sync + 'static {
     async fn extend_until(&self, until: DateTime<Utc>, limit: usize) -> Result<usize, StateError>;
 
     /// Forgets `user` entirely (the account was deleted).
-    async fn forget(&self, user: Uuid) -> Result<(), StateError>;
+    async fn forget(&self, user: UserId) -> Result<(), StateError>;
 }
 
 /// Milliseconds since the epoch, the time unit both stores keep.

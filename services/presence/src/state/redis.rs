@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use echo_ids::{DeviceId, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, Script, ScriptInvocation, Value};
-use uuid::Uuid;
 
 use echo_cache::RateLimit;
 
@@ -160,7 +160,7 @@ impl RedisState {
         })
     }
 
-    fn user_key(&self, user: Uuid) -> String {
+    fn user_key(&self, user: UserId) -> String {
         format!("{}{user}", self.users)
     }
 
@@ -169,7 +169,7 @@ impl RedisState {
     fn on_user<'s>(
         &self,
         script: &'s Script,
-        user: Uuid,
+        user: UserId,
         now: DateTime<Utc>,
     ) -> ScriptInvocation<'s> {
         let mut call = script.key(self.user_key(user));
@@ -188,7 +188,7 @@ impl RedisState {
     fn on_device<'s>(
         &self,
         script: &'s Script,
-        (user, device): (Uuid, Uuid),
+        (user, device): (UserId, DeviceId),
         activity: Option<Activity>,
         ttl: Duration,
         now: DateTime<Utc>,
@@ -203,7 +203,7 @@ impl RedisState {
 
     /// Runs a write script answering `{before, after}`, false when `user` is unseeded, or (a
     /// heartbeat refused) the wait in ms.
-    async fn write(&self, call: &ScriptInvocation<'_>, user: Uuid) -> Result<Update, StateError> {
+    async fn write(&self, call: &ScriptInvocation<'_>, user: UserId) -> Result<Update, StateError> {
         let reply = self.run(call).await?;
         match reply {
             Value::Nil => return Err(StateError::Unseeded(user)),
@@ -300,7 +300,7 @@ fn text(value: &Value) -> Result<&str, StateError> {
 }
 
 /// A user's hash (HGETALL, flat field/value pairs) as its state; `None` when not seeded.
-fn user_state(user: Uuid, hash: Value) -> Result<Option<UserState>, StateError> {
+fn user_state(user: UserId, hash: Value) -> Result<Option<UserState>, StateError> {
     let corrupt = |field: &str, value: &str| {
         StateError::Malformed(format!(
             "corrupt presence field {field}={value:?} of {user}"
@@ -308,10 +308,7 @@ fn user_state(user: Uuid, hash: Value) -> Result<Option<UserState>, StateError> 
     };
     let number = |field: &str, value: &str| value.parse::<i64>().map_err(|_| corrupt(field, value));
     let items = array(hash)?;
-    let mut state = UserState {
-        user_id: user,
-        ..UserState::default()
-    };
+    let mut state = UserState::empty(user);
     let mut seeded = false;
     for pair in items.chunks(2) {
         let [field, value] = pair else {
@@ -335,7 +332,7 @@ fn user_state(user: Uuid, hash: Value) -> Result<Option<UserState>, StateError> 
             _ => {
                 let device = field
                     .strip_prefix("d:")
-                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .and_then(|id| id.parse::<DeviceId>().ok())
                     .ok_or_else(bad)?;
                 let (code, expires) = value.split_once('|').ok_or_else(bad)?;
                 let activity = decode(&ACTIVITIES, code).ok_or_else(bad)?;
@@ -353,7 +350,7 @@ fn user_state(user: Uuid, hash: Value) -> Result<Option<UserState>, StateError> 
 }
 
 /// Both sides of a change; a write script only runs on a seeded hash, so both are there.
-fn update(user: Uuid, before: Value, after: Value) -> Result<Update, StateError> {
+fn update(user: UserId, before: Value, after: Value) -> Result<Update, StateError> {
     Ok(Update {
         before: user_state(user, before)?.ok_or_else(malformed)?,
         after: user_state(user, after)?.ok_or_else(malformed)?,
@@ -364,8 +361,8 @@ fn update(user: Uuid, before: Value, after: Value) -> Result<Update, StateError>
 impl PresenceState for RedisState {
     async fn refresh(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         activity: Option<Activity>,
         ttl: Duration,
         now: DateTime<Utc>,
@@ -376,8 +373,8 @@ impl PresenceState for RedisState {
 
     async fn heartbeat(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         activity: Activity,
         ttl: Duration,
         limit: RateLimit,
@@ -394,8 +391,8 @@ impl PresenceState for RedisState {
 
     async fn expire_within(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         within: Duration,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
@@ -407,8 +404,8 @@ impl PresenceState for RedisState {
 
     async fn remove_device(
         &self,
-        user: Uuid,
-        device: Uuid,
+        user: UserId,
+        device: DeviceId,
         now: DateTime<Utc>,
     ) -> Result<Update, StateError> {
         let mut call = self.on_user(&self.scripts.remove_device, user, now);
@@ -416,10 +413,7 @@ impl PresenceState for RedisState {
         match self.write(&call, user).await {
             // Nothing to remove from a user this store knows nothing of (as memory.rs).
             Err(StateError::Unseeded(_)) => {
-                let empty = UserState {
-                    user_id: user,
-                    ..UserState::default()
-                };
+                let empty = UserState::empty(user);
                 Ok(Update {
                     before: empty.clone(),
                     after: empty,
@@ -431,7 +425,7 @@ impl PresenceState for RedisState {
 
     async fn set_manual(
         &self,
-        user: Uuid,
+        user: UserId,
         manual: Option<ManualStatus>,
         now: DateTime<Utc>,
     ) -> Result<Update, StateError> {
@@ -441,7 +435,7 @@ impl PresenceState for RedisState {
         self.write(&call, user).await
     }
 
-    async fn read(&self, users: &[Uuid]) -> Result<Vec<Option<UserState>>, StateError> {
+    async fn read(&self, users: &[UserId]) -> Result<Vec<Option<UserState>>, StateError> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
@@ -464,7 +458,7 @@ impl PresenceState for RedisState {
 
     async fn seed(
         &self,
-        user: Uuid,
+        user: UserId,
         manual: Option<ManualStatus>,
         last_seen: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -490,7 +484,7 @@ impl PresenceState for RedisState {
             let (Some(before), Some(after)) = (reply.next(), reply.next()) else {
                 return Err(malformed());
             };
-            let user = Uuid::parse_str(text(&user)?).map_err(|_| malformed())?;
+            let user: UserId = text(&user)?.parse().map_err(|_| malformed())?;
             updates.push(update(user, before, after)?);
         }
         Ok(updates)
@@ -507,7 +501,7 @@ impl PresenceState for RedisState {
         }
     }
 
-    async fn forget(&self, user: Uuid) -> Result<(), StateError> {
+    async fn forget(&self, user: UserId) -> Result<(), StateError> {
         let mut call = self.scripts.forget.key(self.user_key(user));
         call.key(&self.exp).arg(user.to_string());
         self.run(&call).await.map(drop)

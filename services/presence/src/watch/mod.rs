@@ -18,10 +18,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use echo_ids::UserId;
 use echo_proto::echo::presence::v1 as pb;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 pub use listen::listen;
 
@@ -47,7 +47,7 @@ impl Shown {
         }
     }
 
-    fn to_pb(self, user: Uuid) -> pb::Presence {
+    fn to_pb(self, user: UserId) -> pb::Presence {
         match self {
             Shown::Restricted => pb::Presence {
                 user_id: user.to_string(),
@@ -60,7 +60,7 @@ impl Shown {
 }
 
 /// The proto form of `user`'s view for a permitted observer.
-pub fn presence_pb(user: Uuid, view: View) -> pb::Presence {
+pub fn presence_pb(user: UserId, view: View) -> pb::Presence {
     pb::Presence {
         user_id: user.to_string(),
         status: status_pb(view.status) as i32,
@@ -78,11 +78,11 @@ struct Slot {
 }
 
 struct Watch {
-    observer: Uuid,
+    observer: UserId,
     /// `None` once the stream fell behind: dropping the sender ends it after what it buffered.
     tx: Option<mpsc::Sender<pb::Presence>>,
     overflowed: Arc<AtomicBool>,
-    targets: HashMap<Uuid, Slot>,
+    targets: HashMap<UserId, Slot>,
 }
 
 /// ONLINE↔AWAY damping of one user: when the last change went out, and the latest one held.
@@ -95,10 +95,10 @@ struct Damper {
 struct Index {
     next_id: u64,
     streams: HashMap<u64, Watch>,
-    by_target: HashMap<Uuid, HashSet<u64>>,
+    by_target: HashMap<UserId, HashSet<u64>>,
     /// The newest view applied per watched user, with its version.
-    views: HashMap<Uuid, (u64, View)>,
-    dampers: HashMap<Uuid, Damper>,
+    views: HashMap<UserId, (u64, View)>,
+    dampers: HashMap<UserId, Damper>,
 }
 
 /// What a new watch stream starts with.
@@ -135,7 +135,11 @@ impl Watchers {
 
     /// Open a watch of `targets` for `observer`: registered first (no hint is missed), then
     /// the snapshot is read and merged with whatever hints arrived meanwhile.
-    pub async fn open(&self, observer: Uuid, targets: Vec<Uuid>) -> Result<Opened, PresenceError> {
+    pub async fn open(
+        &self,
+        observer: UserId,
+        targets: Vec<UserId>,
+    ) -> Result<Opened, PresenceError> {
         let (tx, changes) = mpsc::channel(self.tracker.settings.watch_buffer);
         let overflowed = Arc::new(AtomicBool::new(false));
         let id = {
@@ -275,7 +279,7 @@ impl Watchers {
         let damping = self.tracker.settings.damping;
         let now = Instant::now();
         let mut index = self.lock();
-        let due: Vec<(Uuid, View)> = index
+        let due: Vec<(UserId, View)> = index
             .dampers
             .iter_mut()
             .filter(|(_, d)| d.held.is_some() && now >= d.last_sent + damping)
@@ -290,17 +294,17 @@ impl Watchers {
     }
 
     /// Users watched here.
-    pub fn watched(&self) -> Vec<Uuid> {
+    pub fn watched(&self) -> Vec<UserId> {
         self.lock().by_target.keys().copied().collect()
     }
 
     /// Pairs whose visibility may have changed after an ACL hint about `user` (and `other`):
     /// with `other`, only the pairs between the two; without, every pair involving `user`.
-    fn affected(&self, user: Uuid, other: Option<Uuid>) -> Vec<(u64, Uuid, Vec<Uuid>)> {
+    fn affected(&self, user: UserId, other: Option<UserId>) -> Vec<(u64, UserId, Vec<UserId>)> {
         let index = self.lock();
         let mut affected = Vec::new();
         for (id, watch) in &index.streams {
-            let targets: Vec<Uuid> = watch
+            let targets: Vec<UserId> = watch
                 .targets
                 .keys()
                 .copied()
@@ -320,7 +324,7 @@ impl Watchers {
     }
 
     /// Re-check visibility of the pairs an ACL hint names, and send what changes.
-    pub async fn recheck(&self, user: Uuid, other: Option<Uuid>) -> Result<(), PresenceError> {
+    pub async fn recheck(&self, user: UserId, other: Option<UserId>) -> Result<(), PresenceError> {
         for (id, observer, targets) in self.affected(user, other) {
             let relations = self.tracker.store.relations(observer, &targets).await?;
             self.revise(id, observer, &relations);
@@ -330,7 +334,7 @@ impl Watchers {
 
     /// Re-check visibility of every stream (the reconcile's half for lost ACL hints).
     pub async fn recheck_all(&self) -> Result<(), PresenceError> {
-        let streams: Vec<(u64, Uuid, Vec<Uuid>)> = {
+        let streams: Vec<(u64, UserId, Vec<UserId>)> = {
             let index = self.lock();
             index
                 .streams
@@ -345,7 +349,7 @@ impl Watchers {
         Ok(())
     }
 
-    fn revise(&self, id: u64, observer: Uuid, relations: &HashMap<Uuid, Relation>) {
+    fn revise(&self, id: u64, observer: UserId, relations: &HashMap<UserId, Relation>) {
         let mut index = self.lock();
         let index = &mut *index;
         let Some(watch) = index.streams.get_mut(&id) else {
@@ -371,7 +375,7 @@ impl Watchers {
 
 impl Index {
     /// Send `user`'s new view to every watcher whose observed value changes.
-    fn emit(&mut self, user: Uuid, view: View) {
+    fn emit(&mut self, user: UserId, view: View) {
         let Some(ids) = self.by_target.get(&user) else {
             return;
         };

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use echo_authn::Caller;
 use echo_cache::Cache;
+use echo_ids::UserId;
 use echo_proto::echo::presence::v1 as pb;
 use pb::watch_presence_response::Event;
 use tokio::time::{Instant, Sleep};
@@ -39,7 +40,7 @@ impl Lease {
     /// Take one of `max` slots of `user`, or refuse with LIMIT_EXCEEDED.
     pub async fn take(
         cache: Arc<dyn Cache>,
-        user: Uuid,
+        user: UserId,
         max: usize,
     ) -> Result<Lease, PresenceError> {
         let holder = Uuid::now_v7();
@@ -158,7 +159,7 @@ impl State {
                     let tracker = self.registered.watchers.tracker.clone();
                     let caller = self.parts.caller;
                     tokio::spawn(async move {
-                        if let Err(error) = tracker.remove_device(caller.user_id, caller.device_id).await {
+                        if let Err(error) = tracker.remove_device(caller.user_id.into(), caller.device_id.into()).await {
                             tracing::debug!(%error, "revoked device's presence left to expire");
                         }
                     });

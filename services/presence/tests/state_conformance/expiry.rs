@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::*;
 
 /// What the updates removed, per user: devices that left, and whether the manual status did.
-fn removals(updates: &[Update]) -> Vec<(Uuid, Vec<Uuid>, bool)> {
+fn removals(updates: &[Update]) -> Vec<(UserId, Vec<DeviceId>, bool)> {
     let mut out: Vec<_> = updates
         .iter()
         .map(|u| {
@@ -123,7 +123,7 @@ pub async fn sweep_respects_its_limit(store: Store) {
 
 pub async fn racing_sweepers_report_each_removal_once(store: Store) {
     // 30 users with 2 devices each, every third also with a timed status, all due.
-    let mut expected: BTreeMap<Uuid, (Vec<Uuid>, bool)> = BTreeMap::new();
+    let mut expected: BTreeMap<UserId, (Vec<DeviceId>, bool)> = BTreeMap::new();
     for n in 0..30u128 {
         let user = id(1_000 + n);
         seed(&store, user).await;
@@ -153,7 +153,7 @@ pub async fn racing_sweepers_report_each_removal_once(store: Store) {
     };
     let (a, b) = tokio::join!(drain(Arc::clone(&store.state)), drain(other));
 
-    let mut seen: BTreeMap<Uuid, (Vec<Uuid>, bool)> = BTreeMap::new();
+    let mut seen: BTreeMap<UserId, (Vec<DeviceId>, bool)> = BTreeMap::new();
     for (user, gone, cleared) in removals(&a).into_iter().chain(removals(&b)) {
         let entry = seen.entry(user).or_default();
         for dev in gone {

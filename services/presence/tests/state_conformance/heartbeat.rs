@@ -12,8 +12,8 @@ const LIMIT: RateLimit = RateLimit {
 
 async fn beat(
     store: &Store,
-    user: Uuid,
-    device: Uuid,
+    user: UserId,
+    device: DeviceId,
     now: DateTime<Utc>,
 ) -> Result<Update, StateError> {
     store

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn assert_unseeded<T: std::fmt::Debug>(what: &str, result: Result<T, StateError>, user: Uuid) {
+fn assert_unseeded<T: std::fmt::Debug>(what: &str, result: Result<T, StateError>, user: UserId) {
     match result {
         Err(StateError::Unseeded(who)) if who == user => {}
         other => panic!("{what}: expected Unseeded({user}), got {other:?}"),
@@ -98,7 +98,7 @@ pub async fn seed_drops_an_expired_manual(store: Store) {
 pub async fn refresh_defaults_to_online_and_keeps_the_last_report(store: Store) {
     let (user, phone, laptop) = (id(1), id(101), id(102));
     seed(&store, user).await;
-    let activity = |update: &Update, dev: Uuid| {
+    let activity = |update: &Update, dev: DeviceId| {
         update
             .after
             .devices
