@@ -9,7 +9,8 @@ use echo_authn::Caller;
 use echo_ids::{ConversationId, DeviceId, MessageId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::message::v1::message_service_server::MessageService;
-use echo_runtime::{Check, Failure};
+use echo_runtime::{Check, Failure, Page, PageSize};
+use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -49,7 +50,7 @@ pub(crate) fn conversation(view: ConversationView) -> pb::Conversation {
     let member = &view.member;
     pb::Conversation {
         peer_user_id: peer.map(|p| p.to_string()).unwrap_or_default(),
-        last_message: view.last_message,
+        last_message: view.last_message.map(crate::convert::seen),
         my_state: Some(pb::MyConversationState {
             role: i32::from(member.role.code()),
             settings: Some(pb::MemberSettings {
@@ -79,6 +80,42 @@ pub(crate) fn message_target(
         conversation.unwrap_or(ConversationId::nil()),
         message.unwrap_or(MessageId::nil()),
     )
+}
+
+/// `messages` as `reader` sees them, as their protobuf messages, in the same order.
+pub(crate) async fn presented(
+    api: &MessageApi,
+    reader: UserId,
+    messages: &[crate::store::Message],
+) -> Result<Vec<pb::Message>, crate::error::MessageError> {
+    let seen = api.conversations.present(reader, messages).await?;
+    Ok(seen.into_iter().map(crate::convert::seen).collect())
+}
+
+/// The ids of a request that names one message and has nothing else to check.
+pub(crate) fn only_target(
+    conversation_id: &str,
+    message_id: &str,
+) -> Result<(ConversationId, MessageId), Status> {
+    let mut check = Check::new();
+    let target = message_target(&mut check, conversation_id, message_id);
+    finish(check)?;
+    Ok(target)
+}
+
+/// The conversation and page of a request listing one conversation's items and nothing else
+/// to check (`conversation_id`, `page_size`, `page_token`).
+pub(crate) fn conversation_page<P: DeserializeOwned>(
+    conversation_id: &str,
+    size: i32,
+    token: &str,
+    rule: PageSize,
+) -> Result<(ConversationId, Page<P>), Status> {
+    let mut check = Check::new();
+    let conversation = check.id_of("conversation_id", conversation_id);
+    let page = check.page(size, token, rule);
+    finish(check)?;
+    Ok((conversation.expect("checked"), page))
 }
 
 /// An optional id of kind `T` (empty means none).

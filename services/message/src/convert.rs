@@ -1,10 +1,36 @@
-//! Stored values as their `echo.message.v1` messages.
+//! Stored and seen values as their `echo.message.v1` messages: the one mapping of a message,
+//! shared by every feature's `api` (a message is answered by most RPCs), the events and live
+//! delivery.
 
 use echo_proto::echo::message::v1 as pb;
 
 use crate::events::timestamp;
-use crate::store::Message;
+use crate::reading::Seen;
+use crate::store::{Message, ReactionTally};
 use echo_ids::UserId;
+
+/// A message as its reader sees it (see `crate::reading`).
+pub fn seen(seen: Seen) -> pb::Message {
+    let mut out = message_for(&seen.message, seen.reader);
+    out.pinned = seen.pinned;
+    out.reactions = seen.reactions.into_iter().map(reaction_count).collect();
+    if let Some(at) = seen.deleted_for_reader {
+        out.state = pb::MessageState::DeletedForMe.into();
+        out.deleted_at = Some(timestamp(at));
+        out.content = None;
+        out.reactions.clear();
+    }
+    out
+}
+
+/// One reaction tally as messages carry it.
+pub fn reaction_count(tally: ReactionTally) -> pb::ReactionCount {
+    pb::ReactionCount {
+        emoji: tally.emoji,
+        count: tally.count,
+        reacted_by_me: tally.reacted_by_reader,
+    }
+}
 
 /// A message as `reader` sees it before what lives beside it (reactions, pins, deletion for
 /// the reader; see `crate::reading`): the idempotency key only for the sender's own user.

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use chrono::Utc;
 use echo_cache::Limits;
 use echo_ids::{ConversationId, MessageId, UserId};
-use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Page;
 
 pub(crate) mod api;
@@ -25,6 +24,7 @@ pub(crate) mod store_list;
 pub(crate) mod store_update;
 
 use crate::error::MessageError;
+use crate::reading::Seen;
 use crate::store::{
     Actor, Conversation, ConversationPosition, ConversationUpdate, ListFilter, Member, Message,
     MessageStore, NewConversation,
@@ -39,7 +39,7 @@ pub struct ConversationView {
     pub member: Member,
     /// The newest message the caller may see, as they see it (a DELETED_FOR_ME tombstone
     /// when they deleted it for themselves; see [`Conversations::present`]).
-    pub last_message: Option<pb::Message>,
+    pub last_message: Option<Seen>,
 }
 
 impl ConversationView {

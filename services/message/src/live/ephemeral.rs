@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use echo_bus::EventBus;
 use echo_ids::{ConversationId, DeviceId, UserId};
 use echo_proto::echo::events::v1 as events;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 use super::hub::Hub;
 use super::items::Outgoing;
+use crate::events::timestamp;
 
 const TYPING: &str = "echo.live.typing.";
 const RECEIPT: &str = "echo.live.receipt.";
@@ -68,21 +70,58 @@ impl Publisher {
         }
     }
 
-    /// A member started or stopped typing.
-    pub async fn typing(&self, update: pb::TypingUpdate) {
-        let subject = format!("{TYPING}{}", update.conversation_id);
+    /// `user` started typing in `conversation` (until `expires_at`), or stopped (`None`).
+    pub async fn typing(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        expires_at: Option<DateTime<Utc>>,
+    ) {
+        let update = pb::TypingUpdate {
+            conversation_id: conversation.to_string(),
+            user_id: user.to_string(),
+            typing: expires_at.is_some(),
+            expires_at: expires_at.map(timestamp),
+        };
+        let subject = format!("{TYPING}{conversation}");
         self.publish(subject, update.encode_to_vec()).await;
     }
 
-    /// A device acknowledged delivery.
-    pub async fn receipt(&self, update: pb::ReceiptUpdate) {
-        let subject = format!("{RECEIPT}{}", update.conversation_id);
+    /// `user`'s `device` acknowledged delivery in `conversation` up to `up_to_seq` (at `at`).
+    pub async fn receipt(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        device: DeviceId,
+        up_to_seq: i64,
+        at: Option<DateTime<Utc>>,
+    ) {
+        let update = pb::ReceiptUpdate {
+            conversation_id: conversation.to_string(),
+            user_id: user.to_string(),
+            device_id: device.to_string(),
+            delivered_up_to_seq: up_to_seq,
+            updated_at: at.map(timestamp),
+        };
+        let subject = format!("{RECEIPT}{conversation}");
         self.publish(subject, update.encode_to_vec()).await;
     }
 
-    /// A member's read watermark moved.
-    pub async fn read_marker(&self, update: pb::ReadMarkerUpdate) {
-        let subject = format!("{READ_MARKER}{}", update.conversation_id);
+    /// `user`'s read watermark in `conversation` moved to `last_read_seq` (at `at`).
+    pub async fn read_marker(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        last_read_seq: i64,
+        at: DateTime<Utc>,
+    ) {
+        let update = pb::ReadMarkerUpdate {
+            conversation_id: conversation.to_string(),
+            user_id: user.to_string(),
+            last_read_seq,
+            updated_at: Some(timestamp(at)),
+        };
+        let subject = format!("{READ_MARKER}{conversation}");
         self.publish(subject, update.encode_to_vec()).await;
     }
 

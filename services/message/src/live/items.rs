@@ -317,7 +317,13 @@ impl Beside {
         let pinned = store.pinned_among(ids).await?.into_iter().collect();
         // The nil reader reacted to nothing: `reacted_by_me` stays unset, as events require.
         let reactions =
-            crate::reading::reaction_counts(store.reaction_tallies(UserId::nil(), ids).await?);
+            crate::reading::tallies_by_message(store.reaction_tallies(UserId::nil(), ids).await?)
+                .into_iter()
+                .map(|(id, tallies)| {
+                    let counts = tallies.into_iter().map(crate::convert::reaction_count);
+                    (id, counts.collect())
+                })
+                .collect();
         let mut hidden: HashMap<MessageId, Vec<UserId>> = HashMap::new();
         for (message, user) in store.hidden_by(ids).await? {
             hidden.entry(message).or_default().push(user);

@@ -2,11 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use echo_ids::ConversationId;
-use echo_proto::echo::message::v1 as pb;
 
 use crate::conversations::Conversations;
 use crate::error::MessageError;
-use crate::events::timestamp;
 use crate::rules;
 use crate::store::Actor;
 
@@ -42,13 +40,10 @@ impl Conversations {
                 return Ok(expires_at);
             }
         }
-        let update = pb::TypingUpdate {
-            conversation_id: conversation.to_string(),
-            user_id: user,
-            typing,
-            expires_at: expires_at.map(timestamp),
-        };
-        self.live.publisher().typing(update).await;
+        self.live
+            .publisher()
+            .typing(conversation, actor.user_id, expires_at)
+            .await;
         Ok(expires_at)
     }
 }

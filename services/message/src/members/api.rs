@@ -6,7 +6,7 @@ use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Check;
 use tonic::{Request, Response};
 
-use crate::api::{MessageApi, Reply, actor, conversation, finish};
+use crate::api::{MessageApi, Reply, actor, conversation, conversation_page, finish};
 use crate::events::{member_snapshot, timestamp};
 use crate::members::{
     INVITE_CODE_LEN, INVITE_PAGE, MAX_ADD, MAX_INVITE_LIFETIME, MAX_INVITE_USES, MEMBER_PAGE,
@@ -118,14 +118,13 @@ pub(crate) async fn list_members(
 ) -> Reply<pb::ListMembersResponse> {
     let actor = actor(&request)?;
     let body = request.get_ref();
-    let mut check = Check::new();
-    let id = check.id_of("conversation_id", &body.conversation_id);
-    let page = check.page(body.page_size, &body.page_token, MEMBER_PAGE);
-    finish(check)?;
-    let (members, next_page_token) = api
-        .conversations
-        .members(actor.user_id, id.expect("checked"), &page)
-        .await?;
+    let (id, page) = conversation_page(
+        &body.conversation_id,
+        body.page_size,
+        &body.page_token,
+        MEMBER_PAGE,
+    )?;
+    let (members, next_page_token) = api.conversations.members(actor.user_id, id, &page).await?;
     Ok(Response::new(pb::ListMembersResponse {
         members: members.iter().map(member_snapshot).collect(),
         next_page_token,
@@ -193,18 +192,15 @@ pub(crate) async fn list_invites(
 ) -> Reply<pb::ListInvitesResponse> {
     let actor = actor(&request)?;
     let body = request.get_ref();
-    let mut check = Check::new();
-    let id = check.id_of("conversation_id", &body.conversation_id);
-    let page = check.page(body.page_size, &body.page_token, INVITE_PAGE);
-    finish(check)?;
+    let (id, page) = conversation_page(
+        &body.conversation_id,
+        body.page_size,
+        &body.page_token,
+        INVITE_PAGE,
+    )?;
     let (invites, next_page_token) = api
         .conversations
-        .invites(
-            actor.user_id,
-            id.expect("checked"),
-            body.include_inactive,
-            &page,
-        )
+        .invites(actor.user_id, id, body.include_inactive, &page)
         .await?;
     Ok(Response::new(pb::ListInvitesResponse {
         invites: invites.iter().map(invite_message).collect(),

@@ -5,7 +5,9 @@
 use super::edits::{ContentPatch, DeleteScope, EDITABLE_PATHS};
 use super::history::Anchor;
 use super::search::{SEARCH_PAGE, SearchPosition, SearchQuery, THREAD_PAGE, ThreadPosition};
-use crate::api::{MessageApi, Reply, actor, finish, message_target, optional_id};
+use crate::api::{
+    MessageApi, Reply, actor, finish, message_target, only_target, optional_id, presented,
+};
 use crate::events::timestamp;
 use crate::rules::{self, MESSAGE_PAGE};
 use crate::store::NewMessage;
@@ -46,7 +48,7 @@ pub(crate) async fn send_message(
     };
     let message = api.conversations.send(actor, new).await?;
     Ok(Response::new(pb::SendMessageResponse {
-        message: Some(message),
+        message: Some(crate::convert::seen(message)),
     }))
 }
 
@@ -55,16 +57,13 @@ pub(crate) async fn get_message(
     request: Request<pb::GetMessageRequest>,
 ) -> Reply<pb::GetMessageResponse> {
     let actor = actor(&request)?;
-    let mut check = Check::new();
     let body = request.get_ref();
-    let (conversation_id, message_id) =
-        message_target(&mut check, &body.conversation_id, &body.message_id);
-    finish(check)?;
+    let (conversation_id, message_id) = only_target(&body.conversation_id, &body.message_id)?;
     let message = api
         .conversations
         .message(actor.user_id, conversation_id, message_id)
         .await?;
-    let seen = api.conversations.present(actor.user_id, &[message]).await?;
+    let seen = presented(api, actor.user_id, &[message]).await?;
     Ok(Response::new(pb::GetMessageResponse {
         message: seen.into_iter().next(),
     }))
@@ -109,10 +108,7 @@ pub(crate) async fn list_messages(
         )
         .await?;
     Ok(Response::new(pb::ListMessagesResponse {
-        messages: api
-            .conversations
-            .present(actor.user_id, &history.messages)
-            .await?,
+        messages: presented(api, actor.user_id, &history.messages).await?,
         next_page_token: history.next_page_token,
         has_more_before: history.has_more_before,
         has_more_after: history.has_more_after,
@@ -150,7 +146,7 @@ pub(crate) async fn edit_message(
         .conversations
         .edit(actor, conversation_id, message_id, &patch)
         .await?;
-    let seen = api.conversations.present(actor.user_id, &[message]).await?;
+    let seen = presented(api, actor.user_id, &[message]).await?;
     Ok(Response::new(pb::EditMessageResponse {
         message: seen.into_iter().next(),
     }))
@@ -161,11 +157,8 @@ pub(crate) async fn get_edit_history(
     request: Request<pb::GetEditHistoryRequest>,
 ) -> Reply<pb::GetEditHistoryResponse> {
     let actor = actor(&request)?;
-    let mut check = Check::new();
     let body = request.get_ref();
-    let (conversation_id, message_id) =
-        message_target(&mut check, &body.conversation_id, &body.message_id);
-    finish(check)?;
+    let (conversation_id, message_id) = only_target(&body.conversation_id, &body.message_id)?;
     let versions = api
         .conversations
         .edit_history(actor.user_id, conversation_id, message_id)
@@ -207,7 +200,7 @@ pub(crate) async fn delete_message(
         .conversations
         .delete(actor, conversation_id, message_id, scope.expect("checked"))
         .await?;
-    let seen = api.conversations.present(actor.user_id, &[message]).await?;
+    let seen = presented(api, actor.user_id, &[message]).await?;
     Ok(Response::new(pb::DeleteMessageResponse {
         message: seen.into_iter().next(),
     }))
@@ -233,16 +226,10 @@ pub(crate) async fn list_thread(
             &page,
         )
         .await?;
-    let root = api
-        .conversations
-        .present(actor.user_id, std::slice::from_ref(&thread.root))
-        .await?;
+    let root = presented(api, actor.user_id, std::slice::from_ref(&thread.root)).await?;
     Ok(Response::new(pb::ListThreadResponse {
         root: root.into_iter().next(),
-        replies: api
-            .conversations
-            .present(actor.user_id, &thread.replies)
-            .await?,
+        replies: presented(api, actor.user_id, &thread.replies).await?,
         next_page_token: thread.next_page_token,
     }))
 }
@@ -264,7 +251,7 @@ pub(crate) async fn search_messages(
         .search(actor, &query, conversation, &page)
         .await?;
     let messages: Vec<_> = hits.iter().map(|hit| hit.message.clone()).collect();
-    let seen = api.conversations.present(actor.user_id, &messages).await?;
+    let seen = presented(api, actor.user_id, &messages).await?;
     let results = seen
         .into_iter()
         .zip(hits)

@@ -3,12 +3,12 @@
 
 use chrono::Utc;
 use echo_ids::{ConversationId, MessageId, UserId};
-use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Page;
 use serde::{Deserialize, Serialize};
 
 use crate::conversations::Conversations;
 use crate::error::MessageError;
+use crate::reading::Seen;
 use crate::store::{Actor, Message, NewMessage, Sent, SeqWindow};
 
 /// Where a history page is anchored.
@@ -50,7 +50,7 @@ pub struct History {
 
 impl Conversations {
     /// Sends a message (or returns the one an earlier try with this key stored).
-    pub async fn send(&self, actor: Actor, new: NewMessage) -> Result<pb::Message, MessageError> {
+    pub async fn send(&self, actor: Actor, new: NewMessage) -> Result<Seen, MessageError> {
         self.limits
             .take(&[(crate::rules::SEND, &actor.user_id.to_string())])
             .await
@@ -58,7 +58,7 @@ impl Conversations {
         match self.sends.send(actor, new, Utc::now()).await? {
             // Nothing lives beside a message stored just now (no reactions, pin or deletion
             // yet), so the hot path skips the reader lookups of `present`.
-            Sent::Created(message) => Ok(crate::convert::message_for(&message, actor.user_id)),
+            Sent::Created(message) => Ok(Seen::fresh(message, actor.user_id)),
             Sent::Repeated(message) => {
                 let seen = self.present(actor.user_id, &[message]).await?;
                 Ok(seen.into_iter().next().expect("one message in, one out"))

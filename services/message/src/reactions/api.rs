@@ -1,13 +1,18 @@
 //! Reactions and pins (reaction_api.proto): parse and validate, take the caller, call the
 //! journey, map the result.
 
+use echo_ids::{ConversationId, MessageId};
 use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Check;
-use tonic::{Request, Response};
+use tonic::{Request, Response, Status};
 
-use crate::api::{MessageApi, Reply, actor, finish, message_target};
+use crate::api::{
+    MessageApi, Reply, actor, conversation_page, finish, message_target, only_target,
+};
+use crate::convert::{reaction_count, seen};
 use crate::events::timestamp;
-use crate::reactions::{self, PIN_PAGE, REACTION_PAGE};
+use crate::reactions::{self, PIN_PAGE, Pinned, REACTION_PAGE, Toggle};
+use crate::store::Actor;
 
 pub(crate) async fn add_reaction(
     api: &MessageApi,
@@ -15,15 +20,8 @@ pub(crate) async fn add_reaction(
 ) -> Reply<pb::AddReactionResponse> {
     let actor = actor(&request)?;
     let body = request.into_inner();
-    let mut check = Check::new();
-    let (conversation, message) =
-        message_target(&mut check, &body.conversation_id, &body.message_id);
-    let emoji = reactions::emoji(&mut check, "emoji", &body.emoji);
-    finish(check)?;
-    let reactions = api
-        .conversations
-        .add_reaction(actor, conversation, message, emoji)
-        .await?;
+    let target = (body.conversation_id, body.message_id, body.emoji);
+    let reactions = react(api, actor, target, Toggle::Add).await?;
     Ok(Response::new(pb::AddReactionResponse { reactions }))
 }
 
@@ -33,16 +31,29 @@ pub(crate) async fn remove_reaction(
 ) -> Reply<pb::RemoveReactionResponse> {
     let actor = actor(&request)?;
     let body = request.into_inner();
-    let mut check = Check::new();
-    let (conversation, message) =
-        message_target(&mut check, &body.conversation_id, &body.message_id);
-    let emoji = reactions::emoji(&mut check, "emoji", &body.emoji);
-    finish(check)?;
-    let reactions = api
-        .conversations
-        .remove_reaction(actor, conversation, message, emoji)
-        .await?;
+    let target = (body.conversation_id, body.message_id, body.emoji);
+    let reactions = react(api, actor, target, Toggle::Remove).await?;
     Ok(Response::new(pb::RemoveReactionResponse { reactions }))
+}
+
+/// AddReaction and RemoveReaction past their request types: the message and emoji
+/// (`conversation_id`, `message_id`, `emoji`) checked, the reactions after the write.
+async fn react(
+    api: &MessageApi,
+    actor: Actor,
+    (conversation_id, message_id, emoji): (String, String, String),
+    toggle: Toggle,
+) -> Result<Vec<pb::ReactionCount>, Status> {
+    let mut check = Check::new();
+    let (conversation, message): (ConversationId, MessageId) =
+        message_target(&mut check, &conversation_id, &message_id);
+    let emoji = reactions::emoji(&mut check, "emoji", &emoji);
+    finish(check)?;
+    let tallies = api
+        .conversations
+        .react(actor, conversation, message, emoji, toggle)
+        .await?;
+    Ok(tallies.into_iter().map(reaction_count).collect())
 }
 
 pub(crate) async fn list_reactions(
@@ -80,13 +91,12 @@ pub(crate) async fn pin_message(
     request: Request<pb::PinMessageRequest>,
 ) -> Reply<pb::PinMessageResponse> {
     let actor = actor(&request)?;
-    let body = request.into_inner();
-    let mut check = Check::new();
-    let (conversation, message) =
-        message_target(&mut check, &body.conversation_id, &body.message_id);
-    finish(check)?;
-    let pin = api.conversations.pin(actor, conversation, message).await?;
-    Ok(Response::new(pb::PinMessageResponse { pin: Some(pin) }))
+    let body = request.get_ref();
+    let (conversation, message) = only_target(&body.conversation_id, &body.message_id)?;
+    let pinned = api.conversations.pin(actor, conversation, message).await?;
+    Ok(Response::new(pb::PinMessageResponse {
+        pin: Some(pinned_message(pinned)),
+    }))
 }
 
 pub(crate) async fn unpin_message(
@@ -94,11 +104,8 @@ pub(crate) async fn unpin_message(
     request: Request<pb::UnpinMessageRequest>,
 ) -> Reply<pb::UnpinMessageResponse> {
     let actor = actor(&request)?;
-    let body = request.into_inner();
-    let mut check = Check::new();
-    let (conversation, message) =
-        message_target(&mut check, &body.conversation_id, &body.message_id);
-    finish(check)?;
+    let body = request.get_ref();
+    let (conversation, message) = only_target(&body.conversation_id, &body.message_id)?;
     api.conversations
         .unpin(actor, conversation, message)
         .await?;
@@ -110,17 +117,28 @@ pub(crate) async fn list_pins(
     request: Request<pb::ListPinsRequest>,
 ) -> Reply<pb::ListPinsResponse> {
     let actor = actor(&request)?;
-    let body = request.into_inner();
-    let mut check = Check::new();
-    let conversation = check.id_of("conversation_id", &body.conversation_id);
-    let page = check.page(body.page_size, &body.page_token, PIN_PAGE);
-    finish(check)?;
+    let body = request.get_ref();
+    let (conversation, page) = conversation_page(
+        &body.conversation_id,
+        body.page_size,
+        &body.page_token,
+        PIN_PAGE,
+    )?;
     let (pins, next_page_token) = api
         .conversations
-        .pins(actor.user_id, conversation.expect("checked"), &page)
+        .pins(actor.user_id, conversation, &page)
         .await?;
     Ok(Response::new(pb::ListPinsResponse {
-        pins,
+        pins: pins.into_iter().map(pinned_message).collect(),
         next_page_token,
     }))
+}
+
+/// A pin and its message as the caller sees it.
+fn pinned_message(pinned: Pinned) -> pb::PinnedMessage {
+    pb::PinnedMessage {
+        pinned_by_user_id: pinned.pin.pinned_by.to_string(),
+        pinned_at: Some(timestamp(pinned.pin.pinned_at)),
+        message: Some(seen(pinned.message)),
+    }
 }

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use echo_ids::{ConversationId, MessageId, UserId};
-use echo_proto::echo::message::v1 as pb;
 use echo_runtime::{Check, Page, PageSize};
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
@@ -21,7 +20,7 @@ mod store;
 
 use crate::conversations::Conversations;
 use crate::error::MessageError;
-use crate::events::timestamp;
+use crate::reading::Seen;
 use crate::store::{Actor, Kind, Message, Role};
 
 /// Most distinct emojis one user may put on one message.
@@ -89,6 +88,15 @@ pub struct Pin {
     pub pinned_at: DateTime<Utc>,
 }
 
+/// A pin with its message as the reader sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pinned {
+    /// The pin.
+    pub pin: Pin,
+    /// The pinned message, as the reader sees it.
+    pub message: Seen,
+}
+
 /// Where a page of pins continues: after this one (pages are newest pin first by
 /// (pinned_at, message_id) descending).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,47 +133,49 @@ pub fn emoji(check: &mut Check, field: &str, input: &str) -> String {
     input.to_owned()
 }
 
-impl Conversations {
-    /// Adds the caller's reaction (already there: nothing changes); the message's reactions
-    /// after it, as the caller sees them.
-    #[tracing::instrument(skip(self))]
-    pub async fn add_reaction(
-        &self,
-        actor: Actor,
-        conversation: ConversationId,
-        message: MessageId,
-        emoji: String,
-    ) -> Result<Vec<pb::ReactionCount>, MessageError> {
-        self.react_limit(actor).await?;
-        self.store
-            .add_reaction(actor, conversation, message, &emoji, Utc::now())
-            .await?;
-        self.reactions_seen(actor.user_id, conversation, message)
-            .await
-    }
+/// What a reaction write does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Toggle {
+    /// Adds the caller's reaction (already there: nothing changes).
+    Add,
+    /// Takes back the caller's reaction (absent: nothing changes).
+    Remove,
+}
 
-    /// Takes back the caller's reaction (absent: nothing changes); the message's reactions
-    /// after it, as the caller sees them.
+impl Conversations {
+    /// Adds or takes back the caller's reaction; the message's reactions after it, as the
+    /// caller sees them.
     #[tracing::instrument(skip(self))]
-    pub async fn remove_reaction(
+    pub async fn react(
         &self,
         actor: Actor,
         conversation: ConversationId,
         message: MessageId,
         emoji: String,
-    ) -> Result<Vec<pb::ReactionCount>, MessageError> {
+        toggle: Toggle,
+    ) -> Result<Vec<ReactionTally>, MessageError> {
         self.react_limit(actor).await?;
-        self.store
-            .remove_reaction(actor, conversation, message, &emoji, Utc::now())
-            .await?;
-        match self
+        let now = Utc::now();
+        match toggle {
+            Toggle::Add => {
+                self.store
+                    .add_reaction(actor, conversation, message, &emoji, now)
+                    .await?
+            }
+            Toggle::Remove => {
+                self.store
+                    .remove_reaction(actor, conversation, message, &emoji, now)
+                    .await?
+            }
+        };
+        let seen = self
             .reactions_seen(actor.user_id, conversation, message)
-            .await
-        {
+            .await;
+        match (toggle, seen) {
             // A reaction from an earlier membership, on a message from before the current
             // join: taken back, but the caller sees neither the message nor its reactions.
-            Err(MessageError::MessageNotFound) => Ok(Vec::new()),
-            seen => seen,
+            (Toggle::Remove, Err(MessageError::MessageNotFound)) => Ok(Vec::new()),
+            (_, seen) => seen,
         }
     }
 
@@ -218,7 +228,7 @@ impl Conversations {
         actor: Actor,
         conversation: ConversationId,
         message: MessageId,
-    ) -> Result<pb::PinnedMessage, MessageError> {
+    ) -> Result<Pinned, MessageError> {
         self.react_limit(actor).await?;
         let (pin, _) = self
             .store
@@ -251,7 +261,7 @@ impl Conversations {
         reader: UserId,
         conversation: ConversationId,
         page: &Page<PinPosition>,
-    ) -> Result<(Vec<pb::PinnedMessage>, String), MessageError> {
+    ) -> Result<(Vec<Pinned>, String), MessageError> {
         if let Some(position) = &page.after
             && position.conversation_id != conversation
         {
@@ -291,7 +301,7 @@ impl Conversations {
         reader: UserId,
         conversation: ConversationId,
         message: MessageId,
-    ) -> Result<Vec<pb::ReactionCount>, MessageError> {
+    ) -> Result<Vec<ReactionTally>, MessageError> {
         let stored = self.message(reader, conversation, message).await?;
         let seen = self.present(reader, &[stored]).await?;
         Ok(seen
@@ -306,7 +316,7 @@ impl Conversations {
         &self,
         reader: UserId,
         pins: Vec<Pin>,
-    ) -> Result<Vec<pb::PinnedMessage>, MessageError> {
+    ) -> Result<Vec<Pinned>, MessageError> {
         let ids: Vec<MessageId> = pins.iter().map(|p| p.message_id).collect();
         let mut by_id: HashMap<MessageId, Message> = self
             .store
@@ -323,11 +333,7 @@ impl Conversations {
         Ok(pins
             .into_iter()
             .zip(seen)
-            .map(|(pin, message)| pb::PinnedMessage {
-                message: Some(message),
-                pinned_by_user_id: pin.pinned_by.to_string(),
-                pinned_at: Some(timestamp(pin.pinned_at)),
-            })
+            .map(|(pin, message)| Pinned { pin, message })
             .collect())
     }
 }

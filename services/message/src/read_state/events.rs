@@ -4,7 +4,7 @@
 
 use echo_proto::echo::message::v1 as pb;
 
-use super::timestamp;
+use crate::events::timestamp;
 use crate::store::Member;
 
 /// A member's private settings as the wire carries them (the same in responses, events and

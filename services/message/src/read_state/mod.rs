@@ -21,7 +21,6 @@
 
 use chrono::{DateTime, Utc};
 use echo_ids::{ConversationId, DeviceId, UserId};
-use echo_proto::echo::message::v1 as pb;
 use echo_runtime::Page;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +30,6 @@ mod store;
 
 use crate::conversations::Conversations;
 use crate::error::MessageError;
-use crate::events::timestamp;
 use crate::store::{Actor, Kind, Member};
 
 /// The caller's read and delivery state in one conversation.
@@ -103,13 +101,11 @@ impl Conversations {
             .mark_read(actor, conversation, up_to, Utc::now())
             .await?;
         if mark.moved && self.receipts_go_live(conversation).await {
-            let update = pb::ReadMarkerUpdate {
-                conversation_id: conversation.to_string(),
-                user_id: actor.user_id.to_string(),
-                last_read_seq: mark.member.last_read_seq,
-                updated_at: Some(timestamp(Utc::now())),
-            };
-            self.live.publisher().read_marker(update).await;
+            let (user, seq) = (actor.user_id, mark.member.last_read_seq);
+            self.live
+                .publisher()
+                .read_marker(conversation, user, seq, Utc::now())
+                .await;
         }
         Ok(mark.member)
     }
@@ -127,14 +123,16 @@ impl Conversations {
             .await?;
         if delivered.moved && self.receipts_go_live(conversation).await {
             let receipt = &delivered.receipt;
-            let update = pb::ReceiptUpdate {
-                conversation_id: conversation.to_string(),
-                user_id: actor.user_id.to_string(),
-                device_id: receipt.device_id.to_string(),
-                delivered_up_to_seq: receipt.delivered_up_to_seq,
-                updated_at: receipt.delivered_at.map(timestamp),
-            };
-            self.live.publisher().receipt(update).await;
+            self.live
+                .publisher()
+                .receipt(
+                    conversation,
+                    actor.user_id,
+                    receipt.device_id,
+                    receipt.delivered_up_to_seq,
+                    receipt.delivered_at,
+                )
+                .await;
         }
         Ok(delivered)
     }

@@ -27,6 +27,12 @@
 //!   same key then gets its xid after the earlier one committed (see `codec::order_writes`).
 //! - membership periods ([`MembershipPeriod`], [`MessageStore`]), written in the transaction of
 //!   every join and leave, so who may see the event at seq s is answered exactly, at any time.
+//!
+//! Two protobuf types stay in the rows on purpose: a message's content is [`MessageContent`]
+//! and a group's avatar is [`Media`], because that is what the store keeps (each is a `BYTEA`/
+//! `BLOB` column holding the message's protobuf encoding, edit history included), so the
+//! content a client sent comes back field for field without a domain copy of the contract to
+//! keep in step. Everything else in the rows is a domain type.
 
 pub(crate) mod codec;
 
