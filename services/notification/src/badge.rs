@@ -8,7 +8,7 @@
 //! - unread inbox entries.
 
 use chrono::{DateTime, Utc};
-use echo_ids::UserId;
+use echo_ids::{ConversationId, UserId};
 use echo_proto::echo::notification::v1 as pb;
 use echo_store::{Tx, with_db, with_tx};
 use uuid::Uuid;
@@ -80,8 +80,8 @@ impl NotificationStore {
 /// pipeline's write, from MessageCreated increments or the values ReadMarkerMoved carries).
 pub async fn set_counts(
     tx: &mut Tx,
-    user: Uuid,
-    conversation: Uuid,
+    user: UserId,
+    conversation: ConversationId,
     unread: i32,
     mentions: i32,
 ) -> Result<(), sqlx::Error> {
@@ -90,8 +90,8 @@ pub async fn set_counts(
          DO UPDATE SET unread = excluded.unread, mentions = excluded.mentions";
     with_tx!(tx, |c| {
         sqlx::query(SQL)
-            .bind(user)
-            .bind(conversation)
+            .bind(Uuid::from(user))
+            .bind(Uuid::from(conversation))
             .bind(unread)
             .bind(mentions)
             .execute(c)
@@ -103,8 +103,8 @@ pub async fn set_counts(
 /// Sets until when `user` muted `conversation` (None: not muted), keeping the counts.
 pub async fn set_muted(
     tx: &mut Tx,
-    user: Uuid,
-    conversation: Uuid,
+    user: UserId,
+    conversation: ConversationId,
     until: Option<DateTime<Utc>>,
 ) -> Result<(), sqlx::Error> {
     const SQL: &str = "INSERT INTO notify_counts (user_id, conversation_id, muted_until_ms) \
@@ -112,8 +112,8 @@ pub async fn set_muted(
          DO UPDATE SET muted_until_ms = excluded.muted_until_ms";
     with_tx!(tx, |c| {
         sqlx::query(SQL)
-            .bind(user)
-            .bind(conversation)
+            .bind(Uuid::from(user))
+            .bind(Uuid::from(conversation))
             .bind(until.map(millis))
             .execute(c)
             .await?;

@@ -5,6 +5,7 @@
 //! write. The service never calls this.
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, UserId};
 use echo_store::{Database, value_rows, with_db};
 use uuid::Uuid;
 
@@ -18,8 +19,8 @@ const ROWS: usize = 2_000;
 /// that token on a device of its own.
 pub async fn seed_members(
     db: &Database,
-    conversation: Uuid,
-    members: &[(Uuid, String)],
+    conversation: ConversationId,
+    members: &[(UserId, String)],
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     for chunk in members.chunks(ROWS) {
@@ -35,7 +36,10 @@ pub async fn seed_members(
         with_db!(db, write, members_sql, |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(members_sql.as_str()));
             for (user, _) in chunk {
-                query = query.bind(conversation).bind(*user).bind(0_i64);
+                query = query
+                    .bind(Uuid::from(conversation))
+                    .bind(Uuid::from(*user))
+                    .bind(0_i64);
             }
             query.execute(c).await?;
         });
@@ -44,7 +48,7 @@ pub async fn seed_members(
             for (user, token) in chunk {
                 query = query
                     .bind(Uuid::now_v7())
-                    .bind(*user)
+                    .bind(Uuid::from(*user))
                     .bind(Uuid::now_v7())
                     .bind(crate::tokens::Platform::Fcm.code())
                     .bind(token)

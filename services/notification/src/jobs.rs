@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_store::{Database, Tx, placeholders, value_rows, with_db, with_tx};
 use uuid::Uuid;
 
@@ -105,15 +106,15 @@ impl Phase {
 #[derive(Clone, Debug)]
 pub struct NewJob {
     /// The message (alerts, and dismisses of a deleted message).
-    pub message_id: Option<Uuid>,
+    pub message_id: Option<MessageId>,
     /// The token it goes to.
     pub token: Uuid,
     /// Whose token.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// What it sends.
     pub kind: JobKind,
     /// The conversation it is about.
-    pub conversation_id: Option<Uuid>,
+    pub conversation_id: Option<ConversationId>,
     /// The message's seq.
     pub seq: Option<i64>,
     /// When it is due.
@@ -139,7 +140,7 @@ pub async fn insert(tx: &mut Tx, job: &NewJob, now: DateTime<Utc>) -> Result<boo
                 .bind(job.token)
                 .bind(job.kind.code())
                 .bind(PENDING)
-                .bind(job.conversation_id)
+                .bind(job.conversation_id.map(Uuid::from))
                 .fetch_one(c)
                 .await?
         });
@@ -154,7 +155,7 @@ pub async fn insert(tx: &mut Tx, job: &NewJob, now: DateTime<Utc>) -> Result<boo
 /// `now` if that is past (spec §B5: at most one badge push per user per interval).
 pub async fn badge_slot(
     tx: &mut Tx,
-    user: Uuid,
+    user: UserId,
     now: DateTime<Utc>,
     interval: std::time::Duration,
 ) -> Result<DateTime<Utc>, sqlx::Error> {
@@ -165,7 +166,7 @@ pub async fn badge_slot(
     }
     let last: Option<i64> = with_tx!(tx, |c| {
         sqlx::query_scalar(SQL)
-            .bind(user)
+            .bind(Uuid::from(user))
             .bind(JobKind::Badge.code())
             .fetch_one(c)
             .await?
@@ -199,15 +200,15 @@ pub async fn insert_about_messages(
             for job in chunk {
                 query = query
                     .bind(Uuid::now_v7())
-                    .bind(job.message_id)
+                    .bind(job.message_id.map(Uuid::from))
                     .bind(job.token)
-                    .bind(job.user_id)
+                    .bind(Uuid::from(job.user_id))
                     .bind(job.kind.code())
                     .bind(millis(job.due))
                     .bind(PENDING)
                     .bind(millis(now))
                     .bind(millis(job.expires))
-                    .bind(job.conversation_id)
+                    .bind(job.conversation_id.map(Uuid::from))
                     .bind(job.seq)
                     .bind(first_phase(job.kind).code())
                     .bind(priority(job));
@@ -264,8 +265,8 @@ pub async fn cancel_pending(tx: &mut Tx, token: Uuid) -> Result<u64, sqlx::Error
 /// Marks `user`'s pending alerts in `conversation` up to `seq` skipped (read, muted, left).
 pub async fn skip_alerts(
     tx: &mut Tx,
-    user: Uuid,
-    conversation: Uuid,
+    user: UserId,
+    conversation: ConversationId,
     up_to_seq: i64,
 ) -> Result<u64, sqlx::Error> {
     const SQL: &str = "UPDATE push_jobs SET state = $1, last_error = 'read' \
@@ -273,8 +274,8 @@ pub async fn skip_alerts(
     with_tx!(tx, |c| {
         let done = sqlx::query(SQL)
             .bind(SKIPPED)
-            .bind(user)
-            .bind(conversation)
+            .bind(Uuid::from(user))
+            .bind(Uuid::from(conversation))
             .bind(JobKind::Alert.code())
             .bind(PENDING)
             .bind(up_to_seq)
@@ -288,8 +289,8 @@ pub async fn skip_alerts(
 /// they went to (each gets a dismiss push).
 pub async fn dismiss_sent(
     tx: &mut Tx,
-    user: Uuid,
-    conversation: Uuid,
+    user: UserId,
+    conversation: ConversationId,
     up_to_seq: i64,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     const SQL: &str = "UPDATE push_jobs SET state = $1 \
@@ -298,8 +299,8 @@ pub async fn dismiss_sent(
     let mut tokens: Vec<Uuid> = with_tx!(tx, |c| {
         sqlx::query_scalar(SQL)
             .bind(DISMISSED)
-            .bind(user)
-            .bind(conversation)
+            .bind(Uuid::from(user))
+            .bind(Uuid::from(conversation))
             .bind(JobKind::Alert.code())
             .bind(SENT)
             .bind(up_to_seq)
@@ -313,38 +314,44 @@ pub async fn dismiss_sent(
 
 /// A message deleted for everyone: its pending jobs go; returns (user, token) of each alert
 /// already sent for it (each gets a dismiss push).
-pub async fn erase_message(tx: &mut Tx, message: Uuid) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+pub async fn erase_message(
+    tx: &mut Tx,
+    message: MessageId,
+) -> Result<Vec<(UserId, Uuid)>, sqlx::Error> {
     const CANCEL: &str = "DELETE FROM push_jobs WHERE message_id = $1 AND state = $2";
     const SENT_TO: &str = "UPDATE push_jobs SET state = $1 \
          WHERE message_id = $2 AND kind = $3 AND state = $4 RETURNING user_id, push_token_id";
     with_tx!(tx, |c| {
         sqlx::query(CANCEL)
-            .bind(message)
+            .bind(Uuid::from(message))
             .bind(PENDING)
             .execute(&mut *c)
             .await?;
         let sent: Vec<(Uuid, Uuid)> = sqlx::query_as(SENT_TO)
             .bind(DISMISSED)
-            .bind(message)
+            .bind(Uuid::from(message))
             .bind(JobKind::Alert.code())
             .bind(SENT)
             .fetch_all(c)
             .await?;
-        Ok(sent)
+        Ok(sent
+            .into_iter()
+            .map(|(user, token)| (UserId::from(user), token))
+            .collect())
     })
 }
 
 /// Deletes `user`'s pending jobs about `message` (deleted for them alone).
 pub async fn cancel_for_message(
     tx: &mut Tx,
-    user: Uuid,
-    message: Uuid,
+    user: UserId,
+    message: MessageId,
 ) -> Result<u64, sqlx::Error> {
     const SQL: &str = "DELETE FROM push_jobs WHERE user_id = $1 AND message_id = $2 AND state = $3";
     with_tx!(tx, |c| {
         let done = sqlx::query(SQL)
-            .bind(user)
-            .bind(message)
+            .bind(Uuid::from(user))
+            .bind(Uuid::from(message))
             .bind(PENDING)
             .execute(c)
             .await?;
@@ -358,17 +365,17 @@ pub struct Job {
     /// Id (`apns-id`, the webhook's delivery id for pushes without a message).
     pub id: Uuid,
     /// The message, if any.
-    pub message_id: Option<Uuid>,
+    pub message_id: Option<MessageId>,
     /// The token.
     pub token: Uuid,
     /// Whose.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// What it sends.
     pub kind: JobKind,
     /// The alert's stage.
     pub phase: Phase,
     /// The conversation.
-    pub conversation_id: Option<Uuid>,
+    pub conversation_id: Option<ConversationId>,
     /// The message's seq.
     pub seq: Option<i64>,
     /// Provider attempts that failed transiently so far.
@@ -399,12 +406,12 @@ type JobRow = (
 fn job(row: JobRow) -> Option<Job> {
     Some(Job {
         id: row.0,
-        message_id: row.1,
+        message_id: row.1.map(MessageId::from),
         token: row.2,
-        user_id: row.3,
+        user_id: row.3.into(),
         kind: JobKind::from_code(row.4)?,
         phase: Phase::from_code(row.5),
-        conversation_id: row.6,
+        conversation_id: row.6.map(ConversationId::from),
         seq: row.7,
         attempts: u32::try_from(row.8).unwrap_or(0),
         created_at: from_millis(row.9),

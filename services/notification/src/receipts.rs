@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use echo_bus::EventBus;
+use echo_ids::{ConversationId, DeviceId, UserId};
 use echo_proto::echo::message::v1::ReceiptUpdate;
 use echo_store::{Database, value_rows, with_db};
 use futures::StreamExt as _;
@@ -39,7 +40,7 @@ const FLUSH_AT: usize = 512;
 const ROWS_PER_WRITE: usize = 1_000;
 
 /// A device's receipt in a conversation: (user, conversation, device).
-pub type Key = (Uuid, Uuid, Uuid);
+pub type Key = (UserId, ConversationId, DeviceId);
 
 /// Records receipt updates until `shutdown`, resubscribing when the bus drops the stream.
 pub async fn listen(bus: Arc<dyn EventBus>, db: Database, shutdown: CancellationToken) {
@@ -87,11 +88,10 @@ async fn pause(shutdown: &CancellationToken) {
 
 fn decode(payload: &[u8]) -> Option<(Key, i64)> {
     let update = ReceiptUpdate::decode(payload).ok()?;
-    let parse = |text: &str| Uuid::try_parse(text).ok();
     let key = (
-        parse(&update.user_id)?,
-        parse(&update.conversation_id)?,
-        parse(&update.device_id)?,
+        update.user_id.parse().ok()?,
+        update.conversation_id.parse().ok()?,
+        update.device_id.parse().ok()?,
     );
     Some((key, update.delivered_up_to_seq))
 }
@@ -128,9 +128,9 @@ pub async fn record(
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for ((user, conversation, device), seq) in chunk {
                 query = query
-                    .bind(*user)
-                    .bind(*conversation)
-                    .bind(*device)
+                    .bind(Uuid::from(*user))
+                    .bind(Uuid::from(*conversation))
+                    .bind(Uuid::from(*device))
                     .bind(*seq)
                     .bind(millis(now));
             }

@@ -13,13 +13,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_authn::ServiceTokens;
+use echo_ids::{ConversationId, DeviceId, MessageId, UserId};
 use echo_proto::echo::message::v1 as msg;
 use echo_proto::echo::presence::v1 as presence;
 use msg::message_internal_service_client::MessageInternalServiceClient;
 use presence::presence_internal_service_client::PresenceInternalServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
-use uuid::Uuid;
 
 /// How long one internal call may take before the caller treats it as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -31,7 +31,7 @@ pub const MAX_IDS_PER_CALL: usize = 100;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Delivery {
     /// Devices that are ONLINE now (AWAY and idle devices are not: they never suppress).
-    pub online_devices: Vec<Uuid>,
+    pub online_devices: Vec<DeviceId>,
     /// Do not disturb: pushes go silent.
     pub dnd: bool,
 }
@@ -42,13 +42,13 @@ pub enum Preview {
     /// The message exists: its text (≤120 characters) and whom it replies to.
     Available {
         /// The conversation.
-        conversation_id: Uuid,
+        conversation_id: ConversationId,
         /// The sender.
-        sender: Uuid,
+        sender: UserId,
         /// The start of its text, or a label for what it carries.
         text: String,
         /// The sender of the message it replies to.
-        reply_to_sender: Option<Uuid>,
+        reply_to_sender: Option<UserId>,
     },
     /// Deleted for everyone, or never existed: nothing to show, nothing to push.
     Gone,
@@ -59,10 +59,13 @@ pub enum Preview {
 #[async_trait]
 pub trait Upstream: Send + Sync + 'static {
     /// Delivery state of each of `users` (absent users: offline, no DND).
-    async fn delivery(&self, users: &[Uuid]) -> Result<HashMap<Uuid, Delivery>, tonic::Status>;
+    async fn delivery(&self, users: &[UserId]) -> Result<HashMap<UserId, Delivery>, tonic::Status>;
 
     /// Previews of `messages` (at most [`MAX_IDS_PER_CALL`]).
-    async fn previews(&self, messages: &[Uuid]) -> Result<HashMap<Uuid, Preview>, tonic::Status>;
+    async fn previews(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, Preview>, tonic::Status>;
 }
 
 type Authed = InterceptedService<Channel, ServiceTokens>;
@@ -103,20 +106,21 @@ impl GrpcUpstream {
     }
 }
 
-fn parse(text: &str) -> Option<Uuid> {
-    Uuid::try_parse(text).ok()
+/// An id of the kind the caller names from a response's field; None when it is not one.
+fn parse<T: std::str::FromStr>(text: &str) -> Option<T> {
+    text.parse().ok()
 }
 
 #[async_trait]
 impl Upstream for GrpcUpstream {
-    async fn delivery(&self, users: &[Uuid]) -> Result<HashMap<Uuid, Delivery>, tonic::Status> {
+    async fn delivery(&self, users: &[UserId]) -> Result<HashMap<UserId, Delivery>, tonic::Status> {
         let Some(client) = &self.presence else {
             return Ok(HashMap::new());
         };
         let mut states = HashMap::with_capacity(users.len());
         for chunk in users.chunks(MAX_IDS_PER_CALL) {
             let request = presence::GetDeliveryStateRequest {
-                user_ids: chunk.iter().map(Uuid::to_string).collect(),
+                user_ids: chunk.iter().map(UserId::to_string).collect(),
             };
             let response = client.clone().get_delivery_state(request).await?;
             for state in response.into_inner().states {
@@ -142,11 +146,14 @@ impl Upstream for GrpcUpstream {
         Ok(states)
     }
 
-    async fn previews(&self, messages: &[Uuid]) -> Result<HashMap<Uuid, Preview>, tonic::Status> {
+    async fn previews(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<HashMap<MessageId, Preview>, tonic::Status> {
         let mut previews = HashMap::with_capacity(messages.len());
         for chunk in messages.chunks(MAX_IDS_PER_CALL) {
             let request = msg::GetNotificationPreviewsRequest {
-                message_ids: chunk.iter().map(Uuid::to_string).collect(),
+                message_ids: chunk.iter().map(MessageId::to_string).collect(),
             };
             let response = self
                 .message

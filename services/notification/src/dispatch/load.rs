@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, DeviceId, MessageId, UserId};
 use echo_store::{Database, placeholders, with_db};
 use uuid::Uuid;
 
@@ -20,7 +21,8 @@ use crate::store::{NotificationStore, millis};
 #[derive(sqlx::FromRow)]
 pub struct TokenRow {
     push_token_id: Uuid,
-    pub device_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    pub device_id: DeviceId,
     pub platform: i16,
     pub app_id: String,
     pub token: String,
@@ -32,8 +34,10 @@ pub struct TokenRow {
 /// An alert's inbox entry, with its conversation's kind and the unread count there.
 #[derive(sqlx::FromRow)]
 pub struct EntryRow {
-    user_id: Uuid,
-    message_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    user_id: UserId,
+    #[sqlx(try_from = "Uuid")]
+    message_id: MessageId,
     pub kind: i16,
     pub sender_display_name: String,
     pub conversation_title: String,
@@ -53,7 +57,8 @@ pub struct Damping {
 /// One alerted (user, conversation)'s storm counts.
 #[derive(sqlx::FromRow)]
 struct StormRow {
-    user_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    user_id: UserId,
     conversation_id: Option<Uuid>,
     last_minute: i64,
     recent: i64,
@@ -65,24 +70,24 @@ pub struct Facts {
     /// By token id (a token gone since the job was written is missing).
     pub tokens: HashMap<Uuid, TokenRow>,
     /// The absolute badge by user (users with no counts have 0).
-    pub badges: HashMap<Uuid, i64>,
+    pub badges: HashMap<UserId, i64>,
     /// The read watermark by (user, conversation).
-    pub read_up_to: HashMap<(Uuid, Uuid), i64>,
+    pub read_up_to: HashMap<(UserId, ConversationId), i64>,
     /// The inbox entry by (user, message) (missing: the entry or its message is gone).
-    pub entries: HashMap<(Uuid, Uuid), EntryRow>,
+    pub entries: HashMap<(UserId, MessageId), EntryRow>,
     /// Notification settings by alerted user.
-    pub settings: HashMap<Uuid, Settings>,
+    pub settings: HashMap<UserId, Settings>,
     /// The (user, conversation) pairs alerted within the storm window.
-    pub recent: HashSet<(Uuid, Uuid)>,
+    pub recent: HashSet<(UserId, ConversationId)>,
     /// Alerts sent in the last minute by user, counted up to the damping cap.
-    pub last_minute: HashMap<Uuid, i64>,
+    pub last_minute: HashMap<UserId, i64>,
     /// The seq each device acknowledged, by (user, conversation): (device, seq).
-    pub receipts: HashMap<(Uuid, Uuid), Vec<(Uuid, i64)>>,
+    pub receipts: HashMap<(UserId, ConversationId), Vec<(DeviceId, i64)>>,
 }
 
 impl Facts {
     /// The badge `user`'s pushes carry now.
-    pub fn badge(&self, user: Uuid) -> u32 {
+    pub fn badge(&self, user: UserId) -> u32 {
         let badge = self.badges.get(&user).copied().unwrap_or(0);
         u32::try_from(badge.max(0)).unwrap_or(u32::MAX)
     }
@@ -98,7 +103,7 @@ impl Facts {
     }
 
     /// The devices of `job`'s user that have its message.
-    pub fn devices_with(&self, job: &Job) -> impl Iterator<Item = Uuid> + '_ {
+    pub fn devices_with(&self, job: &Job) -> impl Iterator<Item = DeviceId> + '_ {
         let (conversation, seq) = (job.conversation_id, job.seq.unwrap_or(i64::MAX));
         conversation
             .and_then(|c| self.receipts.get(&(job.user_id, c)))
@@ -110,7 +115,7 @@ impl Facts {
 
     /// Storm damping for an alert to `user` in `conversation`: whether one went there within
     /// the window, and how many went to the user in the last minute (up to the cap).
-    pub fn storm(&self, user: Uuid, conversation: Option<Uuid>) -> (bool, i64) {
+    pub fn storm(&self, user: UserId, conversation: Option<ConversationId>) -> (bool, i64) {
         let recent = conversation.is_some_and(|c| self.recent.contains(&(user, c)));
         (recent, self.last_minute.get(&user).copied().unwrap_or(0))
     }
@@ -132,13 +137,13 @@ pub async fn facts(
         .collect();
     let alerted = distinct(alerts.iter().map(|j| j.user_id));
     let conversations = distinct(alerts.iter().filter_map(|j| j.conversation_id));
-    let alerted_in: Vec<(Uuid, Option<Uuid>)> = alerts
+    let alerted_in: Vec<(UserId, Option<ConversationId>)> = alerts
         .iter()
         .map(|j| (j.user_id, j.conversation_id))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let pairs: Vec<(Uuid, Uuid)> = alerts
+    let pairs: Vec<(UserId, MessageId)> = alerts
         .iter()
         .filter_map(|j| Some((j.user_id, j.message_id?)))
         .collect::<HashSet<_>>()
@@ -163,7 +168,7 @@ pub async fn facts(
         recent: storms
             .iter()
             .filter(|r| r.recent > 0)
-            .filter_map(|r| Some((r.user_id, r.conversation_id?)))
+            .filter_map(|r| Some((r.user_id, r.conversation_id?.into())))
             .collect(),
         last_minute: storms
             .into_iter()
@@ -173,7 +178,7 @@ pub async fn facts(
     })
 }
 
-fn distinct(ids: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
+fn distinct<T: Eq + std::hash::Hash>(ids: impl Iterator<Item = T>) -> Vec<T> {
     ids.collect::<HashSet<_>>().into_iter().collect()
 }
 
@@ -186,7 +191,7 @@ macro_rules! fetch_in {
             #[allow(unused_mut)]
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))$(.bind($first))*;
             $(for value in $list {
-                query = query.bind(*value);
+                query = query.bind(Uuid::from(*value));
             })+
             query.fetch_all(c).await?
         });
@@ -218,9 +223,9 @@ async fn token_rows(
 /// Σ unread over the conversations not muted at `now` (the expression of GetBadgeCount).
 async fn badges(
     db: &Database,
-    users: &[Uuid],
+    users: &[UserId],
     now: DateTime<Utc>,
-) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+) -> Result<HashMap<UserId, i64>, sqlx::Error> {
     if users.is_empty() {
         return Ok(HashMap::new());
     }
@@ -236,14 +241,17 @@ async fn badges(
         [millis(now)],
         [users]
     );
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|(user, badge)| (UserId::from(user), badge))
+        .collect())
 }
 
 async fn read_marks(
     db: &Database,
-    users: &[Uuid],
-    conversations: &[Uuid],
-) -> Result<HashMap<(Uuid, Uuid), i64>, sqlx::Error> {
+    users: &[UserId],
+    conversations: &[ConversationId],
+) -> Result<HashMap<(UserId, ConversationId), i64>, sqlx::Error> {
     if users.is_empty() || conversations.is_empty() {
         return Ok(HashMap::new());
     }
@@ -259,14 +267,17 @@ async fn read_marks(
         [],
         [users, conversations]
     );
-    Ok(rows.into_iter().map(|(u, c, seq)| ((u, c), seq)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(u, c, seq)| ((u.into(), c.into()), seq))
+        .collect())
 }
 
 async fn receipts(
     db: &Database,
-    users: &[Uuid],
-    conversations: &[Uuid],
-) -> Result<HashMap<(Uuid, Uuid), Vec<(Uuid, i64)>>, sqlx::Error> {
+    users: &[UserId],
+    conversations: &[ConversationId],
+) -> Result<HashMap<(UserId, ConversationId), Vec<(DeviceId, i64)>>, sqlx::Error> {
     if users.is_empty() || conversations.is_empty() {
         return Ok(HashMap::new());
     }
@@ -283,12 +294,12 @@ async fn receipts(
         [],
         [users, conversations]
     );
-    let mut receipts: HashMap<(Uuid, Uuid), Vec<(Uuid, i64)>> = HashMap::new();
+    let mut receipts: HashMap<(UserId, ConversationId), Vec<(DeviceId, i64)>> = HashMap::new();
     for (user, conversation, device, seq) in rows {
         receipts
-            .entry((user, conversation))
+            .entry((user.into(), conversation.into()))
             .or_default()
-            .push((device, seq));
+            .push((device.into(), seq));
     }
     Ok(receipts)
 }
@@ -299,8 +310,8 @@ async fn receipts(
 /// them, 10–130 ms a batch).
 async fn entries(
     db: &Database,
-    pairs: &[(Uuid, Uuid)],
-) -> Result<HashMap<(Uuid, Uuid), EntryRow>, sqlx::Error> {
+    pairs: &[(UserId, MessageId)],
+) -> Result<HashMap<(UserId, MessageId), EntryRow>, sqlx::Error> {
     if pairs.is_empty() {
         return Ok(HashMap::new());
     }
@@ -327,7 +338,7 @@ async fn entries(
     let rows: Vec<EntryRow> = with_db!(db, read, sql, |c| {
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
         for (user, message) in pairs {
-            query = query.bind(*user).bind(*message);
+            query = query.bind(Uuid::from(*user)).bind(Uuid::from(*message));
         }
         query.fetch_all(c).await?
     });
@@ -343,7 +354,7 @@ async fn entries(
 /// PostgreSQL planned it as a scan of the whole table while the table had no statistics).
 async fn storms(
     db: &Database,
-    alerted: &[(Uuid, Option<Uuid>)],
+    alerted: &[(UserId, Option<ConversationId>)],
     damping: &Damping,
 ) -> Result<Vec<StormRow>, sqlx::Error> {
     if alerted.is_empty() {
@@ -373,7 +384,9 @@ async fn storms(
     let rows: Vec<StormRow> = with_db!(db, read, sql, |c| {
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
         for (user, conversation) in alerted {
-            query = query.bind(*user).bind(*conversation);
+            query = query
+                .bind(Uuid::from(*user))
+                .bind(conversation.map(Uuid::from));
         }
         query = query
             .bind(millis(damping.minute_since))

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use echo_ids::{MessageId, UserId};
 use echo_push::{Outcome, Push, PushKind, PushProvider, Target};
 use echo_store::{Database, with_tx};
 use futures::StreamExt as _;
@@ -95,8 +96,8 @@ pub struct Dispatcher {
 /// What one batch's alerts share: delivery states and previews, read once per batch.
 #[derive(Default)]
 struct BatchContext {
-    delivery: HashMap<Uuid, Delivery>,
-    previews: HashMap<Uuid, Preview>,
+    delivery: HashMap<UserId, Delivery>,
+    previews: HashMap<MessageId, Preview>,
     previews_failed: bool,
 }
 
@@ -274,13 +275,13 @@ impl Dispatcher {
         if alerts.is_empty() {
             return BatchContext::default();
         }
-        let users: Vec<Uuid> = alerts
+        let users: Vec<UserId> = alerts
             .iter()
             .map(|j| j.user_id)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let messages: Vec<Uuid> = alerts
+        let messages: Vec<MessageId> = alerts
             .iter()
             .filter_map(|j| j.message_id)
             .collect::<HashSet<_>>()
@@ -579,8 +580,8 @@ fn alert(
         title: Some(words.title),
         body: words.body,
         badge,
-        conversation_id: job.conversation_id,
-        message_id: Some(message),
+        conversation_id: job.conversation_id.map(Uuid::from),
+        message_id: Some(message.into()),
         seq: job.seq.and_then(|s| u64::try_from(s).ok()),
         silent,
         job_id: job.id,
@@ -594,8 +595,8 @@ fn background(job: &Job, kind: PushKind, badge: u32) -> Push {
         title: None,
         body: None,
         badge,
-        conversation_id: job.conversation_id,
-        message_id: job.message_id,
+        conversation_id: job.conversation_id.map(Uuid::from),
+        message_id: job.message_id.map(Uuid::from),
         seq: job.seq.and_then(|s| u64::try_from(s).ok()),
         silent: true,
         job_id: job.id,

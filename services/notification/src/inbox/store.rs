@@ -154,7 +154,10 @@ const ENTRIES_PER_INSERT: usize = 1_000;
 /// Writes `entries` in the caller's transaction (the pipeline's write: a message's entries,
 /// a multi-row INSERT per thousand recipients); returns the users whose entry is new. A user
 /// who already has an entry for that message keeps it (a redelivered event changes nothing).
-pub async fn write_entries(tx: &mut Tx, entries: &[InboxEntry]) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn write_entries(
+    tx: &mut Tx,
+    entries: &[InboxEntry],
+) -> Result<Vec<UserId>, sqlx::Error> {
     let mut written = Vec::with_capacity(entries.len());
     for chunk in entries.chunks(ENTRIES_PER_INSERT) {
         let sql = format!(
@@ -182,7 +185,7 @@ pub async fn write_entries(tx: &mut Tx, entries: &[InboxEntry]) -> Result<Vec<Uu
             }
             query.fetch_all(c).await?
         });
-        written.extend(users);
+        written.extend(users.into_iter().map(UserId::from));
     }
     Ok(written)
 }

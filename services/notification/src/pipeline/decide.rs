@@ -2,7 +2,7 @@
 //! message, of which kind, and what an alert does at each stage. The pipeline and the
 //! dispatcher gather the inputs; these decide.
 
-use uuid::Uuid;
+use echo_ids::UserId;
 
 use crate::inbox::EntryKind;
 
@@ -10,7 +10,7 @@ use crate::inbox::EntryKind;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recipient {
     /// The member.
-    pub user: Uuid,
+    pub user: UserId,
     /// Muted until this time (ms since the epoch), if ever muted.
     pub muted_until_ms: Option<i64>,
     /// The member has blocked the sender.
@@ -33,9 +33,9 @@ pub enum Skip {
 /// A member's entry kind for a message, or why there is none.
 pub fn decide(
     recipient: &Recipient,
-    sender: Uuid,
+    sender: UserId,
     mentioned: bool,
-    reply_to_sender: Option<Uuid>,
+    reply_to_sender: Option<UserId>,
     now_ms: i64,
 ) -> Result<EntryKind, Skip> {
     if recipient.user == sender {
@@ -106,11 +106,13 @@ pub fn for_token(step: Step, device_has_it: bool) -> Step {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     fn member(n: u128) -> Recipient {
         Recipient {
-            user: Uuid::from_u128(n),
+            user: Uuid::from_u128(n).into(),
             muted_until_ms: None,
             blocked_sender: false,
             show_previews: true,
@@ -121,8 +123,8 @@ mod tests {
 
     #[test]
     fn the_decision_table() {
-        let sender = Uuid::from_u128(1);
-        let other = Uuid::from_u128(9);
+        let sender = UserId::from(Uuid::from_u128(1));
+        let other = UserId::from(Uuid::from_u128(9));
         let muted = Recipient {
             muted_until_ms: Some(NOW + 1),
             ..member(2)
@@ -139,7 +141,7 @@ mod tests {
             &'a str,
             &'a Recipient,
             bool,
-            Option<Uuid>,
+            Option<UserId>,
             Result<EntryKind, Skip>,
         );
         #[rustfmt::skip]

@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_store::{Database, Tx, with_tx};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -32,17 +33,17 @@ const POLL: Duration = Duration::from_millis(200);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fanout {
     /// The post.
-    pub message: Uuid,
+    pub message: MessageId,
     /// Its channel.
-    pub conversation: Uuid,
+    pub conversation: ConversationId,
     /// Its seq.
     pub seq: i64,
     /// Its sender.
-    pub sender: Uuid,
+    pub sender: UserId,
     /// Its time.
     pub at: DateTime<Utc>,
     /// The last member notified so far.
-    pub after: Option<Uuid>,
+    pub after: Option<UserId>,
 }
 
 /// Queues `post` (a redelivered event queues nothing twice).
@@ -52,10 +53,10 @@ pub async fn queue(tx: &mut Tx, post: &Fanout) -> Result<(), sqlx::Error> {
          ON CONFLICT (message_id) DO NOTHING";
     with_tx!(tx, |c| {
         sqlx::query(SQL)
-            .bind(post.message)
-            .bind(post.conversation)
+            .bind(Uuid::from(post.message))
+            .bind(Uuid::from(post.conversation))
             .bind(post.seq)
-            .bind(post.sender)
+            .bind(Uuid::from(post.sender))
             .bind(millis(post.at))
             .execute(c)
             .await?;
@@ -64,10 +65,13 @@ pub async fn queue(tx: &mut Tx, post: &Fanout) -> Result<(), sqlx::Error> {
 }
 
 /// Stops fanning out `message` (deleted for everyone).
-pub async fn cancel(tx: &mut Tx, message: Uuid) -> Result<(), sqlx::Error> {
+pub async fn cancel(tx: &mut Tx, message: MessageId) -> Result<(), sqlx::Error> {
     const SQL: &str = "DELETE FROM notify_fanouts WHERE message_id = $1";
     with_tx!(tx, |c| {
-        sqlx::query(SQL).bind(message).execute(c).await?;
+        sqlx::query(SQL)
+            .bind(Uuid::from(message))
+            .execute(c)
+            .await?;
     });
     Ok(())
 }
@@ -98,24 +102,24 @@ async fn next(tx: &mut Tx) -> Result<Option<Fanout>, sqlx::Error> {
     };
     Ok(
         row.map(|(message, conversation, seq, sender, at, after)| Fanout {
-            message,
-            conversation,
+            message: message.into(),
+            conversation: conversation.into(),
             seq,
-            sender,
+            sender: sender.into(),
             at: from_millis(at),
-            after,
+            after: after.map(UserId::from),
         }),
     )
 }
 
 /// Moves `message`'s cursor past `last`, or removes the row when `last` is None (done).
-async fn advance(tx: &mut Tx, message: Uuid, last: Option<Uuid>) -> Result<(), sqlx::Error> {
+async fn advance(tx: &mut Tx, message: MessageId, last: Option<UserId>) -> Result<(), sqlx::Error> {
     const ADVANCE: &str = "UPDATE notify_fanouts SET after_user_id = $2 WHERE message_id = $1";
     match last {
         Some(last) => with_tx!(tx, |c| {
             sqlx::query(ADVANCE)
-                .bind(message)
-                .bind(last)
+                .bind(Uuid::from(message))
+                .bind(Uuid::from(last))
                 .execute(c)
                 .await?;
         }),

@@ -31,6 +31,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use echo_bus::consumer::{EventHandler, HandlerError};
 use echo_bus::{ConsumerSpec, Event};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_proto::echo::events::v1 as events;
 use echo_proto::echo::message::v1::{Conversation, conversation_event, user_event};
 use echo_store::Tx;
@@ -89,9 +90,9 @@ impl Pipeline {
     /// A `kind` job about `message` (seq `seq` of `conversation`) for `user`'s `token`.
     fn message_job(
         &self,
-        (user, token): (Uuid, Uuid),
+        (user, token): (UserId, Uuid),
         kind: JobKind,
-        (message, conversation, seq): (Uuid, Uuid, i64),
+        (message, conversation, seq): (MessageId, ConversationId, i64),
         now: DateTime<Utc>,
     ) -> NewJob {
         NewJob {
@@ -102,7 +103,7 @@ impl Pipeline {
         }
     }
 
-    fn job(&self, user: Uuid, token: Uuid, kind: JobKind, now: DateTime<Utc>) -> NewJob {
+    fn job(&self, user: UserId, token: Uuid, kind: JobKind, now: DateTime<Utc>) -> NewJob {
         NewJob {
             message_id: None,
             token,
@@ -117,15 +118,16 @@ impl Pipeline {
     }
 }
 
-fn id(text: &str) -> Result<Uuid, HandlerError> {
-    Uuid::try_parse(text).map_err(|e| format!("bad id {text:?}: {e}").into())
+/// An id of the kind the caller names (`UserId`, `ConversationId`, …) from an event's field.
+fn id<T: From<Uuid>>(text: &str) -> Result<T, HandlerError> {
+    Uuid::try_parse(text)
+        .map(T::from)
+        .map_err(|e| format!("bad id {text:?}: {e}").into())
 }
 
-fn ids(texts: &[String]) -> HashSet<Uuid> {
-    texts
-        .iter()
-        .filter_map(|t| Uuid::try_parse(t).ok())
-        .collect()
+/// The users an event names (mentions); text that is not an id is left out.
+fn ids(texts: &[String]) -> HashSet<UserId> {
+    texts.iter().filter_map(|t| t.parse().ok()).collect()
 }
 
 fn time(at: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
@@ -340,8 +342,8 @@ impl Pipeline {
     async fn left(
         &self,
         tx: &mut Tx,
-        conversation: Uuid,
-        user: Uuid,
+        conversation: ConversationId,
+        user: UserId,
         seq: i64,
         now: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
@@ -359,9 +361,9 @@ impl Pipeline {
     async fn badge_jobs(
         &self,
         tx: &mut Tx,
-        user: Uuid,
+        user: UserId,
         dismiss: &HashSet<Uuid>,
-        conversation: Option<Uuid>,
+        conversation: Option<ConversationId>,
         now: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
         let tokens = store::user_tokens(tx, user).await?;
@@ -389,7 +391,7 @@ impl Pipeline {
 
     /// The preview of `message` for the inbox; None when the message service does not answer
     /// now (the entry is written without one: the push reads it again when it is sent).
-    async fn preview(&self, message: Uuid) -> Option<Preview> {
+    async fn preview(&self, message: MessageId) -> Option<Preview> {
         match self.upstream.previews(&[message]).await {
             Ok(mut previews) => previews.remove(&message),
             Err(status) => {
@@ -403,7 +405,7 @@ impl Pipeline {
         &self,
         tx: &mut Tx,
         message: &echo_proto::echo::message::v1::Message,
-        mentioned: &HashSet<Uuid>,
+        mentioned: &HashSet<UserId>,
         at: DateTime<Utc>,
     ) -> Result<(), HandlerError> {
         let message_id = id(&message.message_id)?;
@@ -452,11 +454,11 @@ impl Pipeline {
         &self,
         tx: &mut Tx,
         post: &Fanout,
-        mentioned: &HashSet<Uuid>,
-        only: Option<&HashSet<Uuid>>,
+        mentioned: &HashSet<UserId>,
+        only: Option<&HashSet<UserId>>,
         page: Option<usize>,
         preview: Option<Option<Preview>>,
-    ) -> Result<Option<Uuid>, HandlerError> {
+    ) -> Result<Option<UserId>, HandlerError> {
         let &Fanout {
             message,
             conversation,
@@ -508,12 +510,12 @@ impl Pipeline {
             };
             entries.push(InboxEntry {
                 id: Uuid::now_v7(),
-                user_id: recipient.user.into(),
+                user_id: recipient.user,
                 kind,
-                conversation_id: conversation.into(),
-                message_id: message.into(),
+                conversation_id: conversation,
+                message_id: message,
                 seq,
-                sender_user_id: sender.into(),
+                sender_user_id: sender,
                 sender_display_name: sender_name.clone(),
                 conversation_title: title.clone(),
                 preview: if recipient.show_previews {
@@ -543,7 +545,7 @@ impl Pipeline {
         &self,
         tx: &mut Tx,
         message: &echo_proto::echo::message::v1::Message,
-        mentioned: &HashSet<Uuid>,
+        mentioned: &HashSet<UserId>,
     ) -> Result<(), HandlerError> {
         let message_id = id(&message.message_id)?;
         let conversation = id(&message.conversation_id)?;
@@ -572,7 +574,7 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn message_deleted(&self, tx: &mut Tx, message: Uuid) -> Result<(), HandlerError> {
+    async fn message_deleted(&self, tx: &mut Tx, message: MessageId) -> Result<(), HandlerError> {
         let Some((conversation, seq, sender)) = store::message(tx, message).await? else {
             // Older than the window: nothing of it is pending, its counts were reset since.
             return Ok(());

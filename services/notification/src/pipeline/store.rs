@@ -12,6 +12,7 @@
 //! columns; split, one copy could drift and the badge would stop matching the message service's
 //! unread total.
 
+use echo_ids::{ConversationId, DeviceId, MessageId, UserId};
 use echo_store::{Tx, with_tx};
 use uuid::Uuid;
 
@@ -20,10 +21,10 @@ use super::decide::Recipient;
 /// Remembers a message of the window; false when it was already recorded (redelivery).
 pub async fn record_message(
     tx: &mut Tx,
-    message: Uuid,
-    conversation: Uuid,
+    message: MessageId,
+    conversation: ConversationId,
     seq: i64,
-    sender: Uuid,
+    sender: UserId,
     at_ms: i64,
 ) -> Result<bool, sqlx::Error> {
     const SQL: &str = "INSERT INTO notify_messages \
@@ -31,10 +32,10 @@ pub async fn record_message(
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING";
     with_tx!(tx, |c| {
         let done = sqlx::query(SQL)
-            .bind(message)
-            .bind(conversation)
+            .bind(Uuid::from(message))
+            .bind(Uuid::from(conversation))
             .bind(seq)
-            .bind(sender)
+            .bind(Uuid::from(sender))
             .bind(at_ms)
             .execute(c)
             .await?;
@@ -43,20 +44,27 @@ pub async fn record_message(
 }
 
 /// A recorded message: (conversation, seq, sender).
-pub async fn message(tx: &mut Tx, message: Uuid) -> Result<Option<(Uuid, i64, Uuid)>, sqlx::Error> {
+pub async fn message(
+    tx: &mut Tx,
+    message: MessageId,
+) -> Result<Option<(ConversationId, i64, UserId)>, sqlx::Error> {
     const SQL: &str = "SELECT conversation_id, seq, sender_user_id FROM notify_messages \
          WHERE message_id = $1";
-    Ok(with_tx!(tx, |c| {
-        sqlx::query_as(SQL).bind(message).fetch_optional(c).await?
-    }))
+    let row: Option<(Uuid, i64, Uuid)> = with_tx!(tx, |c| {
+        sqlx::query_as(SQL)
+            .bind(Uuid::from(message))
+            .fetch_optional(c)
+            .await?
+    });
+    Ok(row.map(|(conversation, seq, sender)| (conversation.into(), seq, sender.into())))
 }
 
 /// Every member but the sender counts one more unread message.
 pub async fn count_unread(
     tx: &mut Tx,
-    conversation: Uuid,
+    conversation: ConversationId,
     seq: i64,
-    sender: Uuid,
+    sender: UserId,
 ) -> Result<(), sqlx::Error> {
     const SQL: &str = "UPDATE notify_counts SET unread = unread + 1 \
          WHERE conversation_id = $1 AND user_id <> $2 AND last_read_seq < $3 AND user_id IN \
@@ -64,8 +72,8 @@ pub async fn count_unread(
            AND (left_seq IS NULL OR left_seq > $3))";
     with_tx!(tx, |c| {
         sqlx::query(SQL)
-            .bind(conversation)
-            .bind(sender)
+            .bind(Uuid::from(conversation))
+            .bind(Uuid::from(sender))
             .bind(seq)
             .execute(c)
             .await?;
@@ -77,10 +85,10 @@ pub async fn count_unread(
 /// whom it is unread and it was not counted yet. Returns whether it counted.
 pub async fn count_mention(
     tx: &mut Tx,
-    message: Uuid,
-    conversation: Uuid,
+    message: MessageId,
+    conversation: ConversationId,
     seq: i64,
-    user: Uuid,
+    user: UserId,
 ) -> Result<bool, sqlx::Error> {
     const UNREAD_MEMBER: &str = "SELECT count(*) FROM notify_members m JOIN notify_counts n \
          ON n.user_id = m.user_id AND n.conversation_id = m.conversation_id \
@@ -92,8 +100,8 @@ pub async fn count_mention(
          WHERE user_id = $1 AND conversation_id = $2";
     with_tx!(tx, |c| {
         let unread: i64 = sqlx::query_scalar(UNREAD_MEMBER)
-            .bind(conversation)
-            .bind(user)
+            .bind(Uuid::from(conversation))
+            .bind(Uuid::from(user))
             .bind(seq)
             .fetch_one(&mut *c)
             .await?;
@@ -101,16 +109,16 @@ pub async fn count_mention(
             return Ok(false);
         }
         let recorded = sqlx::query(RECORD)
-            .bind(message)
-            .bind(user)
+            .bind(Uuid::from(message))
+            .bind(Uuid::from(user))
             .execute(&mut *c)
             .await?;
         if recorded.rows_affected() == 0 {
             return Ok(false);
         }
         sqlx::query(COUNT)
-            .bind(user)
-            .bind(conversation)
+            .bind(Uuid::from(user))
+            .bind(Uuid::from(conversation))
             .execute(c)
             .await?;
         Ok(true)
@@ -121,8 +129,8 @@ pub async fn count_mention(
 /// in user id order, after `after` (a fan-out's keyset cursor), at most `limit`.
 pub async fn recipients(
     tx: &mut Tx,
-    (conversation, seq, sender): (Uuid, i64, Uuid),
-    after: Option<Uuid>,
+    (conversation, seq, sender): (ConversationId, i64, UserId),
+    after: Option<UserId>,
     limit: usize,
 ) -> Result<Vec<Recipient>, sqlx::Error> {
     const SQL: &str = "SELECT m.user_id, n.muted_until_ms, \
@@ -138,12 +146,12 @@ pub async fn recipients(
          ORDER BY m.user_id LIMIT $5";
     let rows: Vec<(Uuid, Option<i64>, i64, bool)> = with_tx!(tx, |c| {
         sqlx::query_as(SQL)
-            .bind(conversation)
+            .bind(Uuid::from(conversation))
             .bind(seq)
-            .bind(sender)
+            .bind(Uuid::from(sender))
             // From the start: the nil id sorts before every id (a plain range on the
             // members' primary key, which `$4 IS NULL OR …` would not be).
-            .bind(after.unwrap_or(Uuid::nil()))
+            .bind(after.map_or(Uuid::nil(), Uuid::from))
             .bind(echo_store::sql_limit(limit))
             .fetch_all(c)
             .await?
@@ -151,7 +159,7 @@ pub async fn recipients(
     Ok(rows
         .into_iter()
         .map(|(user, muted_until_ms, blocks, show_previews)| Recipient {
-            user,
+            user: user.into(),
             muted_until_ms,
             blocked_sender: blocks > 0,
             show_previews,
@@ -160,7 +168,7 @@ pub async fn recipients(
 }
 
 /// The push tokens of `users`: (token, user).
-pub async fn tokens_of(tx: &mut Tx, users: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+pub async fn tokens_of(tx: &mut Tx, users: &[UserId]) -> Result<Vec<(Uuid, UserId)>, sqlx::Error> {
     if users.is_empty() {
         return Ok(Vec::new());
     }
@@ -168,37 +176,51 @@ pub async fn tokens_of(tx: &mut Tx, users: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>,
         "SELECT push_token_id, user_id FROM push_tokens WHERE user_id IN ({})",
         echo_store::placeholders(1, users.len())
     );
-    Ok(with_tx!(tx, sql, |c| {
+    let rows: Vec<(Uuid, Uuid)> = with_tx!(tx, sql, |c| {
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
         for user in users {
-            query = query.bind(*user);
+            query = query.bind(Uuid::from(*user));
         }
         query.fetch_all(c).await?
-    }))
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(token, user)| (token, user.into()))
+        .collect())
 }
 
 /// The users whose mention by `message` was counted.
-pub async fn mentioned(tx: &mut Tx, message: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn mentioned(tx: &mut Tx, message: MessageId) -> Result<Vec<UserId>, sqlx::Error> {
     const SQL: &str = "SELECT user_id FROM notify_mentions WHERE message_id = $1";
-    Ok(with_tx!(tx, |c| {
-        sqlx::query_scalar(SQL).bind(message).fetch_all(c).await?
-    }))
+    let users: Vec<Uuid> = with_tx!(tx, |c| {
+        sqlx::query_scalar(SQL)
+            .bind(Uuid::from(message))
+            .fetch_all(c)
+            .await?
+    });
+    Ok(users.into_iter().map(UserId::from).collect())
 }
 
 /// `user`'s push tokens.
-pub async fn user_tokens(tx: &mut Tx, user: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn user_tokens(tx: &mut Tx, user: UserId) -> Result<Vec<Uuid>, sqlx::Error> {
     const SQL: &str = "SELECT push_token_id FROM push_tokens WHERE user_id = $1";
     Ok(with_tx!(tx, |c| {
-        sqlx::query_scalar(SQL).bind(user).fetch_all(c).await?
+        sqlx::query_scalar(SQL)
+            .bind(Uuid::from(user))
+            .fetch_all(c)
+            .await?
     }))
 }
 
 /// A conversation's (kind, title); (0, "") when unknown.
-pub async fn conversation(tx: &mut Tx, conversation: Uuid) -> Result<(i16, String), sqlx::Error> {
+pub async fn conversation(
+    tx: &mut Tx,
+    conversation: ConversationId,
+) -> Result<(i16, String), sqlx::Error> {
     const SQL: &str = "SELECT kind, title FROM notify_conversations WHERE conversation_id = $1";
     let row: Option<(i16, String)> = with_tx!(tx, |c| {
         sqlx::query_as(SQL)
-            .bind(conversation)
+            .bind(Uuid::from(conversation))
             .fetch_optional(c)
             .await?
     });
@@ -208,7 +230,7 @@ pub async fn conversation(tx: &mut Tx, conversation: Uuid) -> Result<(i16, Strin
 /// Records a conversation's kind and title.
 pub async fn set_conversation(
     tx: &mut Tx,
-    conversation: Uuid,
+    conversation: ConversationId,
     kind: i16,
     title: &str,
 ) -> Result<(), sqlx::Error> {
@@ -217,7 +239,7 @@ pub async fn set_conversation(
          DO UPDATE SET kind = excluded.kind, title = excluded.title";
     with_tx!(tx, |c| {
         sqlx::query(SQL)
-            .bind(conversation)
+            .bind(Uuid::from(conversation))
             .bind(kind)
             .bind(title)
             .execute(c)
@@ -227,20 +249,27 @@ pub async fn set_conversation(
 }
 
 /// A user's display name ("" when unknown).
-pub async fn name(tx: &mut Tx, user: Uuid) -> Result<String, sqlx::Error> {
+pub async fn name(tx: &mut Tx, user: UserId) -> Result<String, sqlx::Error> {
     const SQL: &str = "SELECT display_name FROM notify_names WHERE user_id = $1";
     let name: Option<String> = with_tx!(tx, |c| {
-        sqlx::query_scalar(SQL).bind(user).fetch_optional(c).await?
+        sqlx::query_scalar(SQL)
+            .bind(Uuid::from(user))
+            .fetch_optional(c)
+            .await?
     });
     Ok(name.unwrap_or_default())
 }
 
 /// Records a user's display name.
-pub async fn set_name(tx: &mut Tx, user: Uuid, name: &str) -> Result<(), sqlx::Error> {
+pub async fn set_name(tx: &mut Tx, user: UserId, name: &str) -> Result<(), sqlx::Error> {
     const SQL: &str = "INSERT INTO notify_names (user_id, display_name) VALUES ($1, $2) \
          ON CONFLICT (user_id) DO UPDATE SET display_name = excluded.display_name";
     with_tx!(tx, |c| {
-        sqlx::query(SQL).bind(user).bind(name).execute(c).await?;
+        sqlx::query(SQL)
+            .bind(Uuid::from(user))
+            .bind(name)
+            .execute(c)
+            .await?;
     });
     Ok(())
 }
@@ -250,8 +279,8 @@ pub async fn set_name(tx: &mut Tx, user: Uuid, name: &str) -> Result<(), sqlx::E
 /// than the membership's last join or leave, changes nothing. Returns whether it applied.
 pub async fn join(
     tx: &mut Tx,
-    conversation: Uuid,
-    user: Uuid,
+    conversation: ConversationId,
+    user: UserId,
     joined_seq: i64,
 ) -> Result<bool, sqlx::Error> {
     const MEMBER: &str = "INSERT INTO notify_members (conversation_id, user_id, joined_seq) \
@@ -266,8 +295,8 @@ pub async fn join(
          last_read_seq = excluded.last_read_seq";
     with_tx!(tx, |c| {
         let joined = sqlx::query(MEMBER)
-            .bind(conversation)
-            .bind(user)
+            .bind(Uuid::from(conversation))
+            .bind(Uuid::from(user))
             .bind(joined_seq)
             .execute(&mut *c)
             .await?
@@ -276,8 +305,8 @@ pub async fn join(
             return Ok(false);
         }
         sqlx::query(COUNTS)
-            .bind(user)
-            .bind(conversation)
+            .bind(Uuid::from(user))
+            .bind(Uuid::from(conversation))
             .bind(joined_seq)
             .execute(c)
             .await?;
@@ -290,8 +319,8 @@ pub async fn join(
 /// after it, changes nothing. Returns whether it applied.
 pub async fn leave(
     tx: &mut Tx,
-    conversation: Uuid,
-    user: Uuid,
+    conversation: ConversationId,
+    user: UserId,
     left_seq: i64,
 ) -> Result<bool, sqlx::Error> {
     const MEMBER: &str = "UPDATE notify_members SET left_seq = $3 \
@@ -301,8 +330,8 @@ pub async fn leave(
          AND state = $3";
     with_tx!(tx, |c| {
         let left = sqlx::query(MEMBER)
-            .bind(conversation)
-            .bind(user)
+            .bind(Uuid::from(conversation))
+            .bind(Uuid::from(user))
             .bind(left_seq)
             .execute(&mut *c)
             .await?
@@ -311,13 +340,13 @@ pub async fn leave(
             return Ok(false);
         }
         sqlx::query(COUNTS)
-            .bind(conversation)
-            .bind(user)
+            .bind(Uuid::from(conversation))
+            .bind(Uuid::from(user))
             .execute(&mut *c)
             .await?;
         sqlx::query(JOBS)
-            .bind(conversation)
-            .bind(user)
+            .bind(Uuid::from(conversation))
+            .bind(Uuid::from(user))
             .bind(crate::jobs::PENDING)
             .execute(c)
             .await?;
@@ -329,8 +358,8 @@ pub async fn leave(
 /// store them, and mark the inbox entries up to `seq` read.
 pub async fn read_up_to(
     tx: &mut Tx,
-    user: Uuid,
-    conversation: Uuid,
+    user: UserId,
+    conversation: ConversationId,
     seq: i64,
     unread: i32,
     mentions: i32,
@@ -344,8 +373,8 @@ pub async fn read_up_to(
          (SELECT message_id FROM notify_messages WHERE conversation_id = $2 AND seq <= $3)";
     with_tx!(tx, |c| {
         sqlx::query(COUNTS)
-            .bind(user)
-            .bind(conversation)
+            .bind(Uuid::from(user))
+            .bind(Uuid::from(conversation))
             .bind(unread)
             .bind(mentions)
             .bind(seq)
@@ -353,8 +382,8 @@ pub async fn read_up_to(
             .await?;
         for sql in [INBOX, MENTIONS] {
             sqlx::query(sql)
-                .bind(user)
-                .bind(conversation)
+                .bind(Uuid::from(user))
+                .bind(Uuid::from(conversation))
                 .bind(seq)
                 .execute(&mut *c)
                 .await?;
@@ -366,9 +395,9 @@ pub async fn read_up_to(
 /// `user` deleted `message` for themselves, leaving these authoritative counts.
 pub async fn deleted_for_me(
     tx: &mut Tx,
-    user: Uuid,
-    conversation: Uuid,
-    message: Uuid,
+    user: UserId,
+    conversation: ConversationId,
+    message: MessageId,
     unread: i32,
     mentions: i32,
 ) -> Result<(), sqlx::Error> {
@@ -378,8 +407,8 @@ pub async fn deleted_for_me(
     with_tx!(tx, |c| {
         for sql in [INBOX, MENTION] {
             sqlx::query(sql)
-                .bind(user)
-                .bind(message)
+                .bind(Uuid::from(user))
+                .bind(Uuid::from(message))
                 .execute(&mut *c)
                 .await?;
         }
@@ -391,10 +420,10 @@ pub async fn deleted_for_me(
 /// member for whom it was unread, and every inbox with its preview.
 pub async fn deleted_for_everyone(
     tx: &mut Tx,
-    message: Uuid,
-    conversation: Uuid,
+    message: MessageId,
+    conversation: ConversationId,
     seq: i64,
-    sender: Uuid,
+    sender: UserId,
 ) -> Result<(), sqlx::Error> {
     const MENTIONS: &str = "UPDATE notify_counts SET mentions = mentions - 1 \
          WHERE conversation_id = $1 AND last_read_seq < $3 AND mentions > 0 AND user_id IN \
@@ -408,19 +437,22 @@ pub async fn deleted_for_everyone(
     const INBOX: &str = "DELETE FROM inbox_entries WHERE message_id = $1";
     with_tx!(tx, |c| {
         sqlx::query(MENTIONS)
-            .bind(conversation)
-            .bind(message)
+            .bind(Uuid::from(conversation))
+            .bind(Uuid::from(message))
             .bind(seq)
             .execute(&mut *c)
             .await?;
         sqlx::query(UNREAD)
-            .bind(conversation)
-            .bind(sender)
+            .bind(Uuid::from(conversation))
+            .bind(Uuid::from(sender))
             .bind(seq)
             .execute(&mut *c)
             .await?;
         for sql in [FORGET, INBOX] {
-            sqlx::query(sql).bind(message).execute(&mut *c).await?;
+            sqlx::query(sql)
+                .bind(Uuid::from(message))
+                .execute(&mut *c)
+                .await?;
         }
     });
     Ok(())
@@ -429,8 +461,8 @@ pub async fn deleted_for_everyone(
 /// Records (or, `blocked = false`, removes) that `blocker` blocked `blocked`.
 pub async fn block(
     tx: &mut Tx,
-    blocker: Uuid,
-    blocked: Uuid,
+    blocker: UserId,
+    blocked: UserId,
     blocking: bool,
 ) -> Result<(), sqlx::Error> {
     const ADD: &str = "INSERT INTO notify_blocks (blocker_id, blocked_id) VALUES ($1, $2) \
@@ -438,8 +470,8 @@ pub async fn block(
     const REMOVE: &str = "DELETE FROM notify_blocks WHERE blocker_id = $1 AND blocked_id = $2";
     with_tx!(tx, |c| {
         sqlx::query(if blocking { ADD } else { REMOVE })
-            .bind(blocker)
-            .bind(blocked)
+            .bind(Uuid::from(blocker))
+            .bind(Uuid::from(blocked))
             .execute(c)
             .await?;
     });
@@ -449,22 +481,22 @@ pub async fn block(
 /// A device's session ended: its tokens and their pending jobs go.
 pub async fn remove_device_tokens(
     tx: &mut Tx,
-    user: Uuid,
-    device: Uuid,
+    user: UserId,
+    device: DeviceId,
 ) -> Result<u64, sqlx::Error> {
     const JOBS: &str = "DELETE FROM push_jobs WHERE state = $3 AND push_token_id IN \
          (SELECT push_token_id FROM push_tokens WHERE user_id = $1 AND device_id = $2)";
     const TOKENS: &str = "DELETE FROM push_tokens WHERE user_id = $1 AND device_id = $2";
     with_tx!(tx, |c| {
         sqlx::query(JOBS)
-            .bind(user)
-            .bind(device)
+            .bind(Uuid::from(user))
+            .bind(Uuid::from(device))
             .bind(crate::jobs::PENDING)
             .execute(&mut *c)
             .await?;
         let done = sqlx::query(TOKENS)
-            .bind(user)
-            .bind(device)
+            .bind(Uuid::from(user))
+            .bind(Uuid::from(device))
             .execute(c)
             .await?;
         Ok(done.rows_affected())
@@ -472,7 +504,7 @@ pub async fn remove_device_tokens(
 }
 
 /// An account was deleted: everything notification holds about it goes.
-pub async fn erase_user(tx: &mut Tx, user: Uuid) -> Result<(), sqlx::Error> {
+pub async fn erase_user(tx: &mut Tx, user: UserId) -> Result<(), sqlx::Error> {
     const BY_USER: [&str; 9] = [
         "DELETE FROM push_jobs WHERE user_id = $1",
         "DELETE FROM push_tokens WHERE user_id = $1",
@@ -486,7 +518,10 @@ pub async fn erase_user(tx: &mut Tx, user: Uuid) -> Result<(), sqlx::Error> {
     ];
     with_tx!(tx, |c| {
         for sql in BY_USER {
-            sqlx::query(sql).bind(user).execute(&mut *c).await?;
+            sqlx::query(sql)
+                .bind(Uuid::from(user))
+                .execute(&mut *c)
+                .await?;
         }
     });
     Ok(())

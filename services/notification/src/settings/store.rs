@@ -74,9 +74,9 @@ impl NotificationStore {
     /// statement: the dispatcher reads a claimed batch's this way.
     pub async fn settings_of(
         &self,
-        users: &[Uuid],
-    ) -> Result<HashMap<Uuid, Settings>, NotificationError> {
-        let mut settings: HashMap<Uuid, Settings> =
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, Settings>, NotificationError> {
+        let mut settings: HashMap<UserId, Settings> =
             users.iter().map(|u| (*u, Settings::default())).collect();
         if users.is_empty() {
             return Ok(settings);
@@ -89,12 +89,12 @@ impl NotificationStore {
         let rows: Vec<UserSettingsRow> = with_db!(&self.db, read, sql, |c| {
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
             for user in users {
-                query = query.bind(*user);
+                query = query.bind(Uuid::from(*user));
             }
             query.fetch_all(c).await?
         });
         for row in rows {
-            settings.insert(row.user_id, row.row.settings());
+            settings.insert(row.user_id.into(), row.row.settings());
         }
         Ok(settings)
     }

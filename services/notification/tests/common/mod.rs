@@ -106,8 +106,9 @@ impl Env {
         .await
     }
 
-    /// `SELECT count(*) …` with one id bound.
-    pub async fn count(&self, sql: &'static str, id: Uuid) -> i64 {
+    /// `SELECT count(*) …` with one id (of any kind) bound.
+    pub async fn count(&self, sql: &'static str, id: impl Into<Uuid>) -> i64 {
+        let id = id.into();
         with_db!(self.store.database(), write, |c| {
             sqlx::query_scalar(sql)
                 .bind(id)
@@ -125,7 +126,7 @@ impl Env {
             .expect("write entry");
         tx.commit().await.expect("commit");
         assert!(new.len() <= 1);
-        new == [Uuid::from(entry.user_id)]
+        new == [entry.user_id]
     }
 
     /// `n` unread entries for `user`, oldest first.
@@ -144,12 +145,12 @@ impl Env {
     pub async fn counts(
         &self,
         user: impl Into<UserId>,
-        conversation: Uuid,
+        conversation: impl Into<ConversationId>,
         unread: i32,
         mentions: i32,
         muted_until: Option<DateTime<Utc>>,
     ) {
-        let user = Uuid::from(user.into());
+        let (user, conversation) = (user.into(), conversation.into());
         let mut tx = self.store.database().begin().await.expect("begin");
         badge::set_counts(&mut tx, user, conversation, unread, mentions)
             .await

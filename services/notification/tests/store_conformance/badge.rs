@@ -2,10 +2,9 @@
 //! with unread (non-muted), mentions over all, unread inbox entries.
 
 use chrono::TimeDelta;
-use echo_ids::UserId;
+use echo_ids::{ConversationId, UserId};
 use echo_notification::badge::{self, Badge};
 use echo_notification::inbox::MarkTarget;
-use uuid::Uuid;
 
 use crate::common::{Env, now};
 
@@ -22,7 +21,8 @@ pub async fn no_counts_is_all_zero(env: &Env) {
 pub async fn badge_sums_unread_over_unmuted_conversations(env: &Env) {
     let user = UserId::new_v7();
     let t = now();
-    let [plain, muted, read, mute_ended, muted_forever] = [(); 5].map(|()| Uuid::now_v7());
+    let [plain, muted, read, mute_ended, muted_forever] =
+        [(); 5].map(|()| ConversationId::new_v7());
     env.counts(user, plain, 3, 1, None).await;
     env.counts(user, muted, 5, 2, Some(t + TimeDelta::hours(1)))
         .await;
@@ -38,8 +38,8 @@ pub async fn badge_sums_unread_over_unmuted_conversations(env: &Env) {
     )
     .await;
     // another user's rows and inbox never count
-    env.counts(Uuid::now_v7(), plain, 50, 50, None).await;
-    env.entries(Uuid::now_v7(), 2).await;
+    env.counts(UserId::new_v7(), plain, 50, 50, None).await;
+    env.entries(UserId::new_v7(), 2).await;
     let entries = env.entries(user, 3).await;
     env.store
         .mark_read(user, MarkTarget::UpTo(entries[0].id))
@@ -73,7 +73,7 @@ pub async fn badge_sums_unread_over_unmuted_conversations(env: &Env) {
 }
 
 pub async fn counts_and_mute_are_set_independently(env: &Env) {
-    let (user, conversation) = (Uuid::now_v7(), Uuid::now_v7());
+    let (user, conversation) = (UserId::new_v7(), ConversationId::new_v7());
     let t = now();
     let mut tx = env.store.database().begin().await.unwrap();
     badge::set_muted(&mut tx, user, conversation, Some(t + TimeDelta::hours(1)))
@@ -83,7 +83,7 @@ pub async fn counts_and_mute_are_set_independently(env: &Env) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let muted = env.store.badge(user.into(), t).await.unwrap();
+    let muted = env.store.badge(user, t).await.unwrap();
     assert_eq!(
         (muted.badge, muted.unread_mentions),
         (0, 1),
@@ -98,7 +98,7 @@ pub async fn counts_and_mute_are_set_independently(env: &Env) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let unmuted = env.store.badge(user.into(), t).await.unwrap();
+    let unmuted = env.store.badge(user, t).await.unwrap();
     assert_eq!(
         (unmuted.badge, unmuted.unread_mentions),
         (2, 0),

@@ -44,10 +44,10 @@ pub async fn a_batch_of_entries_reports_only_the_new_ones(env: &Env) {
     let mut tx = env.store.database().begin().await.unwrap();
     let written = inbox::store::write_entries(&mut tx, &batch).await.unwrap();
     tx.commit().await.unwrap();
-    let mut expected: Vec<Uuid> = batch
+    let mut expected: Vec<UserId> = batch
         .iter()
         .filter(|e| e.user_id != earlier.user_id)
-        .map(|e| Uuid::from(e.user_id))
+        .map(|e| e.user_id)
         .collect();
     let mut written = written;
     expected.sort();

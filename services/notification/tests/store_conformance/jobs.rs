@@ -10,18 +10,24 @@
 use std::collections::HashSet;
 
 use chrono::Duration;
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_notification::jobs::{self, JobKind, NewJob, Phase, Settled};
 use uuid::Uuid;
 
 use crate::common::{Env, now};
 
-fn alert(token: Uuid, user: Uuid, message: Uuid, due: chrono::DateTime<chrono::Utc>) -> NewJob {
+fn alert(
+    token: Uuid,
+    user: UserId,
+    message: MessageId,
+    due: chrono::DateTime<chrono::Utc>,
+) -> NewJob {
     NewJob {
         message_id: Some(message),
         token,
         user_id: user,
         kind: JobKind::Alert,
-        conversation_id: Some(Uuid::now_v7()),
+        conversation_id: Some(ConversationId::new_v7()),
         seq: Some(7),
         due,
         expires: due + Duration::minutes(10),
@@ -39,8 +45,8 @@ async fn settle(db: &echo_store::Database, job: &jobs::Job, settled: &Settled) {
 async fn one_due_alert(env: &Env, t0: chrono::DateTime<chrono::Utc>) {
     let job = alert(
         Uuid::now_v7(),
-        Uuid::now_v7(),
-        Uuid::now_v7(),
+        UserId::new_v7(),
+        MessageId::new_v7(),
         t0 - Duration::seconds(1),
     );
     assert!(insert(env, &job).await);
@@ -54,7 +60,7 @@ async fn insert(env: &Env, job: &NewJob) -> bool {
 }
 
 pub async fn a_job_is_written_once_per_message_token_and_kind(env: &Env) {
-    let (token, user, message) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (token, user, message) = (Uuid::now_v7(), UserId::new_v7(), MessageId::new_v7());
     let job = alert(token, user, message, now());
     assert!(insert(env, &job).await);
     assert!(
@@ -85,9 +91,9 @@ pub async fn a_job_is_written_once_per_message_token_and_kind(env: &Env) {
 /// The pipeline writes a message's jobs as multi-row INSERTs (several past 1,000 tokens): a
 /// redelivered event writes none again, and only the new ones of a mixed batch are written.
 pub async fn message_jobs_in_a_batch_are_written_once(env: &Env) {
-    let message = Uuid::now_v7();
+    let message = MessageId::new_v7();
     let batch: Vec<NewJob> = (0..1_500)
-        .map(|_| alert(Uuid::now_v7(), Uuid::now_v7(), message, now()))
+        .map(|_| alert(Uuid::now_v7(), UserId::new_v7(), message, now()))
         .collect();
     let write = |batch: Vec<NewJob>| async move {
         let mut tx = env.store.database().begin().await.unwrap();
@@ -104,7 +110,7 @@ pub async fn message_jobs_in_a_batch_are_written_once(env: &Env) {
         "a redelivered event writes nothing"
     );
     let mut mixed = batch[..3].to_vec();
-    mixed.push(alert(Uuid::now_v7(), Uuid::now_v7(), message, now()));
+    mixed.push(alert(Uuid::now_v7(), UserId::new_v7(), message, now()));
     assert_eq!(write(mixed).await, 1);
     let far = now() + Duration::minutes(1);
     let claimed = jobs::claim(env.store.database(), far, far, 2_000)
@@ -130,7 +136,7 @@ pub async fn urgent_jobs_are_claimed_before_bulk_ones(env: &Env) {
     let bulk: Vec<NewJob> = (0..5)
         .map(|_| NewJob {
             bulk: true,
-            ..alert(Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), t0)
+            ..alert(Uuid::now_v7(), UserId::new_v7(), MessageId::new_v7(), t0)
         })
         .collect();
     for job in &bulk {
@@ -138,7 +144,7 @@ pub async fn urgent_jobs_are_claimed_before_bulk_ones(env: &Env) {
     }
     let later = t0 + Duration::seconds(1);
     let direct: Vec<NewJob> = (0..3)
-        .map(|_| alert(Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), later))
+        .map(|_| alert(Uuid::now_v7(), UserId::new_v7(), MessageId::new_v7(), later))
         .collect();
     for job in &direct {
         assert!(insert(env, job).await);
@@ -146,9 +152,9 @@ pub async fn urgent_jobs_are_claimed_before_bulk_ones(env: &Env) {
     let lease = later + Duration::seconds(30);
     let first = jobs::claim(db, later, lease, 4).await.unwrap();
     let users =
-        |claimed: &[jobs::Job]| -> HashSet<Uuid> { claimed.iter().map(|j| j.user_id).collect() };
-    let direct_users: HashSet<Uuid> = direct.iter().map(|j| j.user_id).collect();
-    let bulk_users: HashSet<Uuid> = bulk.iter().map(|j| j.user_id).collect();
+        |claimed: &[jobs::Job]| -> HashSet<UserId> { claimed.iter().map(|j| j.user_id).collect() };
+    let direct_users: HashSet<UserId> = direct.iter().map(|j| j.user_id).collect();
+    let bulk_users: HashSet<UserId> = bulk.iter().map(|j| j.user_id).collect();
     assert_eq!(users(&first[..3]), direct_users, "the urgent jobs first");
     assert!(
         bulk_users.contains(&first[3].user_id),
@@ -162,10 +168,10 @@ pub async fn urgent_jobs_are_claimed_before_bulk_ones(env: &Env) {
 }
 
 pub async fn claims_take_due_jobs_once_under_a_lease(env: &Env) {
-    let (token, user) = (Uuid::now_v7(), Uuid::now_v7());
+    let (token, user) = (Uuid::now_v7(), UserId::new_v7());
     let t0 = now();
-    let due = alert(token, user, Uuid::now_v7(), t0 - Duration::seconds(1));
-    let later = alert(token, user, Uuid::now_v7(), t0 + Duration::minutes(5));
+    let due = alert(token, user, MessageId::new_v7(), t0 - Duration::seconds(1));
+    let later = alert(token, user, MessageId::new_v7(), t0 + Duration::minutes(5));
     insert(env, &due).await;
     insert(env, &later).await;
     let db = env.store.database();
@@ -236,12 +242,12 @@ pub async fn claims_take_due_jobs_once_under_a_lease(env: &Env) {
 /// decided (sent, skipped with its reason, or due again later as a failed attempt).
 pub async fn a_batch_settles_each_job_as_decided(env: &Env) {
     let db = env.store.database();
-    let (token, user) = (Uuid::now_v7(), Uuid::now_v7());
+    let (token, user) = (Uuid::now_v7(), UserId::new_v7());
     let t0 = now();
     for _ in 0..4 {
         insert(
             env,
-            &alert(token, user, Uuid::now_v7(), t0 - Duration::seconds(1)),
+            &alert(token, user, MessageId::new_v7(), t0 - Duration::seconds(1)),
         )
         .await;
     }
@@ -344,10 +350,10 @@ pub async fn a_released_claim_is_due_again_without_waiting_for_its_lease(env: &E
 }
 
 pub async fn concurrent_claims_never_share_a_job(env: &Env) {
-    let (token, user) = (Uuid::now_v7(), Uuid::now_v7());
+    let (token, user) = (Uuid::now_v7(), UserId::new_v7());
     let t0 = now();
     for _ in 0..40 {
-        insert(env, &alert(token, user, Uuid::now_v7(), t0)).await;
+        insert(env, &alert(token, user, MessageId::new_v7(), t0)).await;
     }
     let db = env.store.database().clone();
     let claimants = (0..4).map(|_| {
@@ -382,30 +388,30 @@ pub async fn concurrent_claims_never_share_a_job(env: &Env) {
 pub async fn storm_counts_see_recent_alerts_up_to_the_cap(env: &Env) {
     use echo_notification::dispatch::load::{self, Damping};
     let db = env.store.database();
-    let (token, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (token, ada, bob) = (Uuid::now_v7(), UserId::new_v7(), UserId::new_v7());
     let t0 = now();
     // Ada's history: 34 alerts in as many conversations 30 s ago, one in `busy` 5 s ago, one
     // 2 minutes ago, and one never sent. Bob's: three, 20 s ago.
-    let busy = Uuid::now_v7();
+    let busy = ConversationId::new_v7();
     let mut history: Vec<(NewJob, Option<chrono::DateTime<chrono::Utc>>)> = Vec::new();
     for k in 0..34 {
         let at = t0 - Duration::seconds(30) - Duration::milliseconds(k);
-        history.push((alert(token, ada, Uuid::now_v7(), at), Some(at)));
+        history.push((alert(token, ada, MessageId::new_v7(), at), Some(at)));
     }
     let recent = NewJob {
         conversation_id: Some(busy),
-        ..alert(token, ada, Uuid::now_v7(), t0 - Duration::seconds(5))
+        ..alert(token, ada, MessageId::new_v7(), t0 - Duration::seconds(5))
     };
     history.push((recent, Some(t0 - Duration::seconds(5))));
     let old = t0 - Duration::minutes(2);
-    history.push((alert(token, ada, Uuid::now_v7(), old), Some(old)));
+    history.push((alert(token, ada, MessageId::new_v7(), old), Some(old)));
     history.push((
-        alert(token, ada, Uuid::now_v7(), t0 - Duration::seconds(3)),
+        alert(token, ada, MessageId::new_v7(), t0 - Duration::seconds(3)),
         None,
     ));
     for k in 0..3 {
         let at = t0 - Duration::seconds(20) - Duration::milliseconds(k);
-        history.push((alert(token, bob, Uuid::now_v7(), at), Some(at)));
+        history.push((alert(token, bob, MessageId::new_v7(), at), Some(at)));
     }
     for (job, _) in &history {
         assert!(insert(env, job).await);
@@ -427,12 +433,12 @@ pub async fn storm_counts_see_recent_alerts_up_to_the_cap(env: &Env) {
     }
 
     // The batch being decided: Ada in `busy` and in a quiet conversation; Bob; Cy (no history).
-    let cy = Uuid::now_v7();
-    let quiet = Uuid::now_v7();
+    let cy = UserId::new_v7();
+    let quiet = ConversationId::new_v7();
     for (user, conversation) in [(ada, busy), (ada, quiet), (bob, quiet), (cy, quiet)] {
         let job = NewJob {
             conversation_id: Some(conversation),
-            ..alert(token, user, Uuid::now_v7(), t0)
+            ..alert(token, user, MessageId::new_v7(), t0)
         };
         assert!(insert(env, &job).await);
     }
@@ -494,9 +500,9 @@ pub async fn only_the_holding_claim_settles_a_job(env: &Env) {
 pub async fn badge_pushes_are_spaced_per_user(env: &Env) {
     let db = env.store.database();
     let t0 = now();
-    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let (ada, bob) = (UserId::new_v7(), UserId::new_v7());
     let interval = std::time::Duration::from_secs(10);
-    let slot = |user: Uuid, at: chrono::DateTime<chrono::Utc>, interval| async move {
+    let slot = |user: UserId, at: chrono::DateTime<chrono::Utc>, interval| async move {
         let mut tx = db.begin().await.unwrap();
         let slot = jobs::badge_slot(&mut tx, user, at, interval).await.unwrap();
         tx.commit().await.unwrap();
@@ -509,7 +515,7 @@ pub async fn badge_pushes_are_spaced_per_user(env: &Env) {
         kind: JobKind::Badge,
         conversation_id: None,
         seq: None,
-        ..alert(Uuid::now_v7(), ada, Uuid::now_v7(), t0)
+        ..alert(Uuid::now_v7(), ada, MessageId::new_v7(), t0)
     };
     assert!(insert(env, &badge).await);
     let claimed = jobs::claim(db, t0, t0 + Duration::seconds(30), 10)
@@ -519,7 +525,7 @@ pub async fn badge_pushes_are_spaced_per_user(env: &Env) {
     assert_eq!(claimed.len(), 1);
     settle(db, claimed[0], &Settled::Sent(t0)).await;
     // An alert sent later than the badge does not move the badge's slot.
-    let mut alert_to_ada = alert(Uuid::now_v7(), ada, Uuid::now_v7(), t0);
+    let mut alert_to_ada = alert(Uuid::now_v7(), ada, MessageId::new_v7(), t0);
     alert_to_ada.due = t0 + Duration::seconds(1);
     assert!(insert(env, &alert_to_ada).await);
     let t1 = t0 + Duration::seconds(1);

@@ -2,14 +2,14 @@
 //! so every join and leave arrives twice, in either order: each is recorded once, a late join
 //! never brings back a member who left, and a message is for the members at its seq.
 
+use echo_ids::{ConversationId, UserId};
 use echo_notification::pipeline::store;
-use uuid::Uuid;
 
 use crate::common::Env;
 
-async fn members_at(env: &Env, conversation: Uuid, seq: i64) -> Vec<Uuid> {
+async fn members_at(env: &Env, conversation: ConversationId, seq: i64) -> Vec<UserId> {
     let mut tx = env.store.database().begin().await.unwrap();
-    let sender = Uuid::now_v7();
+    let sender = UserId::new_v7();
     let members = store::recipients(&mut tx, (conversation, seq, sender), None, usize::MAX)
         .await
         .unwrap();
@@ -18,7 +18,7 @@ async fn members_at(env: &Env, conversation: Uuid, seq: i64) -> Vec<Uuid> {
 }
 
 pub async fn a_join_and_a_leave_heard_twice_are_recorded_once(env: &Env) {
-    let (conversation, user) = (Uuid::now_v7(), Uuid::now_v7());
+    let (conversation, user) = (ConversationId::new_v7(), UserId::new_v7());
     let mut tx = env.store.database().begin().await.unwrap();
     assert!(store::join(&mut tx, conversation, user, 5).await.unwrap());
     assert!(
@@ -37,7 +37,7 @@ pub async fn a_join_and_a_leave_heard_twice_are_recorded_once(env: &Env) {
     tx.commit().await.unwrap();
     assert_eq!(
         members_at(env, conversation, 5).await,
-        Vec::<Uuid>::new(),
+        Vec::<UserId>::new(),
         "joined after seq 5"
     );
     assert_eq!(
@@ -47,7 +47,7 @@ pub async fn a_join_and_a_leave_heard_twice_are_recorded_once(env: &Env) {
     );
     assert_eq!(
         members_at(env, conversation, 12).await,
-        Vec::<Uuid>::new(),
+        Vec::<UserId>::new(),
         "left at seq 10"
     );
 
@@ -63,7 +63,7 @@ pub async fn a_join_and_a_leave_heard_twice_are_recorded_once(env: &Env) {
     tx.commit().await.unwrap();
     assert_eq!(
         members_at(env, conversation, 15).await,
-        Vec::<Uuid>::new(),
+        Vec::<UserId>::new(),
         "between the two"
     );
     assert_eq!(

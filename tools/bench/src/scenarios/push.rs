@@ -282,15 +282,16 @@ async fn channel(
     )
     .await
     .context("notification's database")?;
-    let members: Vec<(uuid::Uuid, String)> = (0..args.channel)
+    // Typed ids (`echo_ids::UserId`, `ConversationId`), named by `seed_members`' signature.
+    let members: Vec<(_, String)> = (0..args.channel)
         .map(|i| {
             (
-                uuid::Uuid::now_v7(),
+                uuid::Uuid::now_v7().into(),
                 format!("chan-{i}:{}", "A".repeat(140)),
             )
         })
         .collect();
-    let conversation = uuid::Uuid::try_parse(&channel)?;
+    let conversation = uuid::Uuid::try_parse(&channel)?.into();
     echo_notification::fixture::seed_members(&db, conversation, &members, chrono::Utc::now())
         .await
         .context("seed the channel's members")?;
