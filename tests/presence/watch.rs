@@ -317,7 +317,13 @@ async fn a_dropped_hint_is_healed_by_the_reconcile() {
             .expect("seed");
         tracker
             .state
-            .refresh(bob_id.into(), device.into(), None, Duration::from_secs(30), now)
+            .refresh(
+                bob_id.into(),
+                device.into(),
+                None,
+                Duration::from_secs(30),
+                now,
+            )
             .await
             .expect("a silent write");
         let healed = next_presence(&mut stream, Duration::from_secs(3)).await;
