@@ -1,6 +1,11 @@
 //! WatchPresence: snapshot then changes, damping, heartbeats, the per-user stream cap,
 //! revocation, RESUME, a dropped hint healed by the reconcile, Subscribe streams keeping a
 //! device present, and a change seen across two instances.
+//!
+//! One piece: every test here reads one WatchPresence stream through the same helpers
+//! (`next_presence`, `next_heartbeat`) and judges it by the same rule, the snapshot first and
+//! then each change once, in order; split by topic, a second reader of the stream would grow
+//! beside the first.
 
 use std::time::Duration;
 
