@@ -14,9 +14,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use echo_ids::{DeviceId, SessionId, UserId};
 use echo_status::Failure;
 use tonic::Code;
-use uuid::Uuid;
 
 mod keys;
 mod layer;
@@ -39,14 +39,15 @@ pub use token::{Claims, TokenIssuer, Verifier};
 const RETRY_AFTER_OUTAGE: Duration = Duration::from_secs(1);
 
 /// The authenticated caller of an RPC, put into the request extensions by [`AuthnLayer`].
+/// Its ids are parsed once, from the token's claims, so handlers take them as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Caller {
     /// The user (`sub`).
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The session (`sid`), what logout and revocation end.
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     /// The device the session belongs to (`did`).
-    pub device_id: Uuid,
+    pub device_id: DeviceId,
 }
 
 impl Caller {

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use echo_cache::{Cache, CacheError};
+use echo_ids::SessionId;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
@@ -38,7 +39,7 @@ use crate::AuthnError;
 pub const CHANNEL: &str = "auth.revocations";
 
 /// The cache key that records a revocation for processes that were not listening.
-fn key(session: Uuid) -> String {
+fn key(session: SessionId) -> String {
     format!("auth.revoked.{session}")
 }
 
@@ -105,9 +106,9 @@ struct Inner {
 
 struct State {
     /// Revoked sessions → when to forget them.
-    revoked: HashMap<Uuid, Instant>,
+    revoked: HashMap<SessionId, Instant>,
     /// Sessions looked up and found not revoked → when to look them up again.
-    known: HashMap<Uuid, Instant>,
+    known: HashMap<SessionId, Instant>,
     /// When the feed went down; `None` while it is live. Starts down until `start` connects.
     outage_since: Option<Instant>,
 }
@@ -153,7 +154,7 @@ impl Revocations {
     /// cache for `ttl` (at least the access-token lifetime) for processes that start later,
     /// and announced on the channel. An error means other processes may not know yet; the
     /// caller should fail the request so the client retries (revoking again is harmless).
-    pub async fn revoke(&self, session: Uuid, ttl: Duration) -> Result<(), AuthnError> {
+    pub async fn revoke(&self, session: SessionId, ttl: Duration) -> Result<(), AuthnError> {
         self.inner.insert_revoked(session, ttl);
         self.inner.cache.set(&key(session), b"1", ttl).await?;
         self.inner
@@ -166,7 +167,7 @@ impl Revocations {
     /// Whether requests of `session` may pass. No cache round trip, except once per session
     /// this process has not seen within [`RevocationOptions::remember_for`] (concurrent first
     /// requests of one session may each look it up).
-    pub async fn is_revoked(&self, session: Uuid) -> Decision {
+    pub async fn is_revoked(&self, session: SessionId) -> Decision {
         if let Some(decision) = self.inner.local_decision(session) {
             return decision;
         }
@@ -198,7 +199,7 @@ impl Revocations {
 
     /// Completes once `session` is revoked (as seen by this process), so an open stream can
     /// `select!` on it and end within a second of a revocation anywhere (DESIGN §7.7).
-    pub fn revoked_signal(&self, session: Uuid) -> impl Future<Output = ()> + Send + 'static {
+    pub fn revoked_signal(&self, session: SessionId) -> impl Future<Output = ()> + Send + 'static {
         let inner = Arc::clone(&self.inner);
         let mut changes = inner.changed.subscribe();
         async move {
@@ -223,7 +224,7 @@ impl Inner {
     }
 
     /// The answer from local state, or `None` when the session needs a first-sight lookup.
-    fn local_decision(&self, session: Uuid) -> Option<Decision> {
+    fn local_decision(&self, session: SessionId) -> Option<Decision> {
         let now = Instant::now();
         let state = self.state();
         if state
@@ -252,7 +253,7 @@ impl Inner {
         }
     }
 
-    fn locally_revoked(&self, session: Uuid) -> bool {
+    fn locally_revoked(&self, session: SessionId) -> bool {
         let now = Instant::now();
         self.state()
             .revoked
@@ -260,7 +261,7 @@ impl Inner {
             .is_some_and(|until| *until > now)
     }
 
-    fn insert_revoked(&self, session: Uuid, ttl: Duration) {
+    fn insert_revoked(&self, session: SessionId, ttl: Duration) {
         let until = Instant::now() + ttl;
         {
             let mut state = self.state();
@@ -273,7 +274,7 @@ impl Inner {
 
     /// Remembers a "not revoked" lookup, but only while the feed is live: otherwise a
     /// revocation could be missed for the whole `remember_for`.
-    fn remember_known(&self, session: Uuid) {
+    fn remember_known(&self, session: SessionId) {
         let mut state = self.state();
         if state.outage_since.is_none() && !state.revoked.contains_key(&session) {
             state
@@ -311,6 +312,7 @@ impl Inner {
         match std::str::from_utf8(payload)
             .ok()
             .and_then(|s| Uuid::parse_str(s).ok())
+            .map(SessionId::from)
         {
             Some(session) => self.insert_revoked(session, self.options.remember_for),
             None => tracing::warn!(?payload, "ignoring a malformed revocation announcement"),
@@ -394,7 +396,7 @@ mod tests {
     async fn entries_expire_so_memory_stays_bounded() {
         let revocations = memory();
         let _task = revocations.start(CancellationToken::new()).await;
-        let session = Uuid::now_v7();
+        let session = SessionId::new_v7();
         revocations
             .inner
             .insert_revoked(session, Duration::from_millis(10));
@@ -413,12 +415,12 @@ mod tests {
         };
         let revocations = Revocations::with_options(cache, options);
         assert_eq!(
-            revocations.is_revoked(Uuid::now_v7()).await,
+            revocations.is_revoked(SessionId::new_v7()).await,
             Decision::Allowed
         );
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(
-            revocations.is_revoked(Uuid::now_v7()).await,
+            revocations.is_revoked(SessionId::new_v7()).await,
             Decision::Unavailable
         );
     }
@@ -427,7 +429,7 @@ mod tests {
     async fn a_recovered_feed_forgets_known_sessions() {
         let revocations = memory();
         let _task = revocations.start(CancellationToken::new()).await;
-        let session = Uuid::now_v7();
+        let session = SessionId::new_v7();
         assert_eq!(revocations.is_revoked(session).await, Decision::Allowed);
         assert_eq!(revocations.inner.state().known.len(), 1);
         revocations.inner.mark_outage();

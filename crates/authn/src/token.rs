@@ -235,14 +235,10 @@ impl Verifier {
             };
         }
         let claims = self.verify_with(&keys, token)?;
-        let id = |field: &str, value: &str| {
-            Uuid::parse_str(value)
-                .map_err(|_| AuthnError::TokenInvalid(format!("claim {field} is not a uuid")))
-        };
         let caller = Caller {
-            user_id: id("sub", &claims.sub)?,
-            session_id: id("sid", &claims.sid)?,
-            device_id: id("did", &claims.did)?,
+            user_id: claim_id("sub", &claims.sub)?,
+            session_id: claim_id("sid", &claims.sid)?,
+            device_id: claim_id("did", &claims.did)?,
         };
         keys.verified.insert(digest, caller, claims.exp);
         Ok(caller)
@@ -290,6 +286,13 @@ impl Keys {
     }
 }
 
+/// The id in claim `field`: parsed here, once, into the caller's typed ids.
+fn claim_id<T: From<Uuid>>(field: &str, value: &str) -> Result<T, AuthnError> {
+    Uuid::parse_str(value)
+        .map(T::from)
+        .map_err(|_| AuthnError::TokenInvalid(format!("claim {field} is not a uuid")))
+}
+
 fn invalid(err: jsonwebtoken::errors::Error) -> AuthnError {
     match err.kind() {
         ErrorKind::ExpiredSignature => AuthnError::TokenExpired,
@@ -300,12 +303,13 @@ fn invalid(err: jsonwebtoken::errors::Error) -> AuthnError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use echo_ids::{DeviceId, SessionId, UserId};
 
     fn caller() -> Caller {
         Caller {
-            user_id: Uuid::now_v7(),
-            session_id: Uuid::now_v7(),
-            device_id: Uuid::now_v7(),
+            user_id: UserId::new_v7(),
+            session_id: SessionId::new_v7(),
+            device_id: DeviceId::new_v7(),
         }
     }
 

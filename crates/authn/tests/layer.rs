@@ -8,6 +8,7 @@ use std::time::Duration;
 use echo_authn::{
     AuthnLayer, Caller, KeySet, RevocationOptions, Revocations, SigningKey, TokenIssuer, Verifier,
 };
+use echo_ids::{DeviceId, SessionId, UserId};
 use echo_proto::echo::user::v1::user_service_client::UserServiceClient;
 use echo_proto::echo::user::v1::user_service_server::{UserService, UserServiceServer};
 use echo_proto::echo::user::v1::{
@@ -21,7 +22,6 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt;
 use tower::Layer;
-use uuid::Uuid;
 
 const ISSUER: &str = "echo-test";
 const PUBLIC: &[&str] = &["/echo.user.v1.UserService/LookupByPhone"];
@@ -100,16 +100,16 @@ impl Harness {
     /// A token for a fresh user, session and device.
     fn token(&self) -> (String, Caller) {
         let caller = Caller {
-            user_id: Uuid::now_v7(),
-            session_id: Uuid::now_v7(),
-            device_id: Uuid::now_v7(),
+            user_id: UserId::new_v7(),
+            session_id: SessionId::new_v7(),
+            device_id: DeviceId::new_v7(),
         };
         let (token, _) = self
             .issuer
             .issue(
-                caller.user_id,
-                caller.session_id,
-                caller.device_id,
+                caller.user_id.into(),
+                caller.session_id.into(),
+                caller.device_id.into(),
                 Duration::from_secs(900),
             )
             .unwrap();

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use echo_authn::{Decision, RevocationOptions, Revocations};
 use echo_cache::Cache;
+use echo_ids::SessionId;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// The promise: revoked everywhere within one second.
 const WITHIN: Duration = Duration::from_secs(1);
@@ -52,7 +52,7 @@ impl Backend {
 /// Polls until `session` is revoked on `revocations`; how long that took, or `None`.
 async fn until_revoked(
     revocations: &Revocations,
-    session: Uuid,
+    session: SessionId,
     limit: Duration,
 ) -> Option<Duration> {
     let started = Instant::now();
@@ -97,8 +97,8 @@ mod suite {
         let shutdown = CancellationToken::new();
         let a = backend.process(&shutdown).await;
         let b = backend.process(&shutdown).await;
-        let session = Uuid::now_v7();
-        let other = Uuid::now_v7();
+        let session = SessionId::new_v7();
+        let other = SessionId::new_v7();
         // b has seen the session (so it is "known", answered locally from now on).
         assert_eq!(b.is_revoked(session).await, Decision::Allowed);
         assert_eq!(b.is_revoked(other).await, Decision::Allowed);
@@ -121,12 +121,15 @@ mod suite {
     pub async fn a_process_started_later_honours_an_earlier_revocation(backend: &Backend) {
         let shutdown = CancellationToken::new();
         let a = backend.process(&shutdown).await;
-        let session = Uuid::now_v7();
+        let session = SessionId::new_v7();
         a.revoke(session, TTL).await.unwrap();
 
         let late = backend.process(&shutdown).await;
         assert_eq!(late.is_revoked(session).await, Decision::Revoked);
-        assert_eq!(late.is_revoked(Uuid::now_v7()).await, Decision::Allowed);
+        assert_eq!(
+            late.is_revoked(SessionId::new_v7()).await,
+            Decision::Allowed
+        );
         shutdown.cancel();
     }
 
@@ -134,8 +137,8 @@ mod suite {
         let shutdown = CancellationToken::new();
         let a = backend.process(&shutdown).await;
         let b = backend.process(&shutdown).await;
-        let session = Uuid::now_v7();
-        let bystander = Uuid::now_v7();
+        let session = SessionId::new_v7();
+        let bystander = SessionId::new_v7();
         let revoked = tokio::spawn(b.revoked_signal(session));
         let untouched = tokio::spawn(b.revoked_signal(bystander));
         tokio::task::yield_now().await;
@@ -174,8 +177,8 @@ async fn checks_fail_closed_after_the_grace_while_redis_is_down_and_recover() {
     let revocations = Revocations::with_options(cache, options);
     let shutdown = CancellationToken::new();
     revocations.start(shutdown.clone()).await;
-    let session = Uuid::now_v7();
-    let revoked = Uuid::now_v7();
+    let session = SessionId::new_v7();
+    let revoked = SessionId::new_v7();
     assert_eq!(revocations.is_revoked(session).await, Decision::Allowed);
     revocations
         .revoke(revoked, Duration::from_secs(60))
@@ -203,7 +206,7 @@ async fn checks_fail_closed_after_the_grace_while_redis_is_down_and_recover() {
     }
     assert!(killed.elapsed() >= grace, "failed closed before the grace");
     assert_eq!(
-        revocations.is_revoked(Uuid::now_v7()).await,
+        revocations.is_revoked(SessionId::new_v7()).await,
         Decision::Unavailable,
         "new sessions fail closed too"
     );

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use echo_authn::{AuthnError, Caller, KeySet, SigningKey, TokenIssuer, Verifier};
+use echo_ids::UserId;
 use ed25519_dalek::Signer;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -73,9 +74,9 @@ fn issued_tokens_verify_to_their_caller() {
     assert_eq!(
         caller,
         Caller {
-            user_id: user,
-            session_id: session,
-            device_id: device
+            user_id: user.into(),
+            session_id: session.into(),
+            device_id: device.into()
         }
     );
     let lifetime = expires_at.duration_since(SystemTime::now()).unwrap();
@@ -120,12 +121,12 @@ fn a_tampered_payload_is_invalid() {
     // Nor after the genuine token was verified (and remembered) by the same verifier: the
     // signature is the genuine one, the rest of the token is not.
     let verifier = verifier(&keys);
-    assert_eq!(verifier.verify(&token).unwrap().user_id, user);
+    assert_eq!(verifier.verify(&token).unwrap().user_id, UserId::from(user));
     assert_invalid(
         verifier.verify(&tampered),
         "tampered payload, genuine one remembered",
     );
-    assert_eq!(verifier.verify(&token).unwrap().user_id, user);
+    assert_eq!(verifier.verify(&token).unwrap().user_id, UserId::from(user));
 }
 
 #[test]
@@ -256,8 +257,14 @@ fn rotation_accepts_old_and_new_tokens() {
         .issue(user, session, device, TTL)
         .unwrap();
     let verifier = verifier(&rotated);
-    assert_eq!(verifier.verify(&old_token).unwrap().user_id, user);
-    assert_eq!(verifier.verify(&new_token).unwrap().user_id, user);
+    assert_eq!(
+        verifier.verify(&old_token).unwrap().user_id,
+        UserId::from(user)
+    );
+    assert_eq!(
+        verifier.verify(&new_token).unwrap().user_id,
+        UserId::from(user)
+    );
     assert_eq!(
         jsonwebtoken::decode_header(&new_token)
             .unwrap()
@@ -292,7 +299,10 @@ async fn a_replaced_key_set_follows_a_rotation_and_an_unknown_kid_is_signalled()
     let verifier = std::sync::Arc::new(verifier(&keys));
     // The same token before and after the change: the verifier remembers it was valid.
     let old_token = token(&old);
-    assert_eq!(verifier.verify(&old_token).unwrap().user_id, user);
+    assert_eq!(
+        verifier.verify(&old_token).unwrap().user_id,
+        UserId::from(user)
+    );
 
     // A token of a key the set lacks is refused and wakes whoever waits for unknown kids.
     let waiting = tokio::spawn({
@@ -309,7 +319,10 @@ async fn a_replaced_key_set_follows_a_rotation_and_an_unknown_kid_is_signalled()
     // After the set is replaced, the new key's tokens verify and the dropped key's do not.
     verifier.set_keys([new.public_key()]);
     assert_eq!(verifier.kids(), vec![new.kid().to_owned()]);
-    assert_eq!(verifier.verify(&token(&new)).unwrap().user_id, user);
+    assert_eq!(
+        verifier.verify(&token(&new)).unwrap().user_id,
+        UserId::from(user)
+    );
     assert_invalid(
         verifier.verify(&old_token),
         "dropped key, token remembered before",

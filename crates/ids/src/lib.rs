@@ -5,8 +5,8 @@
 //! Every id is a UUID (v7 when Echo makes it) underneath, `#[repr(transparent)]` and `Copy`.
 //! They are parsed once, at a service's boundary (`api/`, with `Check::id_of` collecting the
 //! field violations), and turned back into a `Uuid` only where they leave the domain: bound in
-//! SQL (`Id(user.into())`), written into a protobuf or handed to a crate that speaks plain
-//! UUIDs (`echo_authn`). Parsing is [`Uuid::try_parse`], as `Check::id` has always done: a
+//! SQL (`Id(user.into())`), written into a protobuf or handed to `echo_authn`'s token issuer
+//! (its `Caller` and revocations speak these types). Parsing is [`Uuid::try_parse`], as `Check::id` has always done: a
 //! UUID in any of its written forms and nothing else (no surrounding spaces, no other text).
 //!
 //! A crate of its own with `uuid` as its only dependency (`serde` optional, for ids carried in

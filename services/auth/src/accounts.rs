@@ -423,7 +423,7 @@ impl Accounts {
         let ended = self.store.delete_account(caller.user_id, &event).await?;
         for session in ended {
             self.revocations
-                .revoke(session.into(), self.policy.access_ttl)
+                .revoke(session, self.policy.access_ttl)
                 .await?;
         }
         Ok(())

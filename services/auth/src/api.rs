@@ -136,12 +136,12 @@ impl AuthCheck for Check {
     }
 }
 
-/// The signed-in caller, typed (`echo_authn` keeps its ids as plain UUIDs).
+/// The signed-in caller: the account and session of the authenticated [`Caller`].
 fn caller<T>(request: &Request<T>) -> Result<SignedIn, Status> {
     let caller = Caller::of(request).map_err(echo_runtime::Failure::from)?;
     Ok(SignedIn {
-        user_id: caller.user_id.into(),
-        session_id: caller.session_id.into(),
+        user_id: caller.user_id,
+        session_id: caller.session_id,
     })
 }
 

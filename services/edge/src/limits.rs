@@ -125,7 +125,8 @@ impl EdgeLimits {
         let Some(caller) = request.extensions().get::<Caller>() else {
             return Ok(None);
         };
-        let user = caller.user_id;
+        // The limiters are keyed by plain UUIDs: the edge speaks no domain vocabulary.
+        let user = Uuid::from(caller.user_id);
         if let Some(limiter) = &self.shared.by_user
             && let Some(wait) = take(limiter, &user)
         {

@@ -41,9 +41,9 @@ fn authenticate(mut request: Request<Body>) -> Request<Body> {
         .and_then(|v| v.parse::<Uuid>().ok());
     if let Some(user_id) = user {
         request.extensions_mut().insert(Caller {
-            user_id,
-            session_id: Uuid::now_v7(),
-            device_id: Uuid::now_v7(),
+            user_id: user_id.into(),
+            session_id: Uuid::now_v7().into(),
+            device_id: Uuid::now_v7().into(),
         });
     }
     request

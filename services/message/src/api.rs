@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use echo_authn::Caller;
-use echo_ids::{ConversationId, DeviceId, MessageId, UserId};
+use echo_ids::{ConversationId, MessageId, UserId};
 use echo_proto::echo::message::v1 as pb;
 use echo_proto::echo::message::v1::message_service_server::MessageService;
 use echo_runtime::{Check, Failure, Page, PageSize};
@@ -35,8 +35,8 @@ pub(crate) type Reply<T> = Result<Response<T>, Status>;
 pub(crate) fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
     Caller::of(request)
         .map(|caller| Actor {
-            user_id: UserId::from(caller.user_id),
-            device_id: DeviceId::from(caller.device_id),
+            user_id: caller.user_id,
+            device_id: caller.device_id,
         })
         .map_err(|e| Failure::from(e).into())
 }

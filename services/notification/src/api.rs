@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Utc};
 use echo_authn::Caller;
-use echo_ids::UserId;
 use echo_proto::echo::notification::v1 as pb;
 use echo_proto::echo::notification::v1::notification_service_server::NotificationService;
 use echo_runtime::Failure;
@@ -77,7 +76,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::ListInboxRequest>,
     ) -> Reply<pb::ListInboxResponse> {
-        let user = UserId::from(caller(&request)?.user_id);
+        let user = caller(&request)?.user_id;
         reply(inbox::list(&self.store, user, request.into_inner()).await)
     }
 
@@ -85,7 +84,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::MarkInboxReadRequest>,
     ) -> Reply<pb::MarkInboxReadResponse> {
-        let user = UserId::from(caller(&request)?.user_id);
+        let user = caller(&request)?.user_id;
         reply(inbox::mark_read(&self.store, user, request.into_inner()).await)
     }
 
@@ -93,7 +92,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::GetBadgeCountRequest>,
     ) -> Reply<pb::GetBadgeCountResponse> {
-        let user = UserId::from(caller(&request)?.user_id);
+        let user = caller(&request)?.user_id;
         reply(badge::get(&self.store, user).await)
     }
 
@@ -101,7 +100,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::GetNotificationSettingsRequest>,
     ) -> Reply<pb::GetNotificationSettingsResponse> {
-        let user = UserId::from(caller(&request)?.user_id);
+        let user = caller(&request)?.user_id;
         reply(settings::get(&self.store, user).await)
     }
 
@@ -109,7 +108,7 @@ impl NotificationService for NotificationApi {
         &self,
         request: Request<pb::UpdateNotificationSettingsRequest>,
     ) -> Reply<pb::UpdateNotificationSettingsResponse> {
-        let user = UserId::from(caller(&request)?.user_id);
+        let user = caller(&request)?.user_id;
         reply(settings::update(&self.store, user, request.into_inner()).await)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use echo_authn::{Caller, Revocations};
 use echo_cache::{Cache, Rule};
-use echo_ids::{DeviceId, UserId};
+use echo_ids::UserId;
 use echo_proto::echo::presence::v1 as pb;
 use echo_proto::echo::presence::v1::presence_service_server::PresenceService;
 use echo_runtime::{Check, Failure};
@@ -146,12 +146,7 @@ impl PresenceService for PresenceApi {
         let activity = heartbeat_activity(request.get_ref().status)?;
         // The limit is taken by the state store in the refresh's own round trip.
         self.tracker
-            .heartbeat(
-                UserId::from(caller.user_id),
-                DeviceId::from(caller.device_id),
-                activity,
-                HEARTBEAT.limit,
-            )
+            .heartbeat(caller.user_id, caller.device_id, activity, HEARTBEAT.limit)
             .await
             .map_err(fail)?;
         let settings = &self.tracker.settings;
@@ -165,7 +160,7 @@ impl PresenceService for PresenceApi {
         &self,
         request: Request<pb::SetStatusRequest>,
     ) -> Result<Response<pb::SetStatusResponse>, Status> {
-        let caller = UserId::from(Caller::of(&request).map_err(Failure::from)?.user_id);
+        let caller = Caller::of(&request).map_err(Failure::from)?.user_id;
         let manual = manual_status(request.get_ref())?;
         let update = self
             .tracker
@@ -182,7 +177,7 @@ impl PresenceService for PresenceApi {
         &self,
         request: Request<pb::GetPresenceRequest>,
     ) -> Result<Response<pb::GetPresenceResponse>, Status> {
-        let caller = UserId::from(Caller::of(&request).map_err(Failure::from)?.user_id);
+        let caller = Caller::of(&request).map_err(Failure::from)?.user_id;
         let ids = user_ids(&request.get_ref().user_ids, MAX_GET)?;
         let (relations, states) = tokio::join!(
             self.tracker.store.relations(caller, &ids),
@@ -215,7 +210,7 @@ impl PresenceService for PresenceApi {
     ) -> Result<Response<WatchStream>, Status> {
         let caller = Caller::of(&request).map_err(Failure::from)?;
         let ids = user_ids(&request.get_ref().user_ids, MAX_WATCH)?;
-        let user = UserId::from(caller.user_id);
+        let user = caller.user_id;
         let max = self.tracker.settings.max_watch_streams;
         let lease = Lease::take(self.cache.clone(), user, max)
             .await

@@ -35,7 +35,7 @@ type Reply<T> = Result<Response<T>, Status>;
 
 fn caller<T>(request: &Request<T>) -> Result<UserId, Status> {
     Caller::of(request)
-        .map(|caller| UserId::from(caller.user_id))
+        .map(|caller| caller.user_id)
         .map_err(|e| Failure::from(e).into())
 }
 

@@ -108,7 +108,7 @@ impl Accounts {
             .await?;
         for session in &ended {
             self.revocations
-                .revoke((*session).into(), self.policy.access_ttl)
+                .revoke(*session, self.policy.access_ttl)
                 .await?;
         }
         Ok(ended)
@@ -131,7 +131,7 @@ impl Accounts {
             // A token is good through the second of its expiry: one more second.
             let left = (*revoked_at + lifetime - now).to_std().unwrap_or_default();
             self.revocations
-                .revoke((*session).into(), left + Duration::from_secs(1))
+                .revoke(*session, left + Duration::from_secs(1))
                 .await?;
         }
         Ok(revoked.len())

@@ -1,7 +1,6 @@
 //! Live delivery's RPCs (live.proto): the Subscribe stream and SetTyping.
 
 use echo_authn::Caller;
-use echo_ids::SessionId;
 use echo_proto::echo::message::v1 as pb;
 use echo_runtime::{Check, Failure};
 use tonic::{Request, Response, Status};
@@ -20,10 +19,10 @@ pub(crate) async fn subscribe(
 ) -> Reply<SubscribeStream> {
     let caller = Caller::of(&request).map_err(|e| Status::from(Failure::from(e)))?;
     let actor = Actor {
-        user_id: caller.user_id.into(),
-        device_id: caller.device_id.into(),
+        user_id: caller.user_id,
+        device_id: caller.device_id,
     };
-    let session = SessionId::from(caller.session_id);
+    let session = caller.session_id;
     let text = request.into_inner().cursor;
     let cursor = match text.as_str() {
         "" => None,

@@ -166,7 +166,7 @@ impl Live {
         }
         let revoked: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
             match &self.revocations {
-                Some(revocations) => Box::pin(revocations.revoked_signal(session.into())),
+                Some(revocations) => Box::pin(revocations.revoked_signal(session)),
                 None => Box::pin(std::future::pending()),
             };
         let interval = shared.settings.heartbeat_interval;

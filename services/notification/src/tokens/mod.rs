@@ -216,7 +216,7 @@ impl Tokens {
         let id = check.id("push_token_id", &request.push_token_id);
         checked(check)?;
         self.store
-            .unregister_token(caller.user_id.into(), id.expect("checked"))
+            .unregister_token(caller.user_id, id.expect("checked"))
             .await?;
         Ok(pb::UnregisterPushTokenResponse {})
     }
@@ -234,7 +234,7 @@ impl Tokens {
         let before = page.after.as_ref().map(|p| p.before_push_token_id);
         let tokens = self
             .store
-            .list_tokens(caller.user_id.into(), before, page.fetch_limit())
+            .list_tokens(caller.user_id, before, page.fetch_limit())
             .await?;
         let (tokens, next_page_token) = page.finish(tokens, |t| TokenPosition {
             before_push_token_id: t.id,
@@ -277,9 +277,9 @@ pub fn registration(
     checked(check)?;
     let platform = platform.expect("checked");
     Ok(Registration {
-        user_id: caller.user_id.into(),
-        device_id: caller.device_id.into(),
-        session_id: caller.session_id.into(),
+        user_id: caller.user_id,
+        device_id: caller.device_id,
+        session_id: caller.session_id,
         platform,
         app_id,
         token: token.expect("checked"),

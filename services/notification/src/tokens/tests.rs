@@ -6,9 +6,9 @@ use super::*;
 
 fn caller() -> Caller {
     Caller {
-        user_id: Uuid::now_v7(),
-        session_id: Uuid::now_v7(),
-        device_id: Uuid::now_v7(),
+        user_id: UserId::new_v7(),
+        session_id: SessionId::new_v7(),
+        device_id: DeviceId::new_v7(),
     }
 }
 
@@ -47,9 +47,9 @@ fn a_good_request_becomes_the_callers_registration() {
     let apns = "ab".repeat(32);
     let apns_registration =
         registration(caller, &request(APNS, &apns, "  com.example.app "), true).unwrap();
-    assert_eq!(apns_registration.user_id, caller.user_id.into());
-    assert_eq!(apns_registration.device_id, caller.device_id.into());
-    assert_eq!(apns_registration.session_id, caller.session_id.into());
+    assert_eq!(apns_registration.user_id, caller.user_id);
+    assert_eq!(apns_registration.device_id, caller.device_id);
+    assert_eq!(apns_registration.session_id, caller.session_id);
     assert_eq!(apns_registration.platform, Platform::Apns);
     assert_eq!(apns_registration.app_id, "com.example.app");
     assert_eq!(apns_registration.token, apns);

@@ -173,11 +173,11 @@ pub fn at(ms: i64) -> DateTime<Utc> {
 }
 
 /// A caller on a new device and session.
-pub fn caller(user: impl Into<Uuid>) -> Caller {
+pub fn caller(user: impl Into<UserId>) -> Caller {
     Caller {
         user_id: user.into(),
-        session_id: Uuid::now_v7(),
-        device_id: Uuid::now_v7(),
+        session_id: SessionId::new_v7(),
+        device_id: DeviceId::new_v7(),
     }
 }
 

@@ -159,7 +159,7 @@ impl State {
                     let tracker = self.registered.watchers.tracker.clone();
                     let caller = self.parts.caller;
                     tokio::spawn(async move {
-                        if let Err(error) = tracker.remove_device(caller.user_id.into(), caller.device_id.into()).await {
+                        if let Err(error) = tracker.remove_device(caller.user_id, caller.device_id).await {
                             tracing::debug!(%error, "revoked device's presence left to expire");
                         }
                     });
