@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// echo-bench: load Echo and print what it does under it. With no scenario it runs them all.
@@ -58,9 +59,17 @@ pub struct Global {
     #[arg(long, global = true)]
     pub server_pid: Option<u32>,
     /// Client HTTP/2 connections carrying the RPCs and streams of latency, throughput,
-    /// fanout, presence and baseline.
+    /// fanout, presence and baseline: at least this many, more where the streams a scenario
+    /// holds open need them (`--streams-per-connection`).
     #[arg(long, global = true, default_value_t = 4)]
     pub connections: usize,
+    /// Most long-lived streams (Subscribe, WatchPresence) the bench holds on one connection;
+    /// more streams open more connections. Keep it below the server's streams per connection
+    /// (Echo's public.max_concurrent_streams, default 100): a stream past it waits for a free
+    /// one, and the bench gives up after 30 s.
+    #[arg(long, global = true, default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    pub streams_per_connection: usize,
     /// Write every scenario's JSON object to FILE (an array).
     #[arg(long, global = true)]
     pub json: Option<PathBuf>,
@@ -265,7 +274,8 @@ pub struct ConnectionsArgs {
     /// Connections per 127.0.0.x source address in the one-connection-per-stream layout.
     #[arg(long, default_value_t = 2_000)]
     pub per_address: usize,
-    /// Connections carrying the K streams in the multiplexed layout.
+    /// Connections carrying the K streams in the multiplexed layout (at least; more if K
+    /// needs them at `--streams-per-connection` a connection).
     #[arg(long, default_value_t = 4)]
     pub mux_connections: usize,
     /// Streams being opened at once.

@@ -32,6 +32,16 @@ async fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
+    let server_default = echo_config::PublicPortSettings::default().max_concurrent_streams;
+    if cli.global.streams_per_connection >= server_default as usize {
+        report::note(&format!(
+            "--streams-per-connection {} is not below Echo's default public.max_concurrent_streams \
+             ({server_default}): past the server's own, streams and calls wait for a free slot, \
+             and a stream not open after {} s fails the scenario",
+            cli.global.streams_per_connection,
+            client::live::OPEN_WITHIN.as_secs(),
+        ));
+    }
     let scenarios = match cli.scenario.clone() {
         None | Some(Scenario::All) => Scenario::every(),
         Some(one) => vec![one],

@@ -38,6 +38,18 @@ impl Report {
         self
     }
 
+    /// The report of a part that failed before it measured anything: its line says `what`
+    /// was not measured, its JSON holds `figures` (the parameters) and `"failed": reason`.
+    pub fn not_measured(
+        scenario: &str,
+        setup: &Setup,
+        what: &str,
+        figures: Value,
+        reason: &str,
+    ) -> Self {
+        Self::new(scenario, setup, format!("{what}: not measured"), figures).failed(reason)
+    }
+
     /// A figure of the JSON object, by key (for comparisons between scenarios).
     pub fn figure(&self, key: &str) -> Option<f64> {
         self.json.get("figures")?.get(key)?.as_f64()
@@ -46,10 +58,11 @@ impl Report {
 
 /// The error of a scenario that failed after measuring: what it measured still reaches the
 /// summary and the JSON (a failed verdict is when the figures matter most). Any scenario may
-/// return it (`Err(Failed::new(reports, reason).into())`); `main` finds it in the error.
+/// return it (`Err(Failed::new(reports, reason).into())`, or built with only the failed
+/// parts' reports marked, e.g. [`Report::not_measured`]); `main` finds it in the error.
 #[derive(Debug)]
 pub struct Failed {
-    /// The reports, each marked failed.
+    /// The reports ([`Failed::new`] marks each failed).
     pub reports: Vec<Report>,
     /// Why the scenario failed.
     pub reason: String,
@@ -172,6 +185,24 @@ mod tests {
         assert_eq!(report.json["failed"], "check failed: x");
         assert_eq!(report.json["figures"]["samples"], json!([1, 2]));
         assert!(report.line.ends_with("steady | FAILED"));
+    }
+
+    #[test]
+    fn a_part_not_measured_says_so_and_why() {
+        let setup = Setup {
+            backend: "embedded".into(),
+            server: "in-process".into(),
+        };
+        let report = Report::not_measured(
+            "fanout",
+            &setup,
+            "G=1000",
+            json!({"members": 1000}),
+            "stream did not open",
+        );
+        assert!(report.line.ends_with("G=1000: not measured | FAILED"));
+        assert_eq!(report.json["failed"], "stream did not open");
+        assert_eq!(report.json["figures"]["members"], 1000);
     }
 
     #[test]

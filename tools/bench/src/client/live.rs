@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
-use super::{Bearer, MessageClient, failure_label};
+use super::{Bearer, MessageClient, STREAM_SLOTS_HINT, failure_label};
 use crate::stats::{Clock, Latencies};
 
 /// Resumes one stream may make before the bench gives up on it.
@@ -44,8 +44,24 @@ pub struct Opened {
     replayed: Vec<pb::SubscribeResponse>,
 }
 
-/// Open (or resume from `cursor`) the stream of `client`'s device and read up to `Ready`.
+/// How long opening a stream (up to `Ready`) may take before the bench gives up on it rather
+/// than wait for ever: a call past the server's streams per connection waits in the client for
+/// a free one, silently.
+pub const OPEN_WITHIN: Duration = Duration::from_secs(30);
+
+/// Open (or resume from `cursor`) the stream of `client`'s device and read up to `Ready`,
+/// within [`OPEN_WITHIN`].
 pub async fn open(client: &mut MessageClient, cursor: String) -> anyhow::Result<Opened> {
+    match tokio::time::timeout(OPEN_WITHIN, open_unbounded(client, cursor)).await {
+        Ok(opened) => opened,
+        Err(_) => bail!(
+            "a Subscribe stream did not reach Ready within {} s ({STREAM_SLOTS_HINT})",
+            OPEN_WITHIN.as_secs()
+        ),
+    }
+}
+
+async fn open_unbounded(client: &mut MessageClient, cursor: String) -> anyhow::Result<Opened> {
     let mut stream = client
         .subscribe(pb::SubscribeRequest { cursor })
         .await?

@@ -73,30 +73,90 @@ pub async fn connect(endpoint: &str, local: Option<IpAddr>) -> anyhow::Result<Ch
     Ok(channel)
 }
 
-/// A few connections that calls and streams take turns on.
+/// A few connections that calls and streams take turns on, grown for the long-lived streams a
+/// scenario holds: a server takes a fixed number of concurrent streams per connection (Echo's
+/// public port: `public.max_concurrent_streams`, 100 by default), and a call past it waits for
+/// a free one, so the bench puts at most `streams_per_connection` streams on each connection
+/// ([`Pool::for_streams`]) as a well-behaved client does.
 #[derive(Clone, Debug)]
-pub struct Pool(Vec<Channel>);
+pub struct Pool {
+    endpoint: String,
+    channels: Vec<Channel>,
+    streams_per_connection: usize,
+}
 
 impl Pool {
-    /// `connections` connections to `endpoint` (at least one).
-    pub async fn connect(endpoint: &str, connections: usize) -> anyhow::Result<Self> {
+    /// `connections` connections to `endpoint` (at least one), for calls and for at most
+    /// `streams_per_connection` long-lived streams on each.
+    pub async fn connect(
+        endpoint: &str,
+        connections: usize,
+        streams_per_connection: usize,
+    ) -> anyhow::Result<Self> {
         let mut channels = Vec::new();
         for _ in 0..connections.max(1) {
             channels.push(connect(endpoint, None).await?);
         }
-        Ok(Self(channels))
+        Ok(Self {
+            endpoint: endpoint.to_owned(),
+            channels,
+            streams_per_connection: streams_per_connection.max(1),
+        })
+    }
+
+    /// This pool's connections and as many new ones as `streams` long-lived streams need, so
+    /// that the `i`th stream on [`Pool::get`]`(i)` shares its connection with at most
+    /// `streams_per_connection - 1` others. The new connections close when the returned pool
+    /// and everything made from it are dropped.
+    pub async fn for_streams(&self, streams: usize) -> anyhow::Result<Self> {
+        let mut grown = self.clone();
+        let wanted = connections_for(streams, self.len(), self.streams_per_connection);
+        while grown.channels.len() < wanted {
+            grown.channels.push(connect(&self.endpoint, None).await?);
+        }
+        Ok(grown)
     }
 
     /// How many connections.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.channels.len()
+    }
+
+    /// The most long-lived streams it puts on one connection.
+    pub fn streams_per_connection(&self) -> usize {
+        self.streams_per_connection
     }
 
     /// The connection for the `index`th user, call or stream.
     pub fn get(&self, index: usize) -> &Channel {
-        &self.0[index % self.0.len()]
+        &self.channels[index % self.channels.len()]
+    }
+
+    /// How `streams` streams spread round robin over this pool, for errors.
+    pub fn layout(&self, streams: usize) -> String {
+        layout(streams, self.len())
     }
 }
+
+/// Connections for `streams` long-lived streams with at most `per_connection` on each, and at
+/// least `minimum` (the calls' connections, `--connections`).
+pub fn connections_for(streams: usize, minimum: usize, per_connection: usize) -> usize {
+    streams.div_ceil(per_connection.max(1)).max(minimum).max(1)
+}
+
+/// "1000 streams over 4 connections (up to 250 on one)": what an error about opening them says.
+pub fn layout(streams: usize, connections: usize) -> String {
+    let connections = connections.max(1);
+    format!(
+        "{streams} streams over {connections} connections (up to {} on one)",
+        streams.div_ceil(connections)
+    )
+}
+
+/// Why a stream that did not open within its deadline may not have.
+pub const STREAM_SLOTS_HINT: &str = "a connection carries at most the server's \
+     max_concurrent_streams (Echo's public.max_concurrent_streams, default 100) at once and \
+     queues the rest; keep --streams-per-connection below it";
 
 /// The ErrorInfo reason of `status` (empty if it has none).
 pub fn reason(status: &Status) -> String {
@@ -169,5 +229,38 @@ pub async fn send_text(
             }
             Err(status) => return Err(status),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_get_enough_connections() {
+        // The fan-out of 1,000 members over --connections 4 at 90 a connection.
+        assert_eq!(connections_for(1_000, 4, 90), 12);
+        assert_eq!(connections_for(10_000, 4, 90), 112);
+        assert_eq!(connections_for(90, 4, 90), 4);
+        assert_eq!(connections_for(100, 1, 90), 2);
+        assert_eq!(connections_for(0, 0, 90), 1);
+        assert_eq!(connections_for(5, 1, 0), 5);
+        // Round robin over that many puts at most 90 on one.
+        for streams in [1, 89, 90, 91, 999, 1_000, 10_000] {
+            let connections = connections_for(streams, 4, 90);
+            assert!(streams.div_ceil(connections) <= 90, "{streams}");
+        }
+    }
+
+    #[test]
+    fn the_layout_names_streams_and_connections() {
+        assert_eq!(
+            layout(1_000, 4),
+            "1000 streams over 4 connections (up to 250 on one)"
+        );
+        assert_eq!(
+            layout(3, 0),
+            "3 streams over 1 connections (up to 3 on one)"
+        );
     }
 }

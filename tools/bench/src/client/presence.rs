@@ -12,7 +12,7 @@ use tonic::Streaming;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use super::{Bearer, users};
+use super::{Bearer, STREAM_SLOTS_HINT, live, users};
 
 /// A PresenceService client acting as one device.
 pub type PresenceClient = PresenceServiceClient<InterceptedService<Channel, Bearer>>;
@@ -90,8 +90,19 @@ pub struct Watching {
     pub snapshot: pb::Presence,
 }
 
-/// Open a watch of `user_id` and read its snapshot (one Presence).
+/// Open a watch of `user_id` and read its snapshot (one Presence), within
+/// [`live::OPEN_WITHIN`].
 pub async fn watch(client: &mut PresenceClient, user_id: &str) -> anyhow::Result<Watching> {
+    match tokio::time::timeout(live::OPEN_WITHIN, watch_unbounded(client, user_id)).await {
+        Ok(watching) => watching,
+        Err(_) => bail!(
+            "a WatchPresence stream did not reach its snapshot within {} s ({STREAM_SLOTS_HINT})",
+            live::OPEN_WITHIN.as_secs()
+        ),
+    }
+}
+
+async fn watch_unbounded(client: &mut PresenceClient, user_id: &str) -> anyhow::Result<Watching> {
     let request = pb::WatchPresenceRequest {
         user_ids: vec![user_id.to_owned()],
     };

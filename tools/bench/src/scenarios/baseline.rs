@@ -167,7 +167,12 @@ async fn call(channel: &tonic::transport::Channel, payload: Payload) -> Result<P
 /// Run the scenario.
 pub async fn run(args: &BaselineArgs, global: &Global) -> anyhow::Result<Vec<Report>> {
     let served = Served::start(Hub::default()).await?;
-    let pool = Pool::connect(&format!("http://{}", served.addr), global.connections).await;
+    let pool = Pool::connect(
+        &format!("http://{}", served.addr),
+        global.connections,
+        global.streams_per_connection,
+    )
+    .await;
     let outcome = match pool {
         Ok(pool) => load(args, global, &pool).await,
         Err(error) => Err(error),

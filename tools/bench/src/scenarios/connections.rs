@@ -1,7 +1,8 @@
 //! `connections`: K idle Subscribe streams and what they cost the server in memory, in two
 //! layouts: each stream on its own HTTP/2 connection (as K phones are), spread over several
 //! 127.0.0.x source addresses, and K streams multiplexed over a few connections (as behind a
-//! proxy). Each layout gets a fresh server, so the second does not inherit the first's heap.
+//! proxy): `--mux-connections` or, at most `--streams-per-connection` streams a connection
+//! (the server takes 100 a connection), as many more as K needs. Each layout gets a fresh server, so the second does not inherit the first's heap.
 //!
 //! Memory is the resident size (VmRSS) of the server process before and after, read from
 //! /proc. An in-process server shares the bench's process, so its figure includes the client
@@ -10,14 +11,16 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::json;
 
 use super::Run;
 use crate::cli::{ConnectionsArgs, Global, ServerKind};
 use crate::client::live::{self, Opened};
-use crate::client::{Bearer, connect, message_client};
-use crate::report::{Report, note, round1};
+use crate::client::{Bearer, connect, connections_for, layout as layout_of, message_client};
+use crate::report::{Failed, Report, note, round1};
+use crate::server::ServerSpec;
 use crate::stats::per_second;
 
 /// Descriptors kept free for everything else a process holds (databases, logs, listeners).
@@ -45,12 +48,31 @@ impl Layout {
 pub async fn run(args: &ConnectionsArgs, global: &Global) -> anyhow::Result<Vec<Report>> {
     let mut reports = Vec::new();
     for layout in [Layout::OwnConnection, Layout::Multiplexed] {
-        reports.push(
-            Run::with(global, ServerKind::Child, async |run| {
-                measure(args, run, layout).await
-            })
-            .await?,
-        );
+        let measured = Run::with(global, ServerKind::Child, async |run| {
+            measure(args, global, run, layout).await
+        })
+        .await;
+        match measured {
+            Ok(report) => reports.push(report),
+            Err(error) => {
+                // The layout measured keeps its figures; this one says why it has none.
+                let reason = format!("{}: {error:#}", layout.name());
+                let setup = ServerSpec::from_flags(global, ServerKind::Child).setup();
+                let figures = json!({
+                    "layout": layout.name(),
+                    "streams": args.streams,
+                    "streams_per_connection": global.streams_per_connection,
+                });
+                reports.push(Report::not_measured(
+                    "connections",
+                    &setup,
+                    layout.name(),
+                    figures,
+                    &reason,
+                ));
+                return Err(Failed { reports, reason }.into());
+            }
+        }
     }
     Ok(reports)
 }
@@ -61,13 +83,20 @@ struct Held {
     _stream: Opened,
 }
 
-async fn measure(args: &ConnectionsArgs, run: &Run, layout: Layout) -> anyhow::Result<Report> {
+async fn measure(
+    args: &ConnectionsArgs,
+    global: &Global,
+    run: &Run,
+    layout: Layout,
+) -> anyhow::Result<Report> {
     let streams = fit_to_descriptors(args.streams, layout, run.echo.is_in_process());
     let mux: Vec<tonic::transport::Channel> = match layout {
         Layout::OwnConnection => Vec::new(),
         Layout::Multiplexed => {
             let mut channels = Vec::new();
-            for _ in 0..args.mux_connections.max(1) {
+            let wanted =
+                connections_for(streams, args.mux_connections, global.streams_per_connection);
+            for _ in 0..wanted {
                 channels.push(connect(&run.echo.endpoint, None).await?);
             }
             channels
@@ -113,7 +142,17 @@ async fn measure(args: &ConnectionsArgs, run: &Run, layout: Layout) -> anyhow::R
         })
         .buffer_unordered(args.open_concurrency.max(1))
         .try_collect()
-        .await?;
+        .await
+        .with_context(|| {
+            let connections = match layout {
+                Layout::OwnConnection => streams,
+                Layout::Multiplexed => mux.len(),
+            };
+            format!(
+                "opening idle Subscribe: {}",
+                layout_of(streams, connections)
+            )
+        })?;
     let opening = started.elapsed();
     bar.finish_and_clear();
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
@@ -150,6 +189,7 @@ async fn measure(args: &ConnectionsArgs, run: &Run, layout: Layout) -> anyhow::R
         "layout": layout.name(),
         "streams": streams,
         "connections": connections,
+        "streams_per_connection": streams.div_ceil(connections.max(1)),
         "rss_before_kib": before,
         "rss_after_kib": after,
         "per_stream_kib": per_stream_kib,

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -18,8 +19,8 @@ use crate::check::{Acked, DeliveryCheck};
 use crate::cli::{FanoutArgs, Global, ServerKind};
 use crate::client::live::{self, stamp};
 use crate::client::users::{self, User};
-use crate::client::{MessageClient, failure_label, send_text};
-use crate::report::Report;
+use crate::client::{MessageClient, connections_for, failure_label, send_text};
+use crate::report::{Failed, Report};
 use crate::stats::{Latencies, per_second};
 
 /// Streams being opened at once.
@@ -34,7 +35,27 @@ pub async fn run(args: &FanoutArgs, global: &Global) -> anyhow::Result<Vec<Repor
         let (owners, members) = users.split_at(owners);
         let mut reports = Vec::new();
         for (owner, &size) in owners.iter().zip(&args.members) {
-            reports.push(one_group(args, run, owner, &members[..size]).await?);
+            match one_group(args, run, owner, &members[..size]).await {
+                Ok(report) => reports.push(report),
+                Err(error) => {
+                    // The sizes measured keep their figures; this one says why it has none.
+                    let reason = format!("G={size}: {error:#}");
+                    let per_connection = run.pool.streams_per_connection();
+                    let figures = json!({
+                        "members": size,
+                        "messages": args.messages,
+                        "rate": args.rate,
+                        "client_connections":
+                            connections_for(size, run.pool.len(), per_connection),
+                        "streams_per_connection": per_connection,
+                    });
+                    let what = format!("G={size}");
+                    reports.push(Report::not_measured(
+                        "fanout", &run.setup, &what, figures, &reason,
+                    ));
+                    return Err(Failed { reports, reason }.into());
+                }
+            }
         }
         Ok(reports)
     })
@@ -61,12 +82,17 @@ async fn one_group(
     spinner.finish_and_clear();
     let group = group?;
 
+    // At most --streams-per-connection streams on a connection: as many connections beside
+    // the calls' as the members' streams need.
+    let streams = run.pool.for_streams(size).await?;
     let delivered = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();
+    // Ends the collectors however this returns (an error included), so no stream outlives it.
+    let _stop_on_return = stop.clone().drop_guard();
     let bar = run.progress.bar(size as u64, "opening streams");
     let collectors: Vec<_> = futures::stream::iter(members.iter().enumerate())
         .map(|(index, member)| {
-            let mut client = member.messages(&run.pool, index);
+            let mut client = member.messages(&streams, index);
             let (delivered, stop, bar) = (delivered.clone(), stop.clone(), &bar);
             async move {
                 let opened = live::open(&mut client, String::new()).await?;
@@ -76,7 +102,8 @@ async fn one_group(
         })
         .buffer_unordered(OPEN_CONCURRENCY)
         .try_collect()
-        .await?;
+        .await
+        .with_context(|| format!("opening Subscribe: {}", streams.layout(size)))?;
     bar.finish_and_clear();
 
     let sends = Arc::new(Sends {
@@ -143,7 +170,8 @@ async fn one_group(
         "members": size,
         "messages": args.messages,
         "rate": args.rate,
-        "client_connections": run.pool.len(),
+        "client_connections": streams.len(),
+        "streams_per_connection": streams.streams_per_connection(),
         "deliveries_per_s": deliveries_per_s,
         "delivering_s": delivering.as_secs_f64(),
         "drained_after_s": drained_after.as_secs_f64(),

@@ -62,7 +62,13 @@ impl Run {
         let echo = Echo::start(&spec).await;
         spinner.finish_and_clear();
         let echo = echo?;
-        let pool = match Pool::connect(&echo.endpoint, global.connections).await {
+        let pool = match Pool::connect(
+            &echo.endpoint,
+            global.connections,
+            global.streams_per_connection,
+        )
+        .await
+        {
             Ok(pool) => pool,
             Err(error) => {
                 let _ = echo.stop().await;

@@ -112,7 +112,12 @@ async fn measure(
     fake: &FakePushServer,
     progress: &Progress,
 ) -> anyhow::Result<serde_json::Value> {
-    let pool = Pool::connect(&format!("http://{}", mesh.addr()), global.connections).await?;
+    let pool = Pool::connect(
+        &format!("http://{}", mesh.addr()),
+        global.connections,
+        global.streams_per_connection,
+    )
+    .await?;
     // One user may send 10 messages a second after a burst of 100 (the message service's
     // SEND rule): the direct messages come from enough senders that each stays at 5/s, so
     // no latency includes a wait for the sender's rate limit.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::bail;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tonic::Request;
@@ -19,7 +20,7 @@ use tonic::codegen::http;
 use tonic_prost::ProstCodec;
 
 use super::baseline::{Hub, Payload, Served, WATCH_PATH};
-use crate::client::{Pool, live};
+use crate::client::{Pool, STREAM_SLOTS_HINT, live};
 use crate::report::{Progress, round1};
 use crate::stats::{Clock, Latencies, per_second};
 
@@ -29,8 +30,11 @@ const ITEM_BYTES: usize = 56;
 pub struct Floor {
     /// Streams (one per watcher).
     pub streams: usize,
-    /// Client connections they are multiplexed over.
+    /// Client connections they are multiplexed over (at least; more if the streams need
+    /// them at `streams_per_connection` each, as presence's watches get).
     pub connections: usize,
+    /// Most streams on one connection.
+    pub streams_per_connection: usize,
     /// Items handed to every stream.
     pub changes: usize,
     /// Time between items.
@@ -42,7 +46,14 @@ pub async fn run(floor: &Floor, quiet: bool) -> anyhow::Result<Value> {
     let hub = Hub::default();
     let served = Served::start(hub.clone()).await?;
     let outcome = async {
-        let pool = Pool::connect(&format!("http://{}", served.addr), floor.connections).await?;
+        let pool = Pool::connect(
+            &format!("http://{}", served.addr),
+            floor.connections,
+            floor.streams_per_connection,
+        )
+        .await?
+        .for_streams(floor.streams)
+        .await?;
         measure(floor, &pool, &hub, quiet).await
     }
     .await;
@@ -62,13 +73,24 @@ async fn measure(floor: &Floor, pool: &Pool, hub: &Hub, quiet: bool) -> anyhow::
     let mut collectors = Vec::with_capacity(floor.streams);
     for index in 0..floor.streams {
         let mut grpc = tonic::client::Grpc::new(pool.get(index).clone());
-        grpc.ready().await?;
-        let path = http::uri::PathAndQuery::from_static(WATCH_PATH);
-        let codec = ProstCodec::<Payload, Payload>::default();
-        let mut stream = grpc
-            .server_streaming(Request::new(Payload::default()), path, codec)
-            .await?
-            .into_inner();
+        let opening = async {
+            grpc.ready().await?;
+            let path = http::uri::PathAndQuery::from_static(WATCH_PATH);
+            let codec = ProstCodec::<Payload, Payload>::default();
+            let stream = grpc
+                .server_streaming(Request::new(Payload::default()), path, codec)
+                .await?
+                .into_inner();
+            anyhow::Ok(stream)
+        };
+        let mut stream = match tokio::time::timeout(live::OPEN_WITHIN, opening).await {
+            Ok(stream) => stream?,
+            Err(_) => bail!(
+                "floor: opening {}: stream {index} did not open within {} s ({STREAM_SLOTS_HINT})",
+                pool.layout(floor.streams),
+                live::OPEN_WITHIN.as_secs()
+            ),
+        };
         let (received, stop) = (received.clone(), stop.clone());
         collectors.push(tokio::spawn(async move {
             // (arrival µs, change index) of every item.

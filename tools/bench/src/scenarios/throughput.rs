@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -65,11 +66,17 @@ async fn measure(args: &ThroughputArgs, run: &Run) -> anyhow::Result<Vec<Report>
 
     let delivered = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();
+    // Ends the collectors however this returns (an error included), so no stream outlives it.
+    let _stop_on_return = stop.clone().drop_guard();
+    // At most --streams-per-connection streams on a connection (more connections if needed).
+    let streams = run.pool.for_streams(senders).await?;
     let bar = run.progress.bar(senders as u64, "opening streams");
     let mut collectors = Vec::with_capacity(senders);
     for (index, user) in users.iter().enumerate() {
-        let mut client = user.messages(&run.pool, index);
-        let opened = live::open(&mut client, String::new()).await?;
+        let mut client = user.messages(&streams, index);
+        let opened = live::open(&mut client, String::new())
+            .await
+            .with_context(|| format!("opening Subscribe: {}", streams.layout(senders)))?;
         collectors.push(live::collect(
             client,
             opened,
@@ -153,7 +160,7 @@ async fn measure(args: &ThroughputArgs, run: &Run) -> anyhow::Result<Vec<Report>
         "senders": senders,
         "messages_per_sender": args.messages,
         "conversations": pairs.len(),
-        "client_connections": run.pool.len(),
+        "client_connections": streams.len(),
         "sends_per_s": sends_per_s,
         "deliveries_per_s": deliveries_per_s,
         "sending_s": sending.as_secs_f64(),

@@ -9,10 +9,12 @@
 //! 2. **GetPresence of 100 ids** by the target user, of 100 watchers who heartbeated and have
 //!    the target in their contacts (so every entry is visible, and checked to be ONLINE).
 //! 3. **Fan-out**: W signed-up watchers, each with one WatchPresence stream of the target,
-//!    multiplexed over `--connections`. Visibility: the target adds every watcher to its
-//!    contacts (its `last_seen` setting stays the default, CONTACTS). The target alternates
-//!    SetStatus AWAY / ONLINE `--change-every-ms` apart (ONLINE↔AWAY is damped to once per
-//!    2 s); latency runs from just before each SetStatus is sent to each watcher's item.
+//!    multiplexed at most `--streams-per-connection` (90) a connection over `--connections`
+//!    or as many more as that takes (the server takes 100 streams a connection). Visibility:
+//!    the target adds every watcher to its contacts (its `last_seen` setting stays the
+//!    default, CONTACTS). The target alternates SetStatus AWAY / ONLINE `--change-every-ms`
+//!    apart (ONLINE↔AWAY is damped to once per 2 s); latency runs from just before each
+//!    SetStatus is sent to each watcher's item.
 //!    Memory per open watch is the RSS delta of opening them / W.
 //! 4. **Across instances** (real backends, in-process only): a second instance sharing the
 //!    backends; the watchers move their streams to it and the target changes on the first.
@@ -38,8 +40,8 @@ use super::stream_floor::Floor;
 use crate::cli::{BackendKind, BaselineArgs, Global, PresenceArgs, ServerKind};
 use crate::client::Pool;
 use crate::client::users::{self, Codes, User};
-use crate::report::{Progress, Report, Setup, note, round1};
-use crate::server::{Echo, memory_kib};
+use crate::report::{Failed, Progress, Report, Setup, note, round1};
+use crate::server::{Echo, ServerSpec, memory_kib};
 use crate::stats::Clock;
 
 /// Most watchers: the target adds each to its contacts, and a user keeps at most 10,000.
@@ -122,6 +124,30 @@ pub async fn run(args: &PresenceArgs, global: &Global) -> anyhow::Result<Vec<Rep
     if args.devices == 0 || args.changes == 0 {
         bail!("--devices and --changes must be above zero");
     }
+    let pair = global.backend == BackendKind::Real
+        && global.target.is_none()
+        && global.server.unwrap_or(ServerKind::InProcess) == ServerKind::InProcess
+        && !args.no_cross;
+    match all_phases(args, global, pair).await {
+        Ok(report) => Ok(vec![report]),
+        Err(error) => {
+            // A report that says why there are no figures, in the summary and the JSON.
+            let reason = format!("{error:#}");
+            let setup = if pair {
+                pair_setup()
+            } else {
+                ServerSpec::from_flags(global, ServerKind::InProcess).setup()
+            };
+            let what = format!("W={}", args.watchers);
+            let figures = json!({ "args": args_json(args, global) });
+            let report = Report::not_measured("presence", &setup, &what, figures, &reason);
+            Err(Failed::new(vec![report], reason).into())
+        }
+    }
+}
+
+/// The baseline, the floor and the phases: the report.
+async fn all_phases(args: &PresenceArgs, global: &Global, pair: bool) -> anyhow::Result<Report> {
     let baseline = super::baseline::run(&BaselineArgs::default(), global)
         .await?
         .into_iter()
@@ -132,16 +158,13 @@ pub async fn run(args: &PresenceArgs, global: &Global) -> anyhow::Result<Vec<Rep
         &Floor {
             streams: args.watchers,
             connections: global.connections,
+            streams_per_connection: global.streams_per_connection,
             changes: args.changes,
             every: FLOOR_EVERY,
         },
         global.quiet,
     )
     .await?;
-    let pair = global.backend == BackendKind::Real
-        && global.target.is_none()
-        && global.server.unwrap_or(ServerKind::InProcess) == ServerKind::InProcess
-        && !args.no_cross;
     let (setup, figures) = if pair {
         with_pair(args, global).await?
     } else {
@@ -160,9 +183,7 @@ pub async fn run(args: &PresenceArgs, global: &Global) -> anyhow::Result<Vec<Rep
         })
         .await?
     };
-    Ok(vec![report(
-        args, global, &setup, &baseline, &floor, figures,
-    )])
+    Ok(report(args, global, &setup, &baseline, &floor, figures))
 }
 
 /// Two in-process instances on the real backends, sharing schemas, subjects, keys and the
@@ -182,8 +203,18 @@ async fn with_pair(
     let second = first.start_sibling().await;
     spinner.finish_and_clear();
     let outcome = async {
-        let pool = Pool::connect(&format!("http://{}", first.addr()), global.connections).await?;
-        let other = Pool::connect(&format!("http://{}", second.addr()), global.connections).await?;
+        let pool = Pool::connect(
+            &format!("http://{}", first.addr()),
+            global.connections,
+            global.streams_per_connection,
+        )
+        .await?;
+        let other = Pool::connect(
+            &format!("http://{}", second.addr()),
+            global.connections,
+            global.streams_per_connection,
+        )
+        .await?;
         let users = users::sign_up(&MeshCodes(&first), &pool, args.watchers + 1, &progress).await?;
         let bench = Bench {
             args,
@@ -201,11 +232,15 @@ async fn with_pair(
     let figures = outcome?;
     second_stopped?;
     first_stopped?;
-    let setup = Setup {
+    Ok((pair_setup(), figures))
+}
+
+/// How reports name two in-process instances on the real backends.
+fn pair_setup() -> Setup {
+    Setup {
         backend: "real".into(),
         server: "in-process ×2".into(),
-    };
-    Ok((setup, figures))
+    }
 }
 
 /// Every phase against one Echo (and its sibling, if any); the figures as JSON.
@@ -294,7 +329,19 @@ fn report(
         ));
     }
     let mut json = figures;
-    json["args"] = json!({
+    json["args"] = args_json(args, global);
+    json["baseline"] = baseline.json["figures"].clone();
+    json["fanout_floor"] = floor.clone();
+    json["fanout_p99_over_floor"] = json!(times(fanout_p99, floor_p99));
+    json["fanout_items_share_of_floor_pct"] = json!(share_of(items_rate, floor_rate));
+    json["heartbeats_max_share_of_baseline_pct"] = json!(share(max_rate));
+    json["get_presence_share_of_baseline_pct"] = json!(share(get_rate));
+    Report::new("presence", setup, line, json)
+}
+
+/// The parameters of a run, as its JSON's `args`.
+fn args_json(args: &PresenceArgs, global: &Global) -> serde_json::Value {
+    json!({
         "devices": args.devices,
         "heartbeat_callers": args.heartbeat_callers,
         "heartbeat_duration_s": args.heartbeat_duration,
@@ -306,14 +353,8 @@ fn report(
         "changes": args.changes,
         "change_every_ms": args.change_every_ms,
         "client_connections": global.connections,
-    });
-    json["baseline"] = baseline.json["figures"].clone();
-    json["fanout_floor"] = floor.clone();
-    json["fanout_p99_over_floor"] = json!(times(fanout_p99, floor_p99));
-    json["fanout_items_share_of_floor_pct"] = json!(share_of(items_rate, floor_rate));
-    json["heartbeats_max_share_of_baseline_pct"] = json!(share(max_rate));
-    json["get_presence_share_of_baseline_pct"] = json!(share(get_rate));
-    Report::new("presence", setup, line, json)
+        "streams_per_connection": global.streams_per_connection,
+    })
 }
 
 /// `part` as a percentage of `whole` (0 when there is no whole).

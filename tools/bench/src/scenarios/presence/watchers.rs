@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use echo_proto::echo::presence::v1::watch_presence_response::Event;
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::{Value, json};
@@ -117,10 +117,14 @@ pub async fn fan_out(
         if let Some(last) = watchers.last() {
             visible(bench.pool, last, target).await?;
         }
+        // At most --streams-per-connection watches on a connection: more connections than
+        // the calls' when the watchers need them, opened before the memory is read (the
+        // figure is per watch, not per connection).
+        let streams = bench.pool.for_streams(watchers.len()).await?;
         let mut away = false;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = bench.server.memory_kib();
-        let (watching, opening) = open_all(bench, bench.pool, watchers, target).await?;
+        let (watching, opening) = open_all(bench, &streams, watchers, target).await?;
         tokio::time::sleep(Duration::from_secs(bench.args.settle)).await;
         let after = bench.server.memory_kib();
         let mut same = changes(bench, &target_client, watching, &mut away, "same instance").await?;
@@ -137,7 +141,8 @@ pub async fn fan_out(
         same["memory_of"] = json!(bench.server.memory_of());
         let across = match bench.other {
             Some(other) => {
-                let (watching, opening) = open_all(bench, other, watchers, target).await?;
+                let streams = other.for_streams(watchers.len()).await?;
+                let (watching, opening) = open_all(bench, &streams, watchers, target).await?;
                 let mut across =
                     changes(bench, &target_client, watching, &mut away, "other instance").await?;
                 across["opening"] = opening;
@@ -204,12 +209,14 @@ async fn open_all(
         })
         .buffer_unordered(bench.args.open_concurrency.max(1))
         .try_collect()
-        .await?;
+        .await
+        .with_context(|| format!("opening WatchPresence: {}", pool.layout(watchers.len())))?;
     let took = started.elapsed();
     bar.finish_and_clear();
     let opening = json!({
         "streams": watching.len(),
         "connections": pool.len(),
+        "streams_per_connection": pool.streams_per_connection(),
         "opened_per_s": per_second(watching.len() as u64, took),
         "opening_s": took.as_secs_f64(),
         "reopened_restricted": reopened.load(Ordering::Relaxed),

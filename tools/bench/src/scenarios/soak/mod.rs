@@ -77,9 +77,13 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
     let stop = CancellationToken::new();
     let delivered = Arc::new(AtomicU64::new(0));
     let mut collectors = Vec::with_capacity(users.len());
+    // At most --streams-per-connection streams on a connection until they churn onto their own.
+    let streams = run.pool.for_streams(users.len()).await?;
     for (index, user) in users.iter().enumerate() {
-        let mut client = user.messages(&run.pool, index);
-        let opened = live::open(&mut client, String::new()).await?;
+        let mut client = user.messages(&streams, index);
+        let opened = live::open(&mut client, String::new())
+            .await
+            .with_context(|| format!("opening Subscribe: {}", streams.layout(users.len())))?;
         collectors.push(live::collect_churning(
             client,
             opened,
