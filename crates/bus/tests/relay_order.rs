@@ -194,3 +194,59 @@ async fn two_relays_one_outbox_keep_order_across_a_takeover() {
     db_b.close().await;
     drop_schemas(&pg_url, &prefix, &["auth"]).await;
 }
+
+/// What the relay's windows rest on (`src/nats/relay.rs`), pinned against the NATS server
+/// this machine runs: a publish expecting a last message id other than the stream's is
+/// refused and stores nothing, and a duplicate within the de-dup window is acknowledged as
+/// a duplicate whatever it expects (a window re-published after lost acks gets through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_refuses_a_publish_whose_predecessor_is_not_last() {
+    use async_nats::header::{HeaderMap, NATS_EXPECTED_LAST_MESSAGE_ID, NATS_MESSAGE_ID};
+    use async_nats::jetstream::context::PublishErrorKind;
+
+    init_logging();
+    let Some(nats_url) = echo_testenv::url(Server::Nats) else {
+        return;
+    };
+    let settings = nats_settings();
+    let stream_name = echo_bus::subject::stream_name(&settings.subject_prefix, "auth");
+    let subject = format!("{}echo.auth.probe", settings.subject_prefix);
+    let js = async_nats::jetstream::new(async_nats::connect(&nats_url).await.unwrap());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: stream_name.clone(),
+        subjects: vec![format!("{}echo.auth.>", settings.subject_prefix)],
+        duplicate_window: settings.duplicate_window,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let publish = |id: &str, expects: Option<&str>| {
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_MESSAGE_ID, id);
+        if let Some(last) = expects {
+            headers.insert(NATS_EXPECTED_LAST_MESSAGE_ID, last);
+        }
+        let (js, subject) = (js.clone(), subject.clone());
+        async move {
+            js.publish_with_headers(subject, headers, "x".into())
+                .await
+                .unwrap()
+                .await
+        }
+    };
+
+    let first = publish("a", None).await.unwrap();
+    assert!(!first.duplicate);
+    let refused = publish("c", Some("b")).await.unwrap_err();
+    assert_eq!(refused.kind(), PublishErrorKind::WrongLastMessageId);
+    let second = publish("b", Some("a")).await.unwrap();
+    assert_eq!(second.sequence, first.sequence + 1, "the refused publish stored nothing");
+    // "a" again, expecting nothing, then "b" again expecting "a" though "b" is last: both are
+    // duplicates.
+    assert!(publish("a", None).await.unwrap().duplicate);
+    assert!(publish("b", Some("a")).await.unwrap().duplicate);
+    let third = publish("c", Some("b")).await.unwrap();
+    assert_eq!(third.sequence, second.sequence + 1);
+
+    let _ = js.delete_stream(&stream_name).await;
+}

@@ -2,12 +2,21 @@
 //!
 //! One relay is active per outbox at a time: on PostgreSQL a session-level advisory lock held
 //! on a dedicated connection is the lease (it vanishes with the connection, so a crashed
-//! holder frees it); a SQLite outbox belongs to one process. Rows are published one at a time
-//! in id order, each awaited, so a failure can never let a later row overtake an earlier one
-//! in the stream; a retried row is dropped by JetStream's de-dup window (`Nats-Msg-Id`).
+//! holder frees it); a SQLite outbox belongs to one process.
+//!
+//! Rows are published in id order as a window: every publish of a batch is sent, then the
+//! PubAcks are awaited in order, so a batch costs about one round trip, not one per row. A
+//! failure can still never let a later row overtake an earlier one in the stream: each row
+//! after the first of a window carries `Nats-Expected-Last-Msg-Id` naming the row before it,
+//! so JetStream refuses it unless that row is the stream's last. The first row of a window
+//! carries no expectation: every row before it was acknowledged, so it either goes last or
+//! is a duplicate. Progress is marked only up to the first row not acknowledged; the rows
+//! after it are published again in the next window, and a row stored twice is dropped by
+//! JetStream's de-dup window (`Nats-Msg-Id`).
 
 use std::time::Duration;
 
+use async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID;
 use async_nats::jetstream;
 use echo_store::Database;
 use sqlx::{Connection, PgConnection};
@@ -127,11 +136,13 @@ impl Relay {
         }
     }
 
-    /// Publish up to one batch, in order; returns how many rows were published.
+    /// Publish up to one batch as one window (see the module docs); returns how many rows were
+    /// published, or the first failure once the rows acknowledged before it are marked.
     async fn publish_batch(&self) -> Result<usize, BusError> {
         let rows = self.outbox.unpublished(BATCH).await?;
-        let mut acked = Vec::with_capacity(rows.len());
+        let mut pending = Vec::with_capacity(rows.len());
         let mut failure = None;
+        let mut previous: Option<String> = None;
         for (id, event) in &rows {
             let subject = NatsBus::wire_subject(&self.settings, &event.subject);
             // The publish continues the trace of the request that appended the event, and the
@@ -145,23 +156,37 @@ impl Relay {
             if let Some(parent) = &event.trace_parent {
                 echo_telemetry::set_parent(&span, parent);
             }
-            let published = async {
+            let sent = async {
                 let mut headers = NatsBus::headers(event);
                 if let Some(traceparent) = echo_telemetry::current_traceparent() {
                     headers.insert(HEADER_TRACEPARENT, traceparent.as_str());
                 }
+                if let Some(previous) = &previous {
+                    headers.insert(NATS_EXPECTED_LAST_MESSAGE_ID, previous.as_str());
+                }
                 self.js
                     .publish_with_headers(subject, headers, event.payload.clone())
-                    .await?
                     .await
             };
-            match published.instrument(span).await {
-                Ok(_ack) => acked.push(*id),
+            match sent.instrument(span).await {
+                Ok(ack) => pending.push((*id, ack)),
                 Err(error) => {
                     failure = Some(BusError::Unavailable(error.to_string()));
                     break;
                 }
             }
+            previous = Some(event.id.to_string());
+        }
+        let mut acked = Vec::with_capacity(pending.len());
+        for (id, ack) in pending {
+            // Stop at the first row not acknowledged: the acknowledgements of later rows (a
+            // refused expectation, or a row stored after a lost ack) do not count, and the
+            // futures dropped here are settled by the client.
+            if let Err(error) = ack.await {
+                failure = Some(BusError::Unavailable(error.to_string()));
+                break;
+            }
+            acked.push(id);
         }
         self.outbox.mark_published(&acked).await?;
         metrics::counter!("echo_events_published_total", "service" => self.outbox.service())
