@@ -94,9 +94,11 @@ soak SECS="3600" *ARGS:
 services:
     bash scripts/services.sh
 
+# (`cargo build --release` builds echo and echo-bench, the default members, with the features
+# `cargo run --release` uses: nothing `just run` built is built again.)
 # Load Echo and print figures (docs/BENCHMARKS.md): every scenario, or `just bench <scenario> [flags]`.
 bench *ARGS:
-    cargo build --release -p echo -p echo-bench
+    cargo build --release
     target/release/echo-bench {{ ARGS }}
 
 # Apply every service's database migrations and exit.

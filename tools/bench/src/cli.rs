@@ -76,6 +76,43 @@ pub struct Global {
     /// No progress bars.
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// Record where the server's time goes over the measured window of latency, throughput
+    /// and fanout: `perf record -F 499 -g -p PID -o FILE`, PID this process for an in-process
+    /// server, the child's for a child (with --target: --server-pid). Later windows go to
+    /// FILE.2, FILE.3, …; read one with `perf report -i FILE`. Fails at once without perf.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// `send.queue` of an Echo the bench starts: sends waiting to be stored before OVERLOADED
+    /// (default: the server's, 2048). Never applied to a --target, which keeps its own.
+    #[arg(long, global = true, help_heading = SERVER_SETTINGS)]
+    pub send_queue: Option<usize>,
+    /// `send.max_batch` of an Echo the bench starts: most sends in one transaction (default:
+    /// the server's, 128). Not applied to a --target.
+    #[arg(long, global = true, help_heading = SERVER_SETTINGS)]
+    pub send_max_batch: Option<usize>,
+    /// `send.committers` of an Echo the bench starts: batches stored at once on PostgreSQL
+    /// (default: the server's, 4; SQLite has one writer). Not applied to a --target.
+    #[arg(long, global = true, help_heading = SERVER_SETTINGS)]
+    pub send_committers: Option<usize>,
+    /// `send.commit_timeout` of an Echo the bench starts, in seconds (default: the
+    /// server's, 10). Not applied to a --target.
+    #[arg(long, global = true, help_heading = SERVER_SETTINGS, value_name = "SECONDS")]
+    pub send_commit_timeout: Option<f64>,
+}
+
+/// The help heading of the flags that configure an Echo the bench starts.
+const SERVER_SETTINGS: &str = "Settings of an Echo the bench starts (never a --target)";
+
+impl Global {
+    /// The server settings the flags set.
+    pub fn tuning(&self) -> crate::tuning::ServerTuning {
+        crate::tuning::ServerTuning {
+            send_queue: self.send_queue,
+            send_max_batch: self.send_max_batch,
+            send_committers: self.send_committers,
+            send_commit_timeout: self.send_commit_timeout,
+        }
+    }
 }
 
 /// Which backends an Echo started by the bench uses.
@@ -253,6 +290,15 @@ pub struct FanoutArgs {
     /// Messages per second.
     #[arg(long, default_value_t = 200)]
     pub rate: u32,
+    /// Sustained: send at --rate for this many seconds (instead of --messages), from as
+    /// many senders as the per-user send limit (a burst of 100, then 10/s) needs; they are
+    /// members of the group without streams. Deliveries/s and send→deliver cover the whole
+    /// window. E.g. `fanout --members 1000 --rate 300 --duration 10`.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<u64>,
+    /// With --duration: senders (default: as few as the per-user send limit allows).
+    #[arg(long, requires = "duration")]
+    pub senders: Option<usize>,
 }
 
 impl Default for FanoutArgs {
@@ -261,6 +307,8 @@ impl Default for FanoutArgs {
             members: vec![100, 1000],
             messages: 100,
             rate: 200,
+            duration: None,
+            senders: None,
         }
     }
 }

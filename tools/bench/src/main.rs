@@ -6,10 +6,12 @@
 mod check;
 mod cli;
 mod client;
+mod profile;
 mod report;
 mod scenarios;
 mod server;
 mod stats;
+mod tuning;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -41,6 +43,23 @@ async fn main() -> ExitCode {
             cli.global.streams_per_connection,
             client::live::OPEN_WITHIN.as_secs(),
         ));
+    }
+    if cli.global.profile.is_some()
+        && let Err(error) = profile::check_available()
+    {
+        eprintln!("{error:#}");
+        return ExitCode::FAILURE;
+    }
+    let tuning = cli.global.tuning().describe();
+    if !tuning.is_empty() {
+        if cli.global.target.is_some() {
+            report::note(&format!(
+                "{tuning}: not applied to --target {}, which runs with its own configuration",
+                cli.global.target.as_deref().unwrap_or_default()
+            ));
+        } else {
+            report::note(&format!("the server the bench starts runs with {tuning}"));
+        }
     }
     let scenarios = match cli.scenario.clone() {
         None | Some(Scenario::All) => Scenario::every(),

@@ -52,8 +52,20 @@ fn defaults_of_all_match_the_parsed_defaults() {
     };
     let default = FanoutArgs::default();
     assert_eq!(
-        (fanout.members, fanout.messages, fanout.rate),
-        (default.members, default.messages, default.rate)
+        (
+            fanout.members,
+            fanout.messages,
+            fanout.rate,
+            fanout.duration,
+            fanout.senders
+        ),
+        (
+            default.members,
+            default.messages,
+            default.rate,
+            default.duration,
+            default.senders
+        )
     );
     let Some(Scenario::Connections(connections)) = parse(&["connections"]).scenario else {
         panic!("connections")
@@ -146,6 +158,64 @@ fn fanout_sizes_are_a_comma_separated_list() {
     };
     assert_eq!(fanout.members, vec![10, 20, 30]);
     assert_eq!(fanout.rate, 50);
+}
+
+#[test]
+fn fanout_is_a_burst_unless_given_a_duration() {
+    let Some(Scenario::Fanout(burst)) = parse(&["fanout"]).scenario else {
+        panic!("fanout")
+    };
+    assert_eq!((burst.duration, burst.senders), (None, None));
+    let cli = parse(&[
+        "fanout",
+        "--members",
+        "1000",
+        "--rate",
+        "300",
+        "--duration",
+        "10",
+        "--senders",
+        "20",
+    ]);
+    let Some(Scenario::Fanout(sustained)) = cli.scenario else {
+        panic!("fanout")
+    };
+    assert_eq!(
+        (sustained.duration, sustained.senders),
+        (Some(10), Some(20))
+    );
+    // --senders only means something for a sustained run.
+    assert!(Cli::try_parse_from(["echo-bench", "fanout", "--senders", "3"]).is_err());
+}
+
+#[test]
+fn server_settings_default_to_the_servers_and_parse_anywhere() {
+    let cli = parse(&["latency"]);
+    assert_eq!(cli.global.tuning(), crate::tuning::ServerTuning::default());
+    assert_eq!(cli.global.profile, None);
+    let cli = parse(&[
+        "--send-max-batch",
+        "512",
+        "fanout",
+        "--send-committers",
+        "8",
+        "--send-queue",
+        "4096",
+        "--send-commit-timeout",
+        "2.5",
+        "--profile",
+        "/tmp/fanout.perf",
+    ]);
+    assert_eq!(
+        cli.global.tuning(),
+        crate::tuning::ServerTuning {
+            send_queue: Some(4096),
+            send_max_batch: Some(512),
+            send_committers: Some(8),
+            send_commit_timeout: Some(2.5),
+        }
+    );
+    assert_eq!(cli.global.profile, Some(PathBuf::from("/tmp/fanout.perf")));
 }
 
 #[test]

@@ -4,6 +4,10 @@
 //!
 //! Each size gets its own owner (the per-user send limit is a burst of 100, so one owner would
 //! run dry between groups); the members of the smaller groups are a prefix of the largest's.
+//!
+//! With `--duration` the sending is sustained: `--rate` for that many seconds, spread round
+//! robin over as many senders as the per-user send limit needs (the owner and members without
+//! streams), and the figures cover the whole window, not a half-second burst.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -26,16 +30,46 @@ use crate::stats::{Latencies, per_second};
 /// Streams being opened at once.
 const OPEN_CONCURRENCY: usize = 64;
 
+/// Most members of a group (services/message's MAX_GROUP_MEMBERS), its owner included.
+const MAX_GROUP_MEMBERS: usize = 1024;
+
+/// Senders per group: the owner alone, or with `--duration` as many as the send limit needs.
+fn senders_per_group(args: &FanoutArgs) -> usize {
+    match args.duration {
+        None => 1,
+        Some(seconds) => args
+            .senders
+            .unwrap_or_else(|| super::latency::senders_needed(args.rate, seconds))
+            .max(1),
+    }
+}
+
+/// Messages sent into each group.
+fn messages_per_group(args: &FanoutArgs) -> usize {
+    match args.duration {
+        None => args.messages,
+        Some(seconds) => (u64::from(args.rate) * seconds) as usize,
+    }
+}
+
 /// Run the scenario.
 pub async fn run(args: &FanoutArgs, global: &Global) -> anyhow::Result<Vec<Report>> {
     Run::with(global, ServerKind::InProcess, async |run| {
         let largest = args.members.iter().copied().max().unwrap_or(0);
-        let owners = args.members.len();
-        let users = users::sign_up(&run.echo, &run.pool, owners + largest, &run.progress).await?;
-        let (owners, members) = users.split_at(owners);
+        let per_group = senders_per_group(args);
+        if largest + per_group > MAX_GROUP_MEMBERS {
+            anyhow::bail!(
+                "G={largest} with {per_group} senders is past a group's {MAX_GROUP_MEMBERS} \
+                 members (the owner among them): lower --rate, --members or --senders"
+            );
+        }
+        let all_senders = args.members.len() * per_group;
+        let users =
+            users::sign_up(&run.echo, &run.pool, all_senders + largest, &run.progress).await?;
+        let (senders, members) = users.split_at(all_senders);
         let mut reports = Vec::new();
-        for (owner, &size) in owners.iter().zip(&args.members) {
-            match one_group(args, run, owner, &members[..size]).await {
+        for (senders, &size) in senders.chunks(per_group).zip(&args.members) {
+            match one_group(args, run, senders, &members[..size]).await {
                 Ok(report) => reports.push(report),
                 Err(error) => {
                     // The sizes measured keep their figures; this one says why it has none.
@@ -43,7 +77,9 @@ pub async fn run(args: &FanoutArgs, global: &Global) -> anyhow::Result<Vec<Repor
                     let per_connection = run.pool.streams_per_connection();
                     let figures = json!({
                         "members": size,
-                        "messages": args.messages,
+                        "messages": messages_per_group(args),
+                        "duration_s": args.duration,
+                        "senders": per_group,
                         "rate": args.rate,
                         "client_connections":
                             connections_for(size, run.pool.len(), per_connection),
@@ -68,16 +104,27 @@ struct Sends {
     failures: Mutex<Failures>,
 }
 
+/// `senders[0]` owns the group; the others join it without streams.
 async fn one_group(
     args: &FanoutArgs,
     run: &Run,
-    owner: &User,
+    senders: &[User],
     members: &[User],
 ) -> anyhow::Result<Report> {
     let size = members.len();
-    let owner_client = owner.messages(&run.pool, 0);
+    let owner_client = senders[0].messages(&run.pool, 0);
+    let sender_clients: Vec<MessageClient> = senders
+        .iter()
+        .enumerate()
+        .map(|(index, sender)| sender.messages(&run.pool, index))
+        .collect();
+    let messages = messages_per_group(args);
     let spinner = run.progress.spinner(&format!("creating a group of {size}"));
-    let ids: Vec<String> = members.iter().map(|m| m.user_id.clone()).collect();
+    let ids: Vec<String> = members
+        .iter()
+        .chain(&senders[1..])
+        .map(|m| m.user_id.clone())
+        .collect();
     let group = users::group(&owner_client, &ids).await;
     spinner.finish_and_clear();
     let group = group?;
@@ -111,15 +158,17 @@ async fn one_group(
         latency: Mutex::new(Latencies::new()),
         failures: Mutex::new(Failures::default()),
     });
-    let bar = run.progress.bar(args.messages as u64, "sending");
+    let recording = crate::profile::start(
+        run.profile.as_deref(),
+        run.echo.pid(),
+        &format!("fanout G={size}"),
+    )
+    .await?;
+    let bar = run.progress.bar(messages as u64, "sending");
     let started_micros = run.clock.now_micros();
-    let paced = paced(args.rate, args.messages as u64, 1024, &bar, |_| {
-        one_send(
-            owner_client.clone(),
-            group.clone(),
-            run.clock,
-            sends.clone(),
-        )
+    let paced = paced(args.rate, messages as u64, 1024, &bar, |index| {
+        let client = &sender_clients[index as usize % sender_clients.len()];
+        one_send(client.clone(), group.clone(), run.clock, sends.clone())
     })
     .await;
     bar.finish_and_clear();
@@ -130,6 +179,9 @@ async fn one_group(
     let waited = Instant::now();
     live::wait_for(&delivered, expected, Duration::from_secs(10), &bar).await;
     bar.finish_and_clear();
+    if let Some(recording) = recording {
+        recording.stop().await?;
+    }
     let drained_after = paced.elapsed + waited.elapsed();
     let collected = live::stop_all(&stop, collectors).await;
 
@@ -152,9 +204,14 @@ async fn one_group(
         .unwrap_or_default();
     let failures = sends.failures.lock().map(|f| f.clone()).unwrap_or_default();
     let (resumes, endings) = live::stream_troubles(&collected);
+    let sustained = match args.duration {
+        Some(seconds) => format!(" for {seconds} s from {} senders", senders.len()),
+        None => String::new(),
+    };
     let line = format!(
-        "G={size}: {} msgs at {}/s → {deliveries_per_s} deliveries/s | send→deliver {deliver} | \
-         SendMessage p50 {} p99 {} ms | {} of {} delivered, {} lost, {} gaps, {} resumes{}",
+        "G={size}: {} msgs at {}/s{sustained} → {deliveries_per_s} deliveries/s | send→deliver \
+         {deliver} | SendMessage p50 {} p99 {} ms | {} of {} delivered, {} lost, {} gaps, {} \
+         resumes{}",
         acked.total(),
         args.rate,
         send.p50_ms,
@@ -168,8 +225,10 @@ async fn one_group(
     );
     let figures = json!({
         "members": size,
-        "messages": args.messages,
+        "messages": messages,
         "rate": args.rate,
+        "duration_s": args.duration,
+        "senders": senders.len(),
         "client_connections": streams.len(),
         "streams_per_connection": streams.streams_per_connection(),
         "deliveries_per_s": deliveries_per_s,

@@ -90,6 +90,12 @@ async fn measure(args: &LatencyArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
     });
     let total = u64::from(args.rate) * seconds;
     let warmup = u64::from(args.rate) * args.warmup;
+    let recording = crate::profile::start(
+        run.profile.as_deref(),
+        run.echo.pid(),
+        "latency (warm-up included)",
+    )
+    .await?;
     let bar = run.progress.bar(total, "sending");
     let paced = paced(args.rate, total, MAX_IN_FLIGHT, &bar, |issued| {
         let index = (issued % clients.len() as u64) as usize;
@@ -118,6 +124,9 @@ async fn measure(args: &LatencyArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
     .await;
     bar.finish_and_clear();
     let collected = live::stop_all(&stop, vec![collector]).await;
+    if let Some(recording) = recording {
+        recording.stop().await?;
+    }
 
     let mut check = DeliveryCheck::default();
     if let Some(stream) = collected.first() {

@@ -46,6 +46,8 @@ pub struct Run {
     pub progress: Progress,
     /// How reports name the setup.
     pub setup: Setup,
+    /// `--profile`: where `perf record` writes the measured window's profile.
+    pub profile: Option<std::path::PathBuf>,
 }
 
 impl Run {
@@ -81,6 +83,7 @@ impl Run {
             clock: Clock::start(),
             progress,
             setup: spec.setup(),
+            profile: global.profile.clone(),
         };
         let outcome = body(&run).await;
         let stopped = run.echo.stop().await;

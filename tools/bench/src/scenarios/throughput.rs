@@ -89,6 +89,8 @@ async fn measure(args: &ThroughputArgs, run: &Run) -> anyhow::Result<Vec<Report>
     bar.finish_and_clear();
 
     let total = (senders * args.messages) as u64;
+    let recording =
+        crate::profile::start(run.profile.as_deref(), run.echo.pid(), "throughput").await?;
     let sent_bar = run.progress.bar(total, "sending");
     let started_micros = run.clock.now_micros();
     let started = Instant::now();
@@ -120,6 +122,9 @@ async fn measure(args: &ThroughputArgs, run: &Run) -> anyhow::Result<Vec<Report>
     live::wait_for(&delivered, expected, Duration::from_secs(10), &bar).await;
     bar.finish_and_clear();
     let collected = live::stop_all(&stop, collectors).await;
+    if let Some(recording) = recording {
+        recording.stop().await?;
+    }
 
     let mut check = DeliveryCheck::default();
     for (index, stream) in collected.iter().enumerate() {

@@ -19,6 +19,9 @@ use crate::cli::BackendKind;
 /// What `echo` prints on stderr once its ports are bound.
 const UP_LINE: &str = "echo is up: gRPC + grpc-web on ";
 
+/// The child's `public.max_connections`: room for `connections`' 15,000 (default: 10,000).
+const CHILD_MAX_CONNECTIONS: usize = 19_000;
+
 /// The one `ECHO_*` variable of the bench's environment the child inherits.
 const POOL_SIZE: &str = "ECHO_DATABASE_MAX_CONNECTIONS";
 
@@ -128,6 +131,7 @@ impl ChildEcho {
                 otp_webhook,
                 signing_key_pem,
             ))
+            .envs(spec.tuning.env())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::piped())
@@ -186,6 +190,10 @@ fn environment(
         ("ECHO_LOG_FILTER", "warn".to_owned()),
         ("ECHO_AUTH__OTP_SENDER", otp_webhook.to_owned()),
         ("ECHO_AUTH__JWT_SIGNING_KEY", signing_key_pem.to_owned()),
+        // `connections` holds 15,000 connections at once (one idle stream each); the default
+        // cap, 10,000, would close the rest at accept. Below the 20,000 descriptors a process
+        // may hold here, with room for the child's databases and logs.
+        ("ECHO_PUBLIC__MAX_CONNECTIONS", CHILD_MAX_CONNECTIONS.to_string()),
     ];
     if let Some(isolation) = isolation {
         let secret = || {

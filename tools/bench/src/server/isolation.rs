@@ -85,10 +85,22 @@ impl Isolation {
         ]
     }
 
-    /// Drop everything under this name (the child must be gone), saying what on stderr.
+    /// Point an in-process mesh's configuration at the servers under this name (what
+    /// [`Isolation::env`] does for a child).
+    pub fn apply(&self, config: &mut echo_config::Config) {
+        let name = &self.name;
+        config.database_url = Some(self.servers.postgres.clone());
+        config.database_schema_prefix = format!("{name}_");
+        config.bus_url = self.servers.nats.clone();
+        config.bus_subject_prefix = format!("{name}.");
+        config.cache_url = self.servers.redis.clone();
+        config.cache_key_prefix = format!("{name}:");
+    }
+
+    /// Drop everything under this name (its server must be gone), saying what on stderr.
     pub async fn drop_all(self) {
         let dropped = drop_every(&self.servers, Which::This(&self.name)).await;
-        note(&format!("dropped the child's {}: {dropped}", self.name));
+        note(&format!("dropped {}: {dropped}", self.name));
     }
 
     /// [`Isolation::drop_all`] from synchronous code (a `Drop`): on a thread of its own with

@@ -50,6 +50,8 @@ pub struct ServerSpec {
     pub jwt_issuer: Option<String>,
     /// A target's process id.
     pub server_pid: Option<u32>,
+    /// Settings of an Echo the bench starts (`--send-*`); a target keeps its own.
+    pub tuning: crate::tuning::ServerTuning,
 }
 
 impl ServerSpec {
@@ -69,6 +71,7 @@ impl ServerSpec {
             signing_key: global.signing_key.clone(),
             jwt_issuer: global.jwt_issuer.clone(),
             server_pid: global.server_pid,
+            tuning: global.tuning(),
         }
     }
 
@@ -104,9 +107,43 @@ pub struct Echo {
 }
 
 enum Running {
-    InProcess(Box<TestMesh>),
+    InProcess(InProcess),
     Child(Box<child::ChildEcho>),
     Target,
+}
+
+/// An in-process mesh and, on the real backends, the [`Isolation`](isolation::Isolation) its
+/// schemas, streams and keys live under (the `bench_*` names a child gets, so the sweep of
+/// killed benches takes them too). Dropped unstopped (an error, a signal ending the scenario),
+/// it drops the isolation on the way.
+struct InProcess {
+    mesh: Option<Box<TestMesh>>,
+    isolation: Option<isolation::Isolation>,
+}
+
+impl InProcess {
+    /// Shut the mesh down, then drop its isolation whatever the shutdown gave.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        let stopped = match self.mesh.take() {
+            Some(mesh) => mesh.mesh.shutdown().await,
+            None => Ok(()),
+        };
+        if let Some(isolation) = self.isolation.take() {
+            isolation.drop_all().await;
+        }
+        stopped
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        // Without an await there is no shutdown here: the mesh's tasks may still run for a
+        // moment, and their writes into the dropped names fail. The bench is ending.
+        drop(self.mesh.take());
+        if let Some(isolation) = self.isolation.take() {
+            isolation.drop_all_blocking();
+        }
+    }
 }
 
 /// Where the codes of sign-ups arrive.
@@ -119,7 +156,7 @@ impl Echo {
     /// Start (or reach) the Echo of `spec` and wait until it reports SERVING.
     pub async fn start(spec: &ServerSpec) -> anyhow::Result<Self> {
         let echo = match &spec.placement {
-            Placement::InProcess => Self::in_process(spec.backend).await?,
+            Placement::InProcess => Self::in_process(spec.backend, &spec.tuning).await?,
             Placement::Child => Self::child(spec).await?,
             Placement::Target(url) => Self::target(spec, url).await?,
         };
@@ -130,12 +167,26 @@ impl Echo {
         Ok(echo)
     }
 
-    async fn in_process(backend: BackendKind) -> anyhow::Result<Self> {
-        let backend = match backend {
-            BackendKind::Embedded => Backend::Embedded,
-            BackendKind::Real => Backend::Real,
+    async fn in_process(
+        backend: BackendKind,
+        tuning: &crate::tuning::ServerTuning,
+    ) -> anyhow::Result<Self> {
+        let (backend, isolation) = match backend {
+            BackendKind::Embedded => (Backend::Embedded, None),
+            BackendKind::Real => (Backend::Real, Some(isolation::Isolation::create().await?)),
         };
-        let Some(mesh) = TestMesh::start_with(backend, "all", |_| {}).await else {
+        let mesh = TestMesh::start_with(backend, "all", |config| {
+            if let Some(isolation) = &isolation {
+                isolation.apply(config);
+            }
+            tuning.apply(config);
+        })
+        .await;
+        let running = InProcess {
+            mesh: mesh.map(Box::new),
+            isolation,
+        };
+        let Some(mesh) = running.mesh.as_deref() else {
             bail!(
                 "the real backends are not reachable (PostgreSQL 127.0.0.1:5432, NATS :4222, \
                  Redis :6379; `just services` starts them)"
@@ -150,7 +201,7 @@ impl Echo {
             codes: Codes::Captured(mesh.otp.clone()),
             minter: Some(minter),
             pid: Some(std::process::id()),
-            running: Running::InProcess(Box::new(mesh)),
+            running: Running::InProcess(running),
         })
     }
 
@@ -266,10 +317,7 @@ impl Echo {
             webhook.stop().await;
         }
         match self.running {
-            Running::InProcess(mesh) => {
-                mesh.mesh.shutdown().await?;
-                Ok(())
-            }
+            Running::InProcess(running) => running.stop().await,
             Running::Child(child) => child.stop().await,
             Running::Target => Ok(()),
         }
