@@ -107,7 +107,13 @@ where
             shutdown: shutdown.clone(),
             _slot: slot,
         };
-        connections.spawn(connection.run(tcp, remote, tls.clone()));
+        // A task of its own shape per kind: one `run` holding either path kept both the TLS
+        // and the plaintext serve future in every task (rustc did not overlap them), ~7.7 KiB
+        // per connection where a plaintext one needs ~3.3 KiB (issue 19, docs/BENCHMARKS.md).
+        match &tls {
+            Some(acceptor) => connections.spawn(connection.run_tls(tcp, remote, acceptor.clone())),
+            None => connections.spawn(connection.run_plaintext(tcp, remote)),
+        };
     }
     drop(listener);
     connections.close();
@@ -133,6 +139,14 @@ fn connection_builder(limits: &PortLimits) -> auto::Builder<TokioExecutor> {
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+    // Windows, frame size and send buffer stay at hyper's defaults (1 MiB stream and connection
+    // windows, 16 KiB frames, 400 KiB send buffer per stream): none allocates up front — a
+    // window is a credit, the send buffer a cap on what a stream may queue — so an idle
+    // connection costs the same under any of them, while smaller windows would slow a 64 KiB
+    // message body. What an idle connection holds is h2's own, fixed by h2 0.4 and not exposed:
+    // a 16 KiB write buffer, an 8 KiB read buffer, a 4 KiB HPACK buffer and ~4 KiB of stream
+    // and frame slabs, ~32 KiB of the ~37 KiB per connection measured (issue 19,
+    // docs/BENCHMARKS.md).
     builder
 }
 
@@ -146,7 +160,8 @@ struct Connection<S> {
 }
 
 impl<S> Connection<S> {
-    async fn run<B>(self, tcp: TcpStream, remote: SocketAddr, tls: Option<TlsAcceptor>)
+    /// Handshake TLS within `handshake_timeout`, then serve.
+    async fn run_tls<B>(self, tcp: TcpStream, remote: SocketAddr, acceptor: TlsAcceptor)
     where
         S: tower::Service<Request<tonic::body::Body>, Response = Response<B>>
             + Clone
@@ -157,25 +172,35 @@ impl<S> Connection<S> {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<tower::BoxError>,
     {
-        metrics::gauge!(OPEN).increment(1.0);
-        let _ = tcp.set_nodelay(true);
-        let info = TcpConnectInfo {
-            local_addr: tcp.local_addr().ok(),
-            remote_addr: Some(remote),
-        };
+        let info = opened(&tcp, remote);
         let deadline = self.limits.settings.handshake_timeout;
-        match tls {
-            Some(acceptor) => match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => self.serve(stream, info).await,
-                Ok(Err(error)) => refused("tls", remote, &error),
-                Err(_) => refused("handshake_timeout", remote, &"no handshake in time"),
-            },
-            None => match tokio::time::timeout(deadline, tcp.peek(&mut [0; 1])).await {
-                Ok(Ok(n)) if n > 0 => self.serve(tcp, info).await,
-                Ok(Ok(_)) => refused("closed", remote, &"closed before a request"),
-                Ok(Err(error)) => refused("closed", remote, &error),
-                Err(_) => refused("handshake_timeout", remote, &"no request in time"),
-            },
+        match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => self.serve(stream, info).await,
+            Ok(Err(error)) => refused("tls", remote, &error),
+            Err(_) => refused("handshake_timeout", remote, &"no handshake in time"),
+        }
+        metrics::gauge!(OPEN).decrement(1.0);
+    }
+
+    /// Wait for the first byte within `handshake_timeout`, then serve.
+    async fn run_plaintext<B>(self, tcp: TcpStream, remote: SocketAddr)
+    where
+        S: tower::Service<Request<tonic::body::Body>, Response = Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<tower::BoxError>,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<tower::BoxError>,
+    {
+        let info = opened(&tcp, remote);
+        let deadline = self.limits.settings.handshake_timeout;
+        match tokio::time::timeout(deadline, tcp.peek(&mut [0; 1])).await {
+            Ok(Ok(n)) if n > 0 => self.serve(tcp, info).await,
+            Ok(Ok(_)) => refused("closed", remote, &"closed before a request"),
+            Ok(Err(error)) => refused("closed", remote, &error),
+            Err(_) => refused("handshake_timeout", remote, &"no request in time"),
         }
         metrics::gauge!(OPEN).decrement(1.0);
     }
@@ -227,6 +252,16 @@ impl<S> Connection<S> {
                 () = &mut forced => return,
             }
         }
+    }
+}
+
+/// Count an accepted connection as open (the caller counts it closed) and say where it is.
+fn opened(tcp: &TcpStream, remote: SocketAddr) -> TcpConnectInfo {
+    metrics::gauge!(OPEN).increment(1.0);
+    let _ = tcp.set_nodelay(true);
+    TcpConnectInfo {
+        local_addr: tcp.local_addr().ok(),
+        remote_addr: Some(remote),
     }
 }
 
