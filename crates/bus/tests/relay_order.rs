@@ -240,7 +240,11 @@ async fn jetstream_refuses_a_publish_whose_predecessor_is_not_last() {
     let refused = publish("c", Some("b")).await.unwrap_err();
     assert_eq!(refused.kind(), PublishErrorKind::WrongLastMessageId);
     let second = publish("b", Some("a")).await.unwrap();
-    assert_eq!(second.sequence, first.sequence + 1, "the refused publish stored nothing");
+    assert_eq!(
+        second.sequence,
+        first.sequence + 1,
+        "the refused publish stored nothing"
+    );
     // "a" again, expecting nothing, then "b" again expecting "a" though "b" is last: both are
     // duplicates.
     assert!(publish("a", None).await.unwrap().duplicate);

@@ -193,7 +193,10 @@ fn environment(
         // `connections` holds 15,000 connections at once (one idle stream each); the default
         // cap, 10,000, would close the rest at accept. Below the 20,000 descriptors a process
         // may hold here, with room for the child's databases and logs.
-        ("ECHO_PUBLIC__MAX_CONNECTIONS", CHILD_MAX_CONNECTIONS.to_string()),
+        (
+            "ECHO_PUBLIC__MAX_CONNECTIONS",
+            CHILD_MAX_CONNECTIONS.to_string(),
+        ),
     ];
     if let Some(isolation) = isolation {
         let secret = || {
