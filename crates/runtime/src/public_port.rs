@@ -108,8 +108,8 @@ where
             _slot: slot,
         };
         // A task of its own shape per kind: one `run` holding either path kept both the TLS
-        // and the plaintext serve future in every task (rustc did not overlap them), ~7.7 KiB
-        // per connection where a plaintext one needs ~3.3 KiB (issue 19, docs/BENCHMARKS.md).
+        // and the plaintext serve future in every task (rustc did not overlap them): 8 KiB per
+        // connection; split, 2.7 KiB less each (issue 19, docs/BENCHMARKS.md).
         match &tls {
             Some(acceptor) => connections.spawn(connection.run_tls(tcp, remote, acceptor.clone())),
             None => connections.spawn(connection.run_plaintext(tcp, remote)),
