@@ -222,9 +222,15 @@ pub struct SoakArgs {
     /// Fail (exit status) on lost messages, descriptor or task growth, or leftovers.
     #[arg(long)]
     pub check: bool,
-    /// With --check, also fail on memory growth ≥ 5 % or a p99 moving more than ×1.2.
+    /// With --check, also fail on memory growth ≥ 5 % or a p99 moving more than ×1.2
+    /// between segments of `--segment` seconds.
     #[arg(long)]
     pub strict: bool,
+    /// Seconds of each segment whose SendMessage p99 `--strict` compares (the measured time
+    /// is cut into segments of this length; a 5 s window's p99 is its ~10th-slowest call,
+    /// noise rather than drift).
+    #[arg(long, default_value_t = 300)]
+    pub segment: u64,
 }
 
 /// `latency`: a pool of sender accounts (one would hit the per-user send limit) each in a

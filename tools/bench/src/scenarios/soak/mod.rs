@@ -142,6 +142,7 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
     let mut unsampled = Vec::new();
     let sampler = async {
         let mut samples = Vec::new();
+        let mut windows = Vec::new();
         let mut every = tokio::time::interval(Duration::from_secs(args.sample_every.max(1)));
         every.tick().await;
         loop {
@@ -160,13 +161,14 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
                     taken.send_p99_ms = window.summary().p99_ms;
                     taken.sends = window.count();
                     samples.push(taken);
+                    windows.push((at, window));
                 }
                 Err(error) => unsampled.push(format!("at {at:.0} s: {error:#}")),
             }
         }
-        samples
+        (samples, windows)
     };
-    let (paced_run, samples) = tokio::join!(load, sampler);
+    let (paced_run, (samples, windows)) = tokio::join!(load, sampler);
     bar.finish_and_clear();
 
     // Every acknowledged message reaches both members' streams.
@@ -202,6 +204,7 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
         args,
         &before,
         &samples,
+        &windows,
         &after,
         &check,
         &endings,
@@ -225,7 +228,7 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
         "{} s ({} warm-up) at {} sends/s, {} users, streams resumed every {} s on a new \
          connection: RSS {} → {} MiB ({:+.1} %), fds {} → {} (after the load {} vs {} before), \
          tasks {} → {} (after {} vs {}), buffered items at the end {}, SendMessage p99 per {} s \
-         window {:.1}–{:.1} ms (×{:.2}) | {} sends, {} reads, {} heartbeats, {} churns, {} \
+         window {:.1}–{:.1} ms (×{:.2}), per {} s segment {} ms (×{:.2}) | {} sends, {} reads, {} heartbeats, {} churns, {} \
          delivered, {} lost, {} gaps{}{} | {}",
         seconds,
         args.warmup,
@@ -248,6 +251,14 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
         verdict.p99_min_ms,
         verdict.p99_max_ms,
         verdict.p99_spread,
+        args.segment,
+        verdict
+            .segment_p99s_ms
+            .iter()
+            .map(|p| format!("{p:.1}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        verdict.segment_spread,
         shared.sends.load(Ordering::Relaxed),
         shared.reads.load(Ordering::Relaxed),
         shared.heartbeats.load(Ordering::Relaxed),
@@ -281,6 +292,9 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
         "p99_min_ms": verdict.p99_min_ms,
         "p99_max_ms": verdict.p99_max_ms,
         "p99_spread": verdict.p99_spread,
+        "segment_s": args.segment,
+        "segment_p99s_ms": verdict.segment_p99s_ms,
+        "segment_spread": verdict.segment_spread,
         "delivery": check,
         "delivery_clean": check.is_clean(),
         "churns": churns,

@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use crate::check::DeliveryCheck;
 use crate::cli::SoakArgs;
 use crate::report::round1;
+use crate::stats::Latencies;
 
 /// Descriptors a sample may show above the base under load: a churning stream's new
 /// connection may be open before its old one is closed (plus one per two users).
@@ -36,7 +37,45 @@ pub(super) struct Verdict {
     pub(super) p99_min_ms: f64,
     pub(super) p99_max_ms: f64,
     pub(super) p99_spread: f64,
+    /// SendMessage p99 of each `--segment` of the measured time, ms.
+    pub(super) segment_p99s_ms: Vec<f64>,
+    /// Slowest segment p99 over the fastest: what `--strict` judges.
+    pub(super) segment_spread: f64,
     pub(super) problems: Vec<String>,
+}
+
+/// The SendMessage p99 of each segment of `segment` seconds after the warm-up, from the
+/// windows' latencies merged (a final segment shorter than half the others joins the one
+/// before it).
+fn segment_p99s(args: &SoakArgs, windows: &[(f64, Latencies)]) -> Vec<f64> {
+    let segment = args.segment.max(1) as f64;
+    let count = ((args.duration as f64 / segment).round() as usize).max(1);
+    let mut merged: Vec<Latencies> = (0..count).map(|_| Latencies::new()).collect();
+    for (at_s, window) in windows {
+        // A window that ends at `at_s` was taken over the `--sample-every` before it.
+        let since = at_s - args.warmup as f64 - args.sample_every as f64;
+        if since < 0.0 {
+            continue;
+        }
+        let index = ((since / segment) as usize).min(count - 1);
+        merged[index].merge(window);
+    }
+    merged
+        .iter()
+        .filter(|m| m.count() > 0)
+        .map(|m| m.summary().p99_ms)
+        .collect()
+}
+
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(0.0, f64::max);
+    let spread = if values.is_empty() || min <= 0.0 {
+        1.0
+    } else {
+        max / min
+    };
+    (if min.is_finite() { min } else { 0.0 }, max, spread)
 }
 
 impl Verdict {
@@ -44,6 +83,7 @@ impl Verdict {
         args: &SoakArgs,
         before: &Sample,
         samples: &[Sample],
+        windows: &[(f64, Latencies)],
         after: &Sample,
         check: &DeliveryCheck,
         endings: &[String],
@@ -67,13 +107,9 @@ impl Verdict {
             .filter(|s| s.sends > 0)
             .map(|s| s.send_p99_ms)
             .collect();
-        let p99_min_ms = p99s.iter().copied().fold(f64::INFINITY, f64::min);
-        let p99_max_ms = p99s.iter().copied().fold(0.0, f64::max);
-        let p99_spread = if p99s.is_empty() || p99_min_ms <= 0.0 {
-            1.0
-        } else {
-            p99_max_ms / p99_min_ms
-        };
+        let (p99_min_ms, p99_max_ms, p99_spread) = spread(&p99s);
+        let segment_p99s_ms = segment_p99s(args, windows);
+        let (_, _, segment_spread) = spread(&segment_p99s_ms);
 
         let mut problems = Vec::new();
         if steady.len() < 2 {
@@ -126,9 +162,10 @@ impl Verdict {
                     "resident memory grew {rss_growth_pct:.1} % after the warm-up"
                 ));
             }
-            if p99_spread > 1.2 {
+            if segment_spread > 1.2 {
                 problems.push(format!(
-                    "SendMessage p99 moved ×{p99_spread:.2} between windows"
+                    "SendMessage p99 moved ×{segment_spread:.2} between {} s segments",
+                    args.segment
                 ));
             }
         }
@@ -137,13 +174,11 @@ impl Verdict {
             peak_fds,
             peak_tasks,
             rss_growth_pct,
-            p99_min_ms: if p99_min_ms.is_finite() {
-                p99_min_ms
-            } else {
-                0.0
-            },
+            p99_min_ms,
             p99_max_ms,
             p99_spread,
+            segment_p99s_ms,
+            segment_spread,
             problems,
         }
     }
@@ -199,6 +234,8 @@ fn gauge(exposition: &str, name: &str) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -209,5 +246,67 @@ mod tests {
         assert_eq!(gauge(text, "echo_runtime_alive_tasks"), 42);
         assert_eq!(gauge(text, "echo_live_buffered_items"), 7);
         assert_eq!(gauge(text, "echo_missing"), 0);
+    }
+
+    fn args(duration: u64, segment: u64) -> SoakArgs {
+        SoakArgs {
+            duration,
+            warmup: 10,
+            rate: 200,
+            sample_every: 5,
+            churn_every: 5,
+            check: true,
+            strict: true,
+            segment,
+        }
+    }
+
+    fn window(ms: u64, calls: u32) -> Latencies {
+        let mut latencies = Latencies::new();
+        for _ in 0..calls {
+            latencies.record(Duration::from_millis(ms));
+        }
+        latencies
+    }
+
+    /// Windows every 5 s after a 10 s warm-up, the first half at `early` ms, the rest at `late`.
+    fn windows(duration: u64, early: u64, late: u64) -> Vec<(f64, Latencies)> {
+        (1..=((10 + duration) / 5))
+            .map(|n| {
+                let at = (n * 5) as f64;
+                let ms = if at <= 10.0 + duration as f64 / 2.0 {
+                    early
+                } else {
+                    late
+                };
+                (at, window(ms, 100))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_slow_window_is_noise_but_a_slower_half_is_drift() {
+        let args = args(600, 300);
+        let mut steady = windows(600, 10, 10);
+        // One window 30× slower: its segment's p99 (1 % of 6,000 calls = 60) stays at 10 ms.
+        steady[20] = (steady[20].0, window(300, 50));
+        let p99s = segment_p99s(&args, &steady);
+        assert_eq!(p99s.len(), 2);
+        assert!(spread(&p99s).2 < 1.2, "{p99s:?}");
+
+        let drifting = windows(600, 10, 15);
+        let p99s = segment_p99s(&args, &drifting);
+        assert_eq!(p99s.len(), 2);
+        assert!(spread(&p99s).2 > 1.4, "{p99s:?}");
+    }
+
+    #[test]
+    fn warm_up_windows_are_left_out() {
+        let args = args(600, 300);
+        let mut all = windows(600, 10, 10);
+        all[0] = (5.0, window(500, 100));
+        all[1] = (10.0, window(500, 100));
+        let p99s = segment_p99s(&args, &all);
+        assert!(spread(&p99s).2 < 1.2, "{p99s:?}");
     }
 }
