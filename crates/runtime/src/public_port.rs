@@ -159,19 +159,16 @@ struct Connection<S> {
     _slot: OwnedSemaphorePermit,
 }
 
-impl<S> Connection<S> {
+impl<S, B> Connection<S>
+where
+    S: tower::Service<Request<tonic::body::Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<tower::BoxError>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<tower::BoxError>,
+{
     /// Handshake TLS within `handshake_timeout`, then serve.
-    async fn run_tls<B>(self, tcp: TcpStream, remote: SocketAddr, acceptor: TlsAcceptor)
-    where
-        S: tower::Service<Request<tonic::body::Body>, Response = Response<B>>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<tower::BoxError>,
-        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<tower::BoxError>,
-    {
+    async fn run_tls(self, tcp: TcpStream, remote: SocketAddr, acceptor: TlsAcceptor) {
         let info = opened(&tcp, remote);
         let deadline = self.limits.settings.handshake_timeout;
         match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
@@ -183,17 +180,7 @@ impl<S> Connection<S> {
     }
 
     /// Wait for the first byte within `handshake_timeout`, then serve.
-    async fn run_plaintext<B>(self, tcp: TcpStream, remote: SocketAddr)
-    where
-        S: tower::Service<Request<tonic::body::Body>, Response = Response<B>>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<tower::BoxError>,
-        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<tower::BoxError>,
-    {
+    async fn run_plaintext(self, tcp: TcpStream, remote: SocketAddr) {
         let info = opened(&tcp, remote);
         let deadline = self.limits.settings.handshake_timeout;
         match tokio::time::timeout(deadline, tcp.peek(&mut [0; 1])).await {
@@ -206,17 +193,9 @@ impl<S> Connection<S> {
     }
 
     /// Serve HTTP on `io` until the peer leaves, it idles, or shutdown.
-    async fn serve<IO, B>(self, io: IO, info: TcpConnectInfo)
+    async fn serve<IO>(self, io: IO, info: TcpConnectInfo)
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: tower::Service<Request<tonic::body::Body>, Response = Response<B>>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<tower::BoxError>,
-        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<tower::BoxError>,
     {
         let calls = Calls::new();
         let service = ConnectionService::new(self.service, info, calls.clone());
