@@ -202,10 +202,12 @@ async fn measure(args: &SoakArgs, run: &Run) -> anyhow::Result<Vec<Report>> {
 
     let mut verdict = Verdict::of(
         args,
-        &before,
-        &samples,
-        &windows,
-        &after,
+        watch::Seen {
+            before: &before,
+            samples: &samples,
+            windows: &windows,
+            after: &after,
+        },
         &check,
         &endings,
         users.len(),

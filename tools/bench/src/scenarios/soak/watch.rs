@@ -78,17 +78,29 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
     (if min.is_finite() { min } else { 0.0 }, max, spread)
 }
 
+/// What the sampler saw: before the load, each sample under it with the SendMessage latencies
+/// of its window, and after it.
+pub(super) struct Seen<'a> {
+    pub(super) before: &'a Sample,
+    pub(super) samples: &'a [Sample],
+    pub(super) windows: &'a [(f64, Latencies)],
+    pub(super) after: &'a Sample,
+}
+
 impl Verdict {
     pub(super) fn of(
         args: &SoakArgs,
-        before: &Sample,
-        samples: &[Sample],
-        windows: &[(f64, Latencies)],
-        after: &Sample,
+        seen: Seen<'_>,
         check: &DeliveryCheck,
         endings: &[String],
         users: usize,
     ) -> Self {
+        let Seen {
+            before,
+            samples,
+            windows,
+            after,
+        } = seen;
         let steady: Vec<&Sample> = samples
             .iter()
             .filter(|s| s.at_s >= args.warmup as f64)
