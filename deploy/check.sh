@@ -60,6 +60,8 @@ CONFIG_KEYS = [
         "receipt_max_members", "streams_alive_every",
     )
 ] + [f"send__{k}" for k in ("queue", "max_batch", "committers", "commit_timeout")] + [
+    "retention__batch_size", "retention__sweep_interval", "admin__operator_tokens_file",
+] + [
     f"edge__{k}" for k in (
         "resolve_every", "down_for", "ip_calls_per_second", "ip_burst",
         "user_calls_per_second", "user_burst", "user_streams",

@@ -160,6 +160,8 @@ impl Mesh {
         let mut databases = Vec::new();
         let mut consumers = Vec::new();
         let mut presence = None;
+        // The operators' API, on the admin port of the process that runs auth (docs/admin.md).
+        let mut admin_routes = None;
         let tasks = TaskTracker::new();
         for target in config.target.iter() {
             let mut outbox = None;
@@ -194,6 +196,7 @@ impl Mesh {
                 &mut services,
                 &mut internal,
                 &mut consumers,
+                &mut admin_routes,
                 target,
                 outbox,
                 &parts,
@@ -241,9 +244,10 @@ impl Mesh {
             }
             None => None,
         };
-        let admin = tokio::spawn(echo_runtime::admin::serve(
+        let admin = tokio::spawn(echo_runtime::admin::serve_with(
             admin_listener,
             readiness.watch(),
+            admin_routes,
             shutdown.clone(),
         ));
         tracing::info!(
@@ -358,11 +362,13 @@ impl Consumer {
 /// Add `target`'s server, behind the authentication layer (every service verifies tokens
 /// itself; the edge's check in split mode is in addition, not instead), and its internal
 /// contract to the internal port's services, behind the service credential; collect the
-/// event consumers it runs. Returns the presence instance when `target` is presence.
+/// event consumers it runs; auth adds the operators' AdminService to `admin` (the admin port's
+/// gRPC routes). Returns the presence instance when `target` is presence.
 async fn add_service(
     services: &mut Services,
     internal: &mut Services,
     consumers: &mut Vec<Consumer>,
+    admin: &mut Option<tonic::service::Routes>,
     target: Target,
     outbox: Option<Outbox>,
     parts: &Parts<'_>,
@@ -374,6 +380,9 @@ async fn add_service(
             let outbox = outbox.context("auth keeps data")?;
             let auth = echo_auth::Auth::start(auth_deps(outbox, parts)?)?;
             services.add(authn.layer(auth.service(limit)));
+            let operators = operators(parts.config)?;
+            let admin_api = auth.admin(operators).service(limit);
+            *admin = Some(echo_runtime::admin::grpc_routes(admin_api));
         }
         Target::User => {
             let outbox = outbox.context("user keeps data")?;
@@ -395,6 +404,7 @@ async fn add_service(
                 revocations: Some(parts.identity.revocations.clone()),
                 live: parts.config.live.clone(),
                 send: parts.config.send.clone(),
+                retention: parts.config.retention.clone(),
             };
             let message = echo_message::Message::start(deps, parts.shutdown.clone())
                 .await
@@ -481,6 +491,27 @@ fn notification_upstream(
         presence.as_deref(),
         tokens,
     )?)
+}
+
+/// The operator credentials of `admin.operator_tokens_file` (none without one: every admin call
+/// is then UNAUTHENTICATED). A malformed file refuses the start; `Config::check` has already
+/// refused, in production, an empty one and the published development token.
+fn operators(config: &Config) -> anyhow::Result<echo_auth::admin::Operators> {
+    let tokens = config
+        .admin
+        .operator_tokens(false)
+        .map_err(anyhow::Error::msg)?;
+    if config.admin.operator_tokens_file.is_none() {
+        tracing::info!("no admin.operator_tokens_file: the admin API refuses every call");
+    }
+    let operators = tokens
+        .into_iter()
+        .map(|token| echo_auth::admin::Operator {
+            name: token.name,
+            sha256: token.sha256,
+        })
+        .collect();
+    Ok(echo_auth::admin::Operators::new(operators))
 }
 
 fn auth_deps(outbox: Outbox, parts: &Parts<'_>) -> anyhow::Result<echo_auth::AuthDeps> {

@@ -23,7 +23,14 @@
 //!   Bob, whom Ada made an ADMIN; `owner`: Ada herself;
 //! - `internal_none`, `internal_user`, `internal_service`: the internal listener with no
 //!   credential, with a user's access token, and with a service token (internal services only:
-//!   `-` elsewhere).
+//!   `-` elsewhere);
+//! - `operator`: the public port with the operator credential (docs/admin.md), which is no
+//!   user token: the admin API is not served there and nothing else takes it;
+//! - `admin_none`, `admin_user`, `admin_service`, `admin_operator`: the admin port (where
+//!   `echo.admin.v1.AdminService` is served) with no credential, a user's access token, a
+//!   service token and the operator credential (the admin API only: `-` elsewhere). The
+//!   requests carry no `reason`, so the operator's mutating calls stop at INVALID_ARGUMENT
+//!   and nothing of Ada's is suspended mid-table.
 //!
 //! A streaming RPC's cell is the call's status, or `OK` when the stream opened (an item came,
 //! or none within a second). To see the whole observed table after a change, run the test: a
@@ -43,7 +50,7 @@ use echo_testkit::{Backend, PASSWORD, SignedIn, TestMesh};
 
 const TABLE: &str = include_str!("authorization_matrix.txt");
 
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 19] = [
     "none",
     "tampered",
     "expired",
@@ -58,6 +65,11 @@ const COLUMNS: [&str; 14] = [
     "internal_none",
     "internal_user",
     "internal_service",
+    "operator",
+    "admin_none",
+    "admin_user",
+    "admin_service",
+    "admin_operator",
 ];
 
 /// The callers of the columns.
@@ -121,6 +133,7 @@ async fn observe(backend: Backend) -> Option<(BTreeMap<String, Vec<String>>, Vec
     let targets = targets(&mesh, &ada, &bob, &member, &removed).await;
     let callers = callers(&mesh, &ada, member, removed).await;
     let (public, internal) = (mesh.channel(), mesh.internal_channel());
+    let admin_port = mesh.admin_channel();
     let mut table = BTreeMap::new();
     let mut leaks = Vec::new();
     let mut compared = 0;
@@ -174,6 +187,20 @@ async fn observe(backend: Backend) -> Option<(BTreeMap<String, Vec<String>>, Vec
             }
         } else {
             cells.extend(["-".to_owned(), "-".to_owned(), "-".to_owned()]);
+        }
+        let operator = Some(echo_testkit::OPERATOR_TOKEN);
+        cells.push(call(public.clone(), operator, rpc, body()).await.cell());
+        if rpc.name.starts_with("echo.admin.") {
+            for token in [
+                None,
+                Some(callers.stranger.tokens.access_token.as_str()),
+                Some(callers.service.as_str()),
+                operator,
+            ] {
+                cells.push(call(admin_port.clone(), token, rpc, body()).await.cell());
+            }
+        } else {
+            cells.extend(["-", "-", "-", "-"].map(str::to_owned));
         }
         table.insert(rpc.name.clone(), cells);
     }

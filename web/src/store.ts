@@ -261,6 +261,18 @@ export class Store {
         }
         break;
       }
+      case "messagesExpired": {
+        // Disappearing messages and retention (docs/lifecycle.md): erased like a delete
+        // for everyone, so they show as the same tombstone.
+        for (const { messageId } of kind.value.messages) {
+          const message = chat.messages.get(messageId);
+          if (message) {
+            message.state = MessageState.DELETED_FOR_EVERYONE;
+            message.content = undefined;
+          }
+        }
+        break;
+      }
       case "reactionAdded":
       case "reactionRemoved": {
         const message = chat.messages.get(kind.value.messageId);

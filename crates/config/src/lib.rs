@@ -7,6 +7,7 @@
 //! sections (`auth`, `live`, `notification`, and so on) have their own modules. Split, a new secret
 //! could be added to the struct in one file and left unredacted in another.
 
+mod admin;
 mod auth;
 mod cli;
 mod edge;
@@ -15,6 +16,7 @@ mod notification;
 mod presence;
 mod proxies;
 mod public_port;
+mod retention;
 mod sending;
 mod target;
 
@@ -26,6 +28,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use admin::{AdminSettings, DEVELOPMENT_OPERATOR_TOKEN_SHA256, OperatorToken};
 pub use auth::AuthSettings;
 pub use cli::{Cli, Command};
 pub use edge::EdgeSettings;
@@ -33,6 +36,7 @@ pub use live::LiveSettings;
 pub use notification::NotificationSettings;
 pub use presence::PresenceSettings;
 pub use public_port::{MIN_HEADER_BYTES, PublicPortSettings};
+pub use retention::{MAX_SWEEP_BATCH, MaxAge, RetentionSettings};
 pub use sending::SendSettings;
 pub use target::{Target, Targets};
 
@@ -121,11 +125,15 @@ pub struct Config {
     pub notification: NotificationSettings,
     /// Group commit of SendMessage: queue bound and batch size.
     pub send: SendSettings,
+    /// Retention of messages per kind of conversation, and the expiry sweep (docs/lifecycle.md).
+    pub retention: RetentionSettings,
     /// The public port's defences: TLS (certificate reloaded on change), connection and
     /// stream caps, header size, handshake, idle and request timeouts.
     pub public: PublicPortSettings,
     /// The edge in split mode: upstream resolution, balancing, limits on forwarded calls.
     pub edge: EdgeSettings,
+    /// The admin API on the admin port: operator credentials (docs/admin.md).
+    pub admin: AdminSettings,
 }
 
 /// Secrets shorter than this refuse to start in production.
@@ -223,8 +231,10 @@ impl Default for Config {
             presence: PresenceSettings::default(),
             notification: NotificationSettings::default(),
             send: SendSettings::default(),
+            retention: RetentionSettings::default(),
             public: PublicPortSettings::default(),
             edge: EdgeSettings::default(),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -372,6 +382,9 @@ impl Config {
     fn check_production_secrets(&self) -> Result<(), ConfigError> {
         let auth_upstream = self.upstreams.auth.as_deref();
         if let Some(problem) = self.auth.production_problem(&self.target, auth_upstream) {
+            return refuse(&problem);
+        }
+        if let Some(problem) = self.admin.production_problem(&self.target) {
             return refuse(&problem);
         }
         // The services that serve or call internal contracts authenticate those calls with it.

@@ -1,5 +1,7 @@
 //! The admin port: `/metrics` (Prometheus), `/healthz` (the process is up), `/readyz` (the
-//! databases answer). Kept off the public port so metrics never leak to clients.
+//! databases answer), and in the process that runs auth the operators' gRPC API
+//! (`echo.admin.v1.AdminService`, docs/admin.md) with its own reflection. Kept off the public
+//! port so metrics and operator calls never reach clients.
 
 use std::sync::OnceLock;
 
@@ -11,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 /// Bucket bounds of `echo_rpc_response_seconds`: 1 ms to 10 s, so latency quantiles can be
 /// computed over many pods (`histogram_quantile` over summed buckets), which a summary's
@@ -63,6 +66,48 @@ pub async fn serve(
     ready: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_with(listener, ready, None, shutdown).await
+}
+
+/// gRPC routes for the admin port: `service` (the AdminService server) with reflection (v1 and
+/// v1alpha, for grpcurl) listing it alone. Requests are answered over HTTP/2 (h2c) beside the
+/// HTTP/1 endpoints.
+pub fn grpc_routes<S>(service: S) -> Routes
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Error = std::convert::Infallible,
+            Response = http::Response<tonic::body::Body>,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let builder = |reflection: &str| {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(echo_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(S::NAME)
+            .with_service_name(reflection)
+    };
+    let v1 = builder("grpc.reflection.v1.ServerReflection")
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let v1alpha = builder("grpc.reflection.v1alpha.ServerReflection")
+        .build_v1alpha()
+        .expect("the embedded descriptor sets are valid");
+    Routes::new(service).add_service(v1).add_service(v1alpha)
+}
+
+/// [`serve`], with `grpc` routes (from [`grpc_routes`]) beside the HTTP endpoints.
+pub async fn serve_with(
+    listener: TcpListener,
+    ready: watch::Receiver<bool>,
+    grpc: Option<Routes>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let state = AdminState {
         metrics: prometheus(),
         ready,
@@ -92,6 +137,10 @@ pub async fn serve(
             }),
         )
         .with_state(state);
+    let app = match grpc {
+        Some(routes) => routes.into_axum_router().merge(app),
+        None => app,
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -61,6 +61,30 @@ impl TestMesh {
         InterceptedService::new(self.internal_channel(), Bearer(value))
     }
 
+    /// A lazily connecting channel to the admin port (the operators' AdminService).
+    pub fn admin_channel(&self) -> Channel {
+        Endpoint::from_shared(self.admin_url())
+            .expect("valid endpoint")
+            .connect_lazy()
+    }
+
+    /// An AdminService client whose calls carry `token` (the test operator's
+    /// [`OPERATOR_TOKEN`](crate::OPERATOR_TOKEN), or anything a test wants refused).
+    pub fn admin_with(
+        &self,
+        token: &str,
+    ) -> echo::admin::v1::admin_service_client::AdminServiceClient<Authed> {
+        echo::admin::v1::admin_service_client::AdminServiceClient::new(authed_on(
+            &self.admin_channel(),
+            token,
+        ))
+    }
+
+    /// An AdminService client acting as the test operator.
+    pub fn admin(&self) -> echo::admin::v1::admin_service_client::AdminServiceClient<Authed> {
+        self.admin_with(crate::OPERATOR_TOKEN)
+    }
+
     /// A channel whose calls carry `access_token`.
     pub fn authed(&self, access_token: &str) -> Authed {
         authed_on(&self.channel(), access_token)

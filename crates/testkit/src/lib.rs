@@ -24,6 +24,13 @@ pub use echo_auth::{CapturingOtpSender, OtpPurpose};
 pub use echo_testenv as env;
 pub use users::{PASSWORD, SignedIn, phone_number, test_device};
 
+/// The operator token every test mesh accepts on its admin API (docs/admin.md): published, so
+/// production refuses it (`echo_config::DEVELOPMENT_OPERATOR_TOKEN_SHA256` is its SHA-256).
+pub const OPERATOR_TOKEN: &str =
+    "ZWNoby1kZXZlbG9wbWVudC1vcGVyYXRvci10b2tlbi1ub3QtZm9yLXByb2R1Y3Rpb24";
+/// The name the test operator token is listed under (and written to the audit log as).
+pub const OPERATOR_NAME: &str = "test-operator";
+
 /// Which backends a test mesh runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -70,6 +77,14 @@ pub fn test_config(backend: Backend, targets: &str) -> Option<(Config, tempfile:
         log_format: echo_config::LogFormat::Text,
         ..Config::default()
     };
+    // Every test mesh lets the test operator into its admin API.
+    let operators = data_dir.path().join("operators");
+    let line = format!(
+        "{OPERATOR_NAME} {}\n",
+        echo_config::DEVELOPMENT_OPERATOR_TOKEN_SHA256
+    );
+    std::fs::write(&operators, line).expect("write the operator token file");
+    config.admin.operator_tokens_file = Some(operators);
     if backend == Backend::Real {
         let isolation = unique_name("t");
         config.database_url = Some(url(Server::Postgres)?);

@@ -441,6 +441,8 @@ impl Accounts {
 }
 
 mod codes;
+mod operators;
 mod sessions;
 
+pub use operators::AccountKey;
 pub use sessions::SignedIn;

@@ -45,6 +45,12 @@ pub enum AuthError {
     /// A rotated refresh token was used again after the grace: the session is revoked.
     #[error("refresh token reused")]
     RefreshTokenReused,
+    /// An operator suspended the account: it cannot sign in.
+    #[error("account suspended")]
+    AccountSuspended,
+    /// No account has this id or phone (operators' lookups and actions).
+    #[error("user not found")]
+    UserNotFound,
     /// No such session of the caller.
     #[error("session not found")]
     SessionNotFound,
@@ -132,6 +138,12 @@ impl From<AuthError> for Failure {
                 "this refresh token was already used; the session was ended for safety",
             ),
             SessionNotFound => reason(Code::NotFound, "SESSION_NOT_FOUND", "no such session"),
+            AccountSuspended => reason(
+                Code::PermissionDenied,
+                "ACCOUNT_SUSPENDED",
+                "this account is suspended",
+            ),
+            UserNotFound => reason(Code::NotFound, "USER_NOT_FOUND", "no such account"),
             Database(cause) if cause.is_unavailable() => {
                 Failure::dependency_unavailable("auth", &cause.to_string())
             }

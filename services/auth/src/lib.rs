@@ -6,6 +6,7 @@
 //! secrets handling; `store` the storage seam with its PostgreSQL and SQLite implementations.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod domain;
 pub mod error;
@@ -64,6 +65,7 @@ pub struct AuthDeps {
 #[derive(Clone)]
 pub struct Auth {
     api: AuthApi,
+    accounts: Arc<accounts::Accounts>,
 }
 
 impl Auth {
@@ -91,13 +93,21 @@ impl Auth {
         let accounts = Arc::new(accounts);
         accounts.announce_revocations_after_cache_returns();
         Ok(Self {
-            api: AuthApi::new(accounts, deps.trusted_proxies),
+            api: AuthApi::new(accounts.clone(), deps.trusted_proxies),
+            accounts,
         })
     }
 
     /// The AuthService server, refusing request messages over `max_request_bytes`.
     pub fn service(&self, max_request_bytes: usize) -> AuthServiceServer<AuthApi> {
         AuthServiceServer::new(self.api.clone()).max_decoding_message_size(max_request_bytes)
+    }
+
+    /// The AdminService handlers over these accounts, letting `operators` in (docs/admin.md);
+    /// served on the admin port, never the public one.
+    pub fn admin(&self, operators: admin::Operators) -> admin::AdminApi {
+        let store = self.accounts.store.clone();
+        admin::AdminApi::new(self.accounts.clone(), store, operators)
     }
 }
 

@@ -73,5 +73,6 @@ pub fn message(message: &Message) -> pb::Message {
         reply_count: message.reply_count,
         reactions: Vec::new(),
         pinned: false,
+        expires_at: message.expires_at.map(timestamp),
     }
 }

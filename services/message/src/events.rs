@@ -34,13 +34,34 @@ pub fn conversation_event(
     actor: Actor,
     kind: pb::conversation_event::Kind,
 ) -> Event {
+    recorded_conversation_event(conversation_id, seq, at, Some(actor), kind)
+}
+
+/// The event for conversation change number `seq` that the server caused (expiry, retention):
+/// its actor fields are empty.
+pub fn server_conversation_event(
+    conversation_id: ConversationId,
+    seq: i64,
+    at: DateTime<Utc>,
+    kind: pb::conversation_event::Kind,
+) -> Event {
+    recorded_conversation_event(conversation_id, seq, at, None, kind)
+}
+
+fn recorded_conversation_event(
+    conversation_id: ConversationId,
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: Option<Actor>,
+    kind: pb::conversation_event::Kind,
+) -> Event {
     let id = Uuid::now_v7();
     let event = pb::ConversationEvent {
         conversation_id: conversation_id.to_string(),
         seq,
         occurred_at: Some(timestamp(at)),
-        actor_user_id: actor.user_id.to_string(),
-        actor_device_id: actor.device_id.to_string(),
+        actor_user_id: actor.map(|a| a.user_id.to_string()).unwrap_or_default(),
+        actor_device_id: actor.map(|a| a.device_id.to_string()).unwrap_or_default(),
         kind: Some(kind),
     };
     let recorded = ConversationEventRecorded {
@@ -105,6 +126,15 @@ pub fn conversation_snapshot(conversation: &Conversation) -> pb::Conversation {
         last_message: None,
         peer_user_id: String::new(),
         my_state: None,
+        message_ttl: conversation.message_ttl.map(ttl_duration),
+    }
+}
+
+/// A conversation's message ttl on the wire.
+pub fn ttl_duration(ttl: chrono::TimeDelta) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: ttl.num_seconds(),
+        nanos: 0,
     }
 }
 

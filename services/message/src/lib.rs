@@ -60,6 +60,8 @@ pub struct MessageDeps {
     pub live: echo_config::LiveSettings,
     /// Group commit of SendMessage.
     pub send: echo_config::SendSettings,
+    /// Operator retention and the expiry sweep (disappearing messages).
+    pub retention: echo_config::RetentionSettings,
 }
 
 /// A running MessageService instance: its live delivery (hub reader, ephemeral listener)
@@ -68,6 +70,7 @@ pub struct MessageDeps {
 pub struct Message {
     conversations: Arc<conversations::Conversations>,
     store: Arc<store::MessageStore>,
+    sweep: messages::expiry::SweepSettings,
 }
 
 impl Message {
@@ -78,6 +81,8 @@ impl Message {
         shutdown: CancellationToken,
     ) -> Result<Self, live::LiveError> {
         let store = store::for_database(deps.outbox.database(), deps.outbox.clone());
+        let sweep = messages::expiry::SweepSettings::from_config(&deps.retention);
+        messages::expiry::start(store.clone(), sweep, shutdown.clone());
         let live = live::Live::start(
             live::LiveDeps {
                 store: store.clone(),
@@ -99,7 +104,19 @@ impl Message {
         Ok(Self {
             conversations: Arc::new(conversations),
             store,
+            sweep,
         })
+    }
+
+    /// Runs one expiry sweep now, as if the clock read `now` (the background sweep runs one
+    /// every `retention.sweep_interval` with the real clock): every message whose
+    /// `expires_at` or retention has passed at `now` is erased, in batches of
+    /// `retention.batch_size`. For tests and operators' tools.
+    pub async fn sweep(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<messages::expiry::SweepReport, error::MessageError> {
+        messages::expiry::sweep(&self.store, &self.sweep, now, &CancellationToken::new()).await
     }
 
     /// The MessageService server, refusing request messages over `max_request_bytes`.

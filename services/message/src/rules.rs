@@ -40,6 +40,29 @@ pub const MESSAGE_PAGE: PageSize = PageSize {
     max: 200,
 };
 
+/// Checks a conversation's message ttl: unset or zero turns it off; otherwise whole seconds
+/// from [`MIN_MESSAGE_TTL`] to [`MAX_MESSAGE_TTL`].
+///
+/// [`MIN_MESSAGE_TTL`]: crate::conversations::store_update::MIN_MESSAGE_TTL
+/// [`MAX_MESSAGE_TTL`]: crate::conversations::store_update::MAX_MESSAGE_TTL
+pub fn message_ttl(
+    check: &mut Check,
+    field: &str,
+    input: Option<&prost_types::Duration>,
+) -> Option<chrono::TimeDelta> {
+    use crate::conversations::store_update::{MAX_MESSAGE_TTL, MIN_MESSAGE_TTL};
+    let ttl = input.filter(|d| d.seconds != 0 || d.nanos != 0)?;
+    let (min, max) = (MIN_MESSAGE_TTL.num_seconds(), MAX_MESSAGE_TTL.num_seconds());
+    if ttl.nanos != 0 || ttl.seconds < min || ttl.seconds > max {
+        check.push(
+            field,
+            format!("must be whole seconds from {min} (1 hour) to {max} (90 days), or unset"),
+        );
+        return None;
+    }
+    Some(chrono::TimeDelta::seconds(ttl.seconds))
+}
+
 /// Checks an idempotency key: 1-64 printable ASCII characters.
 pub fn client_key(check: &mut Check, field: &str, input: &str) -> String {
     if input.is_empty() {

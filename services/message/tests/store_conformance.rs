@@ -38,6 +38,8 @@ mod concurrency;
 mod creation;
 #[path = "store_conformance/edits.rs"]
 mod edits;
+#[path = "store_conformance/lifecycle.rs"]
+mod lifecycle;
 #[path = "store_conformance/live.rs"]
 mod live;
 #[path = "store_conformance/members.rs"]

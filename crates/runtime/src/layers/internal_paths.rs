@@ -22,6 +22,9 @@ use tower::{Layer, Service};
 
 use crate::Failure;
 
+/// The package of the operators' API, which only the admin port serves and reflects.
+const OPERATOR_PACKAGE: &str = "echo.admin.";
+
 /// The suffix that marks a gRPC service as internal.
 const INTERNAL_SUFFIX: &str = "InternalService";
 
@@ -104,7 +107,11 @@ fn public_api_of(encoded: &[u8]) -> PublicApi {
     let internal_files: HashSet<String> = set
         .file
         .iter()
-        .filter(|file| file.service.iter().any(|s| is_internal_service(s.name())))
+        // The operators' API (served on the admin port only, docs/admin.md) is left out too.
+        .filter(|file| {
+            file.service.iter().any(|s| is_internal_service(s.name()))
+                || file.package().starts_with(OPERATOR_PACKAGE)
+        })
         .map(|file| file.name().to_owned())
         .collect();
     // A file that a public file imports stays (reflection must resolve every import); its
@@ -125,7 +132,7 @@ fn public_api_of(encoded: &[u8]) -> PublicApi {
                 .iter()
                 .map(move |service| format!("{}.{}", file.package(), service.name()))
         })
-        .filter(|name| !is_internal_service(name))
+        .filter(|name| !is_internal_service(name) && !name.starts_with(OPERATOR_PACKAGE))
         .collect();
     PublicApi {
         descriptors: set.encode_to_vec(),

@@ -11,6 +11,7 @@
 //! cause.
 
 mod accounts;
+mod admin;
 mod codec;
 mod otp;
 mod rotation;
@@ -20,6 +21,8 @@ use chrono::{DateTime, Utc};
 use echo_bus::Outbox;
 use echo_ids::{DeviceId, SessionId, UserId};
 use echo_store::Database;
+
+pub use admin::{AccountStatus, AuditEntry, Suspension};
 
 /// The kinds of one-time code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

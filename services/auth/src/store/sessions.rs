@@ -7,19 +7,33 @@ use echo_ids::{DeviceId, SessionId, UserId};
 use echo_proto::echo::events::v1::SessionEndReason;
 use echo_store::{Tx, with_db, with_tx};
 
-use super::codec::{At, Id, SessionRow, now, session_columns};
+use super::codec::{At, Id, SessionRow, for_update, now, session_columns};
 use super::{AuthStore, RefreshRecord, Session};
 use crate::error::AuthError;
 use crate::events;
 
 impl AuthStore {
-    /// Atomically open a session with its first refresh token.
+    /// Atomically open a session with its first refresh token; `AccountSuspended` (nothing
+    /// opened) while an operator has the account suspended. The account row is locked first
+    /// on PostgreSQL, so a suspension committing meanwhile either comes before (refused here)
+    /// or after (and then revokes this session with the others).
     pub async fn open_session(
         &self,
         session: &Session,
         refresh: &RefreshRecord,
     ) -> Result<(), AuthError> {
         let mut tx = self.db.begin().await?;
+        let select = for_update(&tx, "SELECT suspended_at FROM accounts WHERE user_id = $1");
+        let suspended: Option<Option<At>> = with_tx!(&mut tx, |c| {
+            sqlx::query_scalar(select)
+                .bind(Id(session.user_id.into()))
+                .fetch_optional(c)
+                .await
+        })?;
+        if let Some(Some(_)) = suspended {
+            tx.rollback().await?;
+            return Err(AuthError::AccountSuspended);
+        }
         insert(&mut tx, session, refresh).await?;
         tx.commit().await?;
         Ok(())
@@ -87,35 +101,9 @@ impl AuthStore {
         reason: SessionEndReason,
     ) -> Result<Vec<SessionId>, AuthError> {
         let mut tx = self.db.begin().await?;
-        // One statement: on PostgreSQL a session a concurrent call revoked first is skipped
-        // after its row lock is released (`revoked_at IS NULL` is re-checked); on SQLite the
-        // writer runs one call at a time. Either way no id is reported twice.
-        let mut revoked: Vec<(Id, Id)> = with_tx!(&mut tx, |c| {
-            sqlx::query_as(
-                "UPDATE sessions SET revoked_at = $4 \
-                 WHERE user_id = $1 AND revoked_at IS NULL \
-                   AND ($2 IS NULL OR session_id = $2) \
-                   AND ($3 IS NULL OR session_id <> $3) \
-                 RETURNING session_id, device_id",
-            )
-            .bind(Id(user_id.into()))
-            .bind(only.map(|id| Id(id.into())))
-            .bind(except.map(|id| Id(id.into())))
-            .bind(now())
-            .fetch_all(c)
-            .await
-        })?;
-        revoked.sort_unstable();
-        for (Id(session), Id(device)) in &revoked {
-            let (session, device) = (SessionId::from(*session), DeviceId::from(*device));
-            let event = events::session_revoked(user_id, session, device, reason);
-            Outbox::append(&mut tx, &event).await?;
-        }
+        let revoked = revoke_in(&mut tx, user_id, only, except, reason).await?;
         self.outbox.commit(tx).await?;
-        Ok(revoked
-            .into_iter()
-            .map(|(Id(session), _)| session.into())
-            .collect())
+        Ok(revoked)
     }
 
     /// Every session revoked after `since`, with when — those of deleted accounts included
@@ -183,4 +171,44 @@ pub(super) async fn insert(
         .map(|_| ())
     })?;
     Ok(())
+}
+
+/// Revoke sessions of `user_id` inside the caller's transaction (see
+/// [`AuthStore::revoke_sessions`]), appending one `SessionRevoked` event per session; the ids
+/// revoked now, in order.
+pub(super) async fn revoke_in(
+    tx: &mut Tx,
+    user_id: UserId,
+    only: Option<SessionId>,
+    except: Option<SessionId>,
+    reason: SessionEndReason,
+) -> Result<Vec<SessionId>, AuthError> {
+    // One statement: on PostgreSQL a session a concurrent call revoked first is skipped
+    // after its row lock is released (`revoked_at IS NULL` is re-checked); on SQLite the
+    // writer runs one call at a time. Either way no id is reported twice.
+    let mut revoked: Vec<(Id, Id)> = with_tx!(&mut *tx, |c| {
+        sqlx::query_as(
+            "UPDATE sessions SET revoked_at = $4 \
+             WHERE user_id = $1 AND revoked_at IS NULL \
+               AND ($2 IS NULL OR session_id = $2) \
+               AND ($3 IS NULL OR session_id <> $3) \
+             RETURNING session_id, device_id",
+        )
+        .bind(Id(user_id.into()))
+        .bind(only.map(|id| Id(id.into())))
+        .bind(except.map(|id| Id(id.into())))
+        .bind(now())
+        .fetch_all(c)
+        .await
+    })?;
+    revoked.sort_unstable();
+    for (Id(session), Id(device)) in &revoked {
+        let (session, device) = (SessionId::from(*session), DeviceId::from(*device));
+        let event = events::session_revoked(user_id, session, device, reason);
+        Outbox::append(&mut *tx, &event).await?;
+    }
+    Ok(revoked
+        .into_iter()
+        .map(|(Id(session), _)| session.into())
+        .collect())
 }

@@ -150,13 +150,14 @@ pub(crate) async fn list_conversations(
 }
 
 /// The paths UpdateConversation accepts (conversation_api.proto).
-const UPDATE_PATHS: [&str; 6] = [
+const UPDATE_PATHS: [&str; 7] = [
     "title",
     "description",
     "avatar",
     "settings",
     "settings.only_admins_edit_info",
     "settings.only_admins_add_members",
+    "message_ttl",
 ];
 
 pub(crate) async fn update_conversation(
@@ -203,6 +204,13 @@ pub(crate) async fn update_conversation(
             }
             "settings.only_admins_edit_info" => {
                 update.only_admins_edit_info = Some(settings.only_admins_edit_info);
+            }
+            "message_ttl" => {
+                update.message_ttl = Some(rules::message_ttl(
+                    &mut check,
+                    "conversation.message_ttl",
+                    given.message_ttl.as_ref(),
+                ));
             }
             _ => update.only_admins_add_members = Some(settings.only_admins_add_members),
         }

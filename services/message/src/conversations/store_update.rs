@@ -2,7 +2,7 @@
 //! shared fields, who may set them ([`may_update`]), and the script that applies them under
 //! the conversation's row lock with one ConversationUpdated.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use echo_ids::ConversationId;
 use echo_proto::echo::common::v1::Media;
 use echo_store::with_tx;
@@ -30,12 +30,26 @@ pub struct ConversationUpdate {
     pub only_admins_edit_info: Option<bool>,
     /// A new `only_admins_add_members`.
     pub only_admins_add_members: Option<bool>,
+    /// A new message ttl (Some(None) turns disappearing messages off); within
+    /// [`MIN_MESSAGE_TTL`]..=[`MAX_MESSAGE_TTL`], checked by the API.
+    pub message_ttl: Option<Option<TimeDelta>>,
 }
+
+/// The shortest message ttl a conversation may have (1 hour).
+pub const MIN_MESSAGE_TTL: TimeDelta = TimeDelta::hours(1);
+/// The longest message ttl a conversation may have (90 days).
+pub const MAX_MESSAGE_TTL: TimeDelta = TimeDelta::days(90);
 
 impl ConversationUpdate {
     /// Whether it names a setting (OWNER/ADMIN only).
     pub fn touches_settings(&self) -> bool {
         self.only_admins_edit_info.is_some() || self.only_admins_add_members.is_some()
+    }
+
+    /// Whether it names the message ttl (OWNER/ADMIN of a group or channel, either user of a
+    /// direct conversation).
+    pub fn touches_ttl(&self) -> bool {
+        self.message_ttl.is_some()
     }
 
     /// Whether it names title, description or avatar.
@@ -44,7 +58,8 @@ impl ConversationUpdate {
     }
 
     /// `conversation` with the update applied, and the paths of the fields that really
-    /// changed (`title`, `description`, `avatar`, `settings`; empty: nothing to do).
+    /// changed (`title`, `description`, `avatar`, `settings`, `message_ttl`; empty: nothing
+    /// to do).
     pub fn apply(&self, conversation: &Conversation) -> (Conversation, Vec<&'static str>) {
         let mut next = conversation.clone();
         let mut paths = Vec::new();
@@ -76,22 +91,36 @@ impl ConversationUpdate {
         if before != (next.only_admins_edit_info, next.only_admins_add_members) {
             paths.push("settings");
         }
+        if let Some(ttl) = self.message_ttl
+            && ttl != next.message_ttl
+        {
+            next.message_ttl = ttl;
+            paths.push("message_ttl");
+        }
         (next, paths)
     }
 }
 
-/// Whether a member with `role` may apply `update` to `conversation`: not in a DIRECT one;
-/// settings OWNER/ADMIN only; info OWNER/ADMIN, or anyone when `only_admins_edit_info` is off.
+/// Whether a member with `role` may apply `update` to `conversation`: in a DIRECT one only
+/// the message ttl, by either user; settings and the message ttl OWNER/ADMIN only; info
+/// OWNER/ADMIN, or anyone when `only_admins_edit_info` is off.
 pub fn may_update(
     conversation: &Conversation,
     role: Role,
     update: &ConversationUpdate,
 ) -> Result<(), MessageError> {
+    if conversation.kind == Kind::Direct {
+        return if update.touches_info() || update.touches_settings() {
+            Err(MessageError::NotAllowed)
+        } else {
+            Ok(())
+        };
+    }
     let info_ok = role.is_admin() || !conversation.only_admins_edit_info;
     let settings_ok = role.is_admin();
-    if conversation.kind == Kind::Direct
-        || (update.touches_info() && !info_ok)
+    if (update.touches_info() && !info_ok)
         || (update.touches_settings() && !settings_ok)
+        || (update.touches_ttl() && !role.is_admin())
     {
         return Err(MessageError::NotAllowed);
     }
@@ -127,7 +156,8 @@ impl MessageStore {
         let row: ConversationRow = with_tx!(&mut tx, |c| {
             sqlx::query_as(concat!(
                 "UPDATE conversations SET title = $2, description = $3, avatar = $4, \
-                 only_admins_edit_info = $5, only_admins_add_members = $6 \
+                 only_admins_edit_info = $5, only_admins_add_members = $6, \
+                 message_ttl_seconds = $7 \
                  WHERE conversation_id = $1 RETURNING ",
                 conversation_columns!()
             ))
@@ -137,6 +167,7 @@ impl MessageStore {
             .bind(next.avatar.as_ref().map(|a| a.encode_to_vec()))
             .bind(next.only_admins_edit_info)
             .bind(next.only_admins_add_members)
+            .bind(next.message_ttl.map(|ttl| ttl.num_seconds()))
             .fetch_one(c)
             .await
         })?;

@@ -53,3 +53,22 @@ pub fn message_deleted_for_me(
         mention_count,
     })
 }
+
+/// MessagesExpired: the messages of one conversation one sweep batch erased (ids and thread
+/// roots only, in seq order), and why.
+pub fn messages_expired(
+    messages: &[crate::store::Message],
+    reason: pb::ExpiryReason,
+) -> pb::conversation_event::Kind {
+    let deleted = |m: &crate::store::Message| pb::MessageDeleted {
+        message_id: m.id.to_string(),
+        thread_root_message_id: m
+            .thread_root_message_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+    };
+    pb::conversation_event::Kind::MessagesExpired(pb::MessagesExpired {
+        messages: messages.iter().map(deleted).collect(),
+        reason: reason.into(),
+    })
+}

@@ -7,14 +7,14 @@
 
 use chrono::{DateTime, Utc};
 use echo_ids::{ConversationId, MessageId};
-use echo_store::{Tx, with_tx};
+use echo_store::{Tx, placeholders, with_tx};
 
 use super::{MessageStore, Target, target};
 use crate::error::MessageError;
 use crate::events::{conversation_event, user_event};
 use crate::messages::events::{message_deleted, message_deleted_for_me};
-use crate::store::Actor;
 use crate::store::codec::{At, Id, commit_with, next_user_seq, order_writes, refuse, take_seq};
+use crate::store::{Actor, Message};
 
 /// See [`crate::store::MessageStore::delete_for_me`].
 pub(super) async fn delete_for_me(
@@ -141,54 +141,85 @@ pub(super) async fn delete_for_everyone(
         tx.rollback().await?;
         return Ok(false);
     }
-    // Every member for whom it was unread (see crate::messages::edits) stops counting it, and its
-    // mention. Counters are never negative: "- 1 unless 0" is GREATEST(n - 1, 0) in both.
-    with_tx!(&mut tx, |c| {
-        sqlx::query(
-            "UPDATE members SET \
-               unread_count = unread_count - CASE WHEN unread_count > 0 THEN 1 ELSE 0 END, \
-               mention_count = mention_count - CASE WHEN mention_count > 0 AND EXISTS \
-                 (SELECT 1 FROM mentions x \
-                  WHERE x.message_id = $2 AND x.user_id = members.user_id) \
-                 THEN 1 ELSE 0 END \
-             WHERE conversation_id = $1 AND left_at_seq IS NULL AND user_id <> $3 \
-               AND $4 > last_read_seq AND $4 > joined_at_seq \
-               AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
-                               WHERE h.user_id = members.user_id AND h.message_id = $2)",
-        )
-        .bind(Id(conversation.into()))
-        .bind(Id(message.id.into()))
-        .bind(Id(message.sender_id.into()))
-        .bind(message.seq)
-        .execute(c)
-        .await?;
-    });
+    erase(&mut tx, conversation, std::slice::from_ref(&message), at).await?;
+    let kind = message_deleted(message.id, message.thread_root_message_id);
+    let event = conversation_event(conversation, seq, at, actor, kind);
+    commit_with(&db.outbox, tx, &[event]).await?;
+    Ok(true)
+}
+
+/// Erases `messages` (all of `conversation`, none deleted yet) exactly as a deletion for
+/// everyone does, inside `tx`, which holds the conversation's lock (its seq was taken): for
+/// every member for whom one was unread, the counters drop; their mentions, reactions, pins
+/// and edit history go; content, search text and request hash are emptied (`deleted_at` = `at`,
+/// the tombstone stays); thread roots count one reply less; the conversation's last message
+/// moves to the newest one left. Shared with expiry and retention
+/// (`crate::messages::store_expiry`), whose batches erase many messages of a conversation at
+/// once: the per-message counter and reply updates run once per message, the rest once per
+/// batch over an id list (at most 1,000 ids).
+pub(in crate::messages) async fn erase(
+    tx: &mut Tx,
+    conversation: ConversationId,
+    messages: &[Message],
+    at: DateTime<Utc>,
+) -> Result<(), MessageError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    for message in messages {
+        // Every member for whom it was unread (see crate::messages::edits) stops counting it,
+        // and its mention. Counters are never negative: "- 1 unless 0" is GREATEST(n - 1, 0).
+        with_tx!(&mut *tx, |c| {
+            sqlx::query(
+                "UPDATE members SET \
+                   unread_count = unread_count - CASE WHEN unread_count > 0 THEN 1 ELSE 0 END, \
+                   mention_count = mention_count - CASE WHEN mention_count > 0 AND EXISTS \
+                     (SELECT 1 FROM mentions x \
+                      WHERE x.message_id = $2 AND x.user_id = members.user_id) \
+                     THEN 1 ELSE 0 END \
+                 WHERE conversation_id = $1 AND left_at_seq IS NULL AND user_id <> $3 \
+                   AND $4 > last_read_seq AND $4 > joined_at_seq \
+                   AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
+                                   WHERE h.user_id = members.user_id AND h.message_id = $2)",
+            )
+            .bind(Id(conversation.into()))
+            .bind(Id(message.id.into()))
+            .bind(Id(message.sender_id.into()))
+            .bind(message.seq)
+            .execute(c)
+            .await?;
+        });
+    }
+    let ids = placeholders(1, messages.len());
     for table in ["mentions", "reactions", "pins", "message_edits"] {
-        let sql = format!("DELETE FROM {table} WHERE message_id = $1");
-        with_tx!(&mut tx, |c| {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(Id(message.id.into()))
-                .execute(c)
-                .await?;
+        let sql = format!("DELETE FROM {table} WHERE message_id IN ({ids})");
+        with_tx!(&mut *tx, sql, |c| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for message in messages {
+                query = query.bind(Id(message.id.into()));
+            }
+            query.execute(c).await?;
         });
     }
     // body NULL empties the search index too: PostgreSQL's generated tsvector follows it, and
     // SQLite's FTS5 table forgets the old text in its UPDATE OF body trigger (secure-delete).
     // The request hash becomes zero bytes (an unsalted hash of the content is a trace of it).
-    with_tx!(&mut tx, |c| {
-        sqlx::query(
-            "UPDATE messages SET content = NULL, body = NULL, deleted_at = $2, \
-               request_hash = $3 \
-             WHERE message_id = $1",
-        )
-        .bind(Id(message.id.into()))
-        .bind(At(at))
-        .bind(Vec::<u8>::new())
-        .execute(c)
-        .await?;
+    let first = messages.len() + 1;
+    let sql = format!(
+        "UPDATE messages SET content = NULL, body = NULL, deleted_at = ${first}, \
+           request_hash = ${} \
+         WHERE message_id IN ({ids})",
+        first + 1
+    );
+    with_tx!(&mut *tx, sql, |c| {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for message in messages {
+            query = query.bind(Id(message.id.into()));
+        }
+        query.bind(At(at)).bind(Vec::<u8>::new()).execute(c).await?;
     });
-    if let Some(root) = message.thread_root_message_id {
-        with_tx!(&mut tx, |c| {
+    for root in messages.iter().filter_map(|m| m.thread_root_message_id) {
+        with_tx!(&mut *tx, |c| {
             sqlx::query(
                 "UPDATE messages SET \
                    reply_count = reply_count - CASE WHEN reply_count > 0 THEN 1 ELSE 0 END \
@@ -199,20 +230,19 @@ pub(super) async fn delete_for_everyone(
             .await?;
         });
     }
-    with_tx!(&mut tx, |c| {
-        sqlx::query(
-            "UPDATE conversations SET last_message_id = \
-               (SELECT message_id FROM messages \
-                WHERE conversation_id = $1 AND deleted_at IS NULL ORDER BY seq DESC LIMIT 1) \
-             WHERE conversation_id = $1 AND last_message_id = $2",
-        )
-        .bind(Id(conversation.into()))
-        .bind(Id(message.id.into()))
-        .execute(c)
-        .await?;
+    let sql = format!(
+        "UPDATE conversations SET last_message_id = \
+           (SELECT message_id FROM messages \
+            WHERE conversation_id = $1 AND deleted_at IS NULL ORDER BY seq DESC LIMIT 1) \
+         WHERE conversation_id = $1 AND last_message_id IN ({})",
+        placeholders(2, messages.len())
+    );
+    with_tx!(&mut *tx, sql, |c| {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Id(conversation.into()));
+        for message in messages {
+            query = query.bind(Id(message.id.into()));
+        }
+        query.execute(c).await?;
     });
-    let kind = message_deleted(message.id, message.thread_root_message_id);
-    let event = conversation_event(conversation, seq, at, actor, kind);
-    commit_with(&db.outbox, tx, &[event]).await?;
-    Ok(true)
+    Ok(())
 }

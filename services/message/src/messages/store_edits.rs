@@ -12,7 +12,7 @@
 //! read together; the deletions themselves are apart in `store_deletes.rs`.
 
 #[path = "store_deletes.rs"]
-mod deletes;
+pub(super) mod deletes;
 
 use chrono::{DateTime, Utc};
 use echo_ids::{ConversationId, MessageId, UserId};

@@ -136,7 +136,7 @@ async fn attempt(
 const GATE: &str = "\
     SELECT (SELECT true FROM messages WHERE sender_device_id = $3 AND client_message_id = $4) \
              AS earlier, \
-           c.kind, m.role, m.joined_at_seq, \
+           c.kind, c.message_ttl_seconds, m.role, m.joined_at_seq, \
            (c.direct_key IS NOT NULL AND EXISTS (SELECT 1 FROM members o \
               WHERE o.conversation_id = c.conversation_id AND o.user_id <> $2 \
                 AND (EXISTS (SELECT 1 FROM blocks b \
@@ -154,6 +154,7 @@ const GATE: &str = "\
 struct Gate {
     earlier: Option<bool>,
     kind: Option<i16>,
+    message_ttl_seconds: Option<i64>,
     role: Option<i16>,
     joined_at_seq: Option<i64>,
     blocked: Option<bool>,
@@ -208,7 +209,12 @@ async fn send(tx: &mut Tx, request: &SendRequest<'_>, tally: &mut Tally) -> Resu
         }
     }
     let mentioned = counted(tx, actor.user_id, new).await?;
-    let Some(sent) = store(tx, request, &mentioned).await? else {
+    // The ttl read here stays until the commit: an update of it takes the conversation's
+    // write-order lock (PostgreSQL) or the single writer (SQLite) too.
+    let expires_at = gate
+        .message_ttl_seconds
+        .map(|ttl| request.at + chrono::TimeDelta::seconds(ttl));
+    let Some(sent) = store(tx, request, &mentioned, expires_at).await? else {
         return Err(Stop::Raced);
     };
     let sent = Message::try_from(sent)?;

@@ -16,7 +16,7 @@ macro_rules! insert_message {
     () => {
         "INSERT INTO messages (message_id, conversation_id, seq, sender_id, sender_device_id, \
          client_message_id, request_hash, content, body, reply_to_message_id, \
-         thread_root_message_id, created_at)"
+         thread_root_message_id, created_at, expires_at)"
     };
 }
 
@@ -32,6 +32,7 @@ pub(super) async fn store(
     tx: &mut Tx,
     request: &SendRequest<'_>,
     mentioned: &[UserId],
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Option<MessageRow>, sqlx::Error> {
     let SendRequest { actor, new, at, .. } = *request;
     match tx {
@@ -44,7 +45,7 @@ pub(super) async fn store(
                        WHERE conversation_id = $2 RETURNING last_seq), \
                      ins AS (",
                 insert_message!(),
-                " SELECT $1, $2, c.last_seq, $3, $4, $5, $6, $7, $8, $9, $10, $12 FROM c \
+                " SELECT $1, $2, c.last_seq, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13 FROM c \
                        ON CONFLICT ON CONSTRAINT messages_idempotency DO NOTHING \
                        RETURNING ",
                 message_columns!(),
@@ -71,6 +72,7 @@ pub(super) async fn store(
                 .bind(new.thread_root_message_id.map(|id| Id(id.into())))
                 .bind(&mentioned)
                 .bind(At(at))
+                .bind(expires_at.map(At))
                 .fetch_optional(&mut **tx)
                 .await
         }
@@ -87,7 +89,7 @@ pub(super) async fn store(
             .await?;
             const INSERT: &str = concat!(
                 insert_message!(),
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                  ON CONFLICT (sender_device_id, client_message_id) DO NOTHING RETURNING ",
                 message_columns!()
             );
@@ -104,6 +106,7 @@ pub(super) async fn store(
                 .bind(new.reply_to_message_id.map(|id| Id(id.into())))
                 .bind(new.thread_root_message_id.map(|id| Id(id.into())))
                 .bind(At(at))
+                .bind(expires_at.map(At))
                 .fetch_optional(&mut **tx)
                 .await?
             else {

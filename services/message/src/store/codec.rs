@@ -34,7 +34,7 @@ macro_rules! conversation_columns {
     () => {
         "conversation_id, kind, title, description, avatar, only_admins_edit_info, \
          only_admins_add_members, created_by, created_at, direct_key, member_count, last_seq, \
-         last_activity_at, last_message_id"
+         last_activity_at, last_message_id, message_ttl_seconds"
     };
 }
 pub(crate) use conversation_columns;
@@ -65,7 +65,7 @@ macro_rules! message_columns {
     () => {
         "message_id, conversation_id, seq, sender_id, sender_device_id, client_message_id, \
          content, reply_to_message_id, thread_root_message_id, reply_count, created_at, \
-         edited_at, edit_count, deleted_at"
+         edited_at, edit_count, deleted_at, expires_at"
     };
 }
 pub(crate) use message_columns;
@@ -87,6 +87,7 @@ pub(crate) struct ConversationRow {
     last_seq: i64,
     last_activity_at: At,
     last_message_id: Option<Id>,
+    message_ttl_seconds: Option<i64>,
 }
 
 impl TryFrom<ConversationRow> for Conversation {
@@ -108,6 +109,7 @@ impl TryFrom<ConversationRow> for Conversation {
             last_seq: row.last_seq,
             last_activity_at: row.last_activity_at.0,
             last_message_id: row.last_message_id.map(|id| id.0.into()),
+            message_ttl: row.message_ttl_seconds.map(chrono::TimeDelta::seconds),
         })
     }
 }
@@ -170,6 +172,7 @@ pub(crate) struct MessageRow {
     edited_at: Option<At>,
     edit_count: i32,
     deleted_at: Option<At>,
+    expires_at: Option<At>,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -191,6 +194,7 @@ impl TryFrom<MessageRow> for Message {
             edited_at: row.edited_at.map(|at| at.0),
             edit_count: row.edit_count,
             deleted_at: row.deleted_at.map(|at| at.0),
+            expires_at: row.expires_at.map(|at| at.0),
         })
     }
 }

@@ -45,13 +45,16 @@ use echo_store::Database;
 
 pub use crate::conversations::store::{NewConversation, creation_key, direct_key};
 pub use crate::conversations::store_list::{ConversationPosition, ListFilter};
-pub use crate::conversations::store_update::ConversationUpdate;
+pub use crate::conversations::store_update::{
+    ConversationUpdate, MAX_MESSAGE_TTL, MIN_MESSAGE_TTL,
+};
 use crate::error::MessageError;
 pub use crate::live::store::MembershipPeriod;
 pub use crate::members::rules::{Invite, MemberPosition, NewInvite, may_invite, member_cap};
 pub use crate::messages::edits::{Edit, EditVersion, Edited, MAX_EDITS};
 pub use crate::messages::sending::{BatchOutcome, NewMessage, SendRequest, Sent};
 pub use crate::messages::store::SeqWindow;
+pub use crate::messages::store_expiry::{ExpiryBatch, MAX_EXPIRY_BATCH, Retention};
 pub use crate::reactions::ReactionTally;
 pub use crate::read_state::{
     Delivered, DeviceReceipt, MAX_PINNED_CONVERSATIONS, MemberReceipt, PINNED_LIMIT, ReadMark,
@@ -167,6 +170,8 @@ pub struct Conversation {
     pub last_activity_at: DateTime<Utc>,
     /// The newest message not deleted for everyone.
     pub last_message_id: Option<MessageId>,
+    /// Disappearing messages: how long each message sent from now on is kept; None: off.
+    pub message_ttl: Option<chrono::TimeDelta>,
 }
 
 /// A member row: current members have `left_at_seq` None; former members keep their row so
@@ -237,8 +242,10 @@ pub struct Message {
     pub edited_at: Option<DateTime<Utc>>,
     /// Edits so far.
     pub edit_count: i32,
-    /// When it was deleted for everyone.
+    /// When it was deleted for everyone (or erased by expiry or retention).
     pub deleted_at: Option<DateTime<Utc>>,
+    /// When the sweep erases it (send time + the conversation's ttl then); None: never.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// The store for `db`, appending events to `outbox` (whose database is `db`).

@@ -361,11 +361,11 @@ pub async fn edit_refusals(env: &Env) {
 }
 
 #[path = "edits_deletes.rs"]
-mod deletes;
+pub(crate) mod deletes;
 #[path = "edits_mentions.rs"]
 mod mentions;
 #[path = "edits_trace.rs"]
-mod trace;
+pub(crate) mod trace;
 use deletes::{
     concurrent_deletions_count_once, delete_for_everyone_erases_and_counts,
     delete_for_everyone_permissions, delete_for_me_hides_and_counts,

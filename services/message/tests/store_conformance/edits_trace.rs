@@ -160,7 +160,7 @@ pub async fn retry_after_deletion_answers_the_tombstone(env: &Env) {
 
 /// Every `table.column` of the test database holding `marker` (text, bytes, json, search
 /// vectors: each column is cast to bytes or text and searched).
-async fn traces(env: &Env, marker: &str) -> Vec<String> {
+pub(crate) async fn traces(env: &Env, marker: &str) -> Vec<String> {
     let mut found = Vec::new();
     match &env.test_db.db {
         Database::Postgres(db) => {

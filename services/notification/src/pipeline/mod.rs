@@ -226,6 +226,12 @@ impl Pipeline {
             Some(conversation_event::Kind::MessageDeleted(deleted)) => {
                 self.message_deleted(tx, id(&deleted.message_id)?).await?;
             }
+            // Expiry and retention erase like a deletion for everyone: the same, per message.
+            Some(conversation_event::Kind::MessagesExpired(expired)) => {
+                for deleted in &expired.messages {
+                    self.message_deleted(tx, id(&deleted.message_id)?).await?;
+                }
+            }
             // Membership also comes in order with the messages (see store::join): a member
             // added just before a message gets it, one removed just before does not.
             Some(conversation_event::Kind::MemberJoined(joined)) => {

@@ -137,7 +137,8 @@ class AuthServiceServicer:
         Returns tokens and the server-issued device id. For a number that already had an
         account this is a sign-in (`account_created` false).
         Errors: UNAUTHENTICATED (OTP_INVALID, OTP_EXPIRED), RESOURCE_EXHAUSTED
-        (OTP_ATTEMPTS_EXCEEDED, RATE_LIMITED), FAILED_PRECONDITION (TOO_MANY_DEVICES).
+        (OTP_ATTEMPTS_EXCEEDED, RATE_LIMITED), FAILED_PRECONDITION (TOO_MANY_DEVICES),
+        PERMISSION_DENIED (ACCOUNT_SUSPENDED: an operator suspended the account, docs/admin.md).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,7 +148,7 @@ class AuthServiceServicer:
         """Signs in with phone number and password, creating a new session and device. Public.
         Errors: UNAUTHENTICATED (INVALID_CREDENTIALS, also for unknown numbers),
         FAILED_PRECONDITION (PHONE_NOT_VERIFIED, TOO_MANY_DEVICES), RESOURCE_EXHAUSTED
-        (RATE_LIMITED).
+        (RATE_LIMITED), PERMISSION_DENIED (ACCOUNT_SUSPENDED, only after the right password).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,7 +167,8 @@ class AuthServiceServicer:
     def LoginWithOtp(self, request, context):
         """Signs in with the code from RequestLoginOtp, creating a new session and device. Public.
         Errors: UNAUTHENTICATED (OTP_INVALID, OTP_EXPIRED), RESOURCE_EXHAUSTED
-        (OTP_ATTEMPTS_EXCEEDED, RATE_LIMITED), FAILED_PRECONDITION (TOO_MANY_DEVICES).
+        (OTP_ATTEMPTS_EXCEEDED, RATE_LIMITED), FAILED_PRECONDITION (TOO_MANY_DEVICES),
+        PERMISSION_DENIED (ACCOUNT_SUSPENDED: an operator suspended the account, docs/admin.md).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -28,7 +28,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(echo/message/v1/conversation_event.proto\x12\x0f\x65\x63ho.message.v1\x1a\"echo/message/v1/conversation.proto\x1a\x1d\x65\x63ho/message/v1/message.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x07\n\x11\x43onversationEvent\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\ractor_user_id\x18\x04 \x01(\t\x12\x17\n\x0f\x61\x63tor_device_id\x18\x05 \x01(\t\x12:\n\x0fmessage_created\x18\n \x01(\x0b\x32\x1f.echo.message.v1.MessageCreatedH\x00\x12\x38\n\x0emessage_edited\x18\x0b \x01(\x0b\x32\x1e.echo.message.v1.MessageEditedH\x00\x12:\n\x0fmessage_deleted\x18\x0c \x01(\x0b\x32\x1f.echo.message.v1.MessageDeletedH\x00\x12\x38\n\x0ereaction_added\x18\r \x01(\x0b\x32\x1e.echo.message.v1.ReactionAddedH\x00\x12<\n\x10reaction_removed\x18\x0e \x01(\x0b\x32 .echo.message.v1.ReactionRemovedH\x00\x12\x38\n\x0emessage_pinned\x18\x0f \x01(\x0b\x32\x1e.echo.message.v1.MessagePinnedH\x00\x12<\n\x10message_unpinned\x18\x10 \x01(\x0b\x32 .echo.message.v1.MessageUnpinnedH\x00\x12\x36\n\rmember_joined\x18\x11 \x01(\x0b\x32\x1d.echo.message.v1.MemberJoinedH\x00\x12\x32\n\x0bmember_left\x18\x12 \x01(\x0b\x32\x1b.echo.message.v1.MemberLeftH\x00\x12\x38\n\x0emember_removed\x18\x13 \x01(\x0b\x32\x1e.echo.message.v1.MemberRemovedH\x00\x12\x41\n\x13member_role_changed\x18\x14 \x01(\x0b\x32\".echo.message.v1.MemberRoleChangedH\x00\x12\x44\n\x14\x63onversation_created\x18\x15 \x01(\x0b\x32$.echo.message.v1.ConversationCreatedH\x00\x12\x44\n\x14\x63onversation_updated\x18\x16 \x01(\x0b\x32$.echo.message.v1.ConversationUpdatedH\x00\x42\x06\n\x04kind\"W\n\x0eMessageCreated\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.echo.message.v1.Message\x12\x1a\n\x12mentioned_user_ids\x18\x02 \x03(\t\"\\\n\rMessageEdited\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.echo.message.v1.Message\x12 \n\x18newly_mentioned_user_ids\x18\x02 \x03(\t\"D\n\x0eMessageDeleted\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x1e\n\x16thread_root_message_id\x18\x02 \x01(\t\"R\n\rReactionAdded\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05\x65moji\x18\x03 \x01(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\"T\n\x0fReactionRemoved\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05\x65moji\x18\x03 \x01(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\"#\n\rMessagePinned\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"%\n\x0fMessageUnpinned\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"w\n\x0cMemberJoined\x12\'\n\x06member\x18\x01 \x01(\x0b\x32\x17.echo.message.v1.Member\x12+\n\x06method\x18\x02 \x01(\x0e\x32\x1b.echo.message.v1.JoinMethod\x12\x11\n\tinvite_id\x18\x03 \x01(\t\"\x1d\n\nMemberLeft\x12\x0f\n\x07user_id\x18\x01 \x01(\t\" \n\rMemberRemoved\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x83\x01\n\x11MemberRoleChanged\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x32\n\rprevious_role\x18\x02 \x01(\x0e\x32\x1b.echo.message.v1.MemberRole\x12)\n\x04role\x18\x03 \x01(\x0e\x32\x1b.echo.message.v1.MemberRole\"J\n\x13\x43onversationCreated\x12\x33\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x1d.echo.message.v1.Conversation\"{\n\x13\x43onversationUpdated\x12\x33\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x1d.echo.message.v1.Conversation\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask*q\n\nJoinMethod\x12\x1b\n\x17JOIN_METHOD_UNSPECIFIED\x10\x00\x12\x17\n\x13JOIN_METHOD_CREATED\x10\x01\x12\x15\n\x11JOIN_METHOD_ADDED\x10\x02\x12\x16\n\x12JOIN_METHOD_INVITE\x10\x03\x42\x43\n\x13\x64\x65v.echo.message.v1B\x16\x43onversationEventProtoP\x01\xa2\x02\x03\x45MX\xba\x02\x0b\x45\x63hoMessageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(echo/message/v1/conversation_event.proto\x12\x0f\x65\x63ho.message.v1\x1a\"echo/message/v1/conversation.proto\x1a\x1d\x65\x63ho/message/v1/message.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x07\n\x11\x43onversationEvent\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\ractor_user_id\x18\x04 \x01(\t\x12\x17\n\x0f\x61\x63tor_device_id\x18\x05 \x01(\t\x12:\n\x0fmessage_created\x18\n \x01(\x0b\x32\x1f.echo.message.v1.MessageCreatedH\x00\x12\x38\n\x0emessage_edited\x18\x0b \x01(\x0b\x32\x1e.echo.message.v1.MessageEditedH\x00\x12:\n\x0fmessage_deleted\x18\x0c \x01(\x0b\x32\x1f.echo.message.v1.MessageDeletedH\x00\x12\x38\n\x0ereaction_added\x18\r \x01(\x0b\x32\x1e.echo.message.v1.ReactionAddedH\x00\x12<\n\x10reaction_removed\x18\x0e \x01(\x0b\x32 .echo.message.v1.ReactionRemovedH\x00\x12\x38\n\x0emessage_pinned\x18\x0f \x01(\x0b\x32\x1e.echo.message.v1.MessagePinnedH\x00\x12<\n\x10message_unpinned\x18\x10 \x01(\x0b\x32 .echo.message.v1.MessageUnpinnedH\x00\x12\x36\n\rmember_joined\x18\x11 \x01(\x0b\x32\x1d.echo.message.v1.MemberJoinedH\x00\x12\x32\n\x0bmember_left\x18\x12 \x01(\x0b\x32\x1b.echo.message.v1.MemberLeftH\x00\x12\x38\n\x0emember_removed\x18\x13 \x01(\x0b\x32\x1e.echo.message.v1.MemberRemovedH\x00\x12\x41\n\x13member_role_changed\x18\x14 \x01(\x0b\x32\".echo.message.v1.MemberRoleChangedH\x00\x12\x44\n\x14\x63onversation_created\x18\x15 \x01(\x0b\x32$.echo.message.v1.ConversationCreatedH\x00\x12\x44\n\x14\x63onversation_updated\x18\x16 \x01(\x0b\x32$.echo.message.v1.ConversationUpdatedH\x00\x12<\n\x10messages_expired\x18\x17 \x01(\x0b\x32 .echo.message.v1.MessagesExpiredH\x00\x42\x06\n\x04kind\"W\n\x0eMessageCreated\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.echo.message.v1.Message\x12\x1a\n\x12mentioned_user_ids\x18\x02 \x03(\t\"\\\n\rMessageEdited\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.echo.message.v1.Message\x12 \n\x18newly_mentioned_user_ids\x18\x02 \x03(\t\"D\n\x0eMessageDeleted\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x1e\n\x16thread_root_message_id\x18\x02 \x01(\t\"R\n\rReactionAdded\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05\x65moji\x18\x03 \x01(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\"T\n\x0fReactionRemoved\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05\x65moji\x18\x03 \x01(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\"#\n\rMessagePinned\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"%\n\x0fMessageUnpinned\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"w\n\x0cMemberJoined\x12\'\n\x06member\x18\x01 \x01(\x0b\x32\x17.echo.message.v1.Member\x12+\n\x06method\x18\x02 \x01(\x0e\x32\x1b.echo.message.v1.JoinMethod\x12\x11\n\tinvite_id\x18\x03 \x01(\t\"\x1d\n\nMemberLeft\x12\x0f\n\x07user_id\x18\x01 \x01(\t\" \n\rMemberRemoved\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x83\x01\n\x11MemberRoleChanged\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x32\n\rprevious_role\x18\x02 \x01(\x0e\x32\x1b.echo.message.v1.MemberRole\x12)\n\x04role\x18\x03 \x01(\x0e\x32\x1b.echo.message.v1.MemberRole\"J\n\x13\x43onversationCreated\x12\x33\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x1d.echo.message.v1.Conversation\"{\n\x13\x43onversationUpdated\x12\x33\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x1d.echo.message.v1.Conversation\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"s\n\x0fMessagesExpired\x12\x31\n\x08messages\x18\x01 \x03(\x0b\x32\x1f.echo.message.v1.MessageDeleted\x12-\n\x06reason\x18\x02 \x01(\x0e\x32\x1d.echo.message.v1.ExpiryReason*q\n\nJoinMethod\x12\x1b\n\x17JOIN_METHOD_UNSPECIFIED\x10\x00\x12\x17\n\x13JOIN_METHOD_CREATED\x10\x01\x12\x15\n\x11JOIN_METHOD_ADDED\x10\x02\x12\x16\n\x12JOIN_METHOD_INVITE\x10\x03*i\n\x0c\x45xpiryReason\x12\x1d\n\x19\x45XPIRY_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45XPIRY_REASON_MESSAGE_TTL\x10\x01\x12\x1b\n\x17\x45XPIRY_REASON_RETENTION\x10\x02\x42\x43\n\x13\x64\x65v.echo.message.v1B\x16\x43onversationEventProtoP\x01\xa2\x02\x03\x45MX\xba\x02\x0b\x45\x63hoMessageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,34 +36,38 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'echo.message.v1.conversatio
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023dev.echo.message.v1B\026ConversationEventProtoP\001\242\002\003EMX\272\002\013EchoMessage'
-  _globals['_JOINMETHOD']._serialized_start=2171
-  _globals['_JOINMETHOD']._serialized_end=2284
+  _globals['_JOINMETHOD']._serialized_start=2350
+  _globals['_JOINMETHOD']._serialized_end=2463
+  _globals['_EXPIRYREASON']._serialized_start=2465
+  _globals['_EXPIRYREASON']._serialized_end=2570
   _globals['_CONVERSATIONEVENT']._serialized_start=196
-  _globals['_CONVERSATIONEVENT']._serialized_end=1149
-  _globals['_MESSAGECREATED']._serialized_start=1151
-  _globals['_MESSAGECREATED']._serialized_end=1238
-  _globals['_MESSAGEEDITED']._serialized_start=1240
-  _globals['_MESSAGEEDITED']._serialized_end=1332
-  _globals['_MESSAGEDELETED']._serialized_start=1334
-  _globals['_MESSAGEDELETED']._serialized_end=1402
-  _globals['_REACTIONADDED']._serialized_start=1404
-  _globals['_REACTIONADDED']._serialized_end=1486
-  _globals['_REACTIONREMOVED']._serialized_start=1488
-  _globals['_REACTIONREMOVED']._serialized_end=1572
-  _globals['_MESSAGEPINNED']._serialized_start=1574
-  _globals['_MESSAGEPINNED']._serialized_end=1609
-  _globals['_MESSAGEUNPINNED']._serialized_start=1611
-  _globals['_MESSAGEUNPINNED']._serialized_end=1648
-  _globals['_MEMBERJOINED']._serialized_start=1650
-  _globals['_MEMBERJOINED']._serialized_end=1769
-  _globals['_MEMBERLEFT']._serialized_start=1771
-  _globals['_MEMBERLEFT']._serialized_end=1800
-  _globals['_MEMBERREMOVED']._serialized_start=1802
-  _globals['_MEMBERREMOVED']._serialized_end=1834
-  _globals['_MEMBERROLECHANGED']._serialized_start=1837
-  _globals['_MEMBERROLECHANGED']._serialized_end=1968
-  _globals['_CONVERSATIONCREATED']._serialized_start=1970
-  _globals['_CONVERSATIONCREATED']._serialized_end=2044
-  _globals['_CONVERSATIONUPDATED']._serialized_start=2046
-  _globals['_CONVERSATIONUPDATED']._serialized_end=2169
+  _globals['_CONVERSATIONEVENT']._serialized_end=1211
+  _globals['_MESSAGECREATED']._serialized_start=1213
+  _globals['_MESSAGECREATED']._serialized_end=1300
+  _globals['_MESSAGEEDITED']._serialized_start=1302
+  _globals['_MESSAGEEDITED']._serialized_end=1394
+  _globals['_MESSAGEDELETED']._serialized_start=1396
+  _globals['_MESSAGEDELETED']._serialized_end=1464
+  _globals['_REACTIONADDED']._serialized_start=1466
+  _globals['_REACTIONADDED']._serialized_end=1548
+  _globals['_REACTIONREMOVED']._serialized_start=1550
+  _globals['_REACTIONREMOVED']._serialized_end=1634
+  _globals['_MESSAGEPINNED']._serialized_start=1636
+  _globals['_MESSAGEPINNED']._serialized_end=1671
+  _globals['_MESSAGEUNPINNED']._serialized_start=1673
+  _globals['_MESSAGEUNPINNED']._serialized_end=1710
+  _globals['_MEMBERJOINED']._serialized_start=1712
+  _globals['_MEMBERJOINED']._serialized_end=1831
+  _globals['_MEMBERLEFT']._serialized_start=1833
+  _globals['_MEMBERLEFT']._serialized_end=1862
+  _globals['_MEMBERREMOVED']._serialized_start=1864
+  _globals['_MEMBERREMOVED']._serialized_end=1896
+  _globals['_MEMBERROLECHANGED']._serialized_start=1899
+  _globals['_MEMBERROLECHANGED']._serialized_end=2030
+  _globals['_CONVERSATIONCREATED']._serialized_start=2032
+  _globals['_CONVERSATIONCREATED']._serialized_end=2106
+  _globals['_CONVERSATIONUPDATED']._serialized_start=2108
+  _globals['_CONVERSATIONUPDATED']._serialized_end=2231
+  _globals['_MESSAGESEXPIRED']._serialized_start=2233
+  _globals['_MESSAGESEXPIRED']._serialized_end=2348
 # @@protoc_insertion_point(module_scope)

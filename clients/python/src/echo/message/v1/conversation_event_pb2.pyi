@@ -19,13 +19,22 @@ class JoinMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOIN_METHOD_CREATED: _ClassVar[JoinMethod]
     JOIN_METHOD_ADDED: _ClassVar[JoinMethod]
     JOIN_METHOD_INVITE: _ClassVar[JoinMethod]
+
+class ExpiryReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPIRY_REASON_UNSPECIFIED: _ClassVar[ExpiryReason]
+    EXPIRY_REASON_MESSAGE_TTL: _ClassVar[ExpiryReason]
+    EXPIRY_REASON_RETENTION: _ClassVar[ExpiryReason]
 JOIN_METHOD_UNSPECIFIED: JoinMethod
 JOIN_METHOD_CREATED: JoinMethod
 JOIN_METHOD_ADDED: JoinMethod
 JOIN_METHOD_INVITE: JoinMethod
+EXPIRY_REASON_UNSPECIFIED: ExpiryReason
+EXPIRY_REASON_MESSAGE_TTL: ExpiryReason
+EXPIRY_REASON_RETENTION: ExpiryReason
 
 class ConversationEvent(_message.Message):
-    __slots__ = ("conversation_id", "seq", "occurred_at", "actor_user_id", "actor_device_id", "message_created", "message_edited", "message_deleted", "reaction_added", "reaction_removed", "message_pinned", "message_unpinned", "member_joined", "member_left", "member_removed", "member_role_changed", "conversation_created", "conversation_updated")
+    __slots__ = ("conversation_id", "seq", "occurred_at", "actor_user_id", "actor_device_id", "message_created", "message_edited", "message_deleted", "reaction_added", "reaction_removed", "message_pinned", "message_unpinned", "member_joined", "member_left", "member_removed", "member_role_changed", "conversation_created", "conversation_updated", "messages_expired")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +53,7 @@ class ConversationEvent(_message.Message):
     MEMBER_ROLE_CHANGED_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_CREATED_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_UPDATED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_EXPIRED_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     seq: int
     occurred_at: _timestamp_pb2.Timestamp
@@ -62,7 +72,8 @@ class ConversationEvent(_message.Message):
     member_role_changed: MemberRoleChanged
     conversation_created: ConversationCreated
     conversation_updated: ConversationUpdated
-    def __init__(self, conversation_id: _Optional[str] = ..., seq: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor_user_id: _Optional[str] = ..., actor_device_id: _Optional[str] = ..., message_created: _Optional[_Union[MessageCreated, _Mapping]] = ..., message_edited: _Optional[_Union[MessageEdited, _Mapping]] = ..., message_deleted: _Optional[_Union[MessageDeleted, _Mapping]] = ..., reaction_added: _Optional[_Union[ReactionAdded, _Mapping]] = ..., reaction_removed: _Optional[_Union[ReactionRemoved, _Mapping]] = ..., message_pinned: _Optional[_Union[MessagePinned, _Mapping]] = ..., message_unpinned: _Optional[_Union[MessageUnpinned, _Mapping]] = ..., member_joined: _Optional[_Union[MemberJoined, _Mapping]] = ..., member_left: _Optional[_Union[MemberLeft, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., member_role_changed: _Optional[_Union[MemberRoleChanged, _Mapping]] = ..., conversation_created: _Optional[_Union[ConversationCreated, _Mapping]] = ..., conversation_updated: _Optional[_Union[ConversationUpdated, _Mapping]] = ...) -> None: ...
+    messages_expired: MessagesExpired
+    def __init__(self, conversation_id: _Optional[str] = ..., seq: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor_user_id: _Optional[str] = ..., actor_device_id: _Optional[str] = ..., message_created: _Optional[_Union[MessageCreated, _Mapping]] = ..., message_edited: _Optional[_Union[MessageEdited, _Mapping]] = ..., message_deleted: _Optional[_Union[MessageDeleted, _Mapping]] = ..., reaction_added: _Optional[_Union[ReactionAdded, _Mapping]] = ..., reaction_removed: _Optional[_Union[ReactionRemoved, _Mapping]] = ..., message_pinned: _Optional[_Union[MessagePinned, _Mapping]] = ..., message_unpinned: _Optional[_Union[MessageUnpinned, _Mapping]] = ..., member_joined: _Optional[_Union[MemberJoined, _Mapping]] = ..., member_left: _Optional[_Union[MemberLeft, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., member_role_changed: _Optional[_Union[MemberRoleChanged, _Mapping]] = ..., conversation_created: _Optional[_Union[ConversationCreated, _Mapping]] = ..., conversation_updated: _Optional[_Union[ConversationUpdated, _Mapping]] = ..., messages_expired: _Optional[_Union[MessagesExpired, _Mapping]] = ...) -> None: ...
 
 class MessageCreated(_message.Message):
     __slots__ = ("message", "mentioned_user_ids")
@@ -169,3 +180,11 @@ class ConversationUpdated(_message.Message):
     conversation: _conversation_pb2.Conversation
     update_mask: _field_mask_pb2.FieldMask
     def __init__(self, conversation: _Optional[_Union[_conversation_pb2.Conversation, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class MessagesExpired(_message.Message):
+    __slots__ = ("messages", "reason")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[MessageDeleted]
+    reason: ExpiryReason
+    def __init__(self, messages: _Optional[_Iterable[_Union[MessageDeleted, _Mapping]]] = ..., reason: _Optional[_Union[ExpiryReason, str]] = ...) -> None: ...

@@ -24,10 +24,11 @@ _sym_db = _symbol_database.Default()
 
 from echo.common.v1 import common_pb2 as echo_dot_common_dot_v1_dot_common__pb2
 from echo.message.v1 import message_pb2 as echo_dot_message_dot_v1_dot_message__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"echo/message/v1/conversation.proto\x12\x0f\x65\x63ho.message.v1\x1a\x1b\x65\x63ho/common/v1/common.proto\x1a\x1d\x65\x63ho/message/v1/message.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n\x14\x43onversationSettings\x12\x1d\n\x15only_admins_edit_info\x18\x01 \x01(\x08\x12\x1f\n\x17only_admins_add_members\x18\x02 \x01(\x08\"b\n\x0eMemberSettings\x12.\n\nmute_until\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06pinned\x18\x02 \x01(\x08\x12\x10\n\x08\x61rchived\x18\x03 \x01(\x08\"\xce\x01\n\x13MyConversationState\x12)\n\x04role\x18\x01 \x01(\x0e\x32\x1b.echo.message.v1.MemberRole\x12\x31\n\x08settings\x18\x02 \x01(\x0b\x32\x1f.echo.message.v1.MemberSettings\x12\x15\n\rlast_read_seq\x18\x03 \x01(\x03\x12\x14\n\x0cunread_count\x18\x04 \x01(\x05\x12\x15\n\rmention_count\x18\x05 \x01(\x05\x12\x15\n\rjoined_at_seq\x18\x06 \x01(\x03\"\x84\x04\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12/\n\x04type\x18\x02 \x01(\x0e\x32!.echo.message.v1.ConversationType\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12%\n\x06\x61vatar\x18\x05 \x01(\x0b\x32\x15.echo.common.v1.Media\x12\x37\n\x08settings\x18\x06 \x01(\x0b\x32%.echo.message.v1.ConversationSettings\x12\x1a\n\x12\x63reated_by_user_id\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmember_count\x18\t \x01(\x05\x12\x10\n\x08last_seq\x18\n \x01(\x03\x12\x34\n\x10last_activity_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0clast_message\x18\x0c \x01(\x0b\x32\x18.echo.message.v1.Message\x12\x14\n\x0cpeer_user_id\x18\r \x01(\t\x12\x36\n\x08my_state\x18\x0e \x01(\x0b\x32$.echo.message.v1.MyConversationState\"\xa4\x01\n\x06Member\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12)\n\x04role\x18\x02 \x01(\x0e\x32\x1b.echo.message.v1.MemberRole\x12-\n\tjoined_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rjoined_at_seq\x18\x04 \x01(\x03\x12\x18\n\x10\x61\x64\x64\x65\x64_by_user_id\x18\x05 \x01(\t\"\x93\x02\n\x06Invite\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x1a\n\x12\x63reated_by_user_id\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08max_uses\x18\x07 \x01(\x05\x12\x11\n\tuse_count\x18\x08 \x01(\x05\x12.\n\nrevoked_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x8f\x01\n\x10\x43onversationType\x12!\n\x1d\x43ONVERSATION_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONVERSATION_TYPE_DIRECT\x10\x01\x12\x1b\n\x17\x43ONVERSATION_TYPE_GROUP\x10\x02\x12\x1d\n\x19\x43ONVERSATION_TYPE_CHANNEL\x10\x03*o\n\nMemberRole\x12\x1b\n\x17MEMBER_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11MEMBER_ROLE_OWNER\x10\x01\x12\x15\n\x11MEMBER_ROLE_ADMIN\x10\x02\x12\x16\n\x12MEMBER_ROLE_MEMBER\x10\x03\x42>\n\x13\x64\x65v.echo.message.v1B\x11\x43onversationProtoP\x01\xa2\x02\x03\x45MX\xba\x02\x0b\x45\x63hoMessageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"echo/message/v1/conversation.proto\x12\x0f\x65\x63ho.message.v1\x1a\x1b\x65\x63ho/common/v1/common.proto\x1a\x1d\x65\x63ho/message/v1/message.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n\x14\x43onversationSettings\x12\x1d\n\x15only_admins_edit_info\x18\x01 \x01(\x08\x12\x1f\n\x17only_admins_add_members\x18\x02 \x01(\x08\"b\n\x0eMemberSettings\x12.\n\nmute_until\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06pinned\x18\x02 \x01(\x08\x12\x10\n\x08\x61rchived\x18\x03 \x01(\x08\"\xce\x01\n\x13MyConversationState\x12)\n\x04role\x18\x01 \x01(\x0e\x32\x1b.echo.message.v1.MemberRole\x12\x31\n\x08settings\x18\x02 \x01(\x0b\x32\x1f.echo.message.v1.MemberSettings\x12\x15\n\rlast_read_seq\x18\x03 \x01(\x03\x12\x14\n\x0cunread_count\x18\x04 \x01(\x05\x12\x15\n\rmention_count\x18\x05 \x01(\x05\x12\x15\n\rjoined_at_seq\x18\x06 \x01(\x03\"\xb4\x04\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12/\n\x04type\x18\x02 \x01(\x0e\x32!.echo.message.v1.ConversationType\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12%\n\x06\x61vatar\x18\x05 \x01(\x0b\x32\x15.echo.common.v1.Media\x12\x37\n\x08settings\x18\x06 \x01(\x0b\x32%.echo.message.v1.ConversationSettings\x12\x1a\n\x12\x63reated_by_user_id\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmember_count\x18\t \x01(\x05\x12\x10\n\x08last_seq\x18\n \x01(\x03\x12\x34\n\x10last_activity_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0clast_message\x18\x0c \x01(\x0b\x32\x18.echo.message.v1.Message\x12\x14\n\x0cpeer_user_id\x18\r \x01(\t\x12\x36\n\x08my_state\x18\x0e \x01(\x0b\x32$.echo.message.v1.MyConversationState\x12.\n\x0bmessage_ttl\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa4\x01\n\x06Member\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12)\n\x04role\x18\x02 \x01(\x0e\x32\x1b.echo.message.v1.MemberRole\x12-\n\tjoined_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rjoined_at_seq\x18\x04 \x01(\x03\x12\x18\n\x10\x61\x64\x64\x65\x64_by_user_id\x18\x05 \x01(\t\"\x93\x02\n\x06Invite\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x1a\n\x12\x63reated_by_user_id\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08max_uses\x18\x07 \x01(\x05\x12\x11\n\tuse_count\x18\x08 \x01(\x05\x12.\n\nrevoked_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x8f\x01\n\x10\x43onversationType\x12!\n\x1d\x43ONVERSATION_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONVERSATION_TYPE_DIRECT\x10\x01\x12\x1b\n\x17\x43ONVERSATION_TYPE_GROUP\x10\x02\x12\x1d\n\x19\x43ONVERSATION_TYPE_CHANNEL\x10\x03*o\n\nMemberRole\x12\x1b\n\x17MEMBER_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11MEMBER_ROLE_OWNER\x10\x01\x12\x15\n\x11MEMBER_ROLE_ADMIN\x10\x02\x12\x16\n\x12MEMBER_ROLE_MEMBER\x10\x03\x42>\n\x13\x64\x65v.echo.message.v1B\x11\x43onversationProtoP\x01\xa2\x02\x03\x45MX\xba\x02\x0b\x45\x63hoMessageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +36,20 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'echo.message.v1.conversatio
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023dev.echo.message.v1B\021ConversationProtoP\001\242\002\003EMX\272\002\013EchoMessage'
-  _globals['_CONVERSATIONTYPE']._serialized_start=1510
-  _globals['_CONVERSATIONTYPE']._serialized_end=1653
-  _globals['_MEMBERROLE']._serialized_start=1655
-  _globals['_MEMBERROLE']._serialized_end=1766
-  _globals['_CONVERSATIONSETTINGS']._serialized_start=148
-  _globals['_CONVERSATIONSETTINGS']._serialized_end=234
-  _globals['_MEMBERSETTINGS']._serialized_start=236
-  _globals['_MEMBERSETTINGS']._serialized_end=334
-  _globals['_MYCONVERSATIONSTATE']._serialized_start=337
-  _globals['_MYCONVERSATIONSTATE']._serialized_end=543
-  _globals['_CONVERSATION']._serialized_start=546
-  _globals['_CONVERSATION']._serialized_end=1062
-  _globals['_MEMBER']._serialized_start=1065
-  _globals['_MEMBER']._serialized_end=1229
-  _globals['_INVITE']._serialized_start=1232
-  _globals['_INVITE']._serialized_end=1507
+  _globals['_CONVERSATIONTYPE']._serialized_start=1590
+  _globals['_CONVERSATIONTYPE']._serialized_end=1733
+  _globals['_MEMBERROLE']._serialized_start=1735
+  _globals['_MEMBERROLE']._serialized_end=1846
+  _globals['_CONVERSATIONSETTINGS']._serialized_start=180
+  _globals['_CONVERSATIONSETTINGS']._serialized_end=266
+  _globals['_MEMBERSETTINGS']._serialized_start=268
+  _globals['_MEMBERSETTINGS']._serialized_end=366
+  _globals['_MYCONVERSATIONSTATE']._serialized_start=369
+  _globals['_MYCONVERSATIONSTATE']._serialized_end=575
+  _globals['_CONVERSATION']._serialized_start=578
+  _globals['_CONVERSATION']._serialized_end=1142
+  _globals['_MEMBER']._serialized_start=1145
+  _globals['_MEMBER']._serialized_end=1309
+  _globals['_INVITE']._serialized_start=1312
+  _globals['_INVITE']._serialized_end=1587
 # @@protoc_insertion_point(module_scope)

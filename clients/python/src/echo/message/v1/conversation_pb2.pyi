@@ -2,6 +2,7 @@ import datetime
 
 from echo.common.v1 import common_pb2 as _common_pb2
 from echo.message.v1 import message_pb2 as _message_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -68,7 +69,7 @@ class MyConversationState(_message.Message):
     def __init__(self, role: _Optional[_Union[MemberRole, str]] = ..., settings: _Optional[_Union[MemberSettings, _Mapping]] = ..., last_read_seq: _Optional[int] = ..., unread_count: _Optional[int] = ..., mention_count: _Optional[int] = ..., joined_at_seq: _Optional[int] = ...) -> None: ...
 
 class Conversation(_message.Message):
-    __slots__ = ("conversation_id", "type", "title", "description", "avatar", "settings", "created_by_user_id", "created_at", "member_count", "last_seq", "last_activity_at", "last_message", "peer_user_id", "my_state")
+    __slots__ = ("conversation_id", "type", "title", "description", "avatar", "settings", "created_by_user_id", "created_at", "member_count", "last_seq", "last_activity_at", "last_message", "peer_user_id", "my_state", "message_ttl")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +84,7 @@ class Conversation(_message.Message):
     LAST_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PEER_USER_ID_FIELD_NUMBER: _ClassVar[int]
     MY_STATE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_TTL_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     type: ConversationType
     title: str
@@ -97,7 +99,8 @@ class Conversation(_message.Message):
     last_message: _message_pb2.Message
     peer_user_id: str
     my_state: MyConversationState
-    def __init__(self, conversation_id: _Optional[str] = ..., type: _Optional[_Union[ConversationType, str]] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., avatar: _Optional[_Union[_common_pb2.Media, _Mapping]] = ..., settings: _Optional[_Union[ConversationSettings, _Mapping]] = ..., created_by_user_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., member_count: _Optional[int] = ..., last_seq: _Optional[int] = ..., last_activity_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_message: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., peer_user_id: _Optional[str] = ..., my_state: _Optional[_Union[MyConversationState, _Mapping]] = ...) -> None: ...
+    message_ttl: _duration_pb2.Duration
+    def __init__(self, conversation_id: _Optional[str] = ..., type: _Optional[_Union[ConversationType, str]] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., avatar: _Optional[_Union[_common_pb2.Media, _Mapping]] = ..., settings: _Optional[_Union[ConversationSettings, _Mapping]] = ..., created_by_user_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., member_count: _Optional[int] = ..., last_seq: _Optional[int] = ..., last_activity_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_message: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., peer_user_id: _Optional[str] = ..., my_state: _Optional[_Union[MyConversationState, _Mapping]] = ..., message_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Member(_message.Message):
     __slots__ = ("user_id", "role", "joined_at", "joined_at_seq", "added_by_user_id")

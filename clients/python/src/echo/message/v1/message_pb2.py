@@ -26,7 +26,7 @@ from echo.common.v1 import common_pb2 as echo_dot_common_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65\x63ho/message/v1/message.proto\x12\x0f\x65\x63ho.message.v1\x1a\x1b\x65\x63ho/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n\x07Mention\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x12\x0e\n\x06length\x18\x03 \x01(\x05\"g\n\x08Location\x12\x10\n\x08latitude\x18\x01 \x01(\x01\x12\x11\n\tlongitude\x18\x02 \x01(\x01\x12\x17\n\x0f\x61\x63\x63uracy_meters\x18\x03 \x01(\x01\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\"\xa3\x01\n\x0eMessageContent\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\x08mentions\x18\x02 \x03(\x0b\x32\x18.echo.message.v1.Mention\x12*\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x15.echo.common.v1.Media\x12+\n\x08location\x18\x04 \x01(\x0b\x32\x19.echo.message.v1.Location\"D\n\rReactionCount\x12\r\n\x05\x65moji\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x15\n\rreacted_by_me\x18\x03 \x01(\x08\"\xa8\x04\n\x07Message\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12\x16\n\x0esender_user_id\x18\x04 \x01(\t\x12\x18\n\x10sender_device_id\x18\x05 \x01(\t\x12\x19\n\x11\x63lient_message_id\x18\x06 \x01(\t\x12\x30\n\x07\x63ontent\x18\x07 \x01(\x0b\x32\x1f.echo.message.v1.MessageContent\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tedited_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nedit_count\x18\n \x01(\x05\x12,\n\x05state\x18\x0b \x01(\x0e\x32\x1d.echo.message.v1.MessageState\x12.\n\ndeleted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13reply_to_message_id\x18\r \x01(\t\x12\x1e\n\x16thread_root_message_id\x18\x0e \x01(\t\x12\x13\n\x0breply_count\x18\x0f \x01(\x05\x12\x31\n\treactions\x18\x10 \x03(\x0b\x32\x1e.echo.message.v1.ReactionCount\x12\x0e\n\x06pinned\x18\x11 \x01(\x08\"\x80\x01\n\x0bMessageEdit\x12\x30\n\x07\x63ontent\x18\x01 \x01(\x0b\x32\x1f.echo.message.v1.MessageContent\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x08Reaction\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65moji\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x84\x01\n\rPinnedMessage\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.echo.message.v1.Message\x12\x19\n\x11pinned_by_user_id\x18\x02 \x01(\t\x12-\n\tpinned_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\rMemberReceipt\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x15\n\rlast_read_seq\x18\x02 \x01(\x03\x12+\n\x07read_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x64\x65livered_up_to_seq\x18\x04 \x01(\x03\x12\x30\n\x0c\x64\x65livered_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\rDeviceReceipt\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65livered_up_to_seq\x18\x02 \x01(\x03\x12\x30\n\x0c\x64\x65livered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x91\x01\n\x0cMessageState\x12\x1d\n\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14MESSAGE_STATE_ACTIVE\x10\x01\x12 \n\x1cMESSAGE_STATE_DELETED_FOR_ME\x10\x02\x12&\n\"MESSAGE_STATE_DELETED_FOR_EVERYONE\x10\x03\x42\x39\n\x13\x64\x65v.echo.message.v1B\x0cMessageProtoP\x01\xa2\x02\x03\x45MX\xba\x02\x0b\x45\x63hoMessageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65\x63ho/message/v1/message.proto\x12\x0f\x65\x63ho.message.v1\x1a\x1b\x65\x63ho/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n\x07Mention\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x12\x0e\n\x06length\x18\x03 \x01(\x05\"g\n\x08Location\x12\x10\n\x08latitude\x18\x01 \x01(\x01\x12\x11\n\tlongitude\x18\x02 \x01(\x01\x12\x17\n\x0f\x61\x63\x63uracy_meters\x18\x03 \x01(\x01\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\"\xa3\x01\n\x0eMessageContent\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\x08mentions\x18\x02 \x03(\x0b\x32\x18.echo.message.v1.Mention\x12*\n\x0b\x61ttachments\x18\x03 \x03(\x0b\x32\x15.echo.common.v1.Media\x12+\n\x08location\x18\x04 \x01(\x0b\x32\x19.echo.message.v1.Location\"D\n\rReactionCount\x12\r\n\x05\x65moji\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x15\n\rreacted_by_me\x18\x03 \x01(\x08\"\xd8\x04\n\x07Message\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12\x16\n\x0esender_user_id\x18\x04 \x01(\t\x12\x18\n\x10sender_device_id\x18\x05 \x01(\t\x12\x19\n\x11\x63lient_message_id\x18\x06 \x01(\t\x12\x30\n\x07\x63ontent\x18\x07 \x01(\x0b\x32\x1f.echo.message.v1.MessageContent\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tedited_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nedit_count\x18\n \x01(\x05\x12,\n\x05state\x18\x0b \x01(\x0e\x32\x1d.echo.message.v1.MessageState\x12.\n\ndeleted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13reply_to_message_id\x18\r \x01(\t\x12\x1e\n\x16thread_root_message_id\x18\x0e \x01(\t\x12\x13\n\x0breply_count\x18\x0f \x01(\x05\x12\x31\n\treactions\x18\x10 \x03(\x0b\x32\x1e.echo.message.v1.ReactionCount\x12\x0e\n\x06pinned\x18\x11 \x01(\x08\x12.\n\nexpires_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x01\n\x0bMessageEdit\x12\x30\n\x07\x63ontent\x18\x01 \x01(\x0b\x32\x1f.echo.message.v1.MessageContent\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x08Reaction\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65moji\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x84\x01\n\rPinnedMessage\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.echo.message.v1.Message\x12\x19\n\x11pinned_by_user_id\x18\x02 \x01(\t\x12-\n\tpinned_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\rMemberReceipt\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x15\n\rlast_read_seq\x18\x02 \x01(\x03\x12+\n\x07read_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x64\x65livered_up_to_seq\x18\x04 \x01(\x03\x12\x30\n\x0c\x64\x65livered_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\rDeviceReceipt\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x1b\n\x13\x64\x65livered_up_to_seq\x18\x02 \x01(\x03\x12\x30\n\x0c\x64\x65livered_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x91\x01\n\x0cMessageState\x12\x1d\n\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14MESSAGE_STATE_ACTIVE\x10\x01\x12 \n\x1cMESSAGE_STATE_DELETED_FOR_ME\x10\x02\x12&\n\"MESSAGE_STATE_DELETED_FOR_EVERYONE\x10\x03\x42\x39\n\x13\x64\x65v.echo.message.v1B\x0cMessageProtoP\x01\xa2\x02\x03\x45MX\xba\x02\x0b\x45\x63hoMessageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'echo.message.v1.message_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023dev.echo.message.v1B\014MessageProtoP\001\242\002\003EMX\272\002\013EchoMessage'
-  _globals['_MESSAGESTATE']._serialized_start=1724
-  _globals['_MESSAGESTATE']._serialized_end=1869
+  _globals['_MESSAGESTATE']._serialized_start=1772
+  _globals['_MESSAGESTATE']._serialized_end=1917
   _globals['_MENTION']._serialized_start=112
   _globals['_MENTION']._serialized_end=170
   _globals['_LOCATION']._serialized_start=172
@@ -45,15 +45,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REACTIONCOUNT']._serialized_start=443
   _globals['_REACTIONCOUNT']._serialized_end=511
   _globals['_MESSAGE']._serialized_start=514
-  _globals['_MESSAGE']._serialized_end=1066
-  _globals['_MESSAGEEDIT']._serialized_start=1069
-  _globals['_MESSAGEEDIT']._serialized_end=1197
-  _globals['_REACTION']._serialized_start=1199
-  _globals['_REACTION']._serialized_end=1289
-  _globals['_PINNEDMESSAGE']._serialized_start=1292
-  _globals['_PINNEDMESSAGE']._serialized_end=1424
-  _globals['_MEMBERRECEIPT']._serialized_start=1427
-  _globals['_MEMBERRECEIPT']._serialized_end=1606
-  _globals['_DEVICERECEIPT']._serialized_start=1608
-  _globals['_DEVICERECEIPT']._serialized_end=1721
+  _globals['_MESSAGE']._serialized_end=1114
+  _globals['_MESSAGEEDIT']._serialized_start=1117
+  _globals['_MESSAGEEDIT']._serialized_end=1245
+  _globals['_REACTION']._serialized_start=1247
+  _globals['_REACTION']._serialized_end=1337
+  _globals['_PINNEDMESSAGE']._serialized_start=1340
+  _globals['_PINNEDMESSAGE']._serialized_end=1472
+  _globals['_MEMBERRECEIPT']._serialized_start=1475
+  _globals['_MEMBERRECEIPT']._serialized_end=1654
+  _globals['_DEVICERECEIPT']._serialized_start=1656
+  _globals['_DEVICERECEIPT']._serialized_end=1769
 # @@protoc_insertion_point(module_scope)

@@ -69,7 +69,7 @@ class ReactionCount(_message.Message):
     def __init__(self, emoji: _Optional[str] = ..., count: _Optional[int] = ..., reacted_by_me: _Optional[bool] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("message_id", "conversation_id", "seq", "sender_user_id", "sender_device_id", "client_message_id", "content", "created_at", "edited_at", "edit_count", "state", "deleted_at", "reply_to_message_id", "thread_root_message_id", "reply_count", "reactions", "pinned")
+    __slots__ = ("message_id", "conversation_id", "seq", "sender_user_id", "sender_device_id", "client_message_id", "content", "created_at", "edited_at", "edit_count", "state", "deleted_at", "reply_to_message_id", "thread_root_message_id", "reply_count", "reactions", "pinned", "expires_at")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,7 @@ class Message(_message.Message):
     REPLY_COUNT_FIELD_NUMBER: _ClassVar[int]
     REACTIONS_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     conversation_id: str
     seq: int
@@ -104,7 +105,8 @@ class Message(_message.Message):
     reply_count: int
     reactions: _containers.RepeatedCompositeFieldContainer[ReactionCount]
     pinned: bool
-    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., seq: _Optional[int] = ..., sender_user_id: _Optional[str] = ..., sender_device_id: _Optional[str] = ..., client_message_id: _Optional[str] = ..., content: _Optional[_Union[MessageContent, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., edited_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., edit_count: _Optional[int] = ..., state: _Optional[_Union[MessageState, str]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reply_to_message_id: _Optional[str] = ..., thread_root_message_id: _Optional[str] = ..., reply_count: _Optional[int] = ..., reactions: _Optional[_Iterable[_Union[ReactionCount, _Mapping]]] = ..., pinned: _Optional[bool] = ...) -> None: ...
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., seq: _Optional[int] = ..., sender_user_id: _Optional[str] = ..., sender_device_id: _Optional[str] = ..., client_message_id: _Optional[str] = ..., content: _Optional[_Union[MessageContent, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., edited_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., edit_count: _Optional[int] = ..., state: _Optional[_Union[MessageState, str]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reply_to_message_id: _Optional[str] = ..., thread_root_message_id: _Optional[str] = ..., reply_count: _Optional[int] = ..., reactions: _Optional[_Iterable[_Union[ReactionCount, _Mapping]]] = ..., pinned: _Optional[bool] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MessageEdit(_message.Message):
     __slots__ = ("content", "version", "created_at")

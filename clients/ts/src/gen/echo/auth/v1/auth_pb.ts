@@ -1086,7 +1086,8 @@ export const AuthService: GenService<{
    * Returns tokens and the server-issued device id. For a number that already had an
    * account this is a sign-in (`account_created` false).
    * Errors: UNAUTHENTICATED (OTP_INVALID, OTP_EXPIRED), RESOURCE_EXHAUSTED
-   * (OTP_ATTEMPTS_EXCEEDED, RATE_LIMITED), FAILED_PRECONDITION (TOO_MANY_DEVICES).
+   * (OTP_ATTEMPTS_EXCEEDED, RATE_LIMITED), FAILED_PRECONDITION (TOO_MANY_DEVICES),
+   * PERMISSION_DENIED (ACCOUNT_SUSPENDED: an operator suspended the account, docs/admin.md).
    *
    * @generated from rpc echo.auth.v1.AuthService.VerifyPhone
    */
@@ -1099,7 +1100,7 @@ export const AuthService: GenService<{
    * Signs in with phone number and password, creating a new session and device. Public.
    * Errors: UNAUTHENTICATED (INVALID_CREDENTIALS, also for unknown numbers),
    * FAILED_PRECONDITION (PHONE_NOT_VERIFIED, TOO_MANY_DEVICES), RESOURCE_EXHAUSTED
-   * (RATE_LIMITED).
+   * (RATE_LIMITED), PERMISSION_DENIED (ACCOUNT_SUSPENDED, only after the right password).
    *
    * @generated from rpc echo.auth.v1.AuthService.LoginWithPassword
    */
@@ -1124,7 +1125,8 @@ export const AuthService: GenService<{
   /**
    * Signs in with the code from RequestLoginOtp, creating a new session and device. Public.
    * Errors: UNAUTHENTICATED (OTP_INVALID, OTP_EXPIRED), RESOURCE_EXHAUSTED
-   * (OTP_ATTEMPTS_EXCEEDED, RATE_LIMITED), FAILED_PRECONDITION (TOO_MANY_DEVICES).
+   * (OTP_ATTEMPTS_EXCEEDED, RATE_LIMITED), FAILED_PRECONDITION (TOO_MANY_DEVICES),
+   * PERMISSION_DENIED (ACCOUNT_SUSPENDED: an operator suspended the account, docs/admin.md).
    *
    * @generated from rpc echo.auth.v1.AuthService.LoginWithOtp
    */

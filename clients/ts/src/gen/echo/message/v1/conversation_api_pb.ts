@@ -303,9 +303,14 @@ export type UpdateConversationRequest = Message<"echo.message.v1.UpdateConversat
   /**
    * Fields to change. Allowed paths: `title`, `description`, `avatar`,
    * `settings`, `settings.only_admins_edit_info`,
-   * `settings.only_admins_add_members`. Any other path, or an empty mask, is
-   * INVALID_ARGUMENT. A path whose field is unset clears it (title cannot be
-   * cleared).
+   * `settings.only_admins_add_members`, `message_ttl`. Any other path, or an
+   * empty mask, is INVALID_ARGUMENT. A path whose field is unset clears it
+   * (title cannot be cleared; an unset or zero `message_ttl` turns
+   * disappearing messages off). `message_ttl` must be whole seconds from 1
+   * hour to 90 days (INVALID_ARGUMENT, field
+   * `conversation.message_ttl`); it may be set by the OWNER or an ADMIN of a
+   * GROUP or CHANNEL and by either user of a DIRECT conversation (DIRECT
+   * accepts no other path); anyone else is PERMISSION_DENIED.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file echo/message/v1/conversation_event.proto.
  */
 export const file_echo_message_v1_conversation_event: GenFile = /*@__PURE__*/
-  fileDesc("CihlY2hvL21lc3NhZ2UvdjEvY29udmVyc2F0aW9uX2V2ZW50LnByb3RvEg9lY2hvLm1lc3NhZ2UudjEiuQcKEUNvbnZlcnNhdGlvbkV2ZW50EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRILCgNzZXEYAiABKAMSLwoLb2NjdXJyZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFjdG9yX3VzZXJfaWQYBCABKAkSFwoPYWN0b3JfZGV2aWNlX2lkGAUgASgJEjoKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIfLmVjaG8ubWVzc2FnZS52MS5NZXNzYWdlQ3JlYXRlZEgAEjgKDm1lc3NhZ2VfZWRpdGVkGAsgASgLMh4uZWNoby5tZXNzYWdlLnYxLk1lc3NhZ2VFZGl0ZWRIABI6Cg9tZXNzYWdlX2RlbGV0ZWQYDCABKAsyHy5lY2hvLm1lc3NhZ2UudjEuTWVzc2FnZURlbGV0ZWRIABI4Cg5yZWFjdGlvbl9hZGRlZBgNIAEoCzIeLmVjaG8ubWVzc2FnZS52MS5SZWFjdGlvbkFkZGVkSAASPAoQcmVhY3Rpb25fcmVtb3ZlZBgOIAEoCzIgLmVjaG8ubWVzc2FnZS52MS5SZWFjdGlvblJlbW92ZWRIABI4Cg5tZXNzYWdlX3Bpbm5lZBgPIAEoCzIeLmVjaG8ubWVzc2FnZS52MS5NZXNzYWdlUGlubmVkSAASPAoQbWVzc2FnZV91bnBpbm5lZBgQIAEoCzIgLmVjaG8ubWVzc2FnZS52MS5NZXNzYWdlVW5waW5uZWRIABI2Cg1tZW1iZXJfam9pbmVkGBEgASgLMh0uZWNoby5tZXNzYWdlLnYxLk1lbWJlckpvaW5lZEgAEjIKC21lbWJlcl9sZWZ0GBIgASgLMhsuZWNoby5tZXNzYWdlLnYxLk1lbWJlckxlZnRIABI4Cg5tZW1iZXJfcmVtb3ZlZBgTIAEoCzIeLmVjaG8ubWVzc2FnZS52MS5NZW1iZXJSZW1vdmVkSAASQQoTbWVtYmVyX3JvbGVfY2hhbmdlZBgUIAEoCzIiLmVjaG8ubWVzc2FnZS52MS5NZW1iZXJSb2xlQ2hhbmdlZEgAEkQKFGNvbnZlcnNhdGlvbl9jcmVhdGVkGBUgASgLMiQuZWNoby5tZXNzYWdlLnYxLkNvbnZlcnNhdGlvbkNyZWF0ZWRIABJEChRjb252ZXJzYXRpb25fdXBkYXRlZBgWIAEoCzIkLmVjaG8ubWVzc2FnZS52MS5Db252ZXJzYXRpb25VcGRhdGVkSABCBgoEa2luZCJXCg5NZXNzYWdlQ3JlYXRlZBIpCgdtZXNzYWdlGAEgASgLMhguZWNoby5tZXNzYWdlLnYxLk1lc3NhZ2USGgoSbWVudGlvbmVkX3VzZXJfaWRzGAIgAygJIlwKDU1lc3NhZ2VFZGl0ZWQSKQoHbWVzc2FnZRgBIAEoCzIYLmVjaG8ubWVzc2FnZS52MS5NZXNzYWdlEiAKGG5ld2x5X21lbnRpb25lZF91c2VyX2lkcxgCIAMoCSJECg5NZXNzYWdlRGVsZXRlZBISCgptZXNzYWdlX2lkGAEgASgJEh4KFnRocmVhZF9yb290X21lc3NhZ2VfaWQYAiABKAkiUgoNUmVhY3Rpb25BZGRlZBISCgptZXNzYWdlX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDQoFZW1vamkYAyABKAkSDQoFY291bnQYBCABKAUiVAoPUmVhY3Rpb25SZW1vdmVkEhIKCm1lc3NhZ2VfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRINCgVlbW9qaRgDIAEoCRINCgVjb3VudBgEIAEoBSIjCg1NZXNzYWdlUGlubmVkEhIKCm1lc3NhZ2VfaWQYASABKAkiJQoPTWVzc2FnZVVucGlubmVkEhIKCm1lc3NhZ2VfaWQYASABKAkidwoMTWVtYmVySm9pbmVkEicKBm1lbWJlchgBIAEoCzIXLmVjaG8ubWVzc2FnZS52MS5NZW1iZXISKwoGbWV0aG9kGAIgASgOMhsuZWNoby5tZXNzYWdlLnYxLkpvaW5NZXRob2QSEQoJaW52aXRlX2lkGAMgASgJIh0KCk1lbWJlckxlZnQSDwoHdXNlcl9pZBgBIAEoCSIgCg1NZW1iZXJSZW1vdmVkEg8KB3VzZXJfaWQYASABKAkigwEKEU1lbWJlclJvbGVDaGFuZ2VkEg8KB3VzZXJfaWQYASABKAkSMgoNcHJldmlvdXNfcm9sZRgCIAEoDjIbLmVjaG8ubWVzc2FnZS52MS5NZW1iZXJSb2xlEikKBHJvbGUYAyABKA4yGy5lY2hvLm1lc3NhZ2UudjEuTWVtYmVyUm9sZSJKChNDb252ZXJzYXRpb25DcmVhdGVkEjMKDGNvbnZlcnNhdGlvbhgBIAEoCzIdLmVjaG8ubWVzc2FnZS52MS5Db252ZXJzYXRpb24iewoTQ29udmVyc2F0aW9uVXBkYXRlZBIzCgxjb252ZXJzYXRpb24YASABKAsyHS5lY2hvLm1lc3NhZ2UudjEuQ29udmVyc2F0aW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaypxCgpKb2luTWV0aG9kEhsKF0pPSU5fTUVUSE9EX1VOU1BFQ0lGSUVEEAASFwoTSk9JTl9NRVRIT0RfQ1JFQVRFRBABEhUKEUpPSU5fTUVUSE9EX0FEREVEEAISFgoSSk9JTl9NRVRIT0RfSU5WSVRFEANCQwoTZGV2LmVjaG8ubWVzc2FnZS52MUIWQ29udmVyc2F0aW9uRXZlbnRQcm90b1ABogIDRU1YugILRWNob01lc3NhZ2ViBnByb3RvMw", [file_echo_message_v1_conversation, file_echo_message_v1_message, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CihlY2hvL21lc3NhZ2UvdjEvY29udmVyc2F0aW9uX2V2ZW50LnByb3RvEg9lY2hvLm1lc3NhZ2UudjEi9wcKEUNvbnZlcnNhdGlvbkV2ZW50EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRILCgNzZXEYAiABKAMSLwoLb2NjdXJyZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFjdG9yX3VzZXJfaWQYBCABKAkSFwoPYWN0b3JfZGV2aWNlX2lkGAUgASgJEjoKD21lc3NhZ2VfY3JlYXRlZBgKIAEoCzIfLmVjaG8ubWVzc2FnZS52MS5NZXNzYWdlQ3JlYXRlZEgAEjgKDm1lc3NhZ2VfZWRpdGVkGAsgASgLMh4uZWNoby5tZXNzYWdlLnYxLk1lc3NhZ2VFZGl0ZWRIABI6Cg9tZXNzYWdlX2RlbGV0ZWQYDCABKAsyHy5lY2hvLm1lc3NhZ2UudjEuTWVzc2FnZURlbGV0ZWRIABI4Cg5yZWFjdGlvbl9hZGRlZBgNIAEoCzIeLmVjaG8ubWVzc2FnZS52MS5SZWFjdGlvbkFkZGVkSAASPAoQcmVhY3Rpb25fcmVtb3ZlZBgOIAEoCzIgLmVjaG8ubWVzc2FnZS52MS5SZWFjdGlvblJlbW92ZWRIABI4Cg5tZXNzYWdlX3Bpbm5lZBgPIAEoCzIeLmVjaG8ubWVzc2FnZS52MS5NZXNzYWdlUGlubmVkSAASPAoQbWVzc2FnZV91bnBpbm5lZBgQIAEoCzIgLmVjaG8ubWVzc2FnZS52MS5NZXNzYWdlVW5waW5uZWRIABI2Cg1tZW1iZXJfam9pbmVkGBEgASgLMh0uZWNoby5tZXNzYWdlLnYxLk1lbWJlckpvaW5lZEgAEjIKC21lbWJlcl9sZWZ0GBIgASgLMhsuZWNoby5tZXNzYWdlLnYxLk1lbWJlckxlZnRIABI4Cg5tZW1iZXJfcmVtb3ZlZBgTIAEoCzIeLmVjaG8ubWVzc2FnZS52MS5NZW1iZXJSZW1vdmVkSAASQQoTbWVtYmVyX3JvbGVfY2hhbmdlZBgUIAEoCzIiLmVjaG8ubWVzc2FnZS52MS5NZW1iZXJSb2xlQ2hhbmdlZEgAEkQKFGNvbnZlcnNhdGlvbl9jcmVhdGVkGBUgASgLMiQuZWNoby5tZXNzYWdlLnYxLkNvbnZlcnNhdGlvbkNyZWF0ZWRIABJEChRjb252ZXJzYXRpb25fdXBkYXRlZBgWIAEoCzIkLmVjaG8ubWVzc2FnZS52MS5Db252ZXJzYXRpb25VcGRhdGVkSAASPAoQbWVzc2FnZXNfZXhwaXJlZBgXIAEoCzIgLmVjaG8ubWVzc2FnZS52MS5NZXNzYWdlc0V4cGlyZWRIAEIGCgRraW5kIlcKDk1lc3NhZ2VDcmVhdGVkEikKB21lc3NhZ2UYASABKAsyGC5lY2hvLm1lc3NhZ2UudjEuTWVzc2FnZRIaChJtZW50aW9uZWRfdXNlcl9pZHMYAiADKAkiXAoNTWVzc2FnZUVkaXRlZBIpCgdtZXNzYWdlGAEgASgLMhguZWNoby5tZXNzYWdlLnYxLk1lc3NhZ2USIAoYbmV3bHlfbWVudGlvbmVkX3VzZXJfaWRzGAIgAygJIkQKDk1lc3NhZ2VEZWxldGVkEhIKCm1lc3NhZ2VfaWQYASABKAkSHgoWdGhyZWFkX3Jvb3RfbWVzc2FnZV9pZBgCIAEoCSJSCg1SZWFjdGlvbkFkZGVkEhIKCm1lc3NhZ2VfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRINCgVlbW9qaRgDIAEoCRINCgVjb3VudBgEIAEoBSJUCg9SZWFjdGlvblJlbW92ZWQSEgoKbWVzc2FnZV9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg0KBWVtb2ppGAMgASgJEg0KBWNvdW50GAQgASgFIiMKDU1lc3NhZ2VQaW5uZWQSEgoKbWVzc2FnZV9pZBgBIAEoCSIlCg9NZXNzYWdlVW5waW5uZWQSEgoKbWVzc2FnZV9pZBgBIAEoCSJ3CgxNZW1iZXJKb2luZWQSJwoGbWVtYmVyGAEgASgLMhcuZWNoby5tZXNzYWdlLnYxLk1lbWJlchIrCgZtZXRob2QYAiABKA4yGy5lY2hvLm1lc3NhZ2UudjEuSm9pbk1ldGhvZBIRCglpbnZpdGVfaWQYAyABKAkiHQoKTWVtYmVyTGVmdBIPCgd1c2VyX2lkGAEgASgJIiAKDU1lbWJlclJlbW92ZWQSDwoHdXNlcl9pZBgBIAEoCSKDAQoRTWVtYmVyUm9sZUNoYW5nZWQSDwoHdXNlcl9pZBgBIAEoCRIyCg1wcmV2aW91c19yb2xlGAIgASgOMhsuZWNoby5tZXNzYWdlLnYxLk1lbWJlclJvbGUSKQoEcm9sZRgDIAEoDjIbLmVjaG8ubWVzc2FnZS52MS5NZW1iZXJSb2xlIkoKE0NvbnZlcnNhdGlvbkNyZWF0ZWQSMwoMY29udmVyc2F0aW9uGAEgASgLMh0uZWNoby5tZXNzYWdlLnYxLkNvbnZlcnNhdGlvbiJ7ChNDb252ZXJzYXRpb25VcGRhdGVkEjMKDGNvbnZlcnNhdGlvbhgBIAEoCzIdLmVjaG8ubWVzc2FnZS52MS5Db252ZXJzYXRpb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrInMKD01lc3NhZ2VzRXhwaXJlZBIxCghtZXNzYWdlcxgBIAMoCzIfLmVjaG8ubWVzc2FnZS52MS5NZXNzYWdlRGVsZXRlZBItCgZyZWFzb24YAiABKA4yHS5lY2hvLm1lc3NhZ2UudjEuRXhwaXJ5UmVhc29uKnEKCkpvaW5NZXRob2QSGwoXSk9JTl9NRVRIT0RfVU5TUEVDSUZJRUQQABIXChNKT0lOX01FVEhPRF9DUkVBVEVEEAESFQoRSk9JTl9NRVRIT0RfQURERUQQAhIWChJKT0lOX01FVEhPRF9JTlZJVEUQAyppCgxFeHBpcnlSZWFzb24SHQoZRVhQSVJZX1JFQVNPTl9VTlNQRUNJRklFRBAAEh0KGUVYUElSWV9SRUFTT05fTUVTU0FHRV9UVEwQARIbChdFWFBJUllfUkVBU09OX1JFVEVOVElPThACQkMKE2Rldi5lY2hvLm1lc3NhZ2UudjFCFkNvbnZlcnNhdGlvbkV2ZW50UHJvdG9QAaICA0VNWLoCC0VjaG9NZXNzYWdlYgZwcm90bzM", [file_echo_message_v1_conversation, file_echo_message_v1_message, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A durable change in a conversation, numbered by the conversation's gap-free
@@ -184,12 +184,21 @@ export type ConversationEvent = Message<"echo.message.v1.ConversationEvent"> & {
     case: "conversationCreated";
   } | {
     /**
-     * Title, description, avatar or settings changed.
+     * Title, description, avatar, settings or message_ttl changed.
      *
      * @generated from field: echo.message.v1.ConversationUpdated conversation_updated = 22;
      */
     value: ConversationUpdated;
     case: "conversationUpdated";
+  } | {
+    /**
+     * The server erased messages whose time was up (disappearing messages
+     * or the operator's retention). Server-caused: actor fields empty.
+     *
+     * @generated from field: echo.message.v1.MessagesExpired messages_expired = 23;
+     */
+    value: MessagesExpired;
+    case: "messagesExpired";
   } | { case: undefined; value?: undefined };
 };
 
@@ -570,7 +579,7 @@ export type ConversationUpdated = Message<"echo.message.v1.ConversationUpdated">
 
   /**
    * Which fields changed (paths of Conversation: title, description,
-   * avatar, settings).
+   * avatar, settings, message_ttl).
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -583,6 +592,39 @@ export type ConversationUpdated = Message<"echo.message.v1.ConversationUpdated">
  */
 export const ConversationUpdatedSchema: GenMessage<ConversationUpdated> = /*@__PURE__*/
   messageDesc(file_echo_message_v1_conversation_event, 13);
+
+/**
+ * The server erased messages of this conversation, each exactly as a
+ * deletion for everyone (content, edit history, reactions, pins, search);
+ * clients treat every entry as a MessageDeleted. One event per conversation
+ * per erasure batch (so a batch takes one seq, not one per message). The
+ * event carries no content, by design.
+ *
+ * @generated from message echo.message.v1.MessagesExpired
+ */
+export type MessagesExpired = Message<"echo.message.v1.MessagesExpired"> & {
+  /**
+   * The erased messages, in seq order: id, and the thread root whose
+   * reply_count dropped, as in MessageDeleted.
+   *
+   * @generated from field: repeated echo.message.v1.MessageDeleted messages = 1;
+   */
+  messages: MessageDeleted[];
+
+  /**
+   * Why they were erased.
+   *
+   * @generated from field: echo.message.v1.ExpiryReason reason = 2;
+   */
+  reason: ExpiryReason;
+};
+
+/**
+ * Describes the message echo.message.v1.MessagesExpired.
+ * Use `create(MessagesExpiredSchema)` to create a new message.
+ */
+export const MessagesExpiredSchema: GenMessage<MessagesExpired> = /*@__PURE__*/
+  messageDesc(file_echo_message_v1_conversation_event, 14);
 
 /**
  * How a member came to join.
@@ -624,4 +666,39 @@ export enum JoinMethod {
  */
 export const JoinMethodSchema: GenEnum<JoinMethod> = /*@__PURE__*/
   enumDesc(file_echo_message_v1_conversation_event, 0);
+
+/**
+ * Why the server erased messages.
+ *
+ * @generated from enum echo.message.v1.ExpiryReason
+ */
+export enum ExpiryReason {
+  /**
+   * Not set; never sent.
+   *
+   * @generated from enum value: EXPIRY_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Their Message.expires_at passed (the conversation's message_ttl).
+   *
+   * @generated from enum value: EXPIRY_REASON_MESSAGE_TTL = 1;
+   */
+  MESSAGE_TTL = 1,
+
+  /**
+   * They were older than the operator's retention for this kind of
+   * conversation.
+   *
+   * @generated from enum value: EXPIRY_REASON_RETENTION = 2;
+   */
+  RETENTION = 2,
+}
+
+/**
+ * Describes the enum echo.message.v1.ExpiryReason.
+ */
+export const ExpiryReasonSchema: GenEnum<ExpiryReason> = /*@__PURE__*/
+  enumDesc(file_echo_message_v1_conversation_event, 1);
 
