@@ -2,6 +2,10 @@
 //! user off within a second and unsuspension lets them sign in again, sessions revoked,
 //! look-ups, the audit log (and that the database itself refuses to change it), every RPC
 //! refused to anyone but an operator, every bad field, and the public port not serving it.
+//!
+//! One file for one door: the refusal table lists every AdminService RPC once, and the
+//! journeys reuse its users; split by RPC, an RPC could be added to one file's table and not
+//! the other's.
 
 use std::time::Duration;
 

@@ -6,6 +6,10 @@
 //! through [`AccountControl`] (the accounts' contract: in the process that runs auth, the
 //! journeys themselves); and every authenticated call but ListAuditLog writes one row to the
 //! append-only audit log, whatever its outcome.
+//!
+//! One idea, kept whole: the operators' door. The credential check, the field rules and the
+//! audit write sit beside each RPC so no RPC can be added that skips the check or the audit
+//! row; split apart, a new RPC could be wired to one and not the other.
 
 use std::future::Future;
 use std::sync::Arc;

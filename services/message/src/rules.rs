@@ -1,4 +1,7 @@
 //! MessageService's field rules and page sizes: what a valid message, title and key are.
+//!
+//! One idea, kept whole: every field rule of the service's requests, so a limit (text bytes,
+//! mentions, ttl bounds) is defined and checked in one place and the api modules only call it.
 
 use echo_ids::UserId;
 use echo_proto::echo::common::v1::Media;
