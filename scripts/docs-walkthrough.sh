@@ -74,4 +74,15 @@ expect UpdateMemberSettings '"pinned": true' "$out"
 out=$(g -H "$H" -d "{\"conversation_id\":\"$C\",\"message_id\":\"$M\",\"scope\":\"DELETE_SCOPE_FOR_EVERYONE\"}" "$A" $S/DeleteMessage)
 expect DeleteMessage MESSAGE_STATE_DELETED_FOR_EVERYONE "$out"
 expect ListConversations '"title": "Lunch"' "$(g -H "$H" "$A" $S/ListConversations)"
+# docs/lifecycle.md: disappearing messages on the group, then off again.
+out=$(g -H "$H" -d "{\"conversation\":{\"conversation_id\":\"$C\",\"message_ttl\":\"86400s\"},\"update_mask\":{\"paths\":[\"message_ttl\"]}}" \
+    "$A" $S/UpdateConversation)
+expect "UpdateConversation message_ttl" '"messageTtl": "86400s"' "$out"
+out=$(g -H "$H" -d "{\"conversation_id\":\"$C\",\"client_message_id\":\"walkthrough-2\",\"content\":{\"text\":\"gone tomorrow\"}}" \
+    "$A" $S/SendMessage)
+expect "SendMessage with a ttl" '"expiresAt"' "$out"
+out=$(g -H "$H" -d "{\"conversation\":{\"conversation_id\":\"$C\"},\"update_mask\":{\"paths\":[\"message_ttl\"]}}" \
+    "$A" $S/UpdateConversation)
+expect "UpdateConversation ttl off" '"title": "Lunch"' "$out"
+[[ "$out" != *messageTtl* ]] || { echo "walkthrough: UpdateConversation left the ttl on: $out" >&2; exit 1; }
 echo "walkthrough: PASS"
