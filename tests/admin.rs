@@ -288,9 +288,23 @@ async fn refuse_audit_changes(mesh: &TestMesh, entry_id: &str) {
         .iter()
         .find(|(t, _)| t.name() == "auth")
         .unwrap();
+    // A row rewritten in place: SQLite's INSERT OR REPLACE, PostgreSQL's upsert.
+    let replace = match db {
+        echo_store::Database::Postgres(_) => {
+            "INSERT INTO admin_audit_log SELECT entry_id, at, operator, action, target, \
+             'nothing happened', outcome, details FROM admin_audit_log WHERE entry_id = $1 \
+             ON CONFLICT (entry_id) DO UPDATE SET reason = excluded.reason"
+        }
+        echo_store::Database::Sqlite(_) => {
+            "INSERT OR REPLACE INTO admin_audit_log SELECT entry_id, at, operator, action, \
+             target, 'nothing happened', outcome, details FROM admin_audit_log \
+             WHERE entry_id = $1"
+        }
+    };
     let statements = [
         "UPDATE admin_audit_log SET reason = 'nothing happened' WHERE entry_id = $1",
         "DELETE FROM admin_audit_log WHERE entry_id = $1",
+        replace,
     ];
     for sql in statements {
         let refused = match db {

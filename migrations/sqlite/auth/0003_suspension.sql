@@ -28,3 +28,12 @@ CREATE TRIGGER admin_audit_log_no_delete BEFORE DELETE ON admin_audit_log
 BEGIN
     SELECT RAISE(ABORT, 'admin_audit_log is append-only: DELETE refused');
 END;
+
+-- INSERT OR REPLACE would remove the old row without firing the DELETE trigger (SQLite fires
+-- delete triggers for REPLACE only with recursive_triggers on): an insert may never name an
+-- entry that exists. (PostgreSQL's ON CONFLICT DO UPDATE fires the UPDATE trigger.)
+CREATE TRIGGER admin_audit_log_no_replace BEFORE INSERT ON admin_audit_log
+WHEN EXISTS (SELECT 1 FROM admin_audit_log WHERE entry_id = NEW.entry_id)
+BEGIN
+    SELECT RAISE(ABORT, 'admin_audit_log is append-only: REPLACE refused');
+END;

@@ -178,32 +178,44 @@ impl AdminApi {
         AdminServiceServer::new(self).max_decoding_message_size(max_request_bytes)
     }
 
-    /// Run `work` and write its audit row (`details` from its success), answering its result;
-    /// a failure to write the row is the answer (UNAVAILABLE: the operator retries; every
-    /// action is idempotent).
-    async fn audited<T, F>(&self, row: Row, work: F) -> Result<T, Status>
+    /// Run `work` (given the accounts' contract) and write its audit row (`details` from its
+    /// success), answering its result; a failure to write the row is the answer (UNAVAILABLE:
+    /// the operator retries; every action is idempotent). The action and its row run as one
+    /// detached task: a caller that goes away (a cancelled call drops this future) cannot
+    /// leave an action done and unaudited between its commit and its row.
+    async fn audited<T, W, F>(&self, row: Row, work: W) -> Result<T, Status>
     where
-        F: Future<Output = Result<(T, serde_json::Value), Status>>,
+        W: FnOnce(Arc<dyn AccountControl>) -> F,
+        F: Future<Output = Result<(T, serde_json::Value), Status>> + Send + 'static,
+        T: Send + 'static,
     {
-        let result = work.await;
-        let (outcome, details) = match &result {
-            Ok((_, details)) => ("OK".to_owned(), details.to_string()),
-            Err(status) => (code_name(status.code()).to_owned(), "{}".to_owned()),
-        };
-        let entry = AuditEntry {
-            entry_id: Uuid::now_v7(),
-            at: chrono::Utc::now(),
-            operator: row.operator,
-            action: row.action.to_owned(),
-            target: row.target,
-            reason: row.reason,
-            outcome,
-            details,
-        };
-        tracing::info!(operator = %entry.operator, action = %entry.action, target = %entry.target,
-            outcome = %entry.outcome, "admin action");
-        self.audit.append_audit(&entry).await?;
-        result.map(|(value, _)| value)
+        let audit = self.audit.clone();
+        let action = work(self.control.clone());
+        let task = tokio::spawn(async move {
+            let result = action.await;
+            let (outcome, details) = match &result {
+                Ok((_, details)) => ("OK".to_owned(), details.to_string()),
+                Err(status) => (code_name(status.code()).to_owned(), "{}".to_owned()),
+            };
+            let entry = AuditEntry {
+                entry_id: Uuid::now_v7(),
+                at: chrono::Utc::now(),
+                operator: row.operator,
+                action: row.action.to_owned(),
+                target: row.target,
+                reason: row.reason,
+                outcome,
+                details,
+            };
+            // The target only by kind: a phone number looked up stays out of the logs.
+            let kind = entry.target.split(':').next().unwrap_or_default();
+            tracing::info!(operator = %entry.operator, action = %entry.action, target_kind = %kind,
+                outcome = %entry.outcome, "admin action");
+            audit.append_audit(&entry).await?;
+            result.map(|(value, _)| value)
+        });
+        task.await
+            .map_err(|error| Status::internal(format!("admin action task: {error}")))?
     }
 
     /// A not-yet-built RPC: authenticated, audited, UNIMPLEMENTED naming issue 21.
@@ -220,7 +232,8 @@ impl AdminApi {
             format!("AdminService.{action} is not built yet (issue 21)"),
         ));
         let row = Row::new(operator, action, target, reason);
-        let work = std::future::ready(Err::<((), serde_json::Value), _>(refused.clone()));
+        let answer = refused.clone();
+        let work = move |_| std::future::ready(Err::<((), serde_json::Value), _>(answer));
         match self.audited(row, work).await {
             // The audit row could not be written: that failure is the answer.
             Err(status) if status.code() != Code::Unimplemented => Err(status),
@@ -368,9 +381,9 @@ impl AdminService for AdminApi {
             &body.reason,
         );
         let response = self
-            .audited(row, async {
+            .audited(row, move |control| async move {
                 let (user, reason) = user_and_reason(&body.user_id, &body.reason)?;
-                let (status, ended) = self.control.suspend(user, &reason).await?;
+                let (status, ended) = control.suspend(user, &reason).await?;
                 let details = serde_json::json!({ "sessions_ended": ended });
                 let response = pb::SuspendUserResponse {
                     account: Some(account(status)),
@@ -395,9 +408,9 @@ impl AdminService for AdminApi {
             &body.reason,
         );
         let response = self
-            .audited(row, async {
+            .audited(row, move |control| async move {
                 let (user, _reason) = user_and_reason(&body.user_id, &body.reason)?;
-                let status = self.control.unsuspend(user).await?;
+                let status = control.unsuspend(user).await?;
                 let response = pb::UnsuspendUserResponse {
                     account: Some(account(status)),
                 };
@@ -420,9 +433,9 @@ impl AdminService for AdminApi {
             &body.reason,
         );
         let response = self
-            .audited(row, async {
+            .audited(row, move |control| async move {
                 let (user, _reason) = user_and_reason(&body.user_id, &body.reason)?;
-                let ended = self.control.revoke_sessions(user).await?;
+                let ended = control.revoke_sessions(user).await?;
                 let details = serde_json::json!({ "sessions_ended": ended });
                 let response = pb::RevokeSessionsResponse {
                     sessions_ended: i32::try_from(ended).unwrap_or(i32::MAX),
@@ -461,9 +474,9 @@ impl AdminService for AdminApi {
             &body.reason,
         );
         let response = self
-            .audited(row, async {
+            .audited(row, move |control| async move {
                 let (user, _reason) = user_and_reason(&body.user_id, &body.reason)?;
-                let ended = self.control.delete(user).await?;
+                let ended = control.delete(user).await?;
                 let details = serde_json::json!({ "sessions_ended": ended });
                 Ok((pb::DeleteUserResponse {}, details))
             })
@@ -499,7 +512,7 @@ impl AdminService for AdminApi {
         };
         let row = Row::new(operator, "LookupUser", target, "");
         let response = self
-            .audited(row, async {
+            .audited(row, move |control| async move {
                 let mut check = Check::default();
                 let key = match &key {
                     Some(Key::UserId(id)) => {
@@ -514,7 +527,7 @@ impl AdminService for AdminApi {
                     }
                 };
                 check.finish()?;
-                let status = self.control.lookup(&key.expect("checked")).await?;
+                let status = control.lookup(&key.expect("checked")).await?;
                 let details = serde_json::json!({ "user_id": status.account.user_id.to_string() });
                 let response = pb::LookupUserResponse {
                     account: Some(account(status)),

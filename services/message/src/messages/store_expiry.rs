@@ -7,7 +7,7 @@
 //! one comes back short), so a send waits at most one batch on a conversation it shares.
 //! Due rows are first read without a lock, then, after the write-order locks of their
 //! conversations (which must come before any row lock, see `codec::order_writes`), locked
-//! again and re-checked: on PostgreSQL `FOR UPDATE SKIP LOCKED`, so two instances sweeping
+//! again and re-checked: on PostgreSQL `FOR NO KEY UPDATE SKIP LOCKED`, so two instances sweeping
 //! at once never erase the same row twice (a row another instance holds is skipped, one it
 //! erased meanwhile no longer matches `deleted_at IS NULL`); SQLite has one writer.
 
@@ -185,7 +185,10 @@ async fn due(
 }
 
 /// The messages of `due` still live, locked for this transaction. Dialect: PostgreSQL skips
-/// rows another transaction holds (`FOR UPDATE SKIP LOCKED`); SQLite's writer excludes all.
+/// rows another transaction holds (`FOR NO KEY UPDATE SKIP LOCKED`: the weaker lock, so a
+/// foreign-key check on the row, e.g. a delete-for-me inserting into `hidden_messages`, which
+/// takes `FOR KEY SHARE`, neither waits for it nor deadlocks with it); SQLite's writer excludes
+/// all.
 async fn lock_due(
     tx: &mut Tx,
     due: &[(MessageId, ConversationId, pb::ExpiryReason)],
@@ -199,7 +202,7 @@ async fn lock_due(
         placeholders(1, due.len())
     );
     let sql = match tx {
-        Tx::Postgres(_) => format!("{select} FOR UPDATE SKIP LOCKED"),
+        Tx::Postgres(_) => format!("{select} FOR NO KEY UPDATE SKIP LOCKED"),
         Tx::Sqlite(_) => select,
     };
     let rows: Vec<MessageRow> = with_tx!(&mut *tx, sql, |c| {
