@@ -230,12 +230,15 @@ pub async fn send(
 }
 
 /// A refusal that comes before the body is read, so whatever the framing: an internal
-/// contract on the public port, a caller whose session a generated Logout ended, a rate limit.
+/// contract on the public port, a service the public port does not serve at all (the admin
+/// port's AdminService: the router's UNIMPLEMENTED, with no reason, unlike a served RPC's
+/// `UNIMPLEMENTED_YET`), a caller whose session a generated Logout ended, a rate limit.
 pub fn before_the_body(status: &tonic::Status) -> bool {
     let reason = crate::common::reason(status);
     matches!(
         (status.code(), reason.as_str()),
         (Code::PermissionDenied, "SERVICE_ONLY")
+            | (Code::Unimplemented, "")
             | (Code::Unauthenticated, _)
             | (Code::ResourceExhausted, "RATE_LIMITED")
     )
