@@ -35,14 +35,23 @@ pub(crate) async fn connect(file: &Path) -> Result<SqliteDatabase, StoreError> {
         .pragma("secure_delete", "on")
         // Readers never wait on the writer in WAL; this only covers checkpoints and start-up.
         .busy_timeout(Duration::from_secs(5));
+    // Connections are kept for the life of the process: a SQLite connection is a file handle
+    // and its page cache (≤ 2 MiB), not a network session that goes stale, and recycling it
+    // (sqlx's default: after 30 min, or 10 min idle) only empties the cache and starts a new
+    // worker thread. The soak showed the resident memory rising and falling with that cycle
+    // (docs/reliability.md, R6): kept, the caches fill once and stay.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .max_lifetime(None)
+        .idle_timeout(None)
         .connect_with(options.clone())
         .await?;
     let reader = SqlitePoolOptions::new()
         .max_connections(8)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .max_lifetime(None)
+        .idle_timeout(None)
         .connect_with(options.read_only(true))
         .await?;
     Ok(SqliteDatabase { writer, reader })
