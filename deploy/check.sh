@@ -60,7 +60,8 @@ CONFIG_KEYS = [
         "receipt_max_members", "streams_alive_every",
     )
 ] + [f"send__{k}" for k in ("queue", "max_batch", "committers", "commit_timeout")] + [
-    "retention__batch_size", "retention__sweep_interval", "admin__operator_tokens_file",
+    "retention__batch_size", "retention__sweep_interval", "retention__resolved_reports", "admin__operator_tokens_file",
+    "admin__message_internal_url",
 ] + [
     f"edge__{k}" for k in (
         "resolve_every", "down_for", "ip_calls_per_second", "ip_burst",
@@ -90,7 +91,8 @@ ENV_VARS = {"ECHO_" + k.upper() for k in CONFIG_KEYS}
 AUTH_ONLY = ["ECHO_AUTH__JWT_SIGNING_KEY", "ECHO_AUTH__OTP_HMAC_KEY"]
 INLINE_SECRETS = AUTH_ONLY + ["ECHO_SERVICE_SECRET"]
 INTERNAL_SERVERS = {"message", "presence"}
-INTERNAL_CLIENTS = {"notification"}
+# auth: its admin API reads reports and purges through message's internal contract.
+INTERNAL_CLIENTS = {"notification", "auth"}
 # Where the client IP is read behind proxies (auth's per-IP OTP limits) or will be (the edge):
 # both need the proxy network as CIDR ranges, not the loopback default.
 TRUSTS_PROXIES = {"auth", "edge"}
@@ -123,10 +125,15 @@ def identity_problems(target, env, upstream_host):
     needs_secret = target in INTERNAL_SERVERS | INTERNAL_CLIENTS
     if needs_secret != has("ECHO_SERVICE_SECRET"):
         problems.append("needs ECHO_SERVICE_SECRET_FILE" if needs_secret
-                        else "ECHO_SERVICE_SECRET(_FILE) belongs to message, presence and notification only")
+                        else "ECHO_SERVICE_SECRET(_FILE) belongs to message, presence, notification and auth only")
     if target in INTERNAL_SERVERS and not str(env.get("ECHO_INTERNAL_LISTEN", "")).startswith("0.0.0.0:9091"):
         problems.append("ECHO_INTERNAL_LISTEN must be 0.0.0.0:9091 (other services call its internal contract)")
-    if target in INTERNAL_CLIENTS:
+    if target == "auth":
+        want = f"http://{upstream_host('message')}:9091"
+        if env.get("ECHO_ADMIN__MESSAGE_INTERNAL_URL") != want:
+            problems.append(f"ECHO_ADMIN__MESSAGE_INTERNAL_URL must be {want}, "
+                            f"got {env.get('ECHO_ADMIN__MESSAGE_INTERNAL_URL')}")
+    elif target in INTERNAL_CLIENTS:
         for server in sorted(INTERNAL_SERVERS):
             key = f"ECHO_NOTIFICATION__{server.upper()}_INTERNAL_URL"
             want = f"http://{upstream_host(server)}:9091"

@@ -43,7 +43,7 @@ sign_up() {
         "$A" echo.auth.v1.AuthService/VerifyPhone | json 'd["tokens"]["accessToken"], d["tokens"]["userId"]'
 }
 read -r TOKEN _ < <(sign_up +14155550101 Ada)
-read -r _ BOB < <(sign_up +14155550102 Bob)
+read -r BOB_TOKEN BOB < <(sign_up +14155550102 Bob)
 
 H="authorization: Bearer $TOKEN"; S=echo.message.v1.MessageService
 # The message service learns about new accounts from auth's events: retry the first call briefly.
@@ -81,8 +81,18 @@ expect "UpdateConversation message_ttl" '"messageTtl": "86400s"' "$out"
 out=$(g -H "$H" -d "{\"conversation_id\":\"$C\",\"client_message_id\":\"walkthrough-2\",\"content\":{\"text\":\"gone tomorrow\"}}" \
     "$A" $S/SendMessage)
 expect "SendMessage with a ttl" '"expiresAt"' "$out"
+R=$(json 'd["message"]["messageId"]' <<<"$out")
 out=$(g -H "$H" -d "{\"conversation\":{\"conversation_id\":\"$C\"},\"update_mask\":{\"paths\":[\"message_ttl\"]}}" \
     "$A" $S/UpdateConversation)
 expect "UpdateConversation ttl off" '"title": "Lunch"' "$out"
 [[ "$out" != *messageTtl* ]] || { echo "walkthrough: UpdateConversation left the ttl on: $out" >&2; exit 1; }
+# docs/lifecycle.md "Reports": Bob reports Ada's message; again answers the same report.
+report() {
+    g -H "authorization: Bearer $BOB_TOKEN" \
+        -d "{\"conversation_id\":\"$C\",\"message_id\":\"$R\",\"reason\":\"REPORT_REASON_SPAM\",\"note\":\"third time today\"}" \
+        "$A" $S/ReportMessage | json 'd["reportId"]'
+}
+first=$(report); again=$(report)
+[[ -n $first && $first == "$again" ]] || fail "ReportMessage: $first then $again"
+echo "walkthrough: ok: ReportMessage"
 echo "walkthrough: PASS"

@@ -381,7 +381,7 @@ async fn add_service(
             let auth = echo_auth::Auth::start(auth_deps(outbox, parts)?)?;
             services.add(authn.layer(auth.service(limit)));
             let operators = operators(parts.config)?;
-            let admin_api = auth.admin(operators).service(limit);
+            let admin_api = auth.admin(operators, admin_messages(parts)?).service(limit);
             *admin = Some(echo_runtime::admin::grpc_routes(admin_api));
         }
         Target::User => {
@@ -491,6 +491,26 @@ fn notification_upstream(
         presence.as_deref(),
         tokens,
     )?)
+}
+
+/// The admin API's client of MessageService's internal contract (the report queue, purges):
+/// this process's own internal port when it runs message, else `admin.message_internal_url`;
+/// without either, those RPCs answer UNAVAILABLE saying what to set.
+fn admin_messages(parts: &Parts<'_>) -> anyhow::Result<Arc<dyn echo_auth::admin::MessageControl>> {
+    let config = parts.config;
+    let local = parts
+        .internal_addr
+        .filter(|_| config.target.contains(Target::Message))
+        .map(|addr| format!("http://{addr}"));
+    let Some(url) = local.or_else(|| config.admin.message_internal_url.clone()) else {
+        tracing::info!(
+            "no admin.message_internal_url: the admin API's report queue and purges answer \
+             UNAVAILABLE"
+        );
+        return Ok(Arc::new(echo_auth::admin::NoMessages));
+    };
+    let tokens = ServiceTokens::new(&parts.identity.service_secret, "auth");
+    Ok(Arc::new(echo_auth::admin::GrpcMessages::new(&url, tokens)?))
 }
 
 /// The operator credentials of `admin.operator_tokens_file` (none without one: every admin call

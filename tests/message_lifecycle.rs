@@ -191,32 +191,7 @@ async fn expired_message_disappears_from_streams_and_inbox() {
         .await;
 
         // An hour passes for this one message.
-        let db = Database::connect(
-            &mesh.config.database_url(),
-            "message",
-            &mesh.config.database_schema_prefix,
-        )
-        .await
-        .expect("message database");
-        let past = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
-        let (past, id) = (At(past), Id(doomed.message_id.parse().expect("message id")));
-        let sql = "UPDATE messages SET expires_at = $1 WHERE message_id = $2";
-        let moved = match &db {
-            Database::Postgres(db) => sqlx::query(sql)
-                .bind(past)
-                .bind(id)
-                .execute(&db.pool)
-                .await
-                .map(|done| done.rows_affected()),
-            Database::Sqlite(db) => sqlx::query(sql)
-                .bind(past)
-                .bind(id)
-                .execute(&db.writer)
-                .await
-                .map(|done| done.rows_affected()),
-        }
-        .expect("move expires_at");
-        assert_eq!(moved, 1);
+        expire_now(&mesh, &doomed.message_id).await;
 
         let erased = stream
             .until(WAIT, |r| {
@@ -274,7 +249,132 @@ async fn expired_message_disappears_from_streams_and_inbox() {
             .then_some(())
         })
         .await;
-        db.close().await;
+        mesh.shutdown().await;
+    }
+}
+
+/// Moves message `id`'s `expires_at` one second into the past in the message database (a ttl
+/// is at least an hour).
+async fn expire_now(mesh: &TestMesh, id: &str) {
+    let db = Database::connect(
+        &mesh.config.database_url(),
+        "message",
+        &mesh.config.database_schema_prefix,
+    )
+    .await
+    .expect("message database");
+    let past = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    let (past, id) = (At(past), Id(id.parse().expect("message id")));
+    let sql = "UPDATE messages SET expires_at = $1 WHERE message_id = $2";
+    let moved = match &db {
+        Database::Postgres(db) => sqlx::query(sql)
+            .bind(past)
+            .bind(id)
+            .execute(&db.pool)
+            .await
+            .map(|done| done.rows_affected()),
+        Database::Sqlite(db) => sqlx::query(sql)
+            .bind(past)
+            .bind(id)
+            .execute(&db.writer)
+            .await
+            .map(|done| done.rows_affected()),
+    }
+    .expect("move expires_at");
+    assert_eq!(moved, 1);
+    db.close().await;
+}
+
+/// Between its expiry and the sweep (here a day away), a message whose time is up reads as
+/// erased: GetMessage and ListMessages show a tombstone without content, SearchMessages does
+/// not find it, GetEditHistory is FAILED_PRECONDITION MESSAGE_DELETED, ReportMessage too.
+#[tokio::test]
+async fn an_expired_message_reads_as_erased_before_the_sweep() {
+    for backend in Backend::BOTH {
+        let Some(mesh) = TestMesh::start_with(backend, "all", |config| {
+            config.retention.sweep_interval = Duration::from_secs(86_400);
+        })
+        .await
+        else {
+            continue;
+        };
+        let ada = known_user(&mesh).await;
+        let bob = known_user(&mesh).await;
+        let chat = direct(&mesh, &ada, &bob).await;
+        set_ttl(&mesh, &ada, &chat, Some(3600)).await.expect("set");
+        let doomed = send(&mesh, &ada, &chat, "zephyrine secret").await;
+        let kept = send(&mesh, &ada, &chat, "zephyrine public").await;
+        expire_now(&mesh, &doomed.message_id).await;
+
+        let mut reader = mesh.message_as(&bob);
+        let read = reader
+            .get_message(pb::GetMessageRequest {
+                conversation_id: chat.conversation_id.clone(),
+                message_id: doomed.message_id.clone(),
+            })
+            .await
+            .expect("get")
+            .into_inner()
+            .message
+            .unwrap();
+        assert_eq!(
+            read.state,
+            pb::MessageState::DeletedForEveryone as i32,
+            "{backend:?}"
+        );
+        assert_eq!(read.content, None);
+        let history = reader
+            .list_messages(pb::ListMessagesRequest {
+                conversation_id: chat.conversation_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .messages;
+        let shown: Vec<(String, Option<String>)> = history
+            .into_iter()
+            .map(|m| (m.message_id, m.content.map(|c| c.text)))
+            .collect();
+        assert!(
+            shown.contains(&(doomed.message_id.clone(), None)),
+            "{shown:?}"
+        );
+        assert!(
+            shown.contains(&(kept.message_id.clone(), Some("zephyrine public".into()))),
+            "{shown:?}"
+        );
+        let found: Vec<String> = reader
+            .search_messages(pb::SearchMessagesRequest {
+                query: "zephyrine".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("search")
+            .into_inner()
+            .results
+            .into_iter()
+            .filter_map(|r| r.message.map(|m| m.message_id))
+            .collect();
+        assert_eq!(found, [kept.message_id.as_str()], "{backend:?}");
+        let history = reader
+            .get_edit_history(pb::GetEditHistoryRequest {
+                conversation_id: chat.conversation_id.clone(),
+                message_id: doomed.message_id.clone(),
+            })
+            .await
+            .unwrap_err();
+        common::assert_reason(&history, Code::FailedPrecondition, "MESSAGE_DELETED");
+        let reported = reader
+            .report_message(pb::ReportMessageRequest {
+                conversation_id: chat.conversation_id.clone(),
+                message_id: doomed.message_id.clone(),
+                reason: pb::ReportReason::Spam.into(),
+                note: String::new(),
+            })
+            .await
+            .unwrap_err();
+        common::assert_reason(&reported, Code::FailedPrecondition, "MESSAGE_DELETED");
         mesh.shutdown().await;
     }
 }

@@ -5,6 +5,8 @@
 //!
 //! Only auth holds the private signing key: the edge verifies with the keys it fetches from
 //! auth's GetSigningKeys, and `echo --target message` with the public key alone, from a file.
+//! Auth's admin API reaches message's internal port (`admin.message_internal_url`) with the
+//! service secret both are given.
 
 mod common;
 
@@ -15,6 +17,11 @@ use echo_proto::echo::auth::v1 as pb;
 use echo_testenv::unique_name;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
+
+/// An operator token of this test (production refuses the test kit's published one) and its
+/// SHA-256, as `admin.operator_tokens_file` lists it.
+const OPERATOR_TOKEN: &str = "c3BsaXQtbWVzaC1vcGVyYXRvci10b2tlbi1mb3ItdGhlLXRlc3Q";
+const OPERATOR_SHA256: &str = "17d9a704c2beecc5f8ec871fb82d0747498d956a81c4164c263e96af43b6a803";
 
 fn authed(
     channel: Channel,
@@ -108,8 +115,7 @@ async fn a_message_process_with_only_the_public_key_accepts_auths_tokens() {
     let key = echo_authn::SigningKey::generate().unwrap();
     let (webhook, inbox) = webhook().await;
     let data = tempfile::tempdir().unwrap();
-    let mut auth = spawn("auth", &auth_env(&backends, &key, &webhook), data.path());
-    let auth_channel = serving(&mut auth).await;
+    let service_secret = unique_name("s") + &unique_name("s");
 
     // Message gets the public half in a file, no upstream to fetch from, and a service secret.
     let public = data.path().join("jwt-public.pem");
@@ -120,13 +126,28 @@ async fn a_message_process_with_only_the_public_key_accepts_auths_tokens() {
             "ECHO_AUTH__JWT_PUBLIC_KEYS_FILE".to_owned(),
             public.display().to_string(),
         ),
-        (
-            "ECHO_SERVICE_SECRET".to_owned(),
-            unique_name("s") + &unique_name("s"),
-        ),
+        ("ECHO_SERVICE_SECRET".to_owned(), service_secret.clone()),
     ]);
     let mut message = spawn("message", &message_env, data.path());
     let message_channel = serving(&mut message).await;
+
+    // Auth's admin API reaches message's internal port with the same service secret.
+    let operators = data.path().join("operators");
+    std::fs::write(&operators, format!("split-operator {OPERATOR_SHA256}\n")).unwrap();
+    let mut env = auth_env(&backends, &key, &webhook);
+    env.extend([
+        ("ECHO_SERVICE_SECRET".to_owned(), service_secret),
+        (
+            "ECHO_ADMIN__OPERATOR_TOKENS_FILE".to_owned(),
+            operators.display().to_string(),
+        ),
+        (
+            "ECHO_ADMIN__MESSAGE_INTERNAL_URL".to_owned(),
+            format!("http://127.0.0.1:{}", message.internal_port),
+        ),
+    ]);
+    let mut auth = spawn("auth", &env, data.path());
+    let auth_channel = serving(&mut auth).await;
 
     let tokens = sign_up(auth_channel, &inbox).await;
     let conversations = |token: &str| {
@@ -167,6 +188,46 @@ async fn a_message_process_with_only_the_public_key_accepts_auths_tokens() {
         refused.get_error_details().error_info().unwrap().reason,
         "TOKEN_INVALID"
     );
+    // The operator's report queue and purges, served by auth's admin port, are message's:
+    // reached through its internal contract with the service credential.
+    let admin_channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", auth.admin_port))
+            .unwrap()
+            .connect()
+            .await
+            .expect("auth's admin port");
+    let value: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {OPERATOR_TOKEN}").parse().unwrap();
+    let mut admin =
+        echo_proto::echo::admin::v1::admin_service_client::AdminServiceClient::with_interceptor(
+            admin_channel,
+            move |mut r: tonic::Request<()>| {
+                r.metadata_mut().insert("authorization", value.clone());
+                Ok(r)
+            },
+        );
+    let queue = admin
+        .list_reports(echo_proto::echo::admin::v1::ListReportsRequest::default())
+        .await
+        .expect("the report queue through message's internal port")
+        .into_inner();
+    assert!(queue.reports.is_empty());
+    let purge = admin
+        .purge_conversation_messages(
+            echo_proto::echo::admin::v1::PurgeConversationMessagesRequest {
+                conversation_id: uuid::Uuid::now_v7().to_string(),
+                before: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
+                reason: "split mesh test".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        purge.get_error_details().error_info().unwrap().reason,
+        "CONVERSATION_NOT_FOUND",
+        "{purge:?}"
+    );
+
     // And message minted nothing of auth's: no signing key, no auth secret in its data dir.
     let message_dir = data.path().join("message");
     for minted in [echo_authn::DEV_KEY_FILE, "auth-secret"] {

@@ -63,18 +63,22 @@ pub async fn webhook() -> (String, Inbox) {
 pub struct Process {
     pub child: Child,
     pub port: u16,
+    /// The admin port (`/metrics`, health, the operators' AdminService where auth runs).
+    pub admin_port: u16,
+    /// The internal port (internal contracts, service credential only).
+    pub internal_port: u16,
     /// Where the child's output goes (unless `TEST_LOG` shows it): read when it exits early.
     log: Option<std::path::PathBuf>,
 }
 
 pub fn spawn(target: &str, env: &[(String, String)], data_dir: &std::path::Path) -> Process {
-    let port = free_port();
+    let (port, admin_port, internal_port) = (free_port(), free_port(), free_port());
     let mut command = Command::new(env!("CARGO_BIN_EXE_echo"));
     command
         .args(["--target", target])
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--internal-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .args(["--internal-listen", &format!("127.0.0.1:{internal_port}")])
         .args(["--data-dir", &data_dir.join(target).display().to_string()])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("ECHO_LOG_FORMAT", "text")
@@ -99,6 +103,8 @@ pub fn spawn(target: &str, env: &[(String, String)], data_dir: &std::path::Path)
     Process {
         child: command.spawn().expect("start echo"),
         port,
+        admin_port,
+        internal_port,
         log,
     }
 }

@@ -14,6 +14,11 @@ pub struct AdminSettings {
     /// (`#` starts a comment). Without it the AdminService answers UNAUTHENTICATED to every
     /// call. Read at start; a malformed line refuses the start.
     pub operator_tokens_file: Option<PathBuf>,
+    /// MessageService's internal port (`http://host:port`), which the admin API calls for the
+    /// report queue and purges when the process that runs auth does not also run message (in
+    /// one process the admin API uses its own internal port). Without either, those RPCs
+    /// answer UNAVAILABLE.
+    pub message_internal_url: Option<String>,
 }
 
 /// One operator's credential as the file lists it.

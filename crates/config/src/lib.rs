@@ -387,9 +387,12 @@ impl Config {
         if let Some(problem) = self.admin.production_problem(&self.target) {
             return refuse(&problem);
         }
-        // The services that serve or call internal contracts authenticate those calls with it.
+        // The services that serve or call internal contracts authenticate those calls with it
+        // (auth calls message's when its admin API is given `admin.message_internal_url`).
         let internal = [Target::Message, Target::Presence, Target::Notification];
-        if internal.into_iter().any(|t| self.target.contains(t)) {
+        let admin_calls =
+            self.target.contains(Target::Auth) && self.admin.message_internal_url.is_some();
+        if admin_calls || internal.into_iter().any(|t| self.target.contains(t)) {
             match &self.service_secret {
                 None => {
                     return refuse(

@@ -7,6 +7,7 @@
 //! max_age = { direct = 31536000, group = 7776000 }   # 1 year, 90 days; channels forever
 //! sweep_interval = 60
 //! batch_size = 1000
+//! resolved_reports = 31536000                      # resolved reports' moderation record: 1 year
 //! ```
 //!
 //! As variables: `ECHO_RETENTION__MAX_AGE__GROUP=7776000`, `ECHO_RETENTION__BATCH_SIZE=500`.
@@ -27,12 +28,17 @@ pub struct RetentionSettings {
     /// Messages older than this (from their send) are erased, per kind of conversation.
     pub max_age: MaxAge,
     /// How often the sweep looks for expired messages (disappearing messages and retention);
-    /// a message may stay readable this long past its time. 1 s to 1 day.
+    /// an expired message's row (never its content: reads treat it as erased) may stay this
+    /// long past its time. 1 s to 1 day.
     #[serde(with = "crate::humantime_secs")]
     pub sweep_interval: Duration,
     /// Most messages erased in one transaction (1 to 1000): a send into a conversation being
     /// swept waits at most one batch.
     pub batch_size: usize,
+    /// How long a resolved report's moderation record (its copy of the reported message) is
+    /// kept after its resolution; open reports are kept until resolved. 1 hour to 100 years.
+    #[serde(with = "crate::humantime_secs")]
+    pub resolved_reports: Duration,
 }
 
 /// `retention.max_age`: whole seconds per kind of conversation, at least an hour; unset keeps
@@ -57,6 +63,7 @@ impl Default for RetentionSettings {
             max_age: MaxAge::default(),
             sweep_interval: Duration::from_secs(60),
             batch_size: MAX_SWEEP_BATCH,
+            resolved_reports: Duration::from_secs(365 * 86_400),
         }
     }
 }
@@ -69,6 +76,8 @@ struct RawRetention {
     #[serde(with = "crate::humantime_secs")]
     sweep_interval: Duration,
     batch_size: usize,
+    #[serde(with = "crate::humantime_secs")]
+    resolved_reports: Duration,
 }
 
 impl Default for RawRetention {
@@ -77,11 +86,13 @@ impl Default for RawRetention {
             max_age,
             sweep_interval,
             batch_size,
+            resolved_reports,
         } = RetentionSettings::default();
         Self {
             max_age,
             sweep_interval,
             batch_size,
+            resolved_reports,
         }
     }
 }
@@ -113,10 +124,18 @@ impl TryFrom<RawRetention> for RetentionSettings {
                 "retention.batch_size must be 1 to {MAX_SWEEP_BATCH}"
             ));
         }
+        if raw.resolved_reports < MIN_RETENTION
+            || raw.resolved_reports > Duration::from_secs(100 * 365 * 86_400)
+        {
+            return Err(
+                "retention.resolved_reports must be 3600 seconds (1 hour) to 100 years".into(),
+            );
+        }
         Ok(Self {
             max_age: raw.max_age,
             sweep_interval: raw.sweep_interval,
             batch_size: raw.batch_size,
+            resolved_reports: raw.resolved_reports,
         })
     }
 }
@@ -169,6 +188,7 @@ mod tests {
         assert_eq!(settings.max_age, MaxAge::default());
         assert_eq!(settings.batch_size, 1000);
         assert_eq!(settings.sweep_interval, Duration::from_secs(60));
+        assert_eq!(settings.resolved_reports, Duration::from_secs(365 * 86_400));
     }
 
     #[test]
@@ -186,6 +206,7 @@ mod tests {
             ("batch_size = 0", "retention.batch_size"),
             ("batch_size = 1001", "retention.batch_size"),
             ("sweep_interval = 0", "retention.sweep_interval"),
+            ("resolved_reports = 60", "retention.resolved_reports"),
             ("max_age = { forum = 3600 }", "forum"),
         ] {
             let error = parse(toml).expect_err(toml);

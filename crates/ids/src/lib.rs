@@ -95,6 +95,8 @@ ids! {
     MessageId;
     /// A contact request from one user to another.
     ContactRequestId;
+    /// A report of a message for abuse (the moderation record).
+    ReportId;
 }
 
 #[cfg(test)]

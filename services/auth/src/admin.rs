@@ -11,12 +11,15 @@
 //! audit write sit beside each RPC so no RPC can be added that skips the check or the audit
 //! row; split apart, a new RPC could be wired to one and not the other.
 
+mod messages;
+
 use std::future::Future;
 use std::sync::Arc;
 
 use echo_ids::UserId;
 use echo_proto::echo::admin::v1 as pb;
 use echo_proto::echo::admin::v1::admin_service_server::{AdminService, AdminServiceServer};
+use echo_proto::echo::message::v1 as msg;
 use echo_runtime::{Check, Failure, PageSize};
 use sha2::{Digest as _, Sha256};
 use tonic::{Code, Request, Response, Status};
@@ -25,6 +28,8 @@ use uuid::Uuid;
 use crate::accounts::{AccountKey, Accounts};
 use crate::domain::phone::PhoneNumber;
 use crate::store::{AccountStatus, AuditEntry, AuthStore};
+
+pub use messages::{GrpcMessages, MessageControl, NoMessages};
 
 /// Longest `reason` (and report resolution), in characters.
 pub const MAX_REASON: usize = 500;
@@ -35,6 +40,11 @@ const AUDIT_PAGE: PageSize = PageSize {
 };
 /// Longest target recorded for a malformed id, in characters.
 const MAX_TARGET: usize = 100;
+/// Default and largest page of reports.
+const REPORT_PAGE: PageSize = PageSize {
+    default: 50,
+    max: 200,
+};
 
 /// One operator's credential: their name (for the audit log) and the SHA-256 of their token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,19 +165,24 @@ impl AccountControl for Accounts {
 #[derive(Clone)]
 pub struct AdminApi {
     control: Arc<dyn AccountControl>,
+    messages: Arc<dyn MessageControl>,
     audit: Arc<AuthStore>,
     operators: Operators,
 }
 
 impl AdminApi {
-    /// The handlers, acting through `control`, auditing into `audit` (auth's store).
+    /// The handlers, acting on accounts through `control` and on reports and messages through
+    /// `messages` (the message service's internal contract), auditing into `audit` (auth's
+    /// store).
     pub fn new(
         control: Arc<dyn AccountControl>,
+        messages: Arc<dyn MessageControl>,
         audit: Arc<AuthStore>,
         operators: Operators,
     ) -> Self {
         Self {
             control,
+            messages,
             audit,
             operators,
         }
@@ -344,6 +359,30 @@ fn entry(entry: AuditEntry) -> pb::AuditEntry {
     }
 }
 
+/// A report of the message service's moderation record as operators see it.
+fn report(report: msg::ModerationReport) -> pb::Report {
+    let reason = msg::ReportReason::try_from(report.reason)
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("REPORT_REASON_")
+                .to_owned()
+        })
+        .unwrap_or_default();
+    pb::Report {
+        report_id: report.report_id,
+        conversation_id: report.conversation_id,
+        message_id: report.message_id,
+        reporter_id: report.reporter_user_id,
+        reason,
+        note: report.note,
+        created_at: report.created_at,
+        resolved_at: report.resolved_at,
+        resolution: report.resolution,
+        message: report.message,
+        resolved_by: report.resolved_by,
+    }
+}
+
 type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
@@ -353,8 +392,33 @@ impl AdminService for AdminApi {
         request: Request<pb::ListReportsRequest>,
     ) -> Reply<pb::ListReportsResponse> {
         let operator = self.operators.caller(&request)?;
-        self.not_yet(operator, "ListReports", String::new(), "")
-            .await
+        let body = request.into_inner();
+        let row = Row::new(operator, "ListReports", String::new(), "");
+        let messages = self.messages.clone();
+        let response = self
+            .audited(row, move |_| async move {
+                let mut check = Check::default();
+                let page = check.page::<Uuid>(body.page_size, &body.page_token, REPORT_PAGE);
+                check.finish()?;
+                let reports = messages
+                    .reports(msg::ListModerationReportsRequest {
+                        after_report_id: page.after.map(|id| id.to_string()).unwrap_or_default(),
+                        limit: i32::try_from(page.fetch_limit()).unwrap_or(i32::MAX),
+                        include_resolved: body.include_resolved,
+                    })
+                    .await?;
+                let (reports, next_page_token) = page.finish(reports, |r| {
+                    Uuid::try_parse(&r.report_id).unwrap_or_default()
+                });
+                let details = serde_json::json!({ "reports": reports.len() });
+                let response = pb::ListReportsResponse {
+                    reports: reports.into_iter().map(report).collect(),
+                    next_page_token,
+                };
+                Ok((response, details))
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn resolve_report(
@@ -364,8 +428,33 @@ impl AdminService for AdminApi {
         let operator = self.operators.caller(&request)?;
         let body = request.into_inner();
         let target = format!("report:{}", storable(&body.report_id, MAX_TARGET));
-        self.not_yet(operator, "ResolveReport", target, &body.reason)
-            .await
+        let row = Row::new(operator.clone(), "ResolveReport", target, &body.reason);
+        let messages = self.messages.clone();
+        let response = self
+            .audited(row, move |_| async move {
+                let mut check = Check::default();
+                let id = check.id_of::<Uuid>("report_id", &body.report_id);
+                let resolution = check.text("resolution", &body.resolution, MAX_REASON, true);
+                check.text("reason", &body.reason, MAX_REASON, true);
+                check.finish()?;
+                let resolved = messages
+                    .resolve(msg::ResolveModerationReportRequest {
+                        report_id: id.expect("checked").to_string(),
+                        resolution,
+                        resolved_by: operator,
+                    })
+                    .await?;
+                let details = serde_json::json!({
+                    "message_id": resolved.message_id,
+                    "resolution": resolved.resolution,
+                });
+                let response = pb::ResolveReportResponse {
+                    report: Some(report(resolved)),
+                };
+                Ok((response, details))
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn suspend_user(
@@ -494,8 +583,31 @@ impl AdminService for AdminApi {
             "conversation:{}",
             storable(&body.conversation_id, MAX_TARGET)
         );
-        self.not_yet(operator, "PurgeConversationMessages", target, &body.reason)
-            .await
+        let row = Row::new(operator, "PurgeConversationMessages", target, &body.reason);
+        let messages = self.messages.clone();
+        let response = self
+            .audited(row, move |_| async move {
+                let mut check = Check::default();
+                let conversation = check.id_of::<Uuid>("conversation_id", &body.conversation_id);
+                if body.before.is_none() {
+                    check.push("before", "is required");
+                }
+                check.text("reason", &body.reason, MAX_REASON, true);
+                check.finish()?;
+                let purged = messages
+                    .purge(msg::PurgeMessagesRequest {
+                        conversation_id: conversation.expect("checked").to_string(),
+                        before: body.before,
+                    })
+                    .await?;
+                let details = serde_json::json!({ "messages_purged": purged });
+                let response = pb::PurgeConversationMessagesResponse {
+                    messages_purged: purged,
+                };
+                Ok((response, details))
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn lookup_user(

@@ -103,11 +103,16 @@ impl Auth {
         AuthServiceServer::new(self.api.clone()).max_decoding_message_size(max_request_bytes)
     }
 
-    /// The AdminService handlers over these accounts, letting `operators` in (docs/admin.md);
-    /// served on the admin port, never the public one.
-    pub fn admin(&self, operators: admin::Operators) -> admin::AdminApi {
+    /// The AdminService handlers over these accounts and, through `messages`, the message
+    /// service's reports and messages, letting `operators` in (docs/admin.md); served on the
+    /// admin port, never the public one.
+    pub fn admin(
+        &self,
+        operators: admin::Operators,
+        messages: std::sync::Arc<dyn admin::MessageControl>,
+    ) -> admin::AdminApi {
         let store = self.accounts.store.clone();
-        admin::AdminApi::new(self.accounts.clone(), store, operators)
+        admin::AdminApi::new(self.accounts.clone(), messages, store, operators)
     }
 }
 

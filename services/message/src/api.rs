@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::conversations::{ConversationView, Conversations};
 use crate::events::{conversation_snapshot, timestamp};
 use crate::store::Actor;
-use crate::{conversations, live, members, messages, reactions, read_state};
+use crate::{conversations, live, members, messages, moderation, reactions, read_state};
 
 /// The MessageService handlers.
 pub struct MessageApi {
@@ -128,7 +128,7 @@ pub(crate) fn optional_id<T: From<Uuid>>(check: &mut Check, field: &str, input: 
 /// Implements the generated [`MessageService`] by handing each RPC to its feature's handler
 /// (`<feature>::api`): one row per RPC, `method(request) -> response => handler;`. The
 /// generated trait gives every method a default (UNIMPLEMENTED), so a missing row compiles:
-/// the table must list all 35 RPCs of `message_service.proto` (the e2e suites call each).
+/// the table must list all 36 RPCs of `message_service.proto` (the e2e suites call each).
 macro_rules! delegate {
     ($($method:ident($request:ty) -> $response:ty => $handler:path;)*) => {
         #[tonic::async_trait]
@@ -218,6 +218,10 @@ delegate! {
         -> pb::UnpinMessageResponse => reactions::api::unpin_message;
     list_pins(pb::ListPinsRequest)
         -> pb::ListPinsResponse => reactions::api::list_pins;
+
+    // report_api.proto
+    report_message(pb::ReportMessageRequest)
+        -> pb::ReportMessageResponse => moderation::api::report_message;
 
     // live.proto
     subscribe(pb::SubscribeRequest)

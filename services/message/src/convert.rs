@@ -19,6 +19,14 @@ pub fn seen(seen: Seen) -> pb::Message {
         out.deleted_at = Some(timestamp(at));
         out.content = None;
         out.reactions.clear();
+    } else if seen.message.is_expired(chrono::Utc::now()) {
+        // Its time is up and the sweep (every `retention.sweep_interval`) has not erased it
+        // yet: no reader sees its content from the moment it expires.
+        out.state = pb::MessageState::DeletedForEveryone.into();
+        out.deleted_at = seen.message.expires_at.map(timestamp);
+        out.content = None;
+        out.reactions.clear();
+        out.pinned = false;
     }
     out
 }
@@ -74,5 +82,62 @@ pub fn message(message: &Message) -> pb::Message {
         reactions: Vec::new(),
         pinned: false,
         expires_at: message.expires_at.map(timestamp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, Utc};
+    use echo_ids::{ConversationId, DeviceId, MessageId, UserId};
+
+    use super::*;
+
+    fn stored(expires_in: Option<TimeDelta>) -> Message {
+        let now = Utc::now();
+        Message {
+            id: MessageId::new_v7(),
+            conversation_id: ConversationId::new_v7(),
+            seq: 7,
+            sender_id: UserId::new_v7(),
+            sender_device_id: DeviceId::new_v7(),
+            client_message_id: "k".into(),
+            content: Some(pb::MessageContent {
+                text: "gone soon".into(),
+                ..Default::default()
+            }),
+            reply_to_message_id: None,
+            thread_root_message_id: None,
+            reply_count: 0,
+            created_at: now - TimeDelta::hours(2),
+            edited_at: None,
+            edit_count: 0,
+            deleted_at: None,
+            expires_at: expires_in.map(|d| now + d),
+        }
+    }
+
+    fn read(message: Message) -> pb::Message {
+        let reader = UserId::new_v7();
+        seen(Seen {
+            pinned: true,
+            ..Seen::fresh(message, reader)
+        })
+    }
+
+    #[test]
+    fn an_expired_message_reads_as_erased_before_the_sweep() {
+        let due = stored(Some(-TimeDelta::seconds(1)));
+        let expires_at = due.expires_at;
+        let out = read(due);
+        assert_eq!(out.state, pb::MessageState::DeletedForEveryone as i32);
+        assert_eq!(out.content, None);
+        assert!(!out.pinned);
+        assert_eq!(out.deleted_at, expires_at.map(timestamp));
+
+        for kept in [stored(Some(TimeDelta::hours(1))), stored(None)] {
+            let out = read(kept);
+            assert_eq!(out.state, pb::MessageState::Active as i32);
+            assert_eq!(out.content.map(|c| c.text), Some("gone soon".to_owned()));
+        }
     }
 }

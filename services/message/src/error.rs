@@ -40,6 +40,9 @@ pub enum MessageError {
     /// The message was deleted for everyone.
     #[error("message deleted")]
     MessageDeleted,
+    /// No report has this id (the operators' internal contract).
+    #[error("report not found")]
+    ReportNotFound,
     /// The message is older than the edit window.
     #[error("edit window expired")]
     EditWindowExpired,
@@ -136,6 +139,7 @@ impl From<MessageError> for Failure {
                 "MESSAGE_DELETED",
                 "the message was deleted for everyone",
             ),
+            ReportNotFound => reason(Code::NotFound, "REPORT_NOT_FOUND", "no such report"),
             EditWindowExpired => reason(
                 Code::FailedPrecondition,
                 "EDIT_WINDOW_EXPIRED",

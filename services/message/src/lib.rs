@@ -14,7 +14,8 @@
 //! event envelopes and snapshots, `store` the `MessageStore` type, its shared rows and
 //! encodings, `projections` what it learns from auth's and the user service's events,
 //! `internal` the contract other Echo services call (notification previews, built by
-//! `preview`).
+//! `preview`; the operators' report queue and purges), `moderation` reports and their
+//! moderation record.
 
 pub mod api;
 pub mod conversations;
@@ -25,6 +26,7 @@ pub mod internal;
 pub mod live;
 pub mod members;
 pub mod messages;
+pub mod moderation;
 pub mod preview;
 pub mod projections;
 pub mod reactions;
@@ -125,14 +127,15 @@ impl Message {
             .max_decoding_message_size(max_request_bytes)
     }
 
-    /// The MessageInternalService server (notification previews; for the internal listener
+    /// The MessageInternalService server (notification previews, the report queue, purges; for the internal listener
     /// only, behind the service credential), refusing request messages over
     /// `max_request_bytes`.
     pub fn internal_service(
         &self,
         max_request_bytes: usize,
     ) -> MessageInternalServiceServer<internal::MessageInternalApi> {
-        internal::MessageInternalApi::new(self.store.clone()).server(max_request_bytes)
+        internal::MessageInternalApi::new(self.store.clone(), self.sweep.batch_size)
+            .server(max_request_bytes)
     }
 
     /// The durable consumers MessageService runs: auth's account events and the user

@@ -250,6 +250,11 @@ pub const EDIT_WINDOW: chrono::Duration = chrono::Duration::hours(48);
 pub const SEND: echo_cache::Rule =
     echo_cache::Rule::per("message.send", 100, std::time::Duration::from_secs(10));
 
+/// Reports one user may file: a burst of 20, refilled at 20 per 10 minutes (a person reporting
+/// a wave of spam fits; a client used to flood the moderation queue does not).
+pub const REPORT: echo_cache::Rule =
+    echo_cache::Rule::per("message.report", 20, std::time::Duration::from_secs(600));
+
 /// Typing calls one user may make: a burst of 30, refilled at 3 a second (a client renewing
 /// every ~4 s in a few conversations never comes near it).
 pub const TYPING: echo_cache::Rule =

@@ -44,6 +44,8 @@ mod lifecycle;
 mod live;
 #[path = "store_conformance/members.rs"]
 mod members;
+#[path = "store_conformance/moderation.rs"]
+mod moderation;
 #[path = "store_conformance/previews.rs"]
 mod previews;
 #[path = "store_conformance/reactions.rs"]

@@ -97,9 +97,13 @@ fn production_refuses_a_missing_or_weak_service_secret_where_internal_contracts_
             assert!(error.contains("needs service_secret"), "{target}: {error}");
             jail.clear_env();
         }
-        // Auth and the edge neither serve nor call internal contracts.
+        // Auth and the edge neither serve nor call internal contracts...
         production_except_the_service_secret(jail, "auth,edge");
         assert!(Config::load(&cli(&["--target", "auth,edge"])).is_ok());
+        // ...unless auth's admin API is pointed at the message service's internal port.
+        jail.set_env("ECHO_ADMIN__MESSAGE_INTERNAL_URL", "http://message:9091");
+        let error = load_error(&["--target", "auth"]);
+        assert!(error.contains("needs service_secret"), "auth: {error}");
         jail.clear_env();
         production_except_the_service_secret(jail, "presence");
         for weak in [

@@ -137,7 +137,7 @@ impl Conversations {
         if self.hidden(caller, id).await? {
             return Err(MessageError::MessageNotFound);
         }
-        if message.deleted_at.is_some() {
+        if message.deleted_at.is_some() || message.is_expired(chrono::Utc::now()) {
             return Err(MessageError::MessageDeleted);
         }
         self.store.edit_history(conversation, id).await

@@ -15,6 +15,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
+use echo_ids::ConversationId;
+
 use crate::error::MessageError;
 use crate::store::{MessageStore, Retention};
 
@@ -25,6 +27,8 @@ pub struct SweepReport {
     pub batches: usize,
     /// Messages erased.
     pub erased: usize,
+    /// Resolved reports erased (past `retention.resolved_reports`).
+    pub reports_erased: u64,
 }
 
 /// How the sweep runs: the retention per kind, the batch size and the interval.
@@ -36,6 +40,8 @@ pub struct SweepSettings {
     pub batch_size: usize,
     /// Pause between sweeps.
     pub interval: Duration,
+    /// How long a resolved report is kept after its resolution.
+    pub resolved_reports: TimeDelta,
 }
 
 impl SweepSettings {
@@ -50,6 +56,8 @@ impl SweepSettings {
             },
             batch_size: settings.batch_size,
             interval: settings.sweep_interval,
+            resolved_reports: TimeDelta::from_std(settings.resolved_reports)
+                .unwrap_or(TimeDelta::MAX),
         }
     }
 }
@@ -71,9 +79,47 @@ pub async fn sweep(
             report.erased += batch.erased;
         }
         if !batch.full || stop.is_cancelled() {
-            return Ok(report);
+            break;
         }
     }
+    if let Some(before) = now.checked_sub_signed(settings.resolved_reports) {
+        report.reports_erased = store.erase_resolved_reports(before).await?;
+    }
+    Ok(report)
+}
+
+/// Erases every live message of `conversation` created before `before` (an operator's purge),
+/// in batches of `batch_size` (1..=1000), each its own transaction with its MessagesExpired
+/// (reason OPERATOR_PURGE); how many were erased. Batches walk the conversation by seq, so a
+/// purge of a million messages never re-reads the tombstones it left; a second walk catches a
+/// row another transaction held (skipped) during the first.
+pub async fn purge(
+    store: &MessageStore,
+    conversation: ConversationId,
+    before: DateTime<Utc>,
+    batch_size: usize,
+) -> Result<usize, MessageError> {
+    if store.conversation(conversation).await?.is_none() {
+        return Err(MessageError::ConversationNotFound);
+    }
+    let mut erased = 0;
+    for walk in 0..2 {
+        let mut after_seq = 0;
+        loop {
+            let (batch, last_seq) = store
+                .purge_batch(conversation, before, after_seq, Utc::now(), batch_size)
+                .await?;
+            erased += batch.erased;
+            after_seq = last_seq;
+            if !batch.full {
+                break;
+            }
+        }
+        if walk == 0 && erased == 0 {
+            break;
+        }
+    }
+    Ok(erased)
 }
 
 /// Runs a sweep every `settings.interval` until `shutdown` fires. A failed sweep is logged
@@ -86,10 +132,11 @@ pub fn start(store: Arc<MessageStore>, settings: SweepSettings, shutdown: Cancel
                 () = tokio::time::sleep(settings.interval) => {}
             }
             match sweep(&store, &settings, Utc::now(), &shutdown).await {
-                Ok(report) if report.erased > 0 => {
+                Ok(report) if report.erased > 0 || report.reports_erased > 0 => {
                     tracing::info!(
                         erased = report.erased,
                         batches = report.batches,
+                        reports_erased = report.reports_erased,
                         "expired messages erased"
                     );
                 }

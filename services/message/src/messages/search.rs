@@ -191,6 +191,10 @@ impl Conversations {
             created_micros: hit.message.created_at.timestamp_micros(),
             message_id: hit.message.id,
         });
+        // A message whose time is up is not found, even before the sweep erases it (the page
+        // may then come back short; the token still continues after it).
+        let now = chrono::Utc::now();
+        hits.retain(|hit| !hit.message.is_expired(now));
         for hit in &mut hits {
             hit.snippet = clip(&hit.snippet, MAX_SNIPPET_CHARS);
         }

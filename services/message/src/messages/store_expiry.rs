@@ -82,9 +82,62 @@ impl MessageStore {
         let limit = limit.clamp(1, MAX_EXPIRY_BATCH);
         let mut tx = self.db.begin().await?;
         let due = due(&mut tx, now, retention, limit).await?;
+        let full = due.len() == limit;
+        let erased = self.erase_due(tx, &due, now).await?;
+        Ok(ExpiryBatch { erased, full })
+    }
+
+    /// Erases at most `limit` (1..=[`MAX_EXPIRY_BATCH`]) live messages of `conversation`
+    /// created before `before` whose seq is above `after_seq`, lowest seq first, in one
+    /// transaction, as [`expire_batch`](Self::expire_batch) erases (reason OPERATOR_PURGE).
+    /// Returns the batch and the highest seq it read (the next batch's `after_seq`: erased
+    /// tombstones are never scanned again).
+    pub async fn purge_batch(
+        &self,
+        conversation: ConversationId,
+        before: DateTime<Utc>,
+        after_seq: i64,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(ExpiryBatch, i64), MessageError> {
+        let limit = limit.clamp(1, MAX_EXPIRY_BATCH);
+        let mut tx = self.db.begin().await?;
+        let rows: Vec<(Id, i64)> = with_tx!(&mut tx, |c| {
+            sqlx::query_as(
+                "SELECT message_id, seq FROM messages \
+                 WHERE conversation_id = $1 AND seq > $2 AND created_at < $3 \
+                   AND deleted_at IS NULL \
+                 ORDER BY seq LIMIT $4",
+            )
+            .bind(Id(conversation.into()))
+            .bind(after_seq)
+            .bind(At(before))
+            .bind(sql_limit(limit))
+            .fetch_all(c)
+            .await
+        })?;
+        let last_seq = rows.last().map_or(after_seq, |(_, seq)| *seq);
+        let due: Vec<_> = rows
+            .into_iter()
+            .map(|(m, _)| (m.0.into(), conversation, pb::ExpiryReason::OperatorPurge))
+            .collect();
+        let full = due.len() == limit;
+        let erased = self.erase_due(tx, &due, now).await?;
+        Ok((ExpiryBatch { erased, full }, last_seq))
+    }
+
+    /// Erases `due` (read in `tx` without a lock) and commits `tx` with one MessagesExpired
+    /// per conversation and reason; how many were erased (rows another instance took meanwhile
+    /// are skipped). Rolls back when there is nothing to erase.
+    async fn erase_due(
+        &self,
+        mut tx: Tx,
+        due: &[(MessageId, ConversationId, pb::ExpiryReason)],
+        now: DateTime<Utc>,
+    ) -> Result<usize, MessageError> {
         if due.is_empty() {
             tx.rollback().await?;
-            return Ok(ExpiryBatch::default());
+            return Ok(0);
         }
         let conversations: Vec<ConversationId> = {
             let mut ids: Vec<ConversationId> = due.iter().map(|d| d.1).collect();
@@ -93,7 +146,7 @@ impl MessageStore {
             ids
         };
         order_writes(&mut tx, &conversations, &[]).await?;
-        let locked = lock_due(&mut tx, &due).await?;
+        let locked = lock_due(&mut tx, due).await?;
         // Per conversation (in id order) and reason, the messages in seq order.
         let reasons: BTreeMap<MessageId, pb::ExpiryReason> =
             due.iter().map(|&(id, _, reason)| (id, reason)).collect();
@@ -106,7 +159,6 @@ impl MessageStore {
                 .push(message);
         }
         let mut events: Vec<Event> = Vec::with_capacity(groups.len());
-        let full = due.len() == limit;
         let mut erased = 0;
         for ((conversation, reason), mut messages) in groups {
             // No activity: an erasure does not move the conversation up in lists.
@@ -123,10 +175,10 @@ impl MessageStore {
         if events.is_empty() {
             // Everything read was taken by another instance meanwhile.
             tx.rollback().await?;
-            return Ok(ExpiryBatch { erased: 0, full });
+            return Ok(0);
         }
         commit_with(&self.outbox, tx, &events).await?;
-        Ok(ExpiryBatch { erased, full })
+        Ok(erased)
     }
 }
 

@@ -248,6 +248,14 @@ pub struct Message {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl Message {
+    /// Its time is up at `now` (`expires_at` passed) but the sweep has not erased it yet:
+    /// every reader sees it as erased already (docs/lifecycle.md, "The sweep").
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.deleted_at.is_none() && self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
 /// The store for `db`, appending events to `outbox` (whose database is `db`).
 pub fn for_database(db: &Database, outbox: Outbox) -> std::sync::Arc<MessageStore> {
     std::sync::Arc::new(MessageStore::new(db.clone(), outbox))

@@ -31,6 +31,7 @@ fn settings(retention: Retention, batch_size: usize) -> SweepSettings {
         retention,
         batch_size,
         interval: std::time::Duration::from_secs(60),
+        resolved_reports: TimeDelta::days(365),
     }
 }
 
@@ -233,7 +234,8 @@ async fn expired_message_is_erased_without_trace(env: &Env) {
         report,
         SweepReport {
             batches: 1,
-            erased: 1
+            erased: 1,
+            reports_erased: 0,
         }
     );
 
@@ -312,7 +314,8 @@ async fn retention_erases_in_batches(env: &Env) {
         report,
         SweepReport {
             batches: 3,
-            erased: 5
+            erased: 5,
+            reports_erased: 0,
         }
     );
     let expired = expired_events(env, group.id).await;

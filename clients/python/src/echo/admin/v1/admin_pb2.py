@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from echo.message.v1 import message_pb2 as echo_dot_message_dot_v1_dot_message__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65\x63ho/admin/v1/admin.proto\x12\recho.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n\x07\x41\x63\x63ount\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0cphone_number\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0csuspended_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11suspension_reason\x18\x06 \x01(\t\x12\x17\n\x0f\x61\x63tive_sessions\x18\x07 \x01(\x05\"\xf0\x01\n\x06Report\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x13\n\x0breporter_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nresolution\x18\t \x01(\t\"\xaa\x01\n\nAuditEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08operator\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07outcome\x18\x07 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x08 \x01(\t\"U\n\x12ListReportsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x10include_resolved\x18\x03 \x01(\x08\"V\n\x13ListReportsResponse\x12&\n\x07reports\x18\x01 \x03(\x0b\x32\x15.echo.admin.v1.Report\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x14ResolveReportRequest\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x12\n\nresolution\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\">\n\x15ResolveReportResponse\x12%\n\x06report\x18\x01 \x01(\x0b\x32\x15.echo.admin.v1.Report\"5\n\x12SuspendUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"V\n\x13SuspendUserResponse\x12\'\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x16.echo.admin.v1.Account\x12\x16\n\x0esessions_ended\x18\x02 \x01(\x05\"7\n\x14UnsuspendUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"@\n\x15UnsuspendUserResponse\x12\'\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x16.echo.admin.v1.Account\"8\n\x15RevokeSessionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"0\n\x16RevokeSessionsResponse\x12\x16\n\x0esessions_ended\x18\x01 \x01(\x05\"M\n\x17\x44isconnectDeviceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"1\n\x18\x44isconnectDeviceResponse\x12\x15\n\rstreams_ended\x18\x01 \x01(\x05\"4\n\x11\x44\x65leteUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse\"w\n PurgeConversationMessagesRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12*\n\x06\x62\x65\x66ore\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"<\n!PurgeConversationMessagesResponse\x12\x17\n\x0fmessages_purged\x18\x01 \x01(\x03\"E\n\x11LookupUserRequest\x12\x11\n\x07user_id\x18\x01 \x01(\tH\x00\x12\x16\n\x0cphone_number\x18\x02 \x01(\tH\x00\x42\x05\n\x03key\"=\n\x12LookupUserResponse\x12\'\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x16.echo.admin.v1.Account\"<\n\x13ListAuditLogRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x14ListAuditLogResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.echo.admin.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb5\x07\n\x0c\x41\x64minService\x12T\n\x0bListReports\x12!.echo.admin.v1.ListReportsRequest\x1a\".echo.admin.v1.ListReportsResponse\x12Z\n\rResolveReport\x12#.echo.admin.v1.ResolveReportRequest\x1a$.echo.admin.v1.ResolveReportResponse\x12T\n\x0bSuspendUser\x12!.echo.admin.v1.SuspendUserRequest\x1a\".echo.admin.v1.SuspendUserResponse\x12Z\n\rUnsuspendUser\x12#.echo.admin.v1.UnsuspendUserRequest\x1a$.echo.admin.v1.UnsuspendUserResponse\x12]\n\x0eRevokeSessions\x12$.echo.admin.v1.RevokeSessionsRequest\x1a%.echo.admin.v1.RevokeSessionsResponse\x12\x63\n\x10\x44isconnectDevice\x12&.echo.admin.v1.DisconnectDeviceRequest\x1a\'.echo.admin.v1.DisconnectDeviceResponse\x12Q\n\nDeleteUser\x12 .echo.admin.v1.DeleteUserRequest\x1a!.echo.admin.v1.DeleteUserResponse\x12~\n\x19PurgeConversationMessages\x12/.echo.admin.v1.PurgeConversationMessagesRequest\x1a\x30.echo.admin.v1.PurgeConversationMessagesResponse\x12Q\n\nLookupUser\x12 .echo.admin.v1.LookupUserRequest\x1a!.echo.admin.v1.LookupUserResponse\x12W\n\x0cListAuditLog\x12\".echo.admin.v1.ListAuditLogRequest\x1a#.echo.admin.v1.ListAuditLogResponseB3\n\x11\x64\x65v.echo.admin.v1B\nAdminProtoP\x01\xa2\x02\x03\x45\x41\x44\xba\x02\tEchoAdminb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65\x63ho/admin/v1/admin.proto\x12\recho.admin.v1\x1a\x1d\x65\x63ho/message/v1/message.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n\x07\x41\x63\x63ount\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0cphone_number\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0csuspended_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11suspension_reason\x18\x06 \x01(\t\x12\x17\n\x0f\x61\x63tive_sessions\x18\x07 \x01(\x05\"\xb0\x02\n\x06Report\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x13\n\x0breporter_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nresolution\x18\t \x01(\t\x12)\n\x07message\x18\n \x01(\x0b\x32\x18.echo.message.v1.Message\x12\x13\n\x0bresolved_by\x18\x0b \x01(\t\"\xaa\x01\n\nAuditEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08operator\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07outcome\x18\x07 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x08 \x01(\t\"U\n\x12ListReportsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x10include_resolved\x18\x03 \x01(\x08\"V\n\x13ListReportsResponse\x12&\n\x07reports\x18\x01 \x03(\x0b\x32\x15.echo.admin.v1.Report\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x14ResolveReportRequest\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x12\n\nresolution\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\">\n\x15ResolveReportResponse\x12%\n\x06report\x18\x01 \x01(\x0b\x32\x15.echo.admin.v1.Report\"5\n\x12SuspendUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"V\n\x13SuspendUserResponse\x12\'\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x16.echo.admin.v1.Account\x12\x16\n\x0esessions_ended\x18\x02 \x01(\x05\"7\n\x14UnsuspendUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"@\n\x15UnsuspendUserResponse\x12\'\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x16.echo.admin.v1.Account\"8\n\x15RevokeSessionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"0\n\x16RevokeSessionsResponse\x12\x16\n\x0esessions_ended\x18\x01 \x01(\x05\"M\n\x17\x44isconnectDeviceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"1\n\x18\x44isconnectDeviceResponse\x12\x15\n\rstreams_ended\x18\x01 \x01(\x05\"4\n\x11\x44\x65leteUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse\"w\n PurgeConversationMessagesRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12*\n\x06\x62\x65\x66ore\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"<\n!PurgeConversationMessagesResponse\x12\x17\n\x0fmessages_purged\x18\x01 \x01(\x03\"E\n\x11LookupUserRequest\x12\x11\n\x07user_id\x18\x01 \x01(\tH\x00\x12\x16\n\x0cphone_number\x18\x02 \x01(\tH\x00\x42\x05\n\x03key\"=\n\x12LookupUserResponse\x12\'\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x16.echo.admin.v1.Account\"<\n\x13ListAuditLogRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x14ListAuditLogResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.echo.admin.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb5\x07\n\x0c\x41\x64minService\x12T\n\x0bListReports\x12!.echo.admin.v1.ListReportsRequest\x1a\".echo.admin.v1.ListReportsResponse\x12Z\n\rResolveReport\x12#.echo.admin.v1.ResolveReportRequest\x1a$.echo.admin.v1.ResolveReportResponse\x12T\n\x0bSuspendUser\x12!.echo.admin.v1.SuspendUserRequest\x1a\".echo.admin.v1.SuspendUserResponse\x12Z\n\rUnsuspendUser\x12#.echo.admin.v1.UnsuspendUserRequest\x1a$.echo.admin.v1.UnsuspendUserResponse\x12]\n\x0eRevokeSessions\x12$.echo.admin.v1.RevokeSessionsRequest\x1a%.echo.admin.v1.RevokeSessionsResponse\x12\x63\n\x10\x44isconnectDevice\x12&.echo.admin.v1.DisconnectDeviceRequest\x1a\'.echo.admin.v1.DisconnectDeviceResponse\x12Q\n\nDeleteUser\x12 .echo.admin.v1.DeleteUserRequest\x1a!.echo.admin.v1.DeleteUserResponse\x12~\n\x19PurgeConversationMessages\x12/.echo.admin.v1.PurgeConversationMessagesRequest\x1a\x30.echo.admin.v1.PurgeConversationMessagesResponse\x12Q\n\nLookupUser\x12 .echo.admin.v1.LookupUserRequest\x1a!.echo.admin.v1.LookupUserResponse\x12W\n\x0cListAuditLog\x12\".echo.admin.v1.ListAuditLogRequest\x1a#.echo.admin.v1.ListAuditLogResponseB3\n\x11\x64\x65v.echo.admin.v1B\nAdminProtoP\x01\xa2\x02\x03\x45\x41\x44\xba\x02\tEchoAdminb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,52 +34,52 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'echo.admin.v1.admin_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\021dev.echo.admin.v1B\nAdminProtoP\001\242\002\003EAD\272\002\tEchoAdmin'
-  _globals['_ACCOUNT']._serialized_start=78
-  _globals['_ACCOUNT']._serialized_end=298
-  _globals['_REPORT']._serialized_start=301
-  _globals['_REPORT']._serialized_end=541
-  _globals['_AUDITENTRY']._serialized_start=544
-  _globals['_AUDITENTRY']._serialized_end=714
-  _globals['_LISTREPORTSREQUEST']._serialized_start=716
-  _globals['_LISTREPORTSREQUEST']._serialized_end=801
-  _globals['_LISTREPORTSRESPONSE']._serialized_start=803
-  _globals['_LISTREPORTSRESPONSE']._serialized_end=889
-  _globals['_RESOLVEREPORTREQUEST']._serialized_start=891
-  _globals['_RESOLVEREPORTREQUEST']._serialized_end=968
-  _globals['_RESOLVEREPORTRESPONSE']._serialized_start=970
-  _globals['_RESOLVEREPORTRESPONSE']._serialized_end=1032
-  _globals['_SUSPENDUSERREQUEST']._serialized_start=1034
-  _globals['_SUSPENDUSERREQUEST']._serialized_end=1087
-  _globals['_SUSPENDUSERRESPONSE']._serialized_start=1089
-  _globals['_SUSPENDUSERRESPONSE']._serialized_end=1175
-  _globals['_UNSUSPENDUSERREQUEST']._serialized_start=1177
-  _globals['_UNSUSPENDUSERREQUEST']._serialized_end=1232
-  _globals['_UNSUSPENDUSERRESPONSE']._serialized_start=1234
-  _globals['_UNSUSPENDUSERRESPONSE']._serialized_end=1298
-  _globals['_REVOKESESSIONSREQUEST']._serialized_start=1300
-  _globals['_REVOKESESSIONSREQUEST']._serialized_end=1356
-  _globals['_REVOKESESSIONSRESPONSE']._serialized_start=1358
-  _globals['_REVOKESESSIONSRESPONSE']._serialized_end=1406
-  _globals['_DISCONNECTDEVICEREQUEST']._serialized_start=1408
-  _globals['_DISCONNECTDEVICEREQUEST']._serialized_end=1485
-  _globals['_DISCONNECTDEVICERESPONSE']._serialized_start=1487
-  _globals['_DISCONNECTDEVICERESPONSE']._serialized_end=1536
-  _globals['_DELETEUSERREQUEST']._serialized_start=1538
-  _globals['_DELETEUSERREQUEST']._serialized_end=1590
-  _globals['_DELETEUSERRESPONSE']._serialized_start=1592
-  _globals['_DELETEUSERRESPONSE']._serialized_end=1612
-  _globals['_PURGECONVERSATIONMESSAGESREQUEST']._serialized_start=1614
-  _globals['_PURGECONVERSATIONMESSAGESREQUEST']._serialized_end=1733
-  _globals['_PURGECONVERSATIONMESSAGESRESPONSE']._serialized_start=1735
-  _globals['_PURGECONVERSATIONMESSAGESRESPONSE']._serialized_end=1795
-  _globals['_LOOKUPUSERREQUEST']._serialized_start=1797
-  _globals['_LOOKUPUSERREQUEST']._serialized_end=1866
-  _globals['_LOOKUPUSERRESPONSE']._serialized_start=1868
-  _globals['_LOOKUPUSERRESPONSE']._serialized_end=1929
-  _globals['_LISTAUDITLOGREQUEST']._serialized_start=1931
-  _globals['_LISTAUDITLOGREQUEST']._serialized_end=1991
-  _globals['_LISTAUDITLOGRESPONSE']._serialized_start=1993
-  _globals['_LISTAUDITLOGRESPONSE']._serialized_end=2084
-  _globals['_ADMINSERVICE']._serialized_start=2087
-  _globals['_ADMINSERVICE']._serialized_end=3036
+  _globals['_ACCOUNT']._serialized_start=109
+  _globals['_ACCOUNT']._serialized_end=329
+  _globals['_REPORT']._serialized_start=332
+  _globals['_REPORT']._serialized_end=636
+  _globals['_AUDITENTRY']._serialized_start=639
+  _globals['_AUDITENTRY']._serialized_end=809
+  _globals['_LISTREPORTSREQUEST']._serialized_start=811
+  _globals['_LISTREPORTSREQUEST']._serialized_end=896
+  _globals['_LISTREPORTSRESPONSE']._serialized_start=898
+  _globals['_LISTREPORTSRESPONSE']._serialized_end=984
+  _globals['_RESOLVEREPORTREQUEST']._serialized_start=986
+  _globals['_RESOLVEREPORTREQUEST']._serialized_end=1063
+  _globals['_RESOLVEREPORTRESPONSE']._serialized_start=1065
+  _globals['_RESOLVEREPORTRESPONSE']._serialized_end=1127
+  _globals['_SUSPENDUSERREQUEST']._serialized_start=1129
+  _globals['_SUSPENDUSERREQUEST']._serialized_end=1182
+  _globals['_SUSPENDUSERRESPONSE']._serialized_start=1184
+  _globals['_SUSPENDUSERRESPONSE']._serialized_end=1270
+  _globals['_UNSUSPENDUSERREQUEST']._serialized_start=1272
+  _globals['_UNSUSPENDUSERREQUEST']._serialized_end=1327
+  _globals['_UNSUSPENDUSERRESPONSE']._serialized_start=1329
+  _globals['_UNSUSPENDUSERRESPONSE']._serialized_end=1393
+  _globals['_REVOKESESSIONSREQUEST']._serialized_start=1395
+  _globals['_REVOKESESSIONSREQUEST']._serialized_end=1451
+  _globals['_REVOKESESSIONSRESPONSE']._serialized_start=1453
+  _globals['_REVOKESESSIONSRESPONSE']._serialized_end=1501
+  _globals['_DISCONNECTDEVICEREQUEST']._serialized_start=1503
+  _globals['_DISCONNECTDEVICEREQUEST']._serialized_end=1580
+  _globals['_DISCONNECTDEVICERESPONSE']._serialized_start=1582
+  _globals['_DISCONNECTDEVICERESPONSE']._serialized_end=1631
+  _globals['_DELETEUSERREQUEST']._serialized_start=1633
+  _globals['_DELETEUSERREQUEST']._serialized_end=1685
+  _globals['_DELETEUSERRESPONSE']._serialized_start=1687
+  _globals['_DELETEUSERRESPONSE']._serialized_end=1707
+  _globals['_PURGECONVERSATIONMESSAGESREQUEST']._serialized_start=1709
+  _globals['_PURGECONVERSATIONMESSAGESREQUEST']._serialized_end=1828
+  _globals['_PURGECONVERSATIONMESSAGESRESPONSE']._serialized_start=1830
+  _globals['_PURGECONVERSATIONMESSAGESRESPONSE']._serialized_end=1890
+  _globals['_LOOKUPUSERREQUEST']._serialized_start=1892
+  _globals['_LOOKUPUSERREQUEST']._serialized_end=1961
+  _globals['_LOOKUPUSERRESPONSE']._serialized_start=1963
+  _globals['_LOOKUPUSERRESPONSE']._serialized_end=2024
+  _globals['_LISTAUDITLOGREQUEST']._serialized_start=2026
+  _globals['_LISTAUDITLOGREQUEST']._serialized_end=2086
+  _globals['_LISTAUDITLOGRESPONSE']._serialized_start=2088
+  _globals['_LISTAUDITLOGRESPONSE']._serialized_end=2179
+  _globals['_ADMINSERVICE']._serialized_start=2182
+  _globals['_ADMINSERVICE']._serialized_end=3131
 # @@protoc_insertion_point(module_scope)

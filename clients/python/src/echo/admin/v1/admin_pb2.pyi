@@ -1,5 +1,6 @@
 import datetime
 
+from echo.message.v1 import message_pb2 as _message_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -28,7 +29,7 @@ class Account(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., phone_number: _Optional[str] = ..., display_name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., suspended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., suspension_reason: _Optional[str] = ..., active_sessions: _Optional[int] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("report_id", "conversation_id", "message_id", "reporter_id", "reason", "note", "created_at", "resolved_at", "resolution")
+    __slots__ = ("report_id", "conversation_id", "message_id", "reporter_id", "reason", "note", "created_at", "resolved_at", "resolution", "message", "resolved_by")
     REPORT_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +39,8 @@ class Report(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_BY_FIELD_NUMBER: _ClassVar[int]
     report_id: str
     conversation_id: str
     message_id: str
@@ -47,7 +50,9 @@ class Report(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     resolved_at: _timestamp_pb2.Timestamp
     resolution: str
-    def __init__(self, report_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., reporter_id: _Optional[str] = ..., reason: _Optional[str] = ..., note: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolution: _Optional[str] = ...) -> None: ...
+    message: _message_pb2.Message
+    resolved_by: str
+    def __init__(self, report_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., reporter_id: _Optional[str] = ..., reason: _Optional[str] = ..., note: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolution: _Optional[str] = ..., message: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., resolved_by: _Optional[str] = ...) -> None: ...
 
 class AuditEntry(_message.Message):
     __slots__ = ("entry_id", "at", "operator", "action", "target", "reason", "outcome", "details")

@@ -92,14 +92,19 @@ class AdminServiceServicer:
     """
 
     def ListReports(self, request, context):
-        """Lists reported messages, oldest unresolved first. Not built yet: UNIMPLEMENTED (issue 21).
+        """Lists reported messages (echo.message.v1.MessageService.ReportMessage), oldest first:
+        the open ones, or all with `include_resolved`. Read through the message service's internal
+        contract (it owns the reports). Errors: INVALID_ARGUMENT (bad page token), UNAVAILABLE
+        (the message service cannot be reached).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResolveReport(self, request, context):
-        """Closes a report with a resolution. Not built yet: UNIMPLEMENTED (issue 21).
+        """Closes a report with a resolution, recording the operator. Resolving a resolved report
+        answers it unchanged (the first resolution stays). Errors: INVALID_ARGUMENT, NOT_FOUND
+        (REPORT_NOT_FOUND), UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -153,8 +158,13 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PurgeConversationMessages(self, request, context):
-        """Erases a conversation's messages sent before a time, like delete for everyone. Not built
-        yet: UNIMPLEMENTED (issue 21).
+        """Erases a conversation's messages sent before a time (capped at the time of the call)
+        exactly as a deletion for everyone, in batches of at most `retention.batch_size`, through
+        the message service's internal contract; members' streams see MessagesExpired with reason
+        OPERATOR_PURGE. Answers when every message is erased (a large purge takes a while; it runs
+        to the end even if the caller goes away, and calling again erases what is left). Reported
+        messages stay in the moderation record. Errors: INVALID_ARGUMENT (bad id, missing
+        `before`, missing reason), NOT_FOUND (CONVERSATION_NOT_FOUND), UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

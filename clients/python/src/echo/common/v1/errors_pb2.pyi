@@ -43,6 +43,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_INVITE_EXPIRED: _ClassVar[ErrorReason]
     ERROR_REASON_MESSAGE_DELETED: _ClassVar[ErrorReason]
     ERROR_REASON_EDIT_WINDOW_EXPIRED: _ClassVar[ErrorReason]
+    ERROR_REASON_REPORT_NOT_FOUND: _ClassVar[ErrorReason]
     ERROR_REASON_RESUME: _ClassVar[ErrorReason]
     ERROR_REASON_RESYNC_REQUIRED: _ClassVar[ErrorReason]
     ERROR_REASON_SHUTTING_DOWN: _ClassVar[ErrorReason]
@@ -88,6 +89,7 @@ ERROR_REASON_INVITE_INVALID: ErrorReason
 ERROR_REASON_INVITE_EXPIRED: ErrorReason
 ERROR_REASON_MESSAGE_DELETED: ErrorReason
 ERROR_REASON_EDIT_WINDOW_EXPIRED: ErrorReason
+ERROR_REASON_REPORT_NOT_FOUND: ErrorReason
 ERROR_REASON_RESUME: ErrorReason
 ERROR_REASON_RESYNC_REQUIRED: ErrorReason
 ERROR_REASON_SHUTTING_DOWN: ErrorReason

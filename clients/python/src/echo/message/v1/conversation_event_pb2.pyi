@@ -25,6 +25,7 @@ class ExpiryReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXPIRY_REASON_UNSPECIFIED: _ClassVar[ExpiryReason]
     EXPIRY_REASON_MESSAGE_TTL: _ClassVar[ExpiryReason]
     EXPIRY_REASON_RETENTION: _ClassVar[ExpiryReason]
+    EXPIRY_REASON_OPERATOR_PURGE: _ClassVar[ExpiryReason]
 JOIN_METHOD_UNSPECIFIED: JoinMethod
 JOIN_METHOD_CREATED: JoinMethod
 JOIN_METHOD_ADDED: JoinMethod
@@ -32,6 +33,7 @@ JOIN_METHOD_INVITE: JoinMethod
 EXPIRY_REASON_UNSPECIFIED: ExpiryReason
 EXPIRY_REASON_MESSAGE_TTL: ExpiryReason
 EXPIRY_REASON_RETENTION: ExpiryReason
+EXPIRY_REASON_OPERATOR_PURGE: ExpiryReason
 
 class ConversationEvent(_message.Message):
     __slots__ = ("conversation_id", "seq", "occurred_at", "actor_user_id", "actor_device_id", "message_created", "message_edited", "message_deleted", "reaction_added", "reaction_removed", "message_pinned", "message_unpinned", "member_joined", "member_left", "member_removed", "member_role_changed", "conversation_created", "conversation_updated", "messages_expired")

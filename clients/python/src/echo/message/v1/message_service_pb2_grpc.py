@@ -9,6 +9,7 @@ from echo.message.v1 import member_api_pb2 as echo_dot_message_dot_v1_dot_member
 from echo.message.v1 import message_api_pb2 as echo_dot_message_dot_v1_dot_message__api__pb2
 from echo.message.v1 import reaction_api_pb2 as echo_dot_message_dot_v1_dot_reaction__api__pb2
 from echo.message.v1 import read_state_api_pb2 as echo_dot_message_dot_v1_dot_read__state__api__pb2
+from echo.message.v1 import report_api_pb2 as echo_dot_message_dot_v1_dot_report__api__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -226,6 +227,11 @@ class MessageServiceStub:
                 '/echo.message.v1.MessageService/SearchMessages',
                 request_serializer=echo_dot_message_dot_v1_dot_message__api__pb2.SearchMessagesRequest.SerializeToString,
                 response_deserializer=echo_dot_message_dot_v1_dot_message__api__pb2.SearchMessagesResponse.FromString,
+                _registered_method=True)
+        self.ReportMessage = channel.unary_unary(
+                '/echo.message.v1.MessageService/ReportMessage',
+                request_serializer=echo_dot_message_dot_v1_dot_report__api__pb2.ReportMessageRequest.SerializeToString,
+                response_deserializer=echo_dot_message_dot_v1_dot_report__api__pb2.ReportMessageResponse.FromString,
                 _registered_method=True)
         self.Subscribe = channel.unary_stream(
                 '/echo.message.v1.MessageService/Subscribe',
@@ -594,6 +600,23 @@ class MessageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportMessage(self, request, context):
+        """Reports someone else's message for abuse (any current member who can read
+        it). The message as the reporter sees it now is copied into the
+        moderation record, which operators read through
+        echo.admin.v1.AdminService.ListReports and which outlives a later
+        deletion for everyone or expiry (docs/lifecycle.md, "Reports"); the
+        sender is not told. Reporting the same message again answers the first
+        report. At most 20 reports per user per 10 minutes. Errors:
+        INVALID_ARGUMENT (ids, reason, note), NOT_FOUND CONVERSATION_NOT_FOUND /
+        MESSAGE_NOT_FOUND, PERMISSION_DENIED NOT_ALLOWED (the caller's own
+        message), FAILED_PRECONDITION MESSAGE_DELETED, RESOURCE_EXHAUSTED
+        RATE_LIMITED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Subscribe(self, request, context):
         """The calling device's live event stream: every conversation event of the
         caller's conversations (from their join, up to their leave), the
@@ -827,6 +850,11 @@ def add_MessageServiceServicer_to_server(servicer, server):
                     servicer.SearchMessages,
                     request_deserializer=echo_dot_message_dot_v1_dot_message__api__pb2.SearchMessagesRequest.FromString,
                     response_serializer=echo_dot_message_dot_v1_dot_message__api__pb2.SearchMessagesResponse.SerializeToString,
+            ),
+            'ReportMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportMessage,
+                    request_deserializer=echo_dot_message_dot_v1_dot_report__api__pb2.ReportMessageRequest.FromString,
+                    response_serializer=echo_dot_message_dot_v1_dot_report__api__pb2.ReportMessageResponse.SerializeToString,
             ),
             'Subscribe': grpc.unary_stream_rpc_method_handler(
                     servicer.Subscribe,
@@ -1753,6 +1781,33 @@ class MessageService:
             '/echo.message.v1.MessageService/SearchMessages',
             echo_dot_message_dot_v1_dot_message__api__pb2.SearchMessagesRequest.SerializeToString,
             echo_dot_message_dot_v1_dot_message__api__pb2.SearchMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/echo.message.v1.MessageService/ReportMessage',
+            echo_dot_message_dot_v1_dot_report__api__pb2.ReportMessageRequest.SerializeToString,
+            echo_dot_message_dot_v1_dot_report__api__pb2.ReportMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,11 +25,12 @@
 //
 // Errors follow echo.common.v1.ErrorReason; malformed fields give INVALID_ARGUMENT with
 // google.rpc.BadRequest naming each field. RPCs marked "not built yet" answer UNIMPLEMENTED
-// with a message naming issue 21 (the report queue, purges and per-device disconnects land
-// with it).
+// with a message naming issue 21 (per-device disconnects land with it).
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Message as Message$1 } from "../../message/v1/message_pb.js";
+import { file_echo_message_v1_message } from "../../message/v1/message_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -38,7 +39,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file echo/admin/v1/admin.proto.
  */
 export const file_echo_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChllY2hvL2FkbWluL3YxL2FkbWluLnByb3RvEg1lY2hvLmFkbWluLnYxItwBCgdBY2NvdW50Eg8KB3VzZXJfaWQYASABKAkSFAoMcGhvbmVfbnVtYmVyGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdXNwZW5kZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEXN1c3BlbnNpb25fcmVhc29uGAYgASgJEhcKD2FjdGl2ZV9zZXNzaW9ucxgHIAEoBSLwAQoGUmVwb3J0EhEKCXJlcG9ydF9pZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCRITCgtyZXBvcnRlcl9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSDAoEbm90ZRgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNvbHZlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVzb2x1dGlvbhgJIAEoCSKqAQoKQXVkaXRFbnRyeRIQCghlbnRyeV9pZBgBIAEoCRImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIb3BlcmF0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBnRhcmdldBgFIAEoCRIOCgZyZWFzb24YBiABKAkSDwoHb3V0Y29tZRgHIAEoCRIPCgdkZXRhaWxzGAggASgJIlUKEkxpc3RSZXBvcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIYChBpbmNsdWRlX3Jlc29sdmVkGAMgASgIIlYKE0xpc3RSZXBvcnRzUmVzcG9uc2USJgoHcmVwb3J0cxgBIAMoCzIVLmVjaG8uYWRtaW4udjEuUmVwb3J0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJNChRSZXNvbHZlUmVwb3J0UmVxdWVzdBIRCglyZXBvcnRfaWQYASABKAkSEgoKcmVzb2x1dGlvbhgCIAEoCRIOCgZyZWFzb24YAyABKAkiPgoVUmVzb2x2ZVJlcG9ydFJlc3BvbnNlEiUKBnJlcG9ydBgBIAEoCzIVLmVjaG8uYWRtaW4udjEuUmVwb3J0IjUKElN1c3BlbmRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJWChNTdXNwZW5kVXNlclJlc3BvbnNlEicKB2FjY291bnQYASABKAsyFi5lY2hvLmFkbWluLnYxLkFjY291bnQSFgoOc2Vzc2lvbnNfZW5kZWQYAiABKAUiNwoUVW5zdXNwZW5kVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiQAoVVW5zdXNwZW5kVXNlclJlc3BvbnNlEicKB2FjY291bnQYASABKAsyFi5lY2hvLmFkbWluLnYxLkFjY291bnQiOAoVUmV2b2tlU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjAKFlJldm9rZVNlc3Npb25zUmVzcG9uc2USFgoOc2Vzc2lvbnNfZW5kZWQYASABKAUiTQoXRGlzY29ubmVjdERldmljZVJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIjEKGERpc2Nvbm5lY3REZXZpY2VSZXNwb25zZRIVCg1zdHJlYW1zX2VuZGVkGAEgASgFIjQKEURlbGV0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIhQKEkRlbGV0ZVVzZXJSZXNwb25zZSJ3CiBQdXJnZUNvbnZlcnNhdGlvbk1lc3NhZ2VzUmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSKgoGYmVmb3JlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YAyABKAkiPAohUHVyZ2VDb252ZXJzYXRpb25NZXNzYWdlc1Jlc3BvbnNlEhcKD21lc3NhZ2VzX3B1cmdlZBgBIAEoAyJFChFMb29rdXBVc2VyUmVxdWVzdBIRCgd1c2VyX2lkGAEgASgJSAASFgoMcGhvbmVfbnVtYmVyGAIgASgJSABCBQoDa2V5Ij0KEkxvb2t1cFVzZXJSZXNwb25zZRInCgdhY2NvdW50GAEgASgLMhYuZWNoby5hZG1pbi52MS5BY2NvdW50IjwKE0xpc3RBdWRpdExvZ1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWwoUTGlzdEF1ZGl0TG9nUmVzcG9uc2USKgoHZW50cmllcxgBIAMoCzIZLmVjaG8uYWRtaW4udjEuQXVkaXRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkytQcKDEFkbWluU2VydmljZRJUCgtMaXN0UmVwb3J0cxIhLmVjaG8uYWRtaW4udjEuTGlzdFJlcG9ydHNSZXF1ZXN0GiIuZWNoby5hZG1pbi52MS5MaXN0UmVwb3J0c1Jlc3BvbnNlEloKDVJlc29sdmVSZXBvcnQSIy5lY2hvLmFkbWluLnYxLlJlc29sdmVSZXBvcnRSZXF1ZXN0GiQuZWNoby5hZG1pbi52MS5SZXNvbHZlUmVwb3J0UmVzcG9uc2USVAoLU3VzcGVuZFVzZXISIS5lY2hvLmFkbWluLnYxLlN1c3BlbmRVc2VyUmVxdWVzdBoiLmVjaG8uYWRtaW4udjEuU3VzcGVuZFVzZXJSZXNwb25zZRJaCg1VbnN1c3BlbmRVc2VyEiMuZWNoby5hZG1pbi52MS5VbnN1c3BlbmRVc2VyUmVxdWVzdBokLmVjaG8uYWRtaW4udjEuVW5zdXNwZW5kVXNlclJlc3BvbnNlEl0KDlJldm9rZVNlc3Npb25zEiQuZWNoby5hZG1pbi52MS5SZXZva2VTZXNzaW9uc1JlcXVlc3QaJS5lY2hvLmFkbWluLnYxLlJldm9rZVNlc3Npb25zUmVzcG9uc2USYwoQRGlzY29ubmVjdERldmljZRImLmVjaG8uYWRtaW4udjEuRGlzY29ubmVjdERldmljZVJlcXVlc3QaJy5lY2hvLmFkbWluLnYxLkRpc2Nvbm5lY3REZXZpY2VSZXNwb25zZRJRCgpEZWxldGVVc2VyEiAuZWNoby5hZG1pbi52MS5EZWxldGVVc2VyUmVxdWVzdBohLmVjaG8uYWRtaW4udjEuRGVsZXRlVXNlclJlc3BvbnNlEn4KGVB1cmdlQ29udmVyc2F0aW9uTWVzc2FnZXMSLy5lY2hvLmFkbWluLnYxLlB1cmdlQ29udmVyc2F0aW9uTWVzc2FnZXNSZXF1ZXN0GjAuZWNoby5hZG1pbi52MS5QdXJnZUNvbnZlcnNhdGlvbk1lc3NhZ2VzUmVzcG9uc2USUQoKTG9va3VwVXNlchIgLmVjaG8uYWRtaW4udjEuTG9va3VwVXNlclJlcXVlc3QaIS5lY2hvLmFkbWluLnYxLkxvb2t1cFVzZXJSZXNwb25zZRJXCgxMaXN0QXVkaXRMb2cSIi5lY2hvLmFkbWluLnYxLkxpc3RBdWRpdExvZ1JlcXVlc3QaIy5lY2hvLmFkbWluLnYxLkxpc3RBdWRpdExvZ1Jlc3BvbnNlQjMKEWRldi5lY2hvLmFkbWluLnYxQgpBZG1pblByb3RvUAGiAgNFQUS6AglFY2hvQWRtaW5iBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChllY2hvL2FkbWluL3YxL2FkbWluLnByb3RvEg1lY2hvLmFkbWluLnYxItwBCgdBY2NvdW50Eg8KB3VzZXJfaWQYASABKAkSFAoMcGhvbmVfbnVtYmVyGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdXNwZW5kZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEXN1c3BlbnNpb25fcmVhc29uGAYgASgJEhcKD2FjdGl2ZV9zZXNzaW9ucxgHIAEoBSKwAgoGUmVwb3J0EhEKCXJlcG9ydF9pZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCRITCgtyZXBvcnRlcl9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSDAoEbm90ZRgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXNvbHZlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVzb2x1dGlvbhgJIAEoCRIpCgdtZXNzYWdlGAogASgLMhguZWNoby5tZXNzYWdlLnYxLk1lc3NhZ2USEwoLcmVzb2x2ZWRfYnkYCyABKAkiqgEKCkF1ZGl0RW50cnkSEAoIZW50cnlfaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCG9wZXJhdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRIOCgZ0YXJnZXQYBSABKAkSDgoGcmVhc29uGAYgASgJEg8KB291dGNvbWUYByABKAkSDwoHZGV0YWlscxgIIAEoCSJVChJMaXN0UmVwb3J0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSGAoQaW5jbHVkZV9yZXNvbHZlZBgDIAEoCCJWChNMaXN0UmVwb3J0c1Jlc3BvbnNlEiYKB3JlcG9ydHMYASADKAsyFS5lY2hvLmFkbWluLnYxLlJlcG9ydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTQoUUmVzb2x2ZVJlcG9ydFJlcXVlc3QSEQoJcmVwb3J0X2lkGAEgASgJEhIKCnJlc29sdXRpb24YAiABKAkSDgoGcmVhc29uGAMgASgJIj4KFVJlc29sdmVSZXBvcnRSZXNwb25zZRIlCgZyZXBvcnQYASABKAsyFS5lY2hvLmFkbWluLnYxLlJlcG9ydCI1ChJTdXNwZW5kVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiVgoTU3VzcGVuZFVzZXJSZXNwb25zZRInCgdhY2NvdW50GAEgASgLMhYuZWNoby5hZG1pbi52MS5BY2NvdW50EhYKDnNlc3Npb25zX2VuZGVkGAIgASgFIjcKFFVuc3VzcGVuZFVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkAKFVVuc3VzcGVuZFVzZXJSZXNwb25zZRInCgdhY2NvdW50GAEgASgLMhYuZWNoby5hZG1pbi52MS5BY2NvdW50IjgKFVJldm9rZVNlc3Npb25zUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIwChZSZXZva2VTZXNzaW9uc1Jlc3BvbnNlEhYKDnNlc3Npb25zX2VuZGVkGAEgASgFIk0KF0Rpc2Nvbm5lY3REZXZpY2VSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSIxChhEaXNjb25uZWN0RGV2aWNlUmVzcG9uc2USFQoNc3RyZWFtc19lbmRlZBgBIAEoBSI0ChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UidwogUHVyZ2VDb252ZXJzYXRpb25NZXNzYWdlc1JlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEioKBmJlZm9yZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAMgASgJIjwKIVB1cmdlQ29udmVyc2F0aW9uTWVzc2FnZXNSZXNwb25zZRIXCg9tZXNzYWdlc19wdXJnZWQYASABKAMiRQoRTG9va3VwVXNlclJlcXVlc3QSEQoHdXNlcl9pZBgBIAEoCUgAEhYKDHBob25lX251bWJlchgCIAEoCUgAQgUKA2tleSI9ChJMb29rdXBVc2VyUmVzcG9uc2USJwoHYWNjb3VudBgBIAEoCzIWLmVjaG8uYWRtaW4udjEuQWNjb3VudCI8ChNMaXN0QXVkaXRMb2dSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlsKFExpc3RBdWRpdExvZ1Jlc3BvbnNlEioKB2VudHJpZXMYASADKAsyGS5lY2hvLmFkbWluLnYxLkF1ZGl0RW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMrUHCgxBZG1pblNlcnZpY2USVAoLTGlzdFJlcG9ydHMSIS5lY2hvLmFkbWluLnYxLkxpc3RSZXBvcnRzUmVxdWVzdBoiLmVjaG8uYWRtaW4udjEuTGlzdFJlcG9ydHNSZXNwb25zZRJaCg1SZXNvbHZlUmVwb3J0EiMuZWNoby5hZG1pbi52MS5SZXNvbHZlUmVwb3J0UmVxdWVzdBokLmVjaG8uYWRtaW4udjEuUmVzb2x2ZVJlcG9ydFJlc3BvbnNlElQKC1N1c3BlbmRVc2VyEiEuZWNoby5hZG1pbi52MS5TdXNwZW5kVXNlclJlcXVlc3QaIi5lY2hvLmFkbWluLnYxLlN1c3BlbmRVc2VyUmVzcG9uc2USWgoNVW5zdXNwZW5kVXNlchIjLmVjaG8uYWRtaW4udjEuVW5zdXNwZW5kVXNlclJlcXVlc3QaJC5lY2hvLmFkbWluLnYxLlVuc3VzcGVuZFVzZXJSZXNwb25zZRJdCg5SZXZva2VTZXNzaW9ucxIkLmVjaG8uYWRtaW4udjEuUmV2b2tlU2Vzc2lvbnNSZXF1ZXN0GiUuZWNoby5hZG1pbi52MS5SZXZva2VTZXNzaW9uc1Jlc3BvbnNlEmMKEERpc2Nvbm5lY3REZXZpY2USJi5lY2hvLmFkbWluLnYxLkRpc2Nvbm5lY3REZXZpY2VSZXF1ZXN0GicuZWNoby5hZG1pbi52MS5EaXNjb25uZWN0RGV2aWNlUmVzcG9uc2USUQoKRGVsZXRlVXNlchIgLmVjaG8uYWRtaW4udjEuRGVsZXRlVXNlclJlcXVlc3QaIS5lY2hvLmFkbWluLnYxLkRlbGV0ZVVzZXJSZXNwb25zZRJ+ChlQdXJnZUNvbnZlcnNhdGlvbk1lc3NhZ2VzEi8uZWNoby5hZG1pbi52MS5QdXJnZUNvbnZlcnNhdGlvbk1lc3NhZ2VzUmVxdWVzdBowLmVjaG8uYWRtaW4udjEuUHVyZ2VDb252ZXJzYXRpb25NZXNzYWdlc1Jlc3BvbnNlElEKCkxvb2t1cFVzZXISIC5lY2hvLmFkbWluLnYxLkxvb2t1cFVzZXJSZXF1ZXN0GiEuZWNoby5hZG1pbi52MS5Mb29rdXBVc2VyUmVzcG9uc2USVwoMTGlzdEF1ZGl0TG9nEiIuZWNoby5hZG1pbi52MS5MaXN0QXVkaXRMb2dSZXF1ZXN0GiMuZWNoby5hZG1pbi52MS5MaXN0QXVkaXRMb2dSZXNwb25zZUIzChFkZXYuZWNoby5hZG1pbi52MUIKQWRtaW5Qcm90b1ABogIDRUFEugIJRWNob0FkbWluYgZwcm90bzM", [file_echo_message_v1_message, file_google_protobuf_timestamp]);
 
 /**
  * An account as operators see it.
@@ -138,7 +139,9 @@ export type Report = Message<"echo.admin.v1.Report"> & {
   reporterId: string;
 
   /**
-   * The reporter's reason.
+   * The reporter's reason: the echo.message.v1.ReportReason name without its
+   * prefix (`SPAM`, `HARASSMENT`, `HATE`, `VIOLENCE`, `SEXUAL_CONTENT`,
+   * `SELF_HARM`, `ILLEGAL`, `OTHER`).
    *
    * @generated from field: string reason = 5;
    */
@@ -171,6 +174,21 @@ export type Report = Message<"echo.admin.v1.Report"> & {
    * @generated from field: string resolution = 9;
    */
   resolution: string;
+
+  /**
+   * The reported message as the reporter saw it when reporting, content included: the
+   * moderation record, kept after the message is deleted for everyone or expires.
+   *
+   * @generated from field: echo.message.v1.Message message = 10;
+   */
+  message?: Message$1 | undefined;
+
+  /**
+   * The operator who resolved it; empty while open.
+   *
+   * @generated from field: string resolved_by = 11;
+   */
+  resolvedBy: string;
 };
 
 /**
@@ -800,7 +818,10 @@ export const ListAuditLogResponseSchema: GenMessage<ListAuditLogResponse> = /*@_
  */
 export const AdminService: GenService<{
   /**
-   * Lists reported messages, oldest unresolved first. Not built yet: UNIMPLEMENTED (issue 21).
+   * Lists reported messages (echo.message.v1.MessageService.ReportMessage), oldest first:
+   * the open ones, or all with `include_resolved`. Read through the message service's internal
+   * contract (it owns the reports). Errors: INVALID_ARGUMENT (bad page token), UNAVAILABLE
+   * (the message service cannot be reached).
    *
    * @generated from rpc echo.admin.v1.AdminService.ListReports
    */
@@ -810,7 +831,9 @@ export const AdminService: GenService<{
     output: typeof ListReportsResponseSchema;
   },
   /**
-   * Closes a report with a resolution. Not built yet: UNIMPLEMENTED (issue 21).
+   * Closes a report with a resolution, recording the operator. Resolving a resolved report
+   * answers it unchanged (the first resolution stays). Errors: INVALID_ARGUMENT, NOT_FOUND
+   * (REPORT_NOT_FOUND), UNAVAILABLE.
    *
    * @generated from rpc echo.admin.v1.AdminService.ResolveReport
    */
@@ -882,8 +905,13 @@ export const AdminService: GenService<{
     output: typeof DeleteUserResponseSchema;
   },
   /**
-   * Erases a conversation's messages sent before a time, like delete for everyone. Not built
-   * yet: UNIMPLEMENTED (issue 21).
+   * Erases a conversation's messages sent before a time (capped at the time of the call)
+   * exactly as a deletion for everyone, in batches of at most `retention.batch_size`, through
+   * the message service's internal contract; members' streams see MessagesExpired with reason
+   * OPERATOR_PURGE. Answers when every message is erased (a large purge takes a while; it runs
+   * to the end even if the caller goes away, and calling again erases what is left). Reported
+   * messages stay in the moderation record. Errors: INVALID_ARGUMENT (bad id, missing
+   * `before`, missing reason), NOT_FOUND (CONVERSATION_NOT_FOUND), UNAVAILABLE.
    *
    * @generated from rpc echo.admin.v1.AdminService.PurgeConversationMessages
    */
